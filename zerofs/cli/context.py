@@ -1,0 +1,82 @@
+"""Find and open the repository a command names.
+
+Order: ``--repo PATH``, else ``$ZEROFS_REPO``, else the ``repository`` key
+of the ``-c/--config`` TOML file, else ``$XDG_DATA_HOME/zerofs`` (or
+``~/.local/share/zerofs``). A command run before ``init`` fails with the
+exact ``init`` command to run; only ``init`` creates a repository. This
+module imports nothing heavy: the fast path for ``cat`` and ``ls`` uses it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zerofs.errors import RepositoryError, UsageError
+from zerofs.repo import Repository
+
+
+@dataclass
+class Settings:
+    """Where the repository is and the defaults a config file supplies."""
+
+    repo_path: Path
+    source: str
+    defaults: dict[str, object] = field(default_factory=dict)
+
+
+def load_config(path: Path) -> dict[str, object]:
+    """Read a zerofs TOML config file.
+
+    Raises:
+        UsageError: the file is missing or not valid TOML.
+    """
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"cannot read config file {path}: {exc}") from exc
+    unknown = set(data) - {"repository", "defaults"}
+    if unknown:
+        raise UsageError(f"config file {path}: unknown key(s) {', '.join(sorted(unknown))} "
+                         "(known: repository, [defaults])")
+    return data
+
+
+def settings(repo: str | None, config: str | None) -> Settings:
+    """Resolve the repository location from options, environment and config."""
+    data: dict[str, object] = load_config(Path(config)) if config else {}
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise UsageError(f"config file {config}: [defaults] must be a table")
+    if repo:
+        return Settings(Path(repo).expanduser(), "--repo", defaults)
+    env = os.environ.get("ZEROFS_REPO")
+    if env:
+        return Settings(Path(env).expanduser(), "$ZEROFS_REPO", defaults)
+    configured = data.get("repository")
+    if configured:
+        if not isinstance(configured, str):
+            raise UsageError(f"config file {config}: repository must be a string")
+        return Settings(Path(configured).expanduser(), f"config {config}", defaults)
+    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Settings(Path(xdg) / "zerofs", "default", defaults)
+
+
+def open_repository(found: Settings, *, readonly: bool = False) -> Repository:
+    """Open the repository, or fail with the command that creates it.
+
+    Raises:
+        RepositoryError: no repository there, or it cannot be used.
+    """
+    path = found.repo_path
+    if not (path / "data.mdb").exists():
+        how = "zerofs init" if found.source == "default" else f"zerofs --repo {path} init"
+        if path.exists() and not path.is_dir():
+            raise RepositoryError(f"{path} is not a zerofs repository (it is not a directory)")
+        raise RepositoryError(f"no zerofs repository at {path} ({found.source}); create one with: {how}")
+    return Repository.open(path, readonly=readonly)

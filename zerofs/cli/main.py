@@ -1,0 +1,76 @@
+"""Entry point: run a command, turn errors into one line and an exit code.
+
+``cat`` and ``ls`` of small things must answer in well under 50 ms as whole
+processes, and importing typer and click alone costs about 80 ms here. So
+``fast.try_run`` first serves the plain forms of those two commands without
+them; anything it does not recognise goes to the typer app, which defines
+every command, its help, the man pages and completions.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from zerofs.errors import EXIT_BUG, EXIT_INTERRUPTED, ZerofsError
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("ZEROFS_DEBUG") == "1"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run zerofs with ``argv`` (default: sys.argv[1:]); return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    try:
+        from zerofs.cli.fast import try_run  # noqa: PLC0415
+
+        handled = try_run(args)
+        if handled is not None:
+            return handled
+        return _run_app(args)
+    except ZerofsError as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"zerofs: {exc.message}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("zerofs: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (zerofs cat x | head): not an error worth a message.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"zerofs: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)\n")
+        return EXIT_BUG
+
+
+def _run_app(args: list[str]) -> int:
+    # typer 0.29 vendors click as typer._click; its exceptions are the ones raised.
+    import typer._click.exceptions as click  # noqa: PLC0415
+    import typer
+    import typer.main  # noqa: PLC0415
+
+    from zerofs.cli.app import app  # noqa: PLC0415
+    from zerofs.errors import UsageError  # noqa: PLC0415
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="zerofs", standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:
+        sys.stderr.write(exc.ctx.get_help() + "\n")
+        return UsageError.exit_code
+    except click.UsageError as exc:
+        hint = f" (see 'zerofs {exc.ctx.command.name} --help')" if exc.ctx and exc.ctx.parent else " (see 'zerofs --help')"
+        sys.stderr.write(f"zerofs: {exc.format_message()}{hint}\n")
+        return UsageError.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("zerofs: interrupted\n")
+        return EXIT_INTERRUPTED
+    return int(result) if isinstance(result, int) else 0

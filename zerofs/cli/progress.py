@@ -1,0 +1,71 @@
+"""Progress bars on stderr, shown only when stderr is a terminal."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from zerofs.services.importer import ImportProgress
+
+_REFRESH_SECONDS = 0.1
+
+
+class _Bar:
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self.label = label
+        self._progress: Any = None
+        self._task: Any = None
+        self._last = 0.0
+
+    def __enter__(self) -> _Bar:
+        if self.enabled:
+            from rich.progress import (  # noqa: PLC0415
+                DownloadColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TransferSpeedColumn,
+            )
+
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), DownloadColumn(),
+                                      TransferSpeedColumn(), TextColumn("{task.fields[files]} files"),
+                                      TimeElapsedColumn(), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(self.label, total=None, files=0)
+        return self
+
+    def _show(self, files: int, done_bytes: int) -> None:
+        if self._progress is None:
+            return
+        now = time.monotonic()
+        if now - self._last >= _REFRESH_SECONDS:
+            self._last = now
+            self._progress.update(self._task, completed=done_bytes, files=files)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+class ImportBar(_Bar):
+    """Files and bytes imported so far."""
+
+    def __init__(self, enabled: bool) -> None:
+        super().__init__(enabled, "importing")
+
+    def update(self, progress: ImportProgress) -> None:
+        """Called by the importer after each file."""
+        self._show(progress.files, progress.bytes_total)
+
+
+class ExportBar(_Bar):
+    """Files and bytes exported so far."""
+
+    def __init__(self, enabled: bool) -> None:
+        super().__init__(enabled, "exporting")
+
+    def update(self, files: int, written_bytes: int) -> None:
+        """Called by the exporter after each file."""
+        self._show(files, written_bytes)

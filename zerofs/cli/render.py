@@ -1,0 +1,237 @@
+"""Turn service results into output: rich on a TTY, plain lines when piped, or JSON.
+
+The human and JSON forms come from the same result objects. rich is
+imported only when a TTY needs it, so piped output starts fast.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import stat
+import sys
+from collections.abc import Iterable
+from typing import IO, Any
+
+from zerofs.objects import DirEntry, Kind
+from zerofs.services.browse import Listed, LogEntry, StatInfo
+
+KIND_NAMES = {Kind.FILE: "file", Kind.DIR: "dir", Kind.SYMLINK: "symlink"}
+
+
+def is_tty(stream: IO[str] | None = None) -> bool:
+    """True if ``stream`` (default stdout) is an interactive terminal."""
+    return (stream or sys.stdout).isatty()
+
+
+def use_color() -> bool:
+    """False when NO_COLOR is set or stdout is not a terminal."""
+    return is_tty() and not os.environ.get("NO_COLOR")
+
+
+def console(stderr: bool = False) -> Any:
+    """Return a rich Console (imported lazily)."""
+    from rich.console import Console  # noqa: PLC0415 - 70 ms; only TTY output needs it
+
+    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+
+
+def fs(name: bytes) -> str:
+    """Decode a stored name for display (undecodable bytes escaped)."""
+    return os.fsdecode(name)
+
+
+def iso_time(time_ns: int) -> str:
+    """Format nanoseconds since the epoch as local ISO time (seconds)."""
+    return datetime.datetime.fromtimestamp(time_ns / 1e9).astimezone().isoformat(timespec="seconds")
+
+
+def human_size(size: int) -> str:
+    """Format a byte count like ls -h."""
+    value = float(size)
+    for unit in ("", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            return f"{int(value)}B" if unit == "" else f"{value:.1f}{unit}"
+        value /= 1024
+    return str(size)
+
+
+def entry_json(entry: DirEntry, path: str | None = None, target: bytes | None = None) -> dict[str, object]:
+    """Return the documented JSON form of a directory entry."""
+    data: dict[str, object] = {
+        "name": fs(entry.name),
+        "type": KIND_NAMES[entry.kind],
+        "mode": f"{stat.S_IMODE(entry.mode):04o}",
+        "uid": entry.uid,
+        "gid": entry.gid,
+        "size": entry.size_bytes,
+        "mtime_ns": entry.mtime_ns,
+        "id": entry.id.hex(),
+    }
+    if path is not None:
+        data["path"] = path
+    if target is not None:
+        data["target"] = fs(target)
+    return data
+
+
+def print_json(data: object) -> None:
+    """Write one JSON document to stdout."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def render_listing(rows: Iterable[Listed], *, long: bool, show_all: bool, recursive: bool,
+                   as_json: bool) -> None:
+    """Render ``ls`` output."""
+    visible = [r for r in rows if show_all or not r.entry.name.startswith(b".")]
+    if as_json:
+        print_json([entry_json(r.entry, str(r.path), r.target) for r in visible])
+        return
+    out = sys.stdout
+    if use_color():
+        _rich_listing(visible, long=long, recursive=recursive)
+        return
+    for row in visible:
+        name = str(row.path) if recursive else fs(row.entry.name)
+        if long:
+            out.write(f"{stat.filemode(row.entry.mode)}\t{row.entry.size_bytes}\t"
+                      f"{iso_time(row.entry.mtime_ns)}\t{name}")
+            if row.target is not None:
+                out.write(f" -> {fs(row.target)}")
+            out.write("\n")
+        else:
+            out.write(name + ("/" if row.entry.kind is Kind.DIR and recursive else "") + "\n")
+
+
+def _styled_name(row: Listed, text: str) -> str:
+    from rich.markup import escape  # noqa: PLC0415
+
+    if row.entry.kind is Kind.DIR:
+        return f"[bold blue]{escape(text)}/[/]"
+    if row.entry.kind is Kind.SYMLINK:
+        target = f" -> {escape(fs(row.target))}" if row.target is not None else ""
+        return f"[cyan]{escape(text)}[/]{target}"
+    if row.entry.mode & 0o111:
+        return f"[green]{escape(text)}[/]"
+    return escape(text)
+
+
+def _rich_listing(rows: list[Listed], *, long: bool, recursive: bool) -> None:
+    con = console()
+    if not long:
+        for row in rows:
+            con.print(_styled_name(row, str(row.path) if recursive else fs(row.entry.name)))
+        return
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    for column, justify in (("mode", "left"), ("size", "right"), ("modified", "left"), ("name", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(stat.filemode(row.entry.mode), human_size(row.entry.size_bytes),
+                      iso_time(row.entry.mtime_ns),
+                      _styled_name(row, str(row.path) if recursive else fs(row.entry.name)))
+    con.print(table)
+
+
+def stat_json(info: StatInfo) -> dict[str, object]:
+    """Return the documented JSON form of ``stat``."""
+    data = entry_json(info.entry, str(info.path), info.target)
+    data["name"] = fs(info.path.name) if not info.path.is_root else "/"
+    data["entries"] = info.n_entries
+    data["chunks"] = info.n_chunks
+    data["commit"] = info.commit_id.hex()
+    return data
+
+
+def render_stat(info: StatInfo, *, as_json: bool) -> None:
+    """Render ``stat`` output."""
+    data = stat_json(info)
+    if as_json:
+        print_json(data)
+        return
+    rows = [("path", str(info.path)), ("type", str(data["type"])),
+            ("mode", stat.filemode(info.entry.mode) + f" ({data['mode']})"),
+            ("size", str(info.entry.size_bytes)), ("uid/gid", f"{info.entry.uid}/{info.entry.gid}"),
+            ("modified", iso_time(info.entry.mtime_ns)), ("id", info.entry.id.hex())]
+    if info.n_entries is not None:
+        rows.append(("entries", str(info.n_entries)))
+    if info.n_chunks is not None:
+        rows.append(("chunks", str(info.n_chunks)))
+    if info.target is not None:
+        rows.append(("target", fs(info.target)))
+    if use_color():
+        from rich.table import Table  # noqa: PLC0415
+
+        table = Table(box=None, show_header=False, pad_edge=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for key, value in rows:
+            table.add_row(key, value)
+        console().print(table)
+        return
+    for key, value in rows:
+        sys.stdout.write(f"{key}\t{value}\n")
+
+
+def log_json(item: LogEntry) -> dict[str, object]:
+    """Return the documented JSON form of one commit."""
+    commit = item.commit
+    return {
+        "commit": item.commit_id.hex(),
+        "parents": [p.hex() for p in commit.parent_ids],
+        "root": commit.root_id.hex(),
+        "time_ns": commit.time_ns,
+        "author": commit.author,
+        "message": commit.message,
+        "operation": commit.operation,
+    }
+
+
+def render_log(items: Iterable[LogEntry], *, as_json: bool) -> None:
+    """Render ``log``: one line per commit, or JSON lines."""
+    out = sys.stdout
+    if as_json:
+        for item in items:
+            out.write(json.dumps(log_json(item)) + "\n")
+        return
+    if use_color():
+        con = console()
+        from rich.markup import escape  # noqa: PLC0415
+
+        for item in items:
+            con.print(f"[yellow]{item.commit_id.hex()[:12]}[/] [dim]{iso_time(item.commit.time_ns)}[/] "
+                      f"{escape(item.commit.message)}")
+        return
+    for item in items:
+        out.write(f"{item.commit_id.hex()[:12]}\t{iso_time(item.commit.time_ns)}\t{item.commit.message}\n")
+
+
+def render_tree(rows: Iterable[Listed], root_label: str, *, as_json: bool) -> None:
+    """Render ``tree``: indented when piped, a rich tree on a TTY."""
+    if as_json:
+        print_json([entry_json(r.entry, str(r.path), r.target) for r in rows])
+        return
+    items = list(rows)
+    base = len(items[0].path.parts) if items else 0
+    if use_color():
+        from rich.markup import escape  # noqa: PLC0415
+        from rich.tree import Tree  # noqa: PLC0415
+
+        top = Tree(f"[bold blue]{escape(root_label)}[/]")
+        stack = [top]
+        for row in items:
+            depth = len(row.path.parts) - base
+            del stack[depth + 1:]
+            node = stack[depth].add(_styled_name(row, fs(row.entry.name)))
+            stack.append(node)
+        console().print(top)
+        return
+    out = sys.stdout
+    out.write(root_label + "\n")
+    for row in items:
+        depth = len(row.path.parts) - base
+        suffix = "/" if row.entry.kind is Kind.DIR else ""
+        target = f" -> {fs(row.target)}" if row.target is not None else ""
+        out.write("    " * depth + fs(row.entry.name) + suffix + target + "\n")

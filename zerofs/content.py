@@ -1,0 +1,175 @@
+"""File contents: cut a stream into chunks, store them, index them; read them back.
+
+A file's chunk list is kept bounded: past ``MAX_FANOUT`` chunks it is split
+into CHUNKLIST nodes at content-defined boundaries (after a reference whose
+id's low six bits are zero, about every 64 references), level upon level,
+so the index is a tree whose nodes hold at most a few KiB. A change of a few
+bytes in a huge file changes one chunk, one leaf group and the groups above
+it, not a list proportional to the file. As with FastCDC itself, the
+boundaries depend on content only, so an insertion re-uses every later group.
+
+Hashing and compression release the GIL; with an executor, they run on
+worker threads while the caller's thread reads, chunks and writes to the
+store, with a bounded number of chunks in flight.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future
+from typing import BinaryIO, Final
+
+from zerofs.chunking import chunk_stream, make_chunker
+from zerofs.objects import (
+    MAX_FANOUT,
+    ChunkListNode,
+    ChunkRef,
+    FileNode,
+    Kind,
+    Node,
+    ObjectId,
+    chunk_id,
+)
+from zerofs.repo import N, Repository
+from zerofs.store import WriteBatch
+from zerofs.store.codec import encode_record
+
+GROUP_MASK: Final = 0x3F
+IN_FLIGHT_PER_WORKER: Final = 4
+
+
+class BatchSink:
+    """A NodeSink that writes each node straight into a write batch."""
+
+    def __init__(self, repo: Repository, batch: WriteBatch) -> None:
+        """Write through ``batch``."""
+        self.repo = repo
+        self.batch = batch
+        self.new_bytes = 0
+
+    def put(self, node: Node) -> ObjectId:
+        """Encode and write a node; return its id."""
+        node_id, record = self.repo.encode_node(node)
+        if self.batch.put(node_id, record):
+            self.new_bytes += len(record)
+        return node_id
+
+    def put_record(self, node_id: ObjectId, record: bytes) -> None:
+        """Write an already encoded record."""
+        if self.batch.put(node_id, record):
+            self.new_bytes += len(record)
+
+    def get_typed(self, node_id: ObjectId, node_type: type[N]) -> N:
+        """Read a stored node."""
+        return self.repo.get_typed(node_id, node_type)
+
+
+def build_file_node(sink: BatchSink, refs: Sequence[ChunkRef]) -> FileNode:
+    """Group a file's chunk refs into a bounded index; return the top node (unwritten)."""
+    size_bytes = sum(r.size_bytes for r in refs)
+    level = 0
+    while len(refs) > MAX_FANOUT:
+        groups: list[list[ChunkRef]] = [[]]
+        for ref in refs:
+            group = groups[-1]
+            group.append(ref)
+            if ref.id[0] & GROUP_MASK == 0 or len(group) == MAX_FANOUT:
+                groups.append([])
+        if not groups[-1]:
+            groups.pop()
+        refs = [ChunkRef(sink.put(ChunkListNode(level, tuple(g))), sum(r.size_bytes for r in g))
+                for g in groups]
+        level += 1
+    return FileNode(size_bytes, level, tuple(refs))
+
+
+class ContentWriter:
+    """Stores file contents through a batch, optionally hashing on worker threads."""
+
+    def __init__(self, repo: Repository, sink: BatchSink, executor: Executor | None = None,
+                 workers: int = 1) -> None:
+        """Write through ``sink``; use ``executor`` (with ``workers`` threads) for big files."""
+        self.repo = repo
+        self.sink = sink
+        self.executor = executor
+        self.max_in_flight = max(2, workers * IN_FLIGHT_PER_WORKER)
+        self.params = repo.config.chunk_params
+        self._chunker = make_chunker(self.params)
+
+    def _store_chunk(self, data: bytes) -> ChunkRef:
+        new_id = chunk_id(data)
+        if not self.sink.batch.has(new_id):
+            self.sink.put_record(new_id, encode_record(Kind.CHUNK, data, self.repo.config.compression_level))
+        return ChunkRef(new_id, len(data))
+
+    def write_bytes(self, data: bytes) -> tuple[ObjectId, FileNode]:
+        """Store a small file held in memory; return its file node id and node."""
+        if len(data) <= self.params.min_bytes:
+            refs = [self._store_chunk(data)] if data else []
+        else:
+            refs = [self._store_chunk(bytes(c.data)) for c in self._chunker.cut_buf(data)]
+        node = build_file_node(self.sink, refs)
+        return self.sink.put(node), node
+
+    def write_stream(self, reader: BinaryIO) -> tuple[ObjectId, FileNode]:
+        """Store a stream of any length with a few chunks in memory; return its node."""
+        chunks = chunk_stream(reader, self.params, self._chunker)
+        if self.executor is None:
+            refs = [self._store_chunk(data) for data in chunks]
+        else:
+            refs = self._store_parallel(chunks)
+        node = build_file_node(self.sink, refs)
+        return self.sink.put(node), node
+
+    def _store_parallel(self, chunks: Iterator[bytes]) -> list[ChunkRef]:
+        assert self.executor is not None
+        refs: list[ChunkRef] = []
+        pending: collections.deque[Future[tuple[ObjectId, int, bytes | None]]] = collections.deque()
+        for data in chunks:
+            pending.append(self.executor.submit(_hash_and_compress, self.repo, data))
+            if len(pending) >= self.max_in_flight:
+                refs.append(self._finish(pending.popleft()))
+        while pending:
+            refs.append(self._finish(pending.popleft()))
+        return refs
+
+    def _finish(self, future: Future[tuple[ObjectId, int, bytes | None]]) -> ChunkRef:
+        new_id, size_bytes, record = future.result()
+        if record is not None:
+            self.sink.put_record(new_id, record)
+        return ChunkRef(new_id, size_bytes)
+
+
+def _hash_and_compress(repo: Repository, data: bytes) -> tuple[ObjectId, int, bytes | None]:
+    """Worker: hash a chunk; compress it only if no committed copy exists."""
+    new_id = chunk_id(data)
+    if repo.store.has(new_id):
+        return new_id, len(data), None
+    return new_id, len(data), encode_record(Kind.CHUNK, data, repo.config.compression_level)
+
+
+def iter_chunk_ids(repo: Repository, node: FileNode | ChunkListNode) -> Iterator[tuple[ObjectId, int]]:
+    """Yield (chunk id, size) of a file's chunks in order."""
+    if node.level == 0:
+        for ref in node.refs:
+            yield ref.id, ref.size_bytes
+        return
+    for ref in node.refs:
+        yield from iter_chunk_ids(repo, repo.get_typed(ref.id, ChunkListNode))
+
+
+def iter_file_bytes(repo: Repository, file_id: ObjectId) -> Iterator[bytes]:
+    """Yield a file's contents chunk by chunk, each verified against its id."""
+    node = repo.get_typed(file_id, FileNode)
+    for id_, _ in iter_chunk_ids(repo, node):
+        yield repo.read_chunk(id_)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to a file descriptor."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

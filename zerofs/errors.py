@@ -1,0 +1,93 @@
+"""The ZerofsError tree: every error a user can see, each with its exit code.
+
+This module owns the exit codes. It must not import anything from zerofs and
+must not format or print: the CLI's single handler does that.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+EXIT_BUG: Final = 1
+EXIT_INTERRUPTED: Final = 130
+
+
+class ZerofsError(Exception):
+    """Root of every error zerofs raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+    summary: ClassVar[str] = "internal error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(ZerofsError):
+    """Bad arguments or a malformed store path."""
+
+    exit_code = 2
+    summary = "bad arguments, store path or name"
+
+
+class InvalidNameError(UsageError):
+    """An entry name that cannot be stored (empty, '.', '..', '/', NUL, >255 bytes)."""
+
+
+class NotFoundError(ZerofsError):
+    """A path, revision or id the user named does not exist."""
+
+    exit_code = 3
+    summary = "a path, revision or object the user named does not exist"
+
+
+class ConflictError(ZerofsError):
+    """The target exists, is not empty, is of the wrong kind, or a ref moved."""
+
+    exit_code = 4
+    summary = "exists, not empty, not a directory, or changed concurrently"
+
+
+class RepositoryError(ZerofsError):
+    """No repository there, unsupported format version, or unusable settings."""
+
+    exit_code = 5
+    summary = "no repository, unsupported format, or repository unusable"
+
+
+class DiskFullError(RepositoryError):
+    """The file system holding the repository has no room left."""
+
+
+class CorruptionError(ZerofsError):
+    """A stored object is missing, undecodable, or does not hash to its id."""
+
+    exit_code = 6
+    summary = "a stored object is missing, damaged or does not match its hash"
+
+
+class HostIOError(ZerofsError):
+    """Reading or writing a host file failed (import, export)."""
+
+    exit_code = 8
+    summary = "a host file could not be read or written"
+
+
+class MountError(ZerofsError):
+    """Mounting or unmounting failed."""
+
+    exit_code = 7
+    summary = "mount or unmount failed"
+
+
+def exit_code_table() -> list[tuple[int, str]]:
+    """Return (code, meaning) rows for --help, the man pages and the README."""
+    rows = {0: "success", EXIT_BUG: "a bug in zerofs (traceback with --debug)"}
+    for cls in (UsageError, NotFoundError, ConflictError, RepositoryError,
+                CorruptionError, MountError, HostIOError):
+        rows[cls.exit_code] = cls.summary
+    rows[EXIT_INTERRUPTED] = "interrupted (Ctrl-C)"
+    return sorted(rows.items())

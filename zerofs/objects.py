@@ -1,0 +1,423 @@
+"""Object model: ids, node kinds, and their canonical, versioned encodings.
+
+Every object is stored as a kind byte followed by a body; its id is the
+BLAKE3-256 of exactly those bytes, so a chunk can never share an id with a
+node of another kind. ``encode`` is canonical (fixed field order, sorted
+entries, one version byte) and ``decode`` rejects anything ``encode`` would
+not have produced. This module knows nothing about storage or compression.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, TypeAlias
+
+import blake3
+
+from zerofs.errors import CorruptionError, InvalidNameError
+
+ObjectId: TypeAlias = bytes
+"""32 raw bytes: the BLAKE3-256 of an object's kind byte and body."""
+
+ID_BYTES: Final = 32
+NODE_FORMAT_VERSION: Final = 1
+"""Version byte at the start of every node body (chunks carry raw bytes)."""
+
+MAX_NAME_BYTES: Final = 255
+MAX_FANOUT: Final = 256
+"""Most references a file or chunk-list node holds; bounds every node's size."""
+
+DIR_FLAT_MAX: Final = 256
+"""A directory (or shard) with more entries than this is split into shards."""
+
+DIR_SHARD_BITS: Final = 6
+DIR_SHARDS: Final = 1 << DIR_SHARD_BITS
+
+
+class Kind(enum.IntEnum):
+    """The kind byte that prefixes every stored object."""
+
+    CHUNK = 1
+    FILE = 2
+    CHUNKLIST = 3
+    DIR = 4
+    SYMLINK = 5
+    COMMIT = 6
+
+
+ENTRY_KINDS: Final = frozenset({Kind.FILE, Kind.DIR, Kind.SYMLINK})
+
+
+def object_id(kind: Kind, body: bytes | memoryview) -> ObjectId:
+    """Return the id of an object: BLAKE3 over its kind byte and body."""
+    hasher = blake3.blake3(bytes((kind,)))
+    hasher.update(body)
+    return hasher.digest()
+
+
+def chunk_id(data: bytes | memoryview) -> ObjectId:
+    """Return the id of a chunk of file content."""
+    return object_id(Kind.CHUNK, data)
+
+
+def name_hash(name: bytes) -> bytes:
+    """Return the hash that places a name in a directory shard."""
+    return blake3.blake3(name).digest()
+
+
+def validate_name(name: bytes) -> bytes:
+    """Check that ``name`` can be a directory entry and return it.
+
+    Raises:
+        InvalidNameError: empty, ``.``/``..``, containing ``/`` or NUL, or
+            longer than 255 bytes.
+    """
+    if not name:
+        raise InvalidNameError("invalid name: empty")
+    if name in (b".", b".."):
+        raise InvalidNameError(f"invalid name: {name.decode()!r} is reserved")
+    if b"/" in name:
+        raise InvalidNameError(f"invalid name {_show(name)}: contains '/'")
+    if b"\0" in name:
+        raise InvalidNameError(f"invalid name {_show(name)}: contains NUL")
+    if len(name) > MAX_NAME_BYTES:
+        raise InvalidNameError(
+            f"invalid name {_show(name[:40])}...: {len(name)} bytes, the limit is {MAX_NAME_BYTES}"
+        )
+    return name
+
+
+def _show(name: bytes) -> str:
+    return repr(name.decode("utf-8", "backslashreplace"))
+
+
+# --------------------------------------------------------------------------
+# Nodes
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRef:
+    """A reference to a chunk (level 0) or chunk-list node, with its byte length."""
+
+    id: ObjectId
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileNode:
+    """The content of a regular file: its size and the top of its chunk index.
+
+    ``level`` 0 means ``refs`` name chunks directly; level N means they name
+    CHUNKLIST nodes of level N-1. Metadata (mode, mtime) lives in the
+    directory entry, so identical contents share one node.
+    """
+
+    size_bytes: int
+    level: int
+    refs: tuple[ChunkRef, ...]
+
+    kind = Kind.FILE
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkListNode:
+    """An interior node of a large file's chunk index."""
+
+    level: int
+    refs: tuple[ChunkRef, ...]
+
+    kind = Kind.CHUNKLIST
+
+
+@dataclass(frozen=True, slots=True)
+class SymlinkNode:
+    """A symbolic link: its target, never followed by zerofs."""
+
+    target: bytes
+
+    kind = Kind.SYMLINK
+
+
+@dataclass(frozen=True, slots=True)
+class DirEntry:
+    """One name in a directory and the metadata that belongs to the name.
+
+    ``size_bytes`` is the file size for files, the target length for
+    symlinks and 0 for directories.
+    """
+
+    name: bytes
+    kind: Kind
+    mode: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    size_bytes: int
+    id: ObjectId
+    xattrs: tuple[tuple[bytes, bytes], ...] = ()
+
+    @property
+    def is_dir(self) -> bool:
+        """True for a directory entry."""
+        return self.kind is Kind.DIR
+
+    def renamed(self, name: bytes) -> DirEntry:
+        """Return this entry under another name."""
+        return DirEntry(name, self.kind, self.mode, self.uid, self.gid, self.mtime_ns,
+                        self.size_bytes, self.id, self.xattrs)
+
+    def pointing_at(self, node_id: ObjectId, size_bytes: int | None = None,
+                    mtime_ns: int | None = None) -> DirEntry:
+        """Return this entry pointing at another node (after a change below it)."""
+        return DirEntry(self.name, self.kind, self.mode, self.uid, self.gid,
+                        self.mtime_ns if mtime_ns is None else mtime_ns,
+                        self.size_bytes if size_bytes is None else size_bytes,
+                        node_id, self.xattrs)
+
+
+@dataclass(frozen=True, slots=True)
+class DirNode:
+    """A directory, or one shard of a large directory.
+
+    A flat node (``shards`` empty) lists its entries sorted by name. A node
+    with more than ``DIR_FLAT_MAX`` entries is instead split by the bits of
+    ``name_hash`` at ``depth`` into ``DIR_SHARDS`` shards, each itself a
+    DirNode at ``depth + 1``; ``shards`` holds (index, id) for non-empty ones.
+    The layout is a pure function of the set of entries, so equal
+    directories always have equal ids.
+    """
+
+    entries: tuple[DirEntry, ...] = ()
+    depth: int = 0
+    count: int = 0
+    shards: tuple[tuple[int, ObjectId], ...] = ()
+
+    kind = Kind.DIR
+
+    @property
+    def is_sharded(self) -> bool:
+        """True when this node holds shards rather than entries."""
+        return bool(self.shards)
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """One change to the repository: the new root and how it came to be."""
+
+    root_id: ObjectId
+    parent_ids: tuple[ObjectId, ...]
+    time_ns: int
+    author: str
+    message: str
+    operation: dict[str, object] = field(default_factory=dict, hash=False, compare=True)
+
+    kind = Kind.COMMIT
+
+
+Node: TypeAlias = FileNode | ChunkListNode | SymlinkNode | DirNode | Commit
+
+
+# --------------------------------------------------------------------------
+# Encoding
+
+_HEADER = struct.Struct("<B")
+_REF = struct.Struct("<32sQ")
+_LIST_HEAD = struct.Struct("<BBQI")  # version, level, size, count
+_ENTRY = struct.Struct("<BHIIIqQ32sH")  # kind, name len, mode, uid, gid, mtime, size, id, n xattrs
+_XATTR = struct.Struct("<BI")
+_DIR_FLAT = struct.Struct("<BBI")  # version, layout 0, count
+_DIR_SHARDED = struct.Struct("<BBBQQ")  # version, layout 1, depth, count, bitmap
+_COMMIT_HEAD = struct.Struct("<B32sBq")  # version, root, n parents, time
+
+
+def encode(node: Node) -> bytes:
+    """Return the canonical body of ``node`` (without the kind byte)."""
+    if isinstance(node, FileNode):
+        return _encode_refs(node.level, node.size_bytes, node.refs)
+    if isinstance(node, ChunkListNode):
+        return _encode_refs(node.level, sum(r.size_bytes for r in node.refs), node.refs)
+    if isinstance(node, DirNode):
+        return _encode_dir(node)
+    if isinstance(node, SymlinkNode):
+        return bytes((NODE_FORMAT_VERSION,)) + node.target
+    return _encode_commit(node)
+
+
+def _encode_refs(level: int, size_bytes: int, refs: Sequence[ChunkRef]) -> bytes:
+    parts = [_LIST_HEAD.pack(NODE_FORMAT_VERSION, level, size_bytes, len(refs))]
+    parts.extend(_REF.pack(r.id, r.size_bytes) for r in refs)
+    return b"".join(parts)
+
+
+def encode_entry(entry: DirEntry) -> bytes:
+    """Return the canonical encoding of one directory entry."""
+    parts = [
+        _ENTRY.pack(entry.kind, len(entry.name), entry.mode, entry.uid, entry.gid,
+                    entry.mtime_ns, entry.size_bytes, entry.id, len(entry.xattrs)),
+        entry.name,
+    ]
+    for key, value in entry.xattrs:
+        parts.append(_XATTR.pack(len(key), len(value)))
+        parts.append(key)
+        parts.append(value)
+    return b"".join(parts)
+
+
+def _encode_dir(node: DirNode) -> bytes:
+    if not node.shards:
+        head = _DIR_FLAT.pack(NODE_FORMAT_VERSION, 0, len(node.entries))
+        return head + b"".join(encode_entry(e) for e in node.entries)
+    bitmap = 0
+    for index, _ in node.shards:
+        bitmap |= 1 << index
+    head = _DIR_SHARDED.pack(NODE_FORMAT_VERSION, 1, node.depth, node.count, bitmap)
+    return head + b"".join(shard_id for _, shard_id in node.shards)
+
+
+def _encode_commit(commit: Commit) -> bytes:
+    message = commit.message.encode()
+    author = commit.author.encode()
+    operation = json.dumps(commit.operation, sort_keys=True, separators=(",", ":")).encode()
+    parts = [_COMMIT_HEAD.pack(NODE_FORMAT_VERSION, commit.root_id, len(commit.parent_ids),
+                               commit.time_ns)]
+    parts.extend(commit.parent_ids)
+    for text in (author, message, operation):
+        parts.append(struct.pack("<I", len(text)))
+        parts.append(text)
+    return b"".join(parts)
+
+
+def decode(kind: Kind, body: bytes, object_hex: str = "") -> Node:
+    """Decode a node body, rejecting anything ``encode`` would not produce.
+
+    Raises:
+        CorruptionError: the body is not a canonical encoding of ``kind``.
+    """
+    try:
+        node = _DECODERS[kind](body)
+    except (struct.error, ValueError, KeyError, UnicodeDecodeError, InvalidNameError) as exc:
+        raise CorruptionError(f"object {object_hex[:16]} is not a valid {kind.name.lower()} node: {exc}") from exc
+    if encode(node) != body:
+        raise CorruptionError(f"object {object_hex[:16]} is not canonically encoded")
+    return node
+
+
+def _check_version(body: bytes) -> None:
+    if not body or body[0] != NODE_FORMAT_VERSION:
+        raise ValueError(f"unknown node format version {body[:1].hex() or 'none'}")
+
+
+def _decode_refs(body: bytes) -> tuple[int, int, tuple[ChunkRef, ...]]:
+    _check_version(body)
+    _, level, size_bytes, count = _LIST_HEAD.unpack_from(body)
+    offset = _LIST_HEAD.size
+    refs = tuple(ChunkRef(i, n) for i, n in _REF.iter_unpack(body[offset:offset + count * _REF.size]))
+    if len(refs) != count or count > MAX_FANOUT:
+        raise ValueError("bad reference count")
+    return level, size_bytes, refs
+
+
+def _decode_file(body: bytes) -> FileNode:
+    level, size_bytes, refs = _decode_refs(body)
+    if sum(r.size_bytes for r in refs) != size_bytes:
+        raise ValueError("file size does not match its chunks")
+    return FileNode(size_bytes, level, refs)
+
+
+def _decode_chunklist(body: bytes) -> ChunkListNode:
+    level, _, refs = _decode_refs(body)
+    return ChunkListNode(level, refs)
+
+
+def decode_entries(body: bytes | memoryview, offset: int, count: int) -> tuple[tuple[DirEntry, ...], int]:
+    """Decode ``count`` consecutive entries; return them and the end offset."""
+    entries = []
+    unpack = _ENTRY.unpack_from
+    entry_size = _ENTRY.size
+    kinds = {int(k): k for k in ENTRY_KINDS}
+    for _ in range(count):
+        kind, name_len, mode, uid, gid, mtime_ns, size_bytes, node_id, n_xattrs = unpack(body, offset)
+        offset += entry_size
+        name = bytes(body[offset:offset + name_len])
+        offset += name_len
+        xattrs = []
+        for _ in range(n_xattrs):
+            key_len, value_len = _XATTR.unpack_from(body, offset)
+            offset += _XATTR.size
+            key = bytes(body[offset:offset + key_len])
+            offset += key_len
+            xattrs.append((key, bytes(body[offset:offset + value_len])))
+            offset += value_len
+        entries.append(DirEntry(validate_name(name), kinds[kind], mode, uid, gid, mtime_ns,
+                                size_bytes, node_id, tuple(xattrs)))
+    return tuple(entries), offset
+
+
+def _decode_dir(body: bytes) -> DirNode:
+    _check_version(body)
+    if body[1] == 0:
+        _, _, count = _DIR_FLAT.unpack_from(body)
+        entries, end = decode_entries(body, _DIR_FLAT.size, count)
+        if end != len(body) or count > DIR_FLAT_MAX:
+            raise ValueError("bad directory length")
+        if any(a.name >= b.name for a, b in zip(entries, entries[1:], strict=False)):
+            raise ValueError("entries not strictly sorted")
+        return DirNode(entries, 0, count)
+    _, _, depth, count, bitmap = _DIR_SHARDED.unpack_from(body)
+    offset = _DIR_SHARDED.size
+    indexes = [i for i in range(DIR_SHARDS) if bitmap >> i & 1]
+    ids = [body[offset + n * ID_BYTES: offset + (n + 1) * ID_BYTES] for n in range(len(indexes))]
+    if count <= DIR_FLAT_MAX or not indexes or depth >= ID_BYTES:
+        raise ValueError("shards of a directory that would fit in one node")
+    return DirNode((), depth, count, tuple(zip(indexes, ids, strict=True)))
+
+
+def _decode_symlink(body: bytes) -> SymlinkNode:
+    _check_version(body)
+    return SymlinkNode(body[1:])
+
+
+def _decode_commit(body: bytes) -> Commit:
+    _check_version(body)
+    _, root_id, n_parents, time_ns = _COMMIT_HEAD.unpack_from(body)
+    offset = _COMMIT_HEAD.size
+    parents = tuple(body[offset + n * ID_BYTES: offset + (n + 1) * ID_BYTES] for n in range(n_parents))
+    offset += n_parents * ID_BYTES
+    texts = []
+    for _ in range(3):
+        (length,) = struct.unpack_from("<I", body, offset)
+        offset += 4
+        texts.append(body[offset:offset + length].decode())
+        offset += length
+    author, message, operation = texts
+    return Commit(root_id, parents, time_ns, author, message, json.loads(operation))
+
+
+_DECODERS = {
+    Kind.FILE: _decode_file,
+    Kind.CHUNKLIST: _decode_chunklist,
+    Kind.DIR: _decode_dir,
+    Kind.SYMLINK: _decode_symlink,
+    Kind.COMMIT: _decode_commit,
+}
+
+
+def iter_child_ids(node: Node) -> Iterable[tuple[Kind, ObjectId]]:
+    """Yield (kind, id) of every object ``node`` references directly."""
+    if isinstance(node, FileNode | ChunkListNode):
+        child_kind = Kind.CHUNK if node.level == 0 else Kind.CHUNKLIST
+        for ref in node.refs:
+            yield child_kind, ref.id
+    elif isinstance(node, DirNode):
+        for _, shard_id in node.shards:
+            yield Kind.DIR, shard_id
+        for entry in node.entries:
+            yield entry.kind, entry.id
+    elif isinstance(node, Commit):
+        yield Kind.DIR, node.root_id
+        for parent_id in node.parent_ids:
+            yield Kind.COMMIT, parent_id

@@ -1,0 +1,63 @@
+"""Store paths: parse and validate absolute paths inside the repository.
+
+A store path is absolute (``/data/x.txt``); its components are entry names
+(bytes) validated by ``objects.validate_name``. Host paths never pass
+through here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from zerofs.errors import InvalidNameError, UsageError
+from zerofs.objects import validate_name
+
+
+@dataclass(frozen=True, slots=True)
+class StorePath:
+    """An absolute path in the store, as a tuple of validated names."""
+
+    parts: tuple[bytes, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str | bytes) -> StorePath:
+        """Parse ``/a/b`` (repeated and trailing slashes are tolerated).
+
+        Raises:
+            UsageError: the path is not absolute.
+            InvalidNameError: a component is not a valid name.
+        """
+        raw = os.fsencode(text)
+        if not raw.startswith(b"/"):
+            raise UsageError(f"store paths are absolute: {os.fsdecode(raw)!r} does not start with '/'")
+        if b"\0" in raw:
+            raise InvalidNameError(f"invalid store path {os.fsdecode(raw)!r}: contains NUL")
+        parts = tuple(validate_name(p) for p in raw.split(b"/") if p)
+        return cls(parts)
+
+    @property
+    def is_root(self) -> bool:
+        """True for ``/``."""
+        return not self.parts
+
+    @property
+    def name(self) -> bytes:
+        """The last component (empty for the root)."""
+        return self.parts[-1] if self.parts else b""
+
+    @property
+    def parent(self) -> StorePath:
+        """The containing directory (the root's parent is the root)."""
+        return StorePath(self.parts[:-1])
+
+    def child(self, name: bytes) -> StorePath:
+        """Return this path with one more component."""
+        return StorePath((*self.parts, validate_name(name)))
+
+    def is_within(self, other: StorePath) -> bool:
+        """True if this path is ``other`` or below it."""
+        return self.parts[: len(other.parts)] == other.parts
+
+    def __str__(self) -> str:
+        return "/" + "/".join(os.fsdecode(p) for p in self.parts)

@@ -1,0 +1,127 @@
+"""Read-only views of the store: ls, stat, tree, cat and log.
+
+Reading never changes the repository. Every chunk read is verified against
+its id by the repository layer, so damaged data is an error, not output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from zerofs.content import iter_chunk_ids, iter_file_bytes
+from zerofs.errors import ConflictError
+from zerofs.history import head, iter_log
+from zerofs.objects import Commit, DirEntry, DirNode, FileNode, Kind, ObjectId, SymlinkNode
+from zerofs.paths import StorePath
+from zerofs.repo import Repository
+from zerofs.tree import list_dir, lookup, root_entry, try_lookup, walk
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One row of ``ls``: where the entry is and the entry itself."""
+
+    path: StorePath
+    entry: DirEntry
+    target: bytes | None = None
+    """A symlink's target (read only for long listings)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatInfo:
+    """Everything ``stat`` reports about one path."""
+
+    path: StorePath
+    entry: DirEntry
+    n_entries: int | None
+    n_chunks: int | None
+    target: bytes | None
+    commit_id: ObjectId
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One commit in ``log``."""
+
+    commit_id: ObjectId
+    commit: Commit
+
+
+def resolve(repo: Repository, path: StorePath) -> DirEntry:
+    """Return the entry at ``path`` in HEAD."""
+    commit = head(repo)[1]
+    if path.is_root:
+        return root_entry(commit.root_id, commit.time_ns)
+    return lookup(repo, commit.root_id, path)
+
+
+def list_path(repo: Repository, path: StorePath, *, recursive: bool = False,
+              with_targets: bool = False) -> Iterator[Listed]:
+    """Yield ``path``'s entries (or the path itself if it is not a directory)."""
+    entry = resolve(repo, path)
+    if entry.kind is not Kind.DIR:
+        yield Listed(path, entry, _target(repo, entry) if with_targets else None)
+        return
+    if recursive:
+        for child_path, child in walk(repo, entry.id, path):
+            yield Listed(child_path, child, _target(repo, child) if with_targets else None)
+        return
+    for child in list_dir(repo, entry.id):
+        yield Listed(path.child(child.name), child, _target(repo, child) if with_targets else None)
+
+
+def _target(repo: Repository, entry: DirEntry) -> bytes | None:
+    if entry.kind is not Kind.SYMLINK:
+        return None
+    return repo.get_typed(entry.id, SymlinkNode).target
+
+
+def stat_path(repo: Repository, path: StorePath) -> StatInfo:
+    """Return the metadata of ``path`` and the shape of its node."""
+    commit_id = head(repo)[0]
+    entry = resolve(repo, path)
+    n_entries = n_chunks = None
+    if entry.kind is Kind.DIR:
+        n_entries = repo.get_typed(entry.id, DirNode).count
+    elif entry.kind is Kind.FILE:
+        n_chunks = sum(1 for _ in iter_chunk_ids(repo, repo.get_typed(entry.id, FileNode)))
+    return StatInfo(path, entry, n_entries, n_chunks, _target(repo, entry), commit_id)
+
+
+def read_file(repo: Repository, path: StorePath) -> Iterator[bytes]:
+    """Yield the contents of the file at ``path``, chunk by chunk (verified).
+
+    Raises:
+        ConflictError: ``path`` is a directory or a symlink.
+    """
+    entry = resolve(repo, path)
+    if entry.kind is Kind.DIR:
+        raise ConflictError(f"is a directory: {path}")
+    if entry.kind is Kind.SYMLINK:
+        raise ConflictError(f"is a symlink: {path} (its target: {_target(repo, entry)!r})")
+    return iter_file_bytes(repo, entry.id)
+
+
+def log(repo: Repository, *, limit: int | None = None, path: StorePath | None = None) -> Iterator[LogEntry]:
+    """Yield commits newest first; with ``path``, only those that changed it."""
+    shown = 0
+    for commit_id, commit in iter_log(repo):
+        if limit is not None and shown >= limit:
+            return
+        if path is not None and not _changed(repo, commit, path):
+            continue
+        shown += 1
+        yield LogEntry(commit_id, commit)
+
+
+def _changed(repo: Repository, commit: Commit, path: StorePath) -> bool:
+    """True if ``path`` differs between ``commit`` and its first parent."""
+    after = try_lookup(repo, commit.root_id, path) if not path.is_root else root_entry(commit.root_id)
+    if not commit.parent_ids:
+        return after is not None
+    parent = repo.resolve_commit(commit.parent_ids[0])
+    before = try_lookup(repo, parent.root_id, path) if not path.is_root else root_entry(parent.root_id)
+    if before is None or after is None:
+        return before is not after
+    return (before.id, before.mode, before.mtime_ns) != (after.id, after.mode, after.mtime_ns)

@@ -1,0 +1,149 @@
+"""Changes made by name: mkdir, write, rm, mv and clone, each one commit.
+
+Each function builds a ``history.Change`` from ``tree`` operations and
+hands it to ``history.apply_change``, which commits it or re-applies it if
+another process moved HEAD first. ``clone`` adds one directory entry that
+points at the source's existing node: its cost does not depend on the size
+of what is cloned.
+"""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from zerofs.content import BatchSink, ContentWriter
+from zerofs.errors import ConflictError
+from zerofs.history import Change, apply_change
+from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
+from zerofs.paths import StorePath
+from zerofs.repo import Repository, Staging
+from zerofs.tree import (
+    ensure_dirs,
+    lookup,
+    move,
+    place,
+    remove,
+    root_entry,
+    try_lookup,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EditResult:
+    """The outcome of one change."""
+
+    commit_id: ObjectId | None
+    message: str
+    path: StorePath
+
+
+def mkdir(repo: Repository, path: StorePath, *, parents: bool = False, mode: int = 0o755,
+          uid: int = 0, gid: int = 0) -> EditResult:
+    """Create a directory (with ``parents``, also missing parents; an existing one is fine).
+
+    Raises:
+        ConflictError: it exists (without ``parents``) or a parent is a file.
+        NotFoundError: the parent is missing (without ``parents``).
+    """
+    dir_mode = stat.S_IFDIR | (mode & 0o7777)
+
+    def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
+        if parents:
+            return ensure_dirs(staging, root_id, path, now_ns, dir_mode, uid, gid)
+        entry = DirEntry(path.name, Kind.DIR, dir_mode, uid, gid, now_ns, 0, staging.put(DirNode()))
+        return place(staging, root_id, path, entry, now_ns)
+
+    message = f"mkdir {'-p ' if parents else ''}{path}"
+    return _commit(repo, change, message, {"op": "mkdir", "path": str(path), "parents": parents}, path)
+
+
+def write_file(repo: Repository, path: StorePath, reader: BinaryIO, *, parents: bool = False,
+               mode: int = 0o644, uid: int = 0, gid: int = 0) -> EditResult:
+    """Store a stream as the file at ``path``, replacing a file that is there.
+
+    Writes the contents in batched transactions first, then one commit.
+
+    Raises:
+        ConflictError: ``path`` is a directory.
+    """
+    with repo.store.batch() as batch:
+        sink = BatchSink(repo, batch)
+        file_id, node = ContentWriter(repo, sink).write_stream(reader)
+    size_bytes = node.size_bytes
+
+    def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
+        existing = try_lookup(staging, root_id, path)
+        if existing is not None and existing.kind is Kind.DIR:
+            raise ConflictError(f"is a directory: {path}")
+        file_mode = existing.mode if existing is not None else stat.S_IFREG | (mode & 0o7777)
+        entry = DirEntry(path.name, Kind.FILE, file_mode, uid, gid, now_ns, size_bytes, file_id)
+        return place(staging, root_id, path, entry, now_ns, parents=parents, replace=True)
+
+    message = f"write {path} ({size_bytes} bytes)"
+    return _commit(repo, change, message, {"op": "write", "path": str(path), "bytes": size_bytes}, path)
+
+
+def remove_path(repo: Repository, path: StorePath, *, recursive: bool = False,
+                missing_ok: bool = False) -> EditResult:
+    """Remove ``path`` (a directory with contents needs ``recursive``).
+
+    Raises:
+        NotFoundError: nothing there (unless ``missing_ok``).
+        ConflictError: a non-empty directory without ``recursive``.
+    """
+
+    def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
+        if missing_ok and try_lookup(staging, root_id, path) is None:
+            return root_id
+        return remove(staging, root_id, path, now_ns, recursive=recursive)
+
+    message = f"rm {'-r ' if recursive else ''}{path}"
+    return _commit(repo, change, message, {"op": "rm", "path": str(path), "recursive": recursive}, path)
+
+
+def move_path(repo: Repository, source: StorePath, target: StorePath, *, force: bool = False) -> EditResult:
+    """Move or rename ``source`` to ``target`` (into it, if it is a directory).
+
+    Raises:
+        NotFoundError: ``source`` or the target's parent is missing.
+        ConflictError: the target exists and cannot be replaced.
+    """
+    final: list[StorePath] = [target]
+
+    def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
+        new_root, final[0] = move(staging, root_id, source, target, now_ns, force=force)
+        return new_root
+
+    outcome_message = f"mv {source} -> {target}"
+    result = _commit(repo, change, outcome_message,
+                     {"op": "mv", "source": str(source), "target": str(target)}, target)
+    return EditResult(result.commit_id, result.message, final[0])
+
+
+def clone(repo: Repository, source: StorePath, target: StorePath, *, parents: bool = False,
+          force: bool = False) -> EditResult:
+    """Make ``target`` a new entry pointing at ``source``'s node: an O(1) snapshot.
+
+    Cloning a directory into itself (``/`` into ``/snapshots/x``) is allowed:
+    the clone is the tree as it was before the clone, so nothing recurses.
+
+    Raises:
+        NotFoundError: ``source`` is missing, or the target's parent (without ``parents``).
+        ConflictError: ``target`` exists (without ``force``).
+    """
+
+    def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
+        entry = root_entry(root_id, now_ns) if source.is_root else lookup(staging, root_id, source)
+        return place(staging, root_id, target, entry, now_ns, parents=parents, replace=force)
+
+    message = f"clone {source} -> {target}"
+    return _commit(repo, change, message, {"op": "clone", "source": str(source), "target": str(target)},
+                   target)
+
+
+def _commit(repo: Repository, change: Change, message: str, operation: dict[str, object],
+            path: StorePath) -> EditResult:
+    outcome = apply_change(repo, change, message=message, operation=operation)
+    return EditResult(outcome.commit_id, message, path)

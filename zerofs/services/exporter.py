@@ -1,0 +1,172 @@
+"""Export a store path to the host: contents, modes, mtimes and symlinks.
+
+Everything is created relative to directory file descriptors the export
+itself opened, with O_NOFOLLOW and O_EXCL, and every name was validated when
+its directory node was decoded (no '/', '.', '..' or NUL). So no name in the
+store, and no symlink the export itself creates or finds, can make it write
+outside the target directory. Directory modes and mtimes are set after their
+contents, so writing into a read-only directory still works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from zerofs.content import iter_file_bytes, write_all
+from zerofs.errors import ConflictError, HostIOError
+from zerofs.history import head
+from zerofs.objects import DirEntry, Kind, SymlinkNode
+from zerofs.paths import StorePath
+from zerofs.repo import Repository
+from zerofs.tree import list_dir, lookup, root_entry
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    """What an export wrote."""
+
+    files: int
+    dirs: int
+    symlinks: int
+    bytes_written: int
+
+
+@dataclass
+class _Counts:
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes_written: int = 0
+
+
+def export_tree(repo: Repository, store_path: StorePath, host_path: Path, *, force: bool = False,
+                on_file: Callable[[int, int], None] | None = None) -> ExportResult:
+    """Recreate ``store_path`` at ``host_path``.
+
+    A directory is exported into ``host_path``, which must not exist or be
+    empty unless ``force`` (then existing files of the same names are
+    replaced). A file or symlink is written at ``host_path``.
+
+    Raises:
+        ConflictError: ``host_path`` exists (non-empty) and not ``force``.
+        HostIOError: the host refused a write.
+    """
+    commit = head(repo)[1]
+    entry = root_entry(commit.root_id, commit.time_ns) if store_path.is_root else lookup(
+        repo, commit.root_id, store_path)
+    target = Path(os.path.abspath(host_path))
+    counts = _Counts()
+    exporter = _Exporter(repo, counts, force, on_file)
+    try:
+        parent_fd = os.open(target.parent, _DIR_FLAGS)
+    except OSError as exc:
+        raise HostIOError(f"cannot open {target.parent}: {exc.strerror}") from exc
+    try:
+        if entry.kind is Kind.DIR:
+            _check_target_dir(target, force)
+        elif os.path.lexists(target) and not force:
+            raise ConflictError(f"{target} already exists (use --force to overwrite)")
+        exporter.export_entry(parent_fd, os.fsencode(target.name), entry)
+    except OSError as exc:
+        raise HostIOError(f"export to {target} failed: {exc.strerror or exc}") from exc
+    finally:
+        os.close(parent_fd)
+    return ExportResult(counts.files, counts.dirs, counts.symlinks, counts.bytes_written)
+
+
+def _check_target_dir(target: Path, force: bool) -> None:
+    if not os.path.lexists(target):
+        return
+    if not target.is_dir() or target.is_symlink():
+        raise ConflictError(f"{target} exists and is not a directory")
+    if any(target.iterdir()) and not force:
+        raise ConflictError(f"{target} is not empty (use --force to export into it anyway)")
+
+
+class _Exporter:
+    def __init__(self, repo: Repository, counts: _Counts, force: bool,
+                 on_file: Callable[[int, int], None] | None) -> None:
+        self.repo = repo
+        self.counts = counts
+        self.force = force
+        self.on_file = on_file
+        self.is_root = os.geteuid() == 0
+
+    def export_entry(self, dir_fd: int, name: bytes, entry: DirEntry) -> None:
+        if entry.kind is Kind.DIR:
+            self.export_dir(dir_fd, name, entry)
+        elif entry.kind is Kind.FILE:
+            self.export_file(dir_fd, name, entry)
+        else:
+            self.export_symlink(dir_fd, name, entry)
+
+    def _clear(self, dir_fd: int, name: bytes) -> None:
+        """With --force, remove a non-directory in the way."""
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                raise ConflictError(f"cannot replace directory {os.fsdecode(name)} with a file")
+            os.unlink(name, dir_fd=dir_fd)
+
+    def export_dir(self, parent_fd: int, name: bytes, entry: DirEntry) -> None:
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+        except FileExistsError:
+            if not self.force:
+                raise
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        try:
+            for child in list_dir(self.repo, entry.id):
+                self.export_entry(fd, child.name, child)
+            self._set_owner(fd, entry)
+            os.chmod(fd, stat.S_IMODE(entry.mode))
+            os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+        finally:
+            os.close(fd)
+        self.counts.dirs += 1
+
+    def export_file(self, dir_fd: int, name: bytes, entry: DirEntry) -> None:
+        if self.force:
+            self._clear(dir_fd, name)
+        fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=dir_fd)
+        try:
+            for data in iter_file_bytes(self.repo, entry.id):
+                write_all(fd, data)
+            self._set_owner(fd, entry)
+            os.chmod(fd, stat.S_IMODE(entry.mode))
+            os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+        finally:
+            os.close(fd)
+        self.counts.files += 1
+        self.counts.bytes_written += entry.size_bytes
+        if self.on_file is not None:
+            self.on_file(self.counts.files, self.counts.bytes_written)
+
+    def export_symlink(self, dir_fd: int, name: bytes, entry: DirEntry) -> None:
+        if self.force:
+            self._clear(dir_fd, name)
+        target = self.repo.get_typed(entry.id, SymlinkNode).target
+        os.symlink(target, name, dir_fd=dir_fd)
+        with contextlib.suppress(OSError):
+            if self.is_root:
+                os.chown(name, entry.uid, entry.gid, dir_fd=dir_fd, follow_symlinks=False)
+        os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
+        self.counts.symlinks += 1
+
+    def _set_owner(self, fd: int, entry: DirEntry) -> None:
+        # Like tar: restore ownership only when running as root.
+        if self.is_root:
+            try:
+                os.fchown(fd, entry.uid, entry.gid)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EINVAL):
+                    raise

@@ -1,0 +1,15 @@
+"""Storage backends behind one interface; ``open_store`` picks one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zerofs.store.base import ObjectStore, WriteBatch
+from zerofs.store.lmdb import LmdbStore
+
+__all__ = ["LmdbStore", "ObjectStore", "WriteBatch", "open_store"]
+
+
+def open_store(path: Path, *, create: bool = False, readonly: bool = False) -> LmdbStore:
+    """Open the LMDB backend at ``path`` (the only persistent backend so far)."""
+    return LmdbStore(path, create=create, readonly=readonly)

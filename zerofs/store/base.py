@@ -1,0 +1,88 @@
+"""The narrow storage interface every backend implements.
+
+A backend stores opaque records by id, a few named refs that move only by
+compare-and-swap, small metadata values and the importer's host-file cache.
+It knows nothing about node kinds, compression or trees: that lives above,
+so another backend (object storage, say) plugs in here unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from zerofs.objects import ObjectId
+
+
+class WriteBatch(Protocol):
+    """Writes that become durable together when the batch ends without error.
+
+    A backend may commit a long batch in several durable steps (to bound its
+    size); records committed early are harmless because nothing refers to
+    them until a ref moves, and a ref move is always a single atomic step.
+    """
+
+    def has(self, object_id: ObjectId) -> bool:
+        """True if the record is stored or already written in this batch."""
+        ...
+
+    def put(self, object_id: ObjectId, record: bytes) -> bool:
+        """Store a record unless one exists; True if it was new."""
+        ...
+
+    def get_ref(self, name: bytes) -> bytes | None:
+        """Return a ref's value as this batch sees it."""
+        ...
+
+    def cas_ref(self, name: bytes, expected: bytes | None, new: bytes) -> bool:
+        """Set ref ``name`` to ``new`` if it is still ``expected``; True if set."""
+        ...
+
+    def put_meta(self, key: bytes, value: bytes) -> None:
+        """Set a repository metadata value."""
+        ...
+
+    def put_cache(self, key: bytes, value: bytes) -> None:
+        """Remember a host-file cache entry (a hint; losing it is harmless)."""
+        ...
+
+    def flush(self) -> None:
+        """Make everything written so far durable and continue the batch."""
+        ...
+
+
+class ObjectStore(Protocol):
+    """A repository's storage backend."""
+
+    def get(self, object_id: ObjectId) -> bytes | None:
+        """Return the stored record, or None if there is none."""
+        ...
+
+    def has(self, object_id: ObjectId) -> bool:
+        """True if a record is stored under ``object_id``."""
+        ...
+
+    def get_ref(self, name: bytes) -> bytes | None:
+        """Return the value of a ref, or None if it is not set."""
+        ...
+
+    def get_meta(self, key: bytes) -> bytes | None:
+        """Return a repository metadata value."""
+        ...
+
+    def get_cache(self, key: bytes) -> bytes | None:
+        """Return a host-file cache entry."""
+        ...
+
+    def iter_ids(self) -> Iterator[ObjectId]:
+        """Yield every stored object id."""
+        ...
+
+    def batch(self) -> AbstractContextManager[WriteBatch]:
+        """Return a write batch; it is committed when the context exits cleanly."""
+        ...
+
+    def close(self) -> None:
+        """Release the backend's resources."""
+        ...

@@ -1,0 +1,106 @@
+"""A reference backend in memory: the simplest thing that obeys the contract.
+
+Used by tests (it runs the same conformance suite as LMDB) and as the model
+other backends are compared with. Not durable, not shared between processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from zerofs.objects import ObjectId
+
+
+class MemoryStore:
+    """An ObjectStore held in dicts."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self.objects: dict[bytes, bytes] = {}
+        self.refs: dict[bytes, bytes] = {}
+        self.meta: dict[bytes, bytes] = {}
+        self.files: dict[bytes, bytes] = {}
+
+    def get(self, object_id: ObjectId) -> bytes | None:
+        """Return the stored record, or None."""
+        return self.objects.get(object_id)
+
+    def has(self, object_id: ObjectId) -> bool:
+        """True if stored."""
+        return object_id in self.objects
+
+    def get_ref(self, name: bytes) -> bytes | None:
+        """Return a ref, or None."""
+        return self.refs.get(name)
+
+    def get_meta(self, key: bytes) -> bytes | None:
+        """Return a metadata value, or None."""
+        return self.meta.get(key)
+
+    def get_cache(self, key: bytes) -> bytes | None:
+        """Return a host-file cache entry, or None."""
+        return self.files.get(key)
+
+    def iter_ids(self) -> Iterator[ObjectId]:
+        """Yield every stored id."""
+        yield from list(self.objects)
+
+    @contextmanager
+    def batch(self) -> Iterator[MemoryBatch]:
+        """Yield a batch applied to the store only on clean exit."""
+        batch = MemoryBatch(self)
+        yield batch
+        batch.flush()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class MemoryBatch:
+    """Buffered writes over a MemoryStore."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._objects: dict[bytes, bytes] = {}
+        self._refs: dict[bytes, bytes] = {}
+        self._meta: dict[bytes, bytes] = {}
+        self._files: dict[bytes, bytes] = {}
+
+    def has(self, object_id: ObjectId) -> bool:
+        """True if stored here or before."""
+        return object_id in self._objects or object_id in self._store.objects
+
+    def put(self, object_id: ObjectId, record: bytes) -> bool:
+        """Store unless present; True if new."""
+        if self.has(object_id):
+            return False
+        self._objects[object_id] = record
+        return True
+
+    def get_ref(self, name: bytes) -> bytes | None:
+        """Return the ref as this batch sees it."""
+        return self._refs.get(name, self._store.refs.get(name))
+
+    def cas_ref(self, name: bytes, expected: bytes | None, new: bytes) -> bool:
+        """Compare-and-swap a ref."""
+        if self.get_ref(name) != expected:
+            return False
+        self._refs[name] = new
+        return True
+
+    def put_meta(self, key: bytes, value: bytes) -> None:
+        """Set a metadata value."""
+        self._meta[key] = value
+
+    def put_cache(self, key: bytes, value: bytes) -> None:
+        """Set a cache entry."""
+        self._files[key] = value
+
+    def flush(self) -> None:
+        """Apply everything to the store, objects before refs."""
+        self._store.objects.update(self._objects)
+        self._store.meta.update(self._meta)
+        self._store.files.update(self._files)
+        self._store.refs.update(self._refs)
+        self._objects, self._meta, self._files, self._refs = {}, {}, {}, {}

@@ -1,0 +1,368 @@
+"""Pure tree operations by path copying: (root, operation) -> new root.
+
+Nothing here mutates a node or moves a ref: an operation reads nodes through
+a ``NodeSink`` and stages the new ones it builds, returning the new root id.
+Only the directories on the path from the root to the change are rebuilt,
+so a clone (one new entry pointing at an existing node) costs the same for
+ten files or ten million.
+
+Directories with more than ``DIR_FLAT_MAX`` entries are split into shards by
+the hash of each name (see ``objects.DirNode``): inserting into a directory
+of 100,000 entries rebuilds one small shard per level, not the directory.
+"""
+
+from __future__ import annotations
+
+import bisect
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from typing import Final, Protocol, TypeVar
+
+from zerofs.errors import ConflictError, NotFoundError, UsageError
+from zerofs.objects import (
+    DIR_FLAT_MAX,
+    DIR_SHARDS,
+    ChunkListNode,
+    Commit,
+    DirEntry,
+    DirNode,
+    FileNode,
+    Kind,
+    Node,
+    ObjectId,
+    SymlinkNode,
+    name_hash,
+)
+from zerofs.paths import StorePath
+
+DIR_MODE: Final = stat.S_IFDIR | 0o755
+N = TypeVar("N", FileNode, ChunkListNode, DirNode, SymlinkNode, Commit)
+
+
+class NodeSource(Protocol):
+    """Where tree operations read nodes."""
+
+    def get_typed(self, node_id: ObjectId, node_type: type[N]) -> N:
+        """Return the node with this id, which must be of ``node_type``."""
+        ...
+
+
+class NodeSink(NodeSource, Protocol):
+    """Where tree operations read nodes and stage the ones they build."""
+
+    def put(self, node: Node) -> ObjectId:
+        """Stage a node; return its id."""
+        ...
+
+
+def root_entry(root_id: ObjectId, mtime_ns: int = 0) -> DirEntry:
+    """Return a synthetic entry for the root directory."""
+    return DirEntry(b"", Kind.DIR, DIR_MODE, 0, 0, mtime_ns, 0, root_id)
+
+
+# --------------------------------------------------------------------------
+# Directory nodes (flat or sharded)
+
+
+def _shard_of(name: bytes, depth: int) -> int:
+    return name_hash(name)[depth] & (DIR_SHARDS - 1)
+
+
+def build_dir(sink: NodeSink, entries: Sequence[DirEntry]) -> ObjectId:
+    """Stage a directory holding ``entries`` (any order, unique names); return its id."""
+    return _build(sink, sorted(entries, key=lambda e: e.name), 0)
+
+
+def _build(sink: NodeSink, entries: Sequence[DirEntry], depth: int) -> ObjectId:
+    if len(entries) <= DIR_FLAT_MAX:
+        return sink.put(DirNode(tuple(entries), 0, len(entries)))
+    groups: dict[int, list[DirEntry]] = {}
+    for entry in entries:
+        groups.setdefault(_shard_of(entry.name, depth), []).append(entry)
+    shards = tuple((index, _build(sink, groups[index], depth + 1)) for index in sorted(groups))
+    return sink.put(DirNode((), depth, len(entries), shards))
+
+
+def iter_dir(source: NodeSource, dir_id: ObjectId) -> Iterator[DirEntry]:
+    """Yield a directory's entries in storage order (sorted within each shard)."""
+    node = source.get_typed(dir_id, DirNode)
+    if not node.shards:
+        yield from node.entries
+        return
+    for _, shard_id in node.shards:
+        yield from iter_dir(source, shard_id)
+
+
+def list_dir(source: NodeSource, dir_id: ObjectId) -> list[DirEntry]:
+    """Return a directory's entries sorted by name."""
+    node = source.get_typed(dir_id, DirNode)
+    if not node.shards:
+        return list(node.entries)
+    return sorted(iter_dir(source, dir_id), key=lambda e: e.name)
+
+
+def count_dir(source: NodeSource, dir_id: ObjectId) -> int:
+    """Return the number of entries in a directory without reading its shards."""
+    return source.get_typed(dir_id, DirNode).count
+
+
+def dir_get(source: NodeSource, dir_id: ObjectId, name: bytes) -> DirEntry | None:
+    """Return the entry called ``name``, or None."""
+    node = source.get_typed(dir_id, DirNode)
+    while node.shards:
+        index = _shard_of(name, node.depth)
+        shard_id = dict(node.shards).get(index)
+        if shard_id is None:
+            return None
+        node = source.get_typed(shard_id, DirNode)
+    entries = node.entries
+    at = bisect.bisect_left(entries, name, key=lambda e: e.name)
+    if at < len(entries) and entries[at].name == name:
+        return entries[at]
+    return None
+
+
+def dir_put(sink: NodeSink, dir_id: ObjectId, entry: DirEntry) -> ObjectId:
+    """Stage a copy of the directory with ``entry`` inserted or replaced."""
+    return _put(sink, sink.get_typed(dir_id, DirNode), entry)[0]
+
+
+def _put(sink: NodeSink, node: DirNode, entry: DirEntry) -> tuple[ObjectId, bool]:
+    if not node.shards:
+        entries = list(node.entries)
+        at = bisect.bisect_left(entries, entry.name, key=lambda e: e.name)
+        is_new = not (at < len(entries) and entries[at].name == entry.name)
+        if is_new:
+            entries.insert(at, entry)
+        else:
+            entries[at] = entry
+        return _build(sink, entries, node.depth), is_new
+    index = _shard_of(entry.name, node.depth)
+    shards = dict(node.shards)
+    if index in shards:
+        shards[index], is_new = _put(sink, sink.get_typed(shards[index], DirNode), entry)
+    else:
+        shards[index], is_new = _build(sink, [entry], node.depth + 1), True
+    return sink.put(DirNode((), node.depth, node.count + is_new, tuple(sorted(shards.items())))), is_new
+
+
+def dir_remove(sink: NodeSink, dir_id: ObjectId, name: bytes) -> ObjectId:
+    """Stage a copy of the directory without ``name`` (which must be present)."""
+    new_id, removed = _remove(sink, sink.get_typed(dir_id, DirNode), name)
+    if not removed:
+        raise NotFoundError(f"no entry {name!r} to remove")
+    return new_id
+
+
+def _remove(sink: NodeSink, node: DirNode, name: bytes) -> tuple[ObjectId, bool]:
+    if not node.shards:
+        kept = [e for e in node.entries if e.name != name]
+        if len(kept) == len(node.entries):
+            return sink.put(node), False
+        return _build(sink, kept, node.depth), True
+    index = _shard_of(name, node.depth)
+    shards = dict(node.shards)
+    if index not in shards:
+        return sink.put(node), False
+    child = sink.get_typed(shards[index], DirNode)
+    new_child_id, removed = _remove(sink, child, name)
+    if not removed:
+        return sink.put(node), False
+    if node.count - 1 <= DIR_FLAT_MAX:
+        # Back under the limit: the canonical form is flat again.
+        shards[index] = new_child_id
+        entries = [e for _, shard_id in sorted(shards.items()) for e in iter_dir(sink, shard_id)]
+        return _build(sink, sorted(entries, key=lambda e: e.name), node.depth), True
+    if sink.get_typed(new_child_id, DirNode).count == 0:
+        del shards[index]
+    else:
+        shards[index] = new_child_id
+    return sink.put(DirNode((), node.depth, node.count - 1, tuple(sorted(shards.items())))), True
+
+
+# --------------------------------------------------------------------------
+# Paths
+
+
+def lookup(source: NodeSource, root_id: ObjectId, path: StorePath) -> DirEntry:
+    """Return the entry at ``path`` (a synthetic one for the root).
+
+    Raises:
+        NotFoundError: a component does not exist.
+        ConflictError: a component other than the last is not a directory.
+    """
+    entry = root_entry(root_id)
+    for depth, name in enumerate(path.parts):
+        if entry.kind is not Kind.DIR:
+            raise ConflictError(f"not a directory: {StorePath(path.parts[:depth])}")
+        found = dir_get(source, entry.id, name)
+        if found is None:
+            raise NotFoundError(f"no such path in the store: {StorePath(path.parts[:depth + 1])}")
+        entry = found
+    return entry
+
+
+def try_lookup(source: NodeSource, root_id: ObjectId, path: StorePath) -> DirEntry | None:
+    """Return the entry at ``path``, or None if it (or a parent) is missing."""
+    try:
+        return lookup(source, root_id, path)
+    except NotFoundError:
+        return None
+
+
+def require_dir(source: NodeSource, root_id: ObjectId, path: StorePath) -> DirEntry:
+    """Return the entry at ``path``, which must be a directory."""
+    entry = lookup(source, root_id, path)
+    if entry.kind is not Kind.DIR:
+        raise ConflictError(f"not a directory: {path}")
+    return entry
+
+
+DirChange = Callable[[ObjectId], ObjectId]
+
+
+def change_dir(sink: NodeSink, root_id: ObjectId, dir_path: StorePath, change: DirChange,
+               now_ns: int) -> ObjectId:
+    """Apply ``change`` to the directory at ``dir_path``; path-copy up to a new root.
+
+    The changed directory's own entry gets ``now_ns`` as its mtime, as a
+    POSIX directory does when an entry is added or removed in it.
+
+    Raises:
+        NotFoundError / ConflictError: ``dir_path`` is missing or not a directory.
+    """
+    return _change_below(sink, root_id, dir_path.parts, change, now_ns, StorePath())
+
+
+def _change_below(sink: NodeSink, dir_id: ObjectId, parts: tuple[bytes, ...], change: DirChange,
+                  now_ns: int, here: StorePath) -> ObjectId:
+    if not parts:
+        return change(dir_id)
+    name = parts[0]
+    entry = dir_get(sink, dir_id, name)
+    child_path = StorePath((*here.parts, name))
+    if entry is None:
+        raise NotFoundError(f"no such directory in the store: {child_path}")
+    if entry.kind is not Kind.DIR:
+        raise ConflictError(f"not a directory: {child_path}")
+    new_child = _change_below(sink, entry.id, parts[1:], change, now_ns, child_path)
+    mtime = now_ns if len(parts) == 1 else None
+    return dir_put(sink, dir_id, entry.pointing_at(new_child, mtime_ns=mtime))
+
+
+def ensure_dirs(sink: NodeSink, root_id: ObjectId, path: StorePath, now_ns: int,
+                mode: int = DIR_MODE, uid: int = 0, gid: int = 0) -> ObjectId:
+    """Create ``path`` and any missing parents as directories (like ``mkdir -p``).
+
+    Raises:
+        ConflictError: a component exists and is not a directory.
+    """
+    empty_dir = sink.put(DirNode())
+    for depth in range(1, len(path.parts) + 1):
+        prefix = StorePath(path.parts[:depth])
+        existing = try_lookup(sink, root_id, prefix)
+        if existing is None:
+            new_entry = DirEntry(prefix.name, Kind.DIR, mode, uid, gid, now_ns, 0, empty_dir)
+            root_id = change_dir(sink, root_id, prefix.parent,
+                                 lambda d, e=new_entry: dir_put(sink, d, e), now_ns)
+        elif existing.kind is not Kind.DIR:
+            raise ConflictError(f"not a directory: {prefix}")
+    return root_id
+
+
+def place(sink: NodeSink, root_id: ObjectId, path: StorePath, entry: DirEntry, now_ns: int, *,
+          parents: bool = False, replace: bool = False) -> ObjectId:
+    """Put ``entry`` (renamed to the last component) at ``path``.
+
+    Args:
+        sink: where to read and stage nodes.
+        root_id: the tree to change.
+        path: where the entry goes; its parent must be a directory.
+        entry: the entry to place (its name is replaced by ``path.name``).
+        now_ns: mtime for the changed parent directory.
+        parents: create missing parent directories.
+        replace: allow replacing an existing entry (a directory only by a directory
+            or when ``replace`` is explicitly for any kind).
+
+    Raises:
+        UsageError: ``path`` is the root.
+        ConflictError: ``path`` exists and ``replace`` is false.
+        NotFoundError: the parent is missing and ``parents`` is false.
+    """
+    if path.is_root:
+        raise UsageError("cannot replace the root directory /")
+    if parents:
+        root_id = ensure_dirs(sink, root_id, path.parent, now_ns)
+    else:
+        _require_parent(sink, root_id, path)
+    existing = try_lookup(sink, root_id, path)
+    if existing is not None and not replace:
+        raise ConflictError(f"already exists: {path} (use --force to replace it)")
+    placed = entry.renamed(path.name)
+    return change_dir(sink, root_id, path.parent, lambda d: dir_put(sink, d, placed), now_ns)
+
+
+def _require_parent(source: NodeSource, root_id: ObjectId, path: StorePath) -> None:
+    parent = try_lookup(source, root_id, path.parent)
+    if parent is None:
+        raise NotFoundError(f"parent directory does not exist: {path.parent} (use -p to create it)")
+    if parent.kind is not Kind.DIR:
+        raise ConflictError(f"not a directory: {path.parent}")
+
+
+def remove(sink: NodeSink, root_id: ObjectId, path: StorePath, now_ns: int, *,
+           recursive: bool = False) -> ObjectId:
+    """Remove the entry at ``path``; a non-empty directory needs ``recursive``.
+
+    Raises:
+        UsageError: ``path`` is the root.
+        NotFoundError: nothing there.
+        ConflictError: a non-empty directory without ``recursive``.
+    """
+    if path.is_root:
+        raise UsageError("refusing to remove the root directory /")
+    entry = lookup(sink, root_id, path)
+    if entry.kind is Kind.DIR and not recursive and count_dir(sink, entry.id) > 0:
+        raise ConflictError(f"directory not empty: {path} (use -r to remove it and its contents)")
+    return change_dir(sink, root_id, path.parent, lambda d: dir_remove(sink, d, path.name), now_ns)
+
+
+def move(sink: NodeSink, root_id: ObjectId, source: StorePath, target: StorePath, now_ns: int, *,
+         force: bool = False) -> tuple[ObjectId, StorePath]:
+    """Move ``source`` to ``target`` (into it, if ``target`` is a directory), like mv(1).
+
+    Returns the new root and the path the entry ended at.
+
+    Raises:
+        UsageError: moving the root, or a directory into itself.
+        ConflictError: the destination exists and cannot be replaced.
+    """
+    if source.is_root:
+        raise UsageError("cannot move the root directory /")
+    entry = lookup(sink, root_id, source)
+    existing = try_lookup(sink, root_id, target)
+    if existing is not None and existing.kind is Kind.DIR and target != source:
+        target = target.child(source.name)
+        existing = try_lookup(sink, root_id, target)
+    if target == source:
+        return root_id, target
+    if target.is_within(source):
+        raise UsageError(f"cannot move {source} into itself ({target})")
+    if existing is not None:
+        if existing.kind is Kind.DIR:
+            raise ConflictError(f"already exists: {target} is a directory")
+        if entry.kind is Kind.DIR and not force:
+            raise ConflictError(f"cannot replace file {target} with directory {source} (use --force)")
+    _require_parent(sink, root_id, target)
+    without = change_dir(sink, root_id, source.parent, lambda d: dir_remove(sink, d, source.name), now_ns)
+    moved = entry.renamed(target.name)
+    return change_dir(sink, without, target.parent, lambda d: dir_put(sink, d, moved), now_ns), target
+
+
+def walk(source: NodeSource, dir_id: ObjectId, path: StorePath) -> Iterator[tuple[StorePath, DirEntry]]:
+    """Yield (path, entry) for everything below a directory, parents first, sorted."""
+    for entry in list_dir(source, dir_id):
+        child = StorePath((*path.parts, entry.name))
+        yield child, entry
+        if entry.kind is Kind.DIR:
+            yield from walk(source, entry.id, child)
