@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
-from typing import BinaryIO, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 from zerofs.chunking import chunk_stream, make_chunker
 from zerofs.objects import (
@@ -36,8 +37,13 @@ from zerofs.repo import N, Repository
 from zerofs.store import WriteBatch
 from zerofs.store.codec import encode_record
 
+if TYPE_CHECKING:
+    from pyfastcdc.cy import FastCDC
+
 GROUP_MASK: Final = 0x3F
-IN_FLIGHT_PER_WORKER: Final = 4
+IN_FLIGHT_PER_WORKER: Final = 2
+GROUP_BYTES: Final = 2 << 20
+"""Bytes of chunks handed to a worker at once (see ``_store_parallel``)."""
 
 
 class BatchSink:
@@ -106,12 +112,15 @@ class ContentWriter:
 
     def write_bytes(self, data: bytes) -> tuple[ObjectId, FileNode]:
         """Store a small file held in memory; return its file node id and node."""
-        if len(data) <= self.params.min_bytes:
-            refs = [self._store_chunk(data)] if data else []
-        else:
-            refs = [self._store_chunk(bytes(c.data)) for c in self._chunker.cut_buf(data)]
-        node = build_file_node(self.sink, refs)
-        return self.sink.put(node), node
+        encoded = encode_small_file(self.repo, self._chunker, data, self.sink.batch.has)
+        return self.write_encoded(encoded)
+
+    def write_encoded(self, encoded: EncodedFile) -> tuple[ObjectId, FileNode]:
+        """Write the records of a file encoded by ``encode_small_file``."""
+        for new_id, record in encoded.records:
+            if record is not None:
+                self.sink.put_record(new_id, record)
+        return encoded.file_id, encoded.node
 
     def write_stream(self, reader: BinaryIO) -> tuple[ObjectId, FileNode]:
         """Store a stream of any length with a few chunks in memory; return its node."""
@@ -124,30 +133,87 @@ class ContentWriter:
         return self.sink.put(node), node
 
     def _store_parallel(self, chunks: Iterator[bytes]) -> list[ChunkRef]:
+        """Hash and compress groups of chunks on workers; write in order here.
+
+        Chunks go to workers in groups of about ``GROUP_BYTES``: one hand-off
+        per chunk costs more in GIL and futex traffic than hashing the chunk.
+        At most ``max_in_flight`` groups are pending, which bounds memory.
+        """
         assert self.executor is not None
         refs: list[ChunkRef] = []
-        pending: collections.deque[Future[tuple[ObjectId, int, bytes | None]]] = collections.deque()
+        pending: collections.deque[Future[list[_Encoded]]] = collections.deque()
+        group: list[bytes] = []
+        group_bytes = 0
         for data in chunks:
-            pending.append(self.executor.submit(_hash_and_compress, self.repo, data))
-            if len(pending) >= self.max_in_flight:
-                refs.append(self._finish(pending.popleft()))
+            group.append(data)
+            group_bytes += len(data)
+            if group_bytes >= GROUP_BYTES:
+                pending.append(self.executor.submit(_encode_group, self.repo, group))
+                group, group_bytes = [], 0
+                if len(pending) >= self.max_in_flight:
+                    refs.extend(self._finish(pending.popleft()))
+        if group:
+            pending.append(self.executor.submit(_encode_group, self.repo, group))
         while pending:
-            refs.append(self._finish(pending.popleft()))
+            refs.extend(self._finish(pending.popleft()))
         return refs
 
-    def _finish(self, future: Future[tuple[ObjectId, int, bytes | None]]) -> ChunkRef:
-        new_id, size_bytes, record = future.result()
-        if record is not None:
-            self.sink.put_record(new_id, record)
-        return ChunkRef(new_id, size_bytes)
+    def _finish(self, future: Future[list[_Encoded]]) -> Iterator[ChunkRef]:
+        for new_id, size_bytes, record in future.result():
+            if record is not None:
+                self.sink.put_record(new_id, record)
+            yield ChunkRef(new_id, size_bytes)
 
 
-def _hash_and_compress(repo: Repository, data: bytes) -> tuple[ObjectId, int, bytes | None]:
-    """Worker: hash a chunk; compress it only if no committed copy exists."""
-    new_id = chunk_id(data)
-    if repo.store.has(new_id):
-        return new_id, len(data), None
-    return new_id, len(data), encode_record(Kind.CHUNK, data, repo.config.compression_level)
+_Encoded = tuple[ObjectId, int, "bytes | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFile:
+    """A small file hashed and compressed, ready to be written."""
+
+    file_id: ObjectId
+    node: FileNode
+    records: tuple[tuple[ObjectId, bytes | None], ...]
+    """(id, record) of each chunk and of the file node; None where already stored."""
+
+
+def encode_small_file(repo: Repository, chunker: FastCDC, data: bytes,
+                      is_stored: Callable[[ObjectId], bool]) -> EncodedFile:
+    """Hash and compress a file held in memory (at most a few MiB), writing nothing.
+
+    Safe on worker threads given a chunker of the thread's own (FastCDC
+    objects are not thread-safe). ``is_stored`` skips compressing chunks the
+    store already has.
+    """
+    level = repo.config.compression_level
+    params = repo.config.chunk_params
+    pieces = [data] if len(data) <= params.min_bytes else [bytes(c.data) for c in chunker.cut_buf(data)]
+    records: list[tuple[ObjectId, bytes | None]] = []
+    refs = []
+    for piece in pieces:
+        if not piece:
+            continue
+        new_id = chunk_id(piece)
+        records.append((new_id, None if is_stored(new_id) else encode_record(Kind.CHUNK, piece, level)))
+        refs.append(ChunkRef(new_id, len(piece)))
+    if len(refs) > MAX_FANOUT:
+        raise ValueError("encode_small_file is for files of at most MAX_FANOUT chunks")
+    node = FileNode(len(data), 0, tuple(refs))
+    file_id, file_record = repo.encode_node(node)
+    records.append((file_id, file_record))
+    return EncodedFile(file_id, node, tuple(records))
+
+
+def _encode_group(repo: Repository, group: list[bytes]) -> list[_Encoded]:
+    """Worker: hash each chunk; compress those that no committed record holds."""
+    level = repo.config.compression_level
+    encoded: list[_Encoded] = []
+    for data in group:
+        new_id = chunk_id(data)
+        record = None if repo.store.has(new_id) else encode_record(Kind.CHUNK, data, level)
+        encoded.append((new_id, len(data), record))
+    return encoded
 
 
 def iter_chunk_ids(repo: Repository, node: FileNode | ChunkListNode) -> Iterator[tuple[ObjectId, int]]:

@@ -10,7 +10,6 @@ module imports nothing heavy: the fast path for ``cat`` and ``ls`` uses it.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +32,8 @@ def load_config(path: Path) -> dict[str, object]:
     Raises:
         UsageError: the file is missing or not valid TOML.
     """
+    import tomllib  # noqa: PLC0415 - only when a config file is named
+
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)

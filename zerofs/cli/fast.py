@@ -20,11 +20,16 @@ _LS_FLAGS = {"-l": "long", "--long": "long", "-a": "all", "--all": "all", "--jso
 
 def try_run(args: list[str]) -> int | None:
     """Run ``args`` if this fast path can; return the exit code or None."""
-    if os.environ.get("ZEROFS_NO_FAST_PATH") or not args or args[0] not in ("cat", "ls"):
-        return None
-    if sys.stdout.isatty():
+    if os.environ.get("ZEROFS_NO_FAST_PATH") or sys.stdout.isatty():
         return None
     options: dict[str, str] = {}
+    at = 0
+    while at + 1 < len(args) and args[at] in _VALUE_OPTIONS:
+        options[_VALUE_OPTIONS[args[at]]] = args[at + 1]
+        at += 2
+    args = args[at:]
+    if not args or args[0] not in ("cat", "ls"):
+        return None
     flags: set[str] = set()
     positional: list[str] = []
     rest = iter(args[1:])

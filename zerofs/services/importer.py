@@ -19,16 +19,19 @@ hashing and compression on a small thread pool, a few chunks in flight.
 
 from __future__ import annotations
 
+import collections
 import os
 import stat
 import struct
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
-from zerofs.content import BatchSink, ContentWriter
+from zerofs.chunking import make_chunker
+from zerofs.content import BatchSink, ContentWriter, EncodedFile, encode_small_file
 from zerofs.errors import HostIOError, NotFoundError
 from zerofs.history import apply_change
 from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode, validate_name
@@ -38,7 +41,10 @@ from zerofs.store import WriteBatch
 from zerofs.tree import build_dir, place
 
 STREAM_THRESHOLD_BYTES: Final = 1 << 20
-"""Files larger than this are streamed and hashed on worker threads."""
+"""Files larger than this are streamed; smaller ones are read whole."""
+SMALL_GROUP_BYTES: Final = 512 << 10
+SMALL_GROUP_FILES: Final = 64
+"""Small files go to a worker in groups: one hand-off per file costs more than hashing it."""
 _CACHE_VALUE = struct.Struct("<QQQqq32s")  # dev, ino, size, mtime, ctime, file node id
 
 
@@ -112,9 +118,11 @@ def import_tree(repo: Repository, host_path: Path, store_path: StorePath, *, par
     with ThreadPoolExecutor(n_workers, thread_name_prefix="zerofs-hash") as executor:
         with repo.store.batch() as batch:
             sink = BatchSink(repo, batch)
-            walker = _Walker(repo, sink, ContentWriter(repo, sink, executor, n_workers), counters,
+            writer = ContentWriter(repo, sink, executor, n_workers)
+            walker = _Walker(repo, sink, writer, _SmallFiles(repo, writer, executor, n_workers), counters,
                              cache_updates, skip_errors, on_progress, on_warning)
             top = walker.entry_for(os.fsencode(absolute), store_path.name, top_stat)
+            top = walker.resolve([top])[0] if top is not None else None
     if top is None:
         raise HostIOError(f"nothing to import: {host_path} is not a file, directory or symlink")
 
@@ -138,12 +146,14 @@ def import_tree(repo: Repository, host_path: Path, store_path: StorePath, *, par
 class _Walker:
     """Depth-first walk of a host tree that builds and writes nodes."""
 
-    def __init__(self, repo: Repository, sink: BatchSink, writer: ContentWriter, counters: _Counters,
+    def __init__(self, repo: Repository, sink: BatchSink, writer: ContentWriter, small: _SmallFiles,
+                 counters: _Counters,
                  cache_updates: dict[bytes, bytes], skip_errors: bool,
                  on_progress: ProgressCallback | None, on_warning: Callable[[str], None] | None) -> None:
         self.repo = repo
         self.sink = sink
         self.writer = writer
+        self.small = small
         self.counters = counters
         self.cache_updates = cache_updates
         self.skip_errors = skip_errors
@@ -162,7 +172,21 @@ class _Walker:
             raise HostIOError(text + " (use --skip-errors to import the rest)") from exc
         self.warn(text + "; skipped")
 
-    def entry_for(self, path: bytes, name: bytes, st: os.stat_result) -> DirEntry | None:
+    def resolve(self, entries: list[DirEntry | _PendingFile]) -> list[DirEntry]:
+        """Wait for the small files among ``entries``; return the entries of those stored."""
+        if any(isinstance(e, _PendingFile) for e in entries):
+            self.small.submit()
+        resolved = []
+        for entry in entries:
+            if isinstance(entry, _PendingFile):
+                done = self.small.entry(entry)
+                if done is None:
+                    continue
+                entry = done
+            resolved.append(entry)
+        return resolved
+
+    def entry_for(self, path: bytes, name: bytes, st: os.stat_result) -> DirEntry | _PendingFile | None:
         """Store what is at ``path`` and return its entry, or None if skipped."""
         mode = st.st_mode
         try:
@@ -184,7 +208,7 @@ class _Walker:
         return None
 
     def dir_entry(self, path: bytes, name: bytes, st: os.stat_result) -> DirEntry:
-        entries = []
+        entries: list[DirEntry | _PendingFile] = []
         with os.scandir(path) as iterator:
             children = list(iterator)
         for child in children:
@@ -203,23 +227,31 @@ class _Walker:
             if entry is not None:
                 entries.append(entry)
         self.counters.dirs += 1
-        dir_id = build_dir(self.sink, entries)
+        dir_id = build_dir(self.sink, self.resolve(entries))
         return DirEntry(name, Kind.DIR, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, dir_id)
 
-    def file_entry(self, path: bytes, name: bytes, st: os.stat_result) -> DirEntry:
+    def file_entry(self, path: bytes, name: bytes, st: os.stat_result) -> DirEntry | _PendingFile:
         counters = self.counters
+        counters.files += 1
+        counters.bytes_total += st.st_size
+        if self.on_progress is not None:
+            self.on_progress(ImportProgress(counters.files, counters.bytes_read, counters.bytes_total))
         file_id = self.cached_file_id(path, st)
         if file_id is not None:
             counters.files_unchanged += 1
-            size = st.st_size
-        else:
-            file_id, size = self.store_file(path, st)
+            return self.finish_file(path, name, st, file_id, st.st_size)
+        if st.st_size <= STREAM_THRESHOLD_BYTES:
+            counters.bytes_read += st.st_size
+            return self.small.add(_PendingFile(self, path, name, st))
+        with _open_host_file(path) as reader:
+            file_id, node = self.writer.write_stream(reader)
+        counters.bytes_read += node.size_bytes
+        return self.finish_file(path, name, st, file_id, node.size_bytes)
+
+    def finish_file(self, path: bytes, name: bytes, st: os.stat_result, file_id: ObjectId,
+                    size: int) -> DirEntry:
         self.cache_updates[path] = _CACHE_VALUE.pack(st.st_dev, st.st_ino, size, st.st_mtime_ns,
                                                      st.st_ctime_ns, file_id)
-        counters.files += 1
-        counters.bytes_total += size
-        if self.on_progress is not None:
-            self.on_progress(ImportProgress(counters.files, counters.bytes_read, counters.bytes_total))
         return DirEntry(name, Kind.FILE, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, size, file_id)
 
     def cached_file_id(self, path: bytes, st: os.stat_result) -> ObjectId | None:
@@ -232,16 +264,116 @@ class _Walker:
             return None
         return file_id if self.sink.batch.has(file_id) else None
 
-    def store_file(self, path: bytes, st: os.stat_result) -> tuple[ObjectId, int]:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb", buffering=0) as reader:
-            if st.st_size <= STREAM_THRESHOLD_BYTES:
-                data = reader.read()
-                file_id, node = self.writer.write_bytes(data)
-            else:
-                file_id, node = self.writer.write_stream(reader)
-        self.counters.bytes_read += node.size_bytes
-        return file_id, node.size_bytes
+
+class _PendingFile:
+    """A small file handed to a worker; becomes a DirEntry once its group is done."""
+
+    __slots__ = ("group", "index", "name", "path", "st", "walker")
+
+    def __init__(self, walker: _Walker, path: bytes, name: bytes, st: os.stat_result) -> None:
+        self.walker = walker
+        self.path = path
+        self.name = name
+        self.st = st
+        self.group: _Group | None = None
+        self.index = 0
+
+
+class _Group:
+    """Small files encoded together on one worker."""
+
+    __slots__ = ("future", "paths", "results", "size_bytes")
+
+    def __init__(self) -> None:
+        self.paths: list[bytes] = []
+        self.size_bytes = 0
+        self.future: Future[list[EncodedFile | OSError]] | None = None
+        self.results: list[tuple[ObjectId, int] | OSError] | None = None
+
+
+class _SmallFiles:
+    """Hashes and compresses small files on workers, in groups, with bounded memory.
+
+    Records are written on the caller's thread, in submission order, as soon
+    as more than ``max_in_flight`` groups are pending; only (id, size) of
+    each file is kept after that, until its directory is built.
+    """
+
+    def __init__(self, repo: Repository, writer: ContentWriter, executor: Executor, workers: int) -> None:
+        self.repo = repo
+        self.writer = writer
+        self.executor = executor
+        self.max_in_flight = max(2, 2 * workers)
+        self.current = _Group()
+        self.in_flight: collections.deque[_Group] = collections.deque()
+        self.local = threading.local()
+
+    def add(self, pending: _PendingFile) -> _PendingFile:
+        group = self.current
+        pending.group, pending.index = group, len(group.paths)
+        group.paths.append(pending.path)
+        group.size_bytes += pending.st.st_size
+        if group.size_bytes >= SMALL_GROUP_BYTES or len(group.paths) >= SMALL_GROUP_FILES:
+            self.submit()
+        return pending
+
+    def submit(self) -> None:
+        group = self.current
+        if not group.paths:
+            return
+        self.current = _Group()
+        group.future = self.executor.submit(self._encode, group.paths)
+        group.paths = []
+        self.in_flight.append(group)
+        while len(self.in_flight) > self.max_in_flight:
+            self._write(self.in_flight.popleft())
+
+    def _encode(self, paths: list[bytes]) -> list[EncodedFile | OSError]:
+        """Worker: read, hash and compress each file (reads release the GIL too)."""
+        chunker = self.local.__dict__.get("chunker")
+        if chunker is None:
+            chunker = self.local.chunker = make_chunker(self.repo.config.chunk_params)
+        has = self.repo.store.has
+        encoded: list[EncodedFile | OSError] = []
+        for path in paths:
+            try:
+                with _open_host_file(path) as reader:
+                    data = reader.read()
+            except OSError as exc:
+                encoded.append(exc)
+                continue
+            encoded.append(encode_small_file(self.repo, chunker, data, has))
+        return encoded
+
+    def _write(self, group: _Group) -> None:
+        assert group.future is not None
+        results: list[tuple[ObjectId, int] | OSError] = []
+        for encoded in group.future.result():
+            if isinstance(encoded, OSError):
+                results.append(encoded)
+                continue
+            self.writer.write_encoded(encoded)
+            results.append((encoded.file_id, encoded.node.size_bytes))
+        group.results = results
+        group.future = None
+
+    def entry(self, pending: _PendingFile) -> DirEntry | None:
+        """Return the finished entry, or None if the file could not be read (and errors are skipped)."""
+        group = pending.group
+        assert group is not None
+        while group.results is None:
+            self._write(self.in_flight.popleft())
+        result = group.results[pending.index]
+        if isinstance(result, OSError):
+            pending.walker.failed(pending.path, result)
+            return None
+        file_id, size = result
+        return pending.walker.finish_file(pending.path, pending.name, pending.st, file_id, size)
+
+
+def _open_host_file(path: bytes) -> BinaryIO:
+    """Open a host file for reading without following a symlink swapped in after the walk."""
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb", buffering=0)
 
 
 def _human_bytes(size: int) -> str:
