@@ -1,13 +1,16 @@
-"""The zerofs command line: typer commands that parse, call one service, render.
+"""The zerofs command line: the typer app that defines every command, its options and help.
 
-No storage logic lives here. The repository is found and opened once per
-command through ``cli.context``; errors become one line on stderr and the
-exit code of their class in ``main``.
+Each command here only declares its parameters (names, flags, help texts)
+and hands the parsed values to the function of the same name in
+``commands.py``, which opens the repository, calls one service and renders.
+The fast path (``fast.py``) parses the same command lines from a spec
+generated from this app (``spec.py``) and calls the same functions, so the
+two cannot drift apart. Errors become one line on stderr and the exit code
+of their class in ``main``.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,11 +18,8 @@ from typing import Annotated, Optional
 import typer
 
 from zerofs import __version__
-from zerofs.cli import render
-from zerofs.cli.context import Settings, open_repository, settings
-from zerofs.errors import UsageError, exit_code_table
-from zerofs.paths import StorePath
-from zerofs.repo import Repository
+from zerofs.cli import commands
+from zerofs.errors import exit_code_table
 
 _EXIT_CODES = "\n\n".join(f"{code}: {meaning}" for code, meaning in exit_code_table())
 
@@ -62,22 +62,14 @@ def _root(
     ctx.obj = {"repo": repo, "config": config}
 
 
-def _settings(ctx: typer.Context, repo: str | None, config: str | None) -> Settings:
+def _where(ctx: typer.Context, repo: str | None, config: str | None) -> dict[str, str | None]:
+    """``repo`` and ``config`` for a command: its own options, else the global ones.
+
+    The fast path merges the same way (``fast.merge_root``): a command's option
+    wins when it is given and not empty.
+    """
     root = ctx.obj or {}
-    return settings(repo or root.get("repo"), config or root.get("config"))
-
-
-def _open(ctx: typer.Context, repo: str | None, config: str | None, *, readonly: bool = False) -> Repository:
-    return open_repository(_settings(ctx, repo, config), readonly=readonly)
-
-
-def _path(text: str) -> StorePath:
-    return StorePath.parse(text)
-
-
-def _done(quiet: bool, message: str) -> None:
-    if not quiet:
-        sys.stderr.write(message + "\n")
+    return {"repo": repo or root.get("repo"), "config": config or root.get("config")}
 
 
 # -- repository -------------------------------------------------------------------
@@ -87,20 +79,7 @@ def _done(quiet: bool, message: str) -> None:
 def init(ctx: typer.Context, repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False,
          as_json: JsonOpt = False) -> None:
     """Create a repository (default: $XDG_DATA_HOME/zerofs)."""
-    from zerofs.history import author  # noqa: PLC0415
-
-    found = _settings(ctx, repo, config)
-    level = found.defaults.get("compression_level", 3)
-    if not isinstance(level, int) or not 1 <= level <= 19:
-        raise UsageError("config [defaults] compression_level must be an integer from 1 to 19")
-    created = Repository.init(found.repo_path, author=author(), compression_level=level)
-    if as_json:
-        render.print_json({"repository": str(found.repo_path), "format_version": created.config.format_version,
-                           "chunking": created.config.chunk_params.to_dict(),
-                           "compression_level": created.config.compression_level})
-    else:
-        _done(quiet, f"initialised zerofs repository at {found.repo_path}")
-    created.close()
+    commands.init(quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 # -- changes ----------------------------------------------------------------------
@@ -116,51 +95,8 @@ def import_(
     repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Import a host file or directory tree to STORE_PATH in one commit (replaces what is there)."""
-    from zerofs.cli.progress import ImportBar  # noqa: PLC0415
-    from zerofs.services.importer import import_tree  # noqa: PLC0415
-
-    target = _path(store_path)
-    found = _settings(ctx, repo, config)
-    skip = skip_errors or bool(found.defaults.get("skip_errors", False))
-    with open_repository(found) as repository, ImportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
-        result = import_tree(repository, host_path, target, parents=parents, skip_errors=skip,
-                             on_progress=bar.update, on_warning=lambda w: sys.stderr.write(f"zerofs: warning: {w}\n"))
-    if as_json:
-        render.print_json({"path": str(result.store_path), "commit": result.commit_id.hex() if result.commit_id else None,
-                           "files": result.files, "dirs": result.dirs, "symlinks": result.symlinks,
-                           "bytes": result.bytes_total, "files_unchanged": result.files_unchanged,
-                           "new_bytes": result.new_bytes, "warnings": list(result.warnings)})
-    else:
-        _done(quiet, f"imported {host_path} -> {result.store_path}: {result.files} files "
-                     f"({result.files_unchanged} unchanged), {render.human_size(result.bytes_total)}, "
-                     f"{render.human_size(result.new_bytes)} new")
-
-
-def _clone(ctx: typer.Context, source: str | None, target: str | None, source_opt: str | None,
-           target_opt: str | None, parents: bool, force: bool, repo: str | None, config: str | None,
-           quiet: bool, as_json: bool) -> None:
-    from zerofs.services.edit import clone as clone_path  # noqa: PLC0415
-
-    src = source_opt or source
-    dst = target_opt or target
-    if src is None or dst is None:
-        raise UsageError("clone needs a SOURCE and a DESTINATION (positional or --source/--destination)")
-    if (source_opt and source) or (target_opt and target):
-        raise UsageError("give SOURCE and DESTINATION either as arguments or as --source/--destination, not both")
-    found = _settings(ctx, repo, config)
-    parents = parents or bool(found.defaults.get("parents", False))
-    with open_repository(found) as repository:
-        result = clone_path(repository, _path(src), _path(dst), parents=parents, force=force)
-    _report(result.commit_id, result.message, quiet, as_json)
-
-
-def _report(commit_id: bytes | None, message: str, quiet: bool, as_json: bool) -> None:
-    if as_json:
-        render.print_json({"commit": commit_id.hex() if commit_id else None, "message": message})
-    elif commit_id is None:
-        _done(quiet, f"{message}: nothing changed")
-    else:
-        _done(quiet, f"[{commit_id.hex()[:12]}] {message}")
+    commands.import_(host_path, store_path, parents=parents, skip_errors=skip_errors, quiet=quiet, as_json=as_json,
+                     **_where(ctx, repo, config))
 
 
 SourceArg = Annotated[Optional[str], typer.Argument(metavar="SOURCE", help="Store path to clone.")]  # noqa: UP045
@@ -176,7 +112,8 @@ def clone(ctx: typer.Context, source: SourceArg = None, target: TargetArg = None
           target_opt: TargetOpt = None, parents: ParentsOpt = False, force: ForceOpt = False,
           repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Clone SOURCE to DESTINATION: an instant snapshot, whatever its size."""
-    _clone(ctx, source, target, source_opt, target_opt, parents, force, repo, config, quiet, as_json)
+    commands.clone(source, target, source_opt=source_opt, target_opt=target_opt, parents=parents, force=force,
+                   quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -185,7 +122,8 @@ def snapshot(ctx: typer.Context, source: SourceArg = None, target: TargetArg = N
              repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False,
              as_json: JsonOpt = False) -> None:
     """Same as clone: snapshots are clones."""
-    _clone(ctx, source, target, source_opt, target_opt, parents, force, repo, config, quiet, as_json)
+    commands.snapshot(source, target, source_opt=source_opt, target_opt=target_opt, parents=parents, force=force,
+                      quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command("snap", hidden=True)
@@ -193,7 +131,8 @@ def snap(ctx: typer.Context, source: SourceArg = None, target: TargetArg = None,
          target_opt: TargetOpt = None, parents: ParentsOpt = False, force: ForceOpt = False,
          repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
     """Same as clone."""
-    _clone(ctx, source, target, source_opt, target_opt, parents, force, repo, config, quiet, as_json)
+    commands.snap(source, target, source_opt=source_opt, target_opt=target_opt, parents=parents, force=force,
+                  quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -204,12 +143,7 @@ def write(
     repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Write standard input to a file in the store (replacing its contents)."""
-    from zerofs.services.edit import write_file  # noqa: PLC0415
-
-    target = _path(store_path)
-    with _open(ctx, repo, config) as repository:
-        result = write_file(repository, target, sys.stdin.buffer, parents=parents, uid=os.getuid(), gid=os.getgid())
-    _report(result.commit_id, result.message, quiet, as_json)
+    commands.write(store_path, parents=parents, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -220,12 +154,7 @@ def mkdir(
     repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Create a directory in the store."""
-    from zerofs.services.edit import mkdir as make_dir  # noqa: PLC0415
-
-    target = _path(store_path)
-    with _open(ctx, repo, config) as repository:
-        result = make_dir(repository, target, parents=parents, uid=os.getuid(), gid=os.getgid())
-    _report(result.commit_id, result.message, quiet, as_json)
+    commands.mkdir(store_path, parents=parents, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -237,12 +166,8 @@ def rm(
     repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Remove a file or directory from the store (history keeps it)."""
-    from zerofs.services.edit import remove_path  # noqa: PLC0415
-
-    target = _path(store_path)
-    with _open(ctx, repo, config) as repository:
-        result = remove_path(repository, target, recursive=recursive, missing_ok=force)
-    _report(result.commit_id, result.message, quiet, as_json)
+    commands.rm(store_path, recursive=recursive, force=force, quiet=quiet, as_json=as_json,
+                **_where(ctx, repo, config))
 
 
 @app.command()
@@ -254,12 +179,7 @@ def mv(
     repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Move or rename a path in the store (O(1), whatever its size)."""
-    from zerofs.services.edit import move_path  # noqa: PLC0415
-
-    src, dst = _path(source), _path(target)
-    with _open(ctx, repo, config) as repository:
-        result = move_path(repository, src, dst, force=force)
-    _report(result.commit_id, result.message, quiet, as_json)
+    commands.mv(source, target, force=force, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 # -- reading ----------------------------------------------------------------------
@@ -275,12 +195,8 @@ def ls(
     repo: RepoOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """List a directory in the store."""
-    from zerofs.services.browse import list_path  # noqa: PLC0415
-
-    target = _path(store_path)
-    with _open(ctx, repo, config, readonly=True) as repository:
-        rows = list_path(repository, target, recursive=recursive, with_targets=long or as_json)
-        render.render_listing(rows, long=long, show_all=show_all or as_json, recursive=recursive, as_json=as_json)
+    commands.ls(store_path, long=long, show_all=show_all, recursive=recursive, as_json=as_json,
+                **_where(ctx, repo, config))
 
 
 @app.command()
@@ -290,15 +206,7 @@ def cat(
     repo: RepoOpt = None, config: ConfigOpt = None,
 ) -> None:
     """Print files from the store to standard output (streamed, verified)."""
-    from zerofs.services.browse import read_file  # noqa: PLC0415
-
-    targets = [_path(p) for p in store_paths]
-    with _open(ctx, repo, config, readonly=True) as repository:
-        out = sys.stdout.buffer
-        for target in targets:
-            for data in read_file(repository, target):
-                out.write(data)
-        out.flush()
+    commands.cat(store_paths, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -308,11 +216,7 @@ def stat(
     repo: RepoOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Show the metadata and node of a path."""
-    from zerofs.services.browse import stat_path  # noqa: PLC0415
-
-    target = _path(store_path)
-    with _open(ctx, repo, config, readonly=True) as repository:
-        render.render_stat(stat_path(repository, target), as_json=as_json)
+    commands.stat(store_path, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -322,12 +226,7 @@ def tree(
     repo: RepoOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Show a directory and everything below it as a tree."""
-    from zerofs.services.browse import list_path  # noqa: PLC0415
-
-    target = _path(store_path)
-    with _open(ctx, repo, config, readonly=True) as repository:
-        rows = list_path(repository, target, recursive=True, with_targets=True)
-        render.render_tree(rows, str(target), as_json=as_json)
+    commands.tree(store_path, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -338,11 +237,7 @@ def log(
     repo: RepoOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Show the history of commits, newest first (JSON lines with --json)."""
-    from zerofs.services.browse import log as iter_commits  # noqa: PLC0415
-
-    target = _path(store_path) if store_path else None
-    with _open(ctx, repo, config, readonly=True) as repository:
-        render.render_log(iter_commits(repository, limit=max_count, path=target), as_json=as_json)
+    commands.log(store_path, max_count=max_count, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -354,16 +249,4 @@ def export(
     repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Recreate a store path on the host with contents, modes, mtimes and symlinks."""
-    from zerofs.cli.progress import ExportBar  # noqa: PLC0415
-    from zerofs.services.exporter import export_tree  # noqa: PLC0415
-
-    source = _path(store_path)
-    with _open(ctx, repo, config, readonly=True) as repository, \
-            ExportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
-        result = export_tree(repository, source, host_path, force=force, on_file=bar.update)
-    if as_json:
-        render.print_json({"files": result.files, "dirs": result.dirs, "symlinks": result.symlinks,
-                           "bytes": result.bytes_written})
-    else:
-        _done(quiet, f"exported {source} -> {host_path}: {result.files} files, "
-                     f"{render.human_size(result.bytes_written)}")
+    commands.export(store_path, host_path, force=force, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))

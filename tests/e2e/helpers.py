@@ -1,0 +1,42 @@
+"""Assertions shared by the e2e tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import run_zerofs
+
+
+def log_json(repo: Path) -> list[dict[str, Any]]:
+    """The repository's history as ``zerofs log --json`` prints it (newest first)."""
+    out = run_zerofs("log", "--json", repo=repo).stdout.decode()
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def assert_one_error_line(proc: subprocess.CompletedProcess[bytes]) -> str:
+    """A failed command printed exactly one ``zerofs: `` line on stderr and no traceback."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got: {proc.stderr!r}"
+    assert lines[0].startswith("zerofs: "), lines[0]
+    assert "internal error" not in lines[0], lines[0]
+    return lines[0]
+
+
+def assert_fails(repo: Path, *args: str, expect: int, input: bytes | None = None,
+                 stdout_empty: bool = True, before: list[dict[str, Any]] | None = None) -> str:
+    """Run a command that must fail: its exit code, one error line, the repository untouched.
+
+    ``before`` is the log the repository is known to have (saves one subprocess).
+    """
+    if before is None:
+        before = log_json(repo)
+    proc = run_zerofs(*args, repo=repo, input=input, expect=expect)
+    line = assert_one_error_line(proc)
+    if stdout_empty:
+        assert proc.stdout == b"", proc.stdout[:200]
+    assert log_json(repo) == before, "a failed command changed the repository"
+    return line

@@ -1,0 +1,199 @@
+"""objects.py: canonical encodings round-trip, decode rejects the non-canonical, names are validated."""
+
+from __future__ import annotations
+
+import stat
+import struct
+
+import pytest
+
+from zerofs.errors import CorruptionError, InvalidNameError
+from zerofs.objects import (
+    DIR_FLAT_MAX,
+    MAX_FANOUT,
+    NODE_FORMAT_VERSION,
+    ChunkListNode,
+    ChunkRef,
+    Commit,
+    DirEntry,
+    DirNode,
+    FileNode,
+    Kind,
+    SymlinkNode,
+    chunk_id,
+    decode,
+    encode,
+    object_id,
+    validate_name,
+)
+
+ID_A = bytes(range(32))
+ID_B = bytes(range(1, 33))
+
+
+def file_entry(name: bytes, node_id: bytes = ID_A, size: int = 3) -> DirEntry:
+    return DirEntry(name, Kind.FILE, stat.S_IFREG | 0o644, 1000, 1000, 1_700_000_000_123_456_789, size,
+                    node_id)
+
+
+NODES = {
+    "file-empty": FileNode(0, 0, ()),
+    "file": FileNode(30, 0, (ChunkRef(ID_A, 10), ChunkRef(ID_B, 20))),
+    "file-level1": FileNode(300, 1, (ChunkRef(ID_A, 300),)),
+    "file-max-fanout": FileNode(MAX_FANOUT, 0, tuple(ChunkRef(ID_A, 1) for _ in range(MAX_FANOUT))),
+    "chunklist": ChunkListNode(0, (ChunkRef(ID_A, 5), ChunkRef(ID_B, 7))),
+    "symlink": SymlinkNode(b"../target/x"),
+    "symlink-empty": SymlinkNode(b""),
+    "dir-empty": DirNode(),
+    "dir": DirNode((
+        file_entry(b"a"),
+        DirEntry(b"b", Kind.DIR, stat.S_IFDIR | 0o755, 0, 0, 5, 0, ID_B),
+        DirEntry(b"c", Kind.SYMLINK, stat.S_IFLNK | 0o777, 0, 0, -5, 4, ID_A),
+        DirEntry(b"d\xff\xfe", Kind.FILE, stat.S_IFREG | 0o751, 2, 3, 0, 0, ID_B,
+                 ((b"user.a", b"1"), (b"user.b", b""))),
+    ), 0, 4),
+    "dir-sharded": DirNode((), 0, DIR_FLAT_MAX + 1, ((0, ID_A), (17, ID_B), (63, ID_A))),
+    "commit-root": Commit(ID_A, (), 123, "me@host", "init", {"op": "init"}),
+    "commit": Commit(ID_A, (ID_B,), 1_700_000_000_000_000_000, "me@host", "clone /a -> /b ✓",
+                     {"op": "clone", "source": "/a", "target": "/b", "n": [1, 2]}),
+    "commit-merge": Commit(ID_A, (ID_B, ID_A), 0, "", "", {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NODES))
+def test_encode_decode_round_trip(name: str) -> None:
+    node = NODES[name]
+    body = encode(node)
+    assert body[0] == NODE_FORMAT_VERSION
+    decoded = decode(node.kind, body)
+    assert decoded == node
+    assert encode(decoded) == body
+
+
+@pytest.mark.parametrize("name", sorted(NODES))
+def test_decode_rejects_trailing_bytes(name: str) -> None:
+    node = NODES[name]
+    if isinstance(node, SymlinkNode):
+        pytest.skip("a symlink's target runs to the end of the body: trailing bytes are target bytes")
+    with pytest.raises(CorruptionError):
+        decode(node.kind, encode(node) + b"\0")
+
+
+@pytest.mark.parametrize("name", sorted(NODES))
+def test_decode_rejects_wrong_version_byte(name: str) -> None:
+    node = NODES[name]
+    body = encode(node)
+    for version in (0, NODE_FORMAT_VERSION + 1, 255):
+        with pytest.raises(CorruptionError):
+            decode(node.kind, bytes((version,)) + body[1:])
+
+
+@pytest.mark.parametrize("name", sorted(NODES))
+def test_decode_rejects_truncated_body(name: str) -> None:
+    node = NODES[name]
+    body = encode(node)
+    with pytest.raises(CorruptionError):
+        decode(node.kind, b"")
+    if isinstance(node, SymlinkNode):
+        return
+    with pytest.raises(CorruptionError):
+        decode(node.kind, body[:-1])
+
+
+def test_decode_rejects_unsorted_dir_entries() -> None:
+    unsorted = DirNode((file_entry(b"b"), file_entry(b"a")), 0, 2)
+    with pytest.raises(CorruptionError):
+        decode(Kind.DIR, encode(unsorted))
+
+
+def test_decode_rejects_duplicate_dir_entries() -> None:
+    duplicated = DirNode((file_entry(b"a"), file_entry(b"a")), 0, 2)
+    with pytest.raises(CorruptionError):
+        decode(Kind.DIR, encode(duplicated))
+
+
+@pytest.mark.parametrize("bad_name", [b"", b".", b"..", b"a/b", b"a\0b", b"x" * 256])
+def test_decode_rejects_invalid_entry_names(bad_name: bytes) -> None:
+    body = encode(DirNode((file_entry(bad_name),), 0, 1))
+    with pytest.raises(CorruptionError):
+        decode(Kind.DIR, body)
+
+
+def test_decode_rejects_flat_dir_over_limit() -> None:
+    entries = tuple(file_entry(b"%04d" % i) for i in range(DIR_FLAT_MAX + 1))
+    with pytest.raises(CorruptionError):
+        decode(Kind.DIR, encode(DirNode(entries, 0, len(entries))))
+
+
+def test_decode_rejects_sharded_dir_that_would_fit_flat() -> None:
+    with pytest.raises(CorruptionError):
+        decode(Kind.DIR, encode(DirNode((), 0, DIR_FLAT_MAX, ((0, ID_A), (1, ID_B)))))
+
+
+def test_decode_rejects_file_size_not_matching_chunks() -> None:
+    with pytest.raises(CorruptionError):
+        decode(Kind.FILE, encode(FileNode(31, 0, (ChunkRef(ID_A, 10), ChunkRef(ID_B, 20)))))
+
+
+def test_decode_rejects_unknown_entry_kind() -> None:
+    body = bytearray(encode(DirNode((file_entry(b"a"),), 0, 1)))
+    # Flat header is <BBI> (6 bytes); the entry's kind byte follows.
+    assert body[6] == Kind.FILE
+    body[6] = Kind.CHUNK
+    with pytest.raises(CorruptionError):
+        decode(Kind.DIR, bytes(body))
+
+
+def test_decode_rejects_ref_count_larger_than_body() -> None:
+    body = bytearray(encode(NODES["file"]))
+    # <BBQI>: version, level, size, count
+    struct.pack_into("<I", body, 10, 3)
+    with pytest.raises(CorruptionError):
+        decode(Kind.FILE, bytes(body))
+
+
+def test_decode_rejects_commit_with_bad_utf8() -> None:
+    body = encode(Commit(ID_A, (), 1, "a", "m", {}))
+    bad = body.replace(b"\x01\x00\x00\x00m", b"\x01\x00\x00\x00\xff")
+    assert bad != body
+    with pytest.raises(CorruptionError):
+        decode(Kind.COMMIT, bad)
+
+
+def test_ids_are_kind_tagged() -> None:
+    body = encode(SymlinkNode(b"x"))
+    assert object_id(Kind.SYMLINK, body) != object_id(Kind.CHUNK, body)
+    assert chunk_id(body) == object_id(Kind.CHUNK, body)
+    assert len(chunk_id(b"")) == 32
+
+
+def test_equal_nodes_have_equal_encodings() -> None:
+    a = DirNode((file_entry(b"a"), file_entry(b"b")), 0, 2)
+    b = DirNode((file_entry(b"a"), file_entry(b"b")), 0, 2)
+    assert encode(a) == encode(b)
+
+
+def test_nodes_are_immutable() -> None:
+    node = NODES["symlink"]
+    with pytest.raises(AttributeError):
+        node.target = b"other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("bad_name", [b"", b".", b"..", b"/", b"a/b", b"ab/", b"\0", b"a\0", b"x" * 256,
+                                      "é".encode() * 128])
+def test_validate_name_rejects(bad_name: bytes) -> None:
+    with pytest.raises(InvalidNameError):
+        validate_name(bad_name)
+
+
+@pytest.mark.parametrize("good_name", [b"a", b"...", b".hidden", b"..x", b"x" * 255, b"\xff\xfe",
+                                       b"with space", "é".encode() * 127])
+def test_validate_name_accepts(good_name: bytes) -> None:
+    assert validate_name(good_name) == good_name
+
+
+def test_invalid_name_is_a_usage_error() -> None:
+    from zerofs.errors import UsageError
+
+    assert issubclass(InvalidNameError, UsageError)
+    assert InvalidNameError.exit_code == 2

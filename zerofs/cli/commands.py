@@ -1,0 +1,252 @@
+"""What each command does once its arguments are parsed: open, call one service, render.
+
+Both front ends call these functions: the typer app (``app.py``, which owns
+the help texts and option names) and the start-up fast path (``fast.py``).
+Each function takes plain, already-converted values named exactly like the
+parameters of the typer command that calls it (``spec.py`` records those
+names and ``tests/e2e/test_fast_path.py`` checks they match). ``repo`` and
+``config`` arrive already merged with the global options.
+
+This module must not import typer, click or rich: it is on the fast path.
+Services, the renderers and the progress bars are imported inside each
+function so that ``cat`` loads only what ``cat`` needs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from zerofs.cli.context import open_repository, settings
+from zerofs.errors import UsageError
+from zerofs.paths import StorePath
+from zerofs.repo import Repository
+
+
+def _open(repo: str | None, config: str | None, *, readonly: bool = False) -> Repository:
+    return open_repository(settings(repo, config), readonly=readonly)
+
+
+def _path(text: str) -> StorePath:
+    return StorePath.parse(text)
+
+
+def _done(quiet: bool, message: str) -> None:
+    if not quiet:
+        sys.stderr.write(message + "\n")
+
+
+def _report(commit_id: bytes | None, message: str, quiet: bool, as_json: bool) -> None:
+    from zerofs.cli import render  # noqa: PLC0415
+
+    if as_json:
+        render.print_json({"commit": commit_id.hex() if commit_id else None, "message": message})
+    elif commit_id is None:
+        _done(quiet, f"{message}: nothing changed")
+    else:
+        _done(quiet, f"[{commit_id.hex()[:12]}] {message}")
+
+
+# -- repository -------------------------------------------------------------------
+
+
+def init(*, repo: str | None, config: str | None, quiet: bool, as_json: bool) -> None:
+    """Create a repository where the options say.
+
+    Raises:
+        UsageError: the config's compression level is out of range.
+    """
+    from zerofs.cli import render  # noqa: PLC0415
+    from zerofs.history import author  # noqa: PLC0415
+
+    found = settings(repo, config)
+    level = found.defaults.get("compression_level", 3)
+    if not isinstance(level, int) or not 1 <= level <= 19:
+        raise UsageError("config [defaults] compression_level must be an integer from 1 to 19")
+    created = Repository.init(found.repo_path, author=author(), compression_level=level)
+    if as_json:
+        render.print_json({"repository": str(found.repo_path), "format_version": created.config.format_version,
+                           "chunking": created.config.chunk_params.to_dict(),
+                           "compression_level": created.config.compression_level})
+    else:
+        _done(quiet, f"initialised zerofs repository at {found.repo_path}")
+    created.close()
+
+
+# -- changes ----------------------------------------------------------------------
+
+
+def import_(host_path: Path, store_path: str, *, parents: bool, skip_errors: bool, repo: str | None,
+            config: str | None, quiet: bool, as_json: bool) -> None:
+    """Import a host file or tree to ``store_path`` in one commit."""
+    from zerofs.cli import render  # noqa: PLC0415
+    from zerofs.cli.progress import ImportBar  # noqa: PLC0415
+    from zerofs.services.importer import import_tree  # noqa: PLC0415
+
+    target = _path(store_path)
+    found = settings(repo, config)
+    skip = skip_errors or bool(found.defaults.get("skip_errors", False))
+    with open_repository(found) as repository, ImportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
+        result = import_tree(repository, host_path, target, parents=parents, skip_errors=skip,
+                             on_progress=bar.update, on_warning=lambda w: sys.stderr.write(f"zerofs: warning: {w}\n"))
+    if as_json:
+        render.print_json({"path": str(result.store_path), "commit": result.commit_id.hex() if result.commit_id else None,
+                           "files": result.files, "dirs": result.dirs, "symlinks": result.symlinks,
+                           "bytes": result.bytes_total, "files_unchanged": result.files_unchanged,
+                           "new_bytes": result.new_bytes, "warnings": list(result.warnings)})
+    else:
+        _done(quiet, f"imported {host_path} -> {result.store_path}: {result.files} files "
+                     f"({result.files_unchanged} unchanged), {render.human_size(result.bytes_total)}, "
+                     f"{render.human_size(result.new_bytes)} new")
+
+
+def clone(source: str | None, target: str | None, *, source_opt: str | None, target_opt: str | None,
+          parents: bool, force: bool, repo: str | None, config: str | None, quiet: bool, as_json: bool) -> None:
+    """Clone a store path, given as arguments or as ``--source``/``--destination``.
+
+    Raises:
+        UsageError: a path is missing, or given both ways.
+    """
+    from zerofs.services.edit import clone as clone_path  # noqa: PLC0415
+
+    src = source_opt or source
+    dst = target_opt or target
+    if src is None or dst is None:
+        raise UsageError("clone needs a SOURCE and a DESTINATION (positional or --source/--destination)")
+    if (source_opt and source) or (target_opt and target):
+        raise UsageError("give SOURCE and DESTINATION either as arguments or as --source/--destination, not both")
+    found = settings(repo, config)
+    parents = parents or bool(found.defaults.get("parents", False))
+    with open_repository(found) as repository:
+        result = clone_path(repository, _path(src), _path(dst), parents=parents, force=force)
+    _report(result.commit_id, result.message, quiet, as_json)
+
+
+# ``snapshot`` and the hidden ``snap`` are clone under other names; the spec
+# names each command's function after its typer function.
+snapshot = clone
+snap = clone
+
+
+def write(store_path: str, *, parents: bool, repo: str | None, config: str | None, quiet: bool,
+          as_json: bool) -> None:
+    """Write standard input to a file in the store."""
+    from zerofs.services.edit import write_file  # noqa: PLC0415
+
+    target = _path(store_path)
+    with _open(repo, config) as repository:
+        result = write_file(repository, target, sys.stdin.buffer, parents=parents, uid=os.getuid(), gid=os.getgid())
+    _report(result.commit_id, result.message, quiet, as_json)
+
+
+def mkdir(store_path: str, *, parents: bool, repo: str | None, config: str | None, quiet: bool,
+          as_json: bool) -> None:
+    """Create a directory in the store."""
+    from zerofs.services.edit import mkdir as make_dir  # noqa: PLC0415
+
+    target = _path(store_path)
+    with _open(repo, config) as repository:
+        result = make_dir(repository, target, parents=parents, uid=os.getuid(), gid=os.getgid())
+    _report(result.commit_id, result.message, quiet, as_json)
+
+
+def rm(store_path: str, *, recursive: bool, force: bool, repo: str | None, config: str | None, quiet: bool,
+       as_json: bool) -> None:
+    """Remove a path from the store."""
+    from zerofs.services.edit import remove_path  # noqa: PLC0415
+
+    target = _path(store_path)
+    with _open(repo, config) as repository:
+        result = remove_path(repository, target, recursive=recursive, missing_ok=force)
+    _report(result.commit_id, result.message, quiet, as_json)
+
+
+def mv(source: str, target: str, *, force: bool, repo: str | None, config: str | None, quiet: bool,
+       as_json: bool) -> None:
+    """Move or rename a path in the store."""
+    from zerofs.services.edit import move_path  # noqa: PLC0415
+
+    src, dst = _path(source), _path(target)
+    with _open(repo, config) as repository:
+        result = move_path(repository, src, dst, force=force)
+    _report(result.commit_id, result.message, quiet, as_json)
+
+
+# -- reading ----------------------------------------------------------------------
+
+
+def ls(store_path: str, *, long: bool, show_all: bool, recursive: bool, repo: str | None, config: str | None,
+       as_json: bool) -> None:
+    """List a directory (or describe a file) in the store."""
+    from zerofs.cli import render  # noqa: PLC0415
+    from zerofs.services.browse import list_path  # noqa: PLC0415
+
+    target = _path(store_path)
+    with _open(repo, config, readonly=True) as repository:
+        rows = list_path(repository, target, recursive=recursive, with_targets=long or as_json)
+        render.render_listing(rows, long=long, show_all=show_all or as_json, recursive=recursive, as_json=as_json)
+
+
+def cat(store_paths: list[str], *, repo: str | None, config: str | None) -> None:
+    """Stream files from the store to standard output."""
+    from zerofs.services.browse import read_file  # noqa: PLC0415
+
+    targets = [_path(p) for p in store_paths]
+    with _open(repo, config, readonly=True) as repository:
+        out = sys.stdout.buffer
+        for target in targets:
+            for data in read_file(repository, target):
+                out.write(data)
+        out.flush()
+
+
+def stat(store_path: str, *, repo: str | None, config: str | None, as_json: bool) -> None:
+    """Show the metadata and node of a path."""
+    from zerofs.cli import render  # noqa: PLC0415
+    from zerofs.services.browse import stat_path  # noqa: PLC0415
+
+    target = _path(store_path)
+    with _open(repo, config, readonly=True) as repository:
+        render.render_stat(stat_path(repository, target), as_json=as_json)
+
+
+def tree(store_path: str, *, repo: str | None, config: str | None, as_json: bool) -> None:
+    """Show a directory and everything below it."""
+    from zerofs.cli import render  # noqa: PLC0415
+    from zerofs.services.browse import list_path  # noqa: PLC0415
+
+    target = _path(store_path)
+    with _open(repo, config, readonly=True) as repository:
+        rows = list_path(repository, target, recursive=True, with_targets=True)
+        render.render_tree(rows, str(target), as_json=as_json)
+
+
+def log(store_path: str | None, *, max_count: int | None, repo: str | None, config: str | None,
+        as_json: bool) -> None:
+    """Show commits, newest first, optionally only those that changed ``store_path``."""
+    from zerofs.cli import render  # noqa: PLC0415
+    from zerofs.services.browse import log as iter_commits  # noqa: PLC0415
+
+    target = _path(store_path) if store_path else None
+    with _open(repo, config, readonly=True) as repository:
+        render.render_log(iter_commits(repository, limit=max_count, path=target), as_json=as_json)
+
+
+def export(store_path: str, host_path: Path, *, force: bool, repo: str | None, config: str | None, quiet: bool,
+           as_json: bool) -> None:
+    """Recreate a store path on the host."""
+    from zerofs.cli import render  # noqa: PLC0415
+    from zerofs.cli.progress import ExportBar  # noqa: PLC0415
+    from zerofs.services.exporter import export_tree  # noqa: PLC0415
+
+    source = _path(store_path)
+    with _open(repo, config, readonly=True) as repository, \
+            ExportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
+        result = export_tree(repository, source, host_path, force=force, on_file=bar.update)
+    if as_json:
+        render.print_json({"files": result.files, "dirs": result.dirs, "symlinks": result.symlinks,
+                           "bytes": result.bytes_written})
+    else:
+        _done(quiet, f"exported {source} -> {host_path}: {result.files} files, "
+                     f"{render.human_size(result.bytes_written)}")
