@@ -32,8 +32,12 @@ class ChunkParams:
 
     def to_dict(self) -> dict[str, int]:
         """Return the parameters as recorded in the repository config."""
-        return {"avg_bytes": self.avg_bytes, "min_bytes": self.min_bytes,
-                "max_bytes": self.max_bytes, "normalization": self.normalization}
+        return {
+            "avg_bytes": self.avg_bytes,
+            "min_bytes": self.min_bytes,
+            "max_bytes": self.max_bytes,
+            "normalization": self.normalization,
+        }
 
 
 def make_chunker(params: ChunkParams) -> FastCDC:
@@ -43,11 +47,12 @@ def make_chunker(params: ChunkParams) -> FastCDC:
         RepositoryError: only the slow pure-Python FastCDC is available.
     """
     try:
-        from pyfastcdc.cy import FastCDC  # noqa: PLC0415 - 40 ms; only imports need it
+        from pyfastcdc.cy import FastCDC  # 40 ms; only imports need it
     except ImportError as exc:
         raise RepositoryError("the compiled FastCDC (pyfastcdc.cy) is not installed; reinstall zerofs") from exc
-    return FastCDC(params.avg_bytes, min_size=params.min_bytes, max_size=params.max_bytes,
-                   normalized_chunking=params.normalization)  # type: ignore[arg-type]
+    return FastCDC(
+        params.avg_bytes, min_size=params.min_bytes, max_size=params.max_bytes, normalized_chunking=params.normalization
+    )
 
 
 def chunk_stream(reader: BinaryIO, params: ChunkParams, chunker: FastCDC | None = None) -> Iterator[bytes]:

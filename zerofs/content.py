@@ -85,8 +85,7 @@ def build_file_node(sink: BatchSink, refs: Sequence[ChunkRef]) -> FileNode:
                 groups.append([])
         if not groups[-1]:
             groups.pop()
-        refs = [ChunkRef(sink.put(ChunkListNode(level, tuple(g))), sum(r.size_bytes for r in g))
-                for g in groups]
+        refs = [ChunkRef(sink.put(ChunkListNode(level, tuple(g))), sum(r.size_bytes for r in g)) for g in groups]
         level += 1
     return FileNode(size_bytes, level, tuple(refs))
 
@@ -94,8 +93,7 @@ def build_file_node(sink: BatchSink, refs: Sequence[ChunkRef]) -> FileNode:
 class ContentWriter:
     """Stores file contents through a batch, optionally hashing on worker threads."""
 
-    def __init__(self, repo: Repository, sink: BatchSink, executor: Executor | None = None,
-                 workers: int = 1) -> None:
+    def __init__(self, repo: Repository, sink: BatchSink, executor: Executor | None = None, workers: int = 1) -> None:
         """Write through ``sink``; use ``executor`` (with ``workers`` threads) for big files."""
         self.repo = repo
         self.sink = sink
@@ -125,10 +123,7 @@ class ContentWriter:
     def write_stream(self, reader: BinaryIO) -> tuple[ObjectId, FileNode]:
         """Store a stream of any length with a few chunks in memory; return its node."""
         chunks = chunk_stream(reader, self.params, self._chunker)
-        if self.executor is None:
-            refs = [self._store_chunk(data) for data in chunks]
-        else:
-            refs = self._store_parallel(chunks)
+        refs = [self._store_chunk(d) for d in chunks] if self.executor is None else self._store_parallel(chunks)
         node = build_file_node(self.sink, refs)
         return self.sink.put(node), node
 
@@ -178,8 +173,9 @@ class EncodedFile:
     """(id, record) of each chunk and of the file node; None where already stored."""
 
 
-def encode_small_file(repo: Repository, chunker: FastCDC, data: bytes,
-                      is_stored: Callable[[ObjectId], bool]) -> EncodedFile:
+def encode_small_file(
+    repo: Repository, chunker: FastCDC, data: bytes, is_stored: Callable[[ObjectId], bool]
+) -> EncodedFile:
     """Hash and compress a file held in memory (at most a few MiB), writing nothing.
 
     Safe on worker threads given a chunker of the thread's own (FastCDC

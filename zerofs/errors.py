@@ -86,8 +86,7 @@ class MountError(ZerofsError):
 def exit_code_table() -> list[tuple[int, str]]:
     """Return (code, meaning) rows for --help, the man pages and the README."""
     rows = {0: "success", EXIT_BUG: "a bug in zerofs (traceback with --debug)"}
-    for cls in (UsageError, NotFoundError, ConflictError, RepositoryError,
-                CorruptionError, MountError, HostIOError):
+    for cls in (UsageError, NotFoundError, ConflictError, RepositoryError, CorruptionError, MountError, HostIOError):
         rows[cls.exit_code] = cls.summary
     rows[EXIT_INTERRUPTED] = "interrupted (Ctrl-C)"
     return sorted(rows.items())

@@ -54,8 +54,14 @@ def head(repo: Repository) -> tuple[ObjectId, Commit]:
     return commit_id, repo.resolve_commit(commit_id)
 
 
-def apply_change(repo: Repository, change: Change, *, message: str, operation: dict[str, object],
-                 before_commit: Callable[[WriteBatch], None] | None = None) -> ChangeOutcome:
+def apply_change(
+    repo: Repository,
+    change: Change,
+    *,
+    message: str,
+    operation: dict[str, object],
+    before_commit: Callable[[WriteBatch], None] | None = None,
+) -> ChangeOutcome:
     """Apply ``change`` to HEAD's tree and commit it, retrying if HEAD moves.
 
     Writes, in one write transaction: the staged nodes, the commit, and
@@ -105,7 +111,7 @@ _author_cache: list[str] = []
 def author() -> str:
     """Return ``user@host`` for the commits this process makes."""
     if not _author_cache:
-        import pwd  # noqa: PLC0415
+        import pwd
 
         try:
             user = pwd.getpwuid(os.geteuid()).pw_name

@@ -10,9 +10,10 @@ not have produced. This module knows nothing about storage or compression.
 from __future__ import annotations
 
 import enum
+import itertools
 import json
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
@@ -85,9 +86,7 @@ def validate_name(name: bytes) -> bytes:
     if b"\0" in name:
         raise InvalidNameError(f"invalid name {_show(name)}: contains NUL")
     if len(name) > MAX_NAME_BYTES:
-        raise InvalidNameError(
-            f"invalid name {_show(name[:40])}...: {len(name)} bytes, the limit is {MAX_NAME_BYTES}"
-        )
+        raise InvalidNameError(f"invalid name {_show(name[:40])}...: {len(name)} bytes, the limit is {MAX_NAME_BYTES}")
     return name
 
 
@@ -167,16 +166,23 @@ class DirEntry:
 
     def renamed(self, name: bytes) -> DirEntry:
         """Return this entry under another name."""
-        return DirEntry(name, self.kind, self.mode, self.uid, self.gid, self.mtime_ns,
-                        self.size_bytes, self.id, self.xattrs)
+        return DirEntry(
+            name, self.kind, self.mode, self.uid, self.gid, self.mtime_ns, self.size_bytes, self.id, self.xattrs
+        )
 
-    def pointing_at(self, node_id: ObjectId, size_bytes: int | None = None,
-                    mtime_ns: int | None = None) -> DirEntry:
+    def pointing_at(self, node_id: ObjectId, size_bytes: int | None = None, mtime_ns: int | None = None) -> DirEntry:
         """Return this entry pointing at another node (after a change below it)."""
-        return DirEntry(self.name, self.kind, self.mode, self.uid, self.gid,
-                        self.mtime_ns if mtime_ns is None else mtime_ns,
-                        self.size_bytes if size_bytes is None else size_bytes,
-                        node_id, self.xattrs)
+        return DirEntry(
+            self.name,
+            self.kind,
+            self.mode,
+            self.uid,
+            self.gid,
+            self.mtime_ns if mtime_ns is None else mtime_ns,
+            self.size_bytes if size_bytes is None else size_bytes,
+            node_id,
+            self.xattrs,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,8 +262,17 @@ def _encode_refs(level: int, size_bytes: int, refs: Sequence[ChunkRef]) -> bytes
 def encode_entry(entry: DirEntry) -> bytes:
     """Return the canonical encoding of one directory entry."""
     parts = [
-        _ENTRY.pack(entry.kind, len(entry.name), entry.mode, entry.uid, entry.gid,
-                    entry.mtime_ns, entry.size_bytes, entry.id, len(entry.xattrs)),
+        _ENTRY.pack(
+            entry.kind,
+            len(entry.name),
+            entry.mode,
+            entry.uid,
+            entry.gid,
+            entry.mtime_ns,
+            entry.size_bytes,
+            entry.id,
+            len(entry.xattrs),
+        ),
         entry.name,
     ]
     for key, value in entry.xattrs:
@@ -282,8 +297,7 @@ def _encode_commit(commit: Commit) -> bytes:
     message = commit.message.encode()
     author = commit.author.encode()
     operation = json.dumps(commit.operation, sort_keys=True, separators=(",", ":")).encode()
-    parts = [_COMMIT_HEAD.pack(NODE_FORMAT_VERSION, commit.root_id, len(commit.parent_ids),
-                               commit.time_ns)]
+    parts = [_COMMIT_HEAD.pack(NODE_FORMAT_VERSION, commit.root_id, len(commit.parent_ids), commit.time_ns)]
     parts.extend(commit.parent_ids)
     for text in (author, message, operation):
         parts.append(struct.pack("<I", len(text)))
@@ -315,7 +329,7 @@ def _decode_refs(body: bytes) -> tuple[int, int, tuple[ChunkRef, ...]]:
     _check_version(body)
     _, level, size_bytes, count = _LIST_HEAD.unpack_from(body)
     offset = _LIST_HEAD.size
-    refs = tuple(ChunkRef(i, n) for i, n in _REF.iter_unpack(body[offset:offset + count * _REF.size]))
+    refs = tuple(ChunkRef(i, n) for i, n in _REF.iter_unpack(body[offset : offset + count * _REF.size]))
     if len(refs) != count or count > MAX_FANOUT:
         raise ValueError("bad reference count")
     return level, size_bytes, refs
@@ -342,18 +356,19 @@ def decode_entries(body: bytes | memoryview, offset: int, count: int) -> tuple[t
     for _ in range(count):
         kind, name_len, mode, uid, gid, mtime_ns, size_bytes, node_id, n_xattrs = unpack(body, offset)
         offset += entry_size
-        name = bytes(body[offset:offset + name_len])
+        name = bytes(body[offset : offset + name_len])
         offset += name_len
         xattrs = []
         for _ in range(n_xattrs):
             key_len, value_len = _XATTR.unpack_from(body, offset)
             offset += _XATTR.size
-            key = bytes(body[offset:offset + key_len])
+            key = bytes(body[offset : offset + key_len])
             offset += key_len
-            xattrs.append((key, bytes(body[offset:offset + value_len])))
+            xattrs.append((key, bytes(body[offset : offset + value_len])))
             offset += value_len
-        entries.append(DirEntry(validate_name(name), kinds[kind], mode, uid, gid, mtime_ns,
-                                size_bytes, node_id, tuple(xattrs)))
+        entries.append(
+            DirEntry(validate_name(name), kinds[kind], mode, uid, gid, mtime_ns, size_bytes, node_id, tuple(xattrs))
+        )
     return tuple(entries), offset
 
 
@@ -364,13 +379,15 @@ def _decode_dir(body: bytes) -> DirNode:
         entries, end = decode_entries(body, _DIR_FLAT.size, count)
         if end != len(body) or count > DIR_FLAT_MAX:
             raise ValueError("bad directory length")
-        if any(a.name >= b.name for a, b in zip(entries, entries[1:], strict=False)):
+        if any(a.name >= b.name for a, b in itertools.pairwise(entries)):
             raise ValueError("entries not strictly sorted")
         return DirNode(entries, 0, count)
     _, _, depth, count, bitmap = _DIR_SHARDED.unpack_from(body)
     offset = _DIR_SHARDED.size
     indexes = [i for i in range(DIR_SHARDS) if bitmap >> i & 1]
-    ids = [body[offset + n * ID_BYTES: offset + (n + 1) * ID_BYTES] for n in range(len(indexes))]
+    ids = [body[offset + n * ID_BYTES : offset + (n + 1) * ID_BYTES] for n in range(len(indexes))]
+    if len(body) != offset + len(indexes) * ID_BYTES:
+        raise ValueError("bad sharded directory length")
     if count <= DIR_FLAT_MAX or not indexes or depth >= ID_BYTES:
         raise ValueError("shards of a directory that would fit in one node")
     return DirNode((), depth, count, tuple(zip(indexes, ids, strict=True)))
@@ -385,19 +402,19 @@ def _decode_commit(body: bytes) -> Commit:
     _check_version(body)
     _, root_id, n_parents, time_ns = _COMMIT_HEAD.unpack_from(body)
     offset = _COMMIT_HEAD.size
-    parents = tuple(body[offset + n * ID_BYTES: offset + (n + 1) * ID_BYTES] for n in range(n_parents))
+    parents = tuple(body[offset + n * ID_BYTES : offset + (n + 1) * ID_BYTES] for n in range(n_parents))
     offset += n_parents * ID_BYTES
     texts = []
     for _ in range(3):
         (length,) = struct.unpack_from("<I", body, offset)
         offset += 4
-        texts.append(body[offset:offset + length].decode())
+        texts.append(body[offset : offset + length].decode())
         offset += length
     author, message, operation = texts
     return Commit(root_id, parents, time_ns, author, message, json.loads(operation))
 
 
-_DECODERS = {
+_DECODERS: dict[Kind, Callable[[bytes], Node]] = {
     Kind.FILE: _decode_file,
     Kind.CHUNKLIST: _decode_chunklist,
     Kind.DIR: _decode_dir,

@@ -9,17 +9,15 @@ It must not move refs (``history`` does) or know about paths (``tree``).
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
 from zerofs.chunking import ChunkParams
-from zerofs.errors import CorruptionError, NotFoundError, RepositoryError
+from zerofs.errors import ConflictError, CorruptionError, RepositoryError
 from zerofs.objects import (
     ChunkListNode,
     Commit,
@@ -33,7 +31,7 @@ from zerofs.objects import (
     encode,
     object_id,
 )
-from zerofs.store import LmdbStore, ObjectStore, WriteBatch, open_store
+from zerofs.store import ObjectStore, WriteBatch, open_store
 from zerofs.store.codec import decode_record, encode_record
 
 REPO_FORMAT_VERSION: Final = 1
@@ -57,13 +55,16 @@ class RepoConfig:
 
     def to_json(self) -> bytes:
         """Return the canonical JSON stored in the repository's metadata."""
-        return json.dumps({
-            "format_version": self.format_version,
-            "chunking": self.chunk_params.to_dict(),
-            "compression_level": self.compression_level,
-            "repo_id": self.repo_id,
-            "created_ns": self.created_ns,
-        }, sort_keys=True).encode()
+        return json.dumps(
+            {
+                "format_version": self.format_version,
+                "chunking": self.chunk_params.to_dict(),
+                "compression_level": self.compression_level,
+                "repo_id": self.repo_id,
+                "created_ns": self.created_ns,
+            },
+            sort_keys=True,
+        ).encode()
 
     @classmethod
     def from_json(cls, raw: bytes, where: Path) -> RepoConfig:
@@ -84,9 +85,15 @@ class RepoConfig:
             )
         try:
             chunking = data["chunking"]
-            return cls(version, ChunkParams(chunking["avg_bytes"], chunking["min_bytes"],
-                                            chunking["max_bytes"], chunking["normalization"]),
-                       int(data["compression_level"]), str(data["repo_id"]), int(data["created_ns"]))
+            return cls(
+                version,
+                ChunkParams(
+                    chunking["avg_bytes"], chunking["min_bytes"], chunking["max_bytes"], chunking["normalization"]
+                ),
+                int(data["compression_level"]),
+                str(data["repo_id"]),
+                int(data["created_ns"]),
+            )
         except (KeyError, TypeError) as exc:
             raise RepositoryError(f"repository at {where} has incomplete configuration") from exc
 
@@ -104,8 +111,14 @@ class Repository:
     # -- lifecycle ------------------------------------------------------------
 
     @classmethod
-    def init(cls, path: Path, *, author: str, chunk_params: ChunkParams | None = None,
-             compression_level: int = DEFAULT_COMPRESSION_LEVEL) -> Repository:
+    def init(
+        cls,
+        path: Path,
+        *,
+        author: str,
+        chunk_params: ChunkParams | None = None,
+        compression_level: int = DEFAULT_COMPRESSION_LEVEL,
+    ) -> Repository:
         """Create a repository at ``path`` (a new or empty directory).
 
         Writes the config, then an empty root directory and a first commit,
@@ -114,8 +127,6 @@ class Repository:
         Raises:
             ConflictError: a repository (or other files) already exists there.
         """
-        from zerofs.errors import ConflictError  # noqa: PLC0415
-
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             if (path / "data.mdb").exists():
                 raise ConflictError(f"a repository already exists at {path}")
@@ -124,8 +135,9 @@ class Repository:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RepositoryError(f"cannot create {path}: {exc.strerror}") from exc
-        config = RepoConfig(REPO_FORMAT_VERSION, chunk_params or ChunkParams(), compression_level,
-                            uuid.uuid4().hex, time.time_ns())
+        config = RepoConfig(
+            REPO_FORMAT_VERSION, chunk_params or ChunkParams(), compression_level, uuid.uuid4().hex, time.time_ns()
+        )
         store = open_store(path, create=True)
         repo = cls(store, config, path)
         staging = Staging(repo)
@@ -202,8 +214,9 @@ class Repository:
         """
         node = self.get_node(node_id)
         if not isinstance(node, node_type):
-            raise CorruptionError(f"object {node_id.hex()[:16]} is a {type(node).__name__}, "
-                                  f"expected a {node_type.__name__}")
+            raise CorruptionError(
+                f"object {node_id.hex()[:16]} is a {type(node).__name__}, expected a {node_type.__name__}"
+            )
         return node
 
     def read_chunk(self, chunk_id: ObjectId) -> bytes:
@@ -269,5 +282,3 @@ class Staging:
 
     def __len__(self) -> int:
         return len(self._records)
-
-

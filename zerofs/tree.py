@@ -124,10 +124,11 @@ def dir_get(source: NodeSource, dir_id: ObjectId, name: bytes) -> DirEntry | Non
 
 def dir_put(sink: NodeSink, dir_id: ObjectId, entry: DirEntry) -> ObjectId:
     """Stage a copy of the directory with ``entry`` inserted or replaced."""
-    return _put(sink, sink.get_typed(dir_id, DirNode), entry)[0]
+    return _put(sink, sink.get_typed(dir_id, DirNode), entry, 0)[0]
 
 
-def _put(sink: NodeSink, node: DirNode, entry: DirEntry) -> tuple[ObjectId, bool]:
+def _put(sink: NodeSink, node: DirNode, entry: DirEntry, depth: int) -> tuple[ObjectId, bool]:
+    # ``depth`` is passed down: a flat node does not record the depth it sits at.
     if not node.shards:
         entries = list(node.entries)
         at = bisect.bisect_left(entries, entry.name, key=lambda e: e.name)
@@ -136,48 +137,48 @@ def _put(sink: NodeSink, node: DirNode, entry: DirEntry) -> tuple[ObjectId, bool
             entries.insert(at, entry)
         else:
             entries[at] = entry
-        return _build(sink, entries, node.depth), is_new
-    index = _shard_of(entry.name, node.depth)
+        return _build(sink, entries, depth), is_new
+    index = _shard_of(entry.name, depth)
     shards = dict(node.shards)
     if index in shards:
-        shards[index], is_new = _put(sink, sink.get_typed(shards[index], DirNode), entry)
+        shards[index], is_new = _put(sink, sink.get_typed(shards[index], DirNode), entry, depth + 1)
     else:
-        shards[index], is_new = _build(sink, [entry], node.depth + 1), True
-    return sink.put(DirNode((), node.depth, node.count + is_new, tuple(sorted(shards.items())))), is_new
+        shards[index], is_new = _build(sink, [entry], depth + 1), True
+    return sink.put(DirNode((), depth, node.count + is_new, tuple(sorted(shards.items())))), is_new
 
 
 def dir_remove(sink: NodeSink, dir_id: ObjectId, name: bytes) -> ObjectId:
     """Stage a copy of the directory without ``name`` (which must be present)."""
-    new_id, removed = _remove(sink, sink.get_typed(dir_id, DirNode), name)
+    new_id, removed = _remove(sink, sink.get_typed(dir_id, DirNode), name, 0)
     if not removed:
         raise NotFoundError(f"no entry {name!r} to remove")
     return new_id
 
 
-def _remove(sink: NodeSink, node: DirNode, name: bytes) -> tuple[ObjectId, bool]:
+def _remove(sink: NodeSink, node: DirNode, name: bytes, depth: int) -> tuple[ObjectId, bool]:
     if not node.shards:
         kept = [e for e in node.entries if e.name != name]
         if len(kept) == len(node.entries):
             return sink.put(node), False
-        return _build(sink, kept, node.depth), True
-    index = _shard_of(name, node.depth)
+        return _build(sink, kept, depth), True
+    index = _shard_of(name, depth)
     shards = dict(node.shards)
     if index not in shards:
         return sink.put(node), False
     child = sink.get_typed(shards[index], DirNode)
-    new_child_id, removed = _remove(sink, child, name)
+    new_child_id, removed = _remove(sink, child, name, depth + 1)
     if not removed:
         return sink.put(node), False
     if node.count - 1 <= DIR_FLAT_MAX:
         # Back under the limit: the canonical form is flat again.
         shards[index] = new_child_id
         entries = [e for _, shard_id in sorted(shards.items()) for e in iter_dir(sink, shard_id)]
-        return _build(sink, sorted(entries, key=lambda e: e.name), node.depth), True
+        return _build(sink, sorted(entries, key=lambda e: e.name), depth), True
     if sink.get_typed(new_child_id, DirNode).count == 0:
         del shards[index]
     else:
         shards[index] = new_child_id
-    return sink.put(DirNode((), node.depth, node.count - 1, tuple(sorted(shards.items())))), True
+    return sink.put(DirNode((), depth, node.count - 1, tuple(sorted(shards.items())))), True
 
 
 # --------------------------------------------------------------------------
@@ -197,7 +198,7 @@ def lookup(source: NodeSource, root_id: ObjectId, path: StorePath) -> DirEntry:
             raise ConflictError(f"not a directory: {StorePath(path.parts[:depth])}")
         found = dir_get(source, entry.id, name)
         if found is None:
-            raise NotFoundError(f"no such path in the store: {StorePath(path.parts[:depth + 1])}")
+            raise NotFoundError(f"no such path in the store: {StorePath(path.parts[: depth + 1])}")
         entry = found
     return entry
 
@@ -221,8 +222,7 @@ def require_dir(source: NodeSource, root_id: ObjectId, path: StorePath) -> DirEn
 DirChange = Callable[[ObjectId], ObjectId]
 
 
-def change_dir(sink: NodeSink, root_id: ObjectId, dir_path: StorePath, change: DirChange,
-               now_ns: int) -> ObjectId:
+def change_dir(sink: NodeSink, root_id: ObjectId, dir_path: StorePath, change: DirChange, now_ns: int) -> ObjectId:
     """Apply ``change`` to the directory at ``dir_path``; path-copy up to a new root.
 
     The changed directory's own entry gets ``now_ns`` as its mtime, as a
@@ -234,8 +234,9 @@ def change_dir(sink: NodeSink, root_id: ObjectId, dir_path: StorePath, change: D
     return _change_below(sink, root_id, dir_path.parts, change, now_ns, StorePath())
 
 
-def _change_below(sink: NodeSink, dir_id: ObjectId, parts: tuple[bytes, ...], change: DirChange,
-                  now_ns: int, here: StorePath) -> ObjectId:
+def _change_below(
+    sink: NodeSink, dir_id: ObjectId, parts: tuple[bytes, ...], change: DirChange, now_ns: int, here: StorePath
+) -> ObjectId:
     if not parts:
         return change(dir_id)
     name = parts[0]
@@ -250,8 +251,9 @@ def _change_below(sink: NodeSink, dir_id: ObjectId, parts: tuple[bytes, ...], ch
     return dir_put(sink, dir_id, entry.pointing_at(new_child, mtime_ns=mtime))
 
 
-def ensure_dirs(sink: NodeSink, root_id: ObjectId, path: StorePath, now_ns: int,
-                mode: int = DIR_MODE, uid: int = 0, gid: int = 0) -> ObjectId:
+def ensure_dirs(
+    sink: NodeSink, root_id: ObjectId, path: StorePath, now_ns: int, mode: int = DIR_MODE, uid: int = 0, gid: int = 0
+) -> ObjectId:
     """Create ``path`` and any missing parents as directories (like ``mkdir -p``).
 
     Raises:
@@ -263,15 +265,27 @@ def ensure_dirs(sink: NodeSink, root_id: ObjectId, path: StorePath, now_ns: int,
         existing = try_lookup(sink, root_id, prefix)
         if existing is None:
             new_entry = DirEntry(prefix.name, Kind.DIR, mode, uid, gid, now_ns, 0, empty_dir)
-            root_id = change_dir(sink, root_id, prefix.parent,
-                                 lambda d, e=new_entry: dir_put(sink, d, e), now_ns)
+            root_id = change_dir(sink, root_id, prefix.parent, _putter(sink, new_entry), now_ns)
         elif existing.kind is not Kind.DIR:
             raise ConflictError(f"not a directory: {prefix}")
     return root_id
 
 
-def place(sink: NodeSink, root_id: ObjectId, path: StorePath, entry: DirEntry, now_ns: int, *,
-          parents: bool = False, replace: bool = False) -> ObjectId:
+def _putter(sink: NodeSink, entry: DirEntry) -> DirChange:
+    """Return a change that puts ``entry`` into a directory."""
+    return lambda dir_id: dir_put(sink, dir_id, entry)
+
+
+def place(
+    sink: NodeSink,
+    root_id: ObjectId,
+    path: StorePath,
+    entry: DirEntry,
+    now_ns: int,
+    *,
+    parents: bool = False,
+    replace: bool = False,
+) -> ObjectId:
     """Put ``entry`` (renamed to the last component) at ``path``.
 
     Args:
@@ -298,8 +312,7 @@ def place(sink: NodeSink, root_id: ObjectId, path: StorePath, entry: DirEntry, n
     existing = try_lookup(sink, root_id, path)
     if existing is not None and not replace:
         raise ConflictError(f"already exists: {path} (use --force to replace it)")
-    placed = entry.renamed(path.name)
-    return change_dir(sink, root_id, path.parent, lambda d: dir_put(sink, d, placed), now_ns)
+    return change_dir(sink, root_id, path.parent, _putter(sink, entry.renamed(path.name)), now_ns)
 
 
 def _require_parent(source: NodeSource, root_id: ObjectId, path: StorePath) -> None:
@@ -310,8 +323,7 @@ def _require_parent(source: NodeSource, root_id: ObjectId, path: StorePath) -> N
         raise ConflictError(f"not a directory: {path.parent}")
 
 
-def remove(sink: NodeSink, root_id: ObjectId, path: StorePath, now_ns: int, *,
-           recursive: bool = False) -> ObjectId:
+def remove(sink: NodeSink, root_id: ObjectId, path: StorePath, now_ns: int, *, recursive: bool = False) -> ObjectId:
     """Remove the entry at ``path``; a non-empty directory needs ``recursive``.
 
     Raises:
@@ -327,8 +339,9 @@ def remove(sink: NodeSink, root_id: ObjectId, path: StorePath, now_ns: int, *,
     return change_dir(sink, root_id, path.parent, lambda d: dir_remove(sink, d, path.name), now_ns)
 
 
-def move(sink: NodeSink, root_id: ObjectId, source: StorePath, target: StorePath, now_ns: int, *,
-         force: bool = False) -> tuple[ObjectId, StorePath]:
+def move(
+    sink: NodeSink, root_id: ObjectId, source: StorePath, target: StorePath, now_ns: int, *, force: bool = False
+) -> tuple[ObjectId, StorePath]:
     """Move ``source`` to ``target`` (into it, if ``target`` is a directory), like mv(1).
 
     Returns the new root and the path the entry ended at.
@@ -355,8 +368,7 @@ def move(sink: NodeSink, root_id: ObjectId, source: StorePath, target: StorePath
             raise ConflictError(f"cannot replace file {target} with directory {source} (use --force)")
     _require_parent(sink, root_id, target)
     without = change_dir(sink, root_id, source.parent, lambda d: dir_remove(sink, d, source.name), now_ns)
-    moved = entry.renamed(target.name)
-    return change_dir(sink, without, target.parent, lambda d: dir_put(sink, d, moved), now_ns), target
+    return change_dir(sink, without, target.parent, _putter(sink, entry.renamed(target.name)), now_ns), target
 
 
 def walk(source: NodeSource, dir_id: ObjectId, path: StorePath) -> Iterator[tuple[StorePath, DirEntry]]:

@@ -2,9 +2,11 @@
 
 ``cat`` and ``ls`` of small things must answer in well under 50 ms as whole
 processes, and importing typer and click alone costs about 80 ms here. So
-``fast.try_run`` first serves the plain forms of those two commands without
-them; anything it does not recognise goes to the typer app, which defines
-every command, its help, the man pages and completions.
+``fast.try_run`` first parses the command line from a spec generated from
+the typer app and runs it without typer; anything it is not sure of (help,
+usage errors, ``--version``, ``--debug``) goes to the typer app, which
+defines every command, its help, the man pages and completions. Both run
+the same functions in ``commands.py`` and end in the same handlers here.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         from zerofs.cli.fast import try_run  # noqa: PLC0415
 
         handled = try_run(args)
-        if handled is not None:
-            return handled
-        return _run_app(args)
+        code = handled if handled is not None else _run_app(args)
+        # Flush here, not at exit, so a reader that went away is handled below.
+        sys.stdout.flush()
+        return code
     except ZerofsError as exc:
         if debug:
             raise
@@ -51,16 +54,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_app(args: list[str]) -> int:
     # typer 0.29 vendors click as typer._click; its exceptions are the ones raised.
+    import typer  # noqa: PLC0415
     import typer._click.exceptions as click  # noqa: PLC0415
-    import typer
     import typer.main  # noqa: PLC0415
 
     from zerofs.cli.app import app  # noqa: PLC0415
     from zerofs.errors import UsageError  # noqa: PLC0415
 
     command = typer.main.get_command(app)
+    # What command.main() would do, minus its handling of Ctrl-C, EOF and a
+    # closed pipe (exit 130 silently, or exit 1): those reach main()'s
+    # handlers, as they do from the fast path, so both behave the same.
+    command._main_shell_completion({}, "zerofs")
     try:
-        result = command.main(args=args, prog_name="zerofs", standalone_mode=False)
+        with command.make_context("zerofs", args) as ctx:
+            result = command.invoke(ctx)
     except click.NoArgsIsHelpError as exc:
         sys.stderr.write(exc.ctx.get_help() + "\n")
         return UsageError.exit_code

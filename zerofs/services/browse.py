@@ -56,8 +56,9 @@ def resolve(repo: Repository, path: StorePath) -> DirEntry:
     return lookup(repo, commit.root_id, path)
 
 
-def list_path(repo: Repository, path: StorePath, *, recursive: bool = False,
-              with_targets: bool = False) -> Iterator[Listed]:
+def list_path(
+    repo: Repository, path: StorePath, *, recursive: bool = False, with_targets: bool = False
+) -> Iterator[Listed]:
     """Yield ``path``'s entries (or the path itself if it is not a directory)."""
     entry = resolve(repo, path)
     if entry.kind is not Kind.DIR:

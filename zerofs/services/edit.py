@@ -39,8 +39,9 @@ class EditResult:
     path: StorePath
 
 
-def mkdir(repo: Repository, path: StorePath, *, parents: bool = False, mode: int = 0o755,
-          uid: int = 0, gid: int = 0) -> EditResult:
+def mkdir(
+    repo: Repository, path: StorePath, *, parents: bool = False, mode: int = 0o755, uid: int = 0, gid: int = 0
+) -> EditResult:
     """Create a directory (with ``parents``, also missing parents; an existing one is fine).
 
     Raises:
@@ -59,8 +60,16 @@ def mkdir(repo: Repository, path: StorePath, *, parents: bool = False, mode: int
     return _commit(repo, change, message, {"op": "mkdir", "path": str(path), "parents": parents}, path)
 
 
-def write_file(repo: Repository, path: StorePath, reader: BinaryIO, *, parents: bool = False,
-               mode: int = 0o644, uid: int = 0, gid: int = 0) -> EditResult:
+def write_file(
+    repo: Repository,
+    path: StorePath,
+    reader: BinaryIO,
+    *,
+    parents: bool = False,
+    mode: int = 0o644,
+    uid: int = 0,
+    gid: int = 0,
+) -> EditResult:
     """Store a stream as the file at ``path``, replacing a file that is there.
 
     Writes the contents in batched transactions first, then one commit.
@@ -85,8 +94,7 @@ def write_file(repo: Repository, path: StorePath, reader: BinaryIO, *, parents: 
     return _commit(repo, change, message, {"op": "write", "path": str(path), "bytes": size_bytes}, path)
 
 
-def remove_path(repo: Repository, path: StorePath, *, recursive: bool = False,
-                missing_ok: bool = False) -> EditResult:
+def remove_path(repo: Repository, path: StorePath, *, recursive: bool = False, missing_ok: bool = False) -> EditResult:
     """Remove ``path`` (a directory with contents needs ``recursive``).
 
     Raises:
@@ -117,13 +125,13 @@ def move_path(repo: Repository, source: StorePath, target: StorePath, *, force: 
         return new_root
 
     outcome_message = f"mv {source} -> {target}"
-    result = _commit(repo, change, outcome_message,
-                     {"op": "mv", "source": str(source), "target": str(target)}, target)
+    result = _commit(repo, change, outcome_message, {"op": "mv", "source": str(source), "target": str(target)}, target)
     return EditResult(result.commit_id, result.message, final[0])
 
 
-def clone(repo: Repository, source: StorePath, target: StorePath, *, parents: bool = False,
-          force: bool = False) -> EditResult:
+def clone(
+    repo: Repository, source: StorePath, target: StorePath, *, parents: bool = False, force: bool = False
+) -> EditResult:
     """Make ``target`` a new entry pointing at ``source``'s node: an O(1) snapshot.
 
     Cloning a directory into itself (``/`` into ``/snapshots/x``) is allowed:
@@ -139,11 +147,11 @@ def clone(repo: Repository, source: StorePath, target: StorePath, *, parents: bo
         return place(staging, root_id, target, entry, now_ns, parents=parents, replace=force)
 
     message = f"clone {source} -> {target}"
-    return _commit(repo, change, message, {"op": "clone", "source": str(source), "target": str(target)},
-                   target)
+    return _commit(repo, change, message, {"op": "clone", "source": str(source), "target": str(target)}, target)
 
 
-def _commit(repo: Repository, change: Change, message: str, operation: dict[str, object],
-            path: StorePath) -> EditResult:
+def _commit(
+    repo: Repository, change: Change, message: str, operation: dict[str, object], path: StorePath
+) -> EditResult:
     outcome = apply_change(repo, change, message=message, operation=operation)
     return EditResult(outcome.commit_id, message, path)

@@ -48,8 +48,14 @@ class _Counts:
     bytes_written: int = 0
 
 
-def export_tree(repo: Repository, store_path: StorePath, host_path: Path, *, force: bool = False,
-                on_file: Callable[[int, int], None] | None = None) -> ExportResult:
+def export_tree(
+    repo: Repository,
+    store_path: StorePath,
+    host_path: Path,
+    *,
+    force: bool = False,
+    on_file: Callable[[int, int], None] | None = None,
+) -> ExportResult:
     """Recreate ``store_path`` at ``host_path``.
 
     A directory is exported into ``host_path``, which must not exist or be
@@ -61,8 +67,9 @@ def export_tree(repo: Repository, store_path: StorePath, host_path: Path, *, for
         HostIOError: the host refused a write.
     """
     commit = head(repo)[1]
-    entry = root_entry(commit.root_id, commit.time_ns) if store_path.is_root else lookup(
-        repo, commit.root_id, store_path)
+    entry = (
+        root_entry(commit.root_id, commit.time_ns) if store_path.is_root else lookup(repo, commit.root_id, store_path)
+    )
     target = Path(os.path.abspath(host_path))
     counts = _Counts()
     exporter = _Exporter(repo, counts, force, on_file)
@@ -75,7 +82,7 @@ def export_tree(repo: Repository, store_path: StorePath, host_path: Path, *, for
             _check_target_dir(target, force)
         elif os.path.lexists(target) and not force:
             raise ConflictError(f"{target} already exists (use --force to overwrite)")
-        exporter.export_entry(parent_fd, os.fsencode(target.name), entry)
+        exporter.export_entry(parent_fd, os.fsencode(target.name), entry, is_top=True)
     except OSError as exc:
         raise HostIOError(f"export to {target} failed: {exc.strerror or exc}") from exc
     finally:
@@ -93,17 +100,18 @@ def _check_target_dir(target: Path, force: bool) -> None:
 
 
 class _Exporter:
-    def __init__(self, repo: Repository, counts: _Counts, force: bool,
-                 on_file: Callable[[int, int], None] | None) -> None:
+    def __init__(
+        self, repo: Repository, counts: _Counts, force: bool, on_file: Callable[[int, int], None] | None
+    ) -> None:
         self.repo = repo
         self.counts = counts
         self.force = force
         self.on_file = on_file
         self.is_root = os.geteuid() == 0
 
-    def export_entry(self, dir_fd: int, name: bytes, entry: DirEntry) -> None:
+    def export_entry(self, dir_fd: int, name: bytes, entry: DirEntry, is_top: bool = False) -> None:
         if entry.kind is Kind.DIR:
-            self.export_dir(dir_fd, name, entry)
+            self.export_dir(dir_fd, name, entry, may_exist=is_top or self.force)
         elif entry.kind is Kind.FILE:
             self.export_file(dir_fd, name, entry)
         else:
@@ -117,11 +125,12 @@ class _Exporter:
                 raise ConflictError(f"cannot replace directory {os.fsdecode(name)} with a file")
             os.unlink(name, dir_fd=dir_fd)
 
-    def export_dir(self, parent_fd: int, name: bytes, entry: DirEntry) -> None:
+    def export_dir(self, parent_fd: int, name: bytes, entry: DirEntry, may_exist: bool) -> None:
+        # An existing top-level target was checked (absent, empty, or --force) by the caller.
         try:
             os.mkdir(name, 0o700, dir_fd=parent_fd)
         except FileExistsError:
-            if not self.force:
+            if not may_exist:
                 raise
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
         try:

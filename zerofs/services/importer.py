@@ -32,7 +32,7 @@ from typing import BinaryIO, Final
 
 from zerofs.chunking import make_chunker
 from zerofs.content import BatchSink, ContentWriter, EncodedFile, encode_small_file
-from zerofs.errors import HostIOError, NotFoundError
+from zerofs.errors import HostIOError, NotFoundError, UsageError
 from zerofs.history import apply_change
 from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode, validate_name
 from zerofs.paths import StorePath
@@ -86,10 +86,17 @@ class _Counters:
 ProgressCallback = Callable[[ImportProgress], None]
 
 
-def import_tree(repo: Repository, host_path: Path, store_path: StorePath, *, parents: bool = False,
-                skip_errors: bool = False, workers: int | None = None,
-                on_progress: ProgressCallback | None = None,
-                on_warning: Callable[[str], None] | None = None) -> ImportResult:
+def import_tree(
+    repo: Repository,
+    host_path: Path,
+    store_path: StorePath,
+    *,
+    parents: bool = False,
+    skip_errors: bool = False,
+    workers: int | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> ImportResult:
     """Import ``host_path`` (file, directory or symlink) to ``store_path`` in one commit.
 
     Writes contents and nodes in batched transactions while walking, then
@@ -109,20 +116,27 @@ def import_tree(repo: Repository, host_path: Path, store_path: StorePath, *, par
     except OSError as exc:
         raise HostIOError(f"cannot read {host_path}: {exc.strerror}") from exc
     if store_path.is_root:
-        from zerofs.errors import UsageError  # noqa: PLC0415
-
         raise UsageError("cannot import onto the root directory /; name a path such as /data")
     n_workers = workers or min(4, os.cpu_count() or 1)
     counters = _Counters()
     cache_updates: dict[bytes, bytes] = {}
-    with ThreadPoolExecutor(n_workers, thread_name_prefix="zerofs-hash") as executor:
-        with repo.store.batch() as batch:
-            sink = BatchSink(repo, batch)
-            writer = ContentWriter(repo, sink, executor, n_workers)
-            walker = _Walker(repo, sink, writer, _SmallFiles(repo, writer, executor, n_workers), counters,
-                             cache_updates, skip_errors, on_progress, on_warning)
-            top = walker.entry_for(os.fsencode(absolute), store_path.name, top_stat)
-            top = walker.resolve([top])[0] if top is not None else None
+    with ThreadPoolExecutor(n_workers, thread_name_prefix="zerofs-hash") as executor, repo.store.batch() as batch:
+        sink = BatchSink(repo, batch)
+        writer = ContentWriter(repo, sink, executor, n_workers)
+        walker = _Walker(
+            repo,
+            sink,
+            writer,
+            _SmallFiles(repo, writer, executor, n_workers),
+            counters,
+            cache_updates,
+            skip_errors,
+            on_progress,
+            on_warning,
+        )
+        top = walker.entry_for(os.fsencode(absolute), store_path.name, top_stat)
+        resolved = walker.resolve([top]) if top is not None else []
+        top = resolved[0] if resolved else None
     if top is None:
         raise HostIOError(f"nothing to import: {host_path} is not a file, directory or symlink")
 
@@ -133,23 +147,48 @@ def import_tree(repo: Repository, host_path: Path, store_path: StorePath, *, par
         for key, value in cache_updates.items():
             batch.put_cache(key, value)
 
-    message = (f"import {absolute} -> {store_path} ({counters.files} files, "
-               f"{_human_bytes(counters.bytes_total)})")
-    outcome = apply_change(repo, place_import, message=message, before_commit=write_cache, operation={
-        "op": "import", "host_path": os.fsdecode(absolute), "path": str(store_path),
-        "files": counters.files, "bytes": counters.bytes_total})
-    return ImportResult(store_path, outcome.commit_id, counters.files, counters.dirs, counters.symlinks,
-                        counters.bytes_total, counters.files_unchanged, sink.new_bytes,
-                        tuple(counters.warnings))
+    message = f"import {absolute} -> {store_path} ({counters.files} files, {_human_bytes(counters.bytes_total)})"
+    outcome = apply_change(
+        repo,
+        place_import,
+        message=message,
+        before_commit=write_cache,
+        operation={
+            "op": "import",
+            "host_path": os.fsdecode(absolute),
+            "path": str(store_path),
+            "files": counters.files,
+            "bytes": counters.bytes_total,
+        },
+    )
+    return ImportResult(
+        store_path,
+        outcome.commit_id,
+        counters.files,
+        counters.dirs,
+        counters.symlinks,
+        counters.bytes_total,
+        counters.files_unchanged,
+        sink.new_bytes,
+        tuple(counters.warnings),
+    )
 
 
 class _Walker:
     """Depth-first walk of a host tree that builds and writes nodes."""
 
-    def __init__(self, repo: Repository, sink: BatchSink, writer: ContentWriter, small: _SmallFiles,
-                 counters: _Counters,
-                 cache_updates: dict[bytes, bytes], skip_errors: bool,
-                 on_progress: ProgressCallback | None, on_warning: Callable[[str], None] | None) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        sink: BatchSink,
+        writer: ContentWriter,
+        small: _SmallFiles,
+        counters: _Counters,
+        cache_updates: dict[bytes, bytes],
+        skip_errors: bool,
+        on_progress: ProgressCallback | None,
+        on_warning: Callable[[str], None] | None,
+    ) -> None:
         self.repo = repo
         self.sink = sink
         self.writer = writer
@@ -198,12 +237,11 @@ class _Walker:
                 target = os.readlink(path)
                 node_id = self.sink.put(SymlinkNode(target))
                 self.counters.symlinks += 1
-                return DirEntry(name, Kind.SYMLINK, mode, st.st_uid, st.st_gid, st.st_mtime_ns,
-                                len(target), node_id)
+                return DirEntry(name, Kind.SYMLINK, mode, st.st_uid, st.st_gid, st.st_mtime_ns, len(target), node_id)
         except OSError as exc:
             self.failed(path, exc)
             return None
-        what = ("FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device file")
+        what = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device file"
         self.warn(f"skipped {what} {os.fsdecode(path)}")
         return None
 
@@ -248,10 +286,10 @@ class _Walker:
         counters.bytes_read += node.size_bytes
         return self.finish_file(path, name, st, file_id, node.size_bytes)
 
-    def finish_file(self, path: bytes, name: bytes, st: os.stat_result, file_id: ObjectId,
-                    size: int) -> DirEntry:
-        self.cache_updates[path] = _CACHE_VALUE.pack(st.st_dev, st.st_ino, size, st.st_mtime_ns,
-                                                     st.st_ctime_ns, file_id)
+    def finish_file(self, path: bytes, name: bytes, st: os.stat_result, file_id: ObjectId, size: int) -> DirEntry:
+        self.cache_updates[path] = _CACHE_VALUE.pack(
+            st.st_dev, st.st_ino, size, st.st_mtime_ns, st.st_ctime_ns, file_id
+        )
         return DirEntry(name, Kind.FILE, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, size, file_id)
 
     def cached_file_id(self, path: bytes, st: os.stat_result) -> ObjectId | None:
@@ -259,8 +297,7 @@ class _Walker:
         if raw is None or len(raw) != _CACHE_VALUE.size:
             return None
         dev, ino, size, mtime_ns, ctime_ns, file_id = _CACHE_VALUE.unpack(raw)
-        if (dev, ino, size, mtime_ns, ctime_ns) != (st.st_dev, st.st_ino, st.st_size,
-                                                    st.st_mtime_ns, st.st_ctime_ns):
+        if (dev, ino, size, mtime_ns, ctime_ns) != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
             return None
         return file_id if self.sink.batch.has(file_id) else None
 

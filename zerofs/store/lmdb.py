@@ -67,8 +67,16 @@ class LmdbStore:
         initial = max(MIN_MAP_BYTES, data_file.stat().st_size if data_file.exists() else 0)
         try:
             self._env = lmdb.open(
-                str(path), map_size=initial, max_dbs=8, writemap=not readonly, readonly=readonly,
-                create=create, max_readers=1024, readahead=False, lock=True, meminit=False,
+                str(path),
+                map_size=initial,
+                max_dbs=8,
+                writemap=not readonly,
+                readonly=readonly,
+                create=create,
+                max_readers=1024,
+                readahead=False,
+                lock=True,
+                meminit=False,
             )
         except lmdb.Error as exc:
             raise _store_error(f"cannot open repository at {path}", exc) from exc
@@ -77,12 +85,12 @@ class LmdbStore:
         self._map_bytes = initial
         if create:
             self._reserve(initial)
-        txn_kwargs = {"create": not readonly}
+        create_dbs = not readonly
         try:
-            self._objects = self._env.open_db(b"objects", **txn_kwargs)
-            self._refs = self._env.open_db(b"refs", **txn_kwargs)
-            self._meta = self._env.open_db(b"meta", **txn_kwargs)
-            self._files = self._env.open_db(b"files", **txn_kwargs)
+            self._objects = self._env.open_db(b"objects", create=create_dbs)
+            self._refs = self._env.open_db(b"refs", create=create_dbs)
+            self._meta = self._env.open_db(b"meta", create=create_dbs)
+            self._files = self._env.open_db(b"files", create=create_dbs)
         except lmdb.Error as exc:
             raise _store_error(f"repository at {path} is damaged or incomplete", exc) from exc
 
@@ -98,8 +106,10 @@ class LmdbStore:
             os.posix_fallocate(self._data_fd, 0, size_bytes)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DiskFullError(f"disk full: no room to grow the repository at {self.path} "
-                                    f"to {size_bytes >> 20} MiB; free some space and retry") from exc
+                raise DiskFullError(
+                    f"disk full: no room to grow the repository at {self.path} "
+                    f"to {size_bytes >> 20} MiB; free some space and retry"
+                ) from exc
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
                 raise
         if size_bytes > self._map_bytes:
@@ -113,7 +123,7 @@ class LmdbStore:
             self._env.set_mapsize(size)
             self._map_bytes = size
 
-    def _begin_write(self, incoming_bytes: int) -> tuple[lmdb.Transaction, int]:
+    def _begin_write(self, incoming_bytes: int) -> tuple[lmdb.Transaction[bytes], int]:
         """Begin a write transaction with room for at least ``incoming_bytes``.
 
         Returns the transaction and the bytes it may write before the map
@@ -138,7 +148,7 @@ class LmdbStore:
 
     # -- reads ------------------------------------------------------------
 
-    def _read(self, db: object, key: bytes) -> bytes | None:
+    def _read(self, db: lmdb._Database, key: bytes) -> bytes | None:
         try:
             with self._env.begin(db=db) as txn:
                 return txn.get(key)
@@ -199,12 +209,12 @@ class LmdbBatch:
 
     def __init__(self, store: LmdbStore) -> None:
         self._store = store
-        self._txn: lmdb.Transaction | None = None
+        self._txn: lmdb.Transaction[bytes] | None = None
         self._pending_bytes = 0
         self._room_bytes = 0
         self._started = 0.0
 
-    def _txn_for(self, record_bytes: int) -> lmdb.Transaction:
+    def _txn_for(self, record_bytes: int) -> lmdb.Transaction[bytes]:
         incoming = _estimated_bytes(record_bytes)
         if self._txn is not None and (
             self._pending_bytes + incoming > min(self._room_bytes, FLUSH_BYTES)
