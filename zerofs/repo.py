@@ -9,6 +9,7 @@ It must not move refs (``history`` does) or know about paths (``tree``).
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -107,6 +108,7 @@ class Repository:
         self.config = config
         self.path = path
         self._nodes: OrderedDict[bytes, Node] = OrderedDict()
+        self._cache_lock = threading.Lock()  # export reads from worker threads
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -189,10 +191,11 @@ class Repository:
 
     def get_node(self, node_id: ObjectId) -> Node:
         """Return the decoded node with this id (cached; nodes are immutable)."""
-        node = self._nodes.get(node_id)
-        if node is not None:
-            self._nodes.move_to_end(node_id)
-            return node
+        with self._cache_lock:
+            node = self._nodes.get(node_id)
+            if node is not None:
+                self._nodes.move_to_end(node_id)
+                return node
         kind, body = self.get_record_body(node_id)
         if kind is Kind.CHUNK:
             raise CorruptionError(f"object {node_id.hex()[:16]} is a chunk where a node was expected")
@@ -202,9 +205,10 @@ class Repository:
 
     def remember(self, node_id: ObjectId, node: Node) -> None:
         """Keep a decoded node in the cache."""
-        self._nodes[node_id] = node
-        if len(self._nodes) > NODE_CACHE_SIZE:
-            self._nodes.popitem(last=False)
+        with self._cache_lock:
+            self._nodes[node_id] = node
+            if len(self._nodes) > NODE_CACHE_SIZE:
+                self._nodes.popitem(last=False)
 
     def get_typed(self, node_id: ObjectId, node_type: type[N]) -> N:
         """Return a node that must be of ``node_type``.
