@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -24,6 +25,21 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 AUTHOR = "test@host"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "allow_log_warnings: the test expects zerofs to log warnings")
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_log_warnings(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail a test in which zerofs (in this process) logged a warning or worse it did not expect."""
+    yield
+    if request.node.get_closest_marker("allow_log_warnings"):
+        return
+    unexpected = [r for r in caplog.get_records("call")
+                  if r.name.startswith("zerofs") and r.levelno >= logging.WARNING]
+    assert not unexpected, "unexpected log warnings: " + "; ".join(r.getMessage() for r in unexpected)
 
 
 @pytest.fixture

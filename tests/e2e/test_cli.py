@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -124,7 +125,8 @@ def test_import_json_and_single_file(zerofs: Any, cli_repo: Path, host_tree: Pat
     assert result["files"] == 1
     assert result["bytes"] == (host_tree / "tool").stat().st_size
     info = stat_json(zerofs, "/tool")
-    assert info["mode"] == "0751" and info["mtime_ns"] == MTIME_NS
+    assert info["mode"] == "0751"
+    assert info["mtime_ns"] == MTIME_NS
 
 
 def test_import_needs_parent_or_p(zerofs: Any, cli_repo: Path, host_tree: Path) -> None:
@@ -218,7 +220,8 @@ def test_export_refuses_non_empty_target(zerofs: Any, imported: Path, tmp_path: 
 def test_export_single_file_and_empty_dir_target(zerofs: Any, imported: Path, tmp_path: Path) -> None:
     zerofs("export", "/data/tool", str(tmp_path / "tool"))
     st = os.stat(tmp_path / "tool")
-    assert stat.S_IMODE(st.st_mode) == 0o751 and st.st_mtime_ns == MTIME_NS
+    assert stat.S_IMODE(st.st_mode) == 0o751
+    assert st.st_mtime_ns == MTIME_NS
     empty = tmp_path / "empty-dir"
     empty.mkdir()
     zerofs("export", "/data/sub", str(empty))
@@ -289,13 +292,14 @@ def test_ls_plain_all_long_recursive(zerofs: Any, imported: Path) -> None:
     plain = zerofs("ls", "/data").stdout.decode().splitlines()
     assert plain == sorted(["a.txt", "big.bin", "dangling", "empty", "link", "sub", "tool"])
     everything = zerofs("ls", "-a", "/data").stdout.decode().splitlines()
-    assert everything == sorted(plain + [".hidden"])
+    assert everything == sorted([*plain, ".hidden"])
     long_lines = zerofs("ls", "-l", "/data").stdout.decode().splitlines()
     assert len(long_lines) == len(plain)
     tool = next(line for line in long_lines if line.endswith("\ttool"))
     assert tool.startswith("-rwxr-x--x\t")
     link = next(line for line in long_lines if "\tlink" in line)
-    assert link.startswith("l") and link.endswith("link -> sub/b.txt")
+    assert link.startswith("l")
+    assert link.endswith("link -> sub/b.txt")
     sub = next(line for line in long_lines if line.endswith("\tsub"))
     assert sub.startswith("d")
     recursive = zerofs("ls", "-R", "/data").stdout.decode().splitlines()
@@ -308,7 +312,8 @@ def test_ls_json_and_recursive_json(zerofs: Any, imported: Path) -> None:
     rows = json.loads(zerofs("ls", "--json", "/data/sub").stdout)
     assert [r["name"] for r in rows] == ["b.txt", "deeper"]
     assert rows[0]["path"] == "/data/sub/b.txt"
-    assert rows[0]["size"] == 6 and rows[0]["type"] == "file"
+    assert rows[0]["size"] == 6
+    assert rows[0]["type"] == "file"
     for key in ("mode", "uid", "gid", "mtime_ns", "id"):
         assert key in rows[0]
     nested = json.loads(zerofs("ls", "--json", "-R", "/data/sub").stdout)
@@ -345,9 +350,12 @@ def test_stat_json(zerofs: Any, imported: Path) -> None:
     assert info["commit"] == head
     assert len(info["id"]) == 64
     root = stat_json(zerofs, "/")
-    assert root["type"] == "dir" and root["entries"] == 1 and root["name"] == "/"
+    assert root["type"] == "dir"
+    assert root["entries"] == 1
+    assert root["name"] == "/"
     link = stat_json(zerofs, "/data/link")
-    assert link["type"] == "symlink" and link["target"] == "sub/b.txt"
+    assert link["type"] == "symlink"
+    assert link["target"] == "sub/b.txt"
     text = zerofs("stat", "/data/tool").stdout.decode()
     assert "-rwxr-x--x (0751)" in text
 
@@ -464,7 +472,7 @@ def test_log(zerofs: Any, cli_repo: Path) -> None:
     assert zerofs("log", "-n", "0").stdout == b""
     history = [json.loads(line) for line in zerofs("log", "--json").stdout.decode().splitlines()]
     assert [h["message"].split()[1] for h in history[:4]] == ["/f0", "/f2", "/f1", "/f0"]
-    for newer, older in zip(history, history[1:]):
+    for newer, older in itertools.pairwise(history):
         assert newer["parents"] == [older["commit"]]
         assert newer["time_ns"] >= older["time_ns"]
     only_f0 = [json.loads(line) for line in zerofs("log", "--json", "/f0").stdout.decode().splitlines()]

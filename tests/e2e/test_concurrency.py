@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,7 @@ COMMITS_EACH = 15
 def writer_script(repo: Path, i: int) -> str:
     """A shell loop: one `mkdir -p` and then `write`s, each its own zerofs process and commit."""
     zerofs = f"{sys.executable} -m zerofs --repo {repo}"
-    lines = [f"set -e", f"{zerofs} mkdir -p /p{i}/sub"]
+    lines = ["set -e", f"{zerofs} mkdir -p /p{i}/sub"]
     for j in range(COMMITS_EACH - 1):
         lines.append(f"printf 'writer {i} file {j}' | {zerofs} write /p{i}/f{j}")
     return "\n".join(lines)
@@ -29,13 +30,13 @@ def test_concurrent_writers_lose_nothing(zerofs: Any, cli_repo: Path) -> None:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for i in range(WRITERS)]
     results = [p.communicate(timeout=300) for p in procs]
-    for p, (_, err) in zip(procs, results):
+    for p, (_, err) in zip(procs, results, strict=False):
         assert p.returncode == 0, err.decode()
         assert b"Traceback" not in err
     history = log_json(cli_repo)
     assert len(history) == 1 + WRITERS * COMMITS_EACH
     assert history[-1]["message"] == "init"
-    for newer, older in zip(history, history[1:]):
+    for newer, older in itertools.pairwise(history):
         assert newer["parents"] == [older["commit"]]
     messages = [h["message"] for h in history]
     for i in range(WRITERS):

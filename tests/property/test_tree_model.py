@@ -46,7 +46,7 @@ def big_host_dir(count: int) -> Path:
     if count not in _HOST_DIRS:
         where = Path(tempfile.mkdtemp(prefix=f"zerofs-big{count}-"))
         for i in range(count):
-            (where / ("x%03d" % i)).write_bytes(b"file %d" % i)
+            (where / f"x{i:03d}").write_bytes(b"file %d" % i)
         _HOST_DIRS[count] = where
     return _HOST_DIRS[count]
 
@@ -167,7 +167,7 @@ class TreeMachine(RuleBasedStateMachine):
         except Expected as exc:
             with pytest.raises(ZerofsError) as raised:
                 real()
-            assert isinstance(raised.value, exc.error), (
+            assert isinstance(raised.value, exc.error), (  # noqa: PT017 - the expected class comes from the model
                 f"expected {exc.error.__name__}, got {type(raised.value).__name__}: {raised.value}")
             assert self.repo.head_id() == head_before, "a failed operation moved HEAD"
             return
@@ -227,7 +227,7 @@ class TreeMachine(RuleBasedStateMachine):
             final = dest
             existing = m.try_lookup(final)
             if existing == "dir" and final != source:
-                final = final + (source[-1],)
+                final = (*final, source[-1])
                 existing = m.try_lookup(final)
             if final == source:
                 return

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from zerofs.errors import CorruptionError
-from zerofs.objects import Kind, chunk_id, encode, object_id, SymlinkNode
+from zerofs.objects import Kind, SymlinkNode, chunk_id, encode, object_id
 from zerofs.store.codec import (
     CODEC_RAW,
     CODEC_ZSTD,

@@ -70,11 +70,10 @@ def test_encode_decode_round_trip(name: str) -> None:
     assert encode(decoded) == body
 
 
-@pytest.mark.parametrize("name", sorted(NODES))
+# A symlink's target runs to the end of its body, so extra bytes are target bytes, not trailing.
+@pytest.mark.parametrize("name", sorted(n for n, node in NODES.items() if not isinstance(node, SymlinkNode)))
 def test_decode_rejects_trailing_bytes(name: str) -> None:
     node = NODES[name]
-    if isinstance(node, SymlinkNode):
-        pytest.skip("a symlink's target runs to the end of the body: trailing bytes are target bytes")
     with pytest.raises(CorruptionError):
         decode(node.kind, encode(node) + b"\0")
 

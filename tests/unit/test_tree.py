@@ -56,7 +56,8 @@ def test_build_dir_lookup_every_name(repo: Repository, n: int) -> None:
     assert node.is_sharded == (n > DIR_FLAT_MAX)
     for name in all_names:
         found = dir_get(staging, dir_id, name)
-        assert found is not None and found == entry(name)
+        assert found is not None
+        assert found == entry(name)
     assert dir_get(staging, dir_id, b"absent") is None
     assert [e.name for e in list_dir(staging, dir_id)] == all_names
     # Order of the input does not matter: one set of entries, one id.

@@ -19,7 +19,6 @@ class TestMemoryStore(StoreConformance):
 
 
 class TestLmdbStore(StoreConformance):
-    is_persistent = True
 
     def make_store(self, tmp_path: Path) -> Any:
         return LmdbStore(tmp_path / "lmdb", create=True)
@@ -43,3 +42,19 @@ class TestLmdbStore(StoreConformance):
 
     # A second handle on the same environment in one process is refused by py-lmdb itself;
     # two writers in separate processes are covered by tests/e2e/test_concurrency.py.
+
+    def test_reopen_keeps_everything(self, tmp_path: Path) -> None:
+        store = self.make_store(tmp_path)
+        with store.batch() as batch:
+            batch.put(some_id(1), b"one")
+            batch.put_meta(b"m", b"meta")
+            batch.put_cache(b"c", b"cache")
+            batch.cas_ref(b"HEAD", None, b"h")
+        store = self.reopen(store, tmp_path)
+        try:
+            assert store.get(some_id(1)) == b"one"
+            assert store.get_meta(b"m") == b"meta"
+            assert store.get_cache(b"c") == b"cache"
+            assert store.get_ref(b"HEAD") == b"h"
+        finally:
+            store.close()
