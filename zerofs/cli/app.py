@@ -161,7 +161,8 @@ def mkdir(
 def rm(
     ctx: typer.Context,
     store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Path to remove.")],
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", "-R", help="Remove directories and their contents.")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", "-R",
+                                            help="Remove directories and their contents.")] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="No error if the path does not exist.")] = False,
     repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
 ) -> None:
@@ -232,8 +233,10 @@ def tree(
 @app.command()
 def log(
     ctx: typer.Context,
-    store_path: Annotated[Optional[str], typer.Argument(metavar="[STORE_PATH]", help="Only commits that changed this path.")] = None,  # noqa: UP045
-    max_count: Annotated[Optional[int], typer.Option("-n", "--max-count", min=0, help="Show at most N commits.")] = None,  # noqa: UP045
+    store_path: Annotated[Optional[str], typer.Argument(  # noqa: UP045
+        metavar="[STORE_PATH]", help="Only commits that changed this path.")] = None,
+    max_count: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        "-n", "--max-count", min=0, help="Show at most N commits.")] = None,
     repo: RepoOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Show the history of commits, newest first (JSON lines with --json)."""
@@ -245,7 +248,8 @@ def export(
     ctx: typer.Context,
     store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="What to export.")],
     host_path: Annotated[Path, typer.Argument(metavar="HOST_PATH", help="Target (absent or empty directory).")],
-    force: Annotated[bool, typer.Option("--force", "-f", help="Export into a non-empty directory, replacing files.")] = False,
+    force: Annotated[bool, typer.Option("--force", "-f",
+                                        help="Export into a non-empty directory, replacing files.")] = False,
     repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Recreate a store path on the host with contents, modes, mtimes and symlinks."""

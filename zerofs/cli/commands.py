@@ -37,10 +37,14 @@ def _done(quiet: bool, message: str) -> None:
         sys.stderr.write(message + "\n")
 
 
-def _report(commit_id: bytes | None, message: str, quiet: bool, as_json: bool) -> None:
-    from zerofs.cli import render  # noqa: PLC0415
+def _warn(message: str) -> None:
+    sys.stderr.write(f"zerofs: warning: {message}\n")
 
+
+def _report(commit_id: bytes | None, message: str, quiet: bool, as_json: bool) -> None:
     if as_json:
+        from zerofs.cli import render
+
         render.print_json({"commit": commit_id.hex() if commit_id else None, "message": message})
     elif commit_id is None:
         _done(quiet, f"{message}: nothing changed")
@@ -57,8 +61,7 @@ def init(*, repo: str | None, config: str | None, quiet: bool, as_json: bool) ->
     Raises:
         UsageError: the config's compression level is out of range.
     """
-    from zerofs.cli import render  # noqa: PLC0415
-    from zerofs.history import author  # noqa: PLC0415
+    from zerofs.history import author
 
     found = settings(repo, config)
     level = found.defaults.get("compression_level", 3)
@@ -66,6 +69,8 @@ def init(*, repo: str | None, config: str | None, quiet: bool, as_json: bool) ->
         raise UsageError("config [defaults] compression_level must be an integer from 1 to 19")
     created = Repository.init(found.repo_path, author=author(), compression_level=level)
     if as_json:
+        from zerofs.cli import render
+
         render.print_json({"repository": str(found.repo_path), "format_version": created.config.format_version,
                            "chunking": created.config.chunk_params.to_dict(),
                            "compression_level": created.config.compression_level})
@@ -80,18 +85,19 @@ def init(*, repo: str | None, config: str | None, quiet: bool, as_json: bool) ->
 def import_(host_path: Path, store_path: str, *, parents: bool, skip_errors: bool, repo: str | None,
             config: str | None, quiet: bool, as_json: bool) -> None:
     """Import a host file or tree to ``store_path`` in one commit."""
-    from zerofs.cli import render  # noqa: PLC0415
-    from zerofs.cli.progress import ImportBar  # noqa: PLC0415
-    from zerofs.services.importer import import_tree  # noqa: PLC0415
+    from zerofs.cli import render
+    from zerofs.cli.progress import ImportBar
+    from zerofs.services.importer import import_tree
 
     target = _path(store_path)
     found = settings(repo, config)
     skip = skip_errors or bool(found.defaults.get("skip_errors", False))
     with open_repository(found) as repository, ImportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
         result = import_tree(repository, host_path, target, parents=parents, skip_errors=skip,
-                             on_progress=bar.update, on_warning=lambda w: sys.stderr.write(f"zerofs: warning: {w}\n"))
+                             on_progress=bar.update, on_warning=_warn)
     if as_json:
-        render.print_json({"path": str(result.store_path), "commit": result.commit_id.hex() if result.commit_id else None,
+        commit_hex = result.commit_id.hex() if result.commit_id else None
+        render.print_json({"path": str(result.store_path), "commit": commit_hex,
                            "files": result.files, "dirs": result.dirs, "symlinks": result.symlinks,
                            "bytes": result.bytes_total, "files_unchanged": result.files_unchanged,
                            "new_bytes": result.new_bytes, "warnings": list(result.warnings)})
@@ -108,7 +114,7 @@ def clone(source: str | None, target: str | None, *, source_opt: str | None, tar
     Raises:
         UsageError: a path is missing, or given both ways.
     """
-    from zerofs.services.edit import clone as clone_path  # noqa: PLC0415
+    from zerofs.services.edit import clone as clone_path
 
     src = source_opt or source
     dst = target_opt or target
@@ -132,7 +138,7 @@ snap = clone
 def write(store_path: str, *, parents: bool, repo: str | None, config: str | None, quiet: bool,
           as_json: bool) -> None:
     """Write standard input to a file in the store."""
-    from zerofs.services.edit import write_file  # noqa: PLC0415
+    from zerofs.services.edit import write_file
 
     target = _path(store_path)
     with _open(repo, config) as repository:
@@ -143,7 +149,7 @@ def write(store_path: str, *, parents: bool, repo: str | None, config: str | Non
 def mkdir(store_path: str, *, parents: bool, repo: str | None, config: str | None, quiet: bool,
           as_json: bool) -> None:
     """Create a directory in the store."""
-    from zerofs.services.edit import mkdir as make_dir  # noqa: PLC0415
+    from zerofs.services.edit import mkdir as make_dir
 
     target = _path(store_path)
     with _open(repo, config) as repository:
@@ -154,7 +160,7 @@ def mkdir(store_path: str, *, parents: bool, repo: str | None, config: str | Non
 def rm(store_path: str, *, recursive: bool, force: bool, repo: str | None, config: str | None, quiet: bool,
        as_json: bool) -> None:
     """Remove a path from the store."""
-    from zerofs.services.edit import remove_path  # noqa: PLC0415
+    from zerofs.services.edit import remove_path
 
     target = _path(store_path)
     with _open(repo, config) as repository:
@@ -165,7 +171,7 @@ def rm(store_path: str, *, recursive: bool, force: bool, repo: str | None, confi
 def mv(source: str, target: str, *, force: bool, repo: str | None, config: str | None, quiet: bool,
        as_json: bool) -> None:
     """Move or rename a path in the store."""
-    from zerofs.services.edit import move_path  # noqa: PLC0415
+    from zerofs.services.edit import move_path
 
     src, dst = _path(source), _path(target)
     with _open(repo, config) as repository:
@@ -179,8 +185,8 @@ def mv(source: str, target: str, *, force: bool, repo: str | None, config: str |
 def ls(store_path: str, *, long: bool, show_all: bool, recursive: bool, repo: str | None, config: str | None,
        as_json: bool) -> None:
     """List a directory (or describe a file) in the store."""
-    from zerofs.cli import render  # noqa: PLC0415
-    from zerofs.services.browse import list_path  # noqa: PLC0415
+    from zerofs.cli import render
+    from zerofs.services.browse import list_path
 
     target = _path(store_path)
     with _open(repo, config, readonly=True) as repository:
@@ -190,7 +196,7 @@ def ls(store_path: str, *, long: bool, show_all: bool, recursive: bool, repo: st
 
 def cat(store_paths: list[str], *, repo: str | None, config: str | None) -> None:
     """Stream files from the store to standard output."""
-    from zerofs.services.browse import read_file  # noqa: PLC0415
+    from zerofs.services.browse import read_file
 
     targets = [_path(p) for p in store_paths]
     with _open(repo, config, readonly=True) as repository:
@@ -203,8 +209,8 @@ def cat(store_paths: list[str], *, repo: str | None, config: str | None) -> None
 
 def stat(store_path: str, *, repo: str | None, config: str | None, as_json: bool) -> None:
     """Show the metadata and node of a path."""
-    from zerofs.cli import render  # noqa: PLC0415
-    from zerofs.services.browse import stat_path  # noqa: PLC0415
+    from zerofs.cli import render
+    from zerofs.services.browse import stat_path
 
     target = _path(store_path)
     with _open(repo, config, readonly=True) as repository:
@@ -213,8 +219,8 @@ def stat(store_path: str, *, repo: str | None, config: str | None, as_json: bool
 
 def tree(store_path: str, *, repo: str | None, config: str | None, as_json: bool) -> None:
     """Show a directory and everything below it."""
-    from zerofs.cli import render  # noqa: PLC0415
-    from zerofs.services.browse import list_path  # noqa: PLC0415
+    from zerofs.cli import render
+    from zerofs.services.browse import list_path
 
     target = _path(store_path)
     with _open(repo, config, readonly=True) as repository:
@@ -225,8 +231,8 @@ def tree(store_path: str, *, repo: str | None, config: str | None, as_json: bool
 def log(store_path: str | None, *, max_count: int | None, repo: str | None, config: str | None,
         as_json: bool) -> None:
     """Show commits, newest first, optionally only those that changed ``store_path``."""
-    from zerofs.cli import render  # noqa: PLC0415
-    from zerofs.services.browse import log as iter_commits  # noqa: PLC0415
+    from zerofs.cli import render
+    from zerofs.services.browse import log as iter_commits
 
     target = _path(store_path) if store_path else None
     with _open(repo, config, readonly=True) as repository:
@@ -236,9 +242,9 @@ def log(store_path: str | None, *, max_count: int | None, repo: str | None, conf
 def export(store_path: str, host_path: Path, *, force: bool, repo: str | None, config: str | None, quiet: bool,
            as_json: bool) -> None:
     """Recreate a store path on the host."""
-    from zerofs.cli import render  # noqa: PLC0415
-    from zerofs.cli.progress import ExportBar  # noqa: PLC0415
-    from zerofs.services.exporter import export_tree  # noqa: PLC0415
+    from zerofs.cli import render
+    from zerofs.cli.progress import ExportBar
+    from zerofs.services.exporter import export_tree
 
     source = _path(store_path)
     with _open(repo, config, readonly=True) as repository, \

@@ -32,7 +32,7 @@ def load_config(path: Path) -> dict[str, object]:
     Raises:
         UsageError: the file is missing or not valid TOML.
     """
-    import tomllib  # noqa: PLC0415 - only when a config file is named
+    import tomllib  # only when a config file is named
 
     try:
         with path.open("rb") as handle:

@@ -56,7 +56,7 @@ def try_run(args: list[str]) -> int | None:
     if parsed is None:
         return None
     function_name, values = parsed
-    from zerofs.cli import commands  # noqa: PLC0415 - after parsing: a bad line costs no imports
+    from zerofs.cli import commands  # after parsing: a bad line costs no imports
 
     getattr(commands, function_name)(**values)
     return 0

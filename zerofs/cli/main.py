@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
     try:
-        from zerofs.cli.fast import try_run  # noqa: PLC0415
+        from zerofs.cli.fast import try_run
 
         handled = try_run(args)
         code = handled if handled is not None else _run_app(args)
@@ -54,12 +54,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_app(args: list[str]) -> int:
     # typer 0.29 vendors click as typer._click; its exceptions are the ones raised.
-    import typer  # noqa: PLC0415
-    import typer._click.exceptions as click  # noqa: PLC0415
-    import typer.main  # noqa: PLC0415
+    import typer
+    import typer._click.exceptions as click
+    import typer.main
 
-    from zerofs.cli.app import app  # noqa: PLC0415
-    from zerofs.errors import UsageError  # noqa: PLC0415
+    from zerofs.cli.app import app
+    from zerofs.errors import UsageError
 
     command = typer.main.get_command(app)
     # What command.main() would do, minus its handling of Ctrl-C, EOF and a
@@ -73,7 +73,8 @@ def _run_app(args: list[str]) -> int:
         sys.stderr.write(exc.ctx.get_help() + "\n")
         return UsageError.exit_code
     except click.UsageError as exc:
-        hint = f" (see 'zerofs {exc.ctx.command.name} --help')" if exc.ctx and exc.ctx.parent else " (see 'zerofs --help')"
+        name = f"{exc.ctx.command.name} " if exc.ctx and exc.ctx.parent else ""
+        hint = f" (see 'zerofs {name}--help')"
         sys.stderr.write(f"zerofs: {exc.format_message()}{hint}\n")
         return UsageError.exit_code
     except typer.Exit as exc:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
-from zerofs.services.importer import ImportProgress
+if TYPE_CHECKING:
+    from zerofs.services.importer import ImportProgress
 
 _REFRESH_SECONDS = 0.1
 
@@ -18,9 +19,9 @@ class _Bar:
         self._task: Any = None
         self._last = 0.0
 
-    def __enter__(self) -> _Bar:
+    def __enter__(self) -> Self:
         if self.enabled:
-            from rich.progress import (  # noqa: PLC0415
+            from rich.progress import (
                 DownloadColumn,
                 Progress,
                 SpinnerColumn,

@@ -6,16 +6,17 @@ imported only when a TTY needs it, so piped output starts fast.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import stat
 import sys
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from zerofs.objects import DirEntry, Kind
-from zerofs.services.browse import Listed, LogEntry, StatInfo
+
+if TYPE_CHECKING:
+    from zerofs.services.browse import Listed, LogEntry, StatInfo
 
 KIND_NAMES = {Kind.FILE: "file", Kind.DIR: "dir", Kind.SYMLINK: "symlink"}
 
@@ -32,7 +33,7 @@ def use_color() -> bool:
 
 def console(stderr: bool = False) -> Any:
     """Return a rich Console (imported lazily)."""
-    from rich.console import Console  # noqa: PLC0415 - 70 ms; only TTY output needs it
+    from rich.console import Console  # 70 ms; only TTY output needs it
 
     return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
 
@@ -44,6 +45,8 @@ def fs(name: bytes) -> str:
 
 def iso_time(time_ns: int) -> str:
     """Format nanoseconds since the epoch as local ISO time (seconds)."""
+    import datetime  # only long listings, stat and log print times
+
     return datetime.datetime.fromtimestamp(time_ns / 1e9).astimezone().isoformat(timespec="seconds")
 
 
@@ -105,7 +108,7 @@ def render_listing(rows: Iterable[Listed], *, long: bool, show_all: bool, recurs
 
 
 def _styled_name(row: Listed, text: str) -> str:
-    from rich.markup import escape  # noqa: PLC0415
+    from rich.markup import escape
 
     if row.entry.kind is Kind.DIR:
         return f"[bold blue]{escape(text)}/[/]"
@@ -123,7 +126,7 @@ def _rich_listing(rows: list[Listed], *, long: bool, recursive: bool) -> None:
         for row in rows:
             con.print(_styled_name(row, str(row.path) if recursive else fs(row.entry.name)))
         return
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     for column, justify in (("mode", "left"), ("size", "right"), ("modified", "left"), ("name", "left")):
@@ -162,7 +165,7 @@ def render_stat(info: StatInfo, *, as_json: bool) -> None:
     if info.target is not None:
         rows.append(("target", fs(info.target)))
     if use_color():
-        from rich.table import Table  # noqa: PLC0415
+        from rich.table import Table
 
         table = Table(box=None, show_header=False, pad_edge=False)
         table.add_column(style="bold")
@@ -198,7 +201,7 @@ def render_log(items: Iterable[LogEntry], *, as_json: bool) -> None:
         return
     if use_color():
         con = console()
-        from rich.markup import escape  # noqa: PLC0415
+        from rich.markup import escape
 
         for item in items:
             con.print(f"[yellow]{item.commit_id.hex()[:12]}[/] [dim]{iso_time(item.commit.time_ns)}[/] "
@@ -216,8 +219,8 @@ def render_tree(rows: Iterable[Listed], root_label: str, *, as_json: bool) -> No
     items = list(rows)
     base = len(items[0].path.parts) if items else 0
     if use_color():
-        from rich.markup import escape  # noqa: PLC0415
-        from rich.tree import Tree  # noqa: PLC0415
+        from rich.markup import escape
+        from rich.tree import Tree
 
         top = Tree(f"[bold blue]{escape(root_label)}[/]")
         stack = [top]

@@ -32,7 +32,8 @@ SPEC_FILE: Final = Path(__file__).with_name("spec_data.py")
 _HEADER: Final = '''"""Command-line spec of the typer app, for the fast path. GENERATED: do not edit.
 
 Regenerate with ``python -m zerofs.cli.spec`` after changing a command in
-``app.py``; ``spec.py`` says what each field means.
+``app.py``. ``fast.py`` parses command lines with it; ``spec.py`` explains
+``is_fast``.
 """
 
 from __future__ import annotations
@@ -45,29 +46,27 @@ if TYPE_CHECKING:  # only for the type checker: defining TypedDicts costs start-
     class ParamSpec(TypedDict):
         """One parameter of a command, as the fast path parses it."""
 
-        name: str
-        kind: str
-        opts: list[str]
-        secondary_opts: list[str]
-        is_flag: bool
-        nargs: int
-        type: str
+        name: str  # the keyword of the commands.py function
+        kind: str  # "option" or "argument"
+        opts: list[str]  # option words; a flag they name becomes True
+        secondary_opts: list[str]  # option words that set a flag to False
+        is_flag: bool  # takes no value
+        nargs: int  # 1, or -1 for an argument that takes all remaining words
+        type: str  # "str", "int", "bool" or "path"; "" if the fast path cannot convert it
         required: bool
         default: str | int | bool | None
-        min: int | None
+        min: int | None  # bounds of an int
         max: int | None
-        path_checks: list[str]
-        is_fast: bool
-
+        path_checks: list[str]  # checks of an existing host path: not_file, not_dir, readable, writable
+        is_fast: bool  # False: a command line that gives it goes to typer
 
     class CommandSpec(TypedDict):
         """A command: the ``commands.py`` function that runs it and its parameters."""
 
-        function: str
-        is_fast: bool
-        allow_interspersed_args: bool
+        function: str  # "" for the root group
+        is_fast: bool  # False: every use of the command goes to typer
+        allow_interspersed_args: bool  # options may follow arguments (not for the root group)
         params: list[ParamSpec]
-
 
     class Spec(TypedDict):
         """The root group (global options) and every command by name."""
@@ -85,9 +84,9 @@ _TYPE_NAMES: Final = {str: "str", int: "int", bool: "bool", Path: "path"}
 
 def build_spec() -> dict[str, Any]:
     """Walk the typer app's click commands and return the spec as plain data."""
-    import typer.main  # noqa: PLC0415 - only generation and its test need typer
+    import typer.main  # only generation and its test need typer
 
-    from zerofs.cli.app import app  # noqa: PLC0415
+    from zerofs.cli.app import app
 
     group: Any = typer.main.get_command(app)
     commands = {name: _command_spec(command, root_names=set()) for name, command in group.commands.items()}
@@ -100,7 +99,8 @@ def _command_spec(command: Any, *, root_names: set[str]) -> dict[str, Any]:
     is_fast = (set(command.context_settings) <= _KNOWN_CONTEXT_SETTINGS
                and not getattr(command, "deprecated", False)
                and not command.ignore_unknown_options
-               and not getattr(command, "chain", False))
+               and not getattr(command, "chain", False)
+               and (bool(root_names) or not command.no_args_is_help))
     if root_names:
         # The root group: its options reach a command only by name (see the module docstring).
         for param in params:
@@ -128,6 +128,7 @@ def _param_spec(param: Any) -> dict[str, Any]:
         type_name != ""
         and param.callback is None
         and not param.is_eager
+        and not getattr(param, "deprecated", False)
         and not getattr(param, "multiple", False)
         and not getattr(param, "count", False)
         and (param.nargs == 1 or (param.nargs == -1 and not is_option and is_list))
@@ -177,7 +178,7 @@ def _is_plain(value: object) -> bool:
 
 def _always_slow(source: Any, param: dict[str, Any]) -> bool:
     """True for what applies even when the parameter is absent: the fast path then never runs the command."""
-    return bool(source.envvar or getattr(source, "prompt", None)
+    return bool(source.envvar or getattr(source, "prompt", None) or not source.expose_value
                 or not _is_plain(source.default) or callable(source.default)
                 or (param["kind"] == "option" and param["required"]))
 

@@ -1,46 +1,47 @@
 """Command-line spec of the typer app, for the fast path. GENERATED: do not edit.
 
 Regenerate with ``python -m zerofs.cli.spec`` after changing a command in
-``app.py``; ``spec.py`` says what each field means.
+``app.py``. ``fast.py`` parses command lines with it; ``spec.py`` explains
+``is_fast``.
 """
 
 from __future__ import annotations
 
-from typing import Final, TypedDict
+from typing import TYPE_CHECKING, Final
 
+if TYPE_CHECKING:  # only for the type checker: defining TypedDicts costs start-up time
+    from typing import TypedDict
 
-class ParamSpec(TypedDict):
-    """One parameter of a command, as the fast path parses it."""
+    class ParamSpec(TypedDict):
+        """One parameter of a command, as the fast path parses it."""
 
-    name: str
-    kind: str
-    opts: list[str]
-    secondary_opts: list[str]
-    is_flag: bool
-    nargs: int
-    type: str
-    required: bool
-    default: str | int | bool | None
-    min: int | None
-    max: int | None
-    path_checks: list[str]
-    is_fast: bool
+        name: str  # the keyword of the commands.py function
+        kind: str  # "option" or "argument"
+        opts: list[str]  # option words; a flag they name becomes True
+        secondary_opts: list[str]  # option words that set a flag to False
+        is_flag: bool  # takes no value
+        nargs: int  # 1, or -1 for an argument that takes all remaining words
+        type: str  # "str", "int", "bool" or "path"; "" if the fast path cannot convert it
+        required: bool
+        default: str | int | bool | None
+        min: int | None  # bounds of an int
+        max: int | None
+        path_checks: list[str]  # checks of an existing host path: not_file, not_dir, readable, writable
+        is_fast: bool  # False: a command line that gives it goes to typer
 
+    class CommandSpec(TypedDict):
+        """A command: the ``commands.py`` function that runs it and its parameters."""
 
-class CommandSpec(TypedDict):
-    """A command: the ``commands.py`` function that runs it and its parameters."""
+        function: str  # "" for the root group
+        is_fast: bool  # False: every use of the command goes to typer
+        allow_interspersed_args: bool  # options may follow arguments (not for the root group)
+        params: list[ParamSpec]
 
-    function: str
-    is_fast: bool
-    allow_interspersed_args: bool
-    params: list[ParamSpec]
+    class Spec(TypedDict):
+        """The root group (global options) and every command by name."""
 
-
-class Spec(TypedDict):
-    """The root group (global options) and every command by name."""
-
-    root: CommandSpec
-    commands: dict[str, CommandSpec]
+        root: CommandSpec
+        commands: dict[str, CommandSpec]
 
 
 SPEC: Final[Spec] = {
