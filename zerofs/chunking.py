@@ -9,8 +9,7 @@ would be ~100x slower, so we refuse it rather than silently crawl.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final, NamedTuple
 
 from zerofs.errors import RepositoryError
 
@@ -21,8 +20,7 @@ DEFAULT_AVG_BYTES: Final = 64 * 1024
 """Chosen by benchmarks/chunk_params.py; see docs/ARCHITECTURE.md."""
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkParams:
+class ChunkParams(NamedTuple):
     """FastCDC parameters; real mean chunk size is about avg + min."""
 
     avg_bytes: int = DEFAULT_AVG_BYTES

@@ -18,8 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from zerofs.errors import ConflictError
 from zerofs.objects import Commit, ObjectId
@@ -34,8 +33,7 @@ class _HeadMoved(Exception):
     """Raised inside a batch to abort it when HEAD moved under us."""
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeOutcome:
+class ChangeOutcome(NamedTuple):
     """What a committed change produced."""
 
     commit_id: ObjectId | None

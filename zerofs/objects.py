@@ -14,8 +14,7 @@ import itertools
 import json
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Final, TypeAlias
+from typing import Final, NamedTuple, TypeAlias
 
 import blake3
 
@@ -98,16 +97,14 @@ def _show(name: bytes) -> str:
 # Nodes
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkRef:
+class ChunkRef(NamedTuple):
     """A reference to a chunk (level 0) or chunk-list node, with its byte length."""
 
     id: ObjectId
     size_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
-class FileNode:
+class FileNode(NamedTuple):
     """The content of a regular file: its size and the top of its chunk index.
 
     ``level`` 0 means ``refs`` name chunks directly; level N means they name
@@ -119,30 +116,36 @@ class FileNode:
     level: int
     refs: tuple[ChunkRef, ...]
 
-    kind = Kind.FILE
+    @property
+    def kind(self) -> Kind:
+        """The kind byte this node is stored under."""
+        return Kind.FILE
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkListNode:
+class ChunkListNode(NamedTuple):
     """An interior node of a large file's chunk index."""
 
     level: int
     refs: tuple[ChunkRef, ...]
 
-    kind = Kind.CHUNKLIST
+    @property
+    def kind(self) -> Kind:
+        """The kind byte this node is stored under."""
+        return Kind.CHUNKLIST
 
 
-@dataclass(frozen=True, slots=True)
-class SymlinkNode:
+class SymlinkNode(NamedTuple):
     """A symbolic link: its target, never followed by zerofs."""
 
     target: bytes
 
-    kind = Kind.SYMLINK
+    @property
+    def kind(self) -> Kind:
+        """The kind byte this node is stored under."""
+        return Kind.SYMLINK
 
 
-@dataclass(frozen=True, slots=True)
-class DirEntry:
+class DirEntry(NamedTuple):
     """One name in a directory and the metadata that belongs to the name.
 
     ``size_bytes`` is the file size for files, the target length for
@@ -185,8 +188,7 @@ class DirEntry:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class DirNode:
+class DirNode(NamedTuple):
     """A directory, or one shard of a large directory.
 
     A flat node (``shards`` empty) lists its entries sorted by name. A node
@@ -199,10 +201,13 @@ class DirNode:
 
     entries: tuple[DirEntry, ...] = ()
     depth: int = 0
-    count: int = 0
+    n_entries: int = 0
     shards: tuple[tuple[int, ObjectId], ...] = ()
 
-    kind = Kind.DIR
+    @property
+    def kind(self) -> Kind:
+        """The kind byte this node is stored under."""
+        return Kind.DIR
 
     @property
     def is_sharded(self) -> bool:
@@ -210,8 +215,7 @@ class DirNode:
         return bool(self.shards)
 
 
-@dataclass(frozen=True, slots=True)
-class Commit:
+class Commit(NamedTuple):
     """One change to the repository: the new root and how it came to be."""
 
     root_id: ObjectId
@@ -219,9 +223,12 @@ class Commit:
     time_ns: int
     author: str
     message: str
-    operation: dict[str, object] = field(default_factory=dict, hash=False, compare=True)
+    operation: dict[str, object]
 
-    kind = Kind.COMMIT
+    @property
+    def kind(self) -> Kind:
+        """The kind byte this node is stored under."""
+        return Kind.COMMIT
 
 
 Node: TypeAlias = FileNode | ChunkListNode | SymlinkNode | DirNode | Commit
@@ -289,7 +296,7 @@ def _encode_dir(node: DirNode) -> bytes:
     bitmap = 0
     for index, _ in node.shards:
         bitmap |= 1 << index
-    head = _DIR_SHARDED.pack(NODE_FORMAT_VERSION, 1, node.depth, node.count, bitmap)
+    head = _DIR_SHARDED.pack(NODE_FORMAT_VERSION, 1, node.depth, node.n_entries, bitmap)
     return head + b"".join(shard_id for _, shard_id in node.shards)
 
 

@@ -8,14 +8,13 @@ through here.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from zerofs.errors import InvalidNameError, UsageError
 from zerofs.objects import validate_name
 
 
-@dataclass(frozen=True, slots=True)
-class StorePath:
+class StorePath(NamedTuple):
     """An absolute path in the store, as a tuple of validated names."""
 
     parts: tuple[bytes, ...] = ()

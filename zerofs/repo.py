@@ -9,13 +9,12 @@ It must not move refs (``history`` does) or know about paths (``tree``).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
-import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 from zerofs.chunking import ChunkParams
 from zerofs.errors import ConflictError, CorruptionError, RepositoryError
@@ -44,8 +43,7 @@ NODE_CACHE_SIZE: Final = 4096
 N = TypeVar("N", FileNode, ChunkListNode, DirNode, SymlinkNode, Commit)
 
 
-@dataclass(frozen=True, slots=True)
-class RepoConfig:
+class RepoConfig(NamedTuple):
     """What is fixed for a repository at ``init``."""
 
     format_version: int
@@ -138,7 +136,7 @@ class Repository:
         except OSError as exc:
             raise RepositoryError(f"cannot create {path}: {exc.strerror}") from exc
         config = RepoConfig(
-            REPO_FORMAT_VERSION, chunk_params or ChunkParams(), compression_level, uuid.uuid4().hex, time.time_ns()
+            REPO_FORMAT_VERSION, chunk_params or ChunkParams(), compression_level, os.urandom(16).hex(), time.time_ns()
         )
         store = open_store(path, create=True)
         repo = cls(store, config, path)

@@ -103,7 +103,7 @@ def list_dir(source: NodeSource, dir_id: ObjectId) -> list[DirEntry]:
 
 def count_dir(source: NodeSource, dir_id: ObjectId) -> int:
     """Return the number of entries in a directory without reading its shards."""
-    return source.get_typed(dir_id, DirNode).count
+    return source.get_typed(dir_id, DirNode).n_entries
 
 
 def dir_get(source: NodeSource, dir_id: ObjectId, name: bytes) -> DirEntry | None:
@@ -144,7 +144,7 @@ def _put(sink: NodeSink, node: DirNode, entry: DirEntry, depth: int) -> tuple[Ob
         shards[index], is_new = _put(sink, sink.get_typed(shards[index], DirNode), entry, depth + 1)
     else:
         shards[index], is_new = _build(sink, [entry], depth + 1), True
-    return sink.put(DirNode((), depth, node.count + is_new, tuple(sorted(shards.items())))), is_new
+    return sink.put(DirNode((), depth, node.n_entries + is_new, tuple(sorted(shards.items())))), is_new
 
 
 def dir_remove(sink: NodeSink, dir_id: ObjectId, name: bytes) -> ObjectId:
@@ -169,16 +169,16 @@ def _remove(sink: NodeSink, node: DirNode, name: bytes, depth: int) -> tuple[Obj
     new_child_id, removed = _remove(sink, child, name, depth + 1)
     if not removed:
         return sink.put(node), False
-    if node.count - 1 <= DIR_FLAT_MAX:
+    if node.n_entries - 1 <= DIR_FLAT_MAX:
         # Back under the limit: the canonical form is flat again.
         shards[index] = new_child_id
         entries = [e for _, shard_id in sorted(shards.items()) for e in iter_dir(sink, shard_id)]
         return _build(sink, sorted(entries, key=lambda e: e.name), depth), True
-    if sink.get_typed(new_child_id, DirNode).count == 0:
+    if sink.get_typed(new_child_id, DirNode).n_entries == 0:
         del shards[index]
     else:
         shards[index] = new_child_id
-    return sink.put(DirNode((), depth, node.count - 1, tuple(sorted(shards.items())))), True
+    return sink.put(DirNode((), depth, node.n_entries - 1, tuple(sorted(shards.items())))), True
 
 
 # --------------------------------------------------------------------------

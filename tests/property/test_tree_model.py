@@ -291,7 +291,7 @@ class TreeMachine(RuleBasedStateMachine):
         for path, entry in walk(self.repo, root_id, StorePath()):
             if entry.kind is Kind.DIR:
                 dirs.add(path.parts)
-                assert self.repo.get_typed(entry.id, DirNode).count >= 0
+                assert self.repo.get_typed(entry.id, DirNode).n_entries >= 0
             else:
                 assert entry.kind is Kind.FILE
                 data = self.contents_by_id.get(entry.id)

@@ -52,7 +52,7 @@ def test_build_dir_lookup_every_name(repo: Repository, n: int) -> None:
     random.Random(n).shuffle(shuffled)
     dir_id = build_dir(staging, [entry(x) for x in shuffled])
     node = staging.get_typed(dir_id, DirNode)
-    assert node.count == n == count_dir(staging, dir_id)
+    assert node.n_entries == n == count_dir(staging, dir_id)
     assert node.is_sharded == (n > DIR_FLAT_MAX)
     for name in all_names:
         found = dir_get(staging, dir_id, name)
@@ -72,7 +72,7 @@ def test_every_flat_node_within_limit(repo: Repository) -> None:
     while stack:
         node = staging.get_typed(stack.pop(), DirNode)
         if node.is_sharded:
-            assert node.count > DIR_FLAT_MAX
+            assert node.n_entries > DIR_FLAT_MAX
             assert all(0 <= index < DIR_SHARDS for index, _ in node.shards)
             stack.extend(shard_id for _, shard_id in node.shards)
         else:

@@ -26,8 +26,8 @@ _EXIT_CODES = "\n\n".join(f"{code}: {meaning}" for code, meaning in exit_code_ta
 app = typer.Typer(
     name="zerofs",
     help="A content-addressed, copy-on-write file store where a snapshot is a clone.\n\n"
-         "Store paths are absolute (/data/x.txt); host paths are ordinary paths.\n\n"
-         f"Exit status:\n\n{_EXIT_CODES}",
+    "Store paths are absolute (/data/x.txt); host paths are ordinary paths.\n\n"
+    f"Exit status:\n\n{_EXIT_CODES}",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -35,10 +35,14 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-RepoOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045 - typer needs Optional
-    "--repo", metavar="PATH", help="Repository directory (else $ZEROFS_REPO, config, default).")]
-ConfigOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
-    "--config", "-c", metavar="FILE", help="TOML file naming the repository and defaults.")]
+RepoOpt = Annotated[
+    str | None,
+    typer.Option("--repo", metavar="PATH", help="Repository directory (else $ZEROFS_REPO, config, default)."),
+]
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option("--config", "-c", metavar="FILE", help="TOML file naming the repository and defaults."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (documented schema) instead of text.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 
@@ -55,8 +59,9 @@ def _root(
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """A content-addressed, copy-on-write file store where a snapshot is a clone."""
     ctx.obj = {"repo": repo, "config": config}
@@ -76,8 +81,13 @@ def _where(ctx: typer.Context, repo: str | None, config: str | None) -> dict[str
 
 
 @app.command()
-def init(ctx: typer.Context, repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False,
-         as_json: JsonOpt = False) -> None:
+def init(
+    ctx: typer.Context,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Create a repository (default: $XDG_DATA_HOME/zerofs)."""
     commands.init(quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
@@ -92,11 +102,21 @@ def import_(
     store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Where it goes in the store.")],
     parents: Annotated[bool, typer.Option("--parents", "-p", help="Create missing parent directories.")] = False,
     skip_errors: Annotated[bool, typer.Option("--skip-errors", help="Skip unreadable files with a warning.")] = False,
-    repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Import a host file or directory tree to STORE_PATH in one commit (replaces what is there)."""
-    commands.import_(host_path, store_path, parents=parents, skip_errors=skip_errors, quiet=quiet, as_json=as_json,
-                     **_where(ctx, repo, config))
+    commands.import_(
+        host_path,
+        store_path,
+        parents=parents,
+        skip_errors=skip_errors,
+        quiet=quiet,
+        as_json=as_json,
+        **_where(ctx, repo, config),
+    )
 
 
 SourceArg = Annotated[Optional[str], typer.Argument(metavar="SOURCE", help="Store path to clone.")]  # noqa: UP045
@@ -108,31 +128,87 @@ ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Replace DESTINATI
 
 
 @app.command()
-def clone(ctx: typer.Context, source: SourceArg = None, target: TargetArg = None, source_opt: SourceOpt = None,
-          target_opt: TargetOpt = None, parents: ParentsOpt = False, force: ForceOpt = False,
-          repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
+def clone(
+    ctx: typer.Context,
+    source: SourceArg = None,
+    target: TargetArg = None,
+    source_opt: SourceOpt = None,
+    target_opt: TargetOpt = None,
+    parents: ParentsOpt = False,
+    force: ForceOpt = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Clone SOURCE to DESTINATION: an instant snapshot, whatever its size."""
-    commands.clone(source, target, source_opt=source_opt, target_opt=target_opt, parents=parents, force=force,
-                   quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
+    commands.clone(
+        source,
+        target,
+        source_opt=source_opt,
+        target_opt=target_opt,
+        parents=parents,
+        force=force,
+        quiet=quiet,
+        as_json=as_json,
+        **_where(ctx, repo, config),
+    )
 
 
 @app.command()
-def snapshot(ctx: typer.Context, source: SourceArg = None, target: TargetArg = None, source_opt: SourceOpt = None,
-             target_opt: TargetOpt = None, parents: ParentsOpt = False, force: ForceOpt = False,
-             repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False,
-             as_json: JsonOpt = False) -> None:
+def snapshot(
+    ctx: typer.Context,
+    source: SourceArg = None,
+    target: TargetArg = None,
+    source_opt: SourceOpt = None,
+    target_opt: TargetOpt = None,
+    parents: ParentsOpt = False,
+    force: ForceOpt = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Same as clone: snapshots are clones."""
-    commands.snapshot(source, target, source_opt=source_opt, target_opt=target_opt, parents=parents, force=force,
-                      quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
+    commands.snapshot(
+        source,
+        target,
+        source_opt=source_opt,
+        target_opt=target_opt,
+        parents=parents,
+        force=force,
+        quiet=quiet,
+        as_json=as_json,
+        **_where(ctx, repo, config),
+    )
 
 
 @app.command("snap", hidden=True)
-def snap(ctx: typer.Context, source: SourceArg = None, target: TargetArg = None, source_opt: SourceOpt = None,
-         target_opt: TargetOpt = None, parents: ParentsOpt = False, force: ForceOpt = False,
-         repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
+def snap(
+    ctx: typer.Context,
+    source: SourceArg = None,
+    target: TargetArg = None,
+    source_opt: SourceOpt = None,
+    target_opt: TargetOpt = None,
+    parents: ParentsOpt = False,
+    force: ForceOpt = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Same as clone."""
-    commands.snap(source, target, source_opt=source_opt, target_opt=target_opt, parents=parents, force=force,
-                  quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
+    commands.snap(
+        source,
+        target,
+        source_opt=source_opt,
+        target_opt=target_opt,
+        parents=parents,
+        force=force,
+        quiet=quiet,
+        as_json=as_json,
+        **_where(ctx, repo, config),
+    )
 
 
 @app.command()
@@ -140,7 +216,10 @@ def write(
     ctx: typer.Context,
     store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="File to write.")],
     parents: ParentsOpt = False,
-    repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write standard input to a file in the store (replacing its contents)."""
     commands.write(store_path, parents=parents, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
@@ -151,7 +230,10 @@ def mkdir(
     ctx: typer.Context,
     store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Directory to create.")],
     parents: Annotated[bool, typer.Option("--parents", "-p", help="Create parents; no error if it exists.")] = False,
-    repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create a directory in the store."""
     commands.mkdir(store_path, parents=parents, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
@@ -161,14 +243,17 @@ def mkdir(
 def rm(
     ctx: typer.Context,
     store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Path to remove.")],
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", "-R",
-                                            help="Remove directories and their contents.")] = False,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", "-R", help="Remove directories and their contents.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="No error if the path does not exist.")] = False,
-    repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Remove a file or directory from the store (history keeps it)."""
-    commands.rm(store_path, recursive=recursive, force=force, quiet=quiet, as_json=as_json,
-                **_where(ctx, repo, config))
+    commands.rm(store_path, recursive=recursive, force=force, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -177,7 +262,10 @@ def mv(
     source: Annotated[str, typer.Argument(metavar="SOURCE", help="Path to move.")],
     target: Annotated[str, typer.Argument(metavar="DESTINATION", help="New path, or a directory to move into.")],
     force: Annotated[bool, typer.Option("--force", "-f", help="Allow replacing a file with a directory.")] = False,
-    repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Move or rename a path in the store (O(1), whatever its size)."""
     commands.mv(source, target, force=force, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
@@ -193,18 +281,22 @@ def ls(
     long: Annotated[bool, typer.Option("-l", "--long", help="Mode, size, mtime and name.")] = False,
     show_all: Annotated[bool, typer.Option("-a", "--all", help="Include names starting with '.'.")] = False,
     recursive: Annotated[bool, typer.Option("-R", "--recursive", help="List subdirectories too.")] = False,
-    repo: RepoOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """List a directory in the store."""
-    commands.ls(store_path, long=long, show_all=show_all, recursive=recursive, as_json=as_json,
-                **_where(ctx, repo, config))
+    commands.ls(
+        store_path, long=long, show_all=show_all, recursive=recursive, as_json=as_json, **_where(ctx, repo, config)
+    )
 
 
 @app.command()
 def cat(
     ctx: typer.Context,
     store_paths: Annotated[list[str], typer.Argument(metavar="STORE_PATH...", help="Files to print.")],
-    repo: RepoOpt = None, config: ConfigOpt = None,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Print files from the store to standard output (streamed, verified)."""
     commands.cat(store_paths, **_where(ctx, repo, config))
@@ -214,7 +306,9 @@ def cat(
 def stat(
     ctx: typer.Context,
     store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Path to describe.")],
-    repo: RepoOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show the metadata and node of a path."""
     commands.stat(store_path, as_json=as_json, **_where(ctx, repo, config))
@@ -224,7 +318,9 @@ def stat(
 def tree(
     ctx: typer.Context,
     store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Directory to show.")] = "/",
-    repo: RepoOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show a directory and everything below it as a tree."""
     commands.tree(store_path, as_json=as_json, **_where(ctx, repo, config))
@@ -233,11 +329,17 @@ def tree(
 @app.command()
 def log(
     ctx: typer.Context,
-    store_path: Annotated[Optional[str], typer.Argument(  # noqa: UP045
-        metavar="[STORE_PATH]", help="Only commits that changed this path.")] = None,
-    max_count: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        "-n", "--max-count", min=0, help="Show at most N commits.")] = None,
-    repo: RepoOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
+    store_path: Annotated[
+        str | None,
+        typer.Argument(metavar="[STORE_PATH]", help="Only commits that changed this path."),
+    ] = None,
+    max_count: Annotated[
+        int | None,
+        typer.Option("-n", "--max-count", min=0, help="Show at most N commits."),
+    ] = None,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show the history of commits, newest first (JSON lines with --json)."""
     commands.log(store_path, max_count=max_count, as_json=as_json, **_where(ctx, repo, config))
@@ -248,9 +350,13 @@ def export(
     ctx: typer.Context,
     store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="What to export.")],
     host_path: Annotated[Path, typer.Argument(metavar="HOST_PATH", help="Target (absent or empty directory).")],
-    force: Annotated[bool, typer.Option("--force", "-f",
-                                        help="Export into a non-empty directory, replacing files.")] = False,
-    repo: RepoOpt = None, config: ConfigOpt = None, quiet: QuietOpt = False, as_json: JsonOpt = False,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Export into a non-empty directory, replacing files.")
+    ] = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Recreate a store path on the host with contents, modes, mtimes and symlinks."""
     commands.export(store_path, host_path, force=force, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))

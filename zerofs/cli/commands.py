@@ -71,9 +71,14 @@ def init(*, repo: str | None, config: str | None, quiet: bool, as_json: bool) ->
     if as_json:
         from zerofs.cli import render
 
-        render.print_json({"repository": str(found.repo_path), "format_version": created.config.format_version,
-                           "chunking": created.config.chunk_params.to_dict(),
-                           "compression_level": created.config.compression_level})
+        render.print_json(
+            {
+                "repository": str(found.repo_path),
+                "format_version": created.config.format_version,
+                "chunking": created.config.chunk_params.to_dict(),
+                "compression_level": created.config.compression_level,
+            }
+        )
     else:
         _done(quiet, f"initialised zerofs repository at {found.repo_path}")
     created.close()
@@ -82,8 +87,17 @@ def init(*, repo: str | None, config: str | None, quiet: bool, as_json: bool) ->
 # -- changes ----------------------------------------------------------------------
 
 
-def import_(host_path: Path, store_path: str, *, parents: bool, skip_errors: bool, repo: str | None,
-            config: str | None, quiet: bool, as_json: bool) -> None:
+def import_(
+    host_path: Path,
+    store_path: str,
+    *,
+    parents: bool,
+    skip_errors: bool,
+    repo: str | None,
+    config: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Import a host file or tree to ``store_path`` in one commit."""
     from zerofs.cli import render
     from zerofs.cli.progress import ImportBar
@@ -93,22 +107,46 @@ def import_(host_path: Path, store_path: str, *, parents: bool, skip_errors: boo
     found = settings(repo, config)
     skip = skip_errors or bool(found.defaults.get("skip_errors", False))
     with open_repository(found) as repository, ImportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
-        result = import_tree(repository, host_path, target, parents=parents, skip_errors=skip,
-                             on_progress=bar.update, on_warning=_warn)
+        result = import_tree(
+            repository, host_path, target, parents=parents, skip_errors=skip, on_progress=bar.update, on_warning=_warn
+        )
     if as_json:
         commit_hex = result.commit_id.hex() if result.commit_id else None
-        render.print_json({"path": str(result.store_path), "commit": commit_hex,
-                           "files": result.files, "dirs": result.dirs, "symlinks": result.symlinks,
-                           "bytes": result.bytes_total, "files_unchanged": result.files_unchanged,
-                           "new_bytes": result.new_bytes, "warnings": list(result.warnings)})
+        render.print_json(
+            {
+                "path": str(result.store_path),
+                "commit": commit_hex,
+                "files": result.files,
+                "dirs": result.dirs,
+                "symlinks": result.symlinks,
+                "bytes": result.bytes_total,
+                "files_unchanged": result.files_unchanged,
+                "new_bytes": result.new_bytes,
+                "warnings": list(result.warnings),
+            }
+        )
     else:
-        _done(quiet, f"imported {host_path} -> {result.store_path}: {result.files} files "
-                     f"({result.files_unchanged} unchanged), {render.human_size(result.bytes_total)}, "
-                     f"{render.human_size(result.new_bytes)} new")
+        _done(
+            quiet,
+            f"imported {host_path} -> {result.store_path}: {result.files} files "
+            f"({result.files_unchanged} unchanged), {render.human_size(result.bytes_total)}, "
+            f"{render.human_size(result.new_bytes)} new",
+        )
 
 
-def clone(source: str | None, target: str | None, *, source_opt: str | None, target_opt: str | None,
-          parents: bool, force: bool, repo: str | None, config: str | None, quiet: bool, as_json: bool) -> None:
+def clone(
+    source: str | None,
+    target: str | None,
+    *,
+    source_opt: str | None,
+    target_opt: str | None,
+    parents: bool,
+    force: bool,
+    repo: str | None,
+    config: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Clone a store path, given as arguments or as ``--source``/``--destination``.
 
     Raises:
@@ -135,8 +173,7 @@ snapshot = clone
 snap = clone
 
 
-def write(store_path: str, *, parents: bool, repo: str | None, config: str | None, quiet: bool,
-          as_json: bool) -> None:
+def write(store_path: str, *, parents: bool, repo: str | None, config: str | None, quiet: bool, as_json: bool) -> None:
     """Write standard input to a file in the store."""
     from zerofs.services.edit import write_file
 
@@ -146,8 +183,7 @@ def write(store_path: str, *, parents: bool, repo: str | None, config: str | Non
     _report(result.commit_id, result.message, quiet, as_json)
 
 
-def mkdir(store_path: str, *, parents: bool, repo: str | None, config: str | None, quiet: bool,
-          as_json: bool) -> None:
+def mkdir(store_path: str, *, parents: bool, repo: str | None, config: str | None, quiet: bool, as_json: bool) -> None:
     """Create a directory in the store."""
     from zerofs.services.edit import mkdir as make_dir
 
@@ -157,8 +193,9 @@ def mkdir(store_path: str, *, parents: bool, repo: str | None, config: str | Non
     _report(result.commit_id, result.message, quiet, as_json)
 
 
-def rm(store_path: str, *, recursive: bool, force: bool, repo: str | None, config: str | None, quiet: bool,
-       as_json: bool) -> None:
+def rm(
+    store_path: str, *, recursive: bool, force: bool, repo: str | None, config: str | None, quiet: bool, as_json: bool
+) -> None:
     """Remove a path from the store."""
     from zerofs.services.edit import remove_path
 
@@ -168,8 +205,9 @@ def rm(store_path: str, *, recursive: bool, force: bool, repo: str | None, confi
     _report(result.commit_id, result.message, quiet, as_json)
 
 
-def mv(source: str, target: str, *, force: bool, repo: str | None, config: str | None, quiet: bool,
-       as_json: bool) -> None:
+def mv(
+    source: str, target: str, *, force: bool, repo: str | None, config: str | None, quiet: bool, as_json: bool
+) -> None:
     """Move or rename a path in the store."""
     from zerofs.services.edit import move_path
 
@@ -182,8 +220,9 @@ def mv(source: str, target: str, *, force: bool, repo: str | None, config: str |
 # -- reading ----------------------------------------------------------------------
 
 
-def ls(store_path: str, *, long: bool, show_all: bool, recursive: bool, repo: str | None, config: str | None,
-       as_json: bool) -> None:
+def ls(
+    store_path: str, *, long: bool, show_all: bool, recursive: bool, repo: str | None, config: str | None, as_json: bool
+) -> None:
     """List a directory (or describe a file) in the store."""
     from zerofs.cli import render
     from zerofs.services.browse import list_path
@@ -228,8 +267,7 @@ def tree(store_path: str, *, repo: str | None, config: str | None, as_json: bool
         render.render_tree(rows, str(target), as_json=as_json)
 
 
-def log(store_path: str | None, *, max_count: int | None, repo: str | None, config: str | None,
-        as_json: bool) -> None:
+def log(store_path: str | None, *, max_count: int | None, repo: str | None, config: str | None, as_json: bool) -> None:
     """Show commits, newest first, optionally only those that changed ``store_path``."""
     from zerofs.cli import render
     from zerofs.services.browse import log as iter_commits
@@ -239,20 +277,22 @@ def log(store_path: str | None, *, max_count: int | None, repo: str | None, conf
         render.render_log(iter_commits(repository, limit=max_count, path=target), as_json=as_json)
 
 
-def export(store_path: str, host_path: Path, *, force: bool, repo: str | None, config: str | None, quiet: bool,
-           as_json: bool) -> None:
+def export(
+    store_path: str, host_path: Path, *, force: bool, repo: str | None, config: str | None, quiet: bool, as_json: bool
+) -> None:
     """Recreate a store path on the host."""
     from zerofs.cli import render
     from zerofs.cli.progress import ExportBar
     from zerofs.services.exporter import export_tree
 
     source = _path(store_path)
-    with _open(repo, config, readonly=True) as repository, \
-            ExportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
+    with _open(repo, config, readonly=True) as repository, ExportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
         result = export_tree(repository, source, host_path, force=force, on_file=bar.update)
     if as_json:
-        render.print_json({"files": result.files, "dirs": result.dirs, "symlinks": result.symlinks,
-                           "bytes": result.bytes_written})
+        render.print_json(
+            {"files": result.files, "dirs": result.dirs, "symlinks": result.symlinks, "bytes": result.bytes_written}
+        )
     else:
-        _done(quiet, f"exported {source} -> {host_path}: {result.files} files, "
-                     f"{render.human_size(result.bytes_written)}")
+        _done(
+            quiet, f"exported {source} -> {host_path}: {result.files} files, {render.human_size(result.bytes_written)}"
+        )

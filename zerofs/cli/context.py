@@ -10,20 +10,19 @@ module imports nothing heavy: the fast path for ``cat`` and ``ls`` uses it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from zerofs.errors import RepositoryError, UsageError
 from zerofs.repo import Repository
 
 
-@dataclass
-class Settings:
+class Settings(NamedTuple):
     """Where the repository is and the defaults a config file supplies."""
 
     repo_path: Path
     source: str
-    defaults: dict[str, object] = field(default_factory=dict)
+    defaults: dict[str, object]
 
 
 def load_config(path: Path) -> dict[str, object]:
@@ -43,8 +42,9 @@ def load_config(path: Path) -> dict[str, object]:
         raise UsageError(f"cannot read config file {path}: {exc}") from exc
     unknown = set(data) - {"repository", "defaults"}
     if unknown:
-        raise UsageError(f"config file {path}: unknown key(s) {', '.join(sorted(unknown))} "
-                         "(known: repository, [defaults])")
+        raise UsageError(
+            f"config file {path}: unknown key(s) {', '.join(sorted(unknown))} (known: repository, [defaults])"
+        )
     return data
 
 

@@ -134,8 +134,13 @@ def _parse_params(command: CommandSpec, args: list[str], *, is_group: bool) -> t
     return values, extra
 
 
-def _take_option(arg: str, pending: deque[str], long_opts: dict[str, tuple[ParamSpec, bool]],
-                 short_opts: dict[str, tuple[ParamSpec, bool]], given: dict[str, object]) -> None:
+def _take_option(
+    arg: str,
+    pending: deque[str],
+    long_opts: dict[str, tuple[ParamSpec, bool]],
+    short_opts: dict[str, tuple[ParamSpec, bool]],
+    given: dict[str, object],
+) -> None:
     """Consume one option word (and its value) as click's ``_process_opts`` does."""
     name, has_value, explicit = arg.partition("=")
     if name in long_opts:
@@ -185,7 +190,7 @@ def _unpack_args(args: list[str], nargs_spec: list[int]) -> tuple[list[object], 
     front: list[object] = [words.popleft() if words else None for _ in nargs_spec[:star]]
     if star == len(nargs_spec):
         return front, list(words)
-    back: list[object] = [words.pop() if words else None for _ in nargs_spec[star + 1:]]
+    back: list[object] = [words.pop() if words else None for _ in nargs_spec[star + 1 :]]
     back.reverse()
     return [*front, tuple(words), *back], []
 
@@ -241,8 +246,11 @@ def _convert_path(param: ParamSpec, text: str) -> Path:
     except ValueError:  # an embedded NUL: typer reports it as a bad parameter
         raise _NeedsTyper from None
     checks = param["path_checks"]
-    if ("not_file" in checks and stat.S_ISREG(st.st_mode)) or ("not_dir" in checks and stat.S_ISDIR(st.st_mode)) \
-            or ("readable" in checks and not os.access(path, os.R_OK)) \
-            or ("writable" in checks and not os.access(path, os.W_OK)):
+    if (
+        ("not_file" in checks and stat.S_ISREG(st.st_mode))
+        or ("not_dir" in checks and stat.S_ISDIR(st.st_mode))
+        or ("readable" in checks and not os.access(path, os.R_OK))
+        or ("writable" in checks and not os.access(path, os.W_OK))
+    ):
         raise _NeedsTyper
     return path

@@ -30,9 +30,15 @@ class _Bar:
                 TransferSpeedColumn,
             )
 
-            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), DownloadColumn(),
-                                      TransferSpeedColumn(), TextColumn("{task.fields[files]} files"),
-                                      TimeElapsedColumn(), transient=True)
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TextColumn("{task.fields[files]} files"),
+                TimeElapsedColumn(),
+                transient=True,
+            )
             self._progress.start()
             self._task = self._progress.add_task(self.label, total=None, files=0)
         return self

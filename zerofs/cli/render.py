@@ -84,8 +84,7 @@ def print_json(data: object) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
-def render_listing(rows: Iterable[Listed], *, long: bool, show_all: bool, recursive: bool,
-                   as_json: bool) -> None:
+def render_listing(rows: Iterable[Listed], *, long: bool, show_all: bool, recursive: bool, as_json: bool) -> None:
     """Render ``ls`` output."""
     visible = [r for r in rows if show_all or not r.entry.name.startswith(b".")]
     if as_json:
@@ -98,8 +97,9 @@ def render_listing(rows: Iterable[Listed], *, long: bool, show_all: bool, recurs
     for row in visible:
         name = str(row.path) if recursive else fs(row.entry.name)
         if long:
-            out.write(f"{stat.filemode(row.entry.mode)}\t{row.entry.size_bytes}\t"
-                      f"{iso_time(row.entry.mtime_ns)}\t{name}")
+            out.write(
+                f"{stat.filemode(row.entry.mode)}\t{row.entry.size_bytes}\t{iso_time(row.entry.mtime_ns)}\t{name}"
+            )
             if row.target is not None:
                 out.write(f" -> {fs(row.target)}")
             out.write("\n")
@@ -132,9 +132,12 @@ def _rich_listing(rows: list[Listed], *, long: bool, recursive: bool) -> None:
     for column, justify in (("mode", "left"), ("size", "right"), ("modified", "left"), ("name", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(stat.filemode(row.entry.mode), human_size(row.entry.size_bytes),
-                      iso_time(row.entry.mtime_ns),
-                      _styled_name(row, str(row.path) if recursive else fs(row.entry.name)))
+        table.add_row(
+            stat.filemode(row.entry.mode),
+            human_size(row.entry.size_bytes),
+            iso_time(row.entry.mtime_ns),
+            _styled_name(row, str(row.path) if recursive else fs(row.entry.name)),
+        )
     con.print(table)
 
 
@@ -154,10 +157,15 @@ def render_stat(info: StatInfo, *, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    rows = [("path", str(info.path)), ("type", str(data["type"])),
-            ("mode", stat.filemode(info.entry.mode) + f" ({data['mode']})"),
-            ("size", str(info.entry.size_bytes)), ("uid/gid", f"{info.entry.uid}/{info.entry.gid}"),
-            ("modified", iso_time(info.entry.mtime_ns)), ("id", info.entry.id.hex())]
+    rows = [
+        ("path", str(info.path)),
+        ("type", str(data["type"])),
+        ("mode", stat.filemode(info.entry.mode) + f" ({data['mode']})"),
+        ("size", str(info.entry.size_bytes)),
+        ("uid/gid", f"{info.entry.uid}/{info.entry.gid}"),
+        ("modified", iso_time(info.entry.mtime_ns)),
+        ("id", info.entry.id.hex()),
+    ]
     if info.n_entries is not None:
         rows.append(("entries", str(info.n_entries)))
     if info.n_chunks is not None:
@@ -204,8 +212,10 @@ def render_log(items: Iterable[LogEntry], *, as_json: bool) -> None:
         from rich.markup import escape
 
         for item in items:
-            con.print(f"[yellow]{item.commit_id.hex()[:12]}[/] [dim]{iso_time(item.commit.time_ns)}[/] "
-                      f"{escape(item.commit.message)}")
+            con.print(
+                f"[yellow]{item.commit_id.hex()[:12]}[/] [dim]{iso_time(item.commit.time_ns)}[/] "
+                f"{escape(item.commit.message)}"
+            )
         return
     for item in items:
         out.write(f"{item.commit_id.hex()[:12]}\t{iso_time(item.commit.time_ns)}\t{item.commit.message}\n")
@@ -226,7 +236,7 @@ def render_tree(rows: Iterable[Listed], root_label: str, *, as_json: bool) -> No
         stack = [top]
         for row in items:
             depth = len(row.path.parts) - base
-            del stack[depth + 1:]
+            del stack[depth + 1 :]
             node = stack[depth].add(_styled_name(row, fs(row.entry.name)))
             stack.append(node)
         console().print(top)

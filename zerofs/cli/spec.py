@@ -96,11 +96,13 @@ def build_spec() -> dict[str, Any]:
 
 def _command_spec(command: Any, *, root_names: set[str]) -> dict[str, Any]:
     params = [_param_spec(param) for param in command.params]
-    is_fast = (set(command.context_settings) <= _KNOWN_CONTEXT_SETTINGS
-               and not getattr(command, "deprecated", False)
-               and not command.ignore_unknown_options
-               and not getattr(command, "chain", False)
-               and (bool(root_names) or not command.no_args_is_help))
+    is_fast = (
+        set(command.context_settings) <= _KNOWN_CONTEXT_SETTINGS
+        and not getattr(command, "deprecated", False)
+        and not command.ignore_unknown_options
+        and not getattr(command, "chain", False)
+        and (bool(root_names) or not command.no_args_is_help)
+    )
     if root_names:
         # The root group: its options reach a command only by name (see the module docstring).
         for param in params:
@@ -111,8 +113,12 @@ def _command_spec(command: Any, *, root_names: set[str]) -> dict[str, Any]:
             is_fast = False
     callback = command.callback
     function = getattr(callback, "__name__", "") if callback is not None and not root_names else ""
-    return {"function": function, "is_fast": is_fast,
-            "allow_interspersed_args": bool(command.allow_interspersed_args), "params": params}
+    return {
+        "function": function,
+        "is_fast": is_fast,
+        "allow_interspersed_args": bool(command.allow_interspersed_args),
+        "params": params,
+    }
 
 
 def _param_spec(param: Any) -> dict[str, Any]:
@@ -160,8 +166,12 @@ def _path_checks(info: Any, type_name: str) -> list[str]:
     """The checks typer makes on an existing host path, in its order (``typer._param_types.coerce_cli_path``)."""
     if type_name != "path":
         return []
-    wanted = {"not_file": not getattr(info, "file_okay", True), "not_dir": not getattr(info, "dir_okay", True),
-              "readable": getattr(info, "readable", True), "writable": getattr(info, "writable", False)}
+    wanted = {
+        "not_file": not getattr(info, "file_okay", True),
+        "not_dir": not getattr(info, "dir_okay", True),
+        "readable": getattr(info, "readable", True),
+        "writable": getattr(info, "writable", False),
+    }
     return [name for name, is_wanted in wanted.items() if is_wanted]
 
 
@@ -178,9 +188,14 @@ def _is_plain(value: object) -> bool:
 
 def _always_slow(source: Any, param: dict[str, Any]) -> bool:
     """True for what applies even when the parameter is absent: the fast path then never runs the command."""
-    return bool(source.envvar or getattr(source, "prompt", None) or not source.expose_value
-                or not _is_plain(source.default) or callable(source.default)
-                or (param["kind"] == "option" and param["required"]))
+    return bool(
+        source.envvar
+        or getattr(source, "prompt", None)
+        or not source.expose_value
+        or not _is_plain(source.default)
+        or callable(source.default)
+        or (param["kind"] == "option" and param["required"])
+    )
 
 
 def render_spec(spec: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ its id by the repository layer, so damaged data is an error, not output.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from zerofs.content import iter_chunk_ids, iter_file_bytes
 from zerofs.errors import ConflictError
@@ -18,8 +18,7 @@ from zerofs.repo import Repository
 from zerofs.tree import list_dir, lookup, root_entry, try_lookup, walk
 
 
-@dataclass(frozen=True, slots=True)
-class Listed:
+class Listed(NamedTuple):
     """One row of ``ls``: where the entry is and the entry itself."""
 
     path: StorePath
@@ -28,8 +27,7 @@ class Listed:
     """A symlink's target (read only for long listings)."""
 
 
-@dataclass(frozen=True, slots=True)
-class StatInfo:
+class StatInfo(NamedTuple):
     """Everything ``stat`` reports about one path."""
 
     path: StorePath
@@ -40,8 +38,7 @@ class StatInfo:
     commit_id: ObjectId
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
+class LogEntry(NamedTuple):
     """One commit in ``log``."""
 
     commit_id: ObjectId
@@ -84,7 +81,7 @@ def stat_path(repo: Repository, path: StorePath) -> StatInfo:
     entry = resolve(repo, path)
     n_entries = n_chunks = None
     if entry.kind is Kind.DIR:
-        n_entries = repo.get_typed(entry.id, DirNode).count
+        n_entries = repo.get_typed(entry.id, DirNode).n_entries
     elif entry.kind is Kind.FILE:
         n_chunks = sum(1 for _ in iter_chunk_ids(repo, repo.get_typed(entry.id, FileNode)))
     return StatInfo(path, entry, n_entries, n_chunks, _target(repo, entry), commit_id)
