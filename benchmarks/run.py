@@ -15,8 +15,10 @@ Data sets (as in /work/shared/MEASUREMENTS.md):
 Usage:
   python benchmarks/run.py [--runs N] [--quick] [--only NAME[,NAME]] [--json FILE]
 
-Uses the standard library only (plus ``blake3`` and ``pyfastcdc`` for the
-in-process ceilings). zerofs is driven only through its CLI.
+Uses the standard library only, plus ``blake3`` and ``pyfastcdc`` for the
+in-process ceilings and, if present, ``lmdb`` (a zerofs dependency) to read a
+repository's used pages read-only between processes. zerofs itself is driven
+only through its CLI.
 """
 
 from __future__ import annotations
@@ -726,6 +728,23 @@ class Bench:
         }
         self.repos: dict[tuple[str, str], tuple[Path, str]] = {}  # (tool, data) -> (repo, tag)
         self._counter = 0
+        self.trash: list[Path] = []
+
+    def discard(self, path: Path) -> None:
+        """Delete `path` later, between sections, never between timed runs.
+
+        The root file system here is ext4 mounted with ``discard``: deleting
+        many files queues TRIMs that slow the next run's metadata writes by
+        several times (an export measured 3.7 s right after another export,
+        14 s right after deleting one). So deletions wait for empty_trash().
+        """
+        self.trash.append(path)
+
+    def empty_trash(self) -> None:
+        for path in self.trash:
+            shutil.rmtree(path, ignore_errors=True)
+        self.trash.clear()
+        os.sync()
 
     # helpers ---------------------------------------------------------------
     def log(self, msg: str) -> None:
@@ -766,8 +785,19 @@ class Bench:
     def keep_repo(self, tool: Tool, key: str, repo: Path, tag: str) -> None:
         old = self.repos.get((tool.name, key))
         if old and old[0] != repo:
-            shutil.rmtree(old[0], ignore_errors=True)
+            self.discard(old[0])
         self.repos[(tool.name, key)] = (repo, tag)
+
+    def setup_import(self, tool: Tool, repo: Path, host: Path, store_path: str, tag: str) -> float:
+        """An untimed set-up import; retried twice if the tool itself asks for a retry."""
+        for attempt in range(3):
+            try:
+                return tool.import_(repo, host, store_path, tag)
+            except CmdError as exc:
+                if attempt == 2 or "retry" not in str(exc).lower():
+                    raise
+                self.note(f"set-up import of {host.name} into {tool.name} asked for a retry: {exc}")
+        raise AssertionError("unreachable")
 
     def ensure_repo(self, tool: Tool, key: str) -> tuple[Path, str]:
         """A repository holding data set `key` ("a" or "b"), imported once."""
@@ -775,7 +805,7 @@ class Bench:
             host = self.data.a_dir if key == "a" else self.data.b_dir
             repo = self.fresh_repo(tool, key)
             tag = tool.next_tag(key)
-            tool.import_(repo, host, "/big" if key == "a" else "/b", tag)
+            self.setup_import(tool, repo, host, "/big" if key == "a" else "/b", tag)
             self.repos[(tool.name, key)] = (repo, tag)
         return self.repos[(tool.name, key)]
 
@@ -863,19 +893,28 @@ class Bench:
             row.target = Target(row.values.get("zerofs"), "<", 0.5, "< 0.5 s", lambda v: f"{v:.3f} s")
             self.add(row)
 
-    def _tree_repo(self) -> Path | None:
-        """One zerofs repo with /t100, /tbig, /bigdir, /smalldir imported once."""
-        if ("zerofs", "trees") in self.repos:
-            return self.repos[("zerofs", "trees")][0]
+    def _tree_repo(self, kind: str) -> Path | None:
+        """A zerofs repo for one section, its trees imported once (untimed).
+
+        "clone" holds /t100 and /tbig; "write" holds /bigdir and /smalldir.
+        Separate repositories, so a failure to import one tree does not
+        cost the other section its figures.
+        """
+        if ("zerofs", kind) in self.repos:
+            return self.repos[("zerofs", kind)][0]
         z = self.zerofs
         if z.unavailable:
             return None
         trees = self.data.trees
-        repo = self.fresh_repo(z, "trees")
-        for name in ("t100", "tbig", "bigdir", "smalldir"):
-            t = z.import_(repo, trees / name, f"/{name}", "")
-            self.log(f"  setup: zerofs import {name}: {t:.2f} s")
-        self.repos[("zerofs", "trees")] = (repo, "")
+        repo = self.fresh_repo(z, kind)
+        try:
+            for name in {"clone": ("t100", "tbig"), "write": ("bigdir", "smalldir")}[kind]:
+                t = self.setup_import(z, repo, trees / name, f"/{name}", "")
+                self.log(f"  setup: zerofs import {name}: {t:.2f} s")
+        except CmdError:
+            shutil.rmtree(repo, ignore_errors=True)
+            raise
+        self.repos[("zerofs", kind)] = (repo, "")
         return repo
 
     def clone(self) -> None:
@@ -888,7 +927,7 @@ class Bench:
             for c in COMPETITORS:
                 r.notes[c] = "n/a: no O(1) clone"
         try:
-            repo = self._tree_repo()
+            repo = self._tree_repo("clone")
             if repo is None:
                 raise Unavailable
             try:
@@ -935,7 +974,7 @@ class Bench:
             for c in COMPETITORS:
                 r.notes[c] = "n/a"
         try:
-            repo = self._tree_repo()
+            repo = self._tree_repo("write")
             if repo is None:
                 raise Unavailable
             z = self.zerofs
@@ -1069,7 +1108,7 @@ class Bench:
         for tool in TOOLS:
             old = self.repos.pop((tool, "a"), None)
             if old:
-                shutil.rmtree(old[0], ignore_errors=True)
+                self.discard(old[0])
 
     def export(self) -> None:
         """export / restore of (b) into an empty host directory."""
@@ -1089,7 +1128,7 @@ class Bench:
                     row.notes[tool.name] = f"n/a: {exc}"
                     self.note(f"export {tool.name} failed: {exc}")
                 finally:
-                    shutil.rmtree(out, ignore_errors=True)
+                    self.discard(out)
         for t, ts in times.items():
             if ts:
                 row.values[t] = median(ts)
@@ -1322,6 +1361,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = args.sections
     try:
         def section(title: str) -> None:
+            bench.empty_trash()  # deletions happen here, never between timed runs
             print(f"\n== {title} ({time.perf_counter() - t_start:.0f} s elapsed)", flush=True)
 
         if "import_a" in sections:
@@ -1368,6 +1408,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             print(f"kept scratch dir {work}")
         else:
+            print(f"removing scratch dir {work} ...", flush=True)
             shutil.rmtree(work, ignore_errors=True)
     return 0
 

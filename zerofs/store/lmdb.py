@@ -32,6 +32,9 @@ from zerofs.objects import ObjectId
 DATA_FILE: Final = "data.mdb"
 MIN_MAP_BYTES: Final = 16 << 20
 GROW_MIN_BYTES: Final = 64 << 20
+MIN_ROOM_BYTES: Final = 64 << 20
+"""A write transaction starts with at least this much room in the map."""
+_PAGE_BYTES: Final = 4096
 MAP_MARGIN_BYTES: Final = 8 << 20
 """Room kept free in the map for LMDB's own copied-on-write branch pages."""
 FLUSH_BYTES: Final = 256 << 20
@@ -41,8 +44,13 @@ FLUSH_SECONDS: Final = 2.0
 
 
 def _estimated_bytes(record_bytes: int) -> int:
-    """Upper bound of the map bytes one put consumes (overflow pages, half-full leaves)."""
-    return record_bytes + 4096 if record_bytes > 2000 else 2 * record_bytes + 128
+    """Upper bound of the new map bytes one record needs (overflow pages, half-full leaves).
+
+    The copy-on-write of existing tree pages a put dirties is counted
+    separately, in ``LmdbBatch``: at most one page per put, and never more
+    than the whole tree as it was when the transaction began.
+    """
+    return record_bytes + _PAGE_BYTES if record_bytes > 2000 else 2 * record_bytes + 64
 
 
 def _round_up(value: int, step: int) -> int:
@@ -123,28 +131,39 @@ class LmdbStore:
             self._env.set_mapsize(size)
             self._map_bytes = size
 
-    def _begin_write(self, incoming_bytes: int) -> tuple[lmdb.Transaction[bytes], int]:
+    def _begin_write(self, incoming_bytes: int) -> tuple[lmdb.Transaction[bytes], int, int]:
         """Begin a write transaction with room for at least ``incoming_bytes``.
 
-        Returns the transaction and the bytes it may write before the map
-        must grow (which happens only between transactions).
+        Returns the transaction, the bytes it may write before the map must
+        grow (which happens only between transactions), and the size of the
+        trees it may copy on write.
         """
         if self._readonly:
             raise RepositoryError(f"repository at {self.path} is open read-only")
-        self._adopt_file_size()
-        used = self._used_bytes()
-        if used + incoming_bytes + MAP_MARGIN_BYTES > self._map_bytes:
-            step = max(GROW_MIN_BYTES, used // 4, 2 * incoming_bytes)
-            self._reserve(_round_up(used + step + MAP_MARGIN_BYTES, 1 << 20))
+        wanted = max(incoming_bytes, MIN_ROOM_BYTES)
         while True:
+            self._adopt_file_size()
+            used = self._used_bytes()
+            if used + wanted + MAP_MARGIN_BYTES > self._map_bytes:
+                step = max(GROW_MIN_BYTES, used // 4, 2 * wanted)
+                self._reserve(_round_up(used + step + MAP_MARGIN_BYTES, 1 << 20))
             try:
                 txn = self._env.begin(write=True)
-                break
             except lmdb.MapResizedError:
-                self._adopt_file_size()
-        # Another writer may have grown the data since we measured: measure again
-        # inside the transaction, where nobody else can write.
-        return txn, self._map_bytes - self._used_bytes() - MAP_MARGIN_BYTES
+                continue
+            # Measure again inside the transaction, where no other writer can add data.
+            room = self._map_bytes - self._used_bytes() - MAP_MARGIN_BYTES
+            if room >= incoming_bytes:
+                return txn, room, self._tree_bytes(txn)
+            txn.abort()
+
+    def _tree_bytes(self, txn: lmdb.Transaction[bytes]) -> int:
+        """Bytes of every page a transaction could copy on write."""
+        total = 0
+        for db in (self._objects, self._refs, self._meta, self._files):
+            stat = txn.stat(db)
+            total += (stat["branch_pages"] + stat["leaf_pages"] + 2) * stat["psize"]
+        return total
 
     # -- reads ------------------------------------------------------------
 
@@ -212,19 +231,24 @@ class LmdbBatch:
         self._txn: lmdb.Transaction[bytes] | None = None
         self._pending_bytes = 0
         self._room_bytes = 0
+        self._tree_bytes = 0
+        self._copied_bytes = 0
         self._started = 0.0
 
     def _txn_for(self, record_bytes: int) -> lmdb.Transaction[bytes]:
         incoming = _estimated_bytes(record_bytes)
         if self._txn is not None and (
-            self._pending_bytes + incoming > min(self._room_bytes, FLUSH_BYTES)
+            self._pending_bytes + min(self._copied_bytes + _PAGE_BYTES, self._tree_bytes) + incoming
+            > min(self._room_bytes, FLUSH_BYTES)
             or time.monotonic() - self._started > FLUSH_SECONDS
         ):
             self.flush()
         if self._txn is None:
-            self._txn, self._room_bytes = self._store._begin_write(incoming)
+            self._txn, self._room_bytes, self._tree_bytes = self._store._begin_write(incoming + _PAGE_BYTES)
             self._started = time.monotonic()
+            self._copied_bytes = 0
         self._pending_bytes += incoming
+        self._copied_bytes = min(self._copied_bytes + _PAGE_BYTES, self._tree_bytes)
         return self._txn
 
     def has(self, object_id: ObjectId) -> bool:
@@ -238,8 +262,11 @@ class LmdbBatch:
         txn = self._txn_for(len(record))
         try:
             return bool(txn.put(object_id, record, db=self._store._objects, overwrite=False))
-        except lmdb.MapFullError as exc:  # _begin_write leaves room: a bug if reached
-            raise RepositoryError("repository map full; retry the command") from exc
+        except lmdb.MapFullError as exc:  # the estimates above leave room: a bug if reached
+            raise RepositoryError(
+                f"internal error: the repository map of {self._store.path} filled up "
+                "inside a transaction; nothing was committed"
+            ) from exc
 
     def get_ref(self, name: bytes) -> bytes | None:
         """Return the ref as this batch sees it."""
