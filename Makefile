@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # System packages: venv support for Debian's python3, and the tools tests use.
 $(VENV)/.system:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  missing=""; for p in python3-venv make; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  missing=""; for p in python3-venv make man-db; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	fi
 	$(PYTHON) -m venv $(VENV)

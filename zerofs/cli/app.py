@@ -121,8 +121,8 @@ def import_(
 
 SourceArg = Annotated[Optional[str], typer.Argument(metavar="SOURCE", help="Store path to clone.")]  # noqa: UP045
 TargetArg = Annotated[Optional[str], typer.Argument(metavar="DESTINATION", help="New store path.")]  # noqa: UP045
-SourceOpt = Annotated[Optional[str], typer.Option("--source", "-s", help="Store path to clone.")]  # noqa: UP045
-TargetOpt = Annotated[Optional[str], typer.Option("--destination", "-d", help="New store path.")]  # noqa: UP045
+SourceOpt = Annotated[Optional[str], typer.Option("--source", "-s", metavar="SOURCE", help="Store path to clone.")]  # noqa: UP045
+TargetOpt = Annotated[Optional[str], typer.Option("--destination", "-d", metavar="DESTINATION", help="New store path.")]  # noqa: UP045
 ParentsOpt = Annotated[bool, typer.Option("--parents", "-p", help="Create missing parent directories.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Replace DESTINATION if it exists.")]
 
@@ -335,7 +335,7 @@ def log(
     ] = None,
     max_count: Annotated[
         int | None,
-        typer.Option("-n", "--max-count", min=0, help="Show at most N commits."),
+        typer.Option("-n", "--max-count", metavar="N", min=0, help="Show at most N commits."),
     ] = None,
     repo: RepoOpt = None,
     config: ConfigOpt = None,

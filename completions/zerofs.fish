@@ -1,0 +1,1 @@
+complete --command zerofs --no-files --arguments "(env _ZEROFS_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) zerofs)" --condition "env _ZEROFS_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) zerofs"

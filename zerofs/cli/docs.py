@@ -1,0 +1,217 @@
+"""Generate the man pages and shell completion scripts from the typer app.
+
+``python -m zerofs.cli.docs`` rewrites ``man/`` and ``completions/``;
+``--check`` exits 1 if a shipped file differs from what the CLI would
+generate (a test runs it). Nothing here is hand-edited output: help texts,
+options and exit codes come from the same definitions as ``--help``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from zerofs import __version__
+from zerofs.errors import exit_code_table
+
+COMPLETE_VAR = "_ZEROFS_COMPLETE"
+SHELLS = {"bash": "zerofs.bash", "zsh": "_zerofs", "fish": "zerofs.fish"}
+DATE = "2026-11-24"
+
+EXAMPLES: dict[str, list[tuple[str, str]]] = {
+    "init": [("Create the default repository", "zerofs init"),
+             ("Create one at a chosen place", "zerofs --repo /srv/zerofs init")],
+    "import": [("Import a directory", "zerofs import ~/photos /photos"),
+               ("Import again: unchanged files are skipped", "zerofs import ~/photos /photos")],
+    "clone": [("Snapshot a directory, instantly", "zerofs clone /photos /snapshots/2026-11-24"),
+              ("From cron, with a config file",
+               "zerofs clone -c /etc/zerofs/config.toml --source /data --destination /snapshots/daily/$(date +%F) -p")],
+    "snapshot": [("Same as clone", "zerofs snapshot /photos /snapshots/again")],
+    "snap": [("Same as clone", "zerofs snap /photos /snapshots/x")],
+    "write": [("Store standard input as a file", "echo hi | zerofs write /notes/today.txt -p")],
+    "mkdir": [("Create a directory and its parents", "zerofs mkdir -p /a/b/c")],
+    "rm": [("Remove a directory and what is in it", "zerofs rm -r /snapshots/old")],
+    "mv": [("Rename, in O(1) whatever the size", "zerofs mv /data /data-broken")],
+    "ls": [("Long listing", "zerofs ls -l /snapshots"), ("For scripts", "zerofs ls --json /photos")],
+    "cat": [("Copy a file out of the store", "zerofs cat /photos/2019/a.jpg > a.jpg")],
+    "stat": [("Metadata and node id", "zerofs stat /photos")],
+    "tree": [("Everything below a directory", "zerofs tree /photos")],
+    "log": [("The last five commits", "zerofs log -n 5"), ("Commits that changed a path", "zerofs log /photos"),
+            ("JSON lines", "zerofs log --json")],
+    "export": [("Restore a snapshot to the host", "zerofs export /snapshots/2026-11-24 ~/restored")],
+}
+
+ENVIRONMENT = [
+    ("ZEROFS_REPO", "The repository, when --repo is not given."),
+    ("XDG_DATA_HOME", "The default repository is $XDG_DATA_HOME/zerofs (else ~/.local/share/zerofs)."),
+    ("NO_COLOR", "When set, no colours on a terminal."),
+    ("ZEROFS_DEBUG", "When 1, internal errors show a Python traceback (as --debug does)."),
+]
+
+
+def _esc(text: str) -> str:
+    """Escape text for roff."""
+    lines = text.replace("\\", "\\e").replace("-", "\\-").splitlines()
+    return "\n".join(("\\&" + line) if line.startswith((".", "'")) else line for line in lines)
+
+
+def _command() -> Any:
+    import typer.main
+
+    from zerofs.cli.app import app
+
+    return typer.main.get_command(app)
+
+
+def _option_rows(command: Any) -> list[tuple[str, str]]:
+    rows = []
+    for param in command.params:
+        if param.param_type_name != "option" or param.hidden:
+            continue
+        names = ", ".join(param.opts + param.secondary_opts)
+        if not param.is_flag:
+            names += f" {param.metavar or param.name.upper()}"
+        rows.append((names, param.help or ""))
+    rows.append(("-h, --help", "Show the help and exit."))
+    return rows
+
+
+def _usage(name: str, command: Any) -> str:
+    arguments = []
+    for param in command.params:
+        if param.param_type_name != "argument":
+            continue
+        metavar = param.metavar or param.name.upper()
+        arguments.append(metavar if param.required else f"[{metavar}]")
+    return f"zerofs {name} [OPTIONS] {' '.join(arguments)}".rstrip()
+
+
+def _common_sections(see_also: list[str]) -> list[str]:
+    out = [".SH EXIT STATUS", ".TP"]
+    for code, meaning in exit_code_table():
+        out += [f".B {code}", _esc(meaning), ".TP"]
+    out.pop()
+    out.append(".SH ENVIRONMENT")
+    for name, meaning in ENVIRONMENT:
+        out += [".TP", f".B {name}", _esc(meaning)]
+    out.append(".SH SEE ALSO")
+    out.append(", ".join(f"\\fB{_esc(page)}\\fR(1)" for page in see_also))
+    return out
+
+
+def man_page(name: str, command: Any, all_names: list[str]) -> str:
+    """Return the roff source of zerofs-NAME(1)."""
+    summary = (command.help or "").strip().splitlines()[0].rstrip(".")
+    out = [
+        f'.TH ZEROFS\\-{name.upper()} 1 "{DATE}" "zerofs {__version__}" "zerofs manual"',
+        ".SH NAME",
+        f"zerofs\\-{_esc(name)} \\- {_esc(summary)}",
+        ".SH SYNOPSIS",
+        f".B {_esc(_usage(name, command))}",
+        ".SH DESCRIPTION",
+        _esc((command.help or "").strip()),
+    ]
+    arguments = [p for p in command.params if p.param_type_name == "argument"]
+    if arguments:
+        out.append(".SS Arguments")
+        for param in arguments:
+            out += [".TP", f".B {_esc(param.metavar or param.name.upper())}", _esc(getattr(param, "help", "") or "")]
+    out.append(".SH OPTIONS")
+    for names, help_text in _option_rows(command):
+        out += [".TP", f".B {_esc(names)}", _esc(help_text)]
+    out.append(".SH EXAMPLES")
+    for title, example in EXAMPLES.get(name, []):
+        out += [".PP", _esc(title) + ":", ".PP", ".RS", ".nf", _esc(example), ".fi", ".RE"]
+    out += _common_sections(["zerofs", *[f"zerofs-{n}" for n in all_names if n != name][:4]])
+    return "\n".join(out) + "\n"
+
+
+MAIN_DESCRIPTION = """\
+zerofs is a content-addressed, copy-on-write file store. File contents are cut into
+content-defined chunks (FastCDC) and stored once per BLAKE3 id; files and directories are
+immutable Merkle nodes; every change is a commit (see zerofs-log(1)).
+
+Snapshots are clones. zerofs clone /data /snapshots/d1 adds one directory entry that
+points at the existing tree of /data: it is instant whatever the size of /data, and the
+two share every byte until one of them changes. Restoring is another clone, or an export.
+
+Store paths are absolute (/data/x.txt); host paths are ordinary paths.
+
+The repository is found in this order: --repo PATH; else $ZEROFS_REPO; else the repository
+key of the TOML file given with -c/--config; else $XDG_DATA_HOME/zerofs (or
+~/.local/share/zerofs). Only zerofs init creates a repository; any other command run before
+it fails and names the command to run.
+
+Revisions (HEAD, HEAD~N, commit id prefixes and REV:/path) arrive with history addressing."""
+
+
+def main_page(command: Any) -> str:
+    """Return the roff source of zerofs(1)."""
+    names = [n for n, c in command.commands.items() if not c.hidden]
+    out = [
+        f'.TH ZEROFS 1 "{DATE}" "zerofs {__version__}" "zerofs manual"',
+        ".SH NAME",
+        "zerofs \\- a content\\-addressed, copy\\-on\\-write file store where a snapshot is a clone",
+        ".SH SYNOPSIS",
+        ".B zerofs [--repo PATH] [-c FILE] [--debug] COMMAND [ARGS]...",
+        ".SH DESCRIPTION",
+    ]
+    for paragraph in MAIN_DESCRIPTION.split("\n\n"):
+        out += [".PP", _esc(paragraph)]
+    out.append(".SS Commands")
+    for name in names:
+        summary = (command.commands[name].help or "").strip().splitlines()[0]
+        out += [".TP", f".B {_esc(name)}", _esc(summary) + f" See \\fBzerofs\\-{_esc(name)}\\fR(1)."]
+    out.append(".SH OPTIONS")
+    for names_text, help_text in _option_rows(command):
+        out += [".TP", f".B {_esc(names_text)}", _esc(help_text)]
+    out.append(".SH EXAMPLES")
+    out += [".PP", ".RS", ".nf"]
+    for line in ("zerofs init", "zerofs import ~/photos /photos", "zerofs mkdir /snapshots",
+                 "zerofs clone /photos /snapshots/2026-11-24", "zerofs ls -l /snapshots", "zerofs log"):
+        out.append(_esc(line))
+    out += [".fi", ".RE"]
+    out += _common_sections([f"zerofs-{n}" for n in names])
+    return "\n".join(out) + "\n"
+
+
+def completion_script(shell: str) -> str:
+    """Return the completion script for ``shell`` (answered at run time by typer)."""
+    from typer._completion_shared import get_completion_script
+
+    return str(get_completion_script(prog_name="zerofs", complete_var=COMPLETE_VAR, shell=shell))
+
+
+def generated_files(root: Path) -> dict[Path, str]:
+    """Return every generated file under ``root`` and its content."""
+    command = _command()
+    names = [n for n, c in command.commands.items() if not c.hidden]
+    files = {root / "man" / "zerofs.1": main_page(command)}
+    for name in names:
+        files[root / "man" / f"zerofs-{name}.1"] = man_page(name, command.commands[name], names)
+    for shell, filename in SHELLS.items():
+        files[root / "completions" / filename] = completion_script(shell)
+    return files
+
+
+def main(argv: list[str]) -> int:
+    """Write (or with --check, compare) the generated files; return an exit code."""
+    root = Path(__file__).resolve().parents[2]
+    stale = []
+    for path, content in generated_files(root).items():
+        current = path.read_text() if path.exists() else None
+        if current == content:
+            continue
+        stale.append(path)
+        if "--check" not in argv:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+    if "--check" in argv and stale:
+        sys.stderr.write("out of date (run python -m zerofs.cli.docs): " + ", ".join(map(str, stale)) + "\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
