@@ -13,20 +13,28 @@ from pathlib import Path
 from typing import Any
 
 from zerofs import __version__
+from zerofs.cli.main import COMPLETE_VAR
 from zerofs.errors import exit_code_table
 
-COMPLETE_VAR = "_ZEROFS_COMPLETE"
 SHELLS = {"bash": "zerofs.bash", "zsh": "_zerofs", "fish": "zerofs.fish"}
 DATE = "2026-11-24"
 
 EXAMPLES: dict[str, list[tuple[str, str]]] = {
-    "init": [("Create the default repository", "zerofs init"),
-             ("Create one at a chosen place", "zerofs --repo /srv/zerofs init")],
-    "import": [("Import a directory", "zerofs import ~/photos /photos"),
-               ("Import again: unchanged files are skipped", "zerofs import ~/photos /photos")],
-    "clone": [("Snapshot a directory, instantly", "zerofs clone /photos /snapshots/2026-11-24"),
-              ("From cron, with a config file",
-               "zerofs clone -c /etc/zerofs/config.toml --source /data --destination /snapshots/daily/$(date +%F) -p")],
+    "init": [
+        ("Create the default repository", "zerofs init"),
+        ("Create one at a chosen place", "zerofs --repo /srv/zerofs init"),
+    ],
+    "import": [
+        ("Import a directory", "zerofs import ~/photos /photos"),
+        ("Import again: unchanged files are skipped", "zerofs import ~/photos /photos"),
+    ],
+    "clone": [
+        ("Snapshot a directory, instantly", "zerofs clone /photos /snapshots/2026-11-24"),
+        (
+            "From cron, with a config file",
+            "zerofs clone -c /etc/zerofs/config.toml --source /data --destination /snapshots/daily/$(date +%F) -p",
+        ),
+    ],
     "snapshot": [("Same as clone", "zerofs snapshot /photos /snapshots/again")],
     "snap": [("Same as clone", "zerofs snap /photos /snapshots/x")],
     "write": [("Store standard input as a file", "echo hi | zerofs write /notes/today.txt -p")],
@@ -37,8 +45,11 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "cat": [("Copy a file out of the store", "zerofs cat /photos/2019/a.jpg > a.jpg")],
     "stat": [("Metadata and node id", "zerofs stat /photos")],
     "tree": [("Everything below a directory", "zerofs tree /photos")],
-    "log": [("The last five commits", "zerofs log -n 5"), ("Commits that changed a path", "zerofs log /photos"),
-            ("JSON lines", "zerofs log --json")],
+    "log": [
+        ("The last five commits", "zerofs log -n 5"),
+        ("Commits that changed a path", "zerofs log /photos"),
+        ("JSON lines", "zerofs log --json"),
+    ],
     "export": [("Restore a snapshot to the host", "zerofs export /snapshots/2026-11-24 ~/restored")],
 }
 
@@ -168,8 +179,14 @@ def main_page(command: Any) -> str:
         out += [".TP", f".B {_esc(names_text)}", _esc(help_text)]
     out.append(".SH EXAMPLES")
     out += [".PP", ".RS", ".nf"]
-    for line in ("zerofs init", "zerofs import ~/photos /photos", "zerofs mkdir /snapshots",
-                 "zerofs clone /photos /snapshots/2026-11-24", "zerofs ls -l /snapshots", "zerofs log"):
+    for line in (
+        "zerofs init",
+        "zerofs import ~/photos /photos",
+        "zerofs mkdir /snapshots",
+        "zerofs clone /photos /snapshots/2026-11-24",
+        "zerofs ls -l /snapshots",
+        "zerofs log",
+    ):
         out.append(_esc(line))
     out += [".fi", ".RE"]
     out += _common_sections([f"zerofs-{n}" for n in names])

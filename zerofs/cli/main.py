@@ -16,6 +16,9 @@ import sys
 
 from zerofs.errors import EXIT_BUG, EXIT_INTERRUPTED, ZerofsError
 
+COMPLETE_VAR = "_ZEROFS_COMPLETE"
+"""Set by the shell completion scripts in completions/ (see cli/docs.py)."""
+
 
 def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("ZEROFS_DEBUG") == "1"
@@ -65,7 +68,11 @@ def _run_app(args: list[str]) -> int:
     # What command.main() would do, minus its handling of Ctrl-C, EOF and a
     # closed pipe (exit 130 silently, or exit 1): those reach main()'s
     # handlers, as they do from the fast path, so both behave the same.
-    command._main_shell_completion({}, "zerofs")
+    if COMPLETE_VAR in os.environ:
+        from typer._completion_classes import completion_init
+
+        completion_init()  # registers typer's bash/zsh/fish classes, as Typer.__call__ does
+        command._main_shell_completion({}, "zerofs", COMPLETE_VAR)
     try:
         with command.make_context("zerofs", args) as ctx:
             result = command.invoke(ctx)
