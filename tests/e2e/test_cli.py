@@ -338,6 +338,16 @@ def test_cat_exact_bytes_and_several_files(zerofs: Any, imported: Path) -> None:
     assert_fails(imported, "cat", "/data/a.txt", "/data/nope", expect=NotFoundError.exit_code, stdout_empty=False)
 
 
+def test_cat_json_text_and_binary(zerofs: Any, imported: Path) -> None:
+    import base64
+
+    docs = json.loads(zerofs("cat", "--json", "/data/a.txt", "/data/big.bin").stdout)
+    assert docs[0] == {"path": "/data/a.txt", "size": 6, "encoding": "utf-8", "content": "alpha\n"}
+    assert docs[1]["encoding"] == "base64"
+    assert base64.b64decode(docs[1]["content"]) == BIG
+    assert docs[1]["size"] == len(BIG)
+
+
 def test_stat_json(zerofs: Any, imported: Path) -> None:
     head = log_json(imported)[0]["commit"]
     info = stat_json(zerofs, "/data/big.bin")

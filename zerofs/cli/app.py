@@ -297,9 +297,15 @@ def cat(
     store_paths: Annotated[list[str], typer.Argument(metavar="STORE_PATH...", help="Files to print.")],
     repo: RepoOpt = None,
     config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Print files from the store to standard output (streamed, verified)."""
-    commands.cat(store_paths, **_where(ctx, repo, config))
+    """Print files from the store to standard output (streamed, verified).
+
+    With --json, prints one JSON array of {path, size, encoding, content}; the
+    content is UTF-8 text when it decodes as such, else base64. That form holds
+    each file in memory.
+    """
+    commands.cat(store_paths, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()

@@ -233,12 +233,17 @@ def ls(
         render.render_listing(rows, long=long, show_all=show_all or as_json, recursive=recursive, as_json=as_json)
 
 
-def cat(store_paths: list[str], *, repo: str | None, config: str | None) -> None:
-    """Stream files from the store to standard output."""
+def cat(store_paths: list[str], *, repo: str | None, config: str | None, as_json: bool = False) -> None:
+    """Stream files from the store to standard output (with --json, one document holding them)."""
     from zerofs.services.browse import read_file
 
     targets = [_path(p) for p in store_paths]
     with _open(repo, config, readonly=True) as repository:
+        if as_json:
+            from zerofs.cli import render
+
+            render.print_json([render.content_json(str(t), b"".join(read_file(repository, t))) for t in targets])
+            return
         out = sys.stdout.buffer
         for target in targets:
             for data in read_file(repository, target):

@@ -79,6 +79,16 @@ def entry_json(entry: DirEntry, path: str | None = None, target: bytes | None = 
     return data
 
 
+def content_json(path: str, data: bytes) -> dict[str, object]:
+    """Return the documented JSON form of a file's contents for ``cat --json``."""
+    try:
+        return {"path": path, "size": len(data), "encoding": "utf-8", "content": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        import base64
+
+        return {"path": path, "size": len(data), "encoding": "base64", "content": base64.b64encode(data).decode()}
+
+
 def print_json(data: object) -> None:
     """Write one JSON document to stdout."""
     sys.stdout.write(json.dumps(data, indent=2) + "\n")

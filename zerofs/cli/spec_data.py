@@ -1537,6 +1537,23 @@ SPEC: Final[Spec] = {
                     "path_checks": [],
                     "is_fast": True,
                 },
+                {
+                    "name": "as_json",
+                    "kind": "option",
+                    "opts": [
+                        "--json",
+                    ],
+                    "secondary_opts": [],
+                    "is_flag": True,
+                    "nargs": 1,
+                    "type": "bool",
+                    "required": False,
+                    "default": False,
+                    "min": None,
+                    "max": None,
+                    "path_checks": [],
+                    "is_fast": True,
+                },
             ],
         },
         "stat": {
