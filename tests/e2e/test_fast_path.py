@@ -116,7 +116,8 @@ READ_ONLY: list[tuple[tuple[str, ...], bool]] = [
     (("--repo", "{repo}", "cat", "/src/d"), FAST),
     (("--repo", "{repo}", "cat", "relative"), FAST),
     (("--repo", "{repo}", "cat", "-x", "/src/a.txt"), TYPER),
-    (("--repo", "{repo}", "cat", "--json", "/src/a.txt"), TYPER),
+    (("--repo", "{repo}", "cat", "--json", "/src/a.txt"), FAST),
+    (("--repo", "{repo}", "cat", "--jsonx", "/src/a.txt"), TYPER),  # unknown option: typer reports it
     (("--repo", "{repo}", "cat", "-h"), TYPER),
     # ls
     (("--repo", "{repo}", "ls"), FAST),
