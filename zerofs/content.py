@@ -33,7 +33,7 @@ from zerofs.objects import (
 )
 from zerofs.repo import N, Repository
 from zerofs.store import WriteBatch
-from zerofs.store.codec import encode_record
+from zerofs.store.codec import RECORD_HEADER_BYTES, encode_record, finish_chunk_record
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor, Future  # 4 ms with logging: annotations only
@@ -62,7 +62,7 @@ class BatchSink:
             self.new_bytes += len(record)
         return node_id
 
-    def put_record(self, node_id: ObjectId, record: bytes) -> None:
+    def put_record(self, node_id: ObjectId, record: bytes | bytearray) -> None:
         """Write an already encoded record."""
         if self.batch.put(node_id, record):
             self.new_bytes += len(record)
@@ -102,10 +102,11 @@ class ContentWriter:
         self.params = repo.config.chunk_params
         self._chunker = make_chunker(self.params)
 
-    def _store_chunk(self, data: bytes) -> ChunkRef:
+    def _store_chunk(self, buffer: bytearray) -> ChunkRef:
+        data = memoryview(buffer)[RECORD_HEADER_BYTES:]
         new_id = chunk_id(data)
         if not self.sink.batch.has(new_id):
-            self.sink.put_record(new_id, encode_record(Kind.CHUNK, data, self.repo.config.compression_level))
+            self.sink.put_record(new_id, finish_chunk_record(buffer, self.repo.config.compression_level))
         return ChunkRef(new_id, len(data))
 
     def write_bytes(self, data: bytes) -> tuple[ObjectId, FileNode]:
@@ -122,12 +123,12 @@ class ContentWriter:
 
     def write_stream(self, reader: BinaryIO) -> tuple[ObjectId, FileNode]:
         """Store a stream of any length with a few chunks in memory; return its node."""
-        chunks = chunk_stream(reader, self.params, self._chunker)
+        chunks = chunk_stream(reader, self.params, self._chunker, headroom=RECORD_HEADER_BYTES)
         refs = [self._store_chunk(d) for d in chunks] if self.executor is None else self._store_parallel(chunks)
         node = build_file_node(self.sink, refs)
         return self.sink.put(node), node
 
-    def _store_parallel(self, chunks: Iterator[bytes]) -> list[ChunkRef]:
+    def _store_parallel(self, chunks: Iterator[bytearray]) -> list[ChunkRef]:
         """Hash and compress groups of chunks on workers; write in order here.
 
         Chunks go to workers in groups of about ``GROUP_BYTES``: one hand-off
@@ -137,11 +138,11 @@ class ContentWriter:
         assert self.executor is not None
         refs: list[ChunkRef] = []
         pending: collections.deque[Future[list[_Encoded]]] = collections.deque()
-        group: list[bytes] = []
+        group: list[bytearray] = []
         group_bytes = 0
-        for data in chunks:
-            group.append(data)
-            group_bytes += len(data)
+        for buffer in chunks:
+            group.append(buffer)
+            group_bytes += len(buffer)
             if group_bytes >= GROUP_BYTES:
                 pending.append(self.executor.submit(_encode_group, self.repo, group))
                 group, group_bytes = [], 0
@@ -160,7 +161,7 @@ class ContentWriter:
             yield ChunkRef(new_id, size_bytes)
 
 
-_Encoded = tuple[ObjectId, int, "bytes | None"]
+_Encoded = tuple[ObjectId, int, "bytes | bytearray | None"]
 
 
 class EncodedFile(NamedTuple):
@@ -200,13 +201,14 @@ def encode_small_file(
     return EncodedFile(file_id, node, tuple(records))
 
 
-def _encode_group(repo: Repository, group: list[bytes]) -> list[_Encoded]:
-    """Worker: hash each chunk; compress those that no committed record holds."""
+def _encode_group(repo: Repository, group: list[bytearray]) -> list[_Encoded]:
+    """Worker: hash each chunk; make records of those no committed record holds."""
     level = repo.config.compression_level
     encoded: list[_Encoded] = []
-    for data in group:
+    for buffer in group:
+        data = memoryview(buffer)[RECORD_HEADER_BYTES:]
         new_id = chunk_id(data)
-        record = None if repo.store.has(new_id) else encode_record(Kind.CHUNK, data, level)
+        record = None if repo.store.has(new_id) else finish_chunk_record(buffer, level)
         encoded.append((new_id, len(data), record))
     return encoded
 

@@ -27,7 +27,7 @@ class WriteBatch(Protocol):
         """True if the record is stored or already written in this batch."""
         ...
 
-    def put(self, object_id: ObjectId, record: bytes) -> bool:
+    def put(self, object_id: ObjectId, record: bytes | bytearray) -> bool:
         """Store a record unless one exists; True if it was new."""
         ...
 

@@ -51,6 +51,39 @@ def encode_record(kind: Kind, body: bytes, level: int) -> bytes:
     return bytes((CODEC_RAW, kind)) + body
 
 
+RECORD_HEADER_BYTES: Final = 2
+_SAMPLE_BYTES: Final = 2048
+_SAMPLE_FROM_BYTES: Final = 32 * 1024
+
+
+def _looks_compressible(body: memoryview, level: int) -> bool:
+    """Guess from three small samples whether compressing ``body`` can pay.
+
+    Incompressible data (media, archives, encrypted files) is common and
+    zstd spends real time finding that out on a whole chunk; three 2 KiB
+    samples cost a few percent of that.
+    """
+    if len(body) < _SAMPLE_FROM_BYTES:
+        return True
+    middle = len(body) // 2
+    sample = b"".join((body[:_SAMPLE_BYTES], body[middle : middle + _SAMPLE_BYTES], body[-_SAMPLE_BYTES:]))
+    return len(_compressor(1).compress(sample)) < len(sample) * (1 - MIN_SAVING)
+
+
+def finish_chunk_record(buffer: bytearray, level: int) -> bytes | bytearray:
+    """Turn a buffer of ``RECORD_HEADER_BYTES`` spare bytes and a chunk into its record.
+
+    Stored raw, the buffer itself becomes the record: no copy of the chunk.
+    """
+    body = memoryview(buffer)[RECORD_HEADER_BYTES:]
+    if len(body) >= MIN_COMPRESS_BYTES and _looks_compressible(body, level):
+        packed = _compressor(level).compress(body)
+        if len(packed) < len(body) * (1 - MIN_SAVING):
+            return bytes((CODEC_ZSTD, Kind.CHUNK)) + packed
+    buffer[0], buffer[1] = CODEC_RAW, Kind.CHUNK
+    return buffer
+
+
 def decode_record(expected_id: ObjectId, record: bytes) -> tuple[Kind, bytes]:
     """Return (kind, body) of a record after checking it hashes to ``expected_id``.
 

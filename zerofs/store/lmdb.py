@@ -257,7 +257,7 @@ class LmdbBatch:
             return self._txn.get(object_id, db=self._store._objects) is not None
         return self._store.has(object_id)
 
-    def put(self, object_id: ObjectId, record: bytes) -> bool:
+    def put(self, object_id: ObjectId, record: bytes | bytearray) -> bool:
         """Store a record unless present; True if new."""
         txn = self._txn_for(len(record))
         try:

@@ -71,11 +71,11 @@ class MemoryBatch:
         """True if stored here or before."""
         return object_id in self._objects or object_id in self._store.objects
 
-    def put(self, object_id: ObjectId, record: bytes) -> bool:
+    def put(self, object_id: ObjectId, record: bytes | bytearray) -> bool:
         """Store unless present; True if new."""
         if self.has(object_id):
             return False
-        self._objects[object_id] = record
+        self._objects[object_id] = bytes(record)  # a caller may reuse its buffer
         return True
 
     def get_ref(self, name: bytes) -> bytes | None:
