@@ -89,8 +89,11 @@ def chunk_speed(cdc: pyfastcdc.FastCDC, path: Path, runs: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size-mib", type=int, default=1024, help="size of file (a) in MiB (default 1024)")
-    p.add_argument("--dir", default="/var/tmp/zerofs-chunk-params",
-                   help="where (a) and (d) are kept between runs (default /var/tmp/zerofs-chunk-params)")
+    p.add_argument(
+        "--dir",
+        default="/var/tmp/zerofs-chunk-params",
+        help="where (a) and (d) are kept between runs (default /var/tmp/zerofs-chunk-params)",
+    )
     p.add_argument("--runs", type=int, default=3, help="runs of the chunking-speed measure (median)")
     p.add_argument("--clean", action="store_true", help="delete the generated files at the end")
     args = p.parse_args(argv)
@@ -105,8 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         f"truly new bytes {NEW_BYTES:,}"
     )
     headers = [
-        "avg", "min", "max", "chunk MB/s", "chunks (a)", "mean chunk",
-        "(d) not shared", "/ new bytes", "metadata (a)",
+        "avg",
+        "min",
+        "max",
+        "chunk MB/s",
+        "chunks (a)",
+        "mean chunk",
+        "(d) not shared",
+        "/ new bytes",
+        "metadata (a)",
     ]
     rows = []
     try:
@@ -120,9 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             n_chunks = len(ids_a)
             mean = sum(n for _, n in ids_a) / n_chunks
             row = [
-                f"{avg // KIB} KiB", f"{cdc.min_size // KIB} KiB", f"{cdc.max_size // KIB} KiB",
-                f"{speed:,.0f}", f"{n_chunks:,}", f"{mean / KIB:,.1f} KiB",
-                f"{unshared / MIB:,.2f} MiB", f"{unshared / NEW_BYTES:.2f}x",
+                f"{avg // KIB} KiB",
+                f"{cdc.min_size // KIB} KiB",
+                f"{cdc.max_size // KIB} KiB",
+                f"{speed:,.0f}",
+                f"{n_chunks:,}",
+                f"{mean / KIB:,.1f} KiB",
+                f"{unshared / MIB:,.2f} MiB",
+                f"{unshared / NEW_BYTES:.2f}x",
                 f"{n_chunks * META_BYTES_PER_CHUNK / KIB:,.0f} KiB",
             ]
             rows.append(row)
@@ -137,10 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
     print()
-    print("(d) not shared: bytes of (d)'s chunks whose BLAKE3 id is not among (a)'s;"
-          " '/ new bytes' divides by 1 MiB + 4 KiB.")
-    print(f"metadata: n_chunks * {META_BYTES_PER_CHUNK} B for (a). pyfastcdc's real mean is"
-          " about avg + min (cut-point skipping).")
+    print(
+        "(d) not shared: bytes of (d)'s chunks whose BLAKE3 id is not among (a)'s;"
+        " '/ new bytes' divides by 1 MiB + 4 KiB."
+    )
+    print(
+        f"metadata: n_chunks * {META_BYTES_PER_CHUNK} B for (a). pyfastcdc's real mean is"
+        " about avg + min (cut-point skipping)."
+    )
     if not args.clean:
         print(f"data kept in {directory} (rerun reuses it; --clean deletes it)")
     return 0

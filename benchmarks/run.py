@@ -24,6 +24,7 @@ only through its CLI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -151,9 +152,7 @@ def run_timed(
         raise CmdError(f"timed out after {timeout:.0f} s: {' '.join(cmd)}") from exc
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise CmdError(
-            f"exit {proc.returncode}: {' '.join(map(str, cmd))}\n    {_tail(proc.stderr)}"
-        )
+        raise CmdError(f"exit {proc.returncode}: {' '.join(map(str, cmd))}\n    {_tail(proc.stderr)}")
     return elapsed, proc.stdout or b""
 
 
@@ -177,10 +176,8 @@ def allocated_bytes(path: Path) -> int:
     if path.is_dir() and not path.is_symlink():
         for root, dirs, files in os.walk(path):
             for name in dirs + files:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     total += os.lstat(os.path.join(root, name)).st_blocks * 512
-                except FileNotFoundError:
-                    pass
     return total
 
 
@@ -262,16 +259,12 @@ class Zerofs(Tool):
         self.base = self._locate()
         self._stats_ok: bool | None = None
         try:
-            _, out = run_timed(
-                [*self.base, "--help"], env=env, timeout=60, capture_stdout=True
-            )
+            _, out = run_timed([*self.base, "--help"], env=env, timeout=60, capture_stdout=True)
         except CmdError as exc:
             self.unavailable = f"zerofs CLI not usable: {exc}"
             return
         try:
-            _, out = run_timed(
-                [*self.base, "--version"], env=env, timeout=60, capture_stdout=True
-            )
+            _, out = run_timed([*self.base, "--version"], env=env, timeout=60, capture_stdout=True)
             self.version = out.decode().strip().splitlines()[0] if out.strip() else "?"
         except CmdError:
             self.version = "(no --version)"
@@ -336,7 +329,7 @@ def lmdb_used_bytes(repo: Path) -> int | None:
     dependency, so present in its venv) or without a data.mdb.
     """
     try:
-        import lmdb  # type: ignore[import-not-found]  # noqa: PLC0415
+        import lmdb  # type: ignore[import-not-found]
     except ImportError:
         return None
     envs = [f.parent for f in repo.rglob("data.mdb")] if repo.is_dir() else []
@@ -349,6 +342,7 @@ def lmdb_used_bytes(repo: Path) -> int | None:
         except lmdb.Error:
             return None
         try:
+
             def pages(st: dict[str, int]) -> int:
                 return (st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]) * st["psize"]
 
@@ -420,20 +414,14 @@ class Borg(Tool):
 
     def import_(self, repo: Path, host_dir: Path, store_path: str, tag: str) -> float:
         # Relative path from the parent so archive paths are "b/dir0/...".
-        return self._run(
-            ["borg", "create", f"{repo}::{tag}", host_dir.name], cwd=host_dir.parent, settle=True
-        )
+        return self._run(["borg", "create", f"{repo}::{tag}", host_dir.name], cwd=host_dir.parent, settle=True)
 
     def cat(self, repo: Path, tag: str, store_path: str) -> float:
-        return self._run(
-            ["borg", "extract", "--stdout", f"{repo}::{tag}", store_path.lstrip("/")]
-        )
+        return self._run(["borg", "extract", "--stdout", f"{repo}::{tag}", store_path.lstrip("/")])
 
     def export(self, repo: Path, tag: str, store_path: str, out: Path) -> float:
         out.mkdir(parents=True, exist_ok=True)
-        return self._run(
-            ["borg", "extract", f"{repo}::{tag}", store_path.lstrip("/")], cwd=out, settle=True
-        )
+        return self._run(["borg", "extract", f"{repo}::{tag}", store_path.lstrip("/")], cwd=out, settle=True)
 
 
 class Restic(Tool):
@@ -463,36 +451,178 @@ class Restic(Tool):
 
     def import_(self, repo: Path, host_dir: Path, store_path: str, tag: str) -> float:
         # Relative path, so the snapshot holds "/b/dir0/..." like the store path.
-        return self._run(
-            self.r(repo, "backup", "-q", host_dir.name), cwd=host_dir.parent, settle=True
-        )
+        return self._run(self.r(repo, "backup", "-q", host_dir.name), cwd=host_dir.parent, settle=True)
 
     def cat(self, repo: Path, tag: str, store_path: str) -> float:
         return self._run(self.r(repo, "dump", "-q", "latest", store_path))
 
     def export(self, repo: Path, tag: str, store_path: str, out: Path) -> float:
-        return self._run(
-            self.r(repo, "restore", "-q", "latest", "--target", str(out)), settle=True
-        )
+        return self._run(self.r(repo, "restore", "-q", "latest", "--target", str(out)), settle=True)
 
 
 # --------------------------------------------------------------------------
 # Data sets
 # --------------------------------------------------------------------------
 
-VOCABULARY = (
-    "the of and to in is that for it as was with be by on not he this are or "
-    "his from at which but have an they you were her she there one all we "
-    "their can has more been would will other when if so what no about up "
-    "out into some could them time only new these two may first then do any "
-    "like my now over such our man me even most made after also did many "
-    "before must through back years where much your way well down should "
-    "because each just those people how too little state good very make world "
-    "still own see men work long get here between both life being under never "
-    "day same another know while last might us great old year off come since "
-    "against go came right used take three store chunk tree commit snapshot "
-    "clone directory file index object hash block page write read merge"
-).split()
+VOCABULARY = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "was",
+    "with",
+    "be",
+    "by",
+    "on",
+    "not",
+    "he",
+    "this",
+    "are",
+    "or",
+    "his",
+    "from",
+    "at",
+    "which",
+    "but",
+    "have",
+    "an",
+    "they",
+    "you",
+    "were",
+    "her",
+    "she",
+    "there",
+    "one",
+    "all",
+    "we",
+    "their",
+    "can",
+    "has",
+    "more",
+    "been",
+    "would",
+    "will",
+    "other",
+    "when",
+    "if",
+    "so",
+    "what",
+    "no",
+    "about",
+    "up",
+    "out",
+    "into",
+    "some",
+    "could",
+    "them",
+    "time",
+    "only",
+    "new",
+    "these",
+    "two",
+    "may",
+    "first",
+    "then",
+    "do",
+    "any",
+    "like",
+    "my",
+    "now",
+    "over",
+    "such",
+    "our",
+    "man",
+    "me",
+    "even",
+    "most",
+    "made",
+    "after",
+    "also",
+    "did",
+    "many",
+    "before",
+    "must",
+    "through",
+    "back",
+    "years",
+    "where",
+    "much",
+    "your",
+    "way",
+    "well",
+    "down",
+    "should",
+    "because",
+    "each",
+    "just",
+    "those",
+    "people",
+    "how",
+    "too",
+    "little",
+    "state",
+    "good",
+    "very",
+    "make",
+    "world",
+    "still",
+    "own",
+    "see",
+    "men",
+    "work",
+    "long",
+    "get",
+    "here",
+    "between",
+    "both",
+    "life",
+    "being",
+    "under",
+    "never",
+    "day",
+    "same",
+    "another",
+    "know",
+    "while",
+    "last",
+    "might",
+    "us",
+    "great",
+    "old",
+    "year",
+    "off",
+    "come",
+    "since",
+    "against",
+    "go",
+    "came",
+    "right",
+    "used",
+    "take",
+    "three",
+    "store",
+    "chunk",
+    "tree",
+    "commit",
+    "snapshot",
+    "clone",
+    "directory",
+    "file",
+    "index",
+    "object",
+    "hash",
+    "block",
+    "page",
+    "write",
+    "read",
+    "merge",
+]
 
 
 class Data:
@@ -609,9 +739,7 @@ class Data:
             (small / f"f{i}").write_bytes(f"{i}\n".encode())
 
     def logical_bytes(self, path: Path) -> int:
-        return sum(
-            os.lstat(os.path.join(r, f)).st_size for r, _, fs in os.walk(path) for f in fs
-        )
+        return sum(os.lstat(os.path.join(r, f)).st_size for r, _, fs in os.walk(path) for f in fs)
 
 
 # --------------------------------------------------------------------------
@@ -765,9 +893,7 @@ class Bench:
         for t in TOOLS:
             row.values.setdefault(t, None)
             tool = self.tools[t]
-            if row.values[t] is None and tool.unavailable and (
-                t not in row.notes or row.notes[t] == "n/a"
-            ):
+            if row.values[t] is None and tool.unavailable and (t not in row.notes or row.notes[t] == "n/a"):
                 row.notes[t] = "n/a: not available"
         self.rows.append(row)
         line = f"  -> {row.measure}: " + ", ".join(
@@ -880,8 +1006,9 @@ class Bench:
             row = Row("import_b", "repo size / logical, (b)", "x", False, notes=dict(notes))
             for t, s in sizes.items():
                 row.values[t] = s / logical
-            method = self.zerofs.stored_bytes(self.repos[("zerofs", "b")][0])[1] if (
-                "zerofs", "b") in self.repos else "?"
+            method = (
+                self.zerofs.stored_bytes(self.repos[("zerofs", "b")][0])[1] if ("zerofs", "b") in self.repos else "?"
+            )
             row.comment = f"logical {logical / MB:.0f} MB; zerofs via {method}; others via du"
             self.add(row)
         if want_reimport:
@@ -940,8 +1067,11 @@ class Bench:
                 t100.append(self.zerofs.clone(repo, "/t100", f"/snap/c100-{i}"))
                 tbig.append(self.zerofs.clone(repo, "/tbig", f"/snap/cbig-{i}"))
             self.log(
-                "  clone 100: " + " ".join(f"{x * 1000:.1f}" for x in t100)
-                + f" ms; clone {nbig}: " + " ".join(f"{x * 1000:.1f}" for x in tbig) + " ms"
+                "  clone 100: "
+                + " ".join(f"{x * 1000:.1f}" for x in t100)
+                + f" ms; clone {nbig}: "
+                + " ".join(f"{x * 1000:.1f}" for x in tbig)
+                + " ms"
             )
             row100.values["zerofs"] = median(t100) * 1000
             rowbig.values["zerofs"] = median(tbig) * 1000
@@ -978,9 +1108,7 @@ class Bench:
             if repo is None:
                 raise Unavailable
             z = self.zerofs
-            res: dict[str, dict[str, list[float]]] = {
-                d: {"t": [], "g": [], "l": []} for d in ("bigdir", "smalldir")
-            }
+            res: dict[str, dict[str, list[float]]] = {d: {"t": [], "g": [], "l": []} for d in ("bigdir", "smalldir")}
             method = ""
             for i in range(self.short_runs):
                 for d in ("bigdir", "smalldir"):
@@ -999,8 +1127,12 @@ class Bench:
                 rows[f"{k}_g"].values["zerofs"] = median(res[d]["g"])
                 rows[f"{k}_g"].raw["zerofs"] = res[d]["g"]
                 rows[f"{k}_g"].comment = f"via {method}"
-                self.log(f"  write {d}: " + " ".join(f"{x * 1000:.1f}" for x in res[d]["t"])
-                         + " ms; growth " + " ".join(str(int(x)) for x in res[d]["g"]))
+                self.log(
+                    f"  write {d}: "
+                    + " ".join(f"{x * 1000:.1f}" for x in res[d]["t"])
+                    + " ms; growth "
+                    + " ".join(str(int(x)) for x in res[d]["g"])
+                )
             if res["bigdir"]["l"]:
                 rows["big_l"].values["zerofs"] = median(res["bigdir"]["l"])
                 rows["big_l"].raw["zerofs"] = res["bigdir"]["l"]
@@ -1018,8 +1150,12 @@ class Bench:
                 r.notes["zerofs"] = f"n/a: {exc}"
             self.note(f"write failed: {exc}")
         for r in rows.values():
-            if (r is rows["big_l"] and r.values.get("zerofs") is None and "zerofs" not in r.notes
-                    and not self.zerofs.unavailable):
+            if (
+                r is rows["big_l"]
+                and r.values.get("zerofs") is None
+                and "zerofs" not in r.notes
+                and not self.zerofs.unavailable
+            ):
                 r.notes["zerofs"] = "n/a: no data.mdb found"
             self.add(r)
 
@@ -1095,7 +1231,10 @@ class Bench:
                 self.note(f"dedup {tool.name} failed: {exc}")
         row.comment = f"truly new: {NEW_BYTES_D:,} B; zerofs via {method or '?'}; borg/restic via du"
         row.target = Target(
-            row.values.get("zerofs"), "<=", 1.5 * NEW_BYTES_D, "<= 1.5 x (1 MiB + 4 KiB)",
+            row.values.get("zerofs"),
+            "<=",
+            1.5 * NEW_BYTES_D,
+            "<= 1.5 x (1 MiB + 4 KiB)",
             lambda v: f"{v / MIB:.2f} MiB",
         )
         if method == METHOD_ALLOC:
@@ -1231,12 +1370,12 @@ def report(bench: Bench, ceilings: list[tuple[str, float]]) -> dict[str, Any]:
         )
     print()
     print("=" * 78)
-    print(f"SUMMARY (medians; {bench.runs} runs, {bench.short_runs} for ms-scale measures;"
-          f" {'quick' if bench.args.quick else 'full'} data sets)")
+    print(
+        f"SUMMARY (medians; {bench.runs} runs, {bench.short_runs} for ms-scale measures;"
+        f" {'quick' if bench.args.quick else 'full'} data sets)"
+    )
     print("=" * 78)
-    print(render_table(
-        ["measure", "unit", "zerofs", "borg", "restic", "zerofs/best", "target", "result"], rows_txt
-    ))
+    print(render_table(["measure", "unit", "zerofs", "borg", "restic", "zerofs/best", "target", "result"], rows_txt))
     ceil_out = []
     z_import = next((r.values.get("zerofs") for r in bench.rows if r.section == "import_a"), None)
     if ceilings:
@@ -1305,19 +1444,23 @@ def fs_type(path: Path) -> str:
                 if len(parts) < 3:
                     continue
                 mnt = parts[1].replace("\\040", " ")
-                if str(path).startswith(mnt.rstrip("/") + "/") or str(path) == mnt:
-                    if len(mnt) >= len(best):
-                        best, kind = mnt, parts[2]
+                is_under = str(path).startswith(mnt.rstrip("/") + "/") or str(path) == mnt
+                if is_under and len(mnt) >= len(best):
+                    best, kind = mnt, parts[2]
     except OSError:
         pass
     return kind
 
 
 def pick_workdir(requested: str | None) -> Path:
-    candidates = [Path(requested)] if requested else [
-        Path("/var/tmp"),
-        Path(__file__).resolve().parent.parent.parent,  # the repo's parent directory
-    ]
+    candidates = (
+        [Path(requested)]
+        if requested
+        else [
+            Path("/var/tmp"),
+            Path(__file__).resolve().parent.parent.parent,  # the repo's parent directory
+        ]
+    )
     for c in candidates:
         if c.is_dir() and os.access(c, os.W_OK) and fs_type(c.resolve()) not in ("tmpfs", "ramfs"):
             return Path(tempfile.mkdtemp(prefix="zerofs-bench-", dir=c))
@@ -1327,8 +1470,11 @@ def pick_workdir(requested: str | None) -> Path:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=3, help="runs per measure (median); default 3")
-    p.add_argument("--quick", action="store_true",
-                   help="smaller data (128 MiB file, 2,000 files, 10,000-file trees) for a smoke run")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller data (128 MiB file, 2,000 files, 10,000-file trees) for a smoke run",
+    )
     p.add_argument("--only", default="", help="comma-separated sections: " + ",".join(SECTIONS))
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--workdir", help="parent of the scratch directory (default /var/tmp; never tmpfs)")
@@ -1349,8 +1495,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work = pick_workdir(args.workdir)
     t_start = time.perf_counter()
-    print(f"zerofs benchmark: scratch dir {work} ({fs_type(work)}), "
-          f"{os.cpu_count()} CPUs, python {platform.python_version()}")
+    print(
+        f"zerofs benchmark: scratch dir {work} ({fs_type(work)}), "
+        f"{os.cpu_count()} CPUs, python {platform.python_version()}"
+    )
     bench = Bench(args, work)
     for name, tool in bench.tools.items():
         state = tool.unavailable or tool.version.splitlines()[0]
@@ -1360,6 +1508,7 @@ def main(argv: list[str] | None = None) -> int:
     ceilings: list[tuple[str, float]] = []
     sections = args.sections
     try:
+
         def section(title: str) -> None:
             bench.empty_trash()  # deletions happen here, never between timed runs
             print(f"\n== {title} ({time.perf_counter() - t_start:.0f} s elapsed)", flush=True)

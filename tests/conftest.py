@@ -15,11 +15,16 @@ from hypothesis import HealthCheck, settings
 from zerofs.repo import Repository
 
 settings.register_profile(
-    "ci", derandomize=True, deadline=None, max_examples=100,
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=100,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.register_profile(
-    "dev", deadline=None, max_examples=25,
+    "dev",
+    deadline=None,
+    max_examples=25,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
@@ -37,8 +42,7 @@ def _no_unexpected_log_warnings(request: pytest.FixtureRequest, caplog: pytest.L
     yield
     if request.node.get_closest_marker("allow_log_warnings"):
         return
-    unexpected = [r for r in caplog.get_records("call")
-                  if r.name.startswith("zerofs") and r.levelno >= logging.WARNING]
+    unexpected = [r for r in caplog.get_records("call") if r.name.startswith("zerofs") and r.levelno >= logging.WARNING]
     assert not unexpected, "unexpected log warnings: " + "; ".join(r.getMessage() for r in unexpected)
 
 
@@ -66,20 +70,33 @@ def zerofs_command(repo_path: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "zerofs", "--repo", str(repo_path), *args]
 
 
-def run_zerofs(*args: str, repo: Path, input: bytes | None = None, expect: int | None = 0,
-               timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+def run_zerofs(
+    *args: str,
+    repo: Path,
+    input: bytes | None = None,
+    expect: int | None = 0,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
     """Run zerofs in a subprocess; assert its exit code is ``expect``.
 
     Returns the CompletedProcess with ``stdout`` as bytes and ``stderr`` as text.
     """
-    proc = subprocess.run(zerofs_command(repo, *[str(a) for a in args]), input=input,
-                          capture_output=True, env={**cli_env(), **(env or {})}, timeout=timeout, check=False)
+    proc = subprocess.run(
+        zerofs_command(repo, *[str(a) for a in args]),
+        input=input,
+        capture_output=True,
+        env={**cli_env(), **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
     stderr = proc.stderr.decode("utf-8", "replace")
     result = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout, stderr)
     if expect is not None:
         assert proc.returncode == expect, (
             f"zerofs {' '.join(map(str, args))}: exit {proc.returncode}, expected {expect}\n"
-            f"stdout: {proc.stdout[:2000]!r}\nstderr: {stderr[:4000]}")
+            f"stdout: {proc.stdout[:2000]!r}\nstderr: {stderr[:4000]}"
+        )
     return result
 
 
@@ -96,8 +113,13 @@ def repo_path(tmp_path: Path) -> Path:
 def zerofs(repo_path: Path) -> Zerofs:
     """``zerofs(*args, repo=repo_path, input=None, expect=0)``: run the CLI as a subprocess."""
 
-    def run(*args: str, repo: Path | None = None, input: bytes | None = None,
-            expect: int | None = 0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    def run(
+        *args: str,
+        repo: Path | None = None,
+        input: bytes | None = None,
+        expect: int | None = 0,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
         return run_zerofs(*args, repo=repo or repo_path, input=input, expect=expect, env=env)
 
     return run

@@ -26,8 +26,14 @@ def assert_one_error_line(proc: subprocess.CompletedProcess[bytes]) -> str:
     return lines[0]
 
 
-def assert_fails(repo: Path, *args: str, expect: int, input: bytes | None = None,
-                 stdout_empty: bool = True, before: list[dict[str, Any]] | None = None) -> str:
+def assert_fails(
+    repo: Path,
+    *args: str,
+    expect: int,
+    input: bytes | None = None,
+    stdout_empty: bool = True,
+    before: list[dict[str, Any]] | None = None,
+) -> str:
     """Run a command that must fail: its exit code, one error line, the repository untouched.
 
     ``before`` is the log the repository is known to have (saves one subprocess).

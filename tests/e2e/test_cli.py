@@ -169,6 +169,7 @@ def test_import_skips_fifo_and_socket_with_warning(zerofs: Any, cli_repo: Path, 
     assert all(w.startswith("zerofs: warning: ") for w in warnings)
     assert set(ls_json(zerofs, "/s")) == {"ok.txt"}
 
+
 # An unreadable host file (open() failing with EACCES) cannot be made as root, which
 # these tests run as: root reads through chmod 000. HostIOError's exit code is covered by
 # the missing-host-path row below; --skip-errors would need a non-root user.
@@ -322,8 +323,13 @@ def test_ls_json_and_recursive_json(zerofs: Any, imported: Path) -> None:
 
 def test_fast_path_matches_full_cli(zerofs: Any, imported: Path) -> None:
     slow = {"ZEROFS_NO_FAST_PATH": "1"}
-    for args in (["ls", "/data"], ["ls", "-l", "/data"], ["ls", "-la", "/data"], ["ls", "--json", "/data"],
-                 ["cat", "/data/a.txt", "/data/big.bin"]):
+    for args in (
+        ["ls", "/data"],
+        ["ls", "-l", "/data"],
+        ["ls", "-la", "/data"],
+        ["ls", "--json", "/data"],
+        ["cat", "/data/a.txt", "/data/big.bin"],
+    ):
         assert zerofs(*args).stdout == zerofs(*args, env=slow).stdout, args
     for args, code in ((["cat", "/data/missing"], 3), (["cat", "/data/sub"], 4), (["ls", "/nope"], 3)):
         fast, full = zerofs(*args, expect=code), zerofs(*args, expect=code, env=slow)
@@ -535,8 +541,9 @@ def shared_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[di
 
 
 @pytest.mark.parametrize(("args", "code"), BAD_INPUT, ids=[" ".join(a)[:40] for a, _ in BAD_INPUT])
-def test_bad_input(zerofs: Any, shared_repo: tuple[Path, list[dict[str, Any]]], args: tuple[str, ...],
-                   code: int) -> None:
+def test_bad_input(
+    zerofs: Any, shared_repo: tuple[Path, list[dict[str, Any]]], args: tuple[str, ...], code: int
+) -> None:
     path, before = shared_repo
     if code == 0:
         assert zerofs(*args, repo=path, input=b"").stdout == b""

@@ -26,9 +26,12 @@ def writer_script(repo: Path, i: int) -> str:
 
 
 def test_concurrent_writers_lose_nothing(zerofs: Any, cli_repo: Path) -> None:
-    procs = [subprocess.Popen(["sh", "-c", writer_script(cli_repo, i)], env=cli_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for i in range(WRITERS)]
+    procs = [
+        subprocess.Popen(
+            ["sh", "-c", writer_script(cli_repo, i)], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for i in range(WRITERS)
+    ]
     results = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, results, strict=False):
         assert p.returncode == 0, err.decode()
@@ -68,8 +71,10 @@ def test_concurrent_python_writers_in_one_directory(tmp_path: Path) -> None:
                 edit.write_file(repo, StorePath.parse(f"/shared/w{{i}}-{{j}}"), io.BytesIO(b"%d-%d" % (i, j)),
                                 parents=True)
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], env=cli_env(), stderr=subprocess.PIPE)
-             for i in range(WRITERS)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(i)], env=cli_env(), stderr=subprocess.PIPE)
+        for i in range(WRITERS)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err.decode()

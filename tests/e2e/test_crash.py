@@ -23,14 +23,18 @@ def test_killed_import_leaves_head_readable(zerofs: Any, cli_repo: Path, tmp_pat
     host.mkdir()
     for i in range(4):
         (host / f"f{i}").write_bytes(os.urandom(8 << 20))
-    proc = subprocess.Popen(zerofs_command(cli_repo, "import", str(host), "/big"), env=cli_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        zerofs_command(cli_repo, "import", str(host), "/big"),
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     after = log_json(cli_repo)
     # Either the import committed entirely, or not at all.
-    assert after[-len(before):] == before
+    assert after[-len(before) :] == before
     assert len(after) in (len(before), len(before) + 1)
     assert zerofs("cat", "/before").stdout == b"committed"
     if len(after) == len(before) + 1:

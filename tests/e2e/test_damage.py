@@ -12,7 +12,7 @@ from tests import damage
 from tests.e2e.helpers import assert_one_error_line
 from zerofs.errors import CorruptionError
 
-RANDOM = random.Random(3).randbytes(600_000)        # incompressible: raw records, several chunks
+RANDOM = random.Random(3).randbytes(600_000)  # incompressible: raw records, several chunks
 TEXT = b"".join(b"line %d of some text\n" % i for i in range(40_000))  # zstd records
 
 
@@ -38,14 +38,14 @@ CASES = {
 def expect_corruption(zerofs: Any, *args: str) -> Any:
     proc = zerofs(*args, expect=CorruptionError.exit_code)
     line = assert_one_error_line(proc)
-    assert any(word in line for word in ("damaged", "hash", "missing", "truncated", "decompressed",
-                                         "unknown", "not a valid")), line
+    assert any(
+        word in line for word in ("damaged", "hash", "missing", "truncated", "decompressed", "unknown", "not a valid")
+    ), line
     return proc
 
 
 @pytest.mark.parametrize("how", sorted(CASES))
-@pytest.mark.parametrize(("path", "content"), [("/random.bin", RANDOM), ("/docs/text.txt", TEXT)],
-                         ids=["raw", "zstd"])
+@pytest.mark.parametrize(("path", "content"), [("/random.bin", RANDOM), ("/docs/text.txt", TEXT)], ids=["raw", "zstd"])
 def test_damaged_first_chunk(zerofs: Any, stored: Path, how: str, path: str, content: bytes) -> None:
     chunk = damage.chunk_ids_of(stored, path)[0]
     CASES[how](stored, chunk)

@@ -20,8 +20,12 @@ from zerofs.errors import RepositoryError
 def small_disk(tmp_path: Path) -> Path:
     mount_point = tmp_path / "small-disk"
     mount_point.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, f"cannot mount a tmpfs (the suite needs root): {proc.stderr.strip()}"
     try:
         yield mount_point

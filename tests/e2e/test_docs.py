@@ -13,26 +13,45 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_man_pages_and_completions_are_current() -> None:
-    proc = subprocess.run([sys.executable, "-m", "zerofs.cli.docs", "--check"], capture_output=True, text=True,
-                          cwd=ROOT, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "zerofs.cli.docs", "--check"], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_every_command_has_a_man_page() -> None:
     pages = {p.name for p in (ROOT / "man").glob("*.1")}
-    for command in ("init", "import", "clone", "snapshot", "write", "mkdir", "rm", "mv", "ls", "cat", "stat",
-                    "tree", "log", "export"):
+    for command in (
+        "init",
+        "import",
+        "clone",
+        "snapshot",
+        "write",
+        "mkdir",
+        "rm",
+        "mv",
+        "ls",
+        "cat",
+        "stat",
+        "tree",
+        "log",
+        "export",
+    ):
         assert f"zerofs-{command}.1" in pages
 
 
 @pytest.mark.parametrize("page", sorted(p.name for p in (ROOT / "man").glob("*.1")))
 def test_man_page_renders_without_warnings(page: str) -> None:
-    proc = subprocess.run(["man", "--warnings", "-l", str(ROOT / "man" / page)], capture_output=True, text=True,
-                          env={**os.environ, "MANPAGER": "cat", "MANWIDTH": "80"}, check=False)
+    proc = subprocess.run(
+        ["man", "--warnings", "-l", str(ROOT / "man" / page)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MANPAGER": "cat", "MANWIDTH": "80"},
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "", proc.stderr
-    for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "EXAMPLES",
-                    "SEE ALSO"):
+    for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "EXAMPLES", "SEE ALSO"):
         assert section in proc.stdout
 
 

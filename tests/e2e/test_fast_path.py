@@ -43,14 +43,19 @@ class Run:
     stderr: str
 
 
-def run_cli(argv: list[str], *, fast_path: bool, input: bytes | None = None,
-            env: dict[str, str] | None = None) -> Run:
+def run_cli(argv: list[str], *, fast_path: bool, input: bytes | None = None, env: dict[str, str] | None = None) -> Run:
     environment = {**cli_env(), **(env or {})}
     environment.pop("ZEROFS_NO_FAST_PATH", None)
     if not fast_path:
         environment["ZEROFS_NO_FAST_PATH"] = "1"
-    proc = subprocess.run([sys.executable, "-m", "zerofs", *argv], input=input, capture_output=True,
-                          env=environment, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "zerofs", *argv],
+        input=input,
+        capture_output=True,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
     return Run(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
 
 
@@ -83,8 +88,12 @@ def make_host_tree(root: Path) -> Path:
 
 def build_repo(place: Place) -> None:
     """init, import the host tree at /src, and two more commits, through the CLI."""
-    for argv, data in ((["init", "-q"], None), (["import", "-q", str(place.host), "/src"], None),
-                       (["mkdir", "-q", "/empty"], None), (["write", "-q", "/notes.txt"], b"note\n")):
+    for argv, data in (
+        (["init", "-q"], None),
+        (["import", "-q", str(place.host), "/src"], None),
+        (["mkdir", "-q", "/empty"], None),
+        (["write", "-q", "/notes.txt"], b"note\n"),
+    ):
         result = run_cli(["--repo", str(place.repo), *argv], fast_path=False, input=data)
         assert result.code == 0, result.stderr
 
@@ -93,8 +102,9 @@ def build_repo(place: Place) -> None:
 def template(tmp_path_factory: pytest.TempPathFactory) -> Place:
     """A built repository and the host files around it, shared by the module."""
     base = tmp_path_factory.mktemp("fast_path")
-    place = Place(repo=base / "repo", host=make_host_tree(base / "host"), out=base / "out",
-                  config=base / "zerofs.toml", tmp=base)
+    place = Place(
+        repo=base / "repo", host=make_host_tree(base / "host"), out=base / "out", config=base / "zerofs.toml", tmp=base
+    )
     place.config.write_text(f'repository = "{place.repo}"\n')
     (base / "bad.toml").write_text("repository = [\n")
     (base / "empty.toml").write_text("")
@@ -277,8 +287,9 @@ CHANGES: list[tuple[tuple[str, ...], bytes | None, bool]] = [
 @pytest.fixture
 def fresh(template: Place, tmp_path: Path) -> tuple[Place, Place]:
     """A place whose repository can be reset to a copy of the template's, and the template."""
-    place = Place(repo=tmp_path / "repo", host=template.host, out=tmp_path / "out", config=template.config,
-                  tmp=template.tmp)
+    place = Place(
+        repo=tmp_path / "repo", host=template.host, out=tmp_path / "out", config=template.config, tmp=template.tmp
+    )
     return place, template
 
 
@@ -288,9 +299,11 @@ def _reset(place: Place, template: Place) -> None:
     shutil.copytree(template.repo, place.repo)
 
 
-_MASKS = [(re.compile(rb"\b[0-9a-f]{12,64}\b"), b"<id>"),
-          (re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d"), b"<time>"),
-          (re.compile(rb'"time_ns": \d+'), b'"time_ns": <n>')]
+_MASKS = [
+    (re.compile(rb"\b[0-9a-f]{12,64}\b"), b"<id>"),
+    (re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d"), b"<time>"),
+    (re.compile(rb'"time_ns": \d+'), b'"time_ns": <n>'),
+]
 
 
 def _masked(data: bytes) -> bytes:
@@ -303,13 +316,13 @@ def _outcome(place: Place, argv: list[str], input: bytes | None, fast_path: bool
     result = run_cli(argv, fast_path=fast_path, input=input)
     after = run_cli(["--repo", str(place.repo), "tree", "/"], fast_path=False)
     exported = sorted(str(p.relative_to(place.out)) for p in place.out.rglob("*")) if place.out.exists() else None
-    return (result.code, _masked(result.stdout), _masked(result.stderr.encode()), after.code, after.stdout,
-            exported)
+    return (result.code, _masked(result.stdout), _masked(result.stderr.encode()), after.code, after.stdout, exported)
 
 
 @pytest.mark.parametrize(("words", "input", "is_fast"), CHANGES, ids=[" ".join(w) for w, _, _ in CHANGES])
-def test_changing_lines_match_typer(fresh: tuple[Place, Place], words: tuple[str, ...], input: bytes | None,
-                                    is_fast: bool) -> None:
+def test_changing_lines_match_typer(
+    fresh: tuple[Place, Place], words: tuple[str, ...], input: bytes | None, is_fast: bool
+) -> None:
     place, template = fresh
     argv = ["--repo", str(place.repo), *place.expand(words)]
     assert (fast.parse(argv) is not None) == is_fast, "the fast path took a line it should leave, or the reverse"
@@ -335,14 +348,16 @@ def test_init_of_a_new_repository_matches_typer(tmp_path: Path) -> None:
 
 
 def test_fast_path_imports_no_typer_click_rich_or_pydantic(template: Place) -> None:
-    code = ("import sys\n"
-            "from zerofs.cli.main import main\n"
-            f"for argv in (['--repo', {str(template.repo)!r}, 'cat', '/src/a.txt'],\n"
-            f"             ['--repo', {str(template.repo)!r}, 'ls', '-la', '/src'],\n"
-            f"             ['--repo', {str(template.repo)!r}, 'log', '-n', '1']):\n"
-            "    assert main(argv) == 0\n"
-            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click', 'rich', 'pydantic'))\n"
-            "print(heavy, file=sys.stderr)\n")
+    code = (
+        "import sys\n"
+        "from zerofs.cli.main import main\n"
+        f"for argv in (['--repo', {str(template.repo)!r}, 'cat', '/src/a.txt'],\n"
+        f"             ['--repo', {str(template.repo)!r}, 'ls', '-la', '/src'],\n"
+        f"             ['--repo', {str(template.repo)!r}, 'log', '-n', '1']):\n"
+        "    assert main(argv) == 0\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click', 'rich', 'pydantic'))\n"
+        "print(heavy, file=sys.stderr)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=cli_env(), timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.decode().strip() == "[]"

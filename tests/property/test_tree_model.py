@@ -168,7 +168,8 @@ class TreeMachine(RuleBasedStateMachine):
             with pytest.raises(ZerofsError) as raised:
                 real()
             assert isinstance(raised.value, exc.error), (  # noqa: PT017 - the expected class comes from the model
-                f"expected {exc.error.__name__}, got {type(raised.value).__name__}: {raised.value}")
+                f"expected {exc.error.__name__}, got {type(raised.value).__name__}: {raised.value}"
+            )
             assert self.repo.head_id() == head_before, "a failed operation moved HEAD"
             return
         real()
@@ -231,7 +232,7 @@ class TreeMachine(RuleBasedStateMachine):
                 existing = m.try_lookup(final)
             if final == source:
                 return
-            if final[:len(source)] == source:
+            if final[: len(source)] == source:
                 raise Expected(UsageError)
             if existing == "dir":
                 raise Expected(ConflictError)
@@ -247,6 +248,7 @@ class TreeMachine(RuleBasedStateMachine):
     @rule(source=paths, dest=paths, parents=st.booleans(), force=st.booleans())
     def clone(self, source: Path_, dest: Path_, parents: bool, force: bool) -> None:
         target = dest
+
         def predict(m: Model) -> None:
             if source:
                 m.lookup(source)
@@ -261,8 +263,7 @@ class TreeMachine(RuleBasedStateMachine):
                 raise Expected(ConflictError)
             m.place(target, files, dirs)
 
-        self.apply(lambda: edit.clone(self.repo, sp(source), sp(target), parents=parents, force=force),
-                   predict)
+        self.apply(lambda: edit.clone(self.repo, sp(source), sp(target), parents=parents, force=force), predict)
 
     @rule(path=paths, size=st.sampled_from(BIG_SIZES), parents=st.booleans(), go=st.integers(0, 3))
     def import_big_dir(self, path: Path_, size: int, parents: bool, go: int) -> None:
@@ -278,8 +279,7 @@ class TreeMachine(RuleBasedStateMachine):
                 m.require_parent(path)
             m.graft(path, big_contents(size), {()})
 
-        self.apply(lambda: import_tree(self.repo, big_host_dir(size), sp(path), parents=parents, workers=1),
-                   predict)
+        self.apply(lambda: import_tree(self.repo, big_host_dir(size), sp(path), parents=parents, workers=1), predict)
 
     # -- the comparison ---------------------------------------------------------------------
 
@@ -306,6 +306,8 @@ class TreeMachine(RuleBasedStateMachine):
 
 
 TreeMachine.TestCase.settings = settings(
-    settings(), stateful_step_count=30, max_examples=settings().max_examples,
+    settings(),
+    stateful_step_count=30,
+    max_examples=settings().max_examples,
 )
 TestTreeModel = TreeMachine.TestCase

@@ -21,13 +21,16 @@ COMPRESSIBLE = b"zerofs " * 10_000
 RANDOM = os.urandom(64 * 1024)
 
 
-@pytest.mark.parametrize(("data", "codec"), [
-    (COMPRESSIBLE, CODEC_ZSTD),
-    (RANDOM, CODEC_RAW),
-    (b"", CODEC_RAW),
-    (b"a" * (MIN_COMPRESS_BYTES - 1), CODEC_RAW),
-    (b"a" * 4096, CODEC_ZSTD),
-])
+@pytest.mark.parametrize(
+    ("data", "codec"),
+    [
+        (COMPRESSIBLE, CODEC_ZSTD),
+        (RANDOM, CODEC_RAW),
+        (b"", CODEC_RAW),
+        (b"a" * (MIN_COMPRESS_BYTES - 1), CODEC_RAW),
+        (b"a" * 4096, CODEC_ZSTD),
+    ],
+)
 def test_compress_or_raw(data: bytes, codec: int) -> None:
     record = encode_record(Kind.CHUNK, data, 3)
     assert record[0] == codec

@@ -101,7 +101,7 @@ def test_small_change_adds_few_objects(small_repo: Repository, data: bytes, wher
     before = count_ids(small_repo)
     changed = bytearray(data)
     at = int(SIZE * where)
-    changed[at:at + 10] = bytes(b ^ 0xFF for b in changed[at:at + 10])
+    changed[at : at + 10] = bytes(b ^ 0xFF for b in changed[at : at + 10])
     file_id, _node, new_bytes = store(small_repo, bytes(changed))
     added = count_ids(small_repo) - before
     assert 1 <= added < 10, f"a 10-byte change added {added} objects"

@@ -32,8 +32,7 @@ ID_B = bytes(range(1, 33))
 
 
 def file_entry(name: bytes, node_id: bytes = ID_A, size: int = 3) -> DirEntry:
-    return DirEntry(name, Kind.FILE, stat.S_IFREG | 0o644, 1000, 1000, 1_700_000_000_123_456_789, size,
-                    node_id)
+    return DirEntry(name, Kind.FILE, stat.S_IFREG | 0o644, 1000, 1000, 1_700_000_000_123_456_789, size, node_id)
 
 
 NODES = {
@@ -45,17 +44,28 @@ NODES = {
     "symlink": SymlinkNode(b"../target/x"),
     "symlink-empty": SymlinkNode(b""),
     "dir-empty": DirNode(),
-    "dir": DirNode((
-        file_entry(b"a"),
-        DirEntry(b"b", Kind.DIR, stat.S_IFDIR | 0o755, 0, 0, 5, 0, ID_B),
-        DirEntry(b"c", Kind.SYMLINK, stat.S_IFLNK | 0o777, 0, 0, -5, 4, ID_A),
-        DirEntry(b"d\xff\xfe", Kind.FILE, stat.S_IFREG | 0o751, 2, 3, 0, 0, ID_B,
-                 ((b"user.a", b"1"), (b"user.b", b""))),
-    ), 0, 4),
+    "dir": DirNode(
+        (
+            file_entry(b"a"),
+            DirEntry(b"b", Kind.DIR, stat.S_IFDIR | 0o755, 0, 0, 5, 0, ID_B),
+            DirEntry(b"c", Kind.SYMLINK, stat.S_IFLNK | 0o777, 0, 0, -5, 4, ID_A),
+            DirEntry(
+                b"d\xff\xfe", Kind.FILE, stat.S_IFREG | 0o751, 2, 3, 0, 0, ID_B, ((b"user.a", b"1"), (b"user.b", b""))
+            ),
+        ),
+        0,
+        4,
+    ),
     "dir-sharded": DirNode((), 0, DIR_FLAT_MAX + 1, ((0, ID_A), (17, ID_B), (63, ID_A))),
     "commit-root": Commit(ID_A, (), 123, "me@host", "init", {"op": "init"}),
-    "commit": Commit(ID_A, (ID_B,), 1_700_000_000_000_000_000, "me@host", "clone /a -> /b ✓",
-                     {"op": "clone", "source": "/a", "target": "/b", "n": [1, 2]}),
+    "commit": Commit(
+        ID_A,
+        (ID_B,),
+        1_700_000_000_000_000_000,
+        "me@host",
+        "clone /a -> /b ✓",
+        {"op": "clone", "source": "/a", "target": "/b", "n": [1, 2]},
+    ),
     "commit-merge": Commit(ID_A, (ID_B, ID_A), 0, "", "", {}),
 }
 
@@ -178,15 +188,17 @@ def test_nodes_are_immutable() -> None:
         node.target = b"other"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("bad_name", [b"", b".", b"..", b"/", b"a/b", b"ab/", b"\0", b"a\0", b"x" * 256,
-                                      "é".encode() * 128])
+@pytest.mark.parametrize(
+    "bad_name", [b"", b".", b"..", b"/", b"a/b", b"ab/", b"\0", b"a\0", b"x" * 256, "é".encode() * 128]
+)
 def test_validate_name_rejects(bad_name: bytes) -> None:
     with pytest.raises(InvalidNameError):
         validate_name(bad_name)
 
 
-@pytest.mark.parametrize("good_name", [b"a", b"...", b".hidden", b"..x", b"x" * 255, b"\xff\xfe",
-                                       b"with space", "é".encode() * 127])
+@pytest.mark.parametrize(
+    "good_name", [b"a", b"...", b".hidden", b"..x", b"x" * 255, b"\xff\xfe", b"with space", "é".encode() * 127]
+)
 def test_validate_name_accepts(good_name: bytes) -> None:
     assert validate_name(good_name) == good_name
 

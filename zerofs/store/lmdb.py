@@ -31,9 +31,9 @@ from zerofs.objects import ObjectId
 
 DATA_FILE: Final = "data.mdb"
 MIN_MAP_BYTES: Final = 16 << 20
-GROW_MIN_BYTES: Final = 64 << 20
 MIN_ROOM_BYTES: Final = 64 << 20
-"""A write transaction starts with at least this much room in the map."""
+"""A write transaction starts with this much room in the map, once the data is that big."""
+SMALL_ROOM_BYTES: Final = 8 << 20
 _PAGE_BYTES: Final = 4096
 MAP_MARGIN_BYTES: Final = 8 << 20
 """Room kept free in the map for LMDB's own copied-on-write branch pages."""
@@ -140,13 +140,20 @@ class LmdbStore:
         """
         if self._readonly:
             raise RepositoryError(f"repository at {self.path} is open read-only")
-        wanted = max(incoming_bytes, MIN_ROOM_BYTES)
         while True:
             self._adopt_file_size()
             used = self._used_bytes()
+            # Room in proportion to the data, up to MIN_ROOM_BYTES: an empty repository
+            # stays a few MiB on disk, a big import still commits in large steps.
+            wanted = max(incoming_bytes, min(MIN_ROOM_BYTES, max(SMALL_ROOM_BYTES, used)))
             if used + wanted + MAP_MARGIN_BYTES > self._map_bytes:
-                step = max(GROW_MIN_BYTES, used // 4, 2 * wanted)
-                self._reserve(_round_up(used + step + MAP_MARGIN_BYTES, 1 << 20))
+                step = max(SMALL_ROOM_BYTES, used // 4, 2 * wanted)
+                try:
+                    self._reserve(_round_up(used + step + MAP_MARGIN_BYTES, 1 << 20))
+                except DiskFullError:
+                    # Generous steps are for speed only: on a nearly full disk, take
+                    # the least that lets this transaction start (or fail cleanly).
+                    self._reserve(_round_up(used + incoming_bytes + MAP_MARGIN_BYTES, 1 << 20))
             try:
                 txn = self._env.begin(write=True)
             except lmdb.MapResizedError:

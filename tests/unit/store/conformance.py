@@ -26,7 +26,6 @@ class Boom(Exception):
 class StoreConformance:
     """Backend-independent behaviour of ``zerofs.store.base.ObjectStore``."""
 
-
     def make_store(self, tmp_path: Path) -> Any:
         raise NotImplementedError
 
@@ -176,4 +175,3 @@ class StoreConformance:
         assert list(store.iter_ids()) == []
 
     # -- durability -------------------------------------------------------
-

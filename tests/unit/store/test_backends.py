@@ -19,7 +19,6 @@ class TestMemoryStore(StoreConformance):
 
 
 class TestLmdbStore(StoreConformance):
-
     def make_store(self, tmp_path: Path) -> Any:
         return LmdbStore(tmp_path / "lmdb", create=True)
 
