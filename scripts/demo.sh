@@ -25,4 +25,5 @@ run zerofs cat /photos/README.txt
 run zerofs cat /snapshots/2026-11-24/README.txt
 run zerofs log
 run zerofs export /snapshots/2026-11-24 "$work/restored"
+echo; echo "# the snapshot kept README.txt as it was when it was taken:"
 run diff -r --no-dereference "$work/restored" "$work/photos" || true
