@@ -16,6 +16,7 @@ from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json
 from zerofs.errors import (
     ConflictError,
     CorruptionError,
+    HostIOError,
     NotFoundError,
     RepositoryError,
     UsageError,
@@ -168,11 +169,6 @@ def test_import_skips_fifo_and_socket_with_warning(zerofs: Any, cli_repo: Path, 
     assert any("sock" in w for w in warnings)
     assert all(w.startswith("zerofs: warning: ") for w in warnings)
     assert set(ls_json(zerofs, "/s")) == {"ok.txt"}
-
-
-# An unreadable host file (open() failing with EACCES) cannot be made as root, which
-# these tests run as: root reads through chmod 000. HostIOError's exit code is covered by
-# the missing-host-path row below; --skip-errors would need a non-root user.
 
 
 def test_import_missing_host_path(zerofs: Any, cli_repo: Path, tmp_path: Path) -> None:
@@ -600,3 +596,42 @@ def test_help_lists_exit_codes(zerofs: Any, cli_repo: Path) -> None:
     out = zerofs("--help").stdout.decode()
     for code in (2, 3, 4, 5, 6):
         assert f"{code}: " in out
+
+
+@pytest.fixture
+def unreadable_tree(tmp_path: Path) -> Any:
+    """A host tree with one file that cannot be read, even by root.
+
+    Tests run as root, for whom chmod 000 changes nothing; bind-mounting
+    /proc/1/mem over a file gives a regular file whose open() fails (EACCES).
+    """
+    import subprocess
+
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "good.txt").write_bytes(b"good\n")
+    bad = host / "bad.bin"
+    bad.touch()
+    subprocess.run(["mount", "--bind", "/proc/1/mem", str(bad)], check=True)
+    try:
+        yield host
+    finally:
+        subprocess.run(["umount", str(bad)], check=True)
+
+
+def test_import_unreadable_file_fails_cleanly_or_is_skipped(zerofs: Any, cli_repo: Path, unreadable_tree: Path) -> None:
+    before = log_json(cli_repo)
+    proc = zerofs("import", str(unreadable_tree), "/data", expect=HostIOError.exit_code)
+    assert_one_error_line(proc)
+    assert "bad.bin" in proc.stderr
+    assert "--skip-errors" in proc.stderr
+    assert log_json(cli_repo) == before
+
+    proc = zerofs("import", "--skip-errors", "--json", str(unreadable_tree), "/data")
+    result = json.loads(proc.stdout)
+    assert result["files"] == 1
+    assert any("bad.bin" in w for w in result["warnings"])
+    assert "warning" in proc.stderr
+    assert "bad.bin" in proc.stderr
+    assert zerofs("ls", "/data").stdout == b"good.txt\n"
+    assert len(log_json(cli_repo)) == len(before) + 1

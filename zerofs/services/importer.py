@@ -270,10 +270,6 @@ class _Walker:
 
     def file_entry(self, path: bytes, name: bytes, st: os.stat_result) -> DirEntry | _PendingFile:
         counters = self.counters
-        counters.files += 1
-        counters.bytes_total += st.st_size
-        if self.on_progress is not None:
-            self.on_progress(ImportProgress(counters.files, counters.bytes_read, counters.bytes_total))
         file_id = self.cached_file_id(path, st)
         if file_id is not None:
             counters.files_unchanged += 1
@@ -287,6 +283,12 @@ class _Walker:
         return self.finish_file(path, name, st, file_id, node.size_bytes)
 
     def finish_file(self, path: bytes, name: bytes, st: os.stat_result, file_id: ObjectId, size: int) -> DirEntry:
+        """Count a stored file, remember it in the host-file cache, return its entry."""
+        counters = self.counters
+        counters.files += 1
+        counters.bytes_total += size
+        if self.on_progress is not None:
+            self.on_progress(ImportProgress(counters.files, counters.bytes_read, counters.bytes_total))
         self.cache_updates[path] = _CACHE_VALUE.pack(
             st.st_dev, st.st_ino, size, st.st_mtime_ns, st.st_ctime_ns, file_id
         )
