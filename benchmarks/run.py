@@ -838,6 +838,10 @@ class Bench:
         self.data = Data(work, self.sizes, self.log)
         env = dict(os.environ)
         env.pop("ZEROFS_REPO", None)
+        # Measure what users run: Python caches compiled modules. Some shells (coding
+        # agents, CI images) set PYTHONDONTWRITEBYTECODE, which makes an editable
+        # install recompile every module of zerofs on every start (~+15 ms).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         env.update(
             BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
             BORG_RELOCATED_REPO_ACCESS_IS_OK="yes",
