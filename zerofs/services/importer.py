@@ -324,7 +324,7 @@ class _Group:
     __slots__ = ("future", "paths", "results", "size_bytes")
 
     def __init__(self) -> None:
-        self.paths: list[bytes] = []
+        self.paths: list[tuple[bytes, int]] = []
         self.size_bytes = 0
         self.future: Future[list[EncodedFile | OSError]] | None = None
         self.results: list[tuple[ObjectId, int] | OSError] | None = None
@@ -350,7 +350,7 @@ class _SmallFiles:
     def add(self, pending: _PendingFile) -> _PendingFile:
         group = self.current
         pending.group, pending.index = group, len(group.paths)
-        group.paths.append(pending.path)
+        group.paths.append((pending.path, pending.st.st_size))
         group.size_bytes += pending.st.st_size
         if group.size_bytes >= SMALL_GROUP_BYTES or len(group.paths) >= SMALL_GROUP_FILES:
             self.submit()
@@ -367,21 +367,20 @@ class _SmallFiles:
         while len(self.in_flight) > self.max_in_flight:
             self._write(self.in_flight.popleft())
 
-    def _encode(self, paths: list[bytes]) -> list[EncodedFile | OSError]:
+    def _encode(self, paths: list[tuple[bytes, int]]) -> list[EncodedFile | OSError]:
         """Worker: read, hash and compress each file (reads release the GIL too)."""
         chunker = self.local.__dict__.get("chunker")
         if chunker is None:
             chunker = self.local.chunker = make_chunker(self.repo.config.chunk_params)
-        has = self.repo.store.has
         encoded: list[EncodedFile | OSError] = []
-        for path in paths:
-            try:
-                with _open_host_file(path) as reader:
-                    data = reader.read()
-            except OSError as exc:
-                encoded.append(exc)
-                continue
-            encoded.append(encode_small_file(self.repo, chunker, data, has))
+        with self.repo.store.has_checker() as has:
+            for path, size in paths:
+                try:
+                    data = _read_small_file(path, size)
+                except OSError as exc:
+                    encoded.append(exc)
+                    continue
+                encoded.append(encode_small_file(self.repo, chunker, data, has))
         return encoded
 
     def _write(self, group: _Group) -> None:
@@ -408,6 +407,21 @@ class _SmallFiles:
             return None
         file_id, size = result
         return pending.walker.finish_file(pending.path, pending.name, pending.st, file_id, size)
+
+
+def _read_small_file(path: bytes, size: int) -> bytes:
+    """Read a whole small file with as few calls as possible (it may have grown since stat)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, size + 1)
+        if len(data) <= size:
+            return data
+        parts = [data]
+        while more := os.read(fd, 1 << 20):
+            parts.append(more)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 def _open_host_file(path: bytes) -> BinaryIO:

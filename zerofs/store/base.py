@@ -8,7 +8,7 @@ so another backend (object storage, say) plugs in here unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -65,6 +65,14 @@ class ObjectStore(Protocol):
 
     def get_ref(self, name: bytes) -> bytes | None:
         """Return the value of a ref, or None if it is not set."""
+        ...
+
+    def has_checker(self) -> AbstractContextManager[Callable[[ObjectId], bool]]:
+        """Return a context giving a fast ``has`` over one consistent read snapshot.
+
+        For checking many ids in a row (an import checking each chunk), where
+        a separate read for each would cost more than the check.
+        """
         ...
 
     def get_meta(self, key: bytes) -> bytes | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
@@ -193,6 +193,13 @@ class LmdbStore:
     def get_ref(self, name: bytes) -> bytes | None:
         """Return the value of a ref, or None."""
         return self._read(self._refs, name)
+
+    @contextmanager
+    def has_checker(self) -> Iterator[Callable[[ObjectId], bool]]:
+        """Yield ``has`` over one read transaction (a few µs cheaper per id)."""
+        with self._env.begin(db=self._objects) as txn:
+            get = txn.get
+            yield lambda object_id: get(object_id) is not None
 
     def get_meta(self, key: bytes) -> bytes | None:
         """Return a metadata value, or None."""

@@ -6,7 +6,7 @@ other backends are compared with. Not durable, not shared between processes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from zerofs.objects import ObjectId
@@ -33,6 +33,11 @@ class MemoryStore:
     def get_ref(self, name: bytes) -> bytes | None:
         """Return a ref, or None."""
         return self.refs.get(name)
+
+    @contextmanager
+    def has_checker(self) -> Iterator[Callable[[ObjectId], bool]]:
+        """Yield ``has`` (a dict needs no snapshot)."""
+        yield self.has
 
     def get_meta(self, key: bytes) -> bytes | None:
         """Return a metadata value, or None."""
