@@ -69,6 +69,13 @@ class StoreConformance:
         assert store.has(some_id(1))
         assert store.get(some_id(2)) == big
 
+    def test_has_checker_sees_committed_records(self, store: Any) -> None:
+        with store.batch() as batch:
+            batch.put(some_id(1), b"one")
+        with store.has_checker() as has:
+            assert has(some_id(1))
+            assert not has(some_id(2))
+
     def test_iter_ids(self, store: Any) -> None:
         assert list(store.iter_ids()) == []
         ids = {some_id(n) for n in range(50)}
