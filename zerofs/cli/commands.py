@@ -108,7 +108,13 @@ def import_(
     skip = skip_errors or bool(found.defaults.get("skip_errors", False))
     with open_repository(found) as repository, ImportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
         result = import_tree(
-            repository, host_path, target, parents=parents, skip_errors=skip, on_progress=bar.update, on_warning=_warn
+            repository,
+            host_path,
+            target,
+            parents=parents,
+            skip_errors=skip,
+            on_progress=bar.update if bar.enabled else None,
+            on_warning=_warn,
         )
     if as_json:
         commit_hex = result.commit_id.hex() if result.commit_id else None
