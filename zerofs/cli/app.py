@@ -366,3 +366,12 @@ def export(
 ) -> None:
     """Recreate a store path on the host with contents, modes, mtimes and symlinks."""
     commands.export(store_path, host_path, force=force, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
+
+
+# -- history: revisions and diff (issue #4) -------------------------------------------
+
+
+# -- usage: du, stats, fsck (issue #4) --------------------------------------------------
+
+
+# -- space: gc and prune (issue #4) -----------------------------------------------------

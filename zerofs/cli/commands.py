@@ -307,3 +307,17 @@ def export(
         _done(
             quiet, f"exported {source} -> {host_path}: {result.files} files, {render.human_size(result.bytes_written)}"
         )
+
+
+_MORE_COMMANDS = ("zerofs.cli.commands_history", "zerofs.cli.commands_usage", "zerofs.cli.commands_gc")
+
+
+def __getattr__(name: str) -> object:
+    """Find a command body in the modules of later areas (imported only when asked for)."""
+    import importlib
+
+    for module_name in _MORE_COMMANDS:
+        module = importlib.import_module(module_name)
+        if name in vars(module):
+            return vars(module)[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,7 @@
+"""Command bodies for issue #4 (history): same contract as ``commands.py``.
+
+Plain functions taking parsed values, named like the typer command that calls
+them; commands.__getattr__ finds them for the fast path.
+"""
+
+from __future__ import annotations
