@@ -39,6 +39,10 @@ class WriteBatch(Protocol):
         """Set ref ``name`` to ``new`` if it is still ``expected``; True if set."""
         ...
 
+    def delete(self, object_id: ObjectId) -> bool:
+        """Delete a record; True if there was one. Only gc deletes."""
+        ...
+
     def put_meta(self, key: bytes, value: bytes) -> None:
         """Set a repository metadata value."""
         ...
@@ -83,8 +87,12 @@ class ObjectStore(Protocol):
         """Return a host-file cache entry."""
         ...
 
-    def iter_ids(self) -> Iterator[ObjectId]:
-        """Yield every stored object id."""
+    def iter_ids(self, prefix: bytes = b"") -> Iterator[ObjectId]:
+        """Yield every stored object id starting with ``prefix``, in byte order."""
+        ...
+
+    def iter_records(self) -> Iterator[tuple[ObjectId, bytes]]:
+        """Yield (id, record) of every stored object, in id order (one snapshot)."""
         ...
 
     def batch(self) -> AbstractContextManager[WriteBatch]:

@@ -209,10 +209,21 @@ class LmdbStore:
         """Return a host-file cache entry, or None."""
         return self._read(self._files, key)
 
-    def iter_ids(self) -> Iterator[ObjectId]:
-        """Yield every stored object id (one read snapshot)."""
+    def iter_ids(self, prefix: bytes = b"") -> Iterator[ObjectId]:
+        """Yield every stored object id starting with ``prefix`` (one read snapshot)."""
         with self._env.begin(db=self._objects) as txn:
-            yield from txn.cursor().iternext(keys=True, values=False)
+            cursor = txn.cursor()
+            if not cursor.set_range(prefix):
+                return
+            for key in cursor.iternext(keys=True, values=False):
+                if not key.startswith(prefix):
+                    return
+                yield key
+
+    def iter_records(self) -> Iterator[tuple[ObjectId, bytes]]:
+        """Yield (id, record) of every object (one read snapshot)."""
+        with self._env.begin(db=self._objects) as txn:
+            yield from txn.cursor().iternext(keys=True, values=True)
 
     def disk_bytes(self) -> int:
         """Bytes the environment occupies on disk."""
@@ -293,6 +304,10 @@ class LmdbBatch:
             return False
         txn.put(name, new, db=self._store._refs)
         return True
+
+    def delete(self, object_id: ObjectId) -> bool:
+        """Delete a record; True if there was one."""
+        return bool(self._txn_for(0).delete(object_id, db=self._store._objects))
 
     def put_meta(self, key: bytes, value: bytes) -> None:
         """Set a metadata value."""

@@ -47,9 +47,13 @@ class MemoryStore:
         """Return a host-file cache entry, or None."""
         return self.files.get(key)
 
-    def iter_ids(self) -> Iterator[ObjectId]:
-        """Yield every stored id."""
-        yield from list(self.objects)
+    def iter_ids(self, prefix: bytes = b"") -> Iterator[ObjectId]:
+        """Yield every stored id starting with ``prefix``, in byte order."""
+        yield from sorted(k for k in self.objects if k.startswith(prefix))
+
+    def iter_records(self) -> Iterator[tuple[ObjectId, bytes]]:
+        """Yield (id, record) of every object, in id order."""
+        yield from sorted(self.objects.items())
 
     @contextmanager
     def batch(self) -> Iterator[MemoryBatch]:
@@ -71,15 +75,19 @@ class MemoryBatch:
         self._refs: dict[bytes, bytes] = {}
         self._meta: dict[bytes, bytes] = {}
         self._files: dict[bytes, bytes] = {}
+        self._deleted: set[bytes] = set()
 
     def has(self, object_id: ObjectId) -> bool:
-        """True if stored here or before."""
-        return object_id in self._objects or object_id in self._store.objects
+        """True if stored here or before (and not deleted in this batch)."""
+        if object_id in self._objects:
+            return True
+        return object_id not in self._deleted and object_id in self._store.objects
 
     def put(self, object_id: ObjectId, record: bytes | bytearray) -> bool:
         """Store unless present; True if new."""
         if self.has(object_id):
             return False
+        self._deleted.discard(object_id)
         self._objects[object_id] = bytes(record)  # a caller may reuse its buffer
         return True
 
@@ -94,6 +102,13 @@ class MemoryBatch:
         self._refs[name] = new
         return True
 
+    def delete(self, object_id: ObjectId) -> bool:
+        """Delete a record (applied at flush); True if there was one."""
+        existed = self.has(object_id)
+        self._objects.pop(object_id, None)
+        self._deleted.add(object_id)
+        return existed
+
     def put_meta(self, key: bytes, value: bytes) -> None:
         """Set a metadata value."""
         self._meta[key] = value
@@ -104,8 +119,11 @@ class MemoryBatch:
 
     def flush(self) -> None:
         """Apply everything to the store, objects before refs."""
+        for object_id in self._deleted:
+            self._store.objects.pop(object_id, None)
         self._store.objects.update(self._objects)
         self._store.meta.update(self._meta)
         self._store.files.update(self._files)
         self._store.refs.update(self._refs)
         self._objects, self._meta, self._files, self._refs = {}, {}, {}, {}
+        self._deleted = set()

@@ -76,6 +76,27 @@ class StoreConformance:
             assert has(some_id(1))
             assert not has(some_id(2))
 
+    def test_iter_ids_with_prefix_and_records(self, store: Any) -> None:
+        ids = sorted(some_id(n) for n in range(20))
+        with store.batch() as batch:
+            for object_id in ids:
+                batch.put(object_id, object_id[:4])
+        prefix = ids[7][:1]
+        assert list(store.iter_ids(prefix)) == [i for i in ids if i.startswith(prefix)]
+        assert list(store.iter_ids(b"\xff" * 33)) == []
+        assert list(store.iter_records()) == [(i, i[:4]) for i in ids]
+
+    def test_delete(self, store: Any) -> None:
+        with store.batch() as batch:
+            batch.put(some_id(1), b"one")
+            batch.put(some_id(2), b"two")
+        with store.batch() as batch:
+            assert batch.delete(some_id(1))
+            assert not batch.delete(some_id(3))
+            assert not batch.has(some_id(1))
+        assert not store.has(some_id(1))
+        assert store.get(some_id(2)) == b"two"
+
     def test_iter_ids(self, store: Any) -> None:
         assert list(store.iter_ids()) == []
         ids = {some_id(n) for n in range(50)}
