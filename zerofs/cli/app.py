@@ -242,18 +242,27 @@ def mkdir(
 @app.command()
 def rm(
     ctx: typer.Context,
-    store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Path to remove.")],
+    store_paths: Annotated[
+        list[str], typer.Argument(metavar="STORE_PATH...", help="Paths or quoted patterns to remove.")
+    ],
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", "-R", help="Remove directories and their contents.")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", "-f", help="No error if the path does not exist.")] = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="No error if nothing matches.")] = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove a file or directory from the store (history keeps it)."""
-    commands.rm(store_path, recursive=recursive, force=force, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
+    """Remove files or directories from the store, in one commit (history keeps them).
+
+    Quote wildcards so that zerofs expands them against the store, not the
+    shell against the host: zerofs rm -r '/snapshots/2026-01-*'. As in the
+    shell, * and ? do not match a leading dot, and [*] matches a literal *.
+    """
+    commands.rm(
+        store_paths, recursive=recursive, force=force, quiet=quiet, as_json=as_json, **_where(ctx, repo, config)
+    )
 
 
 @app.command()

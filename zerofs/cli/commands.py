@@ -200,14 +200,32 @@ def mkdir(store_path: str, *, parents: bool, repo: str | None, config: str | Non
 
 
 def rm(
-    store_path: str, *, recursive: bool, force: bool, repo: str | None, config: str | None, quiet: bool, as_json: bool
+    store_paths: list[str],
+    *,
+    recursive: bool,
+    force: bool,
+    repo: str | None,
+    config: str | None,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
-    """Remove a path from the store."""
-    from zerofs.services.edit import remove_path
+    """Remove paths (quoted wildcards expanded against the store) in one commit."""
+    from zerofs.services.edit import remove_paths
 
-    target = _path(store_path)
+    targets = [_path(p) for p in store_paths]
     with _open(repo, config) as repository:
-        result = remove_path(repository, target, recursive=recursive, missing_ok=force)
+        result = remove_paths(repository, targets, recursive=recursive, missing_ok=force)
+    if as_json:
+        from zerofs.cli import render
+
+        render.print_json(
+            {
+                "commit": result.commit_id.hex() if result.commit_id else None,
+                "message": result.message,
+                "removed": [str(p) for p in result.removed],
+            }
+        )
+        return
     _report(result.commit_id, result.message, quiet, as_json)
 
 

@@ -1106,12 +1106,12 @@ SPEC: Final[Spec] = {
             "allow_interspersed_args": True,
             "params": [
                 {
-                    "name": "store_path",
+                    "name": "store_paths",
                     "kind": "argument",
                     "opts": [],
                     "secondary_opts": [],
                     "is_flag": False,
-                    "nargs": 1,
+                    "nargs": -1,
                     "type": "str",
                     "required": True,
                     "default": None,

@@ -9,18 +9,22 @@ of what is cloned.
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import stat
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from zerofs.content import BatchSink, ContentWriter
-from zerofs.errors import ConflictError
+from zerofs.errors import ConflictError, NotFoundError
 from zerofs.history import Change, apply_change
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
 from zerofs.paths import StorePath
 from zerofs.repo import Repository, Staging
 from zerofs.tree import (
+    dir_get,
     ensure_dirs,
+    list_dir,
     lookup,
     move,
     place,
@@ -37,6 +41,7 @@ class EditResult:
     commit_id: ObjectId | None
     message: str
     path: StorePath
+    removed: tuple[StorePath, ...] = ()
 
 
 def mkdir(
@@ -94,21 +99,85 @@ def write_file(
     return _commit(repo, change, message, {"op": "write", "path": str(path), "bytes": size_bytes}, path)
 
 
-def remove_path(repo: Repository, path: StorePath, *, recursive: bool = False, missing_ok: bool = False) -> EditResult:
-    """Remove ``path`` (a directory with contents needs ``recursive``).
+GLOB_CHARS = frozenset(b"*?[")
+
+
+def has_glob(path: StorePath) -> bool:
+    """True if a component of ``path`` holds a wildcard (``*``, ``?`` or ``[``)."""
+    return any(GLOB_CHARS.intersection(part) for part in path.parts)
+
+
+def expand_glob(source: Staging, root_id: ObjectId, pattern: StorePath) -> list[StorePath]:
+    """Return the store paths matching ``pattern``, sorted; wildcards match within one name.
+
+    As in the shell, a wildcard does not match a leading ``.`` (write it out), and
+    ``[*]`` matches a literal ``*``. Expansion reads the store, never the host.
+    """
+    matches = [StorePath()]
+    for part in pattern.parts:
+        found: list[StorePath] = []
+        for base in matches:
+            entry = try_lookup(source, root_id, base)
+            if entry is None or entry.kind is not Kind.DIR:
+                continue
+            if not GLOB_CHARS.intersection(part):
+                if dir_get(source, entry.id, part) is not None:
+                    found.append(base.child(part))
+                continue
+            text = os.fsdecode(part)
+            for child in list_dir(source, entry.id):
+                name = os.fsdecode(child.name)
+                if name.startswith(".") and not text.startswith("."):
+                    continue
+                if fnmatch.fnmatchcase(name, text):
+                    found.append(base.child(child.name))
+        matches = found
+    return sorted(matches, key=lambda p: p.parts)
+
+
+def remove_paths(
+    repo: Repository, paths: list[StorePath], *, recursive: bool = False, missing_ok: bool = False
+) -> EditResult:
+    """Remove every path (wildcards expanded against the store) in one commit.
 
     Raises:
-        NotFoundError: nothing there (unless ``missing_ok``).
+        NotFoundError: a path or pattern matches nothing (unless ``missing_ok``).
         ConflictError: a non-empty directory without ``recursive``.
+        UsageError: the root.
     """
+    removed: list[StorePath] = []
 
     def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
-        if missing_ok and try_lookup(staging, root_id, path) is None:
-            return root_id
-        return remove(staging, root_id, path, now_ns, recursive=recursive)
+        removed.clear()
+        targets: list[StorePath] = []
+        for path in paths:
+            if has_glob(path):
+                matched = expand_glob(staging, root_id, path)
+                if not matched and not missing_ok:
+                    raise NotFoundError(f"no match in the store for {path}")
+                targets.extend(matched)
+            elif missing_ok and try_lookup(staging, root_id, path) is None:
+                continue
+            else:
+                targets.append(path)
+        for target in dict.fromkeys(targets):
+            # A match inside a directory removed earlier in this command is already gone.
+            if try_lookup(staging, root_id, target) is None and any(target.is_within(r) for r in removed):
+                continue
+            root_id = remove(staging, root_id, target, now_ns, recursive=recursive)
+            removed.append(target)
+        return root_id
 
-    message = f"rm {'-r ' if recursive else ''}{path}"
-    return _commit(repo, change, message, {"op": "rm", "path": str(path), "recursive": recursive}, path)
+    shown = " ".join(str(p) for p in paths)
+    message = f"rm {'-r ' if recursive else ''}{shown}"
+    operation: dict[str, object] = {"op": "rm", "paths": [str(p) for p in paths], "recursive": recursive}
+    result = _commit(repo, change, message, operation, paths[0])
+    return EditResult(result.commit_id, result.message, result.path, tuple(removed))
+
+
+def remove_path(repo: Repository, path: StorePath, *, recursive: bool = False, missing_ok: bool = False) -> EditResult:
+    """Remove one path (see ``remove_paths``)."""
+    return remove_paths(repo, [path], recursive=recursive, missing_ok=missing_ok)
 
 
 def move_path(repo: Repository, source: StorePath, target: StorePath, *, force: bool = False) -> EditResult:
