@@ -40,6 +40,7 @@ test: lint unit
 bench: setup
 	bash benchmarks/setup.sh
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/gc_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

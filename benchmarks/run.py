@@ -56,6 +56,7 @@ SECTIONS = (
     "dedup",
     "export",
     "ceilings",
+    "diff",
 )
 TOOLS = ("zerofs", "borg", "restic")
 COMPETITORS = ("borg", "restic")
@@ -1282,6 +1283,64 @@ class Bench:
         )
         self.add(row)
 
+    def diff(self) -> None:
+        """zerofs diff HEAD~1 HEAD after a one-file change vs after a change of every file, whole process.
+
+        The tree is tbig (the clone section's 100,000 files in 1,000 directories).
+        The one-file change is a ``zerofs write``; the full change re-imports a
+        copy of tbig in which every file's content differs.
+        """
+        n = self.sizes.n_tree_files
+        row_one = Row("diff", f"diff, 1 file changed in {n:,}", "ms", False)
+        row_all = Row("diff", f"diff, all {n:,} files changed", "ms", False)
+        row_ratio = Row("diff", "diff ratio all/one", "x", False)
+        for r in (row_one, row_all, row_ratio):
+            for c in COMPETITORS:
+                r.notes[c] = "n/a: not measured"
+        z = self.zerofs
+        try:
+            if z.unavailable:
+                raise Unavailable
+            repo = self.fresh_repo(z, "diff")
+            t = self.setup_import(z, repo, self.data.trees / "tbig", "/tbig", "")
+            self.log(f"  setup: zerofs import tbig: {t:.2f} s")
+            z.write(repo, "/tbig/d0/f1", b"changed\n")
+
+            def timed_diff() -> tuple[float, int]:
+                seconds, out = run_timed(
+                    z.cmd(repo, "diff", "HEAD~1", "HEAD"), env=z.env, timeout=z.timeout, capture_stdout=True
+                )
+                return seconds, out.count(b"\n")
+
+            one = [timed_diff() for _ in range(self.short_runs)]
+            changed = self.work / "data-diff" / "tbig-changed"
+            _make_changed_tree(self.data.trees / "tbig", changed)
+            t = self.setup_import(z, repo, changed, "/tbig", "")
+            self.log(f"  setup: zerofs import of tbig with every file changed: {t:.2f} s")
+            every = [timed_diff() for _ in range(self.runs)]
+            self.log(
+                f"  diff, one file: {' '.join(f'{s * 1000:.1f}' for s, _ in one)} ms ({one[0][1]} lines); "
+                f"every file: {' '.join(f'{s * 1000:.0f}' for s, _ in every)} ms ({every[0][1]} lines)"
+            )
+            t_one, t_all = [s for s, _ in one], [s for s, _ in every]
+            row_one.values["zerofs"] = median(t_one) * 1000
+            row_all.values["zerofs"] = median(t_all) * 1000
+            row_ratio.values["zerofs"] = median(t_all) / median(t_one)
+            row_one.raw["zerofs"], row_all.raw["zerofs"] = t_one, t_all
+            row_one.comment = f"{one[0][1]} line(s) of output"
+            row_all.comment = f"{every[0][1]:,} lines of output"
+            self.discard(changed.parent)
+            self.discard(repo)
+        except Unavailable:
+            pass
+        except CmdError as exc:
+            for r in (row_one, row_all, row_ratio):
+                r.notes["zerofs"] = f"n/a: {exc}"
+            self.note(f"diff failed: {exc}")
+        self.add(row_one)
+        self.add(row_all)
+        self.add(row_ratio)
+
     def ceilings(self) -> list[tuple[str, float]]:
         """In-process library ceilings on file (a), MB/s."""
         out: list[tuple[str, float]] = []
@@ -1334,6 +1393,16 @@ class Bench:
 # --------------------------------------------------------------------------
 # Reporting
 # --------------------------------------------------------------------------
+
+
+def _make_changed_tree(source: Path, target: Path) -> None:
+    """Copy ``source``'s layout to ``target`` with different contents in every file."""
+    for dirpath, _, names in os.walk(source):
+        out = target / os.path.relpath(dirpath, source)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            with open(out / name, "wb") as f:
+                f.write(f"{os.path.relpath(dirpath, source)}/{name} changed\n".encode())
 
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -1538,6 +1607,9 @@ def main(argv: list[str] | None = None) -> int:
         if "dedup" in sections:
             section("dedup of (d) after (a)")
             bench.dedup()
+        if "diff" in sections:
+            section("diff: one file changed vs every file changed")
+            bench.diff()
         if "ceilings" in sections:
             section("ceilings")
             ceilings = bench.ceilings()

@@ -11,22 +11,36 @@ Crash safety: objects are written before (or atomically with) the ref that
 names them. A crash before the transaction commits leaves HEAD where it was;
 objects written by earlier, already-committed batches (a long import) are
 then unreferenced garbage, never a dangling reference.
+
+Revisions name commits without writing anything: ``HEAD``, ``HEAD~N``,
+``HEAD^`` (chains such as ``HEAD~2^^``) and a unique prefix of at least
+``MIN_PREFIX_HEX`` hex digits of a commit id, optionally followed by the
+same ``~N``/``^`` suffixes. ``~N`` and ``^`` follow first parents only.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final, NamedTuple
 
-from zerofs.errors import ConflictError
-from zerofs.objects import Commit, ObjectId
+from zerofs.errors import ConflictError, NotFoundError, UsageError
+from zerofs.objects import Commit, Kind, ObjectId
 from zerofs.repo import Repository, Staging
 from zerofs.store import WriteBatch
+from zerofs.store.codec import record_kind
 
 HEAD: Final = b"HEAD"
 MAX_ATTEMPTS: Final = 1000
+MIN_PREFIX_HEX: Final = 4
+"""Shortest commit id prefix accepted as a revision."""
+MAX_CANDIDATES_SHOWN: Final = 5
+
+_REVISION = re.compile(r"(?P<base>HEAD|[0-9a-fA-F]+)(?P<steps>(?:~[0-9]*|\^)*)")
+_STEP = re.compile(r"~([0-9]*)|\^")
 
 
 class _HeadMoved(Exception):
@@ -82,7 +96,7 @@ def apply_change(
             with repo.store.batch() as batch:
                 if batch.get_ref(HEAD) != head_id:
                     raise _HeadMoved
-                staging.write_to(batch)
+                staging.write_to(batch, commit_id)
                 if before_commit is not None:
                     before_commit(batch)
                 if not batch.cas_ref(HEAD, head_id, commit_id):
@@ -94,13 +108,113 @@ def apply_change(
     raise ConflictError(f"the repository kept changing under us; gave up after {MAX_ATTEMPTS} attempts")
 
 
+GRAFTS_KEY: Final = b"grafts"
+"""Metadata key of the graft table that gc writes when it cuts history."""
+
+
+def read_grafts(repo: Repository) -> dict[ObjectId, tuple[ObjectId, ...]]:
+    """Return the graft table: commit id -> the parents it has since gc cut history.
+
+    Commits are immutable, so gc does not rewrite the ones it keeps: it
+    records their new parents here, and every walk of history goes through
+    ``parents_of``.
+    """
+    raw = repo.store.get_meta(GRAFTS_KEY)
+    if not raw:
+        return {}
+    table = json.loads(raw)
+    return {bytes.fromhex(k): tuple(bytes.fromhex(p) for p in v) for k, v in table.items()}
+
+
+def encode_grafts(grafts: dict[ObjectId, tuple[ObjectId, ...]]) -> bytes:
+    """Return the canonical stored form of a graft table."""
+    table = {k.hex(): [p.hex() for p in v] for k, v in sorted(grafts.items())}
+    return json.dumps(table, sort_keys=True, separators=(",", ":")).encode()
+
+
+def parents_of(repo: Repository, commit_id: ObjectId, commit: Commit) -> tuple[ObjectId, ...]:
+    """Return a commit's parents as history has them now (after any gc cut)."""
+    raw = repo.store.get_meta(GRAFTS_KEY)
+    if not raw:
+        return commit.parent_ids
+    grafted = json.loads(raw).get(commit_id.hex())
+    if grafted is None:
+        return commit.parent_ids
+    return tuple(bytes.fromhex(p) for p in grafted)
+
+
 def iter_log(repo: Repository, start_id: ObjectId | None = None) -> Iterator[tuple[ObjectId, Commit]]:
     """Yield (id, commit) from ``start_id`` (default HEAD) back along first parents."""
+    grafts = read_grafts(repo)
     commit_id: ObjectId | None = start_id or repo.head_id()
     while commit_id is not None:
         commit = repo.resolve_commit(commit_id)
         yield commit_id, commit
-        commit_id = commit.parent_ids[0] if commit.parent_ids else None
+        parents = grafts.get(commit_id, commit.parent_ids)
+        commit_id = parents[0] if parents else None
+
+
+def resolve_revision(repo: Repository, text: str | None) -> ObjectId:
+    """Return the id of the commit that revision ``text`` names (None means HEAD).
+
+    Reads only: nothing is written, whatever ``text`` is.
+
+    Raises:
+        UsageError: ``text`` is not revision syntax, or a hex prefix is shorter
+            than ``MIN_PREFIX_HEX`` digits or matches several commits.
+        NotFoundError: no commit has that prefix, or ``~N``/``^`` goes back
+            past the first commit.
+    """
+    if text is None:
+        return repo.head_id()
+    match = _REVISION.fullmatch(text)
+    if match is None:
+        raise UsageError(
+            f"invalid revision {text!r}: expected HEAD, HEAD~N, HEAD^ or a commit id prefix "
+            f"of at least {MIN_PREFIX_HEX} hex digits"
+        )
+    base = match["base"]
+    commit_id = repo.head_id() if base == "HEAD" else _commit_by_prefix(repo, base.lower())
+    # ``~`` alone and ``^`` each mean one first parent back; ``~N`` means N.
+    back = sum(int(step[1] or 1) for step in _STEP.finditer(match["steps"]))
+    return _first_parent_ancestor(repo, commit_id, back, text)
+
+
+def _commit_by_prefix(repo: Repository, prefix_hex: str) -> ObjectId:
+    if len(prefix_hex) < MIN_PREFIX_HEX:
+        raise UsageError(
+            f"revision {prefix_hex!r} is too short: give at least {MIN_PREFIX_HEX} hex digits of a commit id"
+        )
+    # An odd number of digits cannot be a byte prefix: scan by the even part, filter by text.
+    byte_prefix = bytes.fromhex(prefix_hex[: len(prefix_hex) // 2 * 2])
+    found: list[ObjectId] = []
+    for object_id in repo.store.iter_ids(byte_prefix):
+        if not object_id.hex().startswith(prefix_hex):
+            continue
+        record = repo.store.get(object_id)
+        if record is not None and record_kind(record) is Kind.COMMIT:
+            found.append(object_id)
+            if len(found) > MAX_CANDIDATES_SHOWN:
+                break
+    if not found:
+        raise NotFoundError(f"unknown revision {prefix_hex!r}: no commit id starts with it")
+    if len(found) > 1:
+        shown = ", ".join(c.hex()[:12] for c in found[:MAX_CANDIDATES_SHOWN])
+        more = ", ..." if len(found) > MAX_CANDIDATES_SHOWN else ""
+        raise UsageError(f"ambiguous revision {prefix_hex!r}: it starts commits {shown}{more}; give more digits")
+    return found[0]
+
+
+def _first_parent_ancestor(repo: Repository, commit_id: ObjectId, back: int, text: str) -> ObjectId:
+    for step in range(back):
+        parents = parents_of(repo, commit_id, repo.resolve_commit(commit_id))
+        if not parents:
+            raise NotFoundError(
+                f"revision {text!r} goes back past the first commit ({step + 1} commits in that history)"
+            )
+        commit_id = parents[0]
+    repo.resolve_commit(commit_id)  # a prefix or a parent must name a readable commit
+    return commit_id
 
 
 _author_cache: list[str] = []
@@ -117,3 +231,21 @@ def author() -> str:
             user = str(os.geteuid())
         _author_cache.append(f"{user}@{os.uname().nodename}")
     return _author_cache[0]
+
+
+def iter_history(repo: Repository, start_ids: Iterable[ObjectId] | None = None) -> Iterator[tuple[ObjectId, Commit]]:
+    """Yield (id, commit) of every commit reachable from ``start_ids`` (default HEAD), once each.
+
+    Follows every parent, not only the first; a commit comes before its parents.
+    """
+    pending = list(start_ids) if start_ids is not None else [repo.head_id()]
+    pending.reverse()
+    seen: set[ObjectId] = set()
+    while pending:
+        commit_id = pending.pop()
+        if commit_id in seen:
+            continue
+        seen.add(commit_id)
+        commit = repo.resolve_commit(commit_id)
+        yield commit_id, commit
+        pending.extend(reversed(parents_of(repo, commit_id, commit)))

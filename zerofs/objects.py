@@ -34,6 +34,11 @@ MAX_FANOUT: Final = 256
 DIR_FLAT_MAX: Final = 256
 """A directory (or shard) with more entries than this is split into shards."""
 
+CREATED_XATTR: Final = b"zerofs.created"
+"""Entry attribute holding when the name was created in the store (8 bytes, ns, little-endian).
+
+Outside the ``user.`` namespace, so a mount (issue #5) can keep it from programs."""
+
 DIR_SHARD_BITS: Final = 6
 DIR_SHARDS: Final = 1 << DIR_SHARD_BITS
 
@@ -171,6 +176,32 @@ class DirEntry(NamedTuple):
         """Return this entry under another name."""
         return DirEntry(
             name, self.kind, self.mode, self.uid, self.gid, self.mtime_ns, self.size_bytes, self.id, self.xattrs
+        )
+
+    @property
+    def created_ns(self) -> int | None:
+        """When this name was created in the store (recorded by ``with_created``), or None."""
+        for key, value in self.xattrs:
+            if key == CREATED_XATTR and len(value) == 8:
+                return int.from_bytes(value, "little", signed=True)
+        return None
+
+    def with_created(self, time_ns: int) -> DirEntry:
+        """Return this entry recording ``time_ns`` as its creation time (kept by renames).
+
+        A snapshot is dated by this record, not by its name or mtime (a clone
+        keeps its source's mtime): ``prune`` relies on it.
+        """
+        xattrs = tuple(
+            sorted(
+                (
+                    *(x for x in self.xattrs if x[0] != CREATED_XATTR),
+                    (CREATED_XATTR, time_ns.to_bytes(8, "little", signed=True)),
+                )
+            )
+        )
+        return DirEntry(
+            self.name, self.kind, self.mode, self.uid, self.gid, self.mtime_ns, self.size_bytes, self.id, xattrs
         )
 
     def pointing_at(self, node_id: ObjectId, size_bytes: int | None = None, mtime_ns: int | None = None) -> DirEntry:

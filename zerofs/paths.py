@@ -1,7 +1,9 @@
 """Store paths: parse and validate absolute paths inside the repository.
 
 A store path is absolute (``/data/x.txt``); its components are entry names
-(bytes) validated by ``objects.validate_name``. Host paths never pass
+(bytes) validated by ``objects.validate_name``. A path to read may name a
+revision first (``HEAD~3:/data``, ``RevPath``); this module only splits the
+text, ``history.resolve_revision`` finds the commit. Host paths never pass
 through here.
 """
 
@@ -60,3 +62,39 @@ class StorePath(NamedTuple):
 
     def __str__(self) -> str:
         return "/" + "/".join(os.fsdecode(p) for p in self.parts)
+
+
+REV_SEPARATOR = ":/"
+
+
+class RevPath(NamedTuple):
+    """A store path to read, in a named revision (``rev`` None means HEAD)."""
+
+    rev: str | None
+    path: StorePath
+
+    @classmethod
+    def parse(cls, text: str) -> RevPath:
+        """Parse ``/path`` (HEAD) or ``REV:/path``.
+
+        Only text that does not start with '/' and contains ':/' is split, so
+        an absolute path with a colon in a name stays a plain path.
+
+        Raises:
+            UsageError: the revision part is empty, or the path is not absolute.
+            InvalidNameError: a component is not a valid name.
+        """
+        if text.startswith("/") or REV_SEPARATOR not in text:
+            return cls(None, StorePath.parse(text))
+        rev, _, rest = text.partition(":")
+        if not rev:
+            raise UsageError(f"invalid path {text!r}: nothing before ':' (write REV:/path, e.g. HEAD~1:/data)")
+        return cls(rev, StorePath.parse(rest))
+
+    @property
+    def is_head(self) -> bool:
+        """True when no revision was named."""
+        return self.rev is None
+
+    def __str__(self) -> str:
+        return str(self.path) if self.rev is None else f"{self.rev}:{self.path}"

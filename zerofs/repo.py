@@ -29,6 +29,7 @@ from zerofs.objects import (
     SymlinkNode,
     decode,
     encode,
+    iter_child_ids,
     object_id,
 )
 from zerofs.store import ObjectStore, WriteBatch, open_store
@@ -151,13 +152,13 @@ class Repository:
         return repo
 
     @classmethod
-    def open(cls, path: Path, *, readonly: bool = False) -> Repository:
-        """Open the repository at ``path``.
+    def open(cls, path: Path, *, readonly: bool = False, writer_lease: bool = True) -> Repository:
+        """Open the repository at ``path`` (``writer_lease``: see ``LmdbStore``).
 
         Raises:
             RepositoryError: none there, damaged, or of a newer format.
         """
-        store = open_store(path, readonly=readonly)
+        store = open_store(path, readonly=readonly, writer_lease=writer_lease)
         raw = store.get_meta(CONFIG_KEY)
         if raw is None:
             store.close()
@@ -270,10 +271,27 @@ class Staging:
             self._nodes[node_id] = node
         return node_id
 
-    def write_to(self, batch: WriteBatch) -> None:
-        """Write every staged record into ``batch`` (objects go before refs)."""
-        for node_id, record in self._records.items():
-            batch.put(node_id, record)
+    def write_to(self, batch: WriteBatch, top_id: ObjectId | None = None) -> None:
+        """Write staged records into ``batch`` (objects go before refs).
+
+        With ``top_id``, only the staged nodes reachable from it: path copying
+        stages intermediate directories (one per level per step of a change)
+        that the final tree no longer uses, and writing them would only make
+        garbage for gc.
+        """
+        if top_id is None:
+            for node_id, record in self._records.items():
+                batch.put(node_id, record)
+            return
+        pending = [top_id]
+        seen: set[bytes] = set()
+        while pending:
+            node_id = pending.pop()
+            if node_id in seen or node_id not in self._records:
+                continue
+            seen.add(node_id)
+            batch.put(node_id, self._records[node_id])
+            pending.extend(child_id for _, child_id in iter_child_ids(self._nodes[node_id]))
 
     def get_typed(self, node_id: ObjectId, node_type: type[N]) -> N:
         """Return a staged or stored node of ``node_type``."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from typing import Final, Protocol, TypeVar
+from typing import Final, NamedTuple, Protocol, TypeVar
 
 from zerofs.errors import ConflictError, NotFoundError, UsageError
 from zerofs.objects import (
@@ -264,7 +264,7 @@ def ensure_dirs(
         prefix = StorePath(path.parts[:depth])
         existing = try_lookup(sink, root_id, prefix)
         if existing is None:
-            new_entry = DirEntry(prefix.name, Kind.DIR, mode, uid, gid, now_ns, 0, empty_dir)
+            new_entry = DirEntry(prefix.name, Kind.DIR, mode, uid, gid, now_ns, 0, empty_dir).with_created(now_ns)
             root_id = change_dir(sink, root_id, prefix.parent, _putter(sink, new_entry), now_ns)
         elif existing.kind is not Kind.DIR:
             raise ConflictError(f"not a directory: {prefix}")
@@ -312,7 +312,8 @@ def place(
     existing = try_lookup(sink, root_id, path)
     if existing is not None and not replace:
         raise ConflictError(f"already exists: {path} (use --force to replace it)")
-    return change_dir(sink, root_id, path.parent, _putter(sink, entry.renamed(path.name)), now_ns)
+    placed = entry.renamed(path.name).with_created(now_ns)
+    return change_dir(sink, root_id, path.parent, _putter(sink, placed), now_ns)
 
 
 def _require_parent(source: NodeSource, root_id: ObjectId, path: StorePath) -> None:
@@ -378,3 +379,75 @@ def walk(source: NodeSource, dir_id: ObjectId, path: StorePath) -> Iterator[tupl
         yield child, entry
         if entry.kind is Kind.DIR:
             yield from walk(source, entry.id, child)
+
+
+class Reached(NamedTuple):
+    """One object met by ``iter_reachable``: what it is and where it was first met."""
+
+    object_id: ObjectId
+    kind: Kind
+    path: StorePath
+    """The store path it is reached by (a file's chunks and a directory's shards: the file's, the directory's)."""
+    size_bytes: int
+    """Uncompressed bytes its reference declares: a chunk's or chunk list's length, a file's size; else 0."""
+
+
+def iter_reachable(
+    source: NodeSource,
+    root_id: ObjectId,
+    *,
+    kind: Kind = Kind.DIR,
+    path: StorePath = StorePath(),  # noqa: B008 (an immutable tuple)
+    size_bytes: int = 0,
+    seen: set[ObjectId] | None = None,
+) -> Iterator[Reached]:
+    """Yield every object reachable from ``root_id`` once, parents before children.
+
+    Ids already in ``seen`` are skipped with everything below them, and every
+    id yielded is added to it: pass the same set to walk many roots (all of
+    history) reading each shared subtree once. Chunks are yielded, not read.
+    Only directory, file and chunk-list nodes are read, through ``source``.
+    """
+    if seen is None:
+        seen = set()
+    stack = [Reached(root_id, kind, path, size_bytes)]
+    while stack:
+        item = stack.pop()
+        if item.object_id in seen:
+            continue
+        seen.add(item.object_id)
+        yield item
+        if item.kind is Kind.DIR:
+            node = source.get_typed(item.object_id, DirNode)
+            for _, shard_id in reversed(node.shards):
+                stack.append(Reached(shard_id, Kind.DIR, item.path, 0))
+            for entry in reversed(node.entries):
+                stack.append(Reached(entry.id, entry.kind, StorePath((*item.path.parts, entry.name)), entry.size_bytes))
+        elif item.kind in (Kind.FILE, Kind.CHUNKLIST):
+            refs_node: FileNode | ChunkListNode = (
+                source.get_typed(item.object_id, FileNode)
+                if item.kind is Kind.FILE
+                else source.get_typed(item.object_id, ChunkListNode)
+            )
+            child_kind = Kind.CHUNK if refs_node.level == 0 else Kind.CHUNKLIST
+            for ref in reversed(refs_node.refs):
+                stack.append(Reached(ref.id, child_kind, item.path, ref.size_bytes))
+
+
+def apparent_bytes(source: NodeSource, entry: DirEntry, memo: dict[ObjectId, int] | None = None) -> int:
+    """Return the sum of the sizes of the regular files at or below ``entry``, counting every path.
+
+    A directory's total is remembered by id in ``memo``, so twenty clones of
+    one tree cost one walk of it.
+    """
+    if entry.kind is Kind.FILE:
+        return entry.size_bytes
+    if entry.kind is not Kind.DIR:
+        return 0
+    if memo is None:
+        memo = {}
+    total = memo.get(entry.id)
+    if total is None:
+        total = sum(apparent_bytes(source, child, memo) for child in iter_dir(source, entry.id))
+        memo[entry.id] = total
+    return total

@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 import typer
 
 from zerofs import __version__
-from zerofs.cli import commands
+from zerofs.cli import commands, commands_gc
 from zerofs.errors import exit_code_table
 
 _EXIT_CODES = "\n\n".join(f"{code}: {meaning}" for code, meaning in exit_code_table())
@@ -119,9 +119,15 @@ def import_(
     )
 
 
-SourceArg = Annotated[Optional[str], typer.Argument(metavar="SOURCE", help="Store path to clone.")]  # noqa: UP045
+SourceArg = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Argument(metavar="SOURCE", help="Store path to clone, or REV:/path to restore from history."),
+]
 TargetArg = Annotated[Optional[str], typer.Argument(metavar="DESTINATION", help="New store path.")]  # noqa: UP045
-SourceOpt = Annotated[Optional[str], typer.Option("--source", "-s", metavar="SOURCE", help="Store path to clone.")]  # noqa: UP045
+SourceOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--source", "-s", metavar="SOURCE", help="Store path to clone, or REV:/path."),
+]
 TargetOpt = Annotated[Optional[str], typer.Option("--destination", "-d", metavar="DESTINATION", help="New store path.")]  # noqa: UP045
 ParentsOpt = Annotated[bool, typer.Option("--parents", "-p", help="Create missing parent directories.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Replace DESTINATION if it exists.")]
@@ -141,7 +147,10 @@ def clone(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Clone SOURCE to DESTINATION: an instant snapshot, whatever its size."""
+    """Clone SOURCE to DESTINATION: an instant snapshot, whatever its size.
+
+    SOURCE may name a revision (HEAD~3:/data): restoring from history is a clone too.
+    """
     commands.clone(
         source,
         target,
@@ -286,7 +295,9 @@ def mv(
 @app.command()
 def ls(
     ctx: typer.Context,
-    store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Directory or file.")] = "/",
+    store_path: Annotated[
+        str, typer.Argument(metavar="STORE_PATH", help="Directory or file (REV:/path for history).")
+    ] = "/",
     long: Annotated[bool, typer.Option("-l", "--long", help="Mode, size, mtime and name.")] = False,
     show_all: Annotated[bool, typer.Option("-a", "--all", help="Include names starting with '.'.")] = False,
     recursive: Annotated[bool, typer.Option("-R", "--recursive", help="List subdirectories too.")] = False,
@@ -294,7 +305,7 @@ def ls(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List a directory in the store."""
+    """List a directory in the store, in HEAD or in a revision (HEAD~3:/data, 3f9a2c1:/data)."""
     commands.ls(
         store_path, long=long, show_all=show_all, recursive=recursive, as_json=as_json, **_where(ctx, repo, config)
     )
@@ -303,7 +314,9 @@ def ls(
 @app.command()
 def cat(
     ctx: typer.Context,
-    store_paths: Annotated[list[str], typer.Argument(metavar="STORE_PATH...", help="Files to print.")],
+    store_paths: Annotated[
+        list[str], typer.Argument(metavar="STORE_PATH...", help="Files to print (REV:/path for history).")
+    ],
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -320,7 +333,7 @@ def cat(
 @app.command()
 def stat(
     ctx: typer.Context,
-    store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Path to describe.")],
+    store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Path to describe (REV:/path for history).")],
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -332,7 +345,9 @@ def stat(
 @app.command()
 def tree(
     ctx: typer.Context,
-    store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Directory to show.")] = "/",
+    store_path: Annotated[
+        str, typer.Argument(metavar="STORE_PATH", help="Directory to show (REV:/path for history).")
+    ] = "/",
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -363,7 +378,7 @@ def log(
 @app.command()
 def export(
     ctx: typer.Context,
-    store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="What to export.")],
+    store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="What to export (REV:/path for history).")],
     host_path: Annotated[Path, typer.Argument(metavar="HOST_PATH", help="Target (absent or empty directory).")],
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Export into a non-empty directory, replacing files.")
@@ -380,7 +395,210 @@ def export(
 # -- history: revisions and diff (issue #4) -------------------------------------------
 
 
+@app.command()
+def diff(
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(metavar="A", help="Old side: a revision (HEAD~1), a path (/x) or REV:/path.")],
+    b: Annotated[str, typer.Argument(metavar="B", help="New side: a revision, a path or REV:/path.")],
+    show_stat: Annotated[bool, typer.Option("--stat", help="Byte counts per path and a total line.")] = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what changed from A to B: one 'A', 'M' or 'D' line per path, sorted.
+
+    A and B are revisions (whole trees), store paths in HEAD, or REV:/path.
+    Only subtrees whose ids differ are read. A type change is a D line then
+    an A line; a mode- or mtime-only change is an M. Paths are shown as in
+    B. A directory against a file is an error (exit 4).
+    """
+    from zerofs.cli import commands_history
+
+    commands_history.diff(a, b, show_stat=show_stat, as_json=as_json, **_where(ctx, repo, config))
+
+
 # -- usage: du, stats, fsck (issue #4) --------------------------------------------------
 
 
+@app.command(context_settings={"help_option_names": ["--help"]})
+def du(
+    ctx: typer.Context,
+    store_paths: Annotated[
+        Optional[list[str]],  # noqa: UP045 (typer needs Optional for a list argument with a default)
+        typer.Argument(metavar="STORE_PATH", help="Paths to measure (default: /)."),
+    ] = None,
+    human: Annotated[bool, typer.Option("--human-readable", "-h", help="Sizes like 1.5M instead of bytes.")] = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the apparent, stored and unique bytes of store paths.
+
+    apparent: the sizes of the files below the path, counted once per path.
+    stored: the records of the distinct objects the path reaches, after dedup
+    and compression. unique: what deleting the path and running gc would free;
+    history is retained, so content an earlier commit still holds is not
+    unique. (-h means --human-readable here; use --help for help.)
+    """
+    from zerofs.cli import commands_usage
+
+    commands_usage.du(store_paths or [], human=human, as_json=as_json, **_where(ctx, repo, config))
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show repository totals: logical and stored bytes, dedup and compression ratios, objects.
+
+    logical: the files of HEAD's tree. content: the distinct chunks history
+    reaches, uncompressed. dedup ratio = logical / content; compression ratio
+    = content / the records that store it. on disk: blocks of the repository's
+    files; in use: the pages the store uses of them.
+    """
+    from zerofs.cli import commands_usage
+
+    commands_usage.stats(as_json=as_json, **_where(ctx, repo, config))
+
+
+@app.command()
+def fsck(
+    ctx: typer.Context,
+    read_data: Annotated[
+        bool, typer.Option("--read-data", help="Also read and re-hash every chunk (reads all the data).")
+    ] = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check that every object history reaches is present and matches its id.
+
+    Nodes are always read, re-hashed and decoded; chunks are checked for
+    presence, or with --read-data read and re-hashed. Each problem is one line
+    naming the store path it affects and the commit; exit status 6 if any.
+    """
+    from zerofs.cli import commands_usage
+
+    commands_usage.fsck(read_data=read_data, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
+
+
 # -- space: gc and prune (issue #4) -----------------------------------------------------
+
+
+@app.command()
+def gc(
+    ctx: typer.Context,
+    keep_last: Annotated[int, typer.Option("--keep-last", min=0, metavar="N", help="Keep the N newest commits.")] = 0,
+    keep_within: Annotated[
+        str | None,
+        typer.Option(
+            "--keep-within",
+            metavar="DURATION",
+            help="Keep every commit within DURATION of the newest (30d, 1y2m, 12h).",
+        ),
+    ] = None,
+    keep_hourly: Annotated[
+        int,
+        typer.Option(
+            "--keep-hourly", min=0, metavar="N", help="Keep the newest commit of each of the last N hours with commits."
+        ),
+    ] = 0,
+    keep_daily: Annotated[
+        int, typer.Option("--keep-daily", min=0, metavar="N", help="... of each of the last N days.")
+    ] = 0,
+    keep_weekly: Annotated[
+        int, typer.Option("--keep-weekly", min=0, metavar="N", help="... of each of the last N ISO weeks.")
+    ] = 0,
+    keep_monthly: Annotated[
+        int, typer.Option("--keep-monthly", min=0, metavar="N", help="... of each of the last N months.")
+    ] = 0,
+    keep_yearly: Annotated[
+        int, typer.Option("--keep-yearly", min=0, metavar="N", help="... of each of the last N years.")
+    ] = 0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show what would go; change nothing.")] = False,
+    compact: Annotated[
+        bool, typer.Option("--compact", help="Then rewrite the repository file compactly (needs it to itself).")
+    ] = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cut history to a retention policy and delete what no kept commit references.
+
+    Retention has restic forget's semantics; HEAD is always kept, and with no
+    --keep option every commit is kept (gc then only deletes objects nothing
+    references, such as those of an interrupted import). gc runs while other
+    processes import and commit: it deletes only in short steps taken in gaps
+    between writers, and never an object a writer in flight may reference.
+    Examples: zerofs gc --keep-last 10 --keep-within 30d --dry-run
+    """
+    commands_gc.gc(
+        keep_last=keep_last,
+        keep_within=keep_within,
+        keep_hourly=keep_hourly,
+        keep_daily=keep_daily,
+        keep_weekly=keep_weekly,
+        keep_monthly=keep_monthly,
+        keep_yearly=keep_yearly,
+        dry_run=dry_run,
+        compact=compact,
+        quiet=quiet,
+        as_json=as_json,
+        **_where(ctx, repo, config),
+    )
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    directory: Annotated[str, typer.Argument(metavar="DIRECTORY", help="Directory whose children are snapshots.")],
+    keep_last: Annotated[int, typer.Option("--keep-last", min=0, metavar="N", help="Keep the N newest.")] = 0,
+    keep_within: Annotated[
+        str | None,
+        typer.Option("--keep-within", metavar="DURATION", help="Keep those within DURATION of the newest."),
+    ] = None,
+    keep_hourly: Annotated[
+        int, typer.Option("--keep-hourly", min=0, metavar="N", help="Newest of each of N hours.")
+    ] = 0,
+    keep_daily: Annotated[int, typer.Option("--keep-daily", min=0, metavar="N", help="Newest of each of N days.")] = 0,
+    keep_weekly: Annotated[
+        int, typer.Option("--keep-weekly", min=0, metavar="N", help="Newest of each of N weeks.")
+    ] = 0,
+    keep_monthly: Annotated[
+        int, typer.Option("--keep-monthly", min=0, metavar="N", help="Newest of each of N months.")
+    ] = 0,
+    keep_yearly: Annotated[
+        int, typer.Option("--keep-yearly", min=0, metavar="N", help="Newest of each of N years.")
+    ] = 0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="List what would go; change nothing.")] = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove the snapshots under DIRECTORY that a retention policy does not keep, in one commit.
+
+    Each child is dated by when it was created in the store (recorded when a
+    clone, import or mkdir places it; renames keep it), not by its name. A
+    child with no record is kept, with a warning. Run gc afterwards to
+    reclaim the space. Example: zerofs prune /snapshots/daily --keep-daily 7 --keep-weekly 4
+    """
+    commands_gc.prune(
+        directory,
+        keep_last=keep_last,
+        keep_within=keep_within,
+        keep_hourly=keep_hourly,
+        keep_daily=keep_daily,
+        keep_weekly=keep_weekly,
+        keep_monthly=keep_monthly,
+        keep_yearly=keep_yearly,
+        dry_run=dry_run,
+        quiet=quiet,
+        as_json=as_json,
+        **_where(ctx, repo, config),
+    )

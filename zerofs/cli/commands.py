@@ -20,7 +20,7 @@ from pathlib import Path
 
 from zerofs.cli.context import open_repository, settings
 from zerofs.errors import UsageError
-from zerofs.paths import StorePath
+from zerofs.paths import RevPath, StorePath
 from zerofs.repo import Repository
 
 
@@ -158,6 +158,7 @@ def clone(
     Raises:
         UsageError: a path is missing, or given both ways.
     """
+    from zerofs.services.browse import at_revision
     from zerofs.services.edit import clone as clone_path
 
     src = source_opt or source
@@ -168,8 +169,17 @@ def clone(
         raise UsageError("give SOURCE and DESTINATION either as arguments or as --source/--destination, not both")
     found = settings(repo, config)
     parents = parents or bool(found.defaults.get("parents", False))
+    source_path, target_path = RevPath.parse(src), _path(dst)
     with open_repository(found) as repository:
-        result = clone_path(repository, _path(src), _path(dst), parents=parents, force=force)
+        result = clone_path(
+            repository,
+            source_path.path,
+            target_path,
+            parents=parents,
+            force=force,
+            source_commit_id=at_revision(repository, source_path.rev),
+            source_rev=source_path.rev,
+        )
     _report(result.commit_id, result.message, quiet, as_json)
 
 
@@ -249,28 +259,34 @@ def ls(
 ) -> None:
     """List a directory (or describe a file) in the store."""
     from zerofs.cli import render
-    from zerofs.services.browse import list_path
+    from zerofs.services.browse import at_revision, list_path
 
-    target = _path(store_path)
+    target = RevPath.parse(store_path)
     with _open(repo, config, readonly=True) as repository:
-        rows = list_path(repository, target, recursive=recursive, with_targets=long or as_json)
+        commit_id = at_revision(repository, target.rev)
+        rows = list_path(
+            repository, target.path, recursive=recursive, with_targets=long or as_json, commit_id=commit_id
+        )
         render.render_listing(rows, long=long, show_all=show_all or as_json, recursive=recursive, as_json=as_json)
 
 
 def cat(store_paths: list[str], *, repo: str | None, config: str | None, as_json: bool = False) -> None:
     """Stream files from the store to standard output (with --json, one document holding them)."""
-    from zerofs.services.browse import read_file
+    from zerofs.services.browse import at_revision, read_file
 
-    targets = [_path(p) for p in store_paths]
+    targets = [RevPath.parse(p) for p in store_paths]
     with _open(repo, config, readonly=True) as repository:
+        located = [(t, at_revision(repository, t.rev)) for t in targets]
         if as_json:
             from zerofs.cli import render
 
-            render.print_json([render.content_json(str(t), b"".join(read_file(repository, t))) for t in targets])
+            render.print_json(
+                [render.content_json(str(t), b"".join(read_file(repository, t.path, c))) for t, c in located]
+            )
             return
         out = sys.stdout.buffer
-        for target in targets:
-            for data in read_file(repository, target):
+        for target, commit_id in located:
+            for data in read_file(repository, target.path, commit_id):
                 out.write(data)
         out.flush()
 
@@ -278,21 +294,22 @@ def cat(store_paths: list[str], *, repo: str | None, config: str | None, as_json
 def stat(store_path: str, *, repo: str | None, config: str | None, as_json: bool) -> None:
     """Show the metadata and node of a path."""
     from zerofs.cli import render
-    from zerofs.services.browse import stat_path
+    from zerofs.services.browse import at_revision, stat_path
 
-    target = _path(store_path)
+    target = RevPath.parse(store_path)
     with _open(repo, config, readonly=True) as repository:
-        render.render_stat(stat_path(repository, target), as_json=as_json)
+        render.render_stat(stat_path(repository, target.path, at_revision(repository, target.rev)), as_json=as_json)
 
 
 def tree(store_path: str, *, repo: str | None, config: str | None, as_json: bool) -> None:
     """Show a directory and everything below it."""
     from zerofs.cli import render
-    from zerofs.services.browse import list_path
+    from zerofs.services.browse import at_revision, list_path
 
-    target = _path(store_path)
+    target = RevPath.parse(store_path)
     with _open(repo, config, readonly=True) as repository:
-        rows = list_path(repository, target, recursive=True, with_targets=True)
+        commit_id = at_revision(repository, target.rev)
+        rows = list_path(repository, target.path, recursive=True, with_targets=True, commit_id=commit_id)
         render.render_tree(rows, str(target), as_json=as_json)
 
 
@@ -312,11 +329,13 @@ def export(
     """Recreate a store path on the host."""
     from zerofs.cli import render
     from zerofs.cli.progress import ExportBar
+    from zerofs.services.browse import at_revision
     from zerofs.services.exporter import export_tree
 
-    source = _path(store_path)
+    source = RevPath.parse(store_path)
     with _open(repo, config, readonly=True) as repository, ExportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
-        result = export_tree(repository, source, host_path, force=force, on_file=bar.update)
+        commit_id = at_revision(repository, source.rev)
+        result = export_tree(repository, source.path, host_path, force=force, on_file=bar.update, commit_id=commit_id)
     if as_json:
         render.print_json(
             {"files": result.files, "dirs": result.dirs, "symlinks": result.symlinks, "bytes": result.bytes_written}

@@ -5,3 +5,71 @@ them; commands.__getattr__ finds them for the fast path.
 """
 
 from __future__ import annotations
+
+import sys
+
+from zerofs.cli.context import open_repository, settings
+from zerofs.errors import CorruptionError
+from zerofs.paths import StorePath
+
+
+def du(store_paths: list[str], *, human: bool, repo: str | None, config: str | None, as_json: bool) -> None:
+    """Show apparent, stored and unique bytes of store paths (default: /)."""
+    from zerofs.cli import render
+    from zerofs.services.usage import disk_usage
+
+    targets = [StorePath.parse(p) for p in store_paths or ["/"]]
+    with open_repository(settings(repo, config), readonly=True) as repository:
+        render.render_du(list(disk_usage(repository, targets)), human=human, as_json=as_json)
+
+
+def stats(*, repo: str | None, config: str | None, as_json: bool) -> None:
+    """Show repository totals."""
+    from zerofs.cli import render
+    from zerofs.services.usage import repository_stats
+
+    with open_repository(settings(repo, config), readonly=True) as repository:
+        totals = repository_stats(repository)
+    if as_json:
+        render.print_json(render.stats_json(totals))
+    else:
+        render.render_stats(totals)
+
+
+def fsck(*, read_data: bool, repo: str | None, config: str | None, quiet: bool, as_json: bool) -> None:
+    """Check the repository; print one line per finding and a summary.
+
+    Raises:
+        CorruptionError: anything was found with error severity (exit 6), after the output.
+    """
+    from zerofs.cli import render
+    from zerofs.services.fsck import Finding, FsckProgress, Severity, check
+
+    findings: list[Finding] = []
+    summary = None
+    out = sys.stdout
+    with (
+        open_repository(settings(repo, config), readonly=True) as repository,
+        render.FsckBar(enabled=not quiet and not as_json and sys.stderr.isatty()) as bar,
+    ):
+        for event in check(repository, read_data=read_data):
+            if isinstance(event, FsckProgress):
+                bar.update(event.n_objects, event.read_bytes)
+            elif isinstance(event, Finding):
+                findings.append(event)
+                if not as_json:
+                    out.write(render.finding_line(event) + "\n")
+            else:
+                summary = event
+    if summary is None:  # check() always ends with its summary
+        raise CorruptionError("fsck ended without a summary")
+    if as_json:
+        render.print_json(
+            {"findings": [render.finding_json(f) for f in findings], "summary": render.fsck_summary_json(summary)}
+        )
+    elif not quiet:
+        out.write(render.fsck_summary_line(summary) + "\n")
+    n_errors = sum(1 for f in findings if f.severity is Severity.ERROR)
+    if n_errors:
+        out.flush()
+        raise CorruptionError(f"fsck found {n_errors} problem{'s' if n_errors != 1 else ''} (see above)")

@@ -68,8 +68,8 @@ def settings(repo: str | None, config: str | None) -> Settings:
     return Settings(Path(xdg) / "zerofs", "default", defaults)
 
 
-def open_repository(found: Settings, *, readonly: bool = False) -> Repository:
-    """Open the repository, or fail with the command that creates it.
+def open_repository(found: Settings, *, readonly: bool = False, writer_lease: bool = True) -> Repository:
+    """Open the repository, or fail with the command that creates it (``writer_lease``: see LmdbStore).
 
     Raises:
         RepositoryError: no repository there, or it cannot be used.
@@ -80,4 +80,4 @@ def open_repository(found: Settings, *, readonly: bool = False) -> Repository:
         if path.exists() and not path.is_dir():
             raise RepositoryError(f"{path} is not a zerofs repository (it is not a directory)")
         raise RepositoryError(f"no zerofs repository at {path} ({found.source}); create one with: {how}")
-    return Repository.open(path, readonly=readonly)
+    return Repository.open(path, readonly=readonly, writer_lease=writer_lease)

@@ -51,6 +51,21 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("JSON lines", "zerofs log --json"),
     ],
     "export": [("Restore a snapshot to the host", "zerofs export /snapshots/2026-11-24 ~/restored")],
+    "du": [
+        ("Apparent, stored and unique bytes of the snapshots", "zerofs du -h /snapshots"),
+        ("For scripts", "zerofs du --json /data /snapshots"),
+    ],
+    "stats": [("Dedup and compression ratios, object counts", "zerofs stats"), ("For scripts", "zerofs stats --json")],
+    "fsck": [
+        ("Check every node history reaches; chunks for presence", "zerofs fsck"),
+        ("Also read and re-hash every chunk", "zerofs fsck --read-data"),
+    ],
+    "diff": [
+        ("What the last commit changed", "zerofs diff HEAD~1 HEAD"),
+        ("A snapshot against the live tree, with byte counts", "zerofs diff /snapshots/monday /data --stat"),
+        ("A path in an older commit against now", "zerofs diff 3f9a2c1:/data /data"),
+        ("For scripts", "zerofs diff --json HEAD~5 HEAD"),
+    ],
 }
 
 ENVIRONMENT = [
@@ -154,7 +169,11 @@ key of the TOML file given with -c/--config; else $XDG_DATA_HOME/zerofs (or
 ~/.local/share/zerofs). Only zerofs init creates a repository; any other command run before
 it fails and names the command to run.
 
-Revisions (HEAD, HEAD~N, commit id prefixes and REV:/path) arrive with history addressing."""
+Revisions name commits: HEAD, HEAD~N (N first parents back), HEAD^, or any unique prefix of
+at least 4 hex digits of a commit id (see zerofs-log(1)). Any command that reads a path takes
+REV:/path to read it as it was in that commit: zerofs ls HEAD~3:/data, zerofs cat 3f9a2c1:/x,
+and zerofs clone HEAD~3:/data /data-restored restores instantly. zerofs-diff(1) compares two
+revisions or paths; zerofs-gc(1) cuts history to a retention policy and frees space."""
 
 
 def main_page(command: Any) -> str:

@@ -258,3 +258,166 @@ def render_tree(rows: Iterable[Listed], root_label: str, *, as_json: bool) -> No
         suffix = "/" if row.entry.kind is Kind.DIR else ""
         target = f" -> {fs(row.target)}" if row.target is not None else ""
         out.write("    " * depth + fs(row.entry.name) + suffix + target + "\n")
+
+
+# -- usage: du, stats, fsck (issue #4) ----------------------------------------------
+
+if TYPE_CHECKING:
+    from zerofs.services.fsck import Finding, FsckSummary
+    from zerofs.services.usage import PathUsage, RepoStats
+
+
+def du_json(usage: PathUsage) -> dict[str, object]:
+    """Return the documented JSON form of one ``du`` row."""
+    return {
+        "path": str(usage.path),
+        "type": KIND_NAMES.get(usage.kind, "file"),
+        "apparent_bytes": usage.apparent_bytes,
+        "stored_bytes": usage.stored_bytes,
+        "unique_bytes": usage.unique_bytes,
+        "objects": usage.n_objects,
+    }
+
+
+def render_du(rows: Iterable[PathUsage], *, human: bool, as_json: bool) -> None:
+    """Render ``du``: a header and one tab-separated line per path, or a JSON array."""
+    if as_json:
+        print_json([du_json(row) for row in rows])
+        return
+
+    def size(value: int) -> str:
+        return human_size(value) if human else str(value)
+
+    out = sys.stdout
+    out.write("apparent\tstored\tunique\tpath\n")
+    for row in rows:
+        out.write(f"{size(row.apparent_bytes)}\t{size(row.stored_bytes)}\t{size(row.unique_bytes)}\t{row.path}\n")
+
+
+def _ratio(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def stats_json(stats: RepoStats) -> dict[str, object]:
+    """Return the documented JSON form of ``stats``."""
+    return {
+        "logical_bytes": stats.logical_bytes,
+        "stored_bytes": stats.stored_bytes,
+        "reachable_stored_bytes": stats.reachable_stored_bytes,
+        "content_bytes": stats.content_bytes,
+        "content_stored_bytes": stats.content_stored_bytes,
+        "dedup_ratio": _ratio(stats.dedup_ratio),
+        "compression_ratio": _ratio(stats.compression_ratio),
+        "objects": stats.n_objects,
+        "objects_by_kind": dict(stats.objects_by_kind),
+        "commits": stats.n_commits,
+        "disk_bytes": stats.disk_bytes,
+        "used_bytes": stats.used_bytes,
+    }
+
+
+def render_stats(stats: RepoStats) -> None:
+    """Render ``stats`` as ``key<TAB>value`` lines (JSON goes through ``stats_json``)."""
+
+    def sized(value: int | None) -> str:
+        return "-" if value is None else f"{value} ({human_size(value)})"
+
+    def ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}x"
+
+    rows = [
+        ("logical", sized(stats.logical_bytes)),
+        ("stored", sized(stats.stored_bytes)),
+        ("reachable", sized(stats.reachable_stored_bytes)),
+        ("content", sized(stats.content_bytes)),
+        ("content stored", sized(stats.content_stored_bytes)),
+        ("dedup ratio", ratio(stats.dedup_ratio)),
+        ("compression ratio", ratio(stats.compression_ratio)),
+        ("commits", str(stats.n_commits)),
+        ("objects", f"{stats.n_objects} (" + ", ".join(f"{k} {n}" for k, n in stats.objects_by_kind.items()) + ")"),
+        ("on disk", sized(stats.disk_bytes)),
+        ("in use", sized(stats.used_bytes)),
+    ]
+    for key, value in rows:
+        sys.stdout.write(f"{key}\t{value}\n")
+
+
+def finding_json(finding: Finding) -> dict[str, object]:
+    """Return the documented JSON form of one fsck finding."""
+    return {
+        "kind": finding.kind.value,
+        "severity": finding.severity.value,
+        "object": finding.object_id.hex(),
+        "path": None if finding.path is None else str(finding.path),
+        "commit": None if finding.commit_id is None else finding.commit_id.hex(),
+        "detail": finding.detail,
+    }
+
+
+def finding_line(finding: Finding) -> str:
+    """Return one line for a finding: severity, kind, path, object, commit, detail."""
+    where = "commit" if finding.path is None else str(finding.path)
+    commit = f" in commit {finding.commit_id.hex()[:12]}" if finding.commit_id is not None else ""
+    return (
+        f"{finding.severity.value}: {finding.kind.value}: {where} "
+        f"(object {finding.object_id.hex()[:16]}{commit}): {finding.detail}"
+    )
+
+
+def fsck_summary_json(summary: FsckSummary) -> dict[str, object]:
+    """Return the documented JSON form of fsck's summary."""
+    return {
+        "commits": summary.n_commits,
+        "objects": summary.n_objects,
+        "chunks": summary.n_chunks,
+        "read_bytes": summary.read_bytes,
+        "read_data": summary.is_read_data,
+        "errors": summary.n_errors,
+        "warnings": summary.n_warnings,
+    }
+
+
+def fsck_summary_line(summary: FsckSummary) -> str:
+    """Return fsck's closing line."""
+    chunks = "read and re-hashed" if summary.is_read_data else "checked for presence"
+    return (
+        f"checked {summary.n_commits} commits, {summary.n_objects} objects "
+        f"({summary.n_chunks} chunks {chunks}, {human_size(summary.read_bytes)} read): "
+        f"{summary.n_errors} errors, {summary.n_warnings} warnings"
+    )
+
+
+class FsckBar:
+    """Objects and bytes checked so far, on stderr, only when enabled (stderr is a TTY)."""
+
+    def __init__(self, enabled: bool) -> None:
+        """Draw nothing unless ``enabled``."""
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> FsckBar:
+        if self.enabled:
+            from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("checking"),
+                DownloadColumn(),
+                TextColumn("{task.fields[objects]} objects"),
+                TimeElapsedColumn(),
+                console=console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("checking", total=None, objects=0)
+        return self
+
+    def update(self, n_objects: int, read_bytes: int) -> None:
+        """Show the latest counts."""
+        if self._progress is not None:
+            self._progress.update(self._task, completed=read_bytes, objects=n_objects)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

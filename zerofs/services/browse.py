@@ -1,6 +1,8 @@
 """Read-only views of the store: ls, stat, tree, cat and log.
 
-Reading never changes the repository. Every chunk read is verified against
+Each view reads HEAD, or the commit a caller resolved from a revision
+(``commit_id``; see ``history.resolve_revision``). Reading never changes
+the repository. Every chunk read is verified against
 its id by the repository layer, so damaged data is an error, not output.
 """
 
@@ -11,7 +13,7 @@ from typing import NamedTuple
 
 from zerofs.content import iter_chunk_ids, iter_file_bytes
 from zerofs.errors import ConflictError
-from zerofs.history import head, iter_log
+from zerofs.history import head, iter_log, parents_of, resolve_revision
 from zerofs.objects import Commit, DirEntry, DirNode, FileNode, Kind, ObjectId, SymlinkNode
 from zerofs.paths import StorePath
 from zerofs.repo import Repository
@@ -45,19 +47,40 @@ class LogEntry(NamedTuple):
     commit: Commit
 
 
-def resolve(repo: Repository, path: StorePath) -> DirEntry:
-    """Return the entry at ``path`` in HEAD."""
-    commit = head(repo)[1]
+def at_revision(repo: Repository, rev: str | None) -> ObjectId | None:
+    """Return the commit ``rev`` names, or None for HEAD (read when the view runs).
+
+    Raises:
+        UsageError / NotFoundError: a malformed, ambiguous or unknown revision.
+    """
+    return None if rev is None else resolve_revision(repo, rev)
+
+
+def commit_at(repo: Repository, commit_id: ObjectId | None = None) -> tuple[ObjectId, Commit]:
+    """Return (id, commit) of ``commit_id``, or of HEAD when it is None."""
+    if commit_id is None:
+        return head(repo)
+    return commit_id, repo.resolve_commit(commit_id)
+
+
+def resolve(repo: Repository, path: StorePath, commit_id: ObjectId | None = None) -> DirEntry:
+    """Return the entry at ``path`` in ``commit_id`` (default HEAD)."""
+    commit = commit_at(repo, commit_id)[1]
     if path.is_root:
         return root_entry(commit.root_id, commit.time_ns)
     return lookup(repo, commit.root_id, path)
 
 
 def list_path(
-    repo: Repository, path: StorePath, *, recursive: bool = False, with_targets: bool = False
+    repo: Repository,
+    path: StorePath,
+    *,
+    recursive: bool = False,
+    with_targets: bool = False,
+    commit_id: ObjectId | None = None,
 ) -> Iterator[Listed]:
-    """Yield ``path``'s entries (or the path itself if it is not a directory)."""
-    entry = resolve(repo, path)
+    """Yield ``path``'s entries (or the path itself if it is not a directory), in ``commit_id`` or HEAD."""
+    entry = resolve(repo, path, commit_id)
     if entry.kind is not Kind.DIR:
         yield Listed(path, entry, _target(repo, entry) if with_targets else None)
         return
@@ -75,10 +98,10 @@ def _target(repo: Repository, entry: DirEntry) -> bytes | None:
     return repo.get_typed(entry.id, SymlinkNode).target
 
 
-def stat_path(repo: Repository, path: StorePath) -> StatInfo:
-    """Return the metadata of ``path`` and the shape of its node."""
-    commit_id = head(repo)[0]
-    entry = resolve(repo, path)
+def stat_path(repo: Repository, path: StorePath, commit_id: ObjectId | None = None) -> StatInfo:
+    """Return the metadata of ``path`` (in ``commit_id`` or HEAD) and the shape of its node."""
+    commit_id = commit_at(repo, commit_id)[0]
+    entry = resolve(repo, path, commit_id)
     n_entries = n_chunks = None
     if entry.kind is Kind.DIR:
         n_entries = repo.get_typed(entry.id, DirNode).n_entries
@@ -87,13 +110,13 @@ def stat_path(repo: Repository, path: StorePath) -> StatInfo:
     return StatInfo(path, entry, n_entries, n_chunks, _target(repo, entry), commit_id)
 
 
-def read_file(repo: Repository, path: StorePath) -> Iterator[bytes]:
-    """Yield the contents of the file at ``path``, chunk by chunk (verified).
+def read_file(repo: Repository, path: StorePath, commit_id: ObjectId | None = None) -> Iterator[bytes]:
+    """Yield the contents of the file at ``path`` (in ``commit_id`` or HEAD), chunk by chunk (verified).
 
     Raises:
         ConflictError: ``path`` is a directory or a symlink.
     """
-    entry = resolve(repo, path)
+    entry = resolve(repo, path, commit_id)
     if entry.kind is Kind.DIR:
         raise ConflictError(f"is a directory: {path}")
     if entry.kind is Kind.SYMLINK:
@@ -107,18 +130,19 @@ def log(repo: Repository, *, limit: int | None = None, path: StorePath | None = 
     for commit_id, commit in iter_log(repo):
         if limit is not None and shown >= limit:
             return
-        if path is not None and not _changed(repo, commit, path):
+        if path is not None and not _changed(repo, commit_id, commit, path):
             continue
         shown += 1
         yield LogEntry(commit_id, commit)
 
 
-def _changed(repo: Repository, commit: Commit, path: StorePath) -> bool:
-    """True if ``path`` differs between ``commit`` and its first parent."""
+def _changed(repo: Repository, commit_id: ObjectId, commit: Commit, path: StorePath) -> bool:
+    """True if ``path`` differs between ``commit`` and its first parent (as history has it now)."""
     after = try_lookup(repo, commit.root_id, path) if not path.is_root else root_entry(commit.root_id)
-    if not commit.parent_ids:
+    parents = parents_of(repo, commit_id, commit)
+    if not parents:
         return after is not None
-    parent = repo.resolve_commit(commit.parent_ids[0])
+    parent = repo.resolve_commit(parents[0])
     before = try_lookup(repo, parent.root_id, path) if not path.is_root else root_entry(parent.root_id)
     if before is None or after is None:
         return before is not after

@@ -199,24 +199,45 @@ def move_path(repo: Repository, source: StorePath, target: StorePath, *, force: 
 
 
 def clone(
-    repo: Repository, source: StorePath, target: StorePath, *, parents: bool = False, force: bool = False
+    repo: Repository,
+    source: StorePath,
+    target: StorePath,
+    *,
+    parents: bool = False,
+    force: bool = False,
+    source_commit_id: ObjectId | None = None,
+    source_rev: str | None = None,
 ) -> EditResult:
     """Make ``target`` a new entry pointing at ``source``'s node: an O(1) snapshot.
 
     Cloning a directory into itself (``/`` into ``/snapshots/x``) is allowed:
     the clone is the tree as it was before the clone, so nothing recurses.
+    With ``source_commit_id``, ``source`` is read in that commit (a restore
+    from history, still one commit); ``source_rev`` is how the user named it,
+    recorded in the message and the operation.
 
     Raises:
         NotFoundError: ``source`` is missing, or the target's parent (without ``parents``).
         ConflictError: ``target`` exists (without ``force``).
     """
+    operation: dict[str, object] = {"op": "clone", "source": str(source), "target": str(target)}
+    fixed: DirEntry | None = None
+    if source_commit_id is not None:
+        old_commit = repo.resolve_commit(source_commit_id)
+        old_root = old_commit.root_id
+        fixed = root_entry(old_root, old_commit.time_ns) if source.is_root else lookup(repo, old_root, source)
+        operation.update(source_rev=source_rev or source_commit_id.hex(), source_commit=source_commit_id.hex())
 
     def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
-        entry = root_entry(root_id, now_ns) if source.is_root else lookup(staging, root_id, source)
+        if fixed is not None:
+            entry = fixed
+        else:
+            entry = root_entry(root_id, now_ns) if source.is_root else lookup(staging, root_id, source)
         return place(staging, root_id, target, entry, now_ns, parents=parents, replace=force)
 
-    message = f"clone {source} -> {target}"
-    return _commit(repo, change, message, {"op": "clone", "source": str(source), "target": str(target)}, target)
+    shown = f"{source_rev or source_commit_id.hex()[:12]}:{source}" if source_commit_id is not None else str(source)
+    message = f"clone {shown} -> {target}"
+    return _commit(repo, change, message, operation, target)
 
 
 def _commit(

@@ -23,7 +23,7 @@ from pathlib import Path
 from zerofs.content import iter_file_bytes, write_all
 from zerofs.errors import ConflictError, HostIOError
 from zerofs.history import head
-from zerofs.objects import DirEntry, Kind, SymlinkNode
+from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode
 from zerofs.paths import StorePath
 from zerofs.repo import Repository
 from zerofs.tree import list_dir, lookup, root_entry
@@ -59,8 +59,9 @@ def export_tree(
     *,
     force: bool = False,
     on_file: Callable[[int, int], None] | None = None,
+    commit_id: ObjectId | None = None,
 ) -> ExportResult:
-    """Recreate ``store_path`` at ``host_path``.
+    """Recreate ``store_path`` (in ``commit_id``, default HEAD) at ``host_path``.
 
     A directory is exported into ``host_path``, which must not exist or be
     empty unless ``force`` (then existing files of the same names are
@@ -70,7 +71,7 @@ def export_tree(
         ConflictError: ``host_path`` exists (non-empty) and not ``force``.
         HostIOError: the host refused a write.
     """
-    commit = head(repo)[1]
+    commit = head(repo)[1] if commit_id is None else repo.resolve_commit(commit_id)
     entry = (
         root_entry(commit.root_id, commit.time_ns) if store_path.is_root else lookup(repo, commit.root_id, store_path)
     )

@@ -10,6 +10,6 @@ from zerofs.store.lmdb import LmdbStore
 __all__ = ["LmdbStore", "ObjectStore", "WriteBatch", "open_store"]
 
 
-def open_store(path: Path, *, create: bool = False, readonly: bool = False) -> LmdbStore:
+def open_store(path: Path, *, create: bool = False, readonly: bool = False, writer_lease: bool = True) -> LmdbStore:
     """Open the LMDB backend at ``path`` (the only persistent backend so far)."""
-    return LmdbStore(path, create=create, readonly=readonly)
+    return LmdbStore(path, create=create, readonly=readonly, writer_lease=writer_lease)

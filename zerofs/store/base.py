@@ -95,6 +95,21 @@ class ObjectStore(Protocol):
         """Yield (id, record) of every stored object, in id order (one snapshot)."""
         ...
 
+    def writers_excluded(self) -> AbstractContextManager[bool]:
+        """Try to exclude every writer (never blocks); the context yields whether it did."""
+        ...
+
+    def is_open_elsewhere(self) -> bool:
+        """True if another handle, in any process, has this repository open."""
+        ...
+
+    def compact(self) -> tuple[int, int]:
+        """Rewrite the storage compactly and atomically; return (bytes before, after).
+
+        Needs the repository to itself. Closes the store.
+        """
+        ...
+
     def batch(self) -> AbstractContextManager[WriteBatch]:
         """Return a write batch; it is committed when the context exits cleanly."""
         ...

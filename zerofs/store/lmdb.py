@@ -17,7 +17,9 @@ was. The map grows in steps as data arrives, so there is no fixed limit.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,10 +28,12 @@ from typing import Final
 
 import lmdb
 
-from zerofs.errors import DiskFullError, RepositoryError
+from zerofs.errors import ConflictError, DiskFullError, RepositoryError
 from zerofs.objects import ObjectId
 
 DATA_FILE: Final = "data.mdb"
+OPEN_LOCK: Final = "open.lock"
+WRITERS_LOCK: Final = "writers.lock"
 MIN_MAP_BYTES: Final = 16 << 20
 MIN_ROOM_BYTES: Final = 64 << 20
 """A write transaction starts with this much room in the map, once the data is that big."""
@@ -60,8 +64,13 @@ def _round_up(value: int, step: int) -> int:
 class LmdbStore:
     """An ObjectStore over one LMDB environment directory."""
 
-    def __init__(self, path: Path, *, create: bool = False, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, create: bool = False, readonly: bool = False, writer_lease: bool = True) -> None:
         """Open (or with ``create``, make) the environment at ``path``.
+
+        Every handle holds a shared lock on ``open.lock`` (so ``compact`` can
+        know nobody else has the repository open), and a writable one also on
+        ``writers.lock`` for as long as it is open, unless ``writer_lease`` is
+        false (gc, which takes it exclusively instead; see services/gc.py).
 
         Raises:
             RepositoryError: there is no environment at ``path`` (and not
@@ -89,6 +98,9 @@ class LmdbStore:
         except lmdb.Error as exc:
             raise _store_error(f"cannot open repository at {path}", exc) from exc
         self._readonly = readonly
+        self._closed = False
+        self._open_lock = _lock_file(path / OPEN_LOCK, fcntl.LOCK_SH)
+        self._writers_lock = _lock_file(path / WRITERS_LOCK, fcntl.LOCK_SH) if writer_lease and not readonly else -1
         self._data_fd = os.open(data_file, os.O_RDONLY if readonly else os.O_RDWR)
         self._map_bytes = initial
         if create:
@@ -243,9 +255,97 @@ class LmdbStore:
         batch.commit()
 
     def close(self) -> None:
-        """Close the environment."""
+        """Close the environment (and so release its locks); closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
         self._env.close()
         os.close(self._data_fd)
+        for fd in (self._open_lock, self._writers_lock):
+            if fd >= 0:
+                os.close(fd)
+
+    @contextmanager
+    def writers_excluded(self) -> Iterator[bool]:
+        """Try to hold ``writers.lock`` exclusively; yield whether it is held.
+
+        Held, no writable handle is open in any process: no writer is in
+        flight. Never blocks, so gc polls for a gap between writers and
+        writers never wait for more than one of gc's short deletion steps.
+        """
+        if self._writers_lock >= 0:
+            # This handle is a writer itself (a library caller running gc): convert
+            # its own shared lock, which an exclusive lock on another descriptor
+            # would wait for forever.
+            try:
+                fcntl.flock(self._writers_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fcntl.flock(self._writers_lock, fcntl.LOCK_SH)
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(self._writers_lock, fcntl.LOCK_SH)
+            return
+        fd = _lock_file(self.path / WRITERS_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            yield fd >= 0
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def compact(self) -> tuple[int, int]:
+        """Rewrite the environment compactly and swap it in atomically; close the store.
+
+        The copy is written and fsynced beside the old file, then renamed over
+        it: a crash leaves the old or the new environment, never neither.
+        Holds ``open.lock`` exclusively throughout, so nobody opens the
+        repository meanwhile.
+
+        Raises:
+            ConflictError: another process has the repository open.
+        """
+        data_file = self.path / DATA_FILE
+        before = data_file.stat().st_blocks * 512
+        if self._open_lock >= 0:
+            fcntl.flock(self._open_lock, fcntl.LOCK_UN)
+        exclusive = _lock_file(self.path / OPEN_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if exclusive < 0:
+            if self._open_lock >= 0:
+                fcntl.flock(self._open_lock, fcntl.LOCK_SH)
+            raise ConflictError(
+                f"the repository at {self.path} is open in another process; "
+                "close it (or unmount it) and run gc --compact again"
+            )
+        try:
+            staging = self.path / "compact.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            self._env.copy(str(staging), compact=True)
+            _fsync_path(staging / DATA_FILE)
+            self.close()
+            os.replace(staging / DATA_FILE, data_file)
+            _fsync_path(self.path)
+            shutil.rmtree(staging, ignore_errors=True)
+            # The lock file describes the old environment; nobody else has it open.
+            (self.path / "lock.mdb").unlink(missing_ok=True)
+        finally:
+            os.close(exclusive)
+        return before, data_file.stat().st_blocks * 512
+
+    def is_open_elsewhere(self) -> bool:
+        """True if another handle (in any process) has this repository open."""
+        # flock locks belong to open file descriptions: our own shared lock would
+        # block an exclusive one from another descriptor, so drop it while probing.
+        if self._open_lock >= 0:
+            fcntl.flock(self._open_lock, fcntl.LOCK_UN)
+        probe = _lock_file(self.path / OPEN_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if probe >= 0:
+            os.close(probe)
+        if self._open_lock >= 0:
+            fcntl.flock(self._open_lock, fcntl.LOCK_SH)
+        return probe < 0
 
 
 class LmdbBatch:
@@ -336,6 +436,32 @@ class LmdbBatch:
         if self._txn is not None:
             self._txn.abort()
             self._txn = None
+
+
+def _lock_file(path: Path, operation: int) -> int:
+    """Open ``path`` and flock it; return the descriptor, or -1 if not possible now.
+
+    A blocking shared lock waits only while gc deletes one step's worth of
+    garbage. A read-only repository (or file system) gets no lock: -1.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return -1
+    try:
+        fcntl.flock(fd, operation)
+    except BlockingIOError:
+        os.close(fd)
+        return -1
+    return fd
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _store_error(what: str, exc: lmdb.Error) -> RepositoryError:

@@ -56,6 +56,20 @@ class MemoryStore:
         yield from sorted(self.objects.items())
 
     @contextmanager
+    def writers_excluded(self) -> Iterator[bool]:
+        """One process, one store: nothing to exclude."""
+        yield True
+
+    def is_open_elsewhere(self) -> bool:
+        """A memory store has one handle."""
+        return False
+
+    def compact(self) -> tuple[int, int]:
+        """Nothing to compact in memory."""
+        size = sum(len(r) for r in self.objects.values())
+        return size, size
+
+    @contextmanager
     def batch(self) -> Iterator[MemoryBatch]:
         """Yield a batch applied to the store only on clean exit."""
         batch = MemoryBatch(self)

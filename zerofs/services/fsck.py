@@ -1,0 +1,367 @@
+"""fsck: every object reachable from retained history is present and is what its id says.
+
+The algorithm, in two passes:
+
+1. **Check.** Walk the retained commits (HEAD and all its ancestors by
+   default), then each commit's tree, depth first. Every distinct object is
+   checked once, whatever the number of commits and clones that share it, so
+   checking twenty snapshots costs about one tree. A node is read, its record
+   re-hashed against its id (``codec.decode_record``), its kind compared with
+   what the reference expects, and its body decoded (``objects.decode``
+   rejects anything that is not the canonical encoding). A chunk is checked
+   for presence only, unless ``read_data``: then it is read and re-hashed,
+   and its length compared with the length its reference declares. On the
+   way back up, a node is marked *tainted* when it or anything below it is
+   damaged.
+2. **Name.** When something is damaged, walk the retained commits again,
+   newest first, descending only into tainted nodes, and report each damaged
+   object once for each distinct store path it is reached by (with the
+   newest commit that reaches it there). This pass costs the size of the
+   damage, not of the tree.
+
+fsck only reads: it holds no lock and writes nothing, so it is safe at any
+moment, including while other processes write. An object written after the
+walk began is simply not seen; one that a concurrent gc deletes between the
+read of its parent and its own read would be reported missing (gc keeps
+everything reachable from retained history, so that happens only for
+commits gc is cutting, or when fsck's retention differs from gc's).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Final, NamedTuple, TypeAlias
+
+from zerofs.errors import CorruptionError
+from zerofs.objects import (
+    ChunkListNode,
+    Commit,
+    DirNode,
+    FileNode,
+    Kind,
+    Node,
+    ObjectId,
+    decode,
+)
+from zerofs.paths import StorePath
+from zerofs.repo import Repository
+from zerofs.store.codec import CODEC_RAW, CODEC_ZSTD, RECORD_HEADER_BYTES, decode_record, record_kind
+
+PROGRESS_EVERY: Final = 1000
+"""Objects checked between two progress events."""
+
+
+class Severity(enum.Enum):
+    """How bad a finding is: errors make fsck fail."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class FindingKind(enum.Enum):
+    """Every problem fsck can report (``git fsck``-style ids)."""
+
+    MISSING_OBJECT = "missing-object"
+    """A reference names an object the store does not hold."""
+    HASH_MISMATCH = "hash-mismatch"
+    """The stored record does not decode to bytes that hash to its id (a flipped or cut byte)."""
+    UNDECODABLE = "undecodable"
+    """The record's header is unreadable, or its body (hash intact) is not a canonical node."""
+    WRONG_KIND = "wrong-kind"
+    """A reference expects one kind of object and the store holds another under that id."""
+    SIZE_MISMATCH = "size-mismatch"
+    """A reference declares a length that the object it names does not have."""
+
+    @property
+    def severity(self) -> Severity:
+        """The default severity of this kind of finding."""
+        return Severity.ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem, with the store path it affects.
+
+    ``path`` is None for a damaged commit (it has no path); ``commit_id`` is
+    the newest retained commit in which ``path`` reaches the object.
+    """
+
+    kind: FindingKind
+    severity: Severity
+    object_id: ObjectId
+    path: StorePath | None
+    commit_id: ObjectId | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class FsckProgress:
+    """Sent every ``PROGRESS_EVERY`` objects during the check pass."""
+
+    n_objects: int
+    read_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class FsckSummary:
+    """The last event: what was checked and how much was found."""
+
+    n_commits: int
+    n_objects: int
+    n_chunks: int
+    read_bytes: int
+    n_errors: int
+    n_warnings: int
+    is_read_data: bool
+
+
+FsckEvent: TypeAlias = Finding | FsckProgress | FsckSummary
+
+
+class _Problem(NamedTuple):
+    kind: FindingKind
+    detail: str
+
+
+class _Ref(NamedTuple):
+    """A reference met in the walk: what it names and what it expects there."""
+
+    object_id: ObjectId
+    kind: Kind
+    size_bytes: int | None
+    """The length the reference declares (entries: file size; refs: chunk or list length), or None."""
+
+
+class _Fact(NamedTuple):
+    """What a checked object turned out to be."""
+
+    kind: Kind
+    size_bytes: int | None
+    """A file's or chunk list's total, a chunk's length (read only with ``read_data``); else None."""
+
+
+class _Checker:
+    """The check pass: each distinct object once; remembers what is damaged and what leads to it.
+
+    Damage of an object itself (missing, hash, undecodable) is kept by id.
+    A reference that expects another kind or length than its object has is
+    kept by (referencing node, position): the same object may be referenced
+    rightly elsewhere, so the problem belongs to the reference.
+    """
+
+    def __init__(self, repo: Repository, *, read_data: bool) -> None:
+        self.repo = repo
+        self.read_data = read_data
+        self.problems: dict[ObjectId, _Problem] = {}
+        self.ref_problems: dict[tuple[ObjectId, int], _Problem] = {}
+        self.tainted: set[ObjectId] = set()
+        self.facts: dict[ObjectId, _Fact | None] = {}
+        self.n_objects = 0
+        self.n_chunks = 0
+        self.read_bytes = 0
+
+    def load(self, ref: _Ref) -> Node | None:
+        """Check one object; return its node (None for chunks and damaged objects)."""
+        self.n_objects += 1
+        if ref.kind is Kind.CHUNK and not self.read_data:
+            self.n_chunks += 1
+            self.facts[ref.object_id] = None  # present or not, its kind and length are not read
+            if not self.repo.store.has(ref.object_id):
+                self.problems[ref.object_id] = _Problem(FindingKind.MISSING_OBJECT, "chunk is missing")
+            return None
+        self.facts[ref.object_id] = None
+        record = self.repo.store.get(ref.object_id)
+        if record is None:
+            self.problems[ref.object_id] = _Problem(FindingKind.MISSING_OBJECT, f"{ref.kind.name.lower()} is missing")
+            return None
+        self.read_bytes += len(record)
+        problem, fact, node = _inspect(ref.object_id, record)
+        if problem is not None:
+            self.problems[ref.object_id] = problem
+        if fact is not None:
+            self.n_chunks += fact.kind is Kind.CHUNK
+            self.facts[ref.object_id] = fact
+        return node
+
+    def check_tree(self, root: _Ref) -> Iterator[FsckProgress]:
+        """Check everything below ``root`` not yet visited; mark tainted nodes on the way up."""
+        # Explicit stack, not recursion: directory depth is not bounded by Python's stack.
+        stack: list[tuple[_Ref, list[_Ref] | None]] = [(root, None)]
+        while stack:
+            ref, children = stack.pop()
+            if children is not None:  # leaving a node: all its children are done
+                self._leave(ref.object_id, children)
+                continue
+            if ref.object_id in self.facts:
+                continue
+            node = self.load(ref)
+            if self.n_objects % PROGRESS_EVERY == 0:
+                yield FsckProgress(self.n_objects, self.read_bytes)
+            refs = list(_children(node))
+            stack.append((ref, refs))
+            stack.extend((child, None) for child in reversed(refs))
+
+    def check_reference(self, parent_id: ObjectId, index: int, ref: _Ref) -> bool:
+        """Compare what a reference expects with its (checked) object; True if they differ."""
+        fact = self.facts.get(ref.object_id)
+        if fact is None:
+            return False
+        if fact.kind is not ref.kind:
+            detail = f"expected a {ref.kind.name.lower()}, found a {fact.kind.name.lower()}"
+            self.ref_problems[(parent_id, index)] = _Problem(FindingKind.WRONG_KIND, detail)
+            return True
+        if ref.size_bytes is not None and fact.size_bytes is not None and ref.size_bytes != fact.size_bytes:
+            detail = f"{fact.kind.name.lower()} holds {fact.size_bytes} bytes, its reference says {ref.size_bytes}"
+            self.ref_problems[(parent_id, index)] = _Problem(FindingKind.SIZE_MISMATCH, detail)
+            return True
+        return False
+
+    def _leave(self, node_id: ObjectId, children: list[_Ref]) -> None:
+        is_tainted = node_id in self.problems
+        for index, child in enumerate(children):
+            if self.check_reference(node_id, index, child) or child.object_id in self.tainted:
+                is_tainted = True
+        if is_tainted:
+            self.tainted.add(node_id)
+
+
+def _inspect(object_id: ObjectId, record: bytes) -> tuple[_Problem | None, _Fact | None, Node | None]:
+    """Verify a record against its id and decode it: (problem, what it is, its node)."""
+    if len(record) < RECORD_HEADER_BYTES or record[0] not in (CODEC_RAW, CODEC_ZSTD) or record_kind(record) is None:
+        return _Problem(FindingKind.UNDECODABLE, "the record's header is unreadable"), None, None
+    try:
+        kind, body = decode_record(object_id, record)
+    except CorruptionError as exc:
+        return _Problem(FindingKind.HASH_MISMATCH, exc.message), None, None
+    if kind is Kind.CHUNK:
+        return None, _Fact(kind, len(body)), None
+    try:
+        node = decode(kind, body, object_id.hex())
+    except CorruptionError as exc:
+        return _Problem(FindingKind.UNDECODABLE, exc.message), None, None
+    size: int | None = None
+    if isinstance(node, FileNode):
+        size = node.size_bytes
+    elif isinstance(node, ChunkListNode):
+        size = sum(r.size_bytes for r in node.refs)
+    return None, _Fact(kind, size), node
+
+
+def _children(node: Node | None) -> Iterator[_Ref]:
+    """The references a tree node holds (commits' parents and roots are walked separately)."""
+    if isinstance(node, DirNode):
+        for _, shard_id in node.shards:
+            yield _Ref(shard_id, Kind.DIR, None)
+        for entry in node.entries:
+            yield _Ref(entry.id, entry.kind, entry.size_bytes if entry.kind is Kind.FILE else None)
+    elif isinstance(node, FileNode | ChunkListNode):
+        child_kind = Kind.CHUNK if node.level == 0 else Kind.CHUNKLIST
+        for ref in node.refs:
+            yield _Ref(ref.id, child_kind, ref.size_bytes)
+
+
+def _child_paths(node: Node | None, path: StorePath) -> Iterator[StorePath]:
+    """The store path each reference of ``node`` is reached by, in the order of ``_children``."""
+    if isinstance(node, DirNode):
+        for _ in node.shards:
+            yield path
+        for entry in node.entries:
+            yield StorePath((*path.parts, entry.name))
+    else:
+        for _ in _children(node):
+            yield path
+
+
+def check(
+    repo: Repository, *, read_data: bool = False, retained: Iterable[ObjectId] | None = None
+) -> Iterator[FsckEvent]:
+    """Check every object reachable from the retained commits; yield findings, progress, a summary.
+
+    Args:
+        repo: the repository (only read).
+        read_data: also read and re-hash every chunk (else chunks are only
+            checked for presence).
+        retained: the commits to start from (default: HEAD); their
+            ancestors are always followed.
+
+    Raises:
+        RepositoryError: HEAD is not set.
+    """
+    checker = _Checker(repo, read_data=read_data)
+    start = list(retained) if retained is not None else [repo.head_id()]
+    commits: list[tuple[ObjectId, Commit]] = []
+    findings: list[Finding] = []
+    pending = list(reversed(start))
+    seen_commits: set[ObjectId] = set()
+    while pending:
+        commit_id = pending.pop()
+        if commit_id in seen_commits:
+            continue
+        seen_commits.add(commit_id)
+        node = checker.load(_Ref(commit_id, Kind.COMMIT, None))
+        problem = checker.problems.get(commit_id)
+        if problem is None and not isinstance(node, Commit):
+            fact = checker.facts.get(commit_id)
+            found = fact.kind.name.lower() if fact is not None else "chunk"
+            problem = _Problem(FindingKind.WRONG_KIND, f"expected a commit, found a {found}")
+        if problem is not None or not isinstance(node, Commit):
+            if problem is not None:
+                findings.append(_finding(problem, commit_id, None, commit_id))
+            continue
+        commits.append((commit_id, node))
+        root = _Ref(node.root_id, Kind.DIR, None)
+        yield from checker.check_tree(root)
+        if checker.check_reference(commit_id, 0, root):
+            checker.tainted.add(commit_id)
+        pending.extend(reversed(node.parent_ids))
+    if checker.tainted:
+        findings.extend(_name_damage(checker, commits))
+    yield from findings
+    n_errors = sum(1 for f in findings if f.severity is Severity.ERROR)
+    yield FsckSummary(
+        n_commits=len(commits),
+        n_objects=checker.n_objects,
+        n_chunks=checker.n_chunks,
+        read_bytes=checker.read_bytes,
+        n_errors=n_errors,
+        n_warnings=len(findings) - n_errors,
+        is_read_data=read_data,
+    )
+
+
+def _name_damage(checker: _Checker, commits: list[tuple[ObjectId, Commit]]) -> Iterator[Finding]:
+    """The second pass: each damaged object once per distinct store path, newest commit first."""
+    reported: set[tuple[FindingKind, ObjectId, StorePath]] = set()
+    walked: set[tuple[ObjectId, StorePath]] = set()
+
+    def report(problem: _Problem, object_id: ObjectId, path: StorePath, commit_id: ObjectId) -> Iterator[Finding]:
+        if (problem.kind, object_id, path) not in reported:
+            reported.add((problem.kind, object_id, path))
+            yield _finding(problem, object_id, path, commit_id)
+
+    for commit_id, commit in commits:
+        root_problem = checker.ref_problems.get((commit_id, 0))
+        if root_problem is not None:
+            yield from report(root_problem, commit.root_id, StorePath(), commit_id)
+        stack = [(commit.root_id, StorePath())]
+        while stack:
+            object_id, path = stack.pop()
+            if object_id not in checker.tainted or (object_id, path) in walked:
+                continue
+            walked.add((object_id, path))
+            problem = checker.problems.get(object_id)
+            if problem is not None:
+                yield from report(problem, object_id, path, commit_id)
+                continue  # nothing below a damaged object can be read
+            node = checker.repo.get_node(object_id)  # tainted and undamaged: a node that decodes
+            for index, (child, child_path) in enumerate(zip(_children(node), _child_paths(node, path), strict=True)):
+                ref_problem = checker.ref_problems.get((object_id, index))
+                if ref_problem is not None:
+                    yield from report(ref_problem, child.object_id, child_path, commit_id)
+                stack.append((child.object_id, child_path))
+
+
+def _finding(problem: _Problem, object_id: ObjectId, path: StorePath | None, commit_id: ObjectId) -> Finding:
+    return Finding(problem.kind, problem.kind.severity, object_id, path, commit_id, problem.detail)
