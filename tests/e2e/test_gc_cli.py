@@ -164,6 +164,8 @@ def test_gc_races_imports_without_losing_anything(zerofs: Any, cli_repo: Path, t
             assert proc.returncode in (0, ConflictError.exit_code), proc.stderr
             assert "Traceback" not in proc.stderr
         assert verify_history(cli_repo) >= 1
+        fsck = subprocess.run([*base, "fsck", "--read-data"], env=env, capture_output=True, text=True)
+        assert fsck.returncode == 0, fsck.stdout + fsck.stderr
         for w in range(3):
             listing = zerofs("ls", f"/snap-w{w}").stdout.decode().split()
             assert len(listing) == 40

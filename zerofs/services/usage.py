@@ -225,7 +225,7 @@ def _disk_bytes(directory: Path) -> int:
 def _used_bytes(repo: Repository) -> int | None:
     """Pages in use, from a backend that reports them (``used_bytes()``); None otherwise."""
     # Not part of the ObjectStore protocol: an object-storage backend has no pages.
-    report = getattr(repo.store, "used_bytes", None) or getattr(repo.store, "_used_bytes", None)
+    report = getattr(repo.store, "used_bytes", None)
     if report is None:
         return None
     value = report()

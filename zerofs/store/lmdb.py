@@ -116,6 +116,10 @@ class LmdbStore:
 
     # -- map management ---------------------------------------------------
 
+    def used_bytes(self) -> int:
+        """Bytes of the data file in LMDB pages in use (the rest is free room in the map)."""
+        return self._used_bytes()
+
     def _used_bytes(self) -> int:
         info = self._env.info()
         return int((info["last_pgno"] + 1) * self._env.stat()["psize"])
