@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple, TypeAlias
 
 from zerofs.errors import CorruptionError
+from zerofs.history import parents_of
 from zerofs.objects import (
     ChunkListNode,
     Commit,
@@ -315,7 +316,7 @@ def check(
         yield from checker.check_tree(root)
         if checker.check_reference(commit_id, 0, root):
             checker.tainted.add(commit_id)
-        pending.extend(reversed(node.parent_ids))
+        pending.extend(reversed(parents_of(repo, commit_id, node)))  # gc's grafts cut history
     if checker.tainted:
         findings.extend(_name_damage(checker, commits))
     yield from findings
