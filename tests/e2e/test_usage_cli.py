@@ -95,3 +95,12 @@ def test_stats_without_a_repository(tmp_path: Path) -> None:
 
     proc = run_zerofs("stats", repo=tmp_path / "none", expect=5)
     assert "no zerofs repository" in proc.stderr
+
+
+def test_du_reads_revisions(zerofs: Any, stored: Path) -> None:
+    zerofs("rm", "-r", "/data")
+    assert_fails(stored, "du", "/data", expect=3)
+    rows = json.loads(zerofs("du", "--json", "HEAD~1:/data", "/snap").stdout)
+    assert rows[0]["apparent_bytes"] == rows[1]["apparent_bytes"] == len(RANDOM) + 6
+    assert "past the first commit" in assert_fails(stored, "du", "HEAD~99:/data", expect=3)
+    assert_fails(stored, "du", "nope0:/data", expect=2)

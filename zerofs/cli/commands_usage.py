@@ -10,17 +10,22 @@ import sys
 
 from zerofs.cli.context import open_repository, settings
 from zerofs.errors import CorruptionError
-from zerofs.paths import StorePath
 
 
 def du(store_paths: list[str], *, human: bool, repo: str | None, config: str | None, as_json: bool) -> None:
     """Show apparent, stored and unique bytes of store paths (default: /)."""
     from zerofs.cli import render
-    from zerofs.services.usage import disk_usage
+    from zerofs.history import resolve_revision
+    from zerofs.paths import RevPath
+    from zerofs.services.usage import PathUsage, disk_usage
 
-    targets = [StorePath.parse(p) for p in store_paths or ["/"]]
+    targets = [RevPath.parse(p) for p in store_paths or ["/"]]
     with open_repository(settings(repo, config), readonly=True) as repository:
-        render.render_du(list(disk_usage(repository, targets)), human=human, as_json=as_json)
+        rows: list[PathUsage] = []
+        for target in targets:
+            commit_id = None if target.rev is None else resolve_revision(repository, target.rev)
+            rows.extend(disk_usage(repository, [target.path], commit_id=commit_id))
+        render.render_du(rows, human=human, as_json=as_json)
 
 
 def stats(*, repo: str | None, config: str | None, as_json: bool) -> None:

@@ -112,7 +112,11 @@ def _entry_at(repo: Repository, root_id: ObjectId, path: StorePath) -> DirEntry:
 
 
 def disk_usage(
-    repo: Repository, paths: Sequence[StorePath], *, retained: Iterable[ObjectId] | None = None
+    repo: Repository,
+    paths: Sequence[StorePath],
+    *,
+    retained: Iterable[ObjectId] | None = None,
+    commit_id: ObjectId | None = None,
 ) -> Iterator[PathUsage]:
     """Yield the apparent, stored and unique bytes of each path in HEAD's tree.
 
@@ -122,12 +126,17 @@ def disk_usage(
             of a path are what deleting that path alone would free).
         retained: the commits gc would keep (default: all of history). HEAD
             counts with the path removed from its tree.
+        commit_id: read the paths in this commit instead of HEAD (``REV:/path``);
+            it then plays HEAD's part: its tree counts with the path removed.
 
     Raises:
         NotFoundError: a path does not exist in HEAD.
         CorruptionError: a node on the way is missing or damaged.
     """
-    head_id, head_commit = head(repo)
+    if commit_id is None:
+        head_id, head_commit = head(repo)
+    else:
+        head_id, head_commit = commit_id, repo.resolve_commit(commit_id)
     entries = [(path, _entry_at(repo, head_commit.root_id, path)) for path in paths]
     others_in_history: set[ObjectId] | None = None
     memo: dict[ObjectId, int] = {}
