@@ -164,60 +164,9 @@ def clone(
     )
 
 
-@app.command()
-def snapshot(
-    ctx: typer.Context,
-    source: SourceArg = None,
-    target: TargetArg = None,
-    source_opt: SourceOpt = None,
-    target_opt: TargetOpt = None,
-    parents: ParentsOpt = False,
-    force: ForceOpt = False,
-    repo: RepoOpt = None,
-    config: ConfigOpt = None,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Same as clone: snapshots are clones."""
-    commands.snapshot(
-        source,
-        target,
-        source_opt=source_opt,
-        target_opt=target_opt,
-        parents=parents,
-        force=force,
-        quiet=quiet,
-        as_json=as_json,
-        **_where(ctx, repo, config),
-    )
-
-
-@app.command("snap", hidden=True)
-def snap(
-    ctx: typer.Context,
-    source: SourceArg = None,
-    target: TargetArg = None,
-    source_opt: SourceOpt = None,
-    target_opt: TargetOpt = None,
-    parents: ParentsOpt = False,
-    force: ForceOpt = False,
-    repo: RepoOpt = None,
-    config: ConfigOpt = None,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Same as clone."""
-    commands.snap(
-        source,
-        target,
-        source_opt=source_opt,
-        target_opt=target_opt,
-        parents=parents,
-        force=force,
-        quiet=quiet,
-        as_json=as_json,
-        **_where(ctx, repo, config),
-    )
+# The same command under its other names: snapshots are clones.
+app.command("snapshot", help="Same as clone: snapshots are clones.")(clone)
+app.command("snap", hidden=True, help="Same as clone.")(clone)
 
 
 @app.command()

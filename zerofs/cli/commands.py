@@ -185,8 +185,6 @@ def clone(
 
 # ``snapshot`` and the hidden ``snap`` are clone under other names; the spec
 # names each command's function after its typer function.
-snapshot = clone
-snap = clone
 
 
 def write(store_path: str, *, parents: bool, repo: str | None, config: str | None, quiet: bool, as_json: bool) -> None:

@@ -523,7 +523,7 @@ SPEC: Final[Spec] = {
             ],
         },
         "snapshot": {
-            "function": "snapshot",
+            "function": "clone",
             "is_fast": True,
             "allow_interspersed_args": True,
             "params": [
@@ -702,7 +702,7 @@ SPEC: Final[Spec] = {
             ],
         },
         "snap": {
-            "function": "snap",
+            "function": "clone",
             "is_fast": True,
             "allow_interspersed_args": True,
             "params": [
