@@ -70,6 +70,7 @@ def test_gc_frees_what_deleted_snapshots_held(zerofs: Any, cli_repo: Path, tmp_p
     assert result["bytes_freed"] > 6 * 200_000
     assert verify_history(cli_repo) == 1
     assert len(log_json(cli_repo)) == 1
+    assert log_json(cli_repo)[0]["parents"] == []  # the grafted parents, not the cut ones
     assert zerofs("cat", "/data/only").stdout == b"small"
 
 

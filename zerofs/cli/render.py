@@ -201,7 +201,7 @@ def log_json(item: LogEntry) -> dict[str, object]:
     commit = item.commit
     return {
         "commit": item.commit_id.hex(),
-        "parents": [p.hex() for p in commit.parent_ids],
+        "parents": [p.hex() for p in item.parent_ids],
         "root": commit.root_id.hex(),
         "time_ns": commit.time_ns,
         "author": commit.author,

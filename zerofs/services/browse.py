@@ -41,10 +41,11 @@ class StatInfo(NamedTuple):
 
 
 class LogEntry(NamedTuple):
-    """One commit in ``log``."""
+    """One commit in ``log``, with its parents as history has them now (after any gc cut)."""
 
     commit_id: ObjectId
     commit: Commit
+    parent_ids: tuple[ObjectId, ...]
 
 
 def at_revision(repo: Repository, rev: str | None) -> ObjectId | None:
@@ -133,7 +134,7 @@ def log(repo: Repository, *, limit: int | None = None, path: StorePath | None = 
         if path is not None and not _changed(repo, commit_id, commit, path):
             continue
         shown += 1
-        yield LogEntry(commit_id, commit)
+        yield LogEntry(commit_id, commit, parents_of(repo, commit_id, commit))
 
 
 def _changed(repo: Repository, commit_id: ObjectId, commit: Commit, path: StorePath) -> bool:
