@@ -31,15 +31,16 @@ deletion step, because no commit can land while the step holds the lock.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
 from zerofs.errors import ConflictError
 from zerofs.history import GRAFTS_KEY, encode_grafts, read_grafts
-from zerofs.objects import ChunkListNode, Commit, DirNode, FileNode, Kind, ObjectId
+from zerofs.objects import Commit, ObjectId
 from zerofs.repo import Repository
 from zerofs.retention import Retention, parse_duration, select_kept
+from zerofs.tree import iter_reachable
 
 STEP_OBJECTS: Final = 20_000
 """Objects deleted per locked step: a few tens of milliseconds of LMDB deletes."""
@@ -78,34 +79,14 @@ def walk_history(
 # -- mark ---------------------------------------------------------------------------
 
 
-def mark(repo: Repository, commit_ids: Iterator[ObjectId] | list[ObjectId], marked: set[ObjectId]) -> None:
+def mark(repo: Repository, commit_ids: Iterable[ObjectId], marked: set[ObjectId]) -> None:
     """Add to ``marked`` every object reachable from the given commits (shared subtrees once)."""
     for commit_id in commit_ids:
         if commit_id in marked:
             continue
         marked.add(commit_id)
-        _mark_node(repo, repo.resolve_commit(commit_id).root_id, Kind.DIR, marked)
-
-
-def _mark_node(repo: Repository, node_id: ObjectId, kind: Kind, marked: set[ObjectId]) -> None:
-    stack = [(node_id, kind)]
-    while stack:
-        object_id, object_kind = stack.pop()
-        if object_id in marked:
-            continue
-        marked.add(object_id)
-        if object_kind in (Kind.CHUNK, Kind.SYMLINK):
-            continue
-        node = repo.get_node(object_id)
-        if isinstance(node, DirNode):
-            stack.extend((shard_id, Kind.DIR) for _, shard_id in node.shards)
-            stack.extend((entry.id, entry.kind) for entry in node.entries)
-        elif isinstance(node, FileNode | ChunkListNode):
-            child_kind = Kind.CHUNK if node.level == 0 else Kind.CHUNKLIST
-            if child_kind is Kind.CHUNK:
-                marked.update(ref.id for ref in node.refs)
-            else:
-                stack.extend((ref.id, child_kind) for ref in node.refs)
+        for _ in iter_reachable(repo, repo.resolve_commit(commit_id).root_id, seen=marked):
+            pass
 
 
 # -- gc -----------------------------------------------------------------------------
