@@ -438,36 +438,41 @@ def fsck(
 # -- space: gc and prune (issue #4) -----------------------------------------------------
 
 
+# Retention options, shared by gc (commits) and prune (snapshot directories).
+KeepLastOpt = Annotated[int, typer.Option("--keep-last", min=0, metavar="N", help="Keep the N newest.")]
+KeepWithinOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--keep-within", metavar="DURATION", help="Keep all within DURATION of the newest (30d, 2w, 1y2m, 12h)."
+    ),
+]
+KeepHourlyOpt = Annotated[
+    int, typer.Option("--keep-hourly", min=0, metavar="N", help="Keep the newest of each of the last N hours.")
+]
+KeepDailyOpt = Annotated[
+    int, typer.Option("--keep-daily", min=0, metavar="N", help="Keep the newest of each of the last N days.")
+]
+KeepWeeklyOpt = Annotated[
+    int, typer.Option("--keep-weekly", min=0, metavar="N", help="Keep the newest of each of the last N ISO weeks.")
+]
+KeepMonthlyOpt = Annotated[
+    int, typer.Option("--keep-monthly", min=0, metavar="N", help="Keep the newest of each of the last N months.")
+]
+KeepYearlyOpt = Annotated[
+    int, typer.Option("--keep-yearly", min=0, metavar="N", help="Keep the newest of each of the last N years.")
+]
+
+
 @app.command()
 def gc(
     ctx: typer.Context,
-    keep_last: Annotated[int, typer.Option("--keep-last", min=0, metavar="N", help="Keep the N newest commits.")] = 0,
-    keep_within: Annotated[
-        str | None,
-        typer.Option(
-            "--keep-within",
-            metavar="DURATION",
-            help="Keep every commit within DURATION of the newest (30d, 1y2m, 12h).",
-        ),
-    ] = None,
-    keep_hourly: Annotated[
-        int,
-        typer.Option(
-            "--keep-hourly", min=0, metavar="N", help="Keep the newest commit of each of the last N hours with commits."
-        ),
-    ] = 0,
-    keep_daily: Annotated[
-        int, typer.Option("--keep-daily", min=0, metavar="N", help="... of each of the last N days.")
-    ] = 0,
-    keep_weekly: Annotated[
-        int, typer.Option("--keep-weekly", min=0, metavar="N", help="... of each of the last N ISO weeks.")
-    ] = 0,
-    keep_monthly: Annotated[
-        int, typer.Option("--keep-monthly", min=0, metavar="N", help="... of each of the last N months.")
-    ] = 0,
-    keep_yearly: Annotated[
-        int, typer.Option("--keep-yearly", min=0, metavar="N", help="... of each of the last N years.")
-    ] = 0,
+    keep_last: KeepLastOpt = 0,
+    keep_within: KeepWithinOpt = None,
+    keep_hourly: KeepHourlyOpt = 0,
+    keep_daily: KeepDailyOpt = 0,
+    keep_weekly: KeepWeeklyOpt = 0,
+    keep_monthly: KeepMonthlyOpt = 0,
+    keep_yearly: KeepYearlyOpt = 0,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show what would go; change nothing.")] = False,
     compact: Annotated[
         bool, typer.Option("--compact", help="Then rewrite the repository file compactly (needs it to itself).")
@@ -506,24 +511,13 @@ def gc(
 def prune(
     ctx: typer.Context,
     directory: Annotated[str, typer.Argument(metavar="DIRECTORY", help="Directory whose children are snapshots.")],
-    keep_last: Annotated[int, typer.Option("--keep-last", min=0, metavar="N", help="Keep the N newest.")] = 0,
-    keep_within: Annotated[
-        str | None,
-        typer.Option("--keep-within", metavar="DURATION", help="Keep those within DURATION of the newest."),
-    ] = None,
-    keep_hourly: Annotated[
-        int, typer.Option("--keep-hourly", min=0, metavar="N", help="Newest of each of N hours.")
-    ] = 0,
-    keep_daily: Annotated[int, typer.Option("--keep-daily", min=0, metavar="N", help="Newest of each of N days.")] = 0,
-    keep_weekly: Annotated[
-        int, typer.Option("--keep-weekly", min=0, metavar="N", help="Newest of each of N weeks.")
-    ] = 0,
-    keep_monthly: Annotated[
-        int, typer.Option("--keep-monthly", min=0, metavar="N", help="Newest of each of N months.")
-    ] = 0,
-    keep_yearly: Annotated[
-        int, typer.Option("--keep-yearly", min=0, metavar="N", help="Newest of each of N years.")
-    ] = 0,
+    keep_last: KeepLastOpt = 0,
+    keep_within: KeepWithinOpt = None,
+    keep_hourly: KeepHourlyOpt = 0,
+    keep_daily: KeepDailyOpt = 0,
+    keep_weekly: KeepWeeklyOpt = 0,
+    keep_monthly: KeepMonthlyOpt = 0,
+    keep_yearly: KeepYearlyOpt = 0,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="List what would go; change nothing.")] = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,

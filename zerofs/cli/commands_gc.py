@@ -7,9 +7,13 @@ them; commands.__getattr__ finds them for the fast path.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from zerofs.cli.context import settings
 from zerofs.repo import Repository
+
+if TYPE_CHECKING:
+    from zerofs.retention import Retention
 
 
 def gc(
@@ -31,12 +35,9 @@ def gc(
     """Cut history to the retention policy, delete unreferenced objects, optionally compact."""
     from zerofs.cli import render
     from zerofs.cli.context import open_repository
-    from zerofs.retention import Retention, parse_duration
     from zerofs.services.gc import collect_garbage
 
-    if keep_within is not None:
-        parse_duration(keep_within)  # a nonsense duration fails before the repository is opened
-    policy = Retention(keep_last, keep_within, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
+    policy = _retention(keep_last, keep_within, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
     found = settings(repo, config)
     repository: Repository = open_repository(found, writer_lease=False)
     try:
@@ -102,12 +103,9 @@ def prune(
     from zerofs.cli import render
     from zerofs.cli.context import open_repository
     from zerofs.paths import StorePath
-    from zerofs.retention import Retention, parse_duration
     from zerofs.services.prune import prune_snapshots
 
-    if keep_within is not None:
-        parse_duration(keep_within)
-    policy = Retention(keep_last, keep_within, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
+    policy = _retention(keep_last, keep_within, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
     target = StorePath.parse(directory)
     with open_repository(settings(repo, config)) as repository:
         result = prune_snapshots(repository, target, policy, dry_run=dry_run)
@@ -133,3 +131,20 @@ def prune(
     sys.stdout.write(
         f"kept {len(result.kept) + len(result.undated)}, {verb} {len(result.removed)} under {result.directory}\n"
     )
+
+
+def _retention(
+    keep_last: int,
+    keep_within: str | None,
+    keep_hourly: int,
+    keep_daily: int,
+    keep_weekly: int,
+    keep_monthly: int,
+    keep_yearly: int,
+) -> Retention:
+    """Build the policy; a nonsense duration fails here, before the repository is opened."""
+    from zerofs.retention import Retention, parse_duration
+
+    if keep_within is not None:
+        parse_duration(keep_within)
+    return Retention(keep_last, keep_within, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
