@@ -61,3 +61,37 @@ def test_bash_completion_entry_point_offers_subcommands() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "clone" in proc.stdout.split()
     assert "cat" not in proc.stdout.split()
+
+
+def _complete(repo: Path, words: str) -> list[str]:
+    env = {
+        **os.environ,
+        "ZEROFS_REPO": str(repo),
+        "_ZEROFS_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    proc = subprocess.run([sys.executable, "-m", "zerofs"], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    return proc.stdout.split()
+
+
+def test_completion_offers_store_paths_from_the_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    base = [sys.executable, "-m", "zerofs", "--repo", str(repo)]
+    subprocess.run([*base, "init", "-q"], check=True)
+    subprocess.run([*base, "mkdir", "-p", "-q", "/data/sub"], check=True)
+    subprocess.run([*base, "write", "-q", "/data/file.txt"], input=b"x", check=True)
+    subprocess.run([*base, "mkdir", "-q", "/data/.hidden"], check=True)
+    subprocess.run([*base, "mkdir", "-q", "/dance"], check=True)
+    assert _complete(repo, "zerofs cat /da") == ["/dance/", "/data/"]
+    assert _complete(repo, "zerofs ls /data/") == ["/data/file.txt", "/data/sub/"]
+    assert _complete(repo, "zerofs ls /data/.") == ["/data/.hidden/"]
+    assert _complete(repo, "zerofs clone HEAD~3:/d") == ["HEAD~3:/data/"]
+    assert _complete(repo, "zerofs cat /nope/x") == []
+    assert _complete(repo, "zerofs cat HEAD~99:/") == []
+
+
+def test_completion_without_a_repository_is_silent(tmp_path: Path) -> None:
+    assert _complete(tmp_path / "absent", "zerofs cat /d") == []

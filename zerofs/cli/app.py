@@ -19,6 +19,7 @@ import typer
 
 from zerofs import __version__
 from zerofs.cli import commands, commands_gc
+from zerofs.cli.completion import complete_store_path
 from zerofs.errors import exit_code_table
 
 _EXIT_CODES = "\n\n".join(f"{code}: {meaning}" for code, meaning in exit_code_table())
@@ -99,7 +100,10 @@ def init(
 def import_(
     ctx: typer.Context,
     host_path: Annotated[Path, typer.Argument(metavar="HOST_PATH", help="Host file or directory to import.")],
-    store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Where it goes in the store.")],
+    store_path: Annotated[
+        str,
+        typer.Argument(metavar="STORE_PATH", autocompletion=complete_store_path, help="Where it goes in the store."),
+    ],
     parents: Annotated[bool, typer.Option("--parents", "-p", help="Create missing parent directories.")] = False,
     skip_errors: Annotated[bool, typer.Option("--skip-errors", help="Skip unreadable files with a warning.")] = False,
     repo: RepoOpt = None,
@@ -121,9 +125,15 @@ def import_(
 
 SourceArg = Annotated[
     Optional[str],  # noqa: UP045
-    typer.Argument(metavar="SOURCE", help="Store path to clone, or REV:/path to restore from history."),
+    typer.Argument(
+        metavar="SOURCE",
+        autocompletion=complete_store_path,
+        help="Store path to clone, or REV:/path to restore from history.",
+    ),
 ]
-TargetArg = Annotated[Optional[str], typer.Argument(metavar="DESTINATION", help="New store path.")]  # noqa: UP045
+TargetArg = Annotated[
+    str | None, typer.Argument(metavar="DESTINATION", autocompletion=complete_store_path, help="New store path.")
+]
 SourceOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--source", "-s", metavar="SOURCE", help="Store path to clone, or REV:/path."),
@@ -172,7 +182,9 @@ app.command("snap", hidden=True, help="Same as clone.")(clone)
 @app.command()
 def write(
     ctx: typer.Context,
-    store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="File to write.")],
+    store_path: Annotated[
+        str, typer.Argument(metavar="STORE_PATH", autocompletion=complete_store_path, help="File to write.")
+    ],
     parents: ParentsOpt = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
@@ -186,7 +198,9 @@ def write(
 @app.command()
 def mkdir(
     ctx: typer.Context,
-    store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Directory to create.")],
+    store_path: Annotated[
+        str, typer.Argument(metavar="STORE_PATH", autocompletion=complete_store_path, help="Directory to create.")
+    ],
     parents: Annotated[bool, typer.Option("--parents", "-p", help="Create parents; no error if it exists.")] = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
@@ -201,7 +215,10 @@ def mkdir(
 def rm(
     ctx: typer.Context,
     store_paths: Annotated[
-        list[str], typer.Argument(metavar="STORE_PATH...", help="Paths or quoted patterns to remove.")
+        list[str],
+        typer.Argument(
+            metavar="STORE_PATH...", autocompletion=complete_store_path, help="Paths or quoted patterns to remove."
+        ),
     ],
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", "-R", help="Remove directories and their contents.")
@@ -226,8 +243,13 @@ def rm(
 @app.command()
 def mv(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Path to move.")],
-    target: Annotated[str, typer.Argument(metavar="DESTINATION", help="New path, or a directory to move into.")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", autocompletion=complete_store_path, help="Path to move.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="DESTINATION", autocompletion=complete_store_path, help="New path, or a directory to move into."
+        ),
+    ],
     force: Annotated[bool, typer.Option("--force", "-f", help="Allow replacing a file with a directory.")] = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
@@ -245,7 +267,10 @@ def mv(
 def ls(
     ctx: typer.Context,
     store_path: Annotated[
-        str, typer.Argument(metavar="STORE_PATH", help="Directory or file (REV:/path for history).")
+        str,
+        typer.Argument(
+            metavar="STORE_PATH", autocompletion=complete_store_path, help="Directory or file (REV:/path for history)."
+        ),
     ] = "/",
     long: Annotated[bool, typer.Option("-l", "--long", help="Mode, size, mtime and name.")] = False,
     show_all: Annotated[bool, typer.Option("-a", "--all", help="Include names starting with '.'.")] = False,
@@ -264,7 +289,10 @@ def ls(
 def cat(
     ctx: typer.Context,
     store_paths: Annotated[
-        list[str], typer.Argument(metavar="STORE_PATH...", help="Files to print (REV:/path for history).")
+        list[str],
+        typer.Argument(
+            metavar="STORE_PATH...", autocompletion=complete_store_path, help="Files to print (REV:/path for history)."
+        ),
     ],
     repo: RepoOpt = None,
     config: ConfigOpt = None,
@@ -282,7 +310,12 @@ def cat(
 @app.command()
 def stat(
     ctx: typer.Context,
-    store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="Path to describe (REV:/path for history).")],
+    store_path: Annotated[
+        str,
+        typer.Argument(
+            metavar="STORE_PATH", autocompletion=complete_store_path, help="Path to describe (REV:/path for history)."
+        ),
+    ],
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -295,7 +328,10 @@ def stat(
 def tree(
     ctx: typer.Context,
     store_path: Annotated[
-        str, typer.Argument(metavar="STORE_PATH", help="Directory to show (REV:/path for history).")
+        str,
+        typer.Argument(
+            metavar="STORE_PATH", autocompletion=complete_store_path, help="Directory to show (REV:/path for history)."
+        ),
     ] = "/",
     repo: RepoOpt = None,
     config: ConfigOpt = None,
@@ -310,7 +346,9 @@ def log(
     ctx: typer.Context,
     store_path: Annotated[
         str | None,
-        typer.Argument(metavar="[STORE_PATH]", help="Only commits that changed this path."),
+        typer.Argument(
+            metavar="[STORE_PATH]", autocompletion=complete_store_path, help="Only commits that changed this path."
+        ),
     ] = None,
     max_count: Annotated[
         int | None,
@@ -327,7 +365,12 @@ def log(
 @app.command()
 def export(
     ctx: typer.Context,
-    store_path: Annotated[str, typer.Argument(metavar="STORE_PATH", help="What to export (REV:/path for history).")],
+    store_path: Annotated[
+        str,
+        typer.Argument(
+            metavar="STORE_PATH", autocompletion=complete_store_path, help="What to export (REV:/path for history)."
+        ),
+    ],
     host_path: Annotated[Path, typer.Argument(metavar="HOST_PATH", help="Target (absent or empty directory).")],
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Export into a non-empty directory, replacing files.")
@@ -347,8 +390,20 @@ def export(
 @app.command()
 def diff(
     ctx: typer.Context,
-    a: Annotated[str, typer.Argument(metavar="A", help="Old side: a revision (HEAD~1), a path (/x) or REV:/path.")],
-    b: Annotated[str, typer.Argument(metavar="B", help="New side: a revision, a path or REV:/path.")],
+    a: Annotated[
+        str,
+        typer.Argument(
+            metavar="A",
+            autocompletion=complete_store_path,
+            help="Old side: a revision (HEAD~1), a path (/x) or REV:/path.",
+        ),
+    ],
+    b: Annotated[
+        str,
+        typer.Argument(
+            metavar="B", autocompletion=complete_store_path, help="New side: a revision, a path or REV:/path."
+        ),
+    ],
     show_stat: Annotated[bool, typer.Option("--stat", help="Byte counts per path and a total line.")] = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
@@ -374,7 +429,7 @@ def du(
     ctx: typer.Context,
     store_paths: Annotated[
         Optional[list[str]],  # noqa: UP045 (typer needs Optional for a list argument with a default)
-        typer.Argument(metavar="STORE_PATH", help="Paths to measure (default: /)."),
+        typer.Argument(metavar="STORE_PATH", autocompletion=complete_store_path, help="Paths to measure (default: /)."),
     ] = None,
     human: Annotated[bool, typer.Option("--human-readable", "-h", help="Sizes like 1.5M instead of bytes.")] = False,
     repo: RepoOpt = None,
@@ -510,7 +565,12 @@ def gc(
 @app.command()
 def prune(
     ctx: typer.Context,
-    directory: Annotated[str, typer.Argument(metavar="DIRECTORY", help="Directory whose children are snapshots.")],
+    directory: Annotated[
+        str,
+        typer.Argument(
+            metavar="DIRECTORY", autocompletion=complete_store_path, help="Directory whose children are snapshots."
+        ),
+    ],
     keep_last: KeepLastOpt = 0,
     keep_within: KeepWithinOpt = None,
     keep_hourly: KeepHourlyOpt = 0,
