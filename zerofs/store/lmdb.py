@@ -34,6 +34,7 @@ from zerofs.objects import ObjectId
 DATA_FILE: Final = "data.mdb"
 OPEN_LOCK: Final = "open.lock"
 WRITERS_LOCK: Final = "writers.lock"
+GROW_LOCK: Final = "grow.lock"
 MIN_MAP_BYTES: Final = 16 << 20
 MIN_ROOM_BYTES: Final = 64 << 20
 """A write transaction starts with this much room in the map, once the data is that big."""
@@ -125,20 +126,45 @@ class LmdbStore:
         return int((info["last_pgno"] + 1) * self._env.stat()["psize"])
 
     def _reserve(self, size_bytes: int) -> None:
-        """Allocate the data file up to ``size_bytes`` so no page of the map is a hole."""
+        """Allocate the data file up to ``size_bytes`` so no page of the map is a hole.
+
+        Checks the free space first, and undoes a failed fallocate's growth of
+        the file: a file longer than what is allocated would let LMDB map
+        holes (a SIGBUS on write) and other processes adopt a bad size.
+        """
+        # Growers take turns, so undoing a failed growth can never cut another's.
+        grow_lock = _lock_file(self.path / GROW_LOCK, fcntl.LOCK_EX)
+        try:
+            self._reserve_locked(size_bytes)
+        finally:
+            if grow_lock >= 0:
+                os.close(grow_lock)
+
+    def _reserve_locked(self, size_bytes: int) -> None:
+        before = os.fstat(self._data_fd)
+        if size_bytes > before.st_size:
+            vfs = os.fstatvfs(self._data_fd)
+            needed = size_bytes - before.st_blocks * 512
+            if needed > vfs.f_bavail * vfs.f_frsize:
+                raise self._disk_full(size_bytes)
         try:
             os.posix_fallocate(self._data_fd, 0, size_bytes)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DiskFullError(
-                    f"disk full: no room to grow the repository at {self.path} "
-                    f"to {size_bytes >> 20} MiB; free some space and retry"
-                ) from exc
+                if os.fstat(self._data_fd).st_size > before.st_size:
+                    os.ftruncate(self._data_fd, before.st_size)
+                raise self._disk_full(size_bytes) from exc
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
                 raise
         if size_bytes > self._map_bytes:
             self._env.set_mapsize(size_bytes)
             self._map_bytes = size_bytes
+
+    def _disk_full(self, size_bytes: int) -> DiskFullError:
+        return DiskFullError(
+            f"disk full: no room to grow the repository at {self.path} "
+            f"to {size_bytes >> 20} MiB; free some space and retry"
+        )
 
     def _adopt_file_size(self) -> None:
         """Follow a map that another process grew."""
