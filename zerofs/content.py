@@ -123,10 +123,15 @@ class ContentWriter:
 
     def write_stream(self, reader: BinaryIO) -> tuple[ObjectId, FileNode]:
         """Store a stream of any length with a few chunks in memory; return its node."""
-        chunks = chunk_stream(reader, self.params, self._chunker, headroom=RECORD_HEADER_BYTES)
-        refs = [self._store_chunk(d) for d in chunks] if self.executor is None else self._store_parallel(chunks)
+        refs = self.store_chunks(chunk_stream(reader, self.params, self._chunker, headroom=RECORD_HEADER_BYTES))
         node = build_file_node(self.sink, refs)
         return self.sink.put(node), node
+
+    def store_chunks(self, chunks: Iterator[bytearray]) -> list[ChunkRef]:
+        """Store chunks cut by ``chunk_stream`` (with its headroom); return their refs in order."""
+        if self.executor is None:
+            return [self._store_chunk(d) for d in chunks]
+        return self._store_parallel(chunks)
 
     def _store_parallel(self, chunks: Iterator[bytearray]) -> list[ChunkRef]:
         """Hash and compress groups of chunks on workers; write in order here.

@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 import typer
 
 from zerofs import __version__
-from zerofs.cli import commands, commands_gc
+from zerofs.cli import commands, commands_gc, commands_mount
 from zerofs.cli.completion import complete_store_path
 from zerofs.errors import exit_code_table
 
@@ -605,3 +605,67 @@ def prune(
         as_json=as_json,
         **_where(ctx, repo, config),
     )
+
+
+MountpointArg = Annotated[
+    str, typer.Argument(metavar="MOUNTPOINT", help="An existing directory on the host.", show_default=False)
+]
+
+
+@app.command()
+def mount(
+    ctx: typer.Context,
+    mountpoint: MountpointArg,
+    at: Annotated[
+        Optional[str],  # noqa: UP045 - typer reads the annotation at runtime
+        typer.Option("--at", metavar="REV", help="Mount the tree of this revision (implies --read-only)."),
+    ] = None,
+    read_only: Annotated[bool, typer.Option("--read-only", "-r", help="Refuse every change (EROFS).")] = False,
+    commit_interval: Annotated[
+        float,
+        typer.Option("--commit-interval", metavar="SECONDS", help="Commit pending changes at most this often."),
+    ] = 5.0,
+    allow_other: Annotated[
+        bool, typer.Option("--allow-other", help="Let other users in (file modes still apply).")
+    ] = False,
+    foreground: Annotated[
+        bool, typer.Option("--foreground", "-f", help="Stay attached; unmount on Ctrl-C or SIGTERM.")
+    ] = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Mount the store at MOUNTPOINT as an ordinary read-write directory.
+
+    Any program can read and write there; snapshots are plain directories, and
+    `zerofs clone` run meanwhile shows up in the mount within a second. Changes
+    are committed when a file is fsynced, every --commit-interval seconds, and on
+    unmount (zerofs umount, or SIGTERM/SIGINT to the mount process); each commit
+    appears in `zerofs log` as "mount: ...". Hard links are refused with EPERM.
+    Example: zerofs mount ~/z; zerofs mount --at HEAD~5 ~/old
+    """
+    commands_mount.mount(
+        mountpoint,
+        at=at,
+        read_only=read_only,
+        commit_interval=commit_interval,
+        allow_other=allow_other,
+        foreground=foreground,
+        quiet=quiet,
+        **_where(ctx, repo, config),
+    )
+
+
+@app.command()
+def umount(
+    ctx: typer.Context,
+    mountpoint: MountpointArg,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Commit what a mount has pending, unmount it, and wait until its process has finished.
+
+    A mount whose process was killed is detached. Example: zerofs umount ~/z
+    """
+    commands_mount.umount(mountpoint, quiet=quiet, **_where(ctx, repo, config))

@@ -344,7 +344,12 @@ def export(
         )
 
 
-_MORE_COMMANDS = ("zerofs.cli.commands_history", "zerofs.cli.commands_usage", "zerofs.cli.commands_gc")
+_MORE_COMMANDS = (
+    "zerofs.cli.commands_history",
+    "zerofs.cli.commands_usage",
+    "zerofs.cli.commands_gc",
+    "zerofs.cli.commands_mount",
+)
 
 
 def __getattr__(name: str) -> object:

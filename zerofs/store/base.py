@@ -95,6 +95,10 @@ class ObjectStore(Protocol):
         """Yield (id, record) of every stored object, in id order (one snapshot)."""
         ...
 
+    def writer_lease(self) -> AbstractContextManager[None]:
+        """Hold the writer lease (see ``writers_excluded``) for a ``with`` block."""
+        ...
+
     def writers_excluded(self) -> AbstractContextManager[bool]:
         """Try to exclude every writer (never blocks); the context yields whether it did."""
         ...

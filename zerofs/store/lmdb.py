@@ -296,6 +296,25 @@ class LmdbStore:
                 os.close(fd)
 
     @contextmanager
+    def writer_lease(self) -> Iterator[None]:
+        """Hold a shared lock on ``writers.lock`` for the ``with`` block.
+
+        For a long-lived writer opened without a lease (a mount): it takes
+        the lease around each commit, so gc finds gaps between them. Waits
+        at most one of gc's deletion steps. A handle that already holds its
+        lease for its lifetime has nothing to do.
+        """
+        if self._writers_lock >= 0 or self._readonly:
+            yield
+            return
+        fd = _lock_file(self.path / WRITERS_LOCK, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    @contextmanager
     def writers_excluded(self) -> Iterator[bool]:
         """Try to hold ``writers.lock`` exclusively; yield whether it is held.
 

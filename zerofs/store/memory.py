@@ -56,6 +56,11 @@ class MemoryStore:
         yield from sorted(self.objects.items())
 
     @contextmanager
+    def writer_lease(self) -> Iterator[None]:
+        """One process, one store: no lease to take."""
+        yield
+
+    @contextmanager
     def writers_excluded(self) -> Iterator[bool]:
         """One process, one store: nothing to exclude."""
         yield True

@@ -1,0 +1,52 @@
+"""Command bodies for issue #5 (the FUSE mount): same contract as ``commands.py``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from zerofs.cli.context import open_repository, settings
+from zerofs.errors import UsageError
+
+
+def mount(
+    mountpoint: str,
+    *,
+    at: str | None,
+    read_only: bool,
+    commit_interval: float,
+    allow_other: bool,
+    foreground: bool,
+    repo: str | None,
+    config: str | None,
+    quiet: bool,
+) -> None:
+    """Mount the repository at ``mountpoint`` (in the background unless ``foreground``)."""
+    from zerofs.mount.run import mount as mount_repository
+
+    if commit_interval <= 0:
+        raise UsageError(f"--commit-interval must be a positive number of seconds, not {commit_interval:g}")
+    found = settings(repo, config)
+    open_repository(found, readonly=True).close()  # fail here, with the usual message, if there is none
+    mount_repository(
+        found.repo_path,
+        Path(mountpoint),
+        revision=at,
+        read_only=read_only or at is not None,
+        commit_interval=commit_interval,
+        allow_other=allow_other,
+        foreground=foreground,
+    )
+    if not quiet and not foreground:
+        mode = "read-only" if read_only or at is not None else "read-write"
+        sys.stderr.write(f"mounted {found.repo_path} at {mountpoint} ({mode}); unmount: zerofs umount {mountpoint}\n")
+
+
+def umount(mountpoint: str, *, repo: str | None, config: str | None, quiet: bool) -> None:
+    """Commit what the mount has pending, unmount it and wait for its process to finish."""
+    from zerofs.mount.run import umount as umount_repository
+
+    found = settings(repo, config)
+    umount_repository(found.repo_path, Path(mountpoint))
+    if not quiet:
+        sys.stderr.write(f"unmounted {mountpoint}\n")

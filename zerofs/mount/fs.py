@@ -1,0 +1,536 @@
+"""The pyfuse3 file system: kernel requests in, overlay operations out.
+
+Everything runs on one trio event loop. Requests that change the tree take
+``self.lock``; a commit holds it while a worker thread stores the data, so
+writes wait for a commit but reads and lookups do not. Another process's
+commits are noticed by polling HEAD (a read transaction every
+``POLL_SECONDS``): a clean mount moves onto the new tree at once and tells
+the kernel what to forget; a mount with changes commits them first, merged
+three ways onto the new HEAD (``tree.merge3``), so nothing written through
+the mount is lost and the CLI's changes show up within a second.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Final
+
+import pyfuse3
+import trio
+
+from zerofs.content import BatchSink, ContentWriter
+from zerofs.errors import ZerofsError
+from zerofs.history import HEAD, apply_change
+from zerofs.mount.overlay import ROOT_INO, DirPlan, FsError, Inode, Overlay
+from zerofs.objects import Commit, DirEntry, DirNode, FileNode, Kind, ObjectId, SymlinkNode
+from zerofs.repo import Repository, Staging
+from zerofs.tree import merge3
+
+log = logging.getLogger("zerofs.mount")
+
+TIMEOUT: Final = 5.0
+"""Seconds the kernel may cache entries and attributes: every change made elsewhere is invalidated explicitly."""
+POLL_SECONDS: Final = 0.3
+BLOCK: Final = 4096
+XATTR_PREFIX: Final = b"user."
+
+
+class ZerofsOperations(pyfuse3.Operations):
+    """A read-write zerofs tree as a FUSE file system."""
+
+    enable_writeback_cache = False
+
+    def __init__(
+        self,
+        repo: Repository,
+        commit_id: ObjectId,
+        spill_dir: str,
+        *,
+        read_only: bool,
+        commit_interval: float,
+    ) -> None:
+        """Serve the tree of ``commit_id``; ``read_only`` mounts never commit."""
+        super().__init__()
+        self.repo = repo
+        self.read_only = read_only
+        self.commit_interval = commit_interval
+        self.synced_commit = commit_id
+        self.synced_root = repo.resolve_commit(commit_id).root_id
+        self.overlay = Overlay(repo, self.synced_root, spill_dir, time.time_ns())
+        self.lock = trio.Lock()
+        self._handles: dict[int, tuple[Inode, int]] = {}
+        self._dir_handles: dict[int, tuple[Inode, list[Inode]]] = {}
+        self._next_fh = 1
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zerofs-commit")
+        self.commits = 0
+        self.last_error: str | None = None
+
+    # -- attributes -----------------------------------------------------------
+
+    def _attrs(self, inode: Inode) -> pyfuse3.EntryAttributes:
+        entry = inode.entry
+        attrs = pyfuse3.EntryAttributes()
+        attrs.st_ino = inode.ino
+        attrs.generation = 0
+        attrs.entry_timeout = TIMEOUT
+        attrs.attr_timeout = TIMEOUT
+        attrs.st_mode = entry.mode
+        attrs.st_nlink = 1
+        attrs.st_uid = entry.uid
+        attrs.st_gid = entry.gid
+        attrs.st_rdev = 0
+        size = inode.size if entry.kind is not Kind.DIR else 0
+        attrs.st_size = size
+        attrs.st_blksize = BLOCK
+        attrs.st_blocks = (size + 511) // 512
+        attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = entry.mtime_ns
+        return attrs
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise FsError(errno.EROFS)
+
+    def _child(self, parent_ino: int, name: bytes) -> Inode:
+        kid = self.overlay.lookup(self.overlay.get(parent_ino), name)
+        if kid is None:
+            raise FsError(errno.ENOENT)
+        return kid
+
+    # -- lookups --------------------------------------------------------------
+
+    async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        with _errors():
+            parent = self.overlay.get(parent_inode)
+            if name == b".":
+                inode = parent
+            elif name == b"..":
+                inode = parent.parent or parent
+            else:
+                if len(name) > 255:
+                    raise FsError(errno.ENAMETOOLONG)
+                found = self.overlay.lookup(parent, name)
+                if found is None:
+                    raise FsError(errno.ENOENT)
+                inode = found
+            inode.lookups += 1
+            return self._attrs(inode)
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        for ino, count in inode_list:
+            inode = self.overlay.inodes.get(ino)
+            if inode is not None:
+                inode.lookups -= count
+                self.overlay.release_if_unused(inode)
+
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        with _errors():
+            return self._attrs(self.overlay.get(inode))
+
+    async def setattr(
+        self,
+        inode: int,
+        attr: pyfuse3.EntryAttributes,
+        fields: pyfuse3.SetattrFields,
+        fh: int | None,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        with _errors():
+            self._writable()
+            async with self.lock:
+                node = self.overlay.get(inode)
+                entry = node.entry
+                now = time.time_ns()
+                if fields.update_size:
+                    if node.is_dir:
+                        raise FsError(errno.EISDIR)
+                    self.overlay.file_data(node).truncate(attr.st_size)
+                    self.overlay.wrote(node, now)
+                    entry = node.entry
+                if fields.update_mode:
+                    entry = entry._replace(mode=(entry.mode & ~0o7777) | (attr.st_mode & 0o7777))
+                if fields.update_uid:
+                    entry = entry._replace(uid=attr.st_uid)
+                if fields.update_gid:
+                    entry = entry._replace(gid=attr.st_gid)
+                if fields.update_mtime:
+                    entry = entry._replace(mtime_ns=attr.st_mtime_ns)
+                if entry != node.entry:
+                    self.overlay.set_entry(node, entry)
+                return self._attrs(node)
+
+    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+        with _errors():
+            node = self.overlay.get(inode)
+            if node.entry.kind is not Kind.SYMLINK:
+                raise FsError(errno.EINVAL)
+            pending = self.overlay.pending.get(node.entry.id)
+            if pending is not None and isinstance(pending[1], SymlinkNode):
+                return pending[1].target
+            return self.repo.get_typed(node.entry.id, SymlinkNode).target
+
+    # -- directories ----------------------------------------------------------
+
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        with _errors():
+            node = self.overlay.get(inode)
+            if not node.is_dir:
+                raise FsError(errno.ENOTDIR)
+            fh = self._next_fh
+            self._next_fh += 1
+            self._dir_handles[fh] = (node, self.overlay.children(node))
+            return fh
+
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        with _errors():
+            directory, kids = self._dir_handles[fh]
+            # Offsets 0 and 1 are "." and ".."; the kernel takes no reference on them.
+            for index in range(start_id, len(kids) + 2):
+                if index < 2:
+                    kid = directory if index == 0 else (directory.parent or directory)
+                    name = b"." if index == 0 else b".."
+                else:
+                    kid = kids[index - 2]
+                    name = kid.name
+                if not pyfuse3.readdir_reply(token, name, self._attrs(kid), index + 1):
+                    return
+                if index >= 2:
+                    kid.lookups += 1
+
+    async def releasedir(self, fh: int) -> None:
+        self._dir_handles.pop(fh, None)
+
+    async def mkdir(
+        self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        with _errors():
+            self._writable()
+            async with self.lock:
+                entry = _new_entry(name, Kind.DIR, stat.S_IFDIR | (mode & 0o7777), ctx)
+                node = self.overlay.create(self.overlay.get(parent_inode), entry, DirNode())
+                node.lookups += 1
+                return self._attrs(node)
+
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        with _errors():
+            self._writable()
+            async with self.lock:
+                self.overlay.rmdir(self.overlay.get(parent_inode), name)
+
+    async def symlink(
+        self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        with _errors():
+            self._writable()
+            async with self.lock:
+                entry = _new_entry(name, Kind.SYMLINK, stat.S_IFLNK | 0o777, ctx)._replace(size_bytes=len(target))
+                node = self.overlay.create(self.overlay.get(parent_inode), entry, SymlinkNode(target))
+                node.lookups += 1
+                return self._attrs(node)
+
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        with _errors():
+            self._writable()
+            async with self.lock:
+                self.overlay.unlink(self.overlay.get(parent_inode), name)
+
+    async def rename(
+        self,
+        parent_inode_old: int,
+        name_old: bytes,
+        parent_inode_new: int,
+        name_new: bytes,
+        flags: int,
+        ctx: pyfuse3.RequestContext,
+    ) -> None:
+        with _errors():
+            self._writable()
+            async with self.lock:
+                old_parent = self.overlay.get(parent_inode_old)
+                new_parent = self.overlay.get(parent_inode_new)
+                if flags & pyfuse3.RENAME_EXCHANGE:
+                    self.overlay.exchange(old_parent, name_old, new_parent, name_new)
+                elif flags & ~pyfuse3.RENAME_NOREPLACE:
+                    raise FsError(errno.EINVAL)
+                else:
+                    noreplace = bool(flags & pyfuse3.RENAME_NOREPLACE)
+                    self.overlay.rename(old_parent, name_old, new_parent, name_new, noreplace=noreplace)
+
+    async def link(
+        self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EROFS if self.read_only else errno.EPERM)
+
+    async def mknod(
+        self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        with _errors():
+            self._writable()
+            if not stat.S_ISREG(mode):
+                raise FsError(errno.EPERM)
+            async with self.lock:
+                node = self._create_file(parent_inode, name, mode, ctx)
+                node.lookups += 1
+                return self._attrs(node)
+
+    # -- files ------------------------------------------------------------------
+
+    def _create_file(self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext) -> Inode:
+        entry = _new_entry(name, Kind.FILE, stat.S_IFREG | (mode & 0o7777), ctx)
+        node = self.overlay.create(self.overlay.get(parent_inode), entry, FileNode(0, 0, ()))
+        self.overlay.file_data(node).dirty = True
+        return node
+
+    def _open_handle(self, node: Inode, flags: int) -> pyfuse3.FileInfo:
+        fh = self._next_fh
+        self._next_fh += 1
+        self._handles[fh] = (node, flags)
+        node.opens += 1
+        info = pyfuse3.FileInfo()
+        info.fh = fh
+        info.keep_cache = True
+        return info
+
+    async def create(
+        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        with _errors():
+            self._writable()
+            async with self.lock:
+                node = self._create_file(parent_inode, name, mode, ctx)
+                node.lookups += 1
+                return self._open_handle(node, flags), self._attrs(node)
+
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        with _errors():
+            node = self.overlay.get(inode)
+            if node.is_dir:
+                raise FsError(errno.EISDIR)
+            if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+                self._writable()
+            if flags & os.O_TRUNC:
+                async with self.lock:
+                    self.overlay.file_data(node).truncate(0)
+                    self.overlay.wrote(node, time.time_ns())
+            return self._open_handle(node, flags)
+
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        with _errors():
+            node, _ = self._handles[fh]
+            if node.data is None:
+                if node.entry.size_bytes == 0:
+                    return b""
+                self.overlay.file_data(node)
+            assert node.data is not None
+            return node.data.read(off, size)
+
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        with _errors():
+            self._writable()
+            async with self.lock:
+                node, flags = self._handles[fh]
+                data = self.overlay.file_data(node)
+                if flags & os.O_APPEND:
+                    off = data.size
+                written = data.write(off, buf)
+                self.overlay.wrote(node, time.time_ns())
+                return written
+
+    async def release(self, fh: int) -> None:
+        node, _ = self._handles.pop(fh)
+        node.opens -= 1
+        if node.data is not None and not node.data.dirty and node.opens == 0:
+            node.data.close()
+            node.data = None
+        self.overlay.release_if_unused(node)
+
+    async def flush(self, fh: int) -> None:
+        return None
+
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        if not self.read_only:
+            await self.commit("fsync")
+
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        if not self.read_only:
+            await self.commit("fsync")
+
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        assert self.repo.path is not None
+        host = os.statvfs(self.repo.path)
+        data = pyfuse3.StatvfsData()
+        data.f_bsize = host.f_bsize
+        data.f_frsize = host.f_frsize
+        data.f_blocks = host.f_blocks
+        data.f_bfree = host.f_bfree
+        data.f_bavail = host.f_bavail
+        data.f_files = max(host.f_files, len(self.overlay.inodes))
+        data.f_ffree = host.f_ffree
+        data.f_favail = host.f_favail
+        data.f_namemax = 255
+        return data
+
+    # -- extended attributes ----------------------------------------------------
+
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
+        with _errors():
+            self._writable()
+            _check_xattr(name)
+            async with self.lock:
+                node = self.overlay.get(inode)
+                xattrs = dict(node.entry.xattrs)
+                xattrs[name] = value
+                self.overlay.set_entry(node, node.entry._replace(xattrs=tuple(sorted(xattrs.items()))))
+
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        with _errors():
+            _check_xattr(name)
+            value = dict(self.overlay.get(inode).entry.xattrs).get(name)
+            if value is None:
+                raise FsError(pyfuse3.ENOATTR)
+            return value
+
+    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
+        with _errors():
+            return [k for k, _ in self.overlay.get(inode).entry.xattrs if k.startswith(XATTR_PREFIX)]
+
+    async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        with _errors():
+            self._writable()
+            _check_xattr(name)
+            async with self.lock:
+                node = self.overlay.get(inode)
+                xattrs = dict(node.entry.xattrs)
+                if xattrs.pop(name, None) is None:
+                    raise FsError(pyfuse3.ENOATTR)
+                self.overlay.set_entry(node, node.entry._replace(xattrs=tuple(sorted(xattrs.items()))))
+
+    # -- commits ------------------------------------------------------------------
+
+    async def commit(self, reason: str) -> None:
+        """Commit what changed (if anything), merged onto HEAD; then show the merged tree."""
+        async with self.lock:
+            plan = self.overlay.snapshot()
+            if plan is None:
+                return
+            message = f"mount: {self.overlay.summary()}"
+            try:
+                outcome = await trio.to_thread.run_sync(self._store_and_commit, plan, message, reason)
+            except ZerofsError as exc:
+                self.last_error = str(exc)
+                log.error("commit failed, changes kept in memory: %s", exc)
+                raise pyfuse3.FUSEError(errno.EIO) from exc
+            results, commit_id, merged_root = outcome
+            self.overlay.committed(plan, results)
+            self.commits += 1
+            invalidations = self._move_to(commit_id, merged_root)
+        await self._invalidate(invalidations)
+
+    def _store_and_commit(
+        self, plan: DirPlan, message: str, reason: str
+    ) -> tuple[dict[int, DirEntry], ObjectId, ObjectId]:
+        with self.repo.store.writer_lease():
+            with self.repo.store.batch() as batch:
+                sink = BatchSink(self.repo, batch)
+                writer = ContentWriter(self.repo, sink, self._executor, workers=2)
+                results = self.overlay.store_plan(plan, sink, writer)
+            ours = results[ROOT_INO].id
+            base = self.synced_root
+
+            def change(staging: Staging, head_root: ObjectId, now_ns: int) -> ObjectId:
+                return merge3(staging, base, ours, head_root)
+
+            outcome = apply_change(self.repo, change, message=message, operation={"op": "mount", "reason": reason})
+            commit_id = outcome.commit_id or self.repo.head_id()
+            return results, commit_id, outcome.root_id
+
+    def _move_to(self, commit_id: ObjectId, root_id: ObjectId) -> list[tuple[int, bytes | None]]:
+        invalidations: list[tuple[int, bytes | None]] = []
+        self.overlay.rebase(root_id, lambda ino, name: invalidations.append((ino, name)))
+        self.synced_commit = commit_id
+        self.synced_root = root_id
+        return invalidations
+
+    async def _invalidate(self, invalidations: list[tuple[int, bytes | None]]) -> None:
+        if invalidations:
+            await trio.to_thread.run_sync(_invalidate_all, invalidations)
+
+    async def follow_head(self) -> None:
+        """Notice commits made by other processes: move onto them (committing ours first)."""
+        head_id = self.repo.store.get_ref(HEAD)
+        if head_id is None or head_id == self.synced_commit:
+            return
+        if self.overlay.root.dirty:
+            await self.commit("another process committed")
+            return
+        async with self.lock:
+            if self.overlay.root.dirty or head_id == self.synced_commit:
+                return
+            commit = self.repo.get_typed(head_id, Commit)
+            invalidations = self._move_to(head_id, commit.root_id)
+        await self._invalidate(invalidations)
+
+    async def background(self) -> None:
+        """Poll HEAD and commit on the interval, until cancelled."""
+        last_commit = time.monotonic()
+        while True:
+            await trio.sleep(POLL_SECONDS)
+            if self.read_only:
+                continue
+            try:
+                await self.follow_head()
+                if self.overlay.root.dirty and time.monotonic() - last_commit >= self.commit_interval:
+                    await self.commit("interval")
+                    last_commit = time.monotonic()
+                elif not self.overlay.root.dirty:
+                    last_commit = time.monotonic()
+            except pyfuse3.FUSEError:
+                pass  # logged by commit; tried again on the next round
+
+
+def _invalidate_all(invalidations: list[tuple[int, bytes | None]]) -> None:
+    for ino, name in invalidations:
+        try:
+            if name is None:
+                pyfuse3.invalidate_inode(ino, attr_only=False)
+            else:
+                pyfuse3.invalidate_entry(ino, name)
+        except OSError:
+            pass  # the kernel no longer knows it: nothing to forget
+
+
+def _new_entry(name: bytes, kind: Kind, mode: int, ctx: pyfuse3.RequestContext) -> DirEntry:
+    return DirEntry(name, kind, mode, ctx.uid, ctx.gid, time.time_ns(), 0, b"")
+
+
+def _check_xattr(name: bytes) -> None:
+    if not name.startswith(XATTR_PREFIX):
+        raise FsError(errno.EOPNOTSUPP)
+
+
+class _errors:
+    """Turn FsError (and anything unexpected) into the FUSEError the kernel understands."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is None or isinstance(exc, pyfuse3.FUSEError):
+            return
+        if isinstance(exc, FsError):
+            raise pyfuse3.FUSEError(exc.errno) from None
+        if isinstance(exc, OSError) and exc.errno is not None:
+            log.warning("host error: %s", exc)
+            raise pyfuse3.FUSEError(exc.errno) from None
+        if isinstance(exc, ZerofsError):
+            log.error("%s", exc)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+        if isinstance(exc, Exception):
+            log.exception("unexpected error")
+            raise pyfuse3.FUSEError(errno.EIO) from None
+

@@ -1,0 +1,464 @@
+"""The mount's view of the tree: inodes for path instances over immutable nodes.
+
+An inode stands for one place in the tree, not for a node: after a clone the
+same directory node sits under two names, and each name gets its own inode
+(the design's rule; writing under one must not change the other). Inode
+numbers are handed out on first lookup and kept for the life of the mount,
+so they stay stable while mounted.
+
+Each inode keeps its ``DirEntry`` (name, kind, mode, owner, mtime, size and
+the id of the node it pointed at when last committed). A directory remembers
+which of its names changed (``changed``: the entry must be put again, from
+the child inode) and which were removed from its stored node (``removed``);
+a change marks every ancestor the same way, up to the root. Committing is
+then path copying from the stored nodes: ``dir_remove`` and ``dir_put`` of
+the changed names only, so its cost follows what changed, and renaming a
+directory of 100,000 files touches two directory entries.
+
+Commit in three steps, so the file system keeps answering reads while data
+is stored: ``snapshot`` (on the event loop, under the mount's write lock)
+freezes what changed into a plan; ``store_plan`` (on a worker thread) writes
+the file contents and directory nodes; ``committed`` (on the event loop
+again) records the new ids. Writers wait on the lock meanwhile; lookups may
+add clean inodes, which the plan does not include.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterator
+from typing import Final, NamedTuple
+
+from zerofs.content import BatchSink, ContentWriter
+from zerofs.mount.filedata import FileData
+from zerofs.objects import DirEntry, DirNode, FileNode, Kind, Node, ObjectId, SymlinkNode
+from zerofs.repo import N, Repository
+from zerofs.store import WriteBatch
+from zerofs.tree import dir_get, dir_put, dir_remove, iter_dir, root_entry
+
+ROOT_INO: Final = 1
+NAME_MAX: Final = 255
+
+
+class FsError(Exception):
+    """A file system operation failed with ``errno``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(errno.errorcode.get(code, str(code)))
+        self.errno = code
+
+
+class Inode:
+    """One place in the mounted tree."""
+
+    __slots__ = (
+        "changed",
+        "complete",
+        "data",
+        "entry",
+        "ino",
+        "kids",
+        "lookups",
+        "name",
+        "opens",
+        "parent",
+        "removed",
+    )
+
+    def __init__(self, ino: int, parent: Inode | None, entry: DirEntry) -> None:
+        self.ino = ino
+        self.parent = parent
+        self.name = entry.name
+        self.entry = entry
+        self.kids: dict[bytes, Inode] = {}
+        self.complete = False
+        """Every name of the directory is in ``kids`` (no need to ask the stored node)."""
+        self.changed: set[bytes] = set()
+        self.removed: set[bytes] = set()
+        self.data: FileData | None = None
+        self.opens = 0
+        self.lookups = 0
+
+    @property
+    def is_dir(self) -> bool:
+        """True for a directory."""
+        return self.entry.kind is Kind.DIR
+
+    @property
+    def size(self) -> int:
+        """The current size in bytes."""
+        return self.data.size if self.data is not None else self.entry.size_bytes
+
+    @property
+    def dirty(self) -> bool:
+        """True when the node this inode stands for is not the stored one."""
+        return bool(self.changed or self.removed) or (self.data is not None and self.data.dirty)
+
+
+class DirPlan(NamedTuple):
+    """A changed directory, frozen for a commit."""
+
+    inode: Inode
+    base_id: ObjectId
+    removed: tuple[bytes, ...]
+    changed: tuple[DirEntry | DirPlan | FilePlan, ...]
+
+
+class FilePlan(NamedTuple):
+    """A file whose contents changed, frozen for a commit."""
+
+    inode: Inode
+    entry: DirEntry
+    data: FileData
+
+
+Plan = DirPlan | FilePlan
+Invalidate = Callable[[int, bytes | None], None]
+"""(inode, name): forget a directory entry (name) or an inode's cache (name None)."""
+
+
+class Overlay:
+    """The inode table of a mount, over the tree of one root."""
+
+    def __init__(self, repo: Repository, root_id: ObjectId, spill_dir: str, now_ns: int) -> None:
+        """View the tree of ``root_id``; spill written data into ``spill_dir``."""
+        self.repo = repo
+        self.spill_dir = spill_dir
+        self.root = Inode(ROOT_INO, None, root_entry(root_id, now_ns))
+        self.inodes: dict[int, Inode] = {ROOT_INO: self.root}
+        self._next_ino = ROOT_INO + 1
+        self.pending: dict[ObjectId, tuple[bytes, Node]] = {}
+        """Small nodes made by the mount (empty files and directories, symlinks) not yet written."""
+        self.counts: dict[str, int] = {}
+        self.first_change = ""
+
+    # -- lookups ----------------------------------------------------------
+
+    def get(self, ino: int) -> Inode:
+        """Return the inode numbered ``ino``.
+
+        Raises:
+            FsError: ESTALE, unknown (forgotten) inode.
+        """
+        inode = self.inodes.get(ino)
+        if inode is None:
+            raise FsError(errno.ESTALE)
+        return inode
+
+    def _new(self, parent: Inode, entry: DirEntry) -> Inode:
+        inode = Inode(self._next_ino, parent, entry)
+        self._next_ino += 1
+        self.inodes[inode.ino] = inode
+        parent.kids[entry.name] = inode
+        return inode
+
+    def lookup(self, parent: Inode, name: bytes) -> Inode | None:
+        """Return the child called ``name``, or None."""
+        if not parent.is_dir:
+            raise FsError(errno.ENOTDIR)
+        kid = parent.kids.get(name)
+        if kid is not None or parent.complete or name in parent.removed:
+            return kid
+        entry = dir_get(self.repo, parent.entry.id, name)
+        return None if entry is None else self._new(parent, entry)
+
+    def children(self, parent: Inode) -> list[Inode]:
+        """Return every child of a directory, sorted by name."""
+        self._load(parent)
+        return [parent.kids[name] for name in sorted(parent.kids)]
+
+    def _load(self, parent: Inode) -> None:
+        if parent.complete:
+            return
+        for entry in iter_dir(self.repo, parent.entry.id):
+            if entry.name not in parent.kids and entry.name not in parent.removed:
+                self._new(parent, entry)
+        parent.complete = True
+
+    def path_of(self, inode: Inode) -> str:
+        """Return the store path of an inode (for commit messages)."""
+        parts: list[str] = []
+        node: Inode | None = inode
+        while node is not None and node.parent is not None:
+            parts.append(node.name.decode("utf-8", "surrogateescape"))
+            node = node.parent
+        return "/" + "/".join(reversed(parts))
+
+    # -- changes ------------------------------------------------------------
+
+    def _note(self, inode: Inode, what: str) -> None:
+        """Record that ``inode``'s entry (or what it points at) changed, in every ancestor."""
+        if not self.counts:
+            self.first_change = f"{what} {self.path_of(inode)}"
+        self.counts[what] = self.counts.get(what, 0) + 1
+        self.touch(inode)
+
+    def touch(self, inode: Inode) -> None:
+        """Mark ``inode``'s entry as changed in its parent, and so on up to the root."""
+        child, parent = inode, inode.parent
+        while parent is not None:
+            if child.name in parent.changed:
+                return
+            parent.changed.add(child.name)
+            child, parent = parent, parent.parent
+
+    def set_entry(self, inode: Inode, entry: DirEntry, what: str = "changed") -> None:
+        """Change an inode's metadata."""
+        inode.entry = entry
+        self._note(inode, what)
+
+    def file_data(self, inode: Inode) -> FileData:
+        """Return the inode's contents object, made on first use."""
+        if inode.data is None:
+            inode.data = FileData(self.repo, inode.entry.id, inode.entry.size_bytes, self.spill_dir)
+        return inode.data
+
+    def wrote(self, inode: Inode, now_ns: int) -> None:
+        """Record a change of a file's contents (a write or a truncation)."""
+        first = inode.name not in (inode.parent.changed if inode.parent else ())
+        inode.entry = inode.entry._replace(mtime_ns=now_ns, size_bytes=inode.size)
+        if first:
+            self._note(inode, "wrote")
+
+    def check_name(self, name: bytes) -> None:
+        """Raise FsError for a name the store cannot hold."""
+        if len(name) > NAME_MAX:
+            raise FsError(errno.ENAMETOOLONG)
+        if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
+            raise FsError(errno.EINVAL)
+
+    def create(self, parent: Inode, entry: DirEntry, node: FileNode | DirNode | SymlinkNode) -> Inode:
+        """Add a new name holding ``node`` (a new empty file or directory, or a symlink)."""
+        self.check_name(entry.name)
+        if self.lookup(parent, entry.name) is not None:
+            raise FsError(errno.EEXIST)
+        node_id, record = self.repo.encode_node(node)
+        self.pending[node_id] = (record, node)
+        inode = self._new(parent, entry._replace(id=node_id))
+        if isinstance(node, DirNode):
+            inode.complete = True
+        self._note(inode, "created")
+        return inode
+
+    def _detach(self, parent: Inode, name: bytes) -> Inode:
+        kid = parent.kids.pop(name)
+        parent.changed.discard(name)
+        parent.removed.add(name)
+        kid.parent = None
+        self.touch(parent)
+        self.release_if_unused(kid)
+        return kid
+
+    def release_if_unused(self, inode: Inode) -> None:
+        """Forget a detached inode nothing refers to any more."""
+        if inode.parent is None and inode.ino != ROOT_INO and inode.opens == 0 and inode.lookups <= 0:
+            self.inodes.pop(inode.ino, None)
+            if inode.data is not None:
+                inode.data.close()
+                inode.data = None
+
+    def unlink(self, parent: Inode, name: bytes) -> Inode:
+        """Remove a non-directory name; an open file stays readable through its handles."""
+        kid = self.lookup(parent, name)
+        if kid is None:
+            raise FsError(errno.ENOENT)
+        if kid.is_dir:
+            raise FsError(errno.EISDIR)
+        self.counts["removed"] = self.counts.get("removed", 0) + 1
+        self.first_change = self.first_change or f"removed {self.path_of(kid)}"
+        return self._detach(parent, name)
+
+    def rmdir(self, parent: Inode, name: bytes) -> Inode:
+        """Remove an empty directory."""
+        kid = self.lookup(parent, name)
+        if kid is None:
+            raise FsError(errno.ENOENT)
+        if not kid.is_dir:
+            raise FsError(errno.ENOTDIR)
+        if self.children(kid):
+            raise FsError(errno.ENOTEMPTY)
+        self.counts["removed"] = self.counts.get("removed", 0) + 1
+        self.first_change = self.first_change or f"removed {self.path_of(kid)}"
+        return self._detach(parent, name)
+
+    def rename(self, old_parent: Inode, old: bytes, new_parent: Inode, new: bytes, *, noreplace: bool) -> None:
+        """Move a name (and everything under it) in O(1) of the tree below it."""
+        self.check_name(new)
+        kid = self.lookup(old_parent, old)
+        if kid is None:
+            raise FsError(errno.ENOENT)
+        target = self.lookup(new_parent, new)
+        if target is kid:
+            return
+        if target is not None:
+            if noreplace:
+                raise FsError(errno.EEXIST)
+            if kid.is_dir and not target.is_dir:
+                raise FsError(errno.ENOTDIR)
+            if target.is_dir and not kid.is_dir:
+                raise FsError(errno.EISDIR)
+            if target.is_dir and self.children(target):
+                raise FsError(errno.ENOTEMPTY)
+            self._detach(new_parent, new)
+        self._detach_keep(old_parent, old)
+        kid.parent, kid.name = new_parent, new
+        kid.entry = kid.entry.renamed(new)
+        new_parent.kids[new] = kid
+        self._note(kid, "renamed")
+
+    def exchange(self, a_parent: Inode, a: bytes, b_parent: Inode, b: bytes) -> None:
+        """Swap two names atomically (RENAME_EXCHANGE)."""
+        first, second = self.lookup(a_parent, a), self.lookup(b_parent, b)
+        if first is None or second is None:
+            raise FsError(errno.ENOENT)
+        if first is second:
+            return
+        for parent, name, kid in ((a_parent, a, second), (b_parent, b, first)):
+            kid.parent, kid.name = parent, name
+            kid.entry = kid.entry.renamed(name)
+            parent.kids[name] = kid
+        self._note(first, "renamed")
+        self._note(second, "renamed")
+
+    def _detach_keep(self, parent: Inode, name: bytes) -> None:
+        """Take a name out of its directory, keeping the inode alive (it is moving)."""
+        del parent.kids[name]
+        parent.changed.discard(name)
+        parent.removed.add(name)
+        self.touch(parent)
+
+    # -- commit ---------------------------------------------------------------
+
+    def snapshot(self) -> DirPlan | None:
+        """Freeze what changed since the last commit; None when nothing did."""
+        if not self.root.dirty:
+            return None
+        plan = self._plan(self.root)
+        assert isinstance(plan, DirPlan)
+        return plan
+
+    def _plan(self, inode: Inode) -> DirEntry | Plan:
+        if inode.is_dir:
+            if not inode.dirty:
+                return inode.entry
+            changed = tuple(self._plan(inode.kids[name]) for name in sorted(inode.changed))
+            return DirPlan(inode, inode.entry.id, tuple(sorted(inode.removed)), changed)
+        if inode.data is not None and inode.data.dirty:
+            return FilePlan(inode, inode.entry, inode.data)
+        return inode.entry
+
+    def store_plan(self, plan: DirPlan, sink: BatchSink, writer: ContentWriter) -> dict[int, DirEntry]:
+        """Write the plan's contents and directories; return the new entry of every planned inode.
+
+        Runs on a worker thread: reads the plan, never the live inodes.
+        """
+        sink = _PlanSink(sink.repo, sink.batch)
+        for node_id, (record, node) in list(self.pending.items()):
+            sink.put_record(node_id, record)
+            sink.staged[node_id] = node
+        results: dict[int, DirEntry] = {}
+        self._store(plan, sink, writer, results)
+        return results
+
+    def _store(self, plan: Plan, sink: BatchSink, writer: ContentWriter, results: dict[int, DirEntry]) -> DirEntry:
+        if isinstance(plan, FilePlan):
+            file_id, node = plan.data.store(writer)
+            entry = plan.entry.pointing_at(file_id, node.size_bytes)
+        else:
+            dir_id = plan.base_id
+            for name in plan.removed:
+                if dir_get(sink, dir_id, name) is not None:
+                    dir_id = dir_remove(sink, dir_id, name)
+            for child in plan.changed:
+                child_entry = child if isinstance(child, DirEntry) else self._store(child, sink, writer, results)
+                dir_id = dir_put(sink, dir_id, child_entry)
+            entry = plan.inode.entry.pointing_at(dir_id)
+        results[plan.inode.ino] = entry
+        return entry
+
+    def committed(self, plan: DirPlan, results: dict[int, DirEntry]) -> None:
+        """Record a stored plan: its inodes now stand for stored nodes again."""
+        self.pending.clear()
+        self.counts.clear()
+        self.first_change = ""
+        self._mark_stored(plan, results)
+
+    def _mark_stored(self, plan: Plan, results: dict[int, DirEntry]) -> None:
+        entry = results[plan.inode.ino]
+        inode = plan.inode
+        inode.entry = inode.entry.pointing_at(entry.id, entry.size_bytes)
+        if isinstance(plan, FilePlan):
+            plan.data.committed(entry.id)
+            return
+        inode.changed.clear()
+        inode.removed.clear()
+        for child in plan.changed:
+            if not isinstance(child, DirEntry):
+                self._mark_stored(child, results)
+
+    def summary(self) -> str:
+        """A one-line description of the changes since the last commit."""
+        total = sum(self.counts.values())
+        if total <= 1:
+            return self.first_change or "changed metadata"
+        parts = ", ".join(f"{n} {what}" for what, n in sorted(self.counts.items()))
+        return f"{parts} (first: {self.first_change})"
+
+    # -- another process changed the tree ------------------------------------
+
+    def rebase(self, root_id: ObjectId, invalidate: Invalidate) -> None:
+        """Show the tree of ``root_id`` (committed elsewhere); call ``invalidate`` for what changed.
+
+        Only for a clean overlay: every inode the kernel knows is compared
+        with its new entry, and subtrees whose ids are unchanged are skipped.
+        """
+        assert not self.root.dirty
+        if root_id != self.root.entry.id:
+            self.root.entry = self.root.entry.pointing_at(root_id)
+            self._refresh(self.root, invalidate)
+
+    def _refresh(self, directory: Inode, invalidate: Invalidate) -> None:
+        directory.complete = False
+        for name, kid in list(directory.kids.items()):
+            entry = dir_get(self.repo, directory.entry.id, name)
+            if entry == kid.entry:
+                continue
+            if entry is None or entry.kind is not kid.entry.kind:
+                del directory.kids[name]
+                kid.parent = None
+                self.release_if_unused(kid)
+                invalidate(directory.ino, name)
+                continue
+            old = kid.entry
+            kid.entry = entry
+            if kid.is_dir:
+                if entry.id != old.id:
+                    self._refresh(kid, invalidate)
+            elif entry.id != old.id and kid.data is not None:
+                kid.data.close()
+                kid.data = None
+            invalidate(kid.ino, None)
+        invalidate(directory.ino, None)
+
+    def walk(self) -> Iterator[Inode]:
+        """Yield every live inode."""
+        yield from self.inodes.values()
+
+
+class _PlanSink(BatchSink):
+    """A batch sink that can read back the nodes written into its (uncommitted) batch."""
+
+    def __init__(self, repo: Repository, batch: WriteBatch) -> None:
+        super().__init__(repo, batch)
+        self.staged: dict[ObjectId, Node] = {}
+
+    def put(self, node: Node) -> ObjectId:
+        node_id = super().put(node)
+        self.staged[node_id] = node
+        return node_id
+
+    def get_typed(self, node_id: ObjectId, node_type: type[N]) -> N:
+        node = self.staged.get(node_id)
+        if isinstance(node, node_type):
+            return node
+        return self.repo.get_typed(node_id, node_type)

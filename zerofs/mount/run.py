@@ -1,0 +1,313 @@
+"""Mounting and unmounting: the mount process's life from start to last commit.
+
+``zerofs mount`` forks a child that detaches (setsid, stdio to the log file
+``REPO/mounts/mount.log``), mounts, and reports "mounted" or the error back
+through a pipe, so the command returns only once the mount is usable (or
+has failed, with exit code 7). The mount process records itself in
+``REPO/mounts/PID``, a file holding the mount point; ``zerofs umount`` finds
+it there and sends SIGTERM. On SIGTERM or SIGINT, and when unmounted from
+outside (``fusermount3 -u``), the process stops serving, commits what is
+pending, unmounts and exits. A mount process killed outright leaves a dead
+mount point; ``zerofs umount`` detaches it (lazily) and the repository
+holds everything up to the last commit, like after any crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import Final
+
+from zerofs.errors import MountError, NotFoundError, ZerofsError
+from zerofs.history import resolve_revision
+from zerofs.repo import Repository
+
+MOUNTS_DIR: Final = "mounts"
+LOG_NAME: Final = "mount.log"
+UMOUNT_WAIT_SECONDS: Final = 600.0
+READ_AHEAD_KB: Final = 1024
+"""The kernel's read-ahead for the mount: sequential reads come in 1 MiB requests."""
+
+log = logging.getLogger("zerofs.mount")
+
+
+def mount(
+    repo_path: Path,
+    mountpoint: Path,
+    *,
+    revision: str | None,
+    read_only: bool,
+    commit_interval: float,
+    allow_other: bool,
+    foreground: bool,
+) -> None:
+    """Mount the repository at ``mountpoint``; in the background unless ``foreground``.
+
+    Raises:
+        MountError: the mount point is unusable or the kernel refused the mount.
+    """
+    target = _check_mountpoint(mountpoint)
+    if foreground:
+        _serve(repo_path, target, revision, read_only, commit_interval, allow_other, ready_fd=-1)
+        return
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the mount process
+        os.close(read_end)
+        code = 0
+        try:
+            os.setsid()
+            _detach_stdio(repo_path)
+            _serve(repo_path, target, revision, read_only, commit_interval, allow_other, ready_fd=write_end)
+        except ZerofsError as exc:
+            _report(write_end, f"error: {exc}")
+            code = exc.exit_code
+        except BaseException as exc:  # the parent must hear of any failure
+            log.exception("mount process failed")
+            _report(write_end, f"error: {exc}")
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode("utf-8", "replace").strip()
+    if message != "mounted":
+        with suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        raise MountError(message.removeprefix("error: ") or "the mount process exited before mounting")
+
+
+def _check_mountpoint(mountpoint: Path) -> Path:
+    target = Path(os.path.realpath(mountpoint))
+    if not target.is_dir():
+        raise MountError(f"mount point {mountpoint} is not a directory: create it first (mkdir -p {mountpoint})")
+    if mounted_at(target) is not None:
+        raise MountError(f"{mountpoint} is already a mount point: unmount it first (zerofs umount {mountpoint})")
+    return target
+
+
+def _detach_stdio(repo_path: Path) -> None:
+    mounts = repo_path / MOUNTS_DIR
+    mounts.mkdir(exist_ok=True)
+    log_fd = os.open(mounts / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(null_fd)
+    os.close(log_fd)
+
+
+def _report(fd: int, message: str) -> None:
+    if fd >= 0:
+        with suppress(OSError):
+            os.write(fd, message.encode())
+            os.close(fd)
+
+
+def _serve(
+    repo_path: Path,
+    mountpoint: Path,
+    revision: str | None,
+    read_only: bool,
+    commit_interval: float,
+    allow_other: bool,
+    ready_fd: int,
+) -> None:
+    """Open the repository, mount, serve until unmounted or signalled, commit, unmount."""
+    import pyfuse3
+    import trio
+
+    from zerofs.mount.fs import ZerofsOperations
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s zerofs mount[%(process)d] %(levelname)s %(message)s")
+    read_only = read_only or revision is not None
+    repo = Repository.open(repo_path, readonly=False, writer_lease=False)
+    spill_dir = repo_path / MOUNTS_DIR
+    spill_dir.mkdir(exist_ok=True)
+    pid_file = spill_dir / str(os.getpid())
+    try:
+        commit_id = resolve_revision(repo, revision)
+        ops = ZerofsOperations(
+            repo, commit_id, str(spill_dir), read_only=read_only, commit_interval=commit_interval
+        )
+        options = set(pyfuse3.default_options)
+        options |= {f"fsname={repo_path}", "subtype=zerofs", "noatime"}
+        if read_only:
+            options.add("ro")
+        if allow_other:
+            options.add("allow_other")
+        try:
+            pyfuse3.init(ops, str(mountpoint), options)
+        except RuntimeError as exc:
+            raise MountError(f"cannot mount at {mountpoint}: {exc}") from exc
+        pid_file.write_text(f"{mountpoint}\n")
+        _set_read_ahead(mountpoint)
+        log.info("mounted %s at %s (%s)", repo_path, mountpoint, "read-only" if read_only else "read-write")
+        _report(ready_fd, "mounted")
+        unmounted = False
+        try:
+            trio.run(_main, ops)
+            unmounted = not _is_mounted(mountpoint)
+        finally:
+            _final_commit(ops)
+            pyfuse3.close(unmount=not unmounted)
+            log.info("unmounted %s after %d commits", mountpoint, ops.commits)
+    finally:
+        with suppress(FileNotFoundError):
+            pid_file.unlink()
+        repo.close()
+
+
+async def _main(ops: object) -> None:
+    import pyfuse3
+    import trio
+
+    from zerofs.mount.fs import ZerofsOperations
+
+    assert isinstance(ops, ZerofsOperations)
+    async with trio.open_nursery() as nursery:
+
+        async def on_signals() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+                async for signum in signals:
+                    log.info("signal %d: committing and unmounting", signum)
+                    pyfuse3.terminate()
+                    return
+
+        nursery.start_soon(on_signals)
+        nursery.start_soon(ops.background)
+        await pyfuse3.main()
+        nursery.cancel_scope.cancel()
+
+
+def _final_commit(ops: object) -> None:
+    import trio
+
+    from zerofs.mount.fs import ZerofsOperations
+
+    assert isinstance(ops, ZerofsOperations)
+    if ops.read_only:
+        return
+
+    async def commit() -> None:
+        await ops.commit("unmount")
+
+    try:
+        trio.run(commit)
+    except Exception:  # logged: the process must still unmount
+        log.exception("the final commit failed")
+
+
+def _set_read_ahead(mountpoint: Path) -> None:
+    """Raise the kernel's read-ahead for this mount (best effort: needs root).
+
+    The device number comes from mountinfo: a stat of the mount point would
+    wait for this very process, which is not serving requests yet.
+    """
+    device = _mount_field(mountpoint, 2)
+    if device is not None:
+        with suppress(OSError):
+            Path(f"/sys/class/bdi/{device}/read_ahead_kb").write_text(str(READ_AHEAD_KB))
+
+
+# -- finding and unmounting mounts ----------------------------------------------
+
+
+def mounted_at(mountpoint: Path) -> str | None:
+    """Return the file system type mounted at ``mountpoint`` (a real path), or None."""
+    return _mount_field(mountpoint, -1)
+
+
+def _mount_field(mountpoint: Path, index: int) -> str | None:
+    """Return a field of the mountinfo line of ``mountpoint`` (-1: the file system type)."""
+    target = str(mountpoint)
+    found: str | None = None
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        for line in mountinfo:
+            fields = line.split()
+            if _unescape(fields[4]) == target:
+                # The last mount on a point is the visible one.
+                found = fields[fields.index("-") + 1] if index < 0 else fields[index]
+    return found
+
+
+def _unescape(field: str) -> str:
+    return field.encode().decode("unicode_escape") if "\\" in field else field
+
+
+def _is_mounted(mountpoint: Path) -> bool:
+    return mounted_at(mountpoint) is not None
+
+
+def mount_process(repo_path: Path, mountpoint: Path) -> int | None:
+    """Return the pid of the live mount process serving ``mountpoint`` from this repository."""
+    mounts = repo_path / MOUNTS_DIR
+    if not mounts.is_dir():
+        return None
+    for record in mounts.iterdir():
+        if not record.name.isdigit():
+            continue
+        with suppress(OSError):
+            if record.read_text().strip() == str(mountpoint) and _alive(int(record.name)):
+                return int(record.name)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    return True
+
+
+def umount(repo_path: Path, mountpoint: Path) -> None:
+    """Commit what the mount at ``mountpoint`` has pending, unmount it, and wait for its process.
+
+    Raises:
+        NotFoundError: nothing is mounted there.
+        MountError: it is not a zerofs mount, or it would not unmount.
+    """
+    target = Path(os.path.realpath(mountpoint))
+    kind = mounted_at(target)
+    if kind is None:
+        raise NotFoundError(f"nothing is mounted at {mountpoint}")
+    if kind != "fuse.zerofs":
+        raise MountError(f"{mountpoint} is a {kind} mount, not a zerofs mount")
+    pid = mount_process(repo_path, target)
+    if pid is None:
+        # Its process is gone (killed): detach the dead mount point.
+        _fusermount(target, lazy=True)
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + UMOUNT_WAIT_SECONDS
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise MountError(f"the mount process {pid} did not finish within {UMOUNT_WAIT_SECONDS:.0f} s")
+        time.sleep(0.02)
+    if _is_mounted(target):
+        _fusermount(target, lazy=False)
+
+
+def _fusermount(target: Path, *, lazy: bool) -> None:
+    command = ["fusermount3", "-u", *(["-z"] if lazy else []), str(target)]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise MountError("fusermount3 is not installed (apt-get install fuse3)") from exc
+    if proc.returncode != 0:
+        reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        if "busy" in reason.lower():
+            raise MountError(f"{target} is busy: close the files open there, or cd out of it")
+        raise MountError(f"cannot unmount {target}: {reason}")
+
