@@ -152,13 +152,15 @@ class Repository:
         return repo
 
     @classmethod
-    def open(cls, path: Path, *, readonly: bool = False, writer_lease: bool = True) -> Repository:
-        """Open the repository at ``path`` (``writer_lease``: see ``LmdbStore``).
+    def open(
+        cls, path: Path, *, readonly: bool = False, writer_lease: bool = True, readahead: bool = False
+    ) -> Repository:
+        """Open the repository at ``path`` (``writer_lease``, ``readahead``: see ``LmdbStore``).
 
         Raises:
             RepositoryError: none there, damaged, or of a newer format.
         """
-        store = open_store(path, readonly=readonly, writer_lease=writer_lease)
+        store = open_store(path, readonly=readonly, writer_lease=writer_lease, readahead=readahead)
         raw = store.get_meta(CONFIG_KEY)
         if raw is None:
             store.close()

@@ -35,6 +35,13 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "zerofs clone -c /etc/zerofs/config.toml --source /data --destination /snapshots/daily/$(date +%F) -p",
         ),
     ],
+    "mount": [
+        ("Mount the default repository, read-write, in the background", "mkdir -p ~/z && zerofs mount ~/z"),
+        ("Restore a snapshot by renaming, in O(1)", "mv ~/z/data ~/z/data-broken && mv ~/z/snapshots/d1 ~/z/data"),
+        ("A read-only view of an older tree", "zerofs mount --at HEAD~5 ~/old"),
+        ("Stay attached, committing every second", "zerofs mount --foreground --commit-interval 1 ~/z"),
+    ],
+    "umount": [("Commit what is pending and unmount", "zerofs umount ~/z")],
     "snapshot": [("Same as clone", "zerofs snapshot /photos /snapshots/again")],
     "snap": [("Same as clone", "zerofs snap /photos /snapshots/x")],
     "write": [("Store standard input as a file", "echo hi | zerofs write /notes/today.txt -p")],

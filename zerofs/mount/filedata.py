@@ -32,6 +32,7 @@ from typing import BinaryIO, Final, cast
 
 from zerofs.chunking import chunk_stream
 from zerofs.content import ContentWriter, build_file_node, iter_chunk_ids
+from zerofs.errors import CorruptionError
 from zerofs.objects import ChunkRef, FileNode, ObjectId
 from zerofs.repo import Repository
 from zerofs.store.codec import RECORD_HEADER_BYTES
@@ -214,6 +215,13 @@ class FileData:
             covered = chunk_map.starts[reused] if reused < len(chunk_map.refs) else self.size
         if reused < len(chunk_map.refs):
             refs.extend(chunk_map.refs[reused:])
+        # The lease held around a commit keeps gc out from here to the new HEAD; check that
+        # gc did not take a reused chunk before it (the stored file was deleted and collected).
+        missing = [ref.id for ref in refs if not writer.sink.batch.has(ref.id)]
+        if missing:
+            raise CorruptionError(
+                f"chunk {missing[0].hex()[:16]} of a file being changed was collected by gc; the change cannot land"
+            )
         node = build_file_node(writer.sink, refs)
         assert node.size_bytes == self.size, (node.size_bytes, self.size)
         return writer.sink.put(node), node

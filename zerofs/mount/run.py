@@ -126,7 +126,7 @@ def _serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s zerofs mount[%(process)d] %(levelname)s %(message)s")
     read_only = read_only or revision is not None
-    repo = Repository.open(repo_path, readonly=False, writer_lease=False)
+    repo = Repository.open(repo_path, readonly=False, writer_lease=False, readahead=True)
     spill_dir = repo_path / MOUNTS_DIR
     spill_dir.mkdir(exist_ok=True)
     pid_file = spill_dir / str(os.getpid())

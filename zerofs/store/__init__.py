@@ -10,6 +10,8 @@ from zerofs.store.lmdb import LmdbStore
 __all__ = ["LmdbStore", "ObjectStore", "WriteBatch", "open_store"]
 
 
-def open_store(path: Path, *, create: bool = False, readonly: bool = False, writer_lease: bool = True) -> LmdbStore:
+def open_store(
+    path: Path, *, create: bool = False, readonly: bool = False, writer_lease: bool = True, readahead: bool = False
+) -> LmdbStore:
     """Open the LMDB backend at ``path`` (the only persistent backend so far)."""
-    return LmdbStore(path, create=create, readonly=readonly, writer_lease=writer_lease)
+    return LmdbStore(path, create=create, readonly=readonly, writer_lease=writer_lease, readahead=readahead)

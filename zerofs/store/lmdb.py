@@ -65,13 +65,23 @@ def _round_up(value: int, step: int) -> int:
 class LmdbStore:
     """An ObjectStore over one LMDB environment directory."""
 
-    def __init__(self, path: Path, *, create: bool = False, readonly: bool = False, writer_lease: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        create: bool = False,
+        readonly: bool = False,
+        writer_lease: bool = True,
+        readahead: bool = False,
+    ) -> None:
         """Open (or with ``create``, make) the environment at ``path``.
 
         Every handle holds a shared lock on ``open.lock`` (so ``compact`` can
         know nobody else has the repository open), and a writable one also on
         ``writers.lock`` for as long as it is open, unless ``writer_lease`` is
         false (gc, which takes it exclusively instead; see services/gc.py).
+        ``readahead`` lets the kernel read ahead in the file: off for the
+        short random reads of commands, on for a mount's long sequential ones.
 
         Raises:
             RepositoryError: there is no environment at ``path`` (and not
@@ -92,7 +102,7 @@ class LmdbStore:
                 readonly=readonly,
                 create=create,
                 max_readers=1024,
-                readahead=False,
+                readahead=readahead,
                 lock=True,
                 meminit=False,
             )
