@@ -622,9 +622,11 @@ def mount(
     ] = None,
     read_only: Annotated[bool, typer.Option("--read-only", "-r", help="Refuse every change (EROFS).")] = False,
     commit_interval: Annotated[
-        float,
-        typer.Option("--commit-interval", metavar="SECONDS", help="Commit pending changes at most this often."),
-    ] = 5.0,
+        int,
+        typer.Option(
+            "--commit-interval", metavar="SECONDS", min=1, help="Commit pending changes at least this often."
+        ),
+    ] = 5,
     allow_other: Annotated[
         bool, typer.Option("--allow-other", help="Let other users in (file modes still apply).")
     ] = False,

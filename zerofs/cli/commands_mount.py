@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 from zerofs.cli.context import open_repository, settings
-from zerofs.errors import UsageError
 
 
 def mount(
@@ -14,7 +13,7 @@ def mount(
     *,
     at: str | None,
     read_only: bool,
-    commit_interval: float,
+    commit_interval: int,
     allow_other: bool,
     foreground: bool,
     repo: str | None,
@@ -24,8 +23,6 @@ def mount(
     """Mount the repository at ``mountpoint`` (in the background unless ``foreground``)."""
     from zerofs.mount.run import mount as mount_repository
 
-    if commit_interval <= 0:
-        raise UsageError(f"--commit-interval must be a positive number of seconds, not {commit_interval:g}")
     found = settings(repo, config)
     open_repository(found, readonly=True).close()  # fail here, with the usual message, if there is none
     mount_repository(

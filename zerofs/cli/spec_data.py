@@ -2736,7 +2736,7 @@ SPEC: Final[Spec] = {
         },
         "mount": {
             "function": "mount",
-            "is_fast": False,
+            "is_fast": True,
             "allow_interspersed_args": True,
             "params": [
                 {
@@ -2798,13 +2798,13 @@ SPEC: Final[Spec] = {
                     "secondary_opts": [],
                     "is_flag": False,
                     "nargs": 1,
-                    "type": "",
+                    "type": "int",
                     "required": False,
-                    "default": None,
-                    "min": None,
+                    "default": 5,
+                    "min": 1,
                     "max": None,
                     "path_checks": [],
-                    "is_fast": False,
+                    "is_fast": True,
                 },
                 {
                     "name": "allow_other",

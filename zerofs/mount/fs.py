@@ -54,11 +54,17 @@ class ZerofsOperations(pyfuse3.Operations):
         *,
         read_only: bool,
         commit_interval: float,
+        follow: bool = True,
     ) -> None:
-        """Serve the tree of ``commit_id``; ``read_only`` mounts never commit."""
+        """Serve the tree of ``commit_id``; ``read_only`` mounts never commit.
+
+        ``follow``: move onto the commits other processes make (not for a
+        mount of a fixed revision).
+        """
         super().__init__()
         self.repo = repo
         self.read_only = read_only
+        self.follow = follow
         self.commit_interval = commit_interval
         self.synced_commit = commit_id
         self.synced_root = repo.resolve_commit(commit_id).root_id
@@ -189,6 +195,9 @@ class ZerofsOperations(pyfuse3.Operations):
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         with _errors():
             directory, kids = self._dir_handles[fh]
+            if start_id == 0:  # the first read, or after rewinddir: show the directory as it is now
+                kids = self.overlay.children(directory)
+                self._dir_handles[fh] = (directory, kids)
             # Offsets 0 and 1 are "." and ".."; the kernel takes no reference on them.
             for index in range(start_id, len(kids) + 2):
                 if index < 2:
@@ -480,10 +489,12 @@ class ZerofsOperations(pyfuse3.Operations):
         last_commit = time.monotonic()
         while True:
             await trio.sleep(POLL_SECONDS)
-            if self.read_only:
+            if not self.follow:
                 continue
             try:
                 await self.follow_head()
+                if self.read_only:
+                    continue
                 if self.overlay.root.dirty and time.monotonic() - last_commit >= self.commit_interval:
                     await self.commit("interval")
                     last_commit = time.monotonic()

@@ -26,6 +26,7 @@ add clean inodes, which the plan does not include.
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Callable, Iterator
 from typing import Final, NamedTuple
 
@@ -186,6 +187,11 @@ class Overlay:
 
     # -- changes ------------------------------------------------------------
 
+    @staticmethod
+    def dir_changed(directory: Inode, now_ns: int) -> None:
+        """A name in ``directory`` came or went: set its mtime, as POSIX does."""
+        directory.entry = directory.entry._replace(mtime_ns=now_ns)
+
     def _note(self, inode: Inode, what: str) -> None:
         """Record that ``inode``'s entry (or what it points at) changed, in every ancestor."""
         if not self.counts:
@@ -237,10 +243,12 @@ class Overlay:
         inode = self._new(parent, entry._replace(id=node_id))
         if isinstance(node, DirNode):
             inode.complete = True
+        self.dir_changed(parent, entry.mtime_ns)
         self._note(inode, "created")
         return inode
 
     def _detach(self, parent: Inode, name: bytes) -> Inode:
+        self.dir_changed(parent, time.time_ns())
         kid = parent.kids.pop(name)
         parent.changed.discard(name)
         parent.removed.add(name)
@@ -304,6 +312,7 @@ class Overlay:
         kid.parent, kid.name = new_parent, new
         kid.entry = kid.entry.renamed(new)
         new_parent.kids[new] = kid
+        self.dir_changed(new_parent, time.time_ns())
         self._note(kid, "renamed")
 
     def exchange(self, a_parent: Inode, a: bytes, b_parent: Inode, b: bytes) -> None:
@@ -317,11 +326,13 @@ class Overlay:
             kid.parent, kid.name = parent, name
             kid.entry = kid.entry.renamed(name)
             parent.kids[name] = kid
+            self.dir_changed(parent, time.time_ns())
         self._note(first, "renamed")
         self._note(second, "renamed")
 
     def _detach_keep(self, parent: Inode, name: bytes) -> None:
         """Take a name out of its directory, keeping the inode alive (it is moving)."""
+        self.dir_changed(parent, time.time_ns())
         del parent.kids[name]
         parent.changed.discard(name)
         parent.removed.add(name)

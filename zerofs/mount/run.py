@@ -133,7 +133,12 @@ def _serve(
     try:
         commit_id = resolve_revision(repo, revision)
         ops = ZerofsOperations(
-            repo, commit_id, str(spill_dir), read_only=read_only, commit_interval=commit_interval
+            repo,
+            commit_id,
+            str(spill_dir),
+            read_only=read_only,
+            commit_interval=commit_interval,
+            follow=revision is None,
         )
         options = set(pyfuse3.default_options)
         options |= {f"fsname={repo_path}", "subtype=zerofs", "noatime"}
