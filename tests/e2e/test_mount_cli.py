@@ -1,0 +1,80 @@
+"""The mount and umount commands themselves: errors, dead mounts, and gc alongside a mount."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from tests.conftest import Zerofs
+from tests.e2e.helpers import assert_fails, assert_one_error_line
+from tests.e2e.mountutil import foreground_mount, is_mounted, mounted, require_fuse
+
+
+def test_mount_errors_are_one_line_with_exit_7(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
+    """A missing mount point, a file, and an occupied mount point each fail cleanly, changing nothing."""
+    require_fuse()
+    assert "create it first" in assert_fails(cli_repo, "mount", str(tmp_path / "nope"), expect=7)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert "not a directory" in assert_fails(cli_repo, "mount", str(a_file), expect=7)
+    with mounted(cli_repo, tmp_path / "mnt"):
+        assert "already a mount point" in assert_fails(cli_repo, "mount", str(tmp_path / "mnt"), expect=7)
+
+
+def test_mount_needs_a_repository(zerofs: Zerofs, tmp_path: Path) -> None:
+    """Mounting where there is no repository says how to make one (exit 5) and mounts nothing."""
+    (tmp_path / "mnt").mkdir()
+    line = assert_one_error_line(zerofs("mount", str(tmp_path / "mnt"), expect=5))
+    assert "zerofs --repo" in line
+    assert "init" in line
+    assert not is_mounted(tmp_path / "mnt")
+
+
+def test_umount_of_nothing_is_not_found(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
+    """umount of a directory that is not a mount point exits 3."""
+    (tmp_path / "plain").mkdir()
+    assert "nothing is mounted" in assert_fails(cli_repo, "umount", str(tmp_path / "plain"), expect=3)
+
+
+def test_umount_detaches_a_mount_whose_process_was_killed(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
+    """After kill -9 the mount point is dead (ENOTCONN); umount detaches it and the repository is intact."""
+    mnt = tmp_path / "mnt"
+    with foreground_mount(cli_repo, mnt) as proc:
+        (mnt / "kept.txt").write_bytes(b"kept")
+        fd = os.open(mnt / "kept.txt", os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+        (mnt / "lost.txt").write_bytes(b"never committed")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert is_mounted(mnt)
+        zerofs("umount", str(mnt))
+        assert not is_mounted(mnt)
+    assert zerofs("cat", "/kept.txt").stdout == b"kept"
+    zerofs("cat", "/lost.txt", expect=3)
+    zerofs("fsck", "--read-data")
+
+
+def test_gc_runs_while_a_mount_is_idle(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
+    """The mount holds the writer lease only while committing, so gc completes beside it and keeps its data."""
+    mnt = tmp_path / "mnt"
+    with mounted(cli_repo, mnt, "--commit-interval", "1") as mount:
+        (mnt / "a").write_bytes(os.urandom(300_000))
+        (mnt / "b").write_bytes(b"b" * 100)
+        fd = os.open(mnt / "a", os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+        os.unlink(mnt / "b")
+        fd = os.open(mnt, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+        result = zerofs("gc", "--keep-last", "1", "--json")
+        assert json.loads(result.stdout)["commits_removed"], "gc removed no commit"
+        data = (mnt / "a").read_bytes()
+        (mnt / "c").write_bytes(data[:1000])
+        mount.umount()
+    assert zerofs("cat", "/a").stdout == data
+    assert zerofs("cat", "/c").stdout == data[:1000]
+    zerofs("fsck", "--read-data")
