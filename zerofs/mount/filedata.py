@@ -33,12 +33,20 @@ from typing import BinaryIO, Final, cast
 from zerofs.chunking import chunk_stream
 from zerofs.content import ContentWriter, build_file_node, iter_chunk_ids
 from zerofs.errors import CorruptionError
-from zerofs.objects import ChunkRef, FileNode, ObjectId
+from zerofs.objects import MAX_FANOUT, ChunkRef, FileNode, ObjectId
 from zerofs.repo import Repository
 from zerofs.store.codec import RECORD_HEADER_BYTES
 
 CHUNK_CACHE: Final = 8
 """Decoded chunks kept per open file: reads arrive in pieces smaller than a chunk."""
+MEMORY_SPILL: Final = 32 << 10
+"""Written data up to this offset stays in memory; past it, it moves to a spill file.
+
+Most files written through a mount are small: they then cost no descriptor
+and no host file, and a tree of 100,000 new files fits in memory until the
+next commit."""
+SMALL_FILE: Final = 1 << 20
+"""A file stored whole at commit up to this size is hashed in one piece on this thread."""
 
 
 class ChunkMap:
@@ -95,6 +103,7 @@ class FileData:
         self.repo = repo
         self.spill_dir = spill_dir
         self.spill_fd = -1
+        self.memory: bytearray | None = None
         self._reset(base_id, base_size)
         self.dirty = base_id is None
 
@@ -120,6 +129,7 @@ class FileData:
         if self.spill_fd >= 0:
             os.close(self.spill_fd)
             self.spill_fd = -1
+        self.memory = None
 
     # -- reads ----------------------------------------------------------------
 
@@ -146,7 +156,9 @@ class FileData:
 
     def _read_spill(self, offset: int, end: int) -> bytes:
         if self.spill_fd < 0:
-            return bytes(end - offset)
+            memory = self.memory or b""
+            data = bytes(memory[offset:end])
+            return data + bytes(end - offset - len(data))
         data = os.pread(self.spill_fd, end - offset, offset)
         if len(data) < end - offset:  # past the spill file's end: never written, zeros
             data += bytes(end - offset - len(data))
@@ -156,15 +168,30 @@ class FileData:
 
     def write(self, offset: int, data: bytes) -> int:
         """Write ``data`` at ``offset`` (past the end leaves a hole of zeros)."""
-        if self.spill_fd < 0:
-            self.spill_fd = os.open(self.spill_dir, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
-        written = os.pwrite(self.spill_fd, data, offset)
-        end = offset + written
+        end = offset + len(data)
+        if self.spill_fd < 0 and end <= MEMORY_SPILL:
+            memory = self.memory if self.memory is not None else bytearray()
+            if offset > len(memory):
+                memory.extend(bytes(offset - len(memory)))
+            memory[offset:end] = data
+            self.memory = memory
+        else:
+            self._spill_to_file()
+            end = offset + os.pwrite(self.spill_fd, data, offset)
         if offset < self.base_valid:
             self._add_extent(offset, min(end, self.base_valid))
         self.size = max(self.size, end)
         self.dirty = True
-        return written
+        return end - offset
+
+    def _spill_to_file(self) -> None:
+        """Move the written data from memory to a spill file (an unlinked O_TMPFILE)."""
+        if self.spill_fd >= 0:
+            return
+        self.spill_fd = os.open(self.spill_dir, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        if self.memory:
+            os.pwrite(self.spill_fd, self.memory, 0)
+        self.memory = None
 
     def _add_extent(self, start: int, end: int) -> None:
         # Merge with every extent it overlaps or touches.
@@ -181,6 +208,8 @@ class FileData:
         if size < self.size:
             if self.spill_fd >= 0:
                 os.ftruncate(self.spill_fd, size)
+            elif self.memory is not None:
+                del self.memory[size:]
             if size < self.base_valid:
                 self.base_valid = size
                 keep = bisect.bisect_left(self.starts, size)
@@ -199,6 +228,8 @@ class FileData:
         docstring), or the whole file when little of the stored file is left.
         """
         if self.base_id is None or self.base_valid == 0:
+            if self.size <= min(SMALL_FILE, MAX_FANOUT * writer.params.min_bytes):
+                return writer.write_bytes(self.read(0, self.size))
             return writer.write_stream(_ViewReader.over(self, 0))
         chunk_map = self.chunk_map
         refs: list[ChunkRef] = []
@@ -262,8 +293,7 @@ class FileData:
     def committed(self, file_id: ObjectId) -> None:
         """The current contents were stored as ``file_id``: start over from there."""
         size = self.size
-        if self.spill_fd >= 0:
-            os.ftruncate(self.spill_fd, 0)
+        self.close()
         self._reset(file_id, size)
 
 

@@ -358,9 +358,6 @@ class ZerofsOperations(pyfuse3.Operations):
             node.data = None
         self.overlay.release_if_unused(node)
 
-    async def flush(self, fh: int) -> None:
-        return None
-
     async def fsync(self, fh: int, datasync: bool) -> None:
         if not self.read_only:
             await self.commit("fsync")

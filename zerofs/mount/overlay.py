@@ -400,6 +400,9 @@ class Overlay:
         inode.entry = inode.entry.pointing_at(entry.id, entry.size_bytes)
         if isinstance(plan, FilePlan):
             plan.data.committed(entry.id)
+            if inode.opens == 0:  # nobody has it open: drop the spill file and the chunk map
+                plan.data.close()
+                inode.data = None
             return
         inode.changed.clear()
         inode.removed.clear()

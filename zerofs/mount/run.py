@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -126,6 +127,7 @@ def _serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s zerofs mount[%(process)d] %(levelname)s %(message)s")
     read_only = read_only or revision is not None
+    _raise_file_limit()
     repo = Repository.open(repo_path, readonly=False, writer_lease=False, readahead=True)
     spill_dir = repo_path / MOUNTS_DIR
     spill_dir.mkdir(exist_ok=True)
@@ -151,12 +153,10 @@ def _serve(
         except RuntimeError as exc:
             raise MountError(f"cannot mount at {mountpoint}: {exc}") from exc
         pid_file.write_text(f"{mountpoint}\n")
-        _set_read_ahead(mountpoint)
         log.info("mounted %s at %s (%s)", repo_path, mountpoint, "read-only" if read_only else "read-write")
-        _report(ready_fd, "mounted")
         unmounted = False
         try:
-            trio.run(_main, ops)
+            trio.run(_main, ops, mountpoint, ready_fd)
             unmounted = not _is_mounted(mountpoint)
         finally:
             _final_commit(ops)
@@ -168,7 +168,7 @@ def _serve(
         repo.close()
 
 
-async def _main(ops: object) -> None:
+async def _main(ops: object, mountpoint: Path, ready_fd: int) -> None:
     import pyfuse3
     import trio
 
@@ -176,6 +176,12 @@ async def _main(ops: object) -> None:
 
     assert isinstance(ops, ZerofsOperations)
     async with trio.open_nursery() as nursery:
+
+        async def when_ready() -> None:
+            # The kernel's INIT, answered by pyfuse3.main, resets read-ahead: set it after.
+            await trio.sleep(0.05)
+            _set_read_ahead(mountpoint)
+            _report(ready_fd, "mounted")
 
         async def on_signals() -> None:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
@@ -185,6 +191,7 @@ async def _main(ops: object) -> None:
                     return
 
         nursery.start_soon(on_signals)
+        nursery.start_soon(when_ready)
         nursery.start_soon(ops.background)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
@@ -206,6 +213,14 @@ def _final_commit(ops: object) -> None:
         trio.run(commit)
     except Exception:  # logged: the process must still unmount
         log.exception("the final commit failed")
+
+
+def _raise_file_limit() -> None:
+    """Raise the soft limit on open files to the hard one: every file open through the mount may hold a spill file."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _set_read_ahead(mountpoint: Path) -> None:
