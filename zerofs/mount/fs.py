@@ -1,8 +1,8 @@
 """The pyfuse3 file system: kernel requests in, overlay operations out.
 
-Everything runs on one trio event loop. Requests that change the tree take
-``self.lock``; a commit holds it while a worker thread stores the data, so
-writes wait for a commit but reads and lookups do not. Another process's
+Everything runs on one trio event loop. A commit freezes what changed and
+stores it on a worker thread; requests that change the tree wait for it
+(``_settled``), reads and lookups do not. Another process's
 commits are noticed by polling HEAD (a read transaction every
 ``POLL_SECONDS``): a clean mount moves onto the new tree at once and tells
 the kernel what to forget; a mount with changes commits them first, merged
@@ -70,6 +70,8 @@ class ZerofsOperations(pyfuse3.Operations):
         self.synced_root = repo.resolve_commit(commit_id).root_id
         self.overlay = Overlay(repo, self.synced_root, spill_dir, time.time_ns())
         self.lock = trio.Lock()
+        """Held by a commit from its snapshot to its last step; one commit at a time."""
+        self._committing: trio.Event | None = None
         self._handles: dict[int, tuple[Inode, int]] = {}
         self._dir_handles: dict[int, tuple[Inode, list[Inode]]] = {}
         self._next_fh = 1
@@ -97,6 +99,15 @@ class ZerofsOperations(pyfuse3.Operations):
         attrs.st_blocks = (size + 511) // 512
         attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = entry.mtime_ns
         return attrs
+
+    async def _settled(self) -> None:
+        """Wait until no commit is in progress: changes must not reach a tree being committed.
+
+        No checkpoint when none is: the request then runs to its end without
+        another task in between, which is what makes it atomic.
+        """
+        while self._committing is not None:
+            await self._committing.wait()
 
     def _writable(self) -> None:
         if self.read_only:
@@ -148,27 +159,27 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         with _errors():
             self._writable()
-            async with self.lock:
-                node = self.overlay.get(inode)
+            await self._settled()
+            node = self.overlay.get(inode)
+            entry = node.entry
+            now = time.time_ns()
+            if fields.update_size:
+                if node.is_dir:
+                    raise FsError(errno.EISDIR)
+                self.overlay.file_data(node).truncate(attr.st_size)
+                self.overlay.wrote(node, now)
                 entry = node.entry
-                now = time.time_ns()
-                if fields.update_size:
-                    if node.is_dir:
-                        raise FsError(errno.EISDIR)
-                    self.overlay.file_data(node).truncate(attr.st_size)
-                    self.overlay.wrote(node, now)
-                    entry = node.entry
-                if fields.update_mode:
-                    entry = entry._replace(mode=(entry.mode & ~0o7777) | (attr.st_mode & 0o7777))
-                if fields.update_uid:
-                    entry = entry._replace(uid=attr.st_uid)
-                if fields.update_gid:
-                    entry = entry._replace(gid=attr.st_gid)
-                if fields.update_mtime:
-                    entry = entry._replace(mtime_ns=attr.st_mtime_ns)
-                if entry != node.entry:
-                    self.overlay.set_entry(node, entry)
-                return self._attrs(node)
+            if fields.update_mode:
+                entry = entry._replace(mode=(entry.mode & ~0o7777) | (attr.st_mode & 0o7777))
+            if fields.update_uid:
+                entry = entry._replace(uid=attr.st_uid)
+            if fields.update_gid:
+                entry = entry._replace(gid=attr.st_gid)
+            if fields.update_mtime:
+                entry = entry._replace(mtime_ns=attr.st_mtime_ns)
+            if entry != node.entry:
+                self.overlay.set_entry(node, entry)
+            return self._attrs(node)
 
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
         with _errors():
@@ -219,34 +230,34 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         with _errors():
             self._writable()
-            async with self.lock:
-                entry = _new_entry(name, Kind.DIR, stat.S_IFDIR | (mode & 0o7777), ctx)
-                node = self.overlay.create(self.overlay.get(parent_inode), entry, DirNode())
-                node.lookups += 1
-                return self._attrs(node)
+            await self._settled()
+            entry = _new_entry(name, Kind.DIR, stat.S_IFDIR | (mode & 0o7777), ctx)
+            node = self.overlay.create(self.overlay.get(parent_inode), entry, DirNode())
+            node.lookups += 1
+            return self._attrs(node)
 
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         with _errors():
             self._writable()
-            async with self.lock:
-                self.overlay.rmdir(self.overlay.get(parent_inode), name)
+            await self._settled()
+            self.overlay.rmdir(self.overlay.get(parent_inode), name)
 
     async def symlink(
         self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
         with _errors():
             self._writable()
-            async with self.lock:
-                entry = _new_entry(name, Kind.SYMLINK, stat.S_IFLNK | 0o777, ctx)._replace(size_bytes=len(target))
-                node = self.overlay.create(self.overlay.get(parent_inode), entry, SymlinkNode(target))
-                node.lookups += 1
-                return self._attrs(node)
+            await self._settled()
+            entry = _new_entry(name, Kind.SYMLINK, stat.S_IFLNK | 0o777, ctx)._replace(size_bytes=len(target))
+            node = self.overlay.create(self.overlay.get(parent_inode), entry, SymlinkNode(target))
+            node.lookups += 1
+            return self._attrs(node)
 
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         with _errors():
             self._writable()
-            async with self.lock:
-                self.overlay.unlink(self.overlay.get(parent_inode), name)
+            await self._settled()
+            self.overlay.unlink(self.overlay.get(parent_inode), name)
 
     async def rename(
         self,
@@ -259,16 +270,16 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> None:
         with _errors():
             self._writable()
-            async with self.lock:
-                old_parent = self.overlay.get(parent_inode_old)
-                new_parent = self.overlay.get(parent_inode_new)
-                if flags & pyfuse3.RENAME_EXCHANGE:
-                    self.overlay.exchange(old_parent, name_old, new_parent, name_new)
-                elif flags & ~pyfuse3.RENAME_NOREPLACE:
-                    raise FsError(errno.EINVAL)
-                else:
-                    noreplace = bool(flags & pyfuse3.RENAME_NOREPLACE)
-                    self.overlay.rename(old_parent, name_old, new_parent, name_new, noreplace=noreplace)
+            await self._settled()
+            old_parent = self.overlay.get(parent_inode_old)
+            new_parent = self.overlay.get(parent_inode_new)
+            if flags & pyfuse3.RENAME_EXCHANGE:
+                self.overlay.exchange(old_parent, name_old, new_parent, name_new)
+            elif flags & ~pyfuse3.RENAME_NOREPLACE:
+                raise FsError(errno.EINVAL)
+            else:
+                noreplace = bool(flags & pyfuse3.RENAME_NOREPLACE)
+                self.overlay.rename(old_parent, name_old, new_parent, name_new, noreplace=noreplace)
 
     async def link(
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext
@@ -282,10 +293,10 @@ class ZerofsOperations(pyfuse3.Operations):
             self._writable()
             if not stat.S_ISREG(mode):
                 raise FsError(errno.EPERM)
-            async with self.lock:
-                node = self._create_file(parent_inode, name, mode, ctx)
-                node.lookups += 1
-                return self._attrs(node)
+            await self._settled()
+            node = self._create_file(parent_inode, name, mode, ctx)
+            node.lookups += 1
+            return self._attrs(node)
 
     # -- files ------------------------------------------------------------------
 
@@ -310,10 +321,10 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         with _errors():
             self._writable()
-            async with self.lock:
-                node = self._create_file(parent_inode, name, mode, ctx)
-                node.lookups += 1
-                return self._open_handle(node, flags), self._attrs(node)
+            await self._settled()
+            node = self._create_file(parent_inode, name, mode, ctx)
+            node.lookups += 1
+            return self._open_handle(node, flags), self._attrs(node)
 
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         with _errors():
@@ -323,9 +334,9 @@ class ZerofsOperations(pyfuse3.Operations):
             if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
                 self._writable()
             if flags & os.O_TRUNC:
-                async with self.lock:
-                    self.overlay.file_data(node).truncate(0)
-                    self.overlay.wrote(node, time.time_ns())
+                await self._settled()
+                self.overlay.file_data(node).truncate(0)
+                self.overlay.wrote(node, time.time_ns())
             return self._open_handle(node, flags)
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
@@ -341,14 +352,14 @@ class ZerofsOperations(pyfuse3.Operations):
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         with _errors():
             self._writable()
-            async with self.lock:
-                node, flags = self._handles[fh]
-                data = self.overlay.file_data(node)
-                if flags & os.O_APPEND:
-                    off = data.size
-                written = data.write(off, buf)
-                self.overlay.wrote(node, time.time_ns())
-                return written
+            await self._settled()
+            node, flags = self._handles[fh]
+            data = self.overlay.file_data(node)
+            if flags & os.O_APPEND:
+                off = data.size
+            written = data.write(off, buf)
+            self.overlay.wrote(node, time.time_ns())
+            return written
 
     async def release(self, fh: int) -> None:
         node, _ = self._handles.pop(fh)
@@ -387,11 +398,11 @@ class ZerofsOperations(pyfuse3.Operations):
         with _errors():
             self._writable()
             _check_xattr(name)
-            async with self.lock:
-                node = self.overlay.get(inode)
-                xattrs = dict(node.entry.xattrs)
-                xattrs[name] = value
-                self.overlay.set_entry(node, node.entry._replace(xattrs=tuple(sorted(xattrs.items()))))
+            await self._settled()
+            node = self.overlay.get(inode)
+            xattrs = dict(node.entry.xattrs)
+            xattrs[name] = value
+            self.overlay.set_entry(node, node.entry._replace(xattrs=tuple(sorted(xattrs.items()))))
 
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         with _errors():
@@ -409,12 +420,12 @@ class ZerofsOperations(pyfuse3.Operations):
         with _errors():
             self._writable()
             _check_xattr(name)
-            async with self.lock:
-                node = self.overlay.get(inode)
-                xattrs = dict(node.entry.xattrs)
-                if xattrs.pop(name, None) is None:
-                    raise FsError(pyfuse3.ENOATTR)
-                self.overlay.set_entry(node, node.entry._replace(xattrs=tuple(sorted(xattrs.items()))))
+            await self._settled()
+            node = self.overlay.get(inode)
+            xattrs = dict(node.entry.xattrs)
+            if xattrs.pop(name, None) is None:
+                raise FsError(pyfuse3.ENOATTR)
+            self.overlay.set_entry(node, node.entry._replace(xattrs=tuple(sorted(xattrs.items()))))
 
     # -- commits ------------------------------------------------------------------
 
@@ -425,16 +436,20 @@ class ZerofsOperations(pyfuse3.Operations):
             if plan is None:
                 return
             message = f"mount: {self.overlay.summary()}"
+            self._committing = trio.Event()
             try:
                 outcome = await trio.to_thread.run_sync(self._store_and_commit, plan, message, reason)
+                results, commit_id, merged_root = outcome
+                self.overlay.committed(plan, results)
+                self.commits += 1
+                invalidations = self._move_to(commit_id, merged_root)
             except ZerofsError as exc:
                 self.last_error = str(exc)
                 log.error("commit failed, changes kept in memory: %s", exc)
                 raise pyfuse3.FUSEError(errno.EIO) from exc
-            results, commit_id, merged_root = outcome
-            self.overlay.committed(plan, results)
-            self.commits += 1
-            invalidations = self._move_to(commit_id, merged_root)
+            finally:
+                done, self._committing = self._committing, None
+                done.set()
         await self._invalidate(invalidations)
 
     def _store_and_commit(

@@ -35,10 +35,12 @@ from zerofs.mount.filedata import FileData
 from zerofs.objects import DirEntry, DirNode, FileNode, Kind, Node, ObjectId, SymlinkNode
 from zerofs.repo import N, Repository
 from zerofs.store import WriteBatch
-from zerofs.tree import dir_get, dir_put, dir_remove, iter_dir, root_entry
+from zerofs.tree import build_dir, dir_get, dir_put, dir_remove, iter_dir, root_entry
 
 ROOT_INO: Final = 1
 NAME_MAX: Final = 255
+INCREMENTAL_MAX: Final = 16
+"""Above this many changed names, a directory is rebuilt from its listing instead of put name by name."""
 
 
 class FsError(Exception):
@@ -376,13 +378,22 @@ class Overlay:
             file_id, node = plan.data.store(writer)
             entry = plan.entry.pointing_at(file_id, node.size_bytes)
         else:
+            changed = [c if isinstance(c, DirEntry) else self._store(c, sink, writer, results) for c in plan.changed]
             dir_id = plan.base_id
-            for name in plan.removed:
-                if dir_get(sink, dir_id, name) is not None:
-                    dir_id = dir_remove(sink, dir_id, name)
-            for child in plan.changed:
-                child_entry = child if isinstance(child, DirEntry) else self._store(child, sink, writer, results)
-                dir_id = dir_put(sink, dir_id, child_entry)
+            if len(plan.removed) + len(changed) <= INCREMENTAL_MAX:
+                # Path copying: each put rewrites one shard and the node above it.
+                for name in plan.removed:
+                    if dir_get(sink, dir_id, name) is not None:
+                        dir_id = dir_remove(sink, dir_id, name)
+                for child_entry in changed:
+                    dir_id = dir_put(sink, dir_id, child_entry)
+            else:
+                # Many names changed (a directory filled by cp or tar): build it once.
+                entries = {e.name: e for e in iter_dir(sink, dir_id)}
+                for name in plan.removed:
+                    entries.pop(name, None)
+                entries.update((e.name, e) for e in changed)
+                dir_id = build_dir(sink, list(entries.values()))
             entry = plan.inode.entry.pointing_at(dir_id)
         results[plan.inode.ino] = entry
         return entry
