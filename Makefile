@@ -42,6 +42,7 @@ bench: setup
 	bash benchmarks/setup.sh
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/gc_bench.py
+	$(BIN)/python benchmarks/mount_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

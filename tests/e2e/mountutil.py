@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,20 +86,23 @@ def foreground_mount(repo: Path, mountpoint: Path, *options: str) -> Iterator[su
     """Run ``zerofs mount --foreground`` as a child process (for kill tests)."""
     require_fuse()
     mountpoint.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        zerofs_command(repo, "mount", "--foreground", *options, str(mountpoint)),
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_mounted(mountpoint, proc)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=60)
-        force_unmount(mountpoint)
+    # stderr goes to a file: a pipe nobody reads would block a mount that logs a lot.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            zerofs_command(repo, "mount", "--foreground", *options, str(mountpoint)),
+            env=cli_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        proc.stderr = log
+        try:
+            wait_mounted(mountpoint, proc)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=60)
+            force_unmount(mountpoint)
 
 
 def wait_mounted(mountpoint: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -106,7 +110,10 @@ def wait_mounted(mountpoint: Path, proc: subprocess.Popen[bytes], timeout: float
     deadline = time.monotonic() + timeout
     while not is_mounted(mountpoint):
         if proc.poll() is not None:
-            stderr = proc.stderr.read().decode() if proc.stderr else ""
+            stderr = ""
+            if proc.stderr:
+                proc.stderr.seek(0)
+                stderr = proc.stderr.read().decode()
             raise AssertionError(f"zerofs mount exited with {proc.returncode}: {stderr}")
         if time.monotonic() > deadline:
             raise AssertionError(f"{mountpoint} was not mounted within {timeout} s")

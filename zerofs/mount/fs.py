@@ -447,6 +447,11 @@ class ZerofsOperations(pyfuse3.Operations):
                 self.last_error = str(exc)
                 log.error("commit failed, changes kept in memory: %s", exc)
                 raise pyfuse3.FUSEError(errno.EIO) from exc
+            except Exception as exc:
+                # A bug must cost this one call (EIO), never the mount and what it holds.
+                self.last_error = f"internal error: {exc!r}"
+                log.exception("commit failed (a bug in zerofs), changes kept in memory")
+                raise pyfuse3.FUSEError(errno.EIO) from exc
             finally:
                 done, self._committing = self._committing, None
                 done.set()

@@ -1,0 +1,1015 @@
+#!/usr/bin/env python3
+"""Benchmark of the read-write FUSE mount (`zerofs mount`) against a plain local directory.
+
+Not part of the test suite. Every figure is measured for a plain directory on
+the same file system as the repository (the baseline) and for a zerofs mount,
+in the same invocation, runs interleaved (local, then mount), and reported as
+the median of --runs. The work is done by short child processes (this script
+re-run with a hidden `_child` action): each child prepares its data untimed,
+then times only the file-system calls with `time.perf_counter` and prints the
+figures as JSON. The whole-process wall time of every child is kept in the
+JSON output too.
+
+Sections (--only NAME[,NAME]):
+  write   sequential write of a --size-mib file (default 1 GiB) in 1 MiB blocks
+          from a pre-generated random file already in memory: open + write +
+          close, then, timed apart, open + fsync + close (on the mount the
+          fsync commits the file into the repository); also the `zerofs umount`
+          that follows;
+  read    sequential read of that file after a remount (mount only) and
+          `sync; echo 3 > /proc/sys/vm/drop_caches`, then a second, warm read;
+  create  10,000 files of 100 bytes (distinct contents) in one new directory,
+          then lstat of each of them (separate timings); the mount gets a
+          fresh repository for each run;
+  walk    a `git status`-like walk (os.walk + lstat of every entry) of a tree
+          of 20,000 files in 1,110 nested directories: populated once (through
+          the mount, then committed by `zerofs umount`), then for each run a
+          remount, drop_caches, a cold walk and a warm walk.
+
+Targets: write rate >= 0.5x local; cold read rate >= 0.3x local cold read;
+10,000 creates within 2x the local time.
+
+Usage:
+  python benchmarks/mount_bench.py [--runs N] [--size-mib M] [--only write,read,create,walk]
+                                   [--json FILE] [--workdir DIR] [--local-only] [--profile DIR]
+
+Needs root (mount, drop_caches) and /dev/fuse for the mount half. Uses the
+standard library only; zerofs is driven through its CLI as
+`python -m zerofs`, and py-spy (optional, --profile) for profiles of the mount
+process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MIB = 1 << 20
+MB = 1_000_000
+SECTIONS = ("write", "read", "create", "walk")
+N_SMALL = 10_000
+SMALL_SIZE = 100
+TREE_FANOUT = (10, 10, 10)  # directories per level: 10 + 100 + 1,000 = 1,110 directories
+TREE_FILES_PER_LEAF = 20  # 1,000 leaf directories x 20 = 20,000 files
+DEFAULT_WORKDIR = "/var/tmp/zerofs-mount-bench"
+
+
+# --------------------------------------------------------------------------
+# Child processes: the load generators (run as `mount_bench.py _child ACTION ...`)
+# --------------------------------------------------------------------------
+
+
+def child_write(src: str, dst: str, block: str) -> dict[str, Any]:
+    bs = int(block)
+    t0 = time.perf_counter()
+    with open(src, "rb") as f:
+        data = f.read()
+    load_s = time.perf_counter() - t0
+    view = memoryview(data)
+    n = len(data)
+    t0 = time.perf_counter()
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    off = 0
+    while off < n:
+        off += os.write(fd, view[off : off + bs])
+    t_written = time.perf_counter()
+    os.close(fd)
+    t1 = time.perf_counter()
+    # The following fsync, as `sync FILE` does it: a new descriptor, fsync, close.
+    fd = os.open(dst, os.O_WRONLY)
+    t_opened = time.perf_counter()
+    os.fsync(fd)
+    t_synced = time.perf_counter()
+    os.close(fd)
+    t2 = time.perf_counter()
+    return {
+        "bytes": n,
+        "load_s": load_s,
+        "write_s": t1 - t0,
+        "write_calls_s": t_written - t0,
+        "close_s": t1 - t_written,
+        "fsync_s": t2 - t1,
+        "fsync_open_s": t_opened - t1,
+        "fsync_call_s": t_synced - t_opened,
+        "fsync_close_s": t2 - t_synced,
+    }
+
+
+def child_read(path: str, block: str) -> dict[str, Any]:
+    buf = bytearray(int(block))
+    total = 0
+    t0 = time.perf_counter()
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            got = f.readinto(buf)
+            if not got:
+                break
+            total += got
+    return {"bytes": total, "read_s": time.perf_counter() - t0}
+
+
+def child_digest(path: str) -> dict[str, Any]:
+    h = hashlib.blake2b()
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(4 * MIB):
+            h.update(chunk)
+    return {"digest": h.hexdigest()}
+
+
+def child_create(directory: str, count: str, size: str) -> dict[str, Any]:
+    rng = random.Random(1234)
+    n, sz = int(count), int(size)
+    names = [os.path.join(directory, f"file{i:05d}.txt") for i in range(n)]
+    # Distinct contents (a content-addressed store would otherwise store one chunk).
+    contents = [f"{i:08d} ".encode() + rng.randbytes(max(0, sz - 9)) for i in range(n)]
+    os.mkdir(directory)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    t0 = time.perf_counter()
+    for name, data in zip(names, contents, strict=True):
+        fd = os.open(name, flags, 0o644)
+        os.write(fd, data)
+        os.close(fd)
+    return {"files": n, "create_s": time.perf_counter() - t0}
+
+
+def child_stat(directory: str, count: str) -> dict[str, Any]:
+    names = [os.path.join(directory, f"file{i:05d}.txt") for i in range(int(count))]
+    total = 0
+    t0 = time.perf_counter()
+    for name in names:
+        total += os.lstat(name).st_size
+    return {"files": len(names), "bytes": total, "stat_s": time.perf_counter() - t0}
+
+
+def tree_layout(root: str) -> tuple[list[str], list[tuple[str, int]]]:
+    """Directories (parents first) and (file, size) pairs of the walk tree."""
+    rng = random.Random(99)
+    dirs: list[str] = []
+    files: list[tuple[str, int]] = []
+    a, b, c = TREE_FANOUT
+    for i in range(a):
+        d1 = os.path.join(root, f"pkg{i}")
+        dirs.append(d1)
+        for j in range(b):
+            d2 = os.path.join(d1, f"mod{j}")
+            dirs.append(d2)
+            for k in range(c):
+                d3 = os.path.join(d2, f"part{k}")
+                dirs.append(d3)
+                for m in range(TREE_FILES_PER_LEAF):
+                    files.append((os.path.join(d3, f"src{m}.py"), rng.randint(0, 4096)))
+    return dirs, files
+
+
+def child_mktree(root: str, part: str = "all") -> dict[str, Any]:
+    """Build the walk tree under `root`, or (part = "pkgN") only its top-level directory pkgN."""
+    dirs, files = tree_layout(root)
+    if part != "all":
+        top = os.path.join(root, part)
+        dirs = [d for d in dirs if d == top or d.startswith(top + os.sep)]
+        keep = {i for i, (path, _) in enumerate(files) if path.startswith(top + os.sep)}
+    rng = random.Random(7)
+    blob = rng.randbytes(8192)
+    os.makedirs(root, exist_ok=part != "all")
+    t0 = time.perf_counter()
+    for d in dirs:
+        os.mkdir(d)
+    for i, (path, size) in enumerate(files):
+        if part != "all" and i not in keep:
+            continue
+        with open(path, "wb") as f:
+            start = (i * 37) % 4096
+            f.write(f"{i:08d}\n".encode() + blob[start : start + size])
+    n_files = len(files) if part == "all" else len(keep)
+    return {"dirs": len(dirs), "files": n_files, "mktree_s": time.perf_counter() - t0}
+
+
+def child_walk(root: str) -> dict[str, Any]:
+    entries = 0
+    total = 0
+    t0 = time.perf_counter()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            os.lstat(os.path.join(dirpath, name))
+            entries += 1
+        for name in filenames:
+            total += os.lstat(os.path.join(dirpath, name)).st_size
+            entries += 1
+    return {"entries": entries, "bytes": total, "walk_s": time.perf_counter() - t0}
+
+
+CHILD_ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
+    "write": child_write,
+    "read": child_read,
+    "digest": child_digest,
+    "create": child_create,
+    "stat": child_stat,
+    "mktree": child_mktree,
+    "walk": child_walk,
+}
+
+
+def child_main(argv: list[str]) -> int:
+    action, *args = argv
+    result = CHILD_ACTIONS[action](*args)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# Processes, mounts, caches
+# --------------------------------------------------------------------------
+
+
+class CmdError(Exception):
+    """A command failed (non-zero exit, timeout, or not found)."""
+
+
+def _tail(data: bytes | str | None, n: int = 400, lines: int = 3) -> str:
+    """The end of a process's stderr: its last few lines (a traceback's last line is the error)."""
+    if not data:
+        return ""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return "\n    ".join(text.strip().splitlines()[-lines:])[-n:]
+
+
+def run_cmd(cmd: list[str], *, env: dict[str, str], timeout: float) -> tuple[float, str]:
+    """Run one whole process; return (wall seconds, stdout)."""
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
+    except FileNotFoundError as exc:
+        raise CmdError(f"{cmd[0]}: not found") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise CmdError(f"timed out after {timeout:.0f} s: {' '.join(cmd)}") from exc
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise CmdError(f"exit {proc.returncode}: {' '.join(cmd)}\n    {_tail(proc.stderr)}")
+    return elapsed, proc.stdout.decode("utf-8", "replace")
+
+
+def is_mounted(mountpoint: Path) -> bool:
+    target = os.path.realpath(mountpoint)
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        return any(line.split()[4].replace("\\040", " ") == target for line in mountinfo)
+
+
+def fs_type(path: Path) -> str:
+    """File-system type of the mount holding `path` (from /proc/self/mounts)."""
+    best, kind = "", "?"
+    real = os.path.realpath(path)
+    with open("/proc/self/mounts", encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 3:
+                continue
+            mnt = parts[1].replace("\\040", " ")
+            if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                best, kind = mnt, parts[2]
+    return kind
+
+
+def read_ahead_kb(path: Path) -> str:
+    """read_ahead_kb of the backing device info of the file system holding `path`."""
+    dev = os.stat(path).st_dev
+    bdi = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
+    try:
+        return bdi.read_text().strip()
+    except OSError:
+        return "?"
+
+
+def drop_caches() -> str | None:
+    """`sync; echo 3 > /proc/sys/vm/drop_caches`; return an error text or None."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError as exc:
+        return f"drop_caches failed ({exc}): 'cold' figures are warm"
+    return None
+
+
+def mount_pids(mountpoint: Path) -> list[int]:
+    """Pids of processes whose command line is a `zerofs ... mount ... MOUNTPOINT`."""
+    want = {str(mountpoint), os.path.realpath(mountpoint)}
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode("utf-8", "replace") for a in argv]
+        if "mount" in args and any(a in want for a in args) and any("zerofs" in a for a in args):
+            pids.append(int(entry))
+    return pids
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Zerofs:
+    """The zerofs CLI, and the mounts this script made (always unmounted at the end)."""
+
+    def __init__(self, env: dict[str, str], timeout: float, commit_interval: float | None) -> None:
+        self.base = [sys.executable, "-m", "zerofs"]
+        self.env = env
+        self.timeout = timeout
+        self.commit_interval = commit_interval
+        self.active: dict[Path, list[int]] = {}
+
+    def run(self, repo: Path, *args: str, timeout: float | None = None) -> float:
+        return run_cmd([*self.base, "--repo", str(repo), *args], env=self.env, timeout=timeout or self.timeout)[0]
+
+    def version(self) -> str:
+        try:
+            _, out = run_cmd([*self.base, "--version"], env=self.env, timeout=60)
+        except CmdError as exc:
+            return f"? ({exc})"
+        return out.strip().splitlines()[0] if out.strip() else "?"
+
+    def init(self, repo: Path) -> None:
+        self.run(repo, "init")
+
+    def mount(self, repo: Path, mountpoint: Path) -> float:
+        """`zerofs mount` in the background; returns the wall time until it returned mounted."""
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        opts = [] if self.commit_interval is None else ["--commit-interval", f"{self.commit_interval:g}"]
+        self.active[mountpoint] = []
+        try:
+            elapsed = self.run(repo, "mount", *opts, str(mountpoint), timeout=120)
+        finally:
+            self.active[mountpoint] = mount_pids(mountpoint)
+        if not is_mounted(mountpoint):
+            raise CmdError(f"zerofs mount returned but {mountpoint} is not mounted")
+        return elapsed
+
+    def umount(self, repo: Path, mountpoint: Path) -> float:
+        """`zerofs umount` (commits pending changes, waits for the mount process); wall seconds."""
+        pids = self.active.pop(mountpoint, [])
+        try:
+            elapsed = self.run(repo, "umount", str(mountpoint), timeout=max(self.timeout, 600))
+        except CmdError:
+            self._force(mountpoint, pids)
+            raise
+        if is_mounted(mountpoint):
+            self._force(mountpoint, pids)
+            raise CmdError(f"zerofs umount returned but {mountpoint} is still mounted")
+        return elapsed
+
+    def _force(self, mountpoint: Path, pids: list[int]) -> None:
+        """Lazy unmount, then end the mount process this script started if it lingers."""
+        if is_mounted(mountpoint):
+            subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True, check=False)
+        deadline = time.monotonic() + 20
+        for pid in pids:
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if pid_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+    def cleanup(self, repo_of: dict[Path, Path]) -> list[str]:
+        """Unmount whatever is still mounted (finally block); return problems seen."""
+        problems = []
+        for mountpoint in list(self.active):
+            if not is_mounted(mountpoint):
+                self.active.pop(mountpoint, None)
+                continue
+            try:
+                self.umount(repo_of.get(mountpoint, mountpoint), mountpoint)
+            except CmdError as exc:
+                problems.append(f"cleanup: zerofs umount {mountpoint} failed, used fusermount3 -u -z: {exc}")
+        return problems
+
+
+# --------------------------------------------------------------------------
+# Rows and targets
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One measure: raw seconds per run for the local directory and for the mount."""
+
+    section: str
+    measure: str
+    nbytes: int | None = None  # set: shown as MB/s (10^6 bytes per second); else seconds
+    target_ratio: float | None = None  # mount/local of the shown value must reach this (rates: >=, times: <=)
+    local: list[float] = field(default_factory=list)
+    mount: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def unit(self) -> str:
+        return "MB/s" if self.nbytes is not None else "s"
+
+    def value(self, side: str) -> float | None:
+        xs = self.local if side == "local" else self.mount
+        if not xs:
+            return None
+        med = statistics.median(xs)
+        if self.nbytes is None:
+            return med
+        return self.nbytes / med / MB if med > 0 else float("inf")
+
+    def ratio(self) -> float | None:
+        local, mount = self.value("local"), self.value("mount")
+        if local is None or mount is None or local == 0:
+            return None
+        return mount / local
+
+    def target_text(self) -> str:
+        if self.target_ratio is None:
+            return "-"
+        op = ">=" if self.nbytes is not None else "<="
+        return f"mount/local {op} {self.target_ratio:g}"
+
+    def verdict(self) -> str:
+        if self.target_ratio is None:
+            return "-"
+        ratio = self.ratio()
+        if ratio is None:
+            return "n/a"
+        ok = ratio >= self.target_ratio if self.nbytes is not None else ratio <= self.target_ratio
+        return "PASS" if ok else "MISS"
+
+
+def fmt(v: float | None, unit: str) -> str:
+    if v is None:
+        return "n/a"
+    if unit == "MB/s":
+        return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
+    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+
+
+def render_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+# --------------------------------------------------------------------------
+# Profiles of the mount process (optional, --profile DIR, needs py-spy)
+# --------------------------------------------------------------------------
+
+
+def find_py_spy() -> str | None:
+    here = Path(sys.executable).parent / "py-spy"
+    return str(here) if here.exists() else shutil.which("py-spy")
+
+
+def _interesting(frame: str) -> bool:
+    """A frame of zerofs's own work, not of the entry points every sample passes through."""
+    where = frame.rpartition("(")[2]
+    return where.startswith("zerofs/") and not where.startswith(
+        ("zerofs/cli/", "zerofs/__main__", "zerofs/mount/run.py")
+    )
+
+
+def summarise_raw_profile(path: Path, top: int = 12) -> str:
+    """Text summary of a py-spy `--format raw` file: top functions by own and total samples."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        return f"(no profile: {exc})"
+    for line in lines:
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]  # one entry per function
+        samples += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            if _interesting(frame):
+                total[frame] += count
+    if not samples:
+        return "(no samples)"
+    out = [f"{samples} samples; own time:"]
+    out += [f"  {n / samples:6.1%}  {frame}" for frame, n in own.most_common(top)]
+    out.append("total time (function and what it calls; zerofs frames below the CLI and the mount loop):")
+    out += [f"  {n / samples:6.1%}  {frame}" for frame, n in total.most_common(top)]
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, run_dir: Path, source: Path) -> None:
+        self.args = args
+        self.runs: int = args.runs
+        self.size = args.size_mib * MIB
+        self.run_dir = run_dir
+        self.source = source
+        self.local = run_dir / "local"
+        self.local.mkdir()
+        self.mnt = run_dir / "mnt"
+        self.mnt.mkdir()
+        env = dict(os.environ)
+        env.pop("ZEROFS_REPO", None)
+        # As run.py: measure what users run (compiled modules cached), no colours.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["NO_COLOR"] = "1"
+        self.env = env
+        self.zerofs = Zerofs(env, float(args.timeout), args.commit_interval)
+        self.mount_ok = not args.local_only
+        self.repo_of: dict[Path, Path] = {}
+        self.rows: list[Row] = []
+        self.messages: list[str] = []
+        self.raw: list[dict[str, Any]] = []
+        self.profiles: dict[str, str] = {}
+        self.profile_dir: Path | None = Path(args.profile) if args.profile else None
+        self.py_spy = find_py_spy() if self.profile_dir else None
+        if self.profile_dir and not self.py_spy:
+            self.note("--profile given but py-spy not found (.venv/bin/pip install py-spy): no profiles")
+            self.profile_dir = None
+        self.fuse_read_ahead: str | None = None
+
+    # helpers ---------------------------------------------------------------
+    def log(self, msg: str) -> None:
+        print(msg, flush=True)
+
+    def note(self, msg: str) -> None:
+        self.messages.append(msg)
+        self.log(f"  ! {msg}")
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        return row
+
+    def child(self, action: str, *args: str, label: str) -> dict[str, Any]:
+        cmd = [sys.executable, os.path.abspath(__file__), "_child", action, *args]
+        wall, out = run_cmd(cmd, env=self.env, timeout=float(self.args.timeout))
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        result["wall_s"] = wall
+        self.raw.append({"label": label, "action": action, **result})
+        return result
+
+    def settle(self) -> None:
+        """Untimed sync, so a run does not pay for the write-back of the one before it."""
+        os.sync()
+
+    def cold(self) -> None:
+        err = drop_caches()
+        if err and err not in self.messages:
+            self.note(err)
+
+    def mount(self, repo: Path) -> float:
+        self.repo_of[self.mnt] = repo
+        return self.zerofs.mount(repo, self.mnt)
+
+    def umount(self, repo: Path) -> float:
+        return self.zerofs.umount(repo, self.mnt)
+
+    def mount_failed(self, what: str, exc: Exception) -> None:
+        self.note(f"mount half stopped ({what}): {exc}")
+        self.mount_ok = False
+        for problem in self.zerofs.cleanup(self.repo_of):
+            self.note(problem)
+
+    @contextlib.contextmanager
+    def profiled(self, label: str) -> Iterator[None]:
+        """Record the mount process with py-spy for the block (only with --profile)."""
+        pids = self.zerofs.active.get(self.mnt) or mount_pids(self.mnt)
+        if self.profile_dir is None or not self.py_spy or not pids:
+            yield
+            return
+        out = self.profile_dir / f"{label}.txt"
+        cmd = [self.py_spy, "record", "--pid", str(pids[-1]), "--format", "raw", "--output", str(out)]
+        cmd += ["--rate", "200", "--nonblocking"]
+        spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)  # let py-spy attach before the timed work starts
+        try:
+            yield
+        finally:
+            spy.send_signal(signal.SIGINT)
+            try:
+                _, err = spy.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                _, err = spy.communicate()
+            if not out.exists():
+                self.profiles[label] = f"(py-spy wrote nothing: {_tail(err, 300)})"
+            else:
+                self.profiles[label] = summarise_raw_profile(out)
+
+    # sections --------------------------------------------------------------
+    def big_file(self, do_write: bool, do_read: bool) -> None:
+        size = self.size
+        label = f"{self.args.size_mib} MiB"
+        w = Row("write", f"seq write {label}, 1 MiB blocks (open+write+close, no fsync)", size, 0.5)
+        f = Row("write", "the following fsync (mount: commit to repository)")
+        wf = Row("write", f"write + fsync {label}", size)
+        um = Row("write", "zerofs umount after the fsync (mount only)")
+        mt = Row("read", "zerofs mount of that repository (returns once mounted)")
+        rc = Row("read", f"seq read {label}, cold (remount + drop_caches)", size, 0.3)
+        rw = Row("read", f"seq read {label}, warm (second read)", size)
+        rows = ([w, f, wf, um] if do_write else []) + ([mt, rc, rw] if do_read else [])
+        for r in rows:
+            self.add(r)
+        verified = False
+        for k in range(self.runs):
+            # local directory
+            dst = self.local / f"big{k}.bin"
+            self.cold()  # see README: on this VM, writes into never-touched free memory are ~10x slower
+            res = self.child("write", str(self.source), str(dst), str(MIB), label=f"local write run {k}")
+            w.local.append(res["write_s"])
+            f.local.append(res["fsync_s"])
+            wf.local.append(res["write_s"] + res["fsync_s"])
+            if do_read:
+                self.cold()
+                rc.local.append(self.child("read", str(dst), str(MIB), label=f"local cold read {k}")["read_s"])
+                rw.local.append(self.child("read", str(dst), str(MIB), label=f"local warm read {k}")["read_s"])
+            msg = f"  run {k + 1}: local write {size / res['write_s'] / MB:,.0f} MB/s, fsync {res['fsync_s']:.2f} s"
+            if do_read:
+                msg += f", cold read {size / rc.local[-1] / MB:,.0f} MB/s, warm {size / rw.local[-1] / MB:,.0f} MB/s"
+            self.log(msg)
+            if not self.mount_ok:
+                continue
+            # zerofs mount, fresh repository for each run (no dedup against the previous run)
+            repo = self.run_dir / f"repo-big{k}"
+            try:
+                self.zerofs.init(repo)
+                self.mount(repo)
+                self.cold()
+                with self.profiled(f"write-run{k}"):
+                    res = self.child(
+                        "write", str(self.source), str(self.mnt / "big.bin"), str(MIB), label=f"mount write {k}"
+                    )
+                w.mount.append(res["write_s"])
+                f.mount.append(res["fsync_s"])
+                wf.mount.append(res["write_s"] + res["fsync_s"])
+                um.mount.append(self.umount(repo))
+                msg = (
+                    f"  run {k + 1}: mount write {size / res['write_s'] / MB:,.0f} MB/s "
+                    f"(write calls {res['write_calls_s']:.2f} s, close {res['close_s']:.2f} s), "
+                    f"fsync {res['fsync_s']:.2f} s, umount {um.mount[-1]:.2f} s"
+                )
+                if do_read:
+                    mt.mount.append(self.mount(repo))
+                    self.cold()
+                    with self.profiled(f"cold-read-run{k}"):
+                        res = self.child("read", str(self.mnt / "big.bin"), str(MIB), label=f"mount cold read {k}")
+                    if res["bytes"] != size:
+                        self.note(f"mount read {res['bytes']} bytes, expected {size}")
+                    rc.mount.append(res["read_s"])
+                    # Read after the first request: the kernel settles the mount's read-ahead at FUSE INIT.
+                    self.fuse_read_ahead = read_ahead_kb(self.mnt)
+                    rw.mount.append(
+                        self.child("read", str(self.mnt / "big.bin"), str(MIB), label=f"mount warm {k}")["read_s"]
+                    )
+                    msg += (
+                        f", cold read {size / rc.mount[-1] / MB:,.0f} MB/s, warm {size / rw.mount[-1] / MB:,.0f} MB/s"
+                    )
+                    if not verified:
+                        self.verify_big(self.mnt / "big.bin")
+                        verified = True
+                    self.umount(repo)
+                self.log(msg)
+            except CmdError as exc:
+                self.mount_failed("big file", exc)
+
+    def verify_big(self, path: Path) -> None:
+        """Untimed: the file read back through the mount has the source's contents."""
+        want = self.child("digest", str(self.source), label="digest source")["digest"]
+        got = self.child("digest", str(path), label="digest mount")["digest"]
+        if want != got:
+            self.note(f"CONTENT MISMATCH: {path} read back through the mount differs from the source")
+        else:
+            self.log("  (contents read back through the mount match the source)")
+
+    def create(self) -> None:
+        c = self.add(Row("create", f"create {N_SMALL:,} files of {SMALL_SIZE} B in one dir", target_ratio=2.0))
+        s = self.add(Row("create", f"lstat those {N_SMALL:,} files"))
+        um = self.add(Row("create", f"zerofs umount (commits the {N_SMALL:,} files; mount only)"))
+        n, sz = str(N_SMALL), str(SMALL_SIZE)
+        for k in range(self.runs):
+            d = self.local / f"small{k}"
+            self.settle()
+            c.local.append(self.child("create", str(d), n, sz, label=f"local create {k}")["create_s"])
+            s.local.append(self.child("stat", str(d), n, label=f"local stat {k}")["stat_s"])
+            msg = f"  run {k + 1}: local create {c.local[-1]:.3f} s, lstat {s.local[-1]:.3f} s"
+            if self.mount_ok:
+                repo = self.run_dir / f"repo-small{k}"
+                try:
+                    self.zerofs.init(repo)
+                    self.mount(repo)
+                    self.settle()
+                    with self.profiled(f"create-run{k}"):
+                        res = self.child("create", str(self.mnt / "small"), n, sz, label=f"mount create {k}")
+                    c.mount.append(res["create_s"])
+                    res = self.child("stat", str(self.mnt / "small"), n, label=f"mount stat {k}")
+                    if res["files"] != N_SMALL or res["bytes"] != N_SMALL * SMALL_SIZE:
+                        self.note(f"mount stat saw {res['files']} files, {res['bytes']} bytes")
+                    s.mount.append(res["stat_s"])
+                    um.mount.append(self.umount(repo))
+                    msg += f"; mount create {c.mount[-1]:.3f} s, lstat {s.mount[-1]:.3f} s, umount {um.mount[-1]:.2f} s"
+                except CmdError as exc:
+                    self.mount_failed("create", exc)
+            self.log(msg)
+
+    def walk(self) -> None:
+        dirs, files = tree_layout("t")
+        n_entries = len(dirs) + len(files)
+        p = self.add(Row("walk", f"populate tree: {len(files):,} files, {len(dirs):,} dirs (once)"))
+        um = self.add(Row("walk", "zerofs umount (commits the tree; mount only)"))
+        wc = self.add(Row("walk", f"walk + lstat {n_entries:,} entries, cold (remount + drop_caches)"))
+        ww = self.add(Row("walk", "walk + lstat, warm (second walk)"))
+        local_tree = self.local / "tree"
+        self.settle()
+        p.local.append(self.child("mktree", str(local_tree), label="local mktree")["mktree_s"])
+        repo = self.run_dir / "repo-walk"
+        if self.mount_ok:
+            try:
+                self.zerofs.init(repo)
+                self.mount(repo)
+                self.settle()
+                with self.profiled("populate-tree"):
+                    p.mount.append(self.child("mktree", str(self.mnt / "tree"), label="mount mktree")["mktree_s"])
+                um.mount.append(self.umount(repo))
+            except CmdError as exc:
+                repo = self.populate_in_parts(exc)
+        self.log(
+            f"  populate: local {p.local[-1]:.2f} s"
+            + (f"; mount {p.mount[-1]:.2f} s, umount {um.mount[-1]:.2f} s" if p.mount and um.mount else "")
+        )
+        for k in range(self.runs):
+            self.cold()
+            res = self.child("walk", str(local_tree), label=f"local walk cold {k}")
+            wc.local.append(res["walk_s"])
+            ww.local.append(self.child("walk", str(local_tree), label=f"local walk warm {k}")["walk_s"])
+            msg = f"  run {k + 1}: local walk cold {wc.local[-1]:.3f} s, warm {ww.local[-1]:.3f} s"
+            msg += f" ({res['entries']} entries)"
+            if self.mount_ok:
+                try:
+                    self.mount(repo)
+                    self.cold()
+                    with self.profiled(f"walk-cold-run{k}"):
+                        res2 = self.child("walk", str(self.mnt / "tree"), label=f"mount walk cold {k}")
+                    wc.mount.append(res2["walk_s"])
+                    ww.mount.append(self.child("walk", str(self.mnt / "tree"), label=f"mount walk warm {k}")["walk_s"])
+                    if (res2["entries"], res2["bytes"]) != (res["entries"], res["bytes"]):
+                        self.note(
+                            f"walk through the mount saw {res2['entries']} entries / {res2['bytes']} bytes, "
+                            f"local {res['entries']} / {res['bytes']}"
+                        )
+                    self.umount(repo)
+                    msg += f"; mount cold {wc.mount[-1]:.3f} s, warm {ww.mount[-1]:.3f} s"
+                except CmdError as exc:
+                    self.mount_failed("walk", exc)
+            self.log(msg)
+
+    def populate_in_parts(self, exc: CmdError) -> Path:
+        """Fallback when one mount could not take the whole tree: a fresh repository, one remount per pkgN."""
+        self.note(
+            f"populating the walk tree through one mount failed: {exc}\n"
+            "retrying in a fresh repository with a remount after each top-level directory "
+            f"({TREE_FILES_PER_LEAF * TREE_FANOUT[1] * TREE_FANOUT[2]:,} files); populate time: n/a"
+        )
+        for problem in self.zerofs.cleanup(self.repo_of):
+            self.note(problem)
+        repo = self.run_dir / "repo-walk-parts"
+        try:
+            self.zerofs.init(repo)
+            for i in range(TREE_FANOUT[0]):
+                self.mount(repo)
+                self.child("mktree", str(self.mnt / "tree"), f"pkg{i}", label=f"mount mktree pkg{i}")
+                self.umount(repo)
+        except CmdError as exc2:
+            self.mount_failed("walk populate, in parts", exc2)
+        return repo
+
+    # report ----------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        table = []
+        for r in self.rows:
+            ratio = r.ratio()
+            table.append(
+                [
+                    r.measure,
+                    r.unit,
+                    fmt(r.value("local"), r.unit),
+                    fmt(r.value("mount"), r.unit),
+                    f"{ratio:.2f}" if ratio is not None else "-",
+                    r.target_text(),
+                    r.verdict(),
+                ]
+            )
+        print()
+        print("=" * 100)
+        print(f"SUMMARY (medians of {self.runs} run(s); file size {self.args.size_mib} MiB; MB/s = 10^6 bytes/s)")
+        print("=" * 100)
+        print(render_table(["measure", "unit", "local", "mount", "mount/local", "target", "result"], table))
+        print()
+        print("Targets:")
+        for r in self.rows:
+            if r.target_ratio is not None:
+                ratio = r.ratio()
+                how = f"mount/local = {ratio:.2f}" if ratio is not None else "no figure"
+                print(f"  {r.verdict():4}  {r.measure} ({r.target_text()}): {how}")
+        if self.profiles:
+            print()
+            print("Profiles of the mount process (py-spy, raw files in --profile dir):")
+            for label, text in self.profiles.items():
+                print(f"-- {label}")
+                print("   " + text.replace("\n", "\n   "))
+        if self.messages:
+            print()
+            print("Problems and caveats seen during the run:")
+            for m in self.messages:
+                print("  - " + m.replace("\n", "\n    "))
+        return {
+            "rows": [
+                {
+                    "section": r.section,
+                    "measure": r.measure,
+                    "unit": r.unit,
+                    "local": r.value("local"),
+                    "mount": r.value("mount"),
+                    "ratio_mount_local": r.ratio(),
+                    "target": r.target_text() if r.target_ratio is not None else None,
+                    "result": r.verdict() if r.target_ratio is not None else None,
+                    "raw_seconds": {"local": r.local, "mount": r.mount},
+                    "bytes": r.nbytes,
+                }
+                for r in self.rows
+            ],
+            "children": self.raw,
+            "profiles": self.profiles,
+            "messages": self.messages,
+        }
+
+
+# --------------------------------------------------------------------------
+# Set-up and main
+# --------------------------------------------------------------------------
+
+
+def ensure_source(workdir: Path, size: int, log: Any) -> Path:
+    """The random source file, kept in the workdir and reused by later invocations."""
+    path = workdir / f"source-{size // MIB}MiB.bin"
+    if path.exists() and path.stat().st_size == size:
+        return path
+    log(f"generating {path} ({size // MIB} MiB of os.urandom, untimed) ...")
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        for off in range(0, size, MIB):
+            f.write(os.urandom(min(MIB, size - off)))
+    tmp.rename(path)
+    return path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=3, help="runs per measure (median); default 3")
+    p.add_argument("--size-mib", type=int, default=1024, help="size of the sequential file in MiB; default 1024")
+    p.add_argument("--only", default="", help="comma-separated sections: " + ",".join(SECTIONS))
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-': stdout, at the end)")
+    p.add_argument(
+        "--workdir", default=DEFAULT_WORKDIR, help=f"scratch parent (default {DEFAULT_WORKDIR}; never tmpfs)"
+    )
+    p.add_argument("--keep", action="store_true", help="keep this invocation's scratch directory")
+    p.add_argument("--clean", action="store_true", help="also delete the cached random source file(s) at the end")
+    p.add_argument("--timeout", type=float, default=900, help="seconds allowed per process; default 900")
+    p.add_argument("--commit-interval", type=float, help="pass --commit-interval S to zerofs mount")
+    p.add_argument("--local-only", action="store_true", help="measure the local directory only (no mount)")
+    p.add_argument("--profile", metavar="DIR", help="record the mount process with py-spy during timed mount phases")
+    args = p.parse_args(argv)
+    if args.runs < 1:
+        p.error("--runs must be >= 1")
+    if args.size_mib < 1:
+        p.error("--size-mib must be >= 1")
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    bad = [s for s in only if s not in SECTIONS]
+    if bad:
+        p.error(f"unknown section(s) {bad}; choose from {', '.join(SECTIONS)}")
+    args.sections = only or list(SECTIONS)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if fs_type(workdir) in ("tmpfs", "ramfs"):
+        raise SystemExit(f"{workdir} is on {fs_type(workdir)}: use --workdir on a real disk")
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+    sections = args.sections
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    t_start = time.perf_counter()
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
+    bench: Bench | None = None
+    try:
+        needs_source = "write" in sections or "read" in sections
+        source = ensure_source(workdir, args.size_mib * MIB, print) if needs_source else workdir / "none"
+        bench = Bench(args, run_dir, source)
+        version = "not used (--local-only)" if args.local_only else bench.zerofs.version()
+        print(
+            f"zerofs mount benchmark: scratch {run_dir} ({fs_type(run_dir)}), {os.cpu_count()} CPUs, "
+            f"python {platform.python_version()}, kernel {platform.release()}"
+        )
+        print(f"  zerofs: {version}; local read_ahead_kb {read_ahead_kb(run_dir)}")
+        if not args.local_only and not Path("/dev/fuse").exists():
+            bench.note("/dev/fuse is missing: mount figures are n/a")
+            bench.mount_ok = False
+
+        def section(title: str) -> None:
+            print(f"\n== {title} ({time.perf_counter() - t_start:.0f} s elapsed)", flush=True)
+
+        if "write" in sections or "read" in sections:
+            section(f"sequential write / cold read of {args.size_mib} MiB")
+            bench.big_file("write" in sections, "read" in sections)
+        if "create" in sections:
+            section(f"create {N_SMALL:,} small files, then lstat them")
+            bench.create()
+        if "walk" in sections:
+            section("walk + lstat of a 20,000-file tree")
+            bench.walk()
+        for problem in bench.zerofs.cleanup(bench.repo_of):
+            bench.note(problem)
+        result = bench.report()
+        elapsed = time.perf_counter() - t_start
+        if bench.fuse_read_ahead is not None:
+            print(f"\nFUSE mount read_ahead_kb: {bench.fuse_read_ahead}")
+        print(f"Total wall time {elapsed:.0f} s")
+        result["meta"] = {
+            "runs": args.runs,
+            "size_mib": args.size_mib,
+            "sections": sections,
+            "elapsed_s": elapsed,
+            "zerofs": version,
+            "commit_interval": args.commit_interval,
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+            "workdir_fs": fs_type(run_dir),
+            "local_read_ahead_kb": read_ahead_kb(run_dir),
+            "fuse_read_ahead_kb": bench.fuse_read_ahead,
+        }
+        if args.json == "-":
+            print(json.dumps(result, indent=2, default=str))
+        elif args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
+            print(f"wrote {args.json}")
+    finally:
+        if bench is not None:
+            for problem in bench.zerofs.cleanup(bench.repo_of):
+                print(f"  ! {problem}")
+        if is_mounted(run_dir / "mnt"):
+            subprocess.run(["fusermount3", "-u", "-z", str(run_dir / "mnt")], capture_output=True, check=False)
+        if args.keep:
+            print(f"kept scratch dir {run_dir}")
+        else:
+            print(f"removing scratch dir {run_dir} ...", flush=True)
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if args.clean:
+            for stale in workdir.glob("source-*MiB.bin"):
+                stale.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_child":
+        sys.exit(child_main(sys.argv[2:]))
+    sys.exit(main())
