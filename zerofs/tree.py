@@ -192,23 +192,52 @@ def lookup(source: NodeSource, root_id: ObjectId, path: StorePath) -> DirEntry:
         NotFoundError: a component does not exist.
         ConflictError: a component other than the last is not a directory.
     """
+    entry, depth = _walk_to(source, root_id, path)
+    if entry is None:
+        raise not_found(source, root_id, path, depth)
+    return entry
+
+
+def try_lookup(source: NodeSource, root_id: ObjectId, path: StorePath) -> DirEntry | None:
+    """Return the entry at ``path``, or None if it (or a parent) is missing."""
+    return _walk_to(source, root_id, path)[0]
+
+
+def _walk_to(source: NodeSource, root_id: ObjectId, path: StorePath) -> tuple[DirEntry | None, int]:
+    """Return (the entry at ``path``, or None and the depth of the first missing name)."""
     entry = root_entry(root_id)
     for depth, name in enumerate(path.parts):
         if entry.kind is not Kind.DIR:
             raise ConflictError(f"not a directory: {StorePath(path.parts[:depth])}")
         found = dir_get(source, entry.id, name)
         if found is None:
-            raise NotFoundError(f"no such path in the store: {StorePath(path.parts[: depth + 1])}")
+            return None, depth
         entry = found
-    return entry
+    return entry, len(path.parts)
 
 
-def try_lookup(source: NodeSource, root_id: ObjectId, path: StorePath) -> DirEntry | None:
-    """Return the entry at ``path``, or None if it (or a parent) is missing."""
-    try:
-        return lookup(source, root_id, path)
-    except NotFoundError:
-        return None
+SUGGEST_MAX_ENTRIES: Final = 20_000
+"""Directories larger than this are not searched for a close name (an error must stay fast)."""
+
+
+def not_found(source: NodeSource, root_id: ObjectId, path: StorePath, depth: int) -> NotFoundError:
+    """Return the error for ``path``, whose name at ``depth`` is missing, naming close names if any."""
+    parent = StorePath(path.parts[:depth])
+    hint = _suggest(source, lookup(source, root_id, parent).id, parent, path.parts[depth])
+    return NotFoundError(f"no such path in the store: {StorePath(path.parts[: depth + 1])}{hint}")
+
+
+def _suggest(source: NodeSource, dir_id: ObjectId, here: StorePath, name: bytes) -> str:
+    """Return " (did you mean /data?)" for names in the directory close to ``name``, or ""."""
+    if count_dir(source, dir_id) > SUGGEST_MAX_ENTRIES:
+        return ""
+    import difflib  # only on this error path
+
+    names = {e.name.decode("utf-8", "surrogateescape"): e.name for e in iter_dir(source, dir_id)}
+    close = difflib.get_close_matches(name.decode("utf-8", "surrogateescape"), list(names), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(str(StorePath((*here.parts, names[c]))) for c in close) + "?)"
 
 
 def require_dir(source: NodeSource, root_id: ObjectId, path: StorePath) -> DirEntry:
@@ -243,7 +272,7 @@ def _change_below(
     entry = dir_get(sink, dir_id, name)
     child_path = StorePath((*here.parts, name))
     if entry is None:
-        raise NotFoundError(f"no such directory in the store: {child_path}")
+        raise NotFoundError(f"no such directory in the store: {child_path}{_suggest(sink, dir_id, here, name)}")
     if entry.kind is not Kind.DIR:
         raise ConflictError(f"not a directory: {child_path}")
     new_child = _change_below(sink, entry.id, parts[1:], change, now_ns, child_path)

@@ -277,3 +277,17 @@ def test_unchanged_subtrees_keep_their_ids(repo: Repository) -> None:
     before = lookup(repo, head(repo)[1].root_id, P("/x")).id
     edit.write_file(repo, P("/y/three"), io.BytesIO(b"3"))
     assert lookup(repo, head(repo)[1].root_id, P("/x")).id == before
+
+
+def test_a_missing_path_names_close_names(repo: Repository) -> None:
+    """The error for a mistyped name suggests the names that are close, and only those."""
+    for name in ("/data", "/docs", "/photos"):
+        edit.mkdir(repo, StorePath.parse(name))
+    edit.write_file(repo, StorePath.parse("/data/report.txt"), io.BytesIO(b"x"))
+    root = head(repo)[1].root_id
+    with pytest.raises(NotFoundError, match=r"^no such path in the store: /dat \(did you mean /data\?\)$"):
+        lookup(repo, root, StorePath.parse("/dat"))
+    with pytest.raises(NotFoundError, match=r"/data/reprot.txt \(did you mean /data/report.txt\?\)$"):
+        lookup(repo, root, StorePath.parse("/data/reprot.txt"))
+    with pytest.raises(NotFoundError, match=r"^no such path in the store: /zzz$"):
+        lookup(repo, root, StorePath.parse("/zzz/deeper"))

@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 import typer
 
 from zerofs import __version__
-from zerofs.cli import commands, commands_gc, commands_mount
+from zerofs.cli import commands, commands_gc, commands_help, commands_mount
 from zerofs.cli.completion import complete_store_path
 from zerofs.errors import exit_code_table
 
@@ -671,3 +671,23 @@ def umount(
     A mount whose process was killed is detached. Example: zerofs umount ~/z
     """
     commands_mount.umount(mountpoint, quiet=quiet, **_where(ctx, repo, config))
+
+
+def _complete_command(ctx: typer.Context, incomplete: str) -> list[str]:
+    group = ctx.find_root().command
+    names: list[str] = getattr(group, "list_commands", lambda _: [])(ctx)
+    return [name for name in names if name.startswith(incomplete)]
+
+
+@app.command("help")
+def help_(
+    command: Annotated[
+        Optional[str],  # noqa: UP045 - typer reads the annotation at runtime
+        typer.Argument(metavar="COMMAND", autocompletion=_complete_command, help="The command to explain."),
+    ] = None,
+) -> None:
+    """Show the help of COMMAND (the same as zerofs COMMAND --help), or of zerofs itself.
+
+    Example: zerofs help clone
+    """
+    commands_help.help_(command)

@@ -349,6 +349,7 @@ _MORE_COMMANDS = (
     "zerofs.cli.commands_usage",
     "zerofs.cli.commands_gc",
     "zerofs.cli.commands_mount",
+    "zerofs.cli.commands_help",
 )
 
 

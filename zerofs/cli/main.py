@@ -77,9 +77,19 @@ def _run_app(args: list[str]) -> int:
         with command.make_context("zerofs", args) as ctx:
             result = command.invoke(ctx)
     except click.NoArgsIsHelpError as exc:
-        sys.stderr.write(exc.ctx.get_help() + "\n")
+        if exc.ctx.parent is None:  # zerofs alone: a short summary, not the whole help
+            from zerofs.cli.commands_help import summary
+
+            sys.stderr.write(summary())
+        else:
+            sys.stderr.write(exc.ctx.get_help() + "\n")
         return UsageError.exit_code
     except click.UsageError as exc:
+        if exc.ctx is not None and exc.ctx.parent is None and exc.format_message().startswith("Missing command"):
+            from zerofs.cli.commands_help import summary  # zerofs --repo X alone: as zerofs alone
+
+            sys.stderr.write(summary())
+            return UsageError.exit_code
         name = f"{exc.ctx.command.name} " if exc.ctx and exc.ctx.parent else ""
         hint = f" (see 'zerofs {name}--help')"
         sys.stderr.write(f"zerofs: {exc.format_message()}{hint}\n")

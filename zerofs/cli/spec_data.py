@@ -2971,5 +2971,27 @@ SPEC: Final[Spec] = {
                 },
             ],
         },
+        "help": {
+            "function": "help_",
+            "is_fast": True,
+            "allow_interspersed_args": True,
+            "params": [
+                {
+                    "name": "command",
+                    "kind": "argument",
+                    "opts": [],
+                    "secondary_opts": [],
+                    "is_flag": False,
+                    "nargs": 1,
+                    "type": "str",
+                    "required": False,
+                    "default": None,
+                    "min": None,
+                    "max": None,
+                    "path_checks": [],
+                    "is_fast": True,
+                },
+            ],
+        },
     },
 }
