@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -95,3 +96,17 @@ def test_completion_offers_store_paths_from_the_repository(tmp_path: Path) -> No
 
 def test_completion_without_a_repository_is_silent(tmp_path: Path) -> None:
     assert _complete(tmp_path / "absent", "zerofs cat /d") == []
+
+
+def test_completion_offers_revisions_where_one_is_expected(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    base = [sys.executable, "-m", "zerofs", "--repo", str(repo)]
+    subprocess.run([*base, "init", "-q"], check=True)
+    subprocess.run([*base, "mkdir", "-q", "/data"], check=True)
+    log = subprocess.run([*base, "log", "--json"], check=True, capture_output=True, text=True).stdout
+    newest = json.loads(log.splitlines()[0])["commit"][:12]
+    assert _complete(repo, "zerofs diff HEAD") == ["HEAD", "HEAD~1"]
+    assert _complete(repo, "zerofs ls HEAD~") == ["HEAD~1:/"]
+    assert _complete(repo, f"zerofs cat {newest[:6]}") == [f"{newest}:/"]
+    assert _complete(repo, "zerofs mount --at HE") == ["HEAD", "HEAD~1"]
+    assert _complete(repo, "zerofs mkdir HE") == []  # a new path is never a revision

@@ -19,7 +19,12 @@ import typer
 
 from zerofs import __version__
 from zerofs.cli import commands, commands_gc, commands_help, commands_mount
-from zerofs.cli.completion import complete_store_path
+from zerofs.cli.completion import (
+    complete_path_or_revision,
+    complete_revision,
+    complete_revision_path,
+    complete_store_path,
+)
 from zerofs.errors import exit_code_table
 
 _EXIT_CODES = "\n\n".join(f"{code}: {meaning}" for code, meaning in exit_code_table())
@@ -127,7 +132,7 @@ SourceArg = Annotated[
     Optional[str],  # noqa: UP045
     typer.Argument(
         metavar="SOURCE",
-        autocompletion=complete_store_path,
+        autocompletion=complete_revision_path,
         help="Store path to clone, or REV:/path to restore from history.",
     ),
 ]
@@ -269,7 +274,9 @@ def ls(
     store_path: Annotated[
         str,
         typer.Argument(
-            metavar="STORE_PATH", autocompletion=complete_store_path, help="Directory or file (REV:/path for history)."
+            metavar="STORE_PATH",
+            autocompletion=complete_revision_path,
+            help="Directory or file (REV:/path for history).",
         ),
     ] = "/",
     long: Annotated[bool, typer.Option("-l", "--long", help="Mode, size, mtime and name.")] = False,
@@ -291,7 +298,9 @@ def cat(
     store_paths: Annotated[
         list[str],
         typer.Argument(
-            metavar="STORE_PATH...", autocompletion=complete_store_path, help="Files to print (REV:/path for history)."
+            metavar="STORE_PATH...",
+            autocompletion=complete_revision_path,
+            help="Files to print (REV:/path for history).",
         ),
     ],
     repo: RepoOpt = None,
@@ -313,7 +322,9 @@ def stat(
     store_path: Annotated[
         str,
         typer.Argument(
-            metavar="STORE_PATH", autocompletion=complete_store_path, help="Path to describe (REV:/path for history)."
+            metavar="STORE_PATH",
+            autocompletion=complete_revision_path,
+            help="Path to describe (REV:/path for history).",
         ),
     ],
     repo: RepoOpt = None,
@@ -330,7 +341,9 @@ def tree(
     store_path: Annotated[
         str,
         typer.Argument(
-            metavar="STORE_PATH", autocompletion=complete_store_path, help="Directory to show (REV:/path for history)."
+            metavar="STORE_PATH",
+            autocompletion=complete_revision_path,
+            help="Directory to show (REV:/path for history).",
         ),
     ] = "/",
     repo: RepoOpt = None,
@@ -368,7 +381,9 @@ def export(
     store_path: Annotated[
         str,
         typer.Argument(
-            metavar="STORE_PATH", autocompletion=complete_store_path, help="What to export (REV:/path for history)."
+            metavar="STORE_PATH",
+            autocompletion=complete_revision_path,
+            help="What to export (REV:/path for history).",
         ),
     ],
     host_path: Annotated[Path, typer.Argument(metavar="HOST_PATH", help="Target (absent or empty directory).")],
@@ -394,14 +409,14 @@ def diff(
         str,
         typer.Argument(
             metavar="A",
-            autocompletion=complete_store_path,
+            autocompletion=complete_path_or_revision,
             help="Old side: a revision (HEAD~1), a path (/x) or REV:/path.",
         ),
     ],
     b: Annotated[
         str,
         typer.Argument(
-            metavar="B", autocompletion=complete_store_path, help="New side: a revision, a path or REV:/path."
+            metavar="B", autocompletion=complete_path_or_revision, help="New side: a revision, a path or REV:/path."
         ),
     ],
     show_stat: Annotated[bool, typer.Option("--stat", help="Byte counts per path and a total line.")] = False,
@@ -618,7 +633,12 @@ def mount(
     mountpoint: MountpointArg,
     at: Annotated[
         Optional[str],  # noqa: UP045 - typer reads the annotation at runtime
-        typer.Option("--at", metavar="REV", help="Mount the tree of this revision (implies --read-only)."),
+        typer.Option(
+            "--at",
+            metavar="REV",
+            autocompletion=complete_revision,
+            help="Mount the tree of this revision (implies --read-only).",
+        ),
     ] = None,
     read_only: Annotated[bool, typer.Option("--read-only", "-r", help="Refuse every change (EROFS).")] = False,
     commit_interval: Annotated[
