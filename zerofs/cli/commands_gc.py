@@ -40,8 +40,12 @@ def gc(
     policy = _retention(keep_last, keep_within, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
     found = settings(repo, config)
     repository: Repository = open_repository(found, writer_lease=False)
+    from zerofs.cli.progress import GcBar
+
     try:
-        result = collect_garbage(repository, policy, dry_run=dry_run, compact=compact)
+        with GcBar(enabled=not quiet and not as_json and sys.stderr.isatty()) as bar:
+            progress = bar.update if bar.enabled else None
+            result = collect_garbage(repository, policy, dry_run=dry_run, compact=compact, on_progress=progress)
     finally:
         repository.close()
     removed = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any, Self
 
@@ -21,6 +22,7 @@ class _Bar:
 
     def __enter__(self) -> Self:
         if self.enabled:
+            from rich.console import Console
             from rich.progress import (
                 DownloadColumn,
                 Progress,
@@ -38,9 +40,12 @@ class _Bar:
                 TextColumn("{task.fields[files]} files"),
                 TimeElapsedColumn(),
                 transient=True,
+                # stderr, which is the terminal we checked; stdout may be a pipe carrying data.
+                console=Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False),
             )
-            self._progress.start()
+            # The task first, so start() draws it at once: a short operation still shows it.
             self._task = self._progress.add_task(self.label, total=None, files=0)
+            self._progress.start()
         return self
 
     def _show(self, files: int, done_bytes: int) -> None:
@@ -76,3 +81,32 @@ class ExportBar(_Bar):
     def update(self, files: int, written_bytes: int) -> None:
         """Called by the exporter after each file."""
         self._show(files, written_bytes)
+
+
+class GcBar:
+    """gc's phases on stderr: marking what kept commits reach, then objects deleted so far."""
+
+    def __init__(self, enabled: bool) -> None:
+        """Show nothing unless ``enabled`` (stderr is a terminal, not --quiet, not --json)."""
+        self.enabled = enabled
+        self._status: Any = None
+
+    def __enter__(self) -> Self:
+        if self.enabled:
+            from rich.console import Console
+
+            console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+            self._status = console.status("gc: marking what the kept commits reach")
+            self._status.start()
+            self._status.update("gc: marking what the kept commits reach")  # draws it now
+        return self
+
+    def update(self, phase: str, count: int) -> None:
+        """Called by gc after marking ("marked", objects) and after each deletion step ("deleted", objects)."""
+        if self._status is not None:
+            what = "objects reachable" if phase == "marked" else "objects deleted"
+            self._status.update(f"gc: {count:,} {what}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()

@@ -409,8 +409,8 @@ class FsckBar:
                 console=console(stderr=True),
                 transient=True,
             )
-            self._progress.start()
             self._task = self._progress.add_task("checking", total=None, objects=0)
+            self._progress.start()  # after the task, so it is drawn at once
         return self
 
     def update(self, n_objects: int, read_bytes: int) -> None:

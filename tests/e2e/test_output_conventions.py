@@ -1,0 +1,88 @@
+"""Output conventions: progress on stderr only when it is a terminal, and never with -q or --json."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli_env, zerofs_command
+
+
+def _run_with_tty_stderr(repo: Path, *args: str) -> tuple[int, bytes, bytes]:
+    """Run zerofs with stderr on a pseudo-terminal; return (exit code, stdout, what the terminal showed)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        zerofs_command(repo, *args), stdout=subprocess.PIPE, stderr=slave, env={**cli_env(), "COLUMNS": "100"}
+    )
+    os.close(slave)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.05)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        elif proc.poll() is not None:
+            break
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    code = proc.wait(timeout=60)
+    os.close(master)
+    return code, out, shown
+
+
+@pytest.fixture
+def big_repo(zerofs: object, cli_repo: Path, tmp_path: Path) -> Path:
+    """A repository holding enough data that every long operation runs for a moment."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(400):
+        (src / f"f{i}").write_bytes(os.urandom(20_000))
+    subprocess.run(zerofs_command(cli_repo, "import", "-q", str(src), "/data"), check=True, env=cli_env())
+    return cli_repo
+
+
+@pytest.mark.parametrize(
+    ("args", "shown_word"),
+    [
+        (("fsck", "--read-data"), b"checking"),
+        (("gc",), b"gc:"),
+        (("export", "/data", "{out}"), b"exporting"),
+        (("import", "{src}", "/again"), b"importing"),
+    ],
+)
+def test_progress_goes_to_a_terminal_stderr(
+    big_repo: Path, tmp_path: Path, args: tuple[str, ...], shown_word: bytes
+) -> None:
+    """On a terminal stderr a long operation shows progress; stdout keeps only the result."""
+    argv = [a.replace("{out}", str(tmp_path / "out")).replace("{src}", str(tmp_path / "src")) for a in args]
+    code, out, shown = _run_with_tty_stderr(big_repo, *argv)
+    assert code == 0, shown
+    assert shown_word in shown
+    assert shown_word not in out
+
+
+@pytest.mark.parametrize("quiet", [["-q"], ["--json"]])
+def test_no_progress_with_quiet_or_json(big_repo: Path, quiet: list[str]) -> None:
+    """-q and --json keep the terminal free of progress."""
+    code, _, shown = _run_with_tty_stderr(big_repo, "gc", *quiet)
+    assert code == 0
+    assert b"gc:" not in shown
+
+
+def test_no_progress_when_stderr_is_piped(big_repo: Path) -> None:
+    """Piped stderr (a script, a log file) gets no progress lines at all."""
+    proc = subprocess.run(
+        zerofs_command(big_repo, "fsck", "--read-data"), capture_output=True, env=cli_env(), check=False
+    )
+    assert proc.returncode == 0
+    assert proc.stderr == b""
