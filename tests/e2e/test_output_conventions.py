@@ -86,3 +86,37 @@ def test_no_progress_when_stderr_is_piped(big_repo: Path) -> None:
     )
     assert proc.returncode == 0
     assert proc.stderr == b""
+
+
+def _run_on_a_terminal(repo: Path, *args: str, env: dict[str, str]) -> bytes:
+    """Run zerofs with stdout on a pseudo-terminal; return what it showed."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(zerofs_command(repo, *args), stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    proc.wait(timeout=60)
+    os.close(master)
+    return shown
+
+
+def test_a_terminal_gets_a_table_and_no_color_drops_only_the_colours(big_repo: Path) -> None:
+    """On a terminal: a table with a header; NO_COLOR keeps the table but no colour codes; piped: tab-separated."""
+    coloured = {k: v for k, v in cli_env().items() if k != "NO_COLOR"} | {"COLUMNS": "120", "TERM": "xterm"}
+    shown = _run_on_a_terminal(big_repo, "log", env=coloured)
+    assert b"\x1b[3" in shown  # a foreground colour
+    plain = _run_on_a_terminal(big_repo, "log", env=coloured | {"NO_COLOR": "1"})
+    assert b"\x1b[3" not in plain
+    table = _run_on_a_terminal(big_repo, "ls", "-l", "/data", env=coloured | {"NO_COLOR": "1"})
+    assert b"modified" in table  # the header row people read
+    listing = zerofs_command(big_repo, "ls", "-l", "/data")
+    piped = subprocess.run(listing, capture_output=True, env=cli_env(), check=True)
+    assert b"modified" not in piped.stdout
+    assert piped.stdout.splitlines()[0].count(b"\t") == 3

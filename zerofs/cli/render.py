@@ -26,9 +26,9 @@ def is_tty(stream: IO[str] | None = None) -> bool:
     return (stream or sys.stdout).isatty()
 
 
-def use_color() -> bool:
-    """False when NO_COLOR is set or stdout is not a terminal."""
-    return is_tty() and not os.environ.get("NO_COLOR")
+def use_rich() -> bool:
+    """True when stdout is a terminal: rich tables for people (NO_COLOR only drops the colours)."""
+    return is_tty()
 
 
 def console(stderr: bool = False) -> Any:
@@ -101,7 +101,7 @@ def render_listing(rows: Iterable[Listed], *, long: bool, show_all: bool, recurs
         print_json([entry_json(r.entry, str(r.path), r.target) for r in visible])
         return
     out = sys.stdout
-    if use_color():
+    if use_rich():
         _rich_listing(visible, long=long, recursive=recursive)
         return
     for row in visible:
@@ -182,7 +182,7 @@ def render_stat(info: StatInfo, *, as_json: bool) -> None:
         rows.append(("chunks", str(info.n_chunks)))
     if info.target is not None:
         rows.append(("target", fs(info.target)))
-    if use_color():
+    if use_rich():
         from rich.table import Table
 
         table = Table(box=None, show_header=False, pad_edge=False)
@@ -217,7 +217,7 @@ def render_log(items: Iterable[LogEntry], *, as_json: bool) -> None:
         for item in items:
             out.write(json.dumps(log_json(item)) + "\n")
         return
-    if use_color():
+    if use_rich():
         con = console()
         from rich.markup import escape
 
@@ -238,7 +238,7 @@ def render_tree(rows: Iterable[Listed], root_label: str, *, as_json: bool) -> No
         return
     items = list(rows)
     base = len(items[0].path.parts) if items else 0
-    if use_color():
+    if use_rich():
         from rich.markup import escape
         from rich.tree import Tree
 
