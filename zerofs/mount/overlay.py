@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from zerofs.content import BatchSink, ContentWriter
@@ -196,10 +196,14 @@ class Overlay:
 
     def _note(self, inode: Inode, what: str) -> None:
         """Record that ``inode``'s entry (or what it points at) changed, in every ancestor."""
+        self._count(inode, what)
+        self.touch(inode)
+
+    def _count(self, inode: Inode, what: str) -> None:
+        """Count a change for the commit message (the first one is named in it)."""
         if not self.counts:
             self.first_change = f"{what} {self.path_of(inode)}"
         self.counts[what] = self.counts.get(what, 0) + 1
-        self.touch(inode)
 
     def touch(self, inode: Inode) -> None:
         """Mark ``inode``'s entry as changed in its parent, and so on up to the root."""
@@ -250,12 +254,10 @@ class Overlay:
         return inode
 
     def _detach(self, parent: Inode, name: bytes) -> Inode:
-        self.dir_changed(parent, time.time_ns())
-        kid = parent.kids.pop(name)
-        parent.changed.discard(name)
-        parent.removed.add(name)
+        """Take a name out of its directory for good; the inode lives on while open or known."""
+        kid = parent.kids[name]
+        self._detach_keep(parent, name)
         kid.parent = None
-        self.touch(parent)
         self.release_if_unused(kid)
         return kid
 
@@ -274,8 +276,7 @@ class Overlay:
             raise FsError(errno.ENOENT)
         if kid.is_dir:
             raise FsError(errno.EISDIR)
-        self.counts["removed"] = self.counts.get("removed", 0) + 1
-        self.first_change = self.first_change or f"removed {self.path_of(kid)}"
+        self._count(kid, "removed")
         return self._detach(parent, name)
 
     def rmdir(self, parent: Inode, name: bytes) -> Inode:
@@ -287,8 +288,7 @@ class Overlay:
             raise FsError(errno.ENOTDIR)
         if self.children(kid):
             raise FsError(errno.ENOTEMPTY)
-        self.counts["removed"] = self.counts.get("removed", 0) + 1
-        self.first_change = self.first_change or f"removed {self.path_of(kid)}"
+        self._count(kid, "removed")
         return self._detach(parent, name)
 
     def rename(self, old_parent: Inode, old: bytes, new_parent: Inode, new: bytes, *, noreplace: bool) -> None:
@@ -465,9 +465,6 @@ class Overlay:
             invalidate(kid.ino, None)
         invalidate(directory.ino, None)
 
-    def walk(self) -> Iterator[Inode]:
-        """Yield every live inode."""
-        yield from self.inodes.values()
 
 
 class _PlanSink(BatchSink):
