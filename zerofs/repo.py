@@ -13,7 +13,6 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
 from typing import Final, NamedTuple, TypeVar
 
 from zerofs.chunking import ChunkParams
@@ -67,7 +66,7 @@ class RepoConfig(NamedTuple):
         ).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes, where: Path) -> RepoConfig:
+    def from_json(cls, raw: bytes, where: str) -> RepoConfig:
         """Parse stored config, refusing formats this version cannot read.
 
         Raises:
@@ -101,11 +100,11 @@ class RepoConfig(NamedTuple):
 class Repository:
     """An open repository: verified reads of nodes and chunks."""
 
-    def __init__(self, store: ObjectStore, config: RepoConfig, path: Path | None = None) -> None:
+    def __init__(self, store: ObjectStore, config: RepoConfig, path: str | os.PathLike[str] | None = None) -> None:
         """Wrap an open store whose config has been read."""
         self.store = store
         self.config = config
-        self.path = path
+        self.path = None if path is None else os.fspath(path)
         self._nodes: OrderedDict[bytes, Node] = OrderedDict()
         self._cache_lock = threading.Lock()  # export reads from worker threads
 
@@ -114,7 +113,7 @@ class Repository:
     @classmethod
     def init(
         cls,
-        path: Path,
+        path: str | os.PathLike[str],
         *,
         author: str,
         chunk_params: ChunkParams | None = None,
@@ -128,12 +127,13 @@ class Repository:
         Raises:
             ConflictError: a repository (or other files) already exists there.
         """
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            if (path / "data.mdb").exists():
+        path = os.fspath(path)
+        if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+            if os.path.exists(os.path.join(path, "data.mdb")):
                 raise ConflictError(f"a repository already exists at {path}")
             raise ConflictError(f"{path} exists and is not an empty directory")
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            os.makedirs(path, exist_ok=True)
         except OSError as exc:
             raise RepositoryError(f"cannot create {path}: {exc.strerror}") from exc
         config = RepoConfig(
@@ -153,13 +153,14 @@ class Repository:
 
     @classmethod
     def open(
-        cls, path: Path, *, readonly: bool = False, writer_lease: bool = True, readahead: bool = False
+        cls, path: str | os.PathLike[str], *, readonly: bool = False, writer_lease: bool = True, readahead: bool = False
     ) -> Repository:
         """Open the repository at ``path`` (``writer_lease``, ``readahead``: see ``LmdbStore``).
 
         Raises:
             RepositoryError: none there, damaged, or of a newer format.
         """
+        path = os.fspath(path)
         store = open_store(path, readonly=readonly, writer_lease=writer_lease, readahead=readahead)
         raw = store.get_meta(CONFIG_KEY)
         if raw is None:

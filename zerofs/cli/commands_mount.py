@@ -26,7 +26,7 @@ def mount(
     found = settings(repo, config)
     open_repository(found, readonly=True).close()  # fail here, with the usual message, if there is none
     mount_repository(
-        found.repo_path,
+        Path(found.repo_path),
         Path(mountpoint),
         revision=at,
         read_only=read_only or at is not None,
@@ -44,6 +44,6 @@ def umount(mountpoint: str, *, repo: str | None, config: str | None, quiet: bool
     from zerofs.mount.run import umount as umount_repository
 
     found = settings(repo, config)
-    umount_repository(found.repo_path, Path(mountpoint))
+    umount_repository(Path(found.repo_path), Path(mountpoint))
     if not quiet:
         sys.stderr.write(f"unmounted {mountpoint}\n")

@@ -10,7 +10,6 @@ module imports nothing heavy: the fast path for ``cat`` and ``ls`` uses it.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import NamedTuple
 
 from zerofs.errors import RepositoryError, UsageError
@@ -20,12 +19,12 @@ from zerofs.repo import Repository
 class Settings(NamedTuple):
     """Where the repository is and the defaults a config file supplies."""
 
-    repo_path: Path
+    repo_path: str
     source: str
     defaults: dict[str, object]
 
 
-def load_config(path: Path) -> dict[str, object]:
+def load_config(path: str) -> dict[str, object]:
     """Read a zerofs TOML config file.
 
     Raises:
@@ -34,7 +33,7 @@ def load_config(path: Path) -> dict[str, object]:
     import tomllib  # only when a config file is named
 
     try:
-        with path.open("rb") as handle:
+        with open(path, "rb") as handle:
             data = tomllib.load(handle)
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
@@ -50,22 +49,22 @@ def load_config(path: Path) -> dict[str, object]:
 
 def settings(repo: str | None, config: str | None) -> Settings:
     """Resolve the repository location from options, environment and config."""
-    data: dict[str, object] = load_config(Path(config)) if config else {}
+    data: dict[str, object] = load_config(config) if config else {}
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise UsageError(f"config file {config}: [defaults] must be a table")
     if repo:
-        return Settings(Path(repo).expanduser(), "--repo", defaults)
+        return Settings(os.path.expanduser(repo), "--repo", defaults)
     env = os.environ.get("ZEROFS_REPO")
     if env:
-        return Settings(Path(env).expanduser(), "$ZEROFS_REPO", defaults)
+        return Settings(os.path.expanduser(env), "$ZEROFS_REPO", defaults)
     configured = data.get("repository")
     if configured:
         if not isinstance(configured, str):
             raise UsageError(f"config file {config}: repository must be a string")
-        return Settings(Path(configured).expanduser(), f"config {config}", defaults)
+        return Settings(os.path.expanduser(configured), f"config {config}", defaults)
     xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Settings(Path(xdg) / "zerofs", "default", defaults)
+    return Settings(os.path.join(xdg, "zerofs"), "default", defaults)
 
 
 def open_repository(found: Settings, *, readonly: bool = False, writer_lease: bool = True) -> Repository:
@@ -75,9 +74,9 @@ def open_repository(found: Settings, *, readonly: bool = False, writer_lease: bo
         RepositoryError: no repository there, or it cannot be used.
     """
     path = found.repo_path
-    if not (path / "data.mdb").exists():
+    if not os.path.exists(os.path.join(path, "data.mdb")):
         how = "zerofs init" if found.source == "default" else f"zerofs --repo {path} init"
-        if path.exists() and not path.is_dir():
+        if os.path.exists(path) and not os.path.isdir(path):
             raise RepositoryError(f"{path} is not a zerofs repository (it is not a directory)")
         raise RepositoryError(f"no zerofs repository at {path} ({found.source}); create one with: {how}")
     return Repository.open(path, readonly=readonly, writer_lease=writer_lease)

@@ -27,7 +27,6 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from zerofs.history import head, iter_history
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
@@ -221,7 +220,7 @@ def repository_stats(repo: Repository) -> RepoStats:
     )
 
 
-def _disk_bytes(directory: Path) -> int:
+def _disk_bytes(directory: str) -> int:
     """Blocks allocated to the files directly in ``directory`` (an LMDB environment has no subdirectories)."""
     total = 0
     with os.scandir(directory) as entries:

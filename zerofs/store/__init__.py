@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from zerofs.store.base import ObjectStore, WriteBatch
 from zerofs.store.lmdb import LmdbStore
@@ -11,7 +11,12 @@ __all__ = ["LmdbStore", "ObjectStore", "WriteBatch", "open_store"]
 
 
 def open_store(
-    path: Path, *, create: bool = False, readonly: bool = False, writer_lease: bool = True, readahead: bool = False
+    path: str | os.PathLike[str],
+    *,
+    create: bool = False,
+    readonly: bool = False,
+    writer_lease: bool = True,
+    readahead: bool = False,
 ) -> LmdbStore:
     """Open the LMDB backend at ``path`` (the only persistent backend so far)."""
     return LmdbStore(path, create=create, readonly=readonly, writer_lease=writer_lease, readahead=readahead)
