@@ -129,6 +129,9 @@ READ_ONLY: list[tuple[tuple[str, ...], bool]] = [
     (("--repo", "{repo}", "cat", "--json", "/src/a.txt"), FAST),
     (("--repo", "{repo}", "cat", "--jsonx", "/src/a.txt"), TYPER),  # unknown option: typer reports it
     (("--repo", "{repo}", "cat", "-h"), TYPER),
+    (("--repo", "{repo}", "cat", "-q", "/src/a.txt", "/src/d/b.txt"), FAST),
+    (("--repo", "{repo}", "cat", "--quiet", "/nope"), FAST),
+    (("--repo", "{repo}", "cat", "-q", "--json", "/src/a.txt"), FAST),
     # ls
     (("--repo", "{repo}", "ls"), FAST),
     (("--repo", "{repo}", "ls", "/src"), FAST),
@@ -152,11 +155,17 @@ READ_ONLY: list[tuple[tuple[str, ...], bool]] = [
     (("--repo", "{repo}", "ls", "-"), FAST),
     (("--repo", "{repo}", "ls", "/nope"), FAST),
     (("--repo", "{repo}", "ls", "/src/../src"), FAST),
+    (("--repo", "{repo}", "ls", "-qR", "/src"), FAST),
+    (("--repo", "{repo}", "ls", "-q", "/nope"), FAST),
     # stat, tree, log
     (("--repo", "{repo}", "stat", "/src/a.txt"), FAST),
     (("--repo", "{repo}", "stat", "--json", "/src"), FAST),
     (("--repo", "{repo}", "stat", "/"), FAST),
     (("--repo", "{repo}", "stat"), TYPER),
+    (("--repo", "{repo}", "stat", "-q", "/src/a.txt"), FAST),
+    (("--repo", "{repo}", "stat", "-q", "/nope"), FAST),
+    (("--repo", "{repo}", "tree", "-q", "/src"), FAST),
+    (("--repo", "{repo}", "log", "-q", "/src"), FAST),
     (("--repo", "{repo}", "tree"), FAST),
     (("--repo", "{repo}", "tree", "/src", "--json"), FAST),
     (("--repo", "{repo}", "tree", "/src/a.txt"), FAST),

@@ -1,7 +1,8 @@
-"""Output conventions: progress on stderr only when it is a terminal, and never with -q or --json."""
+"""Output conventions: progress on stderr only on a terminal and never with -q or --json; -q everywhere."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli_env, zerofs_command
+from tests.conftest import cli_env, run_zerofs, zerofs_command
+from tests.damage import chunk_ids_of, flip_byte
+from tests.e2e.helpers import assert_fails
 
 
 def _run_with_tty_stderr(repo: Path, *args: str) -> tuple[int, bytes, bytes]:
@@ -120,3 +123,58 @@ def test_a_terminal_gets_a_table_and_no_color_drops_only_the_colours(big_repo: P
     piped = subprocess.run(listing, capture_output=True, env=cli_env(), check=True)
     assert b"modified" not in piped.stdout
     assert piped.stdout.splitlines()[0].count(b"\t") == 3
+
+
+# -- -q on the commands that only print data: nothing printed, the exit status is the answer
+
+QUIET_DATA_LINES = [
+    ("ls", "-R", "/data"),
+    ("cat", "/data/a.txt", "/data/d/b.bin"),
+    ("stat", "/data/a.txt"),
+    ("tree", "/"),
+    ("log", "/data"),
+    ("diff", "HEAD~1", "HEAD"),
+    ("diff", "--stat", "HEAD~1", "HEAD"),
+    ("du", "/data"),
+    ("stats",),
+]
+
+
+@pytest.fixture
+def two_commits(cli_repo: Path, tmp_path: Path) -> Path:
+    """A repository whose last commit changed /data."""
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "a.txt").write_text("alpha\n")
+    (src / "d" / "b.bin").write_bytes(os.urandom(300_000))
+    run_zerofs("import", "-q", str(src), "/data", repo=cli_repo)
+    (src / "a.txt").write_text("alpha, changed\n")
+    run_zerofs("import", "-q", str(src), "/data", repo=cli_repo)
+    return cli_repo
+
+
+@pytest.mark.parametrize("words", QUIET_DATA_LINES, ids=[" ".join(w) for w in QUIET_DATA_LINES])
+def test_quiet_data_command_prints_nothing(two_commits: Path, words: tuple[str, ...]) -> None:
+    loud = run_zerofs(*words, repo=two_commits)
+    assert loud.stdout, "the same line without -q prints something"
+    quiet = run_zerofs(*words[:1], "-q", *words[1:], repo=two_commits)
+    assert (quiet.stdout, quiet.stderr) == (b"", "")
+
+
+def test_quiet_data_command_still_fails_with_its_exit_status(two_commits: Path) -> None:
+    line = assert_fails(two_commits, "stat", "-q", "/data/nope", expect=3)
+    assert "/data/nope" in line
+    assert_fails(two_commits, "ls", "-q", "/data/a.txt/x", expect=4)
+
+
+def test_quiet_cat_still_reads_and_verifies_every_chunk(two_commits: Path) -> None:
+    chunks = chunk_ids_of(two_commits, "/data/d/b.bin")
+    flip_byte(two_commits, chunks[-1])
+    run_zerofs("stat", "-q", "/data/d/b.bin", repo=two_commits)  # the node is intact
+    line = assert_fails(two_commits, "cat", "-q", "/data/d/b.bin", expect=6)
+    assert chunks[-1].hex()[:16] in line
+
+
+def test_json_outranks_quiet(two_commits: Path) -> None:
+    out = run_zerofs("stat", "-q", "--json", "/data/a.txt", repo=two_commits).stdout
+    assert json.loads(out)["size"] == len("alpha, changed\n")

@@ -51,6 +51,9 @@ ConfigOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (documented schema) instead of text.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+QuietDataOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print nothing but errors: the exit status is the answer.")
+]
 
 
 def _version(value: bool) -> None:
@@ -284,11 +287,18 @@ def ls(
     recursive: Annotated[bool, typer.Option("-R", "--recursive", help="List subdirectories too.")] = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
+    quiet: QuietDataOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List a directory in the store, in HEAD or in a revision (HEAD~3:/data, 3f9a2c1:/data)."""
     commands.ls(
-        store_path, long=long, show_all=show_all, recursive=recursive, as_json=as_json, **_where(ctx, repo, config)
+        store_path,
+        long=long,
+        show_all=show_all,
+        recursive=recursive,
+        quiet=quiet,
+        as_json=as_json,
+        **_where(ctx, repo, config),
     )
 
 
@@ -305,6 +315,9 @@ def cat(
     ],
     repo: RepoOpt = None,
     config: ConfigOpt = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print nothing: only read and verify every byte (exit status).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Print files from the store to standard output (streamed, verified).
@@ -313,7 +326,7 @@ def cat(
     content is UTF-8 text when it decodes as such, else base64. That form holds
     each file in memory.
     """
-    commands.cat(store_paths, as_json=as_json, **_where(ctx, repo, config))
+    commands.cat(store_paths, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -329,10 +342,11 @@ def stat(
     ],
     repo: RepoOpt = None,
     config: ConfigOpt = None,
+    quiet: QuietDataOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the metadata and node of a path."""
-    commands.stat(store_path, as_json=as_json, **_where(ctx, repo, config))
+    """Show the metadata and node of a path (with -q, only whether it exists: exit 0 or 3)."""
+    commands.stat(store_path, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -348,10 +362,11 @@ def tree(
     ] = "/",
     repo: RepoOpt = None,
     config: ConfigOpt = None,
+    quiet: QuietDataOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a directory and everything below it as a tree."""
-    commands.tree(store_path, as_json=as_json, **_where(ctx, repo, config))
+    commands.tree(store_path, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -369,10 +384,11 @@ def log(
     ] = None,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
+    quiet: QuietDataOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the history of commits, newest first (JSON lines with --json)."""
-    commands.log(store_path, max_count=max_count, as_json=as_json, **_where(ctx, repo, config))
+    commands.log(store_path, max_count=max_count, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -422,6 +438,7 @@ def diff(
     show_stat: Annotated[bool, typer.Option("--stat", help="Byte counts per path and a total line.")] = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
+    quiet: QuietDataOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show what changed from A to B: one 'A', 'M' or 'D' line per path, sorted.
@@ -433,7 +450,7 @@ def diff(
     """
     from zerofs.cli import commands_history
 
-    commands_history.diff(a, b, show_stat=show_stat, as_json=as_json, **_where(ctx, repo, config))
+    commands_history.diff(a, b, show_stat=show_stat, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 # -- usage: du, stats, fsck (issue #4) --------------------------------------------------
@@ -449,6 +466,7 @@ def du(
     human: Annotated[bool, typer.Option("--human-readable", "-h", help="Sizes like 1.5M instead of bytes.")] = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
+    quiet: QuietDataOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the apparent, stored and unique bytes of store paths.
@@ -461,7 +479,7 @@ def du(
     """
     from zerofs.cli import commands_usage
 
-    commands_usage.du(store_paths or [], human=human, as_json=as_json, **_where(ctx, repo, config))
+    commands_usage.du(store_paths or [], human=human, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -469,6 +487,7 @@ def stats(
     ctx: typer.Context,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
+    quiet: QuietDataOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show repository totals: logical and stored bytes, dedup and compression ratios, objects.
@@ -480,7 +499,7 @@ def stats(
     """
     from zerofs.cli import commands_usage
 
-    commands_usage.stats(as_json=as_json, **_where(ctx, repo, config))
+    commands_usage.stats(quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -643,9 +662,7 @@ def mount(
     read_only: Annotated[bool, typer.Option("--read-only", "-r", help="Refuse every change (EROFS).")] = False,
     commit_interval: Annotated[
         int,
-        typer.Option(
-            "--commit-interval", metavar="SECONDS", min=1, help="Commit pending changes at least this often."
-        ),
+        typer.Option("--commit-interval", metavar="SECONDS", min=1, help="Commit pending changes at least this often."),
     ] = 5,
     allow_other: Annotated[
         bool, typer.Option("--allow-other", help="Let other users in (file modes still apply).")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import deque
 from typing import TYPE_CHECKING
 
 from zerofs.cli.context import open_repository, settings
@@ -24,6 +25,7 @@ from zerofs.paths import RevPath, StorePath
 from zerofs.repo import Repository
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path  # pathlib (with urllib.parse) costs 3 ms of start-up
 
 
@@ -38,6 +40,11 @@ def _path(text: str) -> StorePath:
 def _done(quiet: bool, message: str) -> None:
     if not quiet:
         sys.stderr.write(message + "\n")
+
+
+def _drain(items: Iterable[object]) -> None:
+    """Consume ``items`` for their checks alone: what ``-q`` on a data command leaves."""
+    deque(items, maxlen=0)
 
 
 def _warn(message: str) -> None:
@@ -256,7 +263,15 @@ def mv(
 
 
 def ls(
-    store_path: str, *, long: bool, show_all: bool, recursive: bool, repo: str | None, config: str | None, as_json: bool
+    store_path: str,
+    *,
+    long: bool,
+    show_all: bool,
+    recursive: bool,
+    repo: str | None,
+    config: str | None,
+    quiet: bool = False,
+    as_json: bool,
 ) -> None:
     """List a directory (or describe a file) in the store."""
     from zerofs.cli import render
@@ -268,11 +283,19 @@ def ls(
         rows = list_path(
             repository, target.path, recursive=recursive, with_targets=long or as_json, commit_id=commit_id
         )
+        if quiet and not as_json:
+            _drain(rows)
+            return
         render.render_listing(rows, long=long, show_all=show_all or as_json, recursive=recursive, as_json=as_json)
 
 
-def cat(store_paths: list[str], *, repo: str | None, config: str | None, as_json: bool = False) -> None:
-    """Stream files from the store to standard output (with --json, one document holding them)."""
+def cat(
+    store_paths: list[str], *, repo: str | None, config: str | None, quiet: bool = False, as_json: bool = False
+) -> None:
+    """Stream files from the store to standard output (with --json, one document holding them).
+
+    With ``quiet``, every chunk is still read and checked against its hash; nothing is written.
+    """
     from zerofs.services.browse import at_revision, read_file
 
     targets = [RevPath.parse(p) for p in store_paths]
@@ -285,6 +308,10 @@ def cat(store_paths: list[str], *, repo: str | None, config: str | None, as_json
                 [render.content_json(str(t), b"".join(read_file(repository, t.path, c))) for t, c in located]
             )
             return
+        if quiet:
+            for target, commit_id in located:
+                _drain(read_file(repository, target.path, commit_id))
+            return
         out = sys.stdout.buffer
         for target, commit_id in located:
             for data in read_file(repository, target.path, commit_id):
@@ -292,17 +319,19 @@ def cat(store_paths: list[str], *, repo: str | None, config: str | None, as_json
         out.flush()
 
 
-def stat(store_path: str, *, repo: str | None, config: str | None, as_json: bool) -> None:
+def stat(store_path: str, *, repo: str | None, config: str | None, quiet: bool = False, as_json: bool) -> None:
     """Show the metadata and node of a path."""
     from zerofs.cli import render
     from zerofs.services.browse import at_revision, stat_path
 
     target = RevPath.parse(store_path)
     with _open(repo, config, readonly=True) as repository:
-        render.render_stat(stat_path(repository, target.path, at_revision(repository, target.rev)), as_json=as_json)
+        info = stat_path(repository, target.path, at_revision(repository, target.rev))
+    if not quiet or as_json:
+        render.render_stat(info, as_json=as_json)
 
 
-def tree(store_path: str, *, repo: str | None, config: str | None, as_json: bool) -> None:
+def tree(store_path: str, *, repo: str | None, config: str | None, quiet: bool = False, as_json: bool) -> None:
     """Show a directory and everything below it."""
     from zerofs.cli import render
     from zerofs.services.browse import at_revision, list_path
@@ -311,17 +340,32 @@ def tree(store_path: str, *, repo: str | None, config: str | None, as_json: bool
     with _open(repo, config, readonly=True) as repository:
         commit_id = at_revision(repository, target.rev)
         rows = list_path(repository, target.path, recursive=True, with_targets=True, commit_id=commit_id)
+        if quiet and not as_json:
+            _drain(rows)
+            return
         render.render_tree(rows, str(target), as_json=as_json)
 
 
-def log(store_path: str | None, *, max_count: int | None, repo: str | None, config: str | None, as_json: bool) -> None:
+def log(
+    store_path: str | None,
+    *,
+    max_count: int | None,
+    repo: str | None,
+    config: str | None,
+    quiet: bool = False,
+    as_json: bool,
+) -> None:
     """Show commits, newest first, optionally only those that changed ``store_path``."""
     from zerofs.cli import render
     from zerofs.services.browse import log as iter_commits
 
     target = _path(store_path) if store_path else None
     with _open(repo, config, readonly=True) as repository:
-        render.render_log(iter_commits(repository, limit=max_count, path=target), as_json=as_json)
+        commits = iter_commits(repository, limit=max_count, path=target)
+        if quiet and not as_json:
+            _drain(commits)
+            return
+        render.render_log(commits, as_json=as_json)
 
 
 def export(

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from zerofs.services.diff import Change, DiffResult, Side
 
 
-def diff(a: str, b: str, *, show_stat: bool, repo: str | None, config: str | None, as_json: bool) -> None:
+def diff(
+    a: str, b: str, *, show_stat: bool, repo: str | None, config: str | None, quiet: bool = False, as_json: bool
+) -> None:
     """Print what changed from ``a`` to ``b`` (revisions, paths or REV:/path)."""
     from zerofs.services.diff import diff as diff_trees
     from zerofs.services.diff import parse_operand
@@ -27,9 +29,9 @@ def diff(a: str, b: str, *, show_stat: bool, repo: str | None, config: str | Non
         from zerofs.cli import render
 
         render.print_json(diff_json(result))
-    elif show_stat:
+    elif show_stat and not quiet:
         _write_stat(result)
-    else:
+    elif not quiet:
         sys.stdout.writelines(f"{c.status}\t{c.path}\n" for c in result.changes)
 
 

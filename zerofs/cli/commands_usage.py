@@ -12,7 +12,9 @@ from zerofs.cli.context import open_repository, settings
 from zerofs.errors import CorruptionError
 
 
-def du(store_paths: list[str], *, human: bool, repo: str | None, config: str | None, as_json: bool) -> None:
+def du(
+    store_paths: list[str], *, human: bool, repo: str | None, config: str | None, quiet: bool = False, as_json: bool
+) -> None:
     """Show apparent, stored and unique bytes of store paths (default: /)."""
     from zerofs.cli import render
     from zerofs.history import resolve_revision
@@ -25,10 +27,11 @@ def du(store_paths: list[str], *, human: bool, repo: str | None, config: str | N
         for target in targets:
             commit_id = None if target.rev is None else resolve_revision(repository, target.rev)
             rows.extend(disk_usage(repository, [target.path], commit_id=commit_id))
+    if not quiet or as_json:
         render.render_du(rows, human=human, as_json=as_json)
 
 
-def stats(*, repo: str | None, config: str | None, as_json: bool) -> None:
+def stats(*, repo: str | None, config: str | None, quiet: bool = False, as_json: bool) -> None:
     """Show repository totals."""
     from zerofs.cli import render
     from zerofs.services.usage import repository_stats
@@ -37,7 +40,7 @@ def stats(*, repo: str | None, config: str | None, as_json: bool) -> None:
         totals = repository_stats(repository)
     if as_json:
         render.print_json(render.stats_json(totals))
-    else:
+    elif not quiet:
         render.render_stats(totals)
 
 

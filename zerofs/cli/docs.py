@@ -49,8 +49,17 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "rm": [("Remove a directory and what is in it", "zerofs rm -r /snapshots/old")],
     "mv": [("Rename, in O(1) whatever the size", "zerofs mv /data /data-broken")],
     "ls": [("Long listing", "zerofs ls -l /snapshots"), ("For scripts", "zerofs ls --json /photos")],
-    "cat": [("Copy a file out of the store", "zerofs cat /photos/2019/a.jpg > a.jpg")],
-    "stat": [("Metadata and node id", "zerofs stat /photos")],
+    "cat": [
+        ("Copy a file out of the store", "zerofs cat /photos/2019/a.jpg > a.jpg"),
+        ("Read a file back and check every chunk, printing nothing", "zerofs cat -q /images/disk.img"),
+    ],
+    "stat": [
+        ("Metadata and node id", "zerofs stat /photos"),
+        (
+            "In a script: does today's snapshot exist?",
+            "zerofs stat -q /snapshots/$(date +%F) || zerofs clone /data /snapshots/$(date +%F)",
+        ),
+    ],
     "tree": [("Everything below a directory", "zerofs tree /photos")],
     "log": [
         ("The last five commits", "zerofs log -n 5"),
