@@ -410,6 +410,39 @@ def decode_entries(body: bytes | memoryview, offset: int, count: int) -> tuple[t
     return tuple(entries), offset
 
 
+def scan_dir(body: bytes) -> tuple[list[tuple[bytes, Kind]], tuple[tuple[int, ObjectId], ...]]:
+    """Return the (name, kind) pairs of a flat directory body, or the shards of a sharded one.
+
+    For callers that need names only (shell completion in a directory of
+    100,000 entries): it builds no DirEntry and skips ``decode``'s checks of
+    names and of canonical form, so ``body`` must come from a record already
+    verified against its id (``Repository.get_record_body``).
+
+    Raises:
+        CorruptionError: ``body`` is not a directory body.
+    """
+    try:
+        _check_version(body)
+        if body[1] != 0:
+            return [], _decode_dir(body).shards
+        _, _, count = _DIR_FLAT.unpack_from(body)
+        names = []
+        offset = _DIR_FLAT.size
+        unpack, entry_size, xattr_head = _ENTRY.unpack_from, _ENTRY.size, _XATTR.unpack_from
+        kinds = {int(k): k for k in ENTRY_KINDS}
+        for _ in range(count):
+            kind, name_len, *_unused, n_xattrs = unpack(body, offset)
+            offset += entry_size
+            names.append((body[offset : offset + name_len], kinds[kind]))
+            offset += name_len
+            for _ in range(n_xattrs):
+                key_len, value_len = xattr_head(body, offset)
+                offset += _XATTR.size + key_len + value_len
+        return names, ()
+    except (struct.error, ValueError, IndexError, KeyError) as exc:
+        raise CorruptionError(f"not a valid directory node: {exc}") from exc
+
+
 def _decode_dir(body: bytes) -> DirNode:
     _check_version(body)
     if body[1] == 0:

@@ -9,18 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from zerofs.errors import ConflictError, NotFoundError, UsageError
+from zerofs.errors import ConflictError, CorruptionError, NotFoundError, UsageError
 from zerofs.history import apply_change, head
-from zerofs.objects import DIR_FLAT_MAX, DIR_SHARDS, DirEntry, DirNode, Kind, chunk_id, name_hash
+from zerofs.objects import DIR_FLAT_MAX, DIR_SHARDS, DirEntry, DirNode, FileNode, Kind, chunk_id, name_hash, scan_dir
 from zerofs.paths import StorePath
 from zerofs.repo import Repository, Staging
 from zerofs.services import edit
+from zerofs.services.browse import iter_names
 from zerofs.tree import (
     build_dir,
     count_dir,
     dir_get,
     dir_put,
     dir_remove,
+    iter_dir,
     list_dir,
     lookup,
     move,
@@ -291,3 +293,32 @@ def test_a_missing_path_names_close_names(repo: Repository) -> None:
         lookup(repo, root, StorePath.parse("/data/reprot.txt"))
     with pytest.raises(NotFoundError, match=r"^no such path in the store: /zzz$"):
         lookup(repo, root, StorePath.parse("/zzz/deeper"))
+
+
+@pytest.mark.parametrize("n", [0, 3, DIR_FLAT_MAX, DIR_FLAT_MAX + 1, 5000])
+def test_names_only_scan_matches_the_full_decode(repo: Repository, n: int) -> None:
+    """browse.iter_names (shell completion) yields what iter_dir does, xattrs and kinds included."""
+    rng = random.Random(n)
+    kinds = [(Kind.FILE, stat.S_IFREG | 0o644), (Kind.DIR, stat.S_IFDIR | 0o755), (Kind.SYMLINK, stat.S_IFLNK | 0o777)]
+    entries = []
+    for name in names(n):
+        kind, mode = rng.choice(kinds)
+        xattrs = tuple((b"user.k%d" % i, rng.randbytes(rng.randrange(40))) for i in range(rng.randrange(3)))
+        entries.append(DirEntry(name, kind, mode, 0, 0, 1, 0, chunk_id(name), xattrs))
+    staging = Staging(repo)
+    dir_id = build_dir(staging, entries)
+    with repo.store.batch() as batch:
+        staging.write_to(batch)
+    assert list(iter_names(repo, dir_id)) == [(e.name, e.kind) for e in iter_dir(repo, dir_id)]
+    assert sorted(name for name, _ in iter_names(repo, dir_id)) == names(n)
+
+
+def test_names_only_scan_refuses_what_is_not_a_directory(repo: Repository) -> None:
+    staging = Staging(repo)
+    file_id = staging.put(FileNode(0, 0, ()))
+    with repo.store.batch() as batch:
+        staging.write_to(batch)
+    with pytest.raises(CorruptionError, match="expected a directory"):
+        list(iter_names(repo, file_id))
+    with pytest.raises(CorruptionError, match="not a valid directory node"):
+        scan_dir(b"\x01\x00\x05\x00\x00\x00")  # a flat directory claiming 5 entries and holding none

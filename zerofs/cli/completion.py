@@ -87,8 +87,7 @@ def _complete(ctx: Any, incomplete: str) -> list[str]:
     if not path_text.startswith("/"):
         return []
     directory, _, prefix = path_text.rpartition("/")
-    from zerofs.services.browse import at_revision, resolve
-    from zerofs.tree import iter_dir
+    from zerofs.services.browse import at_revision, iter_names, resolve
 
     wanted = prefix.encode("utf-8", "surrogateescape")
     hidden_ok = prefix.startswith(".")
@@ -96,11 +95,11 @@ def _complete(ctx: Any, incomplete: str) -> list[str]:
         entry = resolve(repository, StorePath.parse(directory or "/"), at_revision(repository, rev or None))
         if entry.kind is not Kind.DIR:
             return []
-        # Names only, no paths built: a directory of 100,000 entries completes in a fraction of a second.
+        # Names only, no entries decoded nor paths built: 100,000 entries in a fraction of a second.
         found = [
-            (e.name, e.kind is Kind.DIR)
-            for e in iter_dir(repository, entry.id)
-            if e.name.startswith(wanted) and (hidden_ok or not e.name.startswith(b"."))
+            (name, kind is Kind.DIR)
+            for name, kind in iter_names(repository, entry.id)
+            if name.startswith(wanted) and (hidden_ok or not name.startswith(b"."))
         ]
     found.sort()
     head = f"{rev}:" if rev else ""
