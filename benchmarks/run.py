@@ -53,6 +53,7 @@ SECTIONS = (
     "clone",
     "write",
     "cat",
+    "complete",
     "dedup",
     "export",
     "ceilings",
@@ -1207,6 +1208,49 @@ class Bench:
         self.add(row_py)
         self.add(row_help)
 
+    def complete(self) -> None:
+        """Completion of a store path through the bash entry point, in a directory of 100,000 vs 10."""
+        nbig = self.sizes.n_bigdir_files
+        rows = {
+            "bigdir": Row("complete", f"complete a name in a dir of {nbig:,}", "s", False),
+            "smalldir": Row("complete", "complete a name in a dir of 10", "s", False),
+        }
+        for r in rows.values():
+            for c in COMPETITORS:
+                r.notes[c] = "n/a"
+        z = self.zerofs
+        try:
+            repo = self._tree_repo("write")
+            if repo is None:
+                raise Unavailable
+            for d, prefix in (("bigdir", "f0999"), ("smalldir", "f")):
+                env = {
+                    **self.env,
+                    "ZEROFS_REPO": str(repo),
+                    "_ZEROFS_COMPLETE": "complete_bash",
+                    "COMP_WORDS": f"zerofs cat /{d}/{prefix}",
+                    "COMP_CWORD": "2",
+                }
+                ts = []
+                for _ in range(self.short_runs):
+                    t, out = run_timed(z.base, env=env, timeout=60, capture_stdout=True)
+                    if not out.strip():
+                        raise CmdError(f"completion of /{d}/{prefix} offered nothing")
+                    ts.append(t)
+                rows[d].values["zerofs"] = median(ts)
+                rows[d].raw["zerofs"] = ts
+                self.log(f"  complete /{d}/{prefix}: " + " ".join(f"{x:.3f}" for x in ts) + " s")
+        except Unavailable:
+            pass
+        except CmdError as exc:
+            for r in rows.values():
+                r.notes["zerofs"] = f"n/a: {exc}"
+            self.note(f"completion failed: {exc}")
+        big = rows["bigdir"]
+        big.target = Target(big.values.get("zerofs"), "<", 0.5, "< 0.5 s (well under a second)", lambda v: f"{v:.3f} s")
+        for r in rows.values():
+            self.add(r)
+
     def dedup(self) -> None:
         """Bytes the repository grows by when (d) is imported after (a)."""
         row = Row("dedup", "bytes added by (d) after (a)", "bytes", False)
@@ -1601,6 +1645,9 @@ def main(argv: list[str] | None = None) -> int:
         if "cat" in sections:
             section("cat / ls")
             bench.cat()
+        if "complete" in sections:
+            section("shell completion of a store path")
+            bench.complete()
         if "export" in sections:
             section("export (b)")
             bench.export()
