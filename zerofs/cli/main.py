@@ -90,9 +90,10 @@ def _run_app(args: list[str]) -> int:
 
             sys.stderr.write(summary())
             return UsageError.exit_code
+        message = _house_style(exc.format_message())
         name = f"{exc.ctx.command.name} " if exc.ctx and exc.ctx.parent else ""
-        hint = f" (see 'zerofs {name}--help')"
-        sys.stderr.write(f"zerofs: {exc.format_message()}{hint}\n")
+        hint = "" if message.endswith("?)") else f" (see 'zerofs {name}--help')"
+        sys.stderr.write(f"zerofs: {message}{hint}\n")
         return UsageError.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code)
@@ -100,3 +101,15 @@ def _run_app(args: list[str]) -> int:
         sys.stderr.write("zerofs: interrupted\n")
         return EXIT_INTERRUPTED
     return int(result) if isinstance(result, int) else 0
+
+
+def _house_style(message: str) -> str:
+    """Click's sentence ("No such command 'x'. Did you mean 'y'?") as ours read: lower case, no period."""
+    import re
+
+    message = re.sub(r"\.? Did you mean (.+)\?$", r" (did you mean \1?)", message)
+    message = re.sub(
+        r" \(Possible options: (.+)\)$", lambda m: f" (did you mean {' or '.join(m[1].split(', '))}?)", message
+    )
+    message = message.removesuffix(".")
+    return message[:1].lower() + message[1:]
