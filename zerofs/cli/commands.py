@@ -66,7 +66,9 @@ def init(*, repo: str | None, config: str | None, quiet: bool, as_json: bool) ->
     found = settings(repo, config)
     level = found.defaults.get("compression_level", 3)
     if not isinstance(level, int) or not 1 <= level <= 19:
-        raise UsageError("config [defaults] compression_level must be an integer from 1 to 19")
+        raise UsageError(
+            f"config file {config}: [defaults] compression_level must be an integer from 1 to 19, not {level!r}"
+        )
     created = Repository.init(found.repo_path, author=author(), compression_level=level)
     if as_json:
         from zerofs.cli import render

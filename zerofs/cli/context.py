@@ -38,8 +38,12 @@ def load_config(path: Path) -> dict[str, object]:
             data = tomllib.load(handle)
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"cannot read config file {path}: {exc}") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:  # tomllib decodes the bytes as UTF-8 itself
+        raise UsageError(f"config file {path} is not valid TOML: it is not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
     unknown = set(data) - {"repository", "defaults"}
     if unknown:
         raise UsageError(
@@ -76,8 +80,25 @@ def open_repository(found: Settings, *, readonly: bool = False, writer_lease: bo
     """
     path = found.repo_path
     if not (path / "data.mdb").exists():
-        how = "zerofs init" if found.source == "default" else f"zerofs --repo {path} init"
         if path.exists() and not path.is_dir():
-            raise RepositoryError(f"{path} is not a zerofs repository (it is not a directory)")
+            raise RepositoryError(
+                f"{path} ({found.source}) is a file, not a zerofs repository (pass --repo the repository's directory)"
+            )
+        if _has_entries(path):  # init would refuse it: do not suggest init
+            raise RepositoryError(
+                f"no zerofs repository at {path} ({found.source}): it is a directory of other files "
+                "(pass --repo the repository's directory)"
+            )
+        how = (
+            "zerofs init (or pass --repo to use another)" if found.source == "default" else f"zerofs --repo {path} init"
+        )
         raise RepositoryError(f"no zerofs repository at {path} ({found.source}); create one with: {how}")
     return Repository.open(path, readonly=readonly, writer_lease=writer_lease)
+
+
+def _has_entries(path: Path) -> bool:
+    """True if ``path`` is a directory with something in it (False if it cannot be read)."""
+    try:
+        return path.is_dir() and any(path.iterdir())
+    except OSError:
+        return False
