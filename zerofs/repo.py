@@ -131,7 +131,7 @@ class Repository:
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             if (path / "data.mdb").exists():
                 raise ConflictError(f"a repository already exists at {path}")
-            raise ConflictError(f"{path} exists and is not an empty directory")
+            raise ConflictError(f"{path} exists and is not an empty directory (pass --repo a new or empty directory)")
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
