@@ -30,8 +30,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Final, NamedTuple
 
-from zerofs.errors import ConflictError
-from zerofs.history import resolve_revision
+from zerofs.errors import ConflictError, UsageError
+from zerofs.history import is_revision, resolve_revision
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
 from zerofs.paths import RevPath, StorePath
 from zerofs.repo import Repository
@@ -90,10 +90,14 @@ def parse_operand(text: str) -> RevPath:
     """Parse one side: ``/path`` (HEAD), ``REV:/path``, or a bare revision (its root).
 
     Raises:
-        UsageError / InvalidNameError: a malformed path.
+        UsageError / InvalidNameError: a malformed path, or a word that is neither a revision nor a path.
     """
-    if text.startswith("/") or ":/" in text:
+    if text.startswith("/") or ":" in text:
         return RevPath.parse(text)
+    if not is_revision(text) and text[:4].upper() != "HEAD":
+        raise UsageError(
+            f"{text!r} is neither a revision (HEAD~1, a commit id) nor a store path (did you mean /{text}?)"
+        )
     return RevPath(text, StorePath())
 
 
