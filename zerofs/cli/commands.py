@@ -265,7 +265,12 @@ def ls(
     with _open(repo, config, readonly=True) as repository:
         commit_id = at_revision(repository, target.rev)
         rows = list_path(
-            repository, target.path, recursive=recursive, with_targets=long or as_json, commit_id=commit_id
+            repository,
+            target.path,
+            recursive=recursive,
+            with_targets=long or as_json,
+            commit_id=commit_id,
+            rev=target.rev,
         )
         render.render_listing(rows, long=long, show_all=show_all or as_json, recursive=recursive, as_json=as_json)
 
@@ -281,12 +286,12 @@ def cat(store_paths: list[str], *, repo: str | None, config: str | None, as_json
             from zerofs.cli import render
 
             render.print_json(
-                [render.content_json(str(t), b"".join(read_file(repository, t.path, c))) for t, c in located]
+                [render.content_json(str(t), b"".join(read_file(repository, t.path, c, t.rev))) for t, c in located]
             )
             return
         out = sys.stdout.buffer
         for target, commit_id in located:
-            for data in read_file(repository, target.path, commit_id):
+            for data in read_file(repository, target.path, commit_id, target.rev):
                 out.write(data)
         out.flush()
 
@@ -298,7 +303,8 @@ def stat(store_path: str, *, repo: str | None, config: str | None, as_json: bool
 
     target = RevPath.parse(store_path)
     with _open(repo, config, readonly=True) as repository:
-        render.render_stat(stat_path(repository, target.path, at_revision(repository, target.rev)), as_json=as_json)
+        info = stat_path(repository, target.path, at_revision(repository, target.rev), target.rev)
+        render.render_stat(info, as_json=as_json)
 
 
 def tree(store_path: str, *, repo: str | None, config: str | None, as_json: bool) -> None:
@@ -309,7 +315,9 @@ def tree(store_path: str, *, repo: str | None, config: str | None, as_json: bool
     target = RevPath.parse(store_path)
     with _open(repo, config, readonly=True) as repository:
         commit_id = at_revision(repository, target.rev)
-        rows = list_path(repository, target.path, recursive=True, with_targets=True, commit_id=commit_id)
+        rows = list_path(
+            repository, target.path, recursive=True, with_targets=True, commit_id=commit_id, rev=target.rev
+        )
         render.render_tree(rows, str(target), as_json=as_json)
 
 
@@ -335,7 +343,9 @@ def export(
     source = RevPath.parse(store_path)
     with _open(repo, config, readonly=True) as repository, ExportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
         commit_id = at_revision(repository, source.rev)
-        result = export_tree(repository, source.path, host_path, force=force, on_file=bar.update, commit_id=commit_id)
+        result = export_tree(
+            repository, source.path, host_path, force=force, on_file=bar.update, commit_id=commit_id, rev=source.rev
+        )
     if as_json:
         render.print_json(
             {"files": result.files, "dirs": result.dirs, "symlinks": result.symlinks, "bytes": result.bytes_written}

@@ -110,7 +110,11 @@ def resolve_side(repo: Repository, operand: RevPath) -> Side:
     commit_id = resolve_revision(repo, operand.rev)
     commit = repo.resolve_commit(commit_id)
     path = operand.path
-    entry = root_entry(commit.root_id, commit.time_ns) if path.is_root else lookup(repo, commit.root_id, path)
+    entry = (
+        root_entry(commit.root_id, commit.time_ns)
+        if path.is_root
+        else lookup(repo, commit.root_id, path, rev=operand.rev)
+    )
     label = operand.rev if operand.path.is_root and operand.rev is not None else str(operand)
     return Side(label, commit_id, path, entry)
 

@@ -225,7 +225,11 @@ def clone(
     if source_commit_id is not None:
         old_commit = repo.resolve_commit(source_commit_id)
         old_root = old_commit.root_id
-        fixed = root_entry(old_root, old_commit.time_ns) if source.is_root else lookup(repo, old_root, source)
+        fixed = (
+            root_entry(old_root, old_commit.time_ns)
+            if source.is_root
+            else lookup(repo, old_root, source, rev=source_rev or source_commit_id.hex()[:12])
+        )
         operation.update(source_rev=source_rev or source_commit_id.hex(), source_commit=source_commit_id.hex())
 
     def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:

@@ -60,12 +60,14 @@ def export_tree(
     force: bool = False,
     on_file: Callable[[int, int], None] | None = None,
     commit_id: ObjectId | None = None,
+    rev: str | None = None,
 ) -> ExportResult:
     """Recreate ``store_path`` (in ``commit_id``, default HEAD) at ``host_path``.
 
     A directory is exported into ``host_path``, which must not exist or be
     empty unless ``force`` (then existing files of the same names are
-    replaced). A file or symlink is written at ``host_path``.
+    replaced). A file or symlink is written at ``host_path``. ``rev`` is how
+    the user named ``commit_id`` (for errors).
 
     Raises:
         ConflictError: ``host_path`` exists (non-empty) and not ``force``.
@@ -73,7 +75,9 @@ def export_tree(
     """
     commit = head(repo)[1] if commit_id is None else repo.resolve_commit(commit_id)
     entry = (
-        root_entry(commit.root_id, commit.time_ns) if store_path.is_root else lookup(repo, commit.root_id, store_path)
+        root_entry(commit.root_id, commit.time_ns)
+        if store_path.is_root
+        else lookup(repo, commit.root_id, store_path, rev=rev)
     )
     target = Path(os.path.abspath(host_path))
     counts = _Counts()
