@@ -58,6 +58,10 @@ def mkdir(
     def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
         if parents:
             return ensure_dirs(staging, root_id, path, now_ns, dir_mode, uid, gid)
+        existing = None if path.is_root else try_lookup(staging, root_id, path)
+        if existing is not None:  # mkdir has no --force: place()'s message would offer it
+            hint = " (use -p to accept an existing directory)" if existing.kind is Kind.DIR else ""
+            raise ConflictError(f"already exists: {path}{hint}")
         entry = DirEntry(path.name, Kind.DIR, dir_mode, uid, gid, now_ns, 0, staging.put(DirNode()))
         return place(staging, root_id, path, entry, now_ns)
 
