@@ -105,7 +105,10 @@ def apply_change(
             time.sleep(min(0.001 * attempt, 0.05))
             continue
         return ChangeOutcome(commit_id, new_root, attempt)
-    raise ConflictError(f"the repository kept changing under us; gave up after {MAX_ATTEMPTS} attempts")
+    raise ConflictError(
+        f"the repository at {repo.path} kept changing under us; gave up after {MAX_ATTEMPTS} attempts "
+        "(run the command again)"
+    )
 
 
 GRAFTS_KEY: Final = b"grafts"

@@ -107,7 +107,7 @@ class LmdbStore:
                 meminit=False,
             )
         except lmdb.Error as exc:
-            raise _store_error(f"cannot open repository at {path}", exc) from exc
+            raise _store_error(f"cannot open repository at {path}", exc, path) from exc
         self._readonly = readonly
         self._closed = False
         self._open_lock = _lock_file(path / OPEN_LOCK, fcntl.LOCK_SH)
@@ -123,7 +123,7 @@ class LmdbStore:
             self._meta = self._env.open_db(b"meta", create=create_dbs)
             self._files = self._env.open_db(b"files", create=create_dbs)
         except lmdb.Error as exc:
-            raise _store_error(f"repository at {path} is damaged or incomplete", exc) from exc
+            raise _store_error(f"repository at {path} is damaged or incomplete", exc, path) from exc
 
     # -- map management ---------------------------------------------------
 
@@ -484,7 +484,7 @@ class LmdbBatch:
             try:
                 txn.commit()
             except lmdb.Error as exc:
-                raise _store_error("cannot commit to the repository", exc) from exc
+                raise _store_error(f"cannot commit to the repository at {self._store.path}", exc) from exc
 
     def commit(self) -> None:
         """Commit the final transaction."""
@@ -523,8 +523,9 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _store_error(what: str, exc: lmdb.Error) -> RepositoryError:
-    text = str(exc)
+def _store_error(what: str, exc: lmdb.Error, path: Path | None = None) -> RepositoryError:
+    # lmdb starts errors about the environment with its path, which ``what`` already names.
+    text = str(exc).removeprefix(f"{path}: ") if path is not None else str(exc)
     if "No space left" in text or "ENOSPC" in text or isinstance(exc, lmdb.MapFullError):
         return DiskFullError(f"disk full: {what}; free some space and retry")
     return RepositoryError(f"{what}: {text}")
