@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from zerofs.errors import EXIT_BUG, EXIT_INTERRUPTED, ZerofsError
+from zerofs.errors import EXIT_BUG, EXIT_INTERRUPTED, CorruptionError, ZerofsError
 
 COMPLETE_VAR = "_ZEROFS_COMPLETE"
 """Set by the shell completion scripts in completions/ (see cli/docs.py)."""
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     except ZerofsError as exc:
         if debug:
             raise
-        sys.stderr.write(f"zerofs: {exc.message}\n")
+        sys.stderr.write(f"zerofs: {exc.message}{_learn_more(exc)}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("zerofs: interrupted\n")
@@ -53,6 +53,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"zerofs: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)\n")
         return EXIT_BUG
+
+
+def _learn_more(exc: ZerofsError) -> str:
+    """What to run to learn more about an error that has no fix: damage, met by a command other than fsck.
+
+    The layer that meets a damaged object knows its id, not the store paths
+    that reach it; fsck names those. The hint is added here, not where the
+    error is raised, because fsck shows those same messages as its findings.
+    """
+    if isinstance(exc, CorruptionError) and "fsck" not in exc.message:
+        return " (run zerofs fsck to see which paths it affects)"
+    return ""
 
 
 def _run_app(args: list[str]) -> int:
