@@ -63,7 +63,7 @@ def _learn_more(exc: ZerofsError) -> str:
     error is raised, because fsck shows those same messages as its findings.
     """
     if isinstance(exc, CorruptionError) and "fsck" not in exc.message:
-        return " (run zerofs fsck to see which paths it affects)"
+        return " (run zerofs fsck --read-data to see which paths it affects)"
     return ""
 
 
