@@ -8,6 +8,7 @@ its id by the repository layer, so damaged data is an error, not output.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -129,7 +130,7 @@ def read_file(
     if entry.kind is Kind.DIR:
         raise ConflictError(f"is a directory: {path}")
     if entry.kind is Kind.SYMLINK:
-        raise ConflictError(f"is a symlink: {path} (its target: {_target(repo, entry)!r})")
+        raise ConflictError(f"is a symlink: {path} (it points to {os.fsdecode(_target(repo, entry) or b'')})")
     return iter_file_bytes(repo, entry.id)
 
 
