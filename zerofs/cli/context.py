@@ -59,17 +59,31 @@ def settings(repo: str | None, config: str | None) -> Settings:
     if not isinstance(defaults, dict):
         raise UsageError(f"config file {config}: [defaults] must be a table")
     if repo:
-        return Settings(Path(repo).expanduser(), "--repo", defaults)
+        return Settings(_repo_path(repo, "--repo"), "--repo", defaults)
     env = os.environ.get("ZEROFS_REPO")
     if env:
-        return Settings(Path(env).expanduser(), "$ZEROFS_REPO", defaults)
+        return Settings(_repo_path(env, "$ZEROFS_REPO"), "$ZEROFS_REPO", defaults)
     configured = data.get("repository")
     if configured:
         if not isinstance(configured, str):
             raise UsageError(f"config file {config}: repository must be a string")
-        return Settings(Path(configured).expanduser(), f"config {config}", defaults)
+        return Settings(_repo_path(configured, f"config {config}"), f"config {config}", defaults)
     xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Settings(Path(xdg) / "zerofs", "default", defaults)
+
+
+def _repo_path(text: str, source: str) -> Path:
+    """The repository path ``source`` gives, with ``~`` expanded.
+
+    Raises:
+        UsageError: it holds a NUL, or names the home of a user that does not exist.
+    """
+    if "\0" in text:
+        raise UsageError(f"invalid repository path {text!r} ({source}): contains NUL")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # Path.expanduser's answer to ~nosuchuser
+        raise UsageError(f"cannot expand {text!r} ({source}): no such user, or no home directory") from None
 
 
 def open_repository(found: Settings, *, readonly: bool = False, writer_lease: bool = True) -> Repository:
