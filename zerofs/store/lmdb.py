@@ -259,6 +259,8 @@ class LmdbStore:
 
     def get_cache(self, key: bytes) -> bytes | None:
         """Return a host-file cache entry, or None."""
+        if len(key) > self._env.max_key_size():  # never stored: see LmdbBatch.put_cache
+            return None
         return self._read(self._files, key)
 
     def iter_ids(self, prefix: bytes = b"") -> Iterator[ObjectId]:
@@ -473,7 +475,12 @@ class LmdbBatch:
         self._txn_for(len(value)).put(key, value, db=self._store._meta)
 
     def put_cache(self, key: bytes, value: bytes) -> None:
-        """Set a host-file cache entry."""
+        """Set a host-file cache entry, unless its key (a host path) is longer than LMDB keys may be.
+
+        The cache is a hint: a file whose path is too long is just read again next time.
+        """
+        if len(key) > self._store._env.max_key_size():
+            return
         self._txn_for(len(key) + len(value)).put(key, value, db=self._store._files)
 
     def flush(self) -> None:
