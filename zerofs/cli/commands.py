@@ -194,6 +194,10 @@ def write(store_path: str, *, parents: bool, repo: str | None, config: str | Non
     from zerofs.services.edit import write_file
 
     target = _path(store_path)
+    if sys.stdin is None:  # started with fd 0 closed
+        raise UsageError(
+            f"standard input is closed: write stores what it reads there (e.g. ... | zerofs write {target})"
+        )
     with _open(repo, config) as repository:
         result = write_file(repository, target, sys.stdin.buffer, parents=parents, uid=os.getuid(), gid=os.getgid())
     _report(result.commit_id, result.message, quiet, as_json)
