@@ -24,6 +24,18 @@ def test_mount_errors_are_one_line_with_exit_7(zerofs: Zerofs, cli_repo: Path, t
         assert "already a mount point" in assert_fails(cli_repo, "mount", str(tmp_path / "mnt"), expect=7)
 
 
+def test_mount_over_another_file_system_does_not_suggest_zerofs_umount(cli_repo: Path, tmp_path: Path) -> None:
+    """zerofs umount refuses a mount that is not zerofs's, so it is not the fix there."""
+    other = tmp_path / "tmpfs"
+    other.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "zerofs-test", str(other)], check=True)
+    try:
+        line = assert_fails(cli_repo, "mount", str(other), expect=7)
+        assert line == f"zerofs: {other} is already a mount point (of a tmpfs file system): mount on another directory"
+    finally:
+        subprocess.run(["umount", str(other)], check=True)
+
+
 def test_mount_at_a_bad_revision_exits_like_other_commands(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
     """--at was resolved in the mount process, whose every failure reached the user as exit 7."""
     (tmp_path / "mnt").mkdir()

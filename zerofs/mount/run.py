@@ -88,8 +88,11 @@ def _check_mountpoint(mountpoint: Path) -> Path:
         raise MountError(f"mount point {mountpoint} does not exist: create it first (mkdir -p {mountpoint})")
     if not target.is_dir():
         raise MountError(f"mount point {mountpoint} is not a directory")
-    if mounted_at(target) is not None:
+    kind = mounted_at(target)
+    if kind == "fuse.zerofs":
         raise MountError(f"{mountpoint} is already a mount point: unmount it first (zerofs umount {mountpoint})")
+    if kind is not None:  # zerofs umount refuses other file systems: do not suggest it
+        raise MountError(f"{mountpoint} is already a mount point (of a {kind} file system): mount on another directory")
     return target
 
 
