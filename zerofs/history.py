@@ -105,7 +105,10 @@ def apply_change(
             time.sleep(min(0.001 * attempt, 0.05))
             continue
         return ChangeOutcome(commit_id, new_root, attempt)
-    raise ConflictError(f"the repository kept changing under us; gave up after {MAX_ATTEMPTS} attempts")
+    raise ConflictError(
+        f"the repository at {repo.path} kept changing under us; gave up after {MAX_ATTEMPTS} attempts "
+        "(run the command again)"
+    )
 
 
 GRAFTS_KEY: Final = b"grafts"
@@ -169,15 +172,22 @@ def resolve_revision(repo: Repository, text: str | None) -> ObjectId:
         return repo.head_id()
     match = _REVISION.fullmatch(text)
     if match is None:
+        upper = "HEAD" + text[4:]
+        hint = f" (did you mean {upper}?)" if text[:4].upper() == "HEAD" and is_revision(upper) else ""
         raise UsageError(
             f"invalid revision {text!r}: expected HEAD, HEAD~N, HEAD^ or a commit id prefix "
-            f"of at least {MIN_PREFIX_HEX} hex digits"
+            f"of at least {MIN_PREFIX_HEX} hex digits{hint}"
         )
     base = match["base"]
     commit_id = repo.head_id() if base == "HEAD" else _commit_by_prefix(repo, base.lower())
     # ``~`` alone and ``^`` each mean one first parent back; ``~N`` means N.
     back = sum(int(step[1] or 1) for step in _STEP.finditer(match["steps"]))
-    return _first_parent_ancestor(repo, commit_id, back, text)
+    return _first_parent_ancestor(repo, commit_id, back, text, base)
+
+
+def is_revision(text: str) -> bool:
+    """True if ``text`` is written like a revision (it may still name no commit)."""
+    return _REVISION.fullmatch(text) is not None
 
 
 def _commit_by_prefix(repo: Repository, prefix_hex: str) -> ObjectId:
@@ -197,7 +207,9 @@ def _commit_by_prefix(repo: Repository, prefix_hex: str) -> ObjectId:
             if len(found) > MAX_CANDIDATES_SHOWN:
                 break
     if not found:
-        raise NotFoundError(f"unknown revision {prefix_hex!r}: no commit id starts with it")
+        raise NotFoundError(
+            f"unknown revision {prefix_hex!r}: no commit id starts with it (zerofs log lists the commits)"
+        )
     if len(found) > 1:
         shown = ", ".join(c.hex()[:12] for c in found[:MAX_CANDIDATES_SHOWN])
         more = ", ..." if len(found) > MAX_CANDIDATES_SHOWN else ""
@@ -205,13 +217,12 @@ def _commit_by_prefix(repo: Repository, prefix_hex: str) -> ObjectId:
     return found[0]
 
 
-def _first_parent_ancestor(repo: Repository, commit_id: ObjectId, back: int, text: str) -> ObjectId:
+def _first_parent_ancestor(repo: Repository, commit_id: ObjectId, back: int, text: str, base: str) -> ObjectId:
     for step in range(back):
         parents = parents_of(repo, commit_id, repo.resolve_commit(commit_id))
         if not parents:
-            raise NotFoundError(
-                f"revision {text!r} goes back past the first commit ({step + 1} commits in that history)"
-            )
+            first = f"{base}~{step}" if step else base
+            raise NotFoundError(f"revision {text!r} goes back past the first commit (the first commit is {first})")
         commit_id = parents[0]
     repo.resolve_commit(commit_id)  # a prefix or a parent must name a readable commit
     return commit_id

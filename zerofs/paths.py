@@ -30,12 +30,19 @@ class StorePath(NamedTuple):
             InvalidNameError: a component is not a valid name.
         """
         raw = os.fsencode(text)
+        shown = os.fsdecode(raw)
         if not raw.startswith(b"/"):
-            raise UsageError(f"store paths are absolute: {os.fsdecode(raw)!r} does not start with '/'")
+            raise UsageError(f"store paths are absolute: {shown!r} does not start with '/' (did you mean /{shown}?)")
         if b"\0" in raw:
-            raise InvalidNameError(f"invalid store path {os.fsdecode(raw)!r}: contains NUL")
-        parts = tuple(validate_name(p) for p in raw.split(b"/") if p)
-        return cls(parts)
+            raise InvalidNameError(f"invalid store path {shown!r}: contains NUL")
+        names = [p for p in raw.split(b"/") if p]
+        dots = next((p for p in names if p in (b".", b"..")), None)
+        if dots is not None:
+            raise InvalidNameError(
+                f"invalid store path {shown!r}: {dots.decode()!r} is not allowed in a store path "
+                f"(did you mean {_without_dots(names)}?)"
+            )
+        return cls(tuple(validate_name(p) for p in names))
 
     @property
     def is_root(self) -> bool:
@@ -64,6 +71,17 @@ class StorePath(NamedTuple):
         return "/" + "/".join(os.fsdecode(p) for p in self.parts)
 
 
+def _without_dots(names: list[bytes]) -> str:
+    """The path ``names`` mean once '.' and '..' are resolved, as a shell would (/a/../b is /b)."""
+    kept: list[bytes] = []
+    for name in names:
+        if name == b"..":
+            del kept[-1:]
+        elif name != b".":
+            kept.append(name)
+    return "/" + "/".join(os.fsdecode(n) for n in kept)
+
+
 REV_SEPARATOR = ":/"
 
 
@@ -84,9 +102,11 @@ class RevPath(NamedTuple):
             UsageError: the revision part is empty, or the path is not absolute.
             InvalidNameError: a component is not a valid name.
         """
+        rev, colon, rest = text.partition(":")
+        if rev and colon and "/" not in rev and not rest.startswith("/"):
+            raise UsageError(f"invalid path {text!r}: the path after ':' starts with '/' (did you mean {rev}:/{rest}?)")
         if text.startswith("/") or REV_SEPARATOR not in text:
             return cls(None, StorePath.parse(text))
-        rev, _, rest = text.partition(":")
         if not rev:
             raise UsageError(f"invalid path {text!r}: nothing before ':' (write REV:/path, e.g. HEAD~1:/data)")
         return cls(rev, StorePath.parse(rest))

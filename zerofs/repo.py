@@ -131,7 +131,7 @@ class Repository:
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
             if os.path.exists(os.path.join(path, "data.mdb")):
                 raise ConflictError(f"a repository already exists at {path}")
-            raise ConflictError(f"{path} exists and is not an empty directory")
+            raise ConflictError(f"{path} exists and is not an empty directory (pass --repo a new or empty directory)")
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:

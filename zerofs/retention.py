@@ -93,8 +93,11 @@ def select_kept(items: Sequence[tuple[K, int]], policy: Retention) -> set[K]:
     kept.update(key for key, _ in items[: policy.keep_last])
     if policy.keep_within:
         newest = _local(items[0][1])
-        cutoff = _minus(newest, parse_duration(policy.keep_within))
-        kept.update(key for key, time_ns in items if _local(time_ns) >= cutoff)
+        try:
+            cutoff: datetime.datetime | None = _minus(newest, parse_duration(policy.keep_within))
+        except (ValueError, OverflowError):  # before the year 1 (--keep-within 9999y): everything is within
+            cutoff = None
+        kept.update(key for key, time_ns in items if cutoff is None or _local(time_ns) >= cutoff)
     buckets: list[tuple[int, Callable[[datetime.datetime], tuple[int, ...]]]] = [
         (policy.keep_hourly, lambda t: (t.year, t.month, t.day, t.hour)),
         (policy.keep_daily, lambda t: (t.year, t.month, t.day)),

@@ -185,8 +185,11 @@ def _remove(sink: NodeSink, node: DirNode, name: bytes, depth: int) -> tuple[Obj
 # Paths
 
 
-def lookup(source: NodeSource, root_id: ObjectId, path: StorePath) -> DirEntry:
+def lookup(source: NodeSource, root_id: ObjectId, path: StorePath, *, rev: str | None = None) -> DirEntry:
     """Return the entry at ``path`` (a synthetic one for the root).
+
+    ``rev`` is how the user named the revision ``root_id`` belongs to, for
+    the error (None: the store as it is now).
 
     Raises:
         NotFoundError: a component does not exist.
@@ -194,7 +197,7 @@ def lookup(source: NodeSource, root_id: ObjectId, path: StorePath) -> DirEntry:
     """
     entry, depth = _walk_to(source, root_id, path)
     if entry is None:
-        raise not_found(source, root_id, path, depth)
+        raise not_found(source, root_id, path, depth, rev=rev)
     return entry
 
 
@@ -220,11 +223,14 @@ SUGGEST_MAX_ENTRIES: Final = 20_000
 """Directories larger than this are not searched for a close name (an error must stay fast)."""
 
 
-def not_found(source: NodeSource, root_id: ObjectId, path: StorePath, depth: int) -> NotFoundError:
+def not_found(
+    source: NodeSource, root_id: ObjectId, path: StorePath, depth: int, *, rev: str | None = None
+) -> NotFoundError:
     """Return the error for ``path``, whose name at ``depth`` is missing, naming close names if any."""
     parent = StorePath(path.parts[:depth])
     hint = _suggest(source, lookup(source, root_id, parent).id, parent, path.parts[depth])
-    return NotFoundError(f"no such path in the store: {StorePath(path.parts[: depth + 1])}{hint}")
+    where = "the store" if rev is None else rev
+    return NotFoundError(f"no such path in {where}: {StorePath(path.parts[: depth + 1])}{hint}")
 
 
 def _suggest(source: NodeSource, dir_id: ObjectId, here: StorePath, name: bytes) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 from tests.conftest import Zerofs
@@ -18,9 +19,49 @@ def test_mount_errors_are_one_line_with_exit_7(zerofs: Zerofs, cli_repo: Path, t
     assert "create it first" in assert_fails(cli_repo, "mount", str(tmp_path / "nope"), expect=7)
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    assert "not a directory" in assert_fails(cli_repo, "mount", str(a_file), expect=7)
+    assert assert_fails(cli_repo, "mount", str(a_file), expect=7) == f"zerofs: mount point {a_file} is not a directory"
     with mounted(cli_repo, tmp_path / "mnt"):
         assert "already a mount point" in assert_fails(cli_repo, "mount", str(tmp_path / "mnt"), expect=7)
+
+
+def test_mount_over_another_file_system_does_not_suggest_zerofs_umount(cli_repo: Path, tmp_path: Path) -> None:
+    """zerofs umount refuses a mount that is not zerofs's, so it is not the fix there."""
+    other = tmp_path / "tmpfs"
+    other.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "zerofs-test", str(other)], check=True)
+    try:
+        line = assert_fails(cli_repo, "mount", str(other), expect=7)
+        assert line == f"zerofs: {other} is already a mount point (of a tmpfs file system): mount on another directory"
+    finally:
+        subprocess.run(["umount", str(other)], check=True)
+
+
+def test_mount_at_a_bad_revision_exits_like_other_commands(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
+    """--at was resolved in the mount process, whose every failure reached the user as exit 7."""
+    (tmp_path / "mnt").mkdir()
+    line = assert_fails(cli_repo, "mount", "--at", "HEAD~9", str(tmp_path / "mnt"), expect=3)
+    assert line == "zerofs: revision 'HEAD~9' goes back past the first commit (the first commit is HEAD)"
+    assert "invalid revision 'main'" in assert_fails(cli_repo, "mount", "--at", "main", str(tmp_path / "mnt"), expect=2)
+    assert not is_mounted(tmp_path / "mnt")
+
+
+def test_mount_of_a_read_only_repository_is_one_line(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
+    """The mount process failed creating REPO/mounts before its stderr went to the log: a traceback."""
+    require_fuse()
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    subprocess.run(["mount", "--bind", str(cli_repo), str(read_only)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(read_only)], check=True)
+        (tmp_path / "mnt").mkdir()
+        line = assert_fails(read_only, "mount", str(tmp_path / "mnt"), expect=7)
+        assert line == (
+            f"zerofs: cannot write the mount log in {read_only / 'mounts'}: Read-only file system "
+            "(a mount needs a writable repository)"
+        )
+        assert not is_mounted(tmp_path / "mnt")
+    finally:
+        subprocess.run(["umount", str(read_only)], check=True)
 
 
 def test_mount_needs_a_repository(zerofs: Zerofs, tmp_path: Path) -> None:

@@ -55,6 +55,13 @@ def test_no_option_keeps_everything() -> None:
     assert select_kept(h, Retention()) == {i for i, _ in h}
 
 
+@pytest.mark.parametrize("duration", ["9999y", "99999999999999999999w", "99999999999999999999h"])
+def test_keep_within_reaching_before_the_year_1_keeps_everything(duration: str) -> None:
+    """A cutoff no datetime can hold is before every commit (it was 'internal error: ValueError')."""
+    h = history([BASE - n * DAY_NS for n in range(5)])
+    assert select_kept(h, Retention(keep_within=duration)) == {i for i, _ in h}
+
+
 def test_keep_last_always_includes_newest() -> None:
     h = history([BASE - n * HOUR_NS for n in range(10)])
     assert select_kept(h, Retention(keep_last=3)) == {i for i, _ in h[:3]}

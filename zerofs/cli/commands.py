@@ -76,7 +76,9 @@ def init(*, repo: str | None, config: str | None, quiet: bool, as_json: bool) ->
     found = settings(repo, config)
     level = found.defaults.get("compression_level", 3)
     if not isinstance(level, int) or not 1 <= level <= 19:
-        raise UsageError("config [defaults] compression_level must be an integer from 1 to 19")
+        raise UsageError(
+            f"config file {config}: [defaults] compression_level must be an integer from 1 to 19, not {level!r}"
+        )
     created = Repository.init(found.repo_path, author=author(), compression_level=level)
     if as_json:
         from zerofs.cli import render
@@ -202,6 +204,10 @@ def write(store_path: str, *, parents: bool, repo: str | None, config: str | Non
     from zerofs.services.edit import write_file
 
     target = _path(store_path)
+    if sys.stdin is None:  # started with fd 0 closed
+        raise UsageError(
+            f"standard input is closed: write stores what it reads there (e.g. ... | zerofs write {target})"
+        )
     with _open(repo, config) as repository:
         result = write_file(repository, target, sys.stdin.buffer, parents=parents, uid=os.getuid(), gid=os.getgid())
     _report(result.commit_id, result.message, quiet, as_json)
@@ -281,7 +287,12 @@ def ls(
     with _open(repo, config, readonly=True) as repository:
         commit_id = at_revision(repository, target.rev)
         rows = list_path(
-            repository, target.path, recursive=recursive, with_targets=long or as_json, commit_id=commit_id
+            repository,
+            target.path,
+            recursive=recursive,
+            with_targets=long or as_json,
+            commit_id=commit_id,
+            rev=target.rev,
         )
         if quiet and not as_json:
             _drain(rows)
@@ -305,16 +316,16 @@ def cat(
             from zerofs.cli import render
 
             render.print_json(
-                [render.content_json(str(t), b"".join(read_file(repository, t.path, c))) for t, c in located]
+                [render.content_json(str(t), b"".join(read_file(repository, t.path, c, t.rev))) for t, c in located]
             )
             return
         if quiet:
             for target, commit_id in located:
-                _drain(read_file(repository, target.path, commit_id))
+                _drain(read_file(repository, target.path, commit_id, target.rev))
             return
         out = sys.stdout.buffer
         for target, commit_id in located:
-            for data in read_file(repository, target.path, commit_id):
+            for data in read_file(repository, target.path, commit_id, target.rev):
                 out.write(data)
         out.flush()
 
@@ -326,7 +337,7 @@ def stat(store_path: str, *, repo: str | None, config: str | None, quiet: bool =
 
     target = RevPath.parse(store_path)
     with _open(repo, config, readonly=True) as repository:
-        info = stat_path(repository, target.path, at_revision(repository, target.rev))
+        info = stat_path(repository, target.path, at_revision(repository, target.rev), target.rev)
     if not quiet or as_json:
         render.render_stat(info, as_json=as_json)
 
@@ -339,7 +350,9 @@ def tree(store_path: str, *, repo: str | None, config: str | None, quiet: bool =
     target = RevPath.parse(store_path)
     with _open(repo, config, readonly=True) as repository:
         commit_id = at_revision(repository, target.rev)
-        rows = list_path(repository, target.path, recursive=True, with_targets=True, commit_id=commit_id)
+        rows = list_path(
+            repository, target.path, recursive=True, with_targets=True, commit_id=commit_id, rev=target.rev
+        )
         if quiet and not as_json:
             _drain(rows)
             return
@@ -380,7 +393,9 @@ def export(
     source = RevPath.parse(store_path)
     with _open(repo, config, readonly=True) as repository, ExportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
         commit_id = at_revision(repository, source.rev)
-        result = export_tree(repository, source.path, host_path, force=force, on_file=bar.update, commit_id=commit_id)
+        result = export_tree(
+            repository, source.path, host_path, force=force, on_file=bar.update, commit_id=commit_id, rev=source.rev
+        )
     if as_json:
         render.print_json(
             {"files": result.files, "dirs": result.dirs, "symlinks": result.symlinks, "bytes": result.bytes_written}

@@ -21,14 +21,18 @@ def mount(
     quiet: bool,
 ) -> None:
     """Mount the repository at ``mountpoint`` (in the background unless ``foreground``)."""
+    from zerofs.history import resolve_revision
     from zerofs.mount.run import mount as mount_repository
 
     found = settings(repo, config)
-    open_repository(found, readonly=True).close()  # fail here, with the usual message, if there is none
+    # Fail here, with the usual message and exit code, if there is no repository or no such
+    # revision: the mount process can only report failures as mount errors (exit 7).
+    with open_repository(found, readonly=True) as repository:
+        commit_hex = None if at is None else resolve_revision(repository, at).hex()
     mount_repository(
         Path(found.repo_path),
         Path(mountpoint),
-        revision=at,
+        revision=commit_hex,
         read_only=read_only or at is not None,
         commit_interval=commit_interval,
         allow_other=allow_other,

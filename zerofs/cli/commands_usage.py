@@ -26,7 +26,7 @@ def du(
         rows: list[PathUsage] = []
         for target in targets:
             commit_id = None if target.rev is None else resolve_revision(repository, target.rev)
-            rows.extend(disk_usage(repository, [target.path], commit_id=commit_id))
+            rows.extend(disk_usage(repository, [target.path], commit_id=commit_id, rev=target.rev))
     if not quiet or as_json:
         render.render_du(rows, human=human, as_json=as_json)
 

@@ -37,8 +37,12 @@ def load_config(path: str) -> dict[str, object]:
             data = tomllib.load(handle)
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"cannot read config file {path}: {exc}") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:  # tomllib decodes the bytes as UTF-8 itself
+        raise UsageError(f"config file {path} is not valid TOML: it is not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
     unknown = set(data) - {"repository", "defaults"}
     if unknown:
         raise UsageError(
@@ -54,17 +58,31 @@ def settings(repo: str | None, config: str | None) -> Settings:
     if not isinstance(defaults, dict):
         raise UsageError(f"config file {config}: [defaults] must be a table")
     if repo:
-        return Settings(os.path.expanduser(repo), "--repo", defaults)
+        return Settings(_repo_path(repo, "--repo"), "--repo", defaults)
     env = os.environ.get("ZEROFS_REPO")
     if env:
-        return Settings(os.path.expanduser(env), "$ZEROFS_REPO", defaults)
+        return Settings(_repo_path(env, "$ZEROFS_REPO"), "$ZEROFS_REPO", defaults)
     configured = data.get("repository")
     if configured:
         if not isinstance(configured, str):
             raise UsageError(f"config file {config}: repository must be a string")
-        return Settings(os.path.expanduser(configured), f"config {config}", defaults)
+        return Settings(_repo_path(configured, f"config {config}"), f"config {config}", defaults)
     xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Settings(os.path.join(xdg, "zerofs"), "default", defaults)
+
+
+def _repo_path(text: str, source: str) -> str:
+    """The repository path ``source`` gives, with ``~`` expanded.
+
+    Raises:
+        UsageError: it holds a NUL, or names the home of a user that does not exist.
+    """
+    if "\0" in text:
+        raise UsageError(f"invalid repository path {text!r} ({source}): contains NUL")
+    path = os.path.expanduser(text)
+    if path.startswith("~"):  # expanduser leaves ~nosuchuser (or ~ without a home) as it was
+        raise UsageError(f"cannot expand {text!r} ({source}): no such user, or no home directory")
+    return path
 
 
 def open_repository(found: Settings, *, readonly: bool = False, writer_lease: bool = True) -> Repository:
@@ -75,8 +93,26 @@ def open_repository(found: Settings, *, readonly: bool = False, writer_lease: bo
     """
     path = found.repo_path
     if not os.path.exists(os.path.join(path, "data.mdb")):
-        how = "zerofs init" if found.source == "default" else f"zerofs --repo {path} init"
         if os.path.exists(path) and not os.path.isdir(path):
-            raise RepositoryError(f"{path} is not a zerofs repository (it is not a directory)")
+            raise RepositoryError(
+                f"{path} ({found.source}) is a file, not a zerofs repository (pass --repo the repository's directory)"
+            )
+        if _has_entries(path):  # init would refuse it: do not suggest init
+            raise RepositoryError(
+                f"no zerofs repository at {path} ({found.source}): it is a directory of other files "
+                "(pass --repo the repository's directory)"
+            )
+        how = (
+            "zerofs init (or pass --repo to use another)" if found.source == "default" else f"zerofs --repo {path} init"
+        )
         raise RepositoryError(f"no zerofs repository at {path} ({found.source}); create one with: {how}")
     return Repository.open(path, readonly=readonly, writer_lease=writer_lease)
+
+
+def _has_entries(path: str) -> bool:
+    """True if ``path`` is a directory with something in it (False if it cannot be read)."""
+    try:
+        with os.scandir(path) as entries:
+            return any(True for _ in entries)
+    except OSError:
+        return False

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from zerofs.errors import EXIT_BUG, EXIT_INTERRUPTED, ZerofsError
+from zerofs.errors import EXIT_BUG, EXIT_INTERRUPTED, CorruptionError, ZerofsError
 
 COMPLETE_VAR = "_ZEROFS_COMPLETE"
 """Set by the shell completion scripts in completions/ (see cli/docs.py)."""
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     except ZerofsError as exc:
         if debug:
             raise
-        sys.stderr.write(f"zerofs: {exc.message}\n")
+        sys.stderr.write(f"zerofs: {exc.message}{_learn_more(exc)}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("zerofs: interrupted\n")
@@ -53,6 +53,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"zerofs: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)\n")
         return EXIT_BUG
+
+
+def _learn_more(exc: ZerofsError) -> str:
+    """What to run to learn more about an error that has no fix: damage, met by a command other than fsck.
+
+    The layer that meets a damaged object knows its id, not the store paths
+    that reach it; fsck names those. The hint is added here, not where the
+    error is raised, because fsck shows those same messages as its findings.
+    """
+    if isinstance(exc, CorruptionError) and "fsck" not in exc.message:
+        return " (run zerofs fsck --read-data to see which paths it affects)"
+    return ""
 
 
 def _run_app(args: list[str]) -> int:
@@ -90,9 +102,10 @@ def _run_app(args: list[str]) -> int:
 
             sys.stderr.write(summary())
             return UsageError.exit_code
+        message = _house_style(exc.format_message())
         name = f"{exc.ctx.command.name} " if exc.ctx and exc.ctx.parent else ""
-        hint = f" (see 'zerofs {name}--help')"
-        sys.stderr.write(f"zerofs: {exc.format_message()}{hint}\n")
+        hint = "" if message.endswith("?)") else f" (see 'zerofs {name}--help')"
+        sys.stderr.write(f"zerofs: {message}{hint}\n")
         return UsageError.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code)
@@ -100,3 +113,15 @@ def _run_app(args: list[str]) -> int:
         sys.stderr.write("zerofs: interrupted\n")
         return EXIT_INTERRUPTED
     return int(result) if isinstance(result, int) else 0
+
+
+def _house_style(message: str) -> str:
+    """Click's sentence ("No such command 'x'. Did you mean 'y'?") as ours read: lower case, no period."""
+    import re
+
+    message = re.sub(r"\.? Did you mean (.+)\?$", r" (did you mean \1?)", message)
+    message = re.sub(
+        r" \(Possible options: (.+)\)$", lambda m: f" (did you mean {' or '.join(m[1].split(', '))}?)", message
+    )
+    message = message.removesuffix(".")
+    return message[:1].lower() + message[1:]

@@ -84,17 +84,27 @@ def mount(
 
 def _check_mountpoint(mountpoint: Path) -> Path:
     target = Path(os.path.realpath(mountpoint))
+    if not target.exists():
+        raise MountError(f"mount point {mountpoint} does not exist: create it first (mkdir -p {mountpoint})")
     if not target.is_dir():
-        raise MountError(f"mount point {mountpoint} is not a directory: create it first (mkdir -p {mountpoint})")
-    if mounted_at(target) is not None:
+        raise MountError(f"mount point {mountpoint} is not a directory")
+    kind = mounted_at(target)
+    if kind == "fuse.zerofs":
         raise MountError(f"{mountpoint} is already a mount point: unmount it first (zerofs umount {mountpoint})")
+    if kind is not None:  # zerofs umount refuses other file systems: do not suggest it
+        raise MountError(f"{mountpoint} is already a mount point (of a {kind} file system): mount on another directory")
     return target
 
 
 def _detach_stdio(repo_path: Path) -> None:
     mounts = repo_path / MOUNTS_DIR
-    mounts.mkdir(exist_ok=True)
-    log_fd = os.open(mounts / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        mounts.mkdir(exist_ok=True)
+        log_fd = os.open(mounts / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:  # stderr is still the terminal here: a traceback would reach the user
+        raise MountError(
+            f"cannot write the mount log in {mounts}: {exc.strerror} (a mount needs a writable repository)"
+        ) from exc
     null_fd = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null_fd, 0)
     os.dup2(log_fd, 1)

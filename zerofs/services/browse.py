@@ -8,6 +8,7 @@ its id by the repository layer, so damaged data is an error, not output.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -64,12 +65,12 @@ def commit_at(repo: Repository, commit_id: ObjectId | None = None) -> tuple[Obje
     return commit_id, repo.resolve_commit(commit_id)
 
 
-def resolve(repo: Repository, path: StorePath, commit_id: ObjectId | None = None) -> DirEntry:
-    """Return the entry at ``path`` in ``commit_id`` (default HEAD)."""
+def resolve(repo: Repository, path: StorePath, commit_id: ObjectId | None = None, rev: str | None = None) -> DirEntry:
+    """Return the entry at ``path`` in ``commit_id`` (default HEAD), which the user named ``rev``."""
     commit = commit_at(repo, commit_id)[1]
     if path.is_root:
         return root_entry(commit.root_id, commit.time_ns)
-    return lookup(repo, commit.root_id, path)
+    return lookup(repo, commit.root_id, path, rev=rev)
 
 
 def list_path(
@@ -79,9 +80,13 @@ def list_path(
     recursive: bool = False,
     with_targets: bool = False,
     commit_id: ObjectId | None = None,
+    rev: str | None = None,
 ) -> Iterator[Listed]:
-    """Yield ``path``'s entries (or the path itself if it is not a directory), in ``commit_id`` or HEAD."""
-    entry = resolve(repo, path, commit_id)
+    """Yield ``path``'s entries (or the path itself if it is not a directory), in ``commit_id`` or HEAD.
+
+    ``rev`` is how the user named ``commit_id`` (for errors).
+    """
+    entry = resolve(repo, path, commit_id, rev)
     if entry.kind is not Kind.DIR:
         yield Listed(path, entry, _target(repo, entry) if with_targets else None)
         return
@@ -119,10 +124,10 @@ def _target(repo: Repository, entry: DirEntry) -> bytes | None:
     return repo.get_typed(entry.id, SymlinkNode).target
 
 
-def stat_path(repo: Repository, path: StorePath, commit_id: ObjectId | None = None) -> StatInfo:
-    """Return the metadata of ``path`` (in ``commit_id`` or HEAD) and the shape of its node."""
+def stat_path(repo: Repository, path: StorePath, commit_id: ObjectId | None = None, rev: str | None = None) -> StatInfo:
+    """Return the metadata of ``path`` (in ``commit_id``, named ``rev``, or HEAD) and the shape of its node."""
     commit_id = commit_at(repo, commit_id)[0]
-    entry = resolve(repo, path, commit_id)
+    entry = resolve(repo, path, commit_id, rev)
     n_entries = n_chunks = None
     if entry.kind is Kind.DIR:
         n_entries = repo.get_typed(entry.id, DirNode).n_entries
@@ -131,17 +136,21 @@ def stat_path(repo: Repository, path: StorePath, commit_id: ObjectId | None = No
     return StatInfo(path, entry, n_entries, n_chunks, _target(repo, entry), commit_id)
 
 
-def read_file(repo: Repository, path: StorePath, commit_id: ObjectId | None = None) -> Iterator[bytes]:
-    """Yield the contents of the file at ``path`` (in ``commit_id`` or HEAD), chunk by chunk (verified).
+def read_file(
+    repo: Repository, path: StorePath, commit_id: ObjectId | None = None, rev: str | None = None
+) -> Iterator[bytes]:
+    """Yield the contents of the file at ``path`` (in ``commit_id``, named ``rev``, or HEAD), chunk by chunk.
+
+    Every chunk is verified.
 
     Raises:
         ConflictError: ``path`` is a directory or a symlink.
     """
-    entry = resolve(repo, path, commit_id)
+    entry = resolve(repo, path, commit_id, rev)
     if entry.kind is Kind.DIR:
         raise ConflictError(f"is a directory: {path}")
     if entry.kind is Kind.SYMLINK:
-        raise ConflictError(f"is a symlink: {path} (its target: {_target(repo, entry)!r})")
+        raise ConflictError(f"is a symlink: {path} (it points to {os.fsdecode(_target(repo, entry) or b'')})")
     return iter_file_bytes(repo, entry.id)
 
 

@@ -30,8 +30,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Final, NamedTuple
 
-from zerofs.errors import ConflictError
-from zerofs.history import resolve_revision
+from zerofs.errors import ConflictError, UsageError
+from zerofs.history import is_revision, resolve_revision
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
 from zerofs.paths import RevPath, StorePath
 from zerofs.repo import Repository
@@ -90,10 +90,14 @@ def parse_operand(text: str) -> RevPath:
     """Parse one side: ``/path`` (HEAD), ``REV:/path``, or a bare revision (its root).
 
     Raises:
-        UsageError / InvalidNameError: a malformed path.
+        UsageError / InvalidNameError: a malformed path, or a word that is neither a revision nor a path.
     """
-    if text.startswith("/") or ":/" in text:
+    if text.startswith("/") or ":" in text:
         return RevPath.parse(text)
+    if not is_revision(text) and text[:4].upper() != "HEAD":
+        raise UsageError(
+            f"{text!r} is neither a revision (HEAD~1, a commit id) nor a store path (did you mean /{text}?)"
+        )
     return RevPath(text, StorePath())
 
 
@@ -106,7 +110,11 @@ def resolve_side(repo: Repository, operand: RevPath) -> Side:
     commit_id = resolve_revision(repo, operand.rev)
     commit = repo.resolve_commit(commit_id)
     path = operand.path
-    entry = root_entry(commit.root_id, commit.time_ns) if path.is_root else lookup(repo, commit.root_id, path)
+    entry = (
+        root_entry(commit.root_id, commit.time_ns)
+        if path.is_root
+        else lookup(repo, commit.root_id, path, rev=operand.rev)
+    )
     label = operand.rev if operand.path.is_root and operand.rev is not None else str(operand)
     return Side(label, commit_id, path, entry)
 

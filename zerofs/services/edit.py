@@ -58,6 +58,10 @@ def mkdir(
     def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
         if parents:
             return ensure_dirs(staging, root_id, path, now_ns, dir_mode, uid, gid)
+        existing = None if path.is_root else try_lookup(staging, root_id, path)
+        if existing is not None:  # mkdir has no --force: place()'s message would offer it
+            hint = " (use -p to accept an existing directory)" if existing.kind is Kind.DIR else ""
+            raise ConflictError(f"already exists: {path}{hint}")
         entry = DirEntry(path.name, Kind.DIR, dir_mode, uid, gid, now_ns, 0, staging.put(DirNode()))
         return place(staging, root_id, path, entry, now_ns)
 
@@ -225,7 +229,11 @@ def clone(
     if source_commit_id is not None:
         old_commit = repo.resolve_commit(source_commit_id)
         old_root = old_commit.root_id
-        fixed = root_entry(old_root, old_commit.time_ns) if source.is_root else lookup(repo, old_root, source)
+        fixed = (
+            root_entry(old_root, old_commit.time_ns)
+            if source.is_root
+            else lookup(repo, old_root, source, rev=source_rev or source_commit_id.hex()[:12])
+        )
         operation.update(source_rev=source_rev or source_commit_id.hex(), source_commit=source_commit_id.hex())
 
     def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:

@@ -60,12 +60,14 @@ def export_tree(
     force: bool = False,
     on_file: Callable[[int, int], None] | None = None,
     commit_id: ObjectId | None = None,
+    rev: str | None = None,
 ) -> ExportResult:
     """Recreate ``store_path`` (in ``commit_id``, default HEAD) at ``host_path``.
 
     A directory is exported into ``host_path``, which must not exist or be
     empty unless ``force`` (then existing files of the same names are
-    replaced). A file or symlink is written at ``host_path``.
+    replaced). A file or symlink is written at ``host_path``. ``rev`` is how
+    the user named ``commit_id`` (for errors).
 
     Raises:
         ConflictError: ``host_path`` exists (non-empty) and not ``force``.
@@ -73,7 +75,9 @@ def export_tree(
     """
     commit = head(repo)[1] if commit_id is None else repo.resolve_commit(commit_id)
     entry = (
-        root_entry(commit.root_id, commit.time_ns) if store_path.is_root else lookup(repo, commit.root_id, store_path)
+        root_entry(commit.root_id, commit.time_ns)
+        if store_path.is_root
+        else lookup(repo, commit.root_id, store_path, rev=rev)
     )
     target = Path(os.path.abspath(host_path))
     counts = _Counts()
@@ -81,11 +85,19 @@ def export_tree(
     exporter = _Exporter(repo, counts, force, on_file, executor)
     try:
         parent_fd = os.open(target.parent, _DIR_FLAGS)
+    except FileNotFoundError as exc:
+        raise HostIOError(
+            f"parent directory does not exist: {target.parent} (create it first: mkdir -p {target.parent})"
+        ) from exc
     except OSError as exc:
         raise HostIOError(f"cannot open {target.parent}: {exc.strerror}") from exc
     try:
         if entry.kind is Kind.DIR:
             _check_target_dir(target, force)
+        elif target.is_dir() and not target.is_symlink():  # --force would not replace it either
+            raise ConflictError(
+                f"{target} is a directory (name a path inside it, such as {target / os.fsdecode(store_path.name)})"
+            )
         elif os.path.lexists(target) and not force:
             raise ConflictError(f"{target} already exists (use --force to overwrite)")
         exporter.export_entry(parent_fd, os.fsencode(target.name), entry, is_top=True)
@@ -104,6 +116,14 @@ def _check_target_dir(target: Path, force: bool) -> None:
         raise ConflictError(f"{target} exists and is not a directory")
     if any(target.iterdir()) and not force:
         raise ConflictError(f"{target} is not empty (use --force to export into it anyway)")
+
+
+def _host_path(dir_fd: int, name: bytes) -> str:
+    """The host path of ``name`` in the directory open as ``dir_fd``, for a message (just the name if unknown)."""
+    try:
+        return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), os.fsdecode(name))
+    except OSError:
+        return os.fsdecode(name)
 
 
 def _process_umask() -> int:
@@ -158,7 +178,9 @@ class _Exporter:
         with contextlib.suppress(FileNotFoundError):
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
-                raise ConflictError(f"cannot replace directory {os.fsdecode(name)} with a file")
+                raise ConflictError(
+                    f"cannot replace directory {_host_path(dir_fd, name)} with a file (move it away and export again)"
+                )
             os.unlink(name, dir_fd=dir_fd)
 
     def export_dir(self, parent_fd: int, name: bytes, entry: DirEntry, may_exist: bool) -> None:

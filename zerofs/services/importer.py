@@ -106,7 +106,7 @@ def import_tree(
     Raises:
         NotFoundError: ``host_path`` does not exist.
         HostIOError: a host file could not be read (unless ``skip_errors``).
-        UsageError: ``store_path`` is the root.
+        UsageError: ``store_path`` is the root, or ``host_path`` is in the repository.
     """
     absolute = Path(os.path.abspath(host_path))
     try:
@@ -117,6 +117,12 @@ def import_tree(
         raise HostIOError(f"cannot read {host_path}: {exc.strerror}") from exc
     if store_path.is_root:
         raise UsageError("cannot import onto the root directory /; name a path such as /data")
+    repo_dir = _identity(repo.path)
+    if repo_dir is not None and any(_identity(p) == repo_dir for p in (absolute, *absolute.parents)):
+        raise UsageError(f"cannot import {host_path}: it is the repository at {repo.path}, or inside it")
+    special = _special_kind(top_stat.st_mode)
+    if special is not None:  # refused here, not skipped with a warning by the walk: nothing would be left
+        raise HostIOError(f"nothing to import: {host_path} is a {special}, not a regular file, directory or symlink")
     n_workers = workers or min(4, os.cpu_count() or 1)
     counters = _Counters()
     cache_updates: dict[bytes, bytes] = {}
@@ -124,6 +130,7 @@ def import_tree(
         sink = BatchSink(repo, batch)
         writer = ContentWriter(repo, sink, executor, n_workers)
         walker = _Walker(
+            os.fsencode(absolute),
             repo,
             sink,
             writer,
@@ -179,6 +186,7 @@ class _Walker:
 
     def __init__(
         self,
+        top_path: bytes,
         repo: Repository,
         sink: BatchSink,
         writer: ContentWriter,
@@ -189,6 +197,8 @@ class _Walker:
         on_progress: ProgressCallback | None,
         on_warning: Callable[[str], None] | None,
     ) -> None:
+        self.top_path = top_path
+        self.repo_dir = _identity(repo.path)
         self.repo = repo
         self.sink = sink
         self.writer = writer
@@ -207,6 +217,8 @@ class _Walker:
 
     def failed(self, path: bytes, exc: OSError) -> None:
         text = f"cannot read {os.fsdecode(path)}: {exc.strerror or exc}"
+        if path == self.top_path:  # the whole import: there is no rest for --skip-errors to import
+            raise HostIOError(text) from exc
         if not self.skip_errors:
             raise HostIOError(text + " (use --skip-errors to import the rest)") from exc
         self.warn(text + "; skipped")
@@ -241,8 +253,7 @@ class _Walker:
         except OSError as exc:
             self.failed(path, exc)
             return None
-        what = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device file"
-        self.warn(f"skipped {what} {os.fsdecode(path)}")
+        self.warn(f"skipped {_special_kind(mode)} {os.fsdecode(path)}")
         return None
 
     def dir_entry(self, path: bytes, name: bytes, st: os.stat_result) -> DirEntry:
@@ -260,6 +271,10 @@ class _Walker:
                 child_stat = child.stat(follow_symlinks=False)
             except OSError as exc:
                 self.failed(child.path, exc)
+                continue
+            if stat.S_ISDIR(child_stat.st_mode) and (child_stat.st_dev, child_stat.st_ino) == self.repo_dir:
+                # Reading the store's own files while writing them is useless, and broke LMDB (EINVAL).
+                self.warn(f"skipped {os.fsdecode(child.path)}: it is the repository being imported into")
                 continue
             entry = self.entry_for(child.path, child_name, child_stat)
             if entry is not None:
@@ -427,6 +442,24 @@ def _read_small_file(path: bytes, size: int) -> bytes:
 def _open_host_file(path: bytes) -> BinaryIO:
     """Open a host file for reading without following a symlink swapped in after the walk."""
     return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb", buffering=0)
+
+
+def _identity(path: str | Path | None) -> tuple[int, int] | None:
+    """(device, inode) of ``path``, to recognise it under another name; None if there is none."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _special_kind(mode: int) -> str | None:
+    """What a host file that cannot be imported is ("FIFO", "socket", "device file"), or None."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
+        return None
+    return "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device file"
 
 
 def _human_bytes(size: int) -> str:

@@ -106,8 +106,8 @@ def _record_bytes(repo: Repository, object_id: ObjectId) -> int:
     return 0 if record is None else len(record)
 
 
-def _entry_at(repo: Repository, root_id: ObjectId, path: StorePath) -> DirEntry:
-    return root_entry(root_id) if path.is_root else lookup(repo, root_id, path)
+def _entry_at(repo: Repository, root_id: ObjectId, path: StorePath, rev: str | None = None) -> DirEntry:
+    return root_entry(root_id) if path.is_root else lookup(repo, root_id, path, rev=rev)
 
 
 def disk_usage(
@@ -116,6 +116,7 @@ def disk_usage(
     *,
     retained: Iterable[ObjectId] | None = None,
     commit_id: ObjectId | None = None,
+    rev: str | None = None,
 ) -> Iterator[PathUsage]:
     """Yield the apparent, stored and unique bytes of each path in HEAD's tree.
 
@@ -127,6 +128,7 @@ def disk_usage(
             counts with the path removed from its tree.
         commit_id: read the paths in this commit instead of HEAD (``REV:/path``);
             it then plays HEAD's part: its tree counts with the path removed.
+        rev: how the user named ``commit_id`` (for errors).
 
     Raises:
         NotFoundError: a path does not exist in HEAD.
@@ -136,7 +138,7 @@ def disk_usage(
         head_id, head_commit = head(repo)
     else:
         head_id, head_commit = commit_id, repo.resolve_commit(commit_id)
-    entries = [(path, _entry_at(repo, head_commit.root_id, path)) for path in paths]
+    entries = [(path, _entry_at(repo, head_commit.root_id, path, rev)) for path in paths]
     others_in_history: set[ObjectId] | None = None
     memo: dict[ObjectId, int] = {}
     for path, entry in entries:

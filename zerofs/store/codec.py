@@ -109,7 +109,7 @@ def decode_record(expected_id: ObjectId, record: bytes) -> tuple[Kind, bytes]:
     else:
         raise CorruptionError(f"object {hex_id[:16]} has an unknown codec {codec}")
     if object_id(kind, body) != expected_id:
-        raise CorruptionError(f"object {hex_id[:16]} does not match its hash (damaged on disk)")
+        raise CorruptionError(f"object {hex_id[:16]} does not match its hash: damaged on disk")
     return kind, body
 
 

@@ -105,7 +105,7 @@ class LmdbStore:
                 meminit=False,
             )
         except lmdb.Error as exc:
-            raise _store_error(f"cannot open repository at {path}", exc) from exc
+            raise _store_error(f"cannot open repository at {path}", exc, path) from exc
         self._readonly = readonly
         self._closed = False
         self._open_lock = _lock_file(os.path.join(path, OPEN_LOCK), fcntl.LOCK_SH)
@@ -123,7 +123,7 @@ class LmdbStore:
             self._meta = self._env.open_db(b"meta", create=create_dbs)
             self._files = self._env.open_db(b"files", create=create_dbs)
         except lmdb.Error as exc:
-            raise _store_error(f"repository at {path} is damaged or incomplete", exc) from exc
+            raise _store_error(f"repository at {path} is damaged or incomplete", exc, path) from exc
 
     # -- map management ---------------------------------------------------
 
@@ -259,6 +259,8 @@ class LmdbStore:
 
     def get_cache(self, key: bytes) -> bytes | None:
         """Return a host-file cache entry, or None."""
+        if len(key) > self._env.max_key_size():  # never stored: see LmdbBatch.put_cache
+            return None
         return self._read(self._files, key)
 
     def iter_ids(self, prefix: bytes = b"") -> Iterator[ObjectId]:
@@ -472,7 +474,12 @@ class LmdbBatch:
         self._txn_for(len(value)).put(key, value, db=self._store._meta)
 
     def put_cache(self, key: bytes, value: bytes) -> None:
-        """Set a host-file cache entry."""
+        """Set a host-file cache entry, unless its key (a host path) is longer than LMDB keys may be.
+
+        The cache is a hint: a file whose path is too long is just read again next time.
+        """
+        if len(key) > self._store._env.max_key_size():
+            return
         self._txn_for(len(key) + len(value)).put(key, value, db=self._store._files)
 
     def flush(self) -> None:
@@ -483,7 +490,7 @@ class LmdbBatch:
             try:
                 txn.commit()
             except lmdb.Error as exc:
-                raise _store_error("cannot commit to the repository", exc) from exc
+                raise _store_error(f"cannot commit to the repository at {self._store.path}", exc) from exc
 
     def commit(self) -> None:
         """Commit the final transaction."""
@@ -522,8 +529,9 @@ def _fsync_path(path: str) -> None:
         os.close(fd)
 
 
-def _store_error(what: str, exc: lmdb.Error) -> RepositoryError:
-    text = str(exc)
+def _store_error(what: str, exc: lmdb.Error, path: str | None = None) -> RepositoryError:
+    # lmdb starts errors about the environment with its path, which ``what`` already names.
+    text = str(exc).removeprefix(f"{path}: ") if path is not None else str(exc)
     if "No space left" in text or "ENOSPC" in text or isinstance(exc, lmdb.MapFullError):
         return DiskFullError(f"disk full: {what}; free some space and retry")
     return RepositoryError(f"{what}: {text}")

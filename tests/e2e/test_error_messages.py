@@ -1,0 +1,356 @@
+"""Error messages name the object the user typed and, where there is one, the fix that works.
+
+Each test runs the bad command line for real, checks its one error line and
+exit code (and that the repository is unchanged), and where the message
+offers a fix, runs the fix too.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import damage
+from tests.conftest import Zerofs, cli_env
+from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json
+from zerofs.errors import ConflictError, CorruptionError, HostIOError, NotFoundError, RepositoryError, UsageError
+
+
+@pytest.fixture
+def stocked(zerofs: Zerofs, cli_repo: Path) -> Path:
+    """A repository holding /data/a.txt, /file and /dir, then a clone /snap (the last commit)."""
+    zerofs("mkdir", "/data")
+    zerofs("write", "/data/a.txt", input=b"alpha")
+    zerofs("write", "/file", input=b"file")
+    zerofs("mkdir", "/dir")
+    zerofs("clone", "/data", "/snap")
+    return cli_repo
+
+
+def run_without_repo_option(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run zerofs without --repo, so that $ZEROFS_REPO, the config or the default location decides."""
+    return subprocess.run(
+        [sys.executable, "-m", "zerofs", *args],
+        capture_output=True,
+        text=True,
+        env={**cli_env(), **env},
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+# -- usage errors from the command line parser ------------------------------------------
+
+
+def test_parser_errors_read_like_ours(zerofs: Zerofs, cli_repo: Path) -> None:
+    """Lower case, no sentence period, suggestions as '(did you mean ...?)'."""
+    line = assert_fails(cli_repo, "lss", "/", expect=UsageError.exit_code)
+    assert line == "zerofs: no such command 'lss' (did you mean 'ls'?)"
+    line = assert_fails(cli_repo, "cat", expect=UsageError.exit_code)
+    assert line == "zerofs: missing argument 'STORE_PATH...' (see 'zerofs cat --help')"
+    line = assert_fails(cli_repo, "clone", "--forc", "/a", "/b", expect=UsageError.exit_code)
+    assert line == "zerofs: no such option: --forc (did you mean --force or --source?)"
+
+
+# -- where the repository is --------------------------------------------------------------
+
+
+def test_config_file_that_is_not_toml(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
+    as_json = tmp_path / "zerofs.json"
+    as_json.write_text('{"repository": "/x"}')
+    line = assert_fails(cli_repo, "-c", str(as_json), "ls", "/", expect=UsageError.exit_code)
+    assert f"config file {as_json} is not valid TOML" in line
+    not_text = tmp_path / "binary.toml"
+    not_text.write_bytes(b"\xff\xfe repository")
+    line = assert_fails(cli_repo, "-c", str(not_text), "ls", "/", expect=UsageError.exit_code)
+    assert line == f"zerofs: config file {not_text} is not valid TOML: it is not UTF-8 text"
+    line = assert_fails(cli_repo, "-c", str(tmp_path), "ls", "/", expect=UsageError.exit_code)
+    assert line == f"zerofs: cannot read config file {tmp_path}: Is a directory"
+
+
+def test_config_compression_level_names_the_file_and_the_value(zerofs: Zerofs, tmp_path: Path) -> None:
+    config = tmp_path / "zerofs.toml"
+    config.write_text("[defaults]\ncompression_level = 99\n")
+    proc = zerofs("-c", str(config), "init", expect=UsageError.exit_code)
+    line = assert_one_error_line(proc)
+    assert f"config file {config}" in line
+    assert "not 99" in line
+    assert not (tmp_path / "repo").exists()
+
+
+def test_repository_path_that_is_a_file(zerofs: Zerofs, tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    line = assert_one_error_line(zerofs("ls", "/", repo=a_file, expect=RepositoryError.exit_code))
+    assert line == (
+        f"zerofs: {a_file} (--repo) is a file, not a zerofs repository (pass --repo the repository's directory)"
+    )
+
+
+def test_directory_of_other_files_is_not_offered_init(zerofs: Zerofs, tmp_path: Path) -> None:
+    """init would refuse a non-empty directory, so the message must not suggest it."""
+    other = tmp_path / "documents"
+    other.mkdir()
+    (other / "letter.txt").write_text("x")
+    line = assert_one_error_line(zerofs("ls", "/", repo=other, expect=RepositoryError.exit_code))
+    assert f"no zerofs repository at {other} (--repo)" in line
+    assert "init" not in line
+    assert "pass --repo" in line
+    line = assert_one_error_line(zerofs("init", repo=other, expect=ConflictError.exit_code))
+    assert line == f"zerofs: {other} exists and is not an empty directory (pass --repo a new or empty directory)"
+    zerofs("init", repo=tmp_path / "new")  # the fix
+
+
+def test_default_location_mentions_init_and_repo(tmp_path: Path) -> None:
+    proc = run_without_repo_option("ls", "/", env={"XDG_DATA_HOME": str(tmp_path / "xdg")}, cwd=tmp_path)
+    assert proc.returncode == RepositoryError.exit_code
+    line = assert_one_error_line(proc)
+    assert line == (
+        f"zerofs: no zerofs repository at {tmp_path / 'xdg' / 'zerofs'} (default); "
+        "create one with: zerofs init (or pass --repo to use another)"
+    )
+
+
+def test_repository_path_of_an_unknown_user(zerofs: Zerofs, tmp_path: Path) -> None:
+    """Path.expanduser raises RuntimeError for ~nosuchuser: that was an internal error (exit 1)."""
+    line = assert_one_error_line(zerofs("ls", "/", repo=Path("~zerofs-no-such-user/r"), expect=UsageError.exit_code))
+    assert "'~zerofs-no-such-user/r' (--repo)" in line
+    proc = run_without_repo_option("ls", "/", env={"ZEROFS_REPO": "~zerofs-no-such-user/r"}, cwd=tmp_path)
+    assert proc.returncode == UsageError.exit_code
+    assert "($ZEROFS_REPO)" in assert_one_error_line(proc)
+
+
+def test_unreadable_repository_names_it_once(zerofs: Zerofs, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "data.mdb").write_bytes(os.urandom(64 * 1024))
+    line = assert_one_error_line(zerofs("ls", "/", repo=broken, expect=RepositoryError.exit_code))
+    assert line.startswith(f"zerofs: cannot open repository at {broken}: ")
+    assert line.count(str(broken)) == 1, line
+
+
+# -- store paths and revisions ------------------------------------------------------------
+
+
+BAD_PATHS = [
+    (
+        ("ls", "data"),
+        "store paths are absolute: 'data' does not start with '/' (did you mean /data?)",
+        ("ls", "/data"),
+    ),
+    (
+        ("cat", "/data/../file"),
+        "invalid store path '/data/../file': '..' is not allowed in a store path (did you mean /file?)",
+        ("cat", "/file"),
+    ),
+    (
+        ("ls", "/data/./a.txt"),
+        "invalid store path '/data/./a.txt': '.' is not allowed in a store path (did you mean /data/a.txt?)",
+        ("ls", "/data/a.txt"),
+    ),
+    (
+        ("ls", "HEAD~1:data"),
+        "invalid path 'HEAD~1:data': the path after ':' starts with '/' (did you mean HEAD~1:/data?)",
+        ("ls", "HEAD~1:/data"),
+    ),
+    (
+        ("ls", "head~1:/data"),
+        "invalid revision 'head~1': expected HEAD, HEAD~N, HEAD^ or a commit id prefix of at least 4 hex digits "
+        "(did you mean HEAD~1?)",
+        ("ls", "HEAD~1:/data"),
+    ),
+    (
+        ("diff", "data", "HEAD"),
+        "'data' is neither a revision (HEAD~1, a commit id) nor a store path (did you mean /data?)",
+        ("diff", "/data", "HEAD:/data"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected", "fixed"),
+    BAD_PATHS,
+    ids=["relative", "dot-dot", "dot", "rev-relative", "head-lower-case", "diff-bare-word"],
+)
+def test_bad_paths_suggest_the_one_meant(
+    stocked: Path, zerofs: Zerofs, args: tuple[str, ...], expected: str, fixed: tuple[str, ...]
+) -> None:
+    assert assert_fails(stocked, *args, expect=UsageError.exit_code) == f"zerofs: {expected}"
+    zerofs(*fixed)  # the suggestion works
+
+
+def test_revision_past_the_first_commit_names_the_first(stocked: Path, zerofs: Zerofs) -> None:
+    n_commits = len(log_json(stocked))
+    line = assert_fails(stocked, "ls", "HEAD~99:/", expect=NotFoundError.exit_code)
+    first = f"HEAD~{n_commits - 1}"
+    assert line == f"zerofs: revision 'HEAD~99' goes back past the first commit (the first commit is {first})"
+    zerofs("ls", f"{first}:/")
+
+
+def test_unknown_revision_points_at_log(stocked: Path) -> None:
+    taken = {entry["commit"][:8] for entry in log_json(stocked)}
+    unknown = next(p for p in ("deadbeef", "0badc0de", "facefeed") if p not in taken)
+    line = assert_fails(stocked, "cat", f"{unknown}:/file", expect=NotFoundError.exit_code)
+    assert line == f"zerofs: unknown revision '{unknown}': no commit id starts with it (zerofs log lists the commits)"
+
+
+def test_missing_path_in_a_revision_names_the_revision(stocked: Path) -> None:
+    """/snap exists in HEAD, not one commit earlier: 'no such path in the store' would read as false."""
+    for command in ("ls", "cat", "stat", "tree", "du"):
+        line = assert_fails(stocked, command, "HEAD~1:/snap", expect=NotFoundError.exit_code)
+        assert line == "zerofs: no such path in HEAD~1: /snap", command
+    line = assert_fails(stocked, "clone", "HEAD~1:/snap/a.txt", "/x", expect=NotFoundError.exit_code)
+    assert line == "zerofs: no such path in HEAD~1: /snap"
+
+
+# -- changes ------------------------------------------------------------------------------
+
+
+def test_mkdir_of_an_existing_path_does_not_offer_force(stocked: Path, zerofs: Zerofs) -> None:
+    """mkdir has no --force; place()'s 'use --force to replace it' is for clone."""
+    line = assert_fails(stocked, "mkdir", "/dir", expect=ConflictError.exit_code)
+    assert line == "zerofs: already exists: /dir (use -p to accept an existing directory)"
+    zerofs("mkdir", "-p", "/dir")
+    assert assert_fails(stocked, "mkdir", "/file", expect=ConflictError.exit_code) == "zerofs: already exists: /file"
+    line = assert_fails(stocked, "clone", "/data", "/snap", expect=ConflictError.exit_code)
+    assert line == "zerofs: already exists: /snap (use --force to replace it)"
+
+
+def test_write_with_standard_input_closed(stocked: Path) -> None:
+    before = log_json(stocked)
+    command = [sys.executable, "-m", "zerofs", "--repo", str(stocked), "write", "/new"]
+    proc = subprocess.run(
+        ["sh", "-c", 'exec "$@" <&-', "sh", *command],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == UsageError.exit_code, proc.stderr
+    line = assert_one_error_line(proc)
+    assert line == "zerofs: standard input is closed: write stores what it reads there (e.g. ... | zerofs write /new)"
+    assert log_json(stocked) == before
+
+
+# -- import -------------------------------------------------------------------------------
+
+
+def test_import_of_a_fifo_is_one_line(stocked: Path, tmp_path: Path) -> None:
+    """The walk's 'skipped FIFO' warning came first: two lines for one error."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for args in (("import", str(fifo), "/p"), ("import", "--skip-errors", str(fifo), "/p")):
+        line = assert_fails(stocked, *args, expect=HostIOError.exit_code)
+        assert line == f"zerofs: nothing to import: {fifo} is a FIFO, not a regular file, directory or symlink"
+
+
+@pytest.fixture
+def unreadable_file(tmp_path: Path) -> Iterator[Path]:
+    """A regular file whose open() fails even for root: /proc/1/mem bind-mounted over it."""
+    bad = tmp_path / "bad.bin"
+    bad.touch()
+    subprocess.run(["mount", "--bind", "/proc/1/mem", str(bad)], check=True)
+    try:
+        yield bad
+    finally:
+        subprocess.run(["umount", str(bad)], check=True)
+
+
+def test_import_of_an_unreadable_file_itself_offers_no_skip(stocked: Path, unreadable_file: Path) -> None:
+    """--skip-errors imports the rest of a tree; for the file itself there is no rest."""
+    for args in (("import", str(unreadable_file), "/b"), ("import", "--skip-errors", str(unreadable_file), "/b")):
+        line = assert_fails(stocked, *args, expect=HostIOError.exit_code)
+        assert line == f"zerofs: cannot read {unreadable_file}: Permission denied"
+
+
+def test_import_skips_the_repository_and_refuses_a_path_inside_it(zerofs: Zerofs, tmp_path: Path) -> None:
+    """Reading the store's own data.mdb while writing it ended in 'mdb_txn_begin: Invalid argument'."""
+    host = tmp_path / "home"
+    host.mkdir()
+    (host / "notes.txt").write_bytes(b"notes")
+    repo = host / "repo"
+    zerofs("init", repo=repo)
+    for target in ("/first", "/second"):
+        proc = zerofs("import", str(host), target, repo=repo)
+        warning = f"zerofs: warning: skipped {repo}: it is the repository being imported into"
+        assert warning in proc.stderr.splitlines(), proc.stderr
+    assert zerofs("ls", "/second", repo=repo).stdout == b"notes.txt\n"
+    for inside in (repo, repo / "data.mdb"):
+        line = assert_fails(repo, "import", str(inside), "/x", expect=UsageError.exit_code)
+        assert line == f"zerofs: cannot import {inside}: it is the repository at {repo}, or inside it"
+
+
+def test_import_of_a_path_longer_than_an_lmdb_key(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
+    """The host-file cache is keyed by the host path; over 511 bytes that was 'internal error: BadValsizeError'."""
+    deep = tmp_path / "deep"
+    for _ in range(5):
+        deep = deep / ("d" * 120)
+    deep.mkdir(parents=True)
+    (deep / "f").write_bytes(b"deep")
+    assert len(os.fsencode(deep / "f")) > 511
+    for _ in range(2):  # the second import looks the path up in the cache
+        zerofs("import", str(tmp_path / "deep"), "/deep")
+    zerofs("cat", "/deep" + str(deep / "f").removeprefix(str(tmp_path / "deep")))
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+def test_export_of_a_file_onto_a_directory(stocked: Path, zerofs: Zerofs, tmp_path: Path) -> None:
+    """It said 'use --force to overwrite', and --force then failed too."""
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "other").write_text("x")
+    for args in (("export", "/file", str(target)), ("export", "--force", "/file", str(target))):
+        line = assert_fails(stocked, *args, expect=ConflictError.exit_code)
+        assert line == f"zerofs: {target} is a directory (name a path inside it, such as {target / 'file'})"
+    zerofs("export", "/file", str(target / "file"))
+    assert (target / "file").read_bytes() == b"file"
+
+
+def test_export_into_a_missing_directory(stocked: Path, zerofs: Zerofs, tmp_path: Path) -> None:
+    parent = tmp_path / "missing"
+    line = assert_fails(stocked, "export", "/data", str(parent / "data"), expect=HostIOError.exit_code)
+    assert line == f"zerofs: parent directory does not exist: {parent} (create it first: mkdir -p {parent})"
+    subprocess.run(["mkdir", "-p", str(parent)], check=True)
+    zerofs("export", "/data", str(parent / "data"))
+
+
+def test_export_force_names_the_directory_in_the_way(stocked: Path, zerofs: Zerofs, tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    (target / "a.txt").mkdir(parents=True)
+    line = assert_fails(stocked, "export", "--force", "/data", str(target), expect=ConflictError.exit_code)
+    assert line == f"zerofs: cannot replace directory {target / 'a.txt'} with a file (move it away and export again)"
+    os.rename(target / "a.txt", tmp_path / "moved")
+    zerofs("export", "--force", "/data", str(target))
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def test_cat_of_a_symlink_shows_its_target_as_a_path(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    os.symlink("/some/where", host / "link")
+    zerofs("import", str(host), "/h")
+    line = assert_fails(cli_repo, "cat", "/h/link", expect=ConflictError.exit_code)
+    assert line == "zerofs: is a symlink: /h/link (it points to /some/where)"
+
+
+def test_damage_points_at_fsck_read_data(stocked: Path, zerofs: Zerofs) -> None:
+    """The layer that meets a damaged chunk knows its id; fsck --read-data names the paths (plain fsck does not)."""
+    chunk = damage.chunk_ids_of(stocked, "/data/a.txt")[0]
+    damage.flip_byte(stocked, chunk)
+    line = assert_fails(stocked, "cat", "/data/a.txt", expect=CorruptionError.exit_code)
+    assert line.endswith("damaged on disk (run zerofs fsck --read-data to see which paths it affects)"), line
+    proc = zerofs("fsck", "--read-data", expect=CorruptionError.exit_code)
+    assert "/data/a.txt" in proc.stdout.decode()
+    assert "fsck found" in assert_one_error_line(proc)
+    assert "--read-data" not in proc.stderr  # fsck's own error points at its output
