@@ -70,10 +70,10 @@ class CorruptionError(ZerofsError):
 
 
 class HostIOError(ZerofsError):
-    """Reading or writing a host file failed (import, export)."""
+    """Reading or writing a host file failed (import, export), or standard output could not be written."""
 
     exit_code = 8
-    summary = "a host file could not be read or written"
+    summary = "a host file or standard output could not be read or written"
 
 
 class MountError(ZerofsError):

@@ -354,3 +354,26 @@ def test_damage_points_at_fsck_read_data(stocked: Path, zerofs: Zerofs) -> None:
     assert "/data/a.txt" in proc.stdout.decode()
     assert "fsck found" in assert_one_error_line(proc)
     assert "--read-data" not in proc.stderr  # fsck's own error points at its output
+
+
+# -- standard output that cannot be written -----------------------------------------------
+
+
+@pytest.mark.parametrize("words", [("cat", "/data/a.txt"), ("ls", "/data"), ("log", "--json")])
+def test_a_full_standard_output_is_one_line_and_exit_8(stocked: Path, words: tuple[str, ...]) -> None:
+    """zerofs cat x > /dev/full: what went wrong and where, not 'internal error: OSError'."""
+    before = log_json(stocked)
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "zerofs", "--repo", str(stocked), *words],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == HostIOError.exit_code
+    line = assert_one_error_line(proc)
+    assert line == "zerofs: cannot write to standard output: No space left on device"
+    assert log_json(stocked) == before

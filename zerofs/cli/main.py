@@ -11,10 +11,11 @@ the same functions in ``commands.py`` and end in the same handlers here.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
-from zerofs.errors import EXIT_BUG, EXIT_INTERRUPTED, CorruptionError, ZerofsError
+from zerofs.errors import EXIT_BUG, EXIT_INTERRUPTED, CorruptionError, HostIOError, ZerofsError
 
 COMPLETE_VAR = "_ZEROFS_COMPLETE"
 """Set by the shell completion scripts in completions/ (see cli/docs.py)."""
@@ -48,11 +49,32 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (zerofs cat x | head): not an error worth a message.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        if debug:
+            raise
+        if not _is_output_error(exc):
+            return _internal_error(exc)
+        # Drop what is still buffered, or the interpreter's last flush fails again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.stderr.write(f"zerofs: cannot write to standard output: {exc.strerror}\n")
+        return HostIOError.exit_code
     except Exception as exc:
         if debug:
             raise
-        sys.stderr.write(f"zerofs: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)\n")
-        return EXIT_BUG
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    sys.stderr.write(f"zerofs: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)\n")
+    return EXIT_BUG
+
+
+def _is_output_error(exc: OSError) -> bool:
+    """True for what writing standard output raises when it cannot go on (zerofs cat x > /dev/full).
+
+    Errors on host files carry their file name; those on standard output do not.
+    """
+    return exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
 def _learn_more(exc: ZerofsError) -> str:
