@@ -79,6 +79,22 @@ def test_umount_of_nothing_is_not_found(zerofs: Zerofs, cli_repo: Path, tmp_path
     assert "nothing is mounted" in assert_fails(cli_repo, "umount", str(tmp_path / "plain"), expect=3)
 
 
+def test_umount_refuses_the_mount_of_another_repository(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
+    """--repo OTHER umount MNT names MNT's repository and leaves the mount, and what it holds, alone."""
+    other = tmp_path / "other"
+    zerofs("init", repo=other)
+    mnt = tmp_path / "mnt"
+    with mounted(cli_repo, mnt):
+        (mnt / "pending.txt").write_bytes(b"not committed yet")
+        line = assert_fails(other, "umount", str(mnt), expect=7)
+        assert line == (
+            f"zerofs: {mnt} is a mount of the repository at {cli_repo}; "
+            f"unmount it with: zerofs --repo {cli_repo} umount {mnt}"
+        )
+        assert (mnt / "pending.txt").read_bytes() == b"not committed yet"
+    assert zerofs("cat", "/pending.txt").stdout == b"not committed yet"
+
+
 def test_umount_detaches_a_mount_whose_process_was_killed(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
     """After kill -9 the mount point is dead (ENOTCONN); umount detaches it and the repository is intact."""
     mnt = tmp_path / "mnt"

@@ -153,7 +153,8 @@ def _serve(
             follow=revision is None,
         )
         options = set(pyfuse3.default_options)
-        options |= {f"fsname={repo_path}", "subtype=zerofs", "noatime"}
+        # The source field names the repository: umount checks it before touching the mount.
+        options |= {f"fsname={os.path.realpath(repo_path)}", "subtype=zerofs", "noatime"}
         if read_only:
             options.add("ro")
         if allow_other:
@@ -254,7 +255,7 @@ def mounted_at(mountpoint: Path) -> str | None:
 
 
 def _mount_field(mountpoint: Path, index: int) -> str | None:
-    """Return a field of the mountinfo line of ``mountpoint`` (-1: the file system type)."""
+    """Return a field of the mountinfo line of ``mountpoint`` (-1: the file system type, -2: its source)."""
     target = str(mountpoint)
     found: str | None = None
     with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
@@ -262,7 +263,7 @@ def _mount_field(mountpoint: Path, index: int) -> str | None:
             fields = line.split()
             if _unescape(fields[4]) == target:
                 # The last mount on a point is the visible one.
-                found = fields[fields.index("-") + 1] if index < 0 else fields[index]
+                found = _unescape(fields[fields.index("-") - index]) if index < 0 else fields[index]
     return found
 
 
@@ -314,6 +315,13 @@ def umount(repo_path: Path, mountpoint: Path) -> None:
         raise NotFoundError(f"nothing is mounted at {mountpoint}")
     if kind != "fuse.zerofs":
         raise MountError(f"{mountpoint} is a {kind} mount, not a zerofs mount")
+    source = _mount_field(target, -2)
+    if source is not None and source != os.path.realpath(repo_path):
+        # Another repository's mount: its process is not ours to signal, nor its mount to detach.
+        raise MountError(
+            f"{mountpoint} is a mount of the repository at {source}; "
+            f"unmount it with: zerofs --repo {source} umount {mountpoint}"
+        )
     pid = mount_process(repo_path, target)
     if pid is None:
         # Its process is gone (killed): detach the dead mount point.
