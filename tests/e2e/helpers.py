@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,18 @@ def assert_fails(
         assert proc.stdout == b"", proc.stdout[:200]
     assert log_json(repo) == before, "a failed command changed the repository"
     return line
+
+
+@contextmanager
+def unreadable_file(path: Path) -> Iterator[Path]:
+    """Make ``path`` a regular file whose open() fails even for root, for the ``with`` block.
+
+    Tests run as root, for whom chmod 000 changes nothing; bind-mounting
+    /proc/1/mem over a file gives a regular file whose open() fails (EACCES).
+    """
+    path.touch()
+    subprocess.run(["mount", "--bind", "/proc/1/mem", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json
+from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json, unreadable_file
 from zerofs.errors import (
     ConflictError,
     CorruptionError,
@@ -600,23 +600,12 @@ def test_help_lists_exit_codes(zerofs: Any, cli_repo: Path) -> None:
 
 @pytest.fixture
 def unreadable_tree(tmp_path: Path) -> Any:
-    """A host tree with one file that cannot be read, even by root.
-
-    Tests run as root, for whom chmod 000 changes nothing; bind-mounting
-    /proc/1/mem over a file gives a regular file whose open() fails (EACCES).
-    """
-    import subprocess
-
+    """A host tree with one file that cannot be read, even by root (see helpers.unreadable_file)."""
     host = tmp_path / "host"
     host.mkdir()
     (host / "good.txt").write_bytes(b"good\n")
-    bad = host / "bad.bin"
-    bad.touch()
-    subprocess.run(["mount", "--bind", "/proc/1/mem", str(bad)], check=True)
-    try:
+    with unreadable_file(host / "bad.bin"):
         yield host
-    finally:
-        subprocess.run(["umount", str(bad)], check=True)
 
 
 def test_import_unreadable_file_fails_cleanly_or_is_skipped(zerofs: Any, cli_repo: Path, unreadable_tree: Path) -> None:

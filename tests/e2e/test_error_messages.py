@@ -18,6 +18,7 @@ import pytest
 from tests import damage
 from tests.conftest import Zerofs, cli_env
 from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json
+from tests.e2e.helpers import unreadable_file as unreadable
 from zerofs.errors import ConflictError, CorruptionError, HostIOError, NotFoundError, RepositoryError, UsageError
 
 
@@ -253,14 +254,9 @@ def test_import_of_a_fifo_is_one_line(stocked: Path, tmp_path: Path) -> None:
 
 @pytest.fixture
 def unreadable_file(tmp_path: Path) -> Iterator[Path]:
-    """A regular file whose open() fails even for root: /proc/1/mem bind-mounted over it."""
-    bad = tmp_path / "bad.bin"
-    bad.touch()
-    subprocess.run(["mount", "--bind", "/proc/1/mem", str(bad)], check=True)
-    try:
+    """A regular file whose open() fails even for root."""
+    with unreadable(tmp_path / "bad.bin") as bad:
         yield bad
-    finally:
-        subprocess.run(["umount", str(bad)], check=True)
 
 
 def test_import_of_an_unreadable_file_itself_offers_no_skip(stocked: Path, unreadable_file: Path) -> None:
