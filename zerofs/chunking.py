@@ -53,17 +53,11 @@ def make_chunker(params: ChunkParams) -> FastCDC:
     )
 
 
-def chunk_stream(
-    reader: BinaryIO, params: ChunkParams, chunker: FastCDC | None = None, headroom: int = 0
-) -> Iterator[bytearray]:
-    """Cut a stream into content-defined chunks; yield each in a buffer of its own.
+def chunk_stream(reader: BinaryIO, params: ChunkParams, chunker: FastCDC | None = None) -> Iterator[bytes]:
+    """Cut a stream into content-defined chunks; yield each as bytes of its own.
 
-    Each buffer starts with ``headroom`` spare bytes before the chunk, so a
-    caller can put a header in front without copying the chunk again. Only a
-    few chunks of the stream are in memory at any time, however long it is.
+    Only a few chunks of the stream are in memory at any time, however long it is.
     """
     chunker = chunker or make_chunker(params)
     for chunk in chunker.cut_stream(reader):
-        buffer = bytearray(headroom + chunk.length)
-        buffer[headroom:] = chunk.data
-        yield buffer
+        yield bytes(chunk.data)

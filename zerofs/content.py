@@ -26,14 +26,11 @@ from zerofs.objects import (
     ChunkListNode,
     ChunkRef,
     FileNode,
-    Kind,
     Node,
     ObjectId,
     chunk_id,
 )
-from zerofs.repo import N, Repository
-from zerofs.store import WriteBatch
-from zerofs.store.codec import RECORD_HEADER_BYTES, encode_record, finish_chunk_record
+from zerofs.repo import N, Record, RepoBatch, Repository
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor, Future  # 4 ms with logging: annotations only
@@ -49,7 +46,7 @@ GROUP_BYTES: Final = 2 << 20
 class BatchSink:
     """A NodeSink that writes each node straight into a write batch."""
 
-    def __init__(self, repo: Repository, batch: WriteBatch) -> None:
+    def __init__(self, repo: Repository, batch: RepoBatch) -> None:
         """Write through ``batch``."""
         self.repo = repo
         self.batch = batch
@@ -57,15 +54,14 @@ class BatchSink:
 
     def put(self, node: Node) -> ObjectId:
         """Encode and write a node; return its id."""
-        node_id, record = self.repo.encode_node(node)
-        if self.batch.put(node_id, record):
-            self.new_bytes += len(record)
+        node_id, added = self.batch.put_node(node)
+        self.new_bytes += added
         return node_id
 
-    def put_record(self, node_id: ObjectId, record: bytes | bytearray) -> None:
+    def put_record(self, node_id: ObjectId, record: Record) -> None:
         """Write an already encoded record."""
         if self.batch.put(node_id, record):
-            self.new_bytes += len(record)
+            self.new_bytes += record.stored_bytes
 
     def get_typed(self, node_id: ObjectId, node_type: type[N]) -> N:
         """Read a stored node."""
@@ -90,6 +86,19 @@ def build_file_node(sink: BatchSink, refs: Sequence[ChunkRef]) -> FileNode:
     return FileNode(size_bytes, level, tuple(refs))
 
 
+def store_file(sink: BatchSink, refs: Sequence[ChunkRef]) -> tuple[ObjectId, FileNode]:
+    """Write the index of a file of these chunks; return the file's id and index.
+
+    A file of one chunk is stored as that chunk: its id is the chunk's and
+    no FILE node is written (``objects.is_single_chunk``). The chunks
+    themselves must already be in the batch.
+    """
+    if len(refs) == 1:
+        return refs[0].id, FileNode(refs[0].size_bytes, 0, (refs[0],))
+    node = build_file_node(sink, refs)
+    return sink.put(node), node
+
+
 class ContentWriter:
     """Stores file contents through a batch, optionally hashing on worker threads."""
 
@@ -102,11 +111,10 @@ class ContentWriter:
         self.params = repo.config.chunk_params
         self._chunker = make_chunker(self.params)
 
-    def _store_chunk(self, buffer: bytearray) -> ChunkRef:
-        data = memoryview(buffer)[RECORD_HEADER_BYTES:]
+    def _store_chunk(self, data: bytes) -> ChunkRef:
         new_id = chunk_id(data)
         if not self.sink.batch.has(new_id):
-            self.sink.put_record(new_id, finish_chunk_record(buffer, self.repo.config.compression_level))
+            self.sink.put_record(new_id, self.repo.chunk_record(data))
         return ChunkRef(new_id, len(data))
 
     def write_bytes(self, data: bytes) -> tuple[ObjectId, FileNode]:
@@ -123,17 +131,15 @@ class ContentWriter:
 
     def write_stream(self, reader: BinaryIO) -> tuple[ObjectId, FileNode]:
         """Store a stream of any length with a few chunks in memory; return its node."""
-        refs = self.store_chunks(chunk_stream(reader, self.params, self._chunker, headroom=RECORD_HEADER_BYTES))
-        node = build_file_node(self.sink, refs)
-        return self.sink.put(node), node
+        return store_file(self.sink, self.store_chunks(chunk_stream(reader, self.params, self._chunker)))
 
-    def store_chunks(self, chunks: Iterator[bytearray]) -> list[ChunkRef]:
-        """Store chunks cut by ``chunk_stream`` (with its headroom); return their refs in order."""
+    def store_chunks(self, chunks: Iterator[bytes]) -> list[ChunkRef]:
+        """Store chunks cut by ``chunk_stream``; return their refs in order."""
         if self.executor is None:
             return [self._store_chunk(d) for d in chunks]
         return self._store_parallel(chunks)
 
-    def _store_parallel(self, chunks: Iterator[bytearray]) -> list[ChunkRef]:
+    def _store_parallel(self, chunks: Iterator[bytes]) -> list[ChunkRef]:
         """Hash and compress groups of chunks on workers; write in order here.
 
         Chunks go to workers in groups of about ``GROUP_BYTES``: one hand-off
@@ -143,7 +149,7 @@ class ContentWriter:
         assert self.executor is not None
         refs: list[ChunkRef] = []
         pending: collections.deque[Future[list[_Encoded]]] = collections.deque()
-        group: list[bytearray] = []
+        group: list[bytes] = []
         group_bytes = 0
         for buffer in chunks:
             group.append(buffer)
@@ -166,7 +172,7 @@ class ContentWriter:
             yield ChunkRef(new_id, size_bytes)
 
 
-_Encoded = tuple[ObjectId, int, "bytes | bytearray | None"]
+_Encoded = tuple[ObjectId, int, "Record | None"]
 
 
 class EncodedFile(NamedTuple):
@@ -174,8 +180,8 @@ class EncodedFile(NamedTuple):
 
     file_id: ObjectId
     node: FileNode
-    records: tuple[tuple[ObjectId, bytes | None], ...]
-    """(id, record) of each chunk and of the file node; None where already stored."""
+    records: tuple[tuple[ObjectId, Record | None], ...]
+    """(id, record) of each chunk and of the file node (if it has one); None where already stored."""
 
 
 def encode_small_file(
@@ -187,33 +193,32 @@ def encode_small_file(
     objects are not thread-safe). ``is_stored`` skips compressing chunks the
     store already has.
     """
-    level = repo.config.compression_level
     params = repo.config.chunk_params
     pieces = [data] if len(data) <= params.min_bytes else [bytes(c.data) for c in chunker.cut_buf(data)]
-    records: list[tuple[ObjectId, bytes | None]] = []
+    records: list[tuple[ObjectId, Record | None]] = []
     refs = []
     for piece in pieces:
         if not piece:
             continue
         new_id = chunk_id(piece)
-        records.append((new_id, None if is_stored(new_id) else encode_record(Kind.CHUNK, piece, level)))
+        records.append((new_id, None if is_stored(new_id) else repo.chunk_record(piece)))
         refs.append(ChunkRef(new_id, len(piece)))
     if len(refs) > MAX_FANOUT:
         raise ValueError("encode_small_file is for files of at most MAX_FANOUT chunks")
     node = FileNode(len(data), 0, tuple(refs))
+    if len(refs) == 1:  # stored as its one chunk (see store_file)
+        return EncodedFile(refs[0].id, node, tuple(records))
     file_id, file_record = repo.encode_node(node)
     records.append((file_id, file_record))
     return EncodedFile(file_id, node, tuple(records))
 
 
-def _encode_group(repo: Repository, group: list[bytearray]) -> list[_Encoded]:
+def _encode_group(repo: Repository, group: list[bytes]) -> list[_Encoded]:
     """Worker: hash each chunk; make records of those no committed record holds."""
-    level = repo.config.compression_level
     encoded: list[_Encoded] = []
-    for buffer in group:
-        data = memoryview(buffer)[RECORD_HEADER_BYTES:]
+    for data in group:
         new_id = chunk_id(data)
-        record = None if repo.store.has(new_id) else finish_chunk_record(buffer, level)
+        record = None if repo.has(new_id) else repo.chunk_record(data)
         encoded.append((new_id, len(data), record))
     return encoded
 
@@ -229,7 +234,7 @@ def iter_chunk_ids(repo: Repository, node: FileNode | ChunkListNode) -> Iterator
 
 
 def iter_file_bytes(repo: Repository, file_id: ObjectId) -> Iterator[bytes]:
-    """Yield a file's contents chunk by chunk, each verified against its id."""
+    """Yield a file's contents chunk by chunk, each verified against its id (a single-chunk file too)."""
     node = repo.get_typed(file_id, FileNode)
     for id_, _ in iter_chunk_ids(repo, node):
         yield repo.read_chunk(id_)

@@ -6,10 +6,22 @@ must not format or print: the CLI's single handler does that.
 
 from __future__ import annotations
 
+import enum
 from typing import ClassVar, Final
 
 EXIT_BUG: Final = 1
 EXIT_INTERRUPTED: Final = 130
+
+
+class Hint(enum.Enum):
+    """What a user can do about an error, as a structured hint the CLI words (the core names no option)."""
+
+    CHECK_DAMAGE = "check-damage"
+    """Find which store paths a damaged object affects (a read-everything fsck)."""
+    REBUILD_INDEX = "rebuild-index"
+    """Rebuild the repository's index from its pack files."""
+    UPGRADE = "upgrade"
+    """Convert the repository to the current format."""
 
 
 class ZerofsError(Exception):
@@ -18,9 +30,10 @@ class ZerofsError(Exception):
     exit_code: ClassVar[int] = 1
     summary: ClassVar[str] = "internal error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, hint: Hint | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.hint = hint
 
     def __str__(self) -> str:
         return self.message
@@ -67,6 +80,14 @@ class CorruptionError(ZerofsError):
 
     exit_code = 6
     summary = "a stored object is missing, damaged or does not match its hash"
+
+
+class MissingObjectError(CorruptionError):
+    """A referenced object is not in the repository."""
+
+
+class DamagedObjectError(CorruptionError):
+    """A stored object is there but unreadable: its bytes do not decode to what its id says."""
 
 
 class HostIOError(ZerofsError):

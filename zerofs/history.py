@@ -29,9 +29,7 @@ from typing import Final, NamedTuple
 
 from zerofs.errors import ConflictError, NotFoundError, UsageError
 from zerofs.objects import Commit, Kind, ObjectId
-from zerofs.repo import Repository, Staging
-from zerofs.store import WriteBatch
-from zerofs.store.codec import record_kind
+from zerofs.repo import RefMovedError, RepoBatch, Repository, Staging
 
 HEAD: Final = b"HEAD"
 MAX_ATTEMPTS: Final = 1000
@@ -72,7 +70,7 @@ def apply_change(
     *,
     message: str,
     operation: dict[str, object],
-    before_commit: Callable[[WriteBatch], None] | None = None,
+    before_commit: Callable[[RepoBatch], None] | None = None,
 ) -> ChangeOutcome:
     """Apply ``change`` to HEAD's tree and commit it, retrying if HEAD moves.
 
@@ -93,7 +91,7 @@ def apply_change(
         commit = Commit(new_root, (head_id,), now_ns, author(), message, operation)
         commit_id = staging.put(commit)
         try:
-            with repo.store.batch() as batch:
+            with repo.batch() as batch:
                 if batch.get_ref(HEAD) != head_id:
                     raise _HeadMoved
                 staging.write_to(batch, commit_id)
@@ -101,7 +99,7 @@ def apply_change(
                     before_commit(batch)
                 if not batch.cas_ref(HEAD, head_id, commit_id):
                     raise _HeadMoved
-        except _HeadMoved:
+        except (_HeadMoved, RefMovedError):
             time.sleep(min(0.001 * attempt, 0.05))
             continue
         return ChangeOutcome(commit_id, new_root, attempt)
@@ -111,22 +109,31 @@ def apply_change(
     )
 
 
-GRAFTS_KEY: Final = b"grafts"
-"""Metadata key of the graft table that gc writes when it cuts history."""
+GRAFTS: Final = b"GRAFTS"
+"""The ref naming gc's graft table (a GRAFTS object), once gc has cut history."""
+_grafts_cache: dict[ObjectId, dict[ObjectId, tuple[ObjectId, ...]]] = {}
 
 
 def read_grafts(repo: Repository) -> dict[ObjectId, tuple[ObjectId, ...]]:
     """Return the graft table: commit id -> the parents it has since gc cut history.
 
     Commits are immutable, so gc does not rewrite the ones it keeps: it
-    records their new parents here, and every walk of history goes through
-    ``parents_of``.
+    records their new parents in a table named by the GRAFTS ref, and every
+    walk of history goes through ``parents_of``. A table is immutable too,
+    so it is decoded once per process.
+
+    Raises:
+        CorruptionError: the table is missing or damaged.
     """
-    raw = repo.store.get_meta(GRAFTS_KEY)
-    if not raw:
+    grafts_id = repo.get_ref(GRAFTS)
+    if grafts_id is None:
         return {}
-    table = json.loads(raw)
-    return {bytes.fromhex(k): tuple(bytes.fromhex(p) for p in v) for k, v in table.items()}
+    table = _grafts_cache.get(grafts_id)
+    if table is None:
+        raw = json.loads(repo.read_blob(grafts_id, Kind.GRAFTS))
+        table = {bytes.fromhex(k): tuple(bytes.fromhex(p) for p in v) for k, v in raw.items()}
+        _grafts_cache[grafts_id] = table
+    return table
 
 
 def encode_grafts(grafts: dict[ObjectId, tuple[ObjectId, ...]]) -> bytes:
@@ -137,13 +144,7 @@ def encode_grafts(grafts: dict[ObjectId, tuple[ObjectId, ...]]) -> bytes:
 
 def parents_of(repo: Repository, commit_id: ObjectId, commit: Commit) -> tuple[ObjectId, ...]:
     """Return a commit's parents as history has them now (after any gc cut)."""
-    raw = repo.store.get_meta(GRAFTS_KEY)
-    if not raw:
-        return commit.parent_ids
-    grafted = json.loads(raw).get(commit_id.hex())
-    if grafted is None:
-        return commit.parent_ids
-    return tuple(bytes.fromhex(p) for p in grafted)
+    return read_grafts(repo).get(commit_id, commit.parent_ids)
 
 
 def iter_log(repo: Repository, start_id: ObjectId | None = None) -> Iterator[tuple[ObjectId, Commit]]:
@@ -198,11 +199,10 @@ def _commit_by_prefix(repo: Repository, prefix_hex: str) -> ObjectId:
     # An odd number of digits cannot be a byte prefix: scan by the even part, filter by text.
     byte_prefix = bytes.fromhex(prefix_hex[: len(prefix_hex) // 2 * 2])
     found: list[ObjectId] = []
-    for object_id in repo.store.iter_ids(byte_prefix):
+    for object_id, info in repo.iter_blobs(byte_prefix):
         if not object_id.hex().startswith(prefix_hex):
             continue
-        record = repo.store.get(object_id)
-        if record is not None and record_kind(record) is Kind.COMMIT:
+        if info.kind is Kind.COMMIT:
             found.append(object_id)
             if len(found) > MAX_CANDIDATES_SHOWN:
                 break

@@ -52,19 +52,21 @@ class Kind(enum.IntEnum):
     DIR = 4
     SYMLINK = 5
     COMMIT = 6
+    GRAFTS = 7
+    """Not a node: gc's graft table (canonical JSON), named by the GRAFTS ref."""
 
 
 ENTRY_KINDS: Final = frozenset({Kind.FILE, Kind.DIR, Kind.SYMLINK})
 
 
-def object_id(kind: Kind, body: bytes | memoryview) -> ObjectId:
+def object_id(kind: Kind, body: bytes | bytearray | memoryview) -> ObjectId:
     """Return the id of an object: BLAKE3 over its kind byte and body."""
     hasher = blake3.blake3(bytes((kind,)))
     hasher.update(body)
     return hasher.digest()
 
 
-def chunk_id(data: bytes | memoryview) -> ObjectId:
+def chunk_id(data: bytes | bytearray | memoryview) -> ObjectId:
     """Return the id of a chunk of file content."""
     return object_id(Kind.CHUNK, data)
 
@@ -492,6 +494,15 @@ _DECODERS: dict[Kind, Callable[[bytes], Node]] = {
     Kind.SYMLINK: _decode_symlink,
     Kind.COMMIT: _decode_commit,
 }
+
+
+def is_single_chunk(file_id: ObjectId, node: FileNode) -> bool:
+    """True if ``node`` is the index of a file stored as its one chunk, whose id is the chunk's.
+
+    No FILE node can name itself (its id hashes its own refs), so this
+    tells such a file from a FILE node of one chunk.
+    """
+    return node.level == 0 and len(node.refs) == 1 and node.refs[0].id == file_id
 
 
 def iter_child_ids(node: Node) -> Iterable[tuple[Kind, ObjectId]]:

@@ -1,9 +1,17 @@
-"""A repository: a store plus its recorded configuration.
+"""A repository: a store plus its recorded configuration, and the only door to the store.
 
-This is the only way nodes reach or leave the store: ``Repository`` decodes
-(and verifies) what it reads, and ``Staging`` encodes what a change is about
-to write, so that the change can be written in one batch, objects first.
-It must not move refs (``history`` does) or know about paths (``tree``).
+``Repository`` decodes (and verifies) what it reads, encodes what is
+written, and holds the local repository's locks; ``Staging`` collects the
+nodes a change is about to write, so that the change can be written in one
+batch, objects first. Every layer above reaches stored bytes only through
+here (an import-linter contract forbids importing ``zerofs.store`` above
+this module). This module must not move refs on its own account
+(``history`` does) or know about paths (``tree``).
+
+A file stored as one chunk has no FILE node: its entry names the chunk, so
+a repository of many small files holds one object per file, not two.
+``get_typed(file_id, FileNode)`` gives such a file's index all the same,
+built from what the index knows of the chunk.
 """
 
 from __future__ import annotations
@@ -13,12 +21,22 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Final, NamedTuple, TypeVar
 
 from zerofs.chunking import ChunkParams
-from zerofs.errors import ConflictError, CorruptionError, RepositoryError
+from zerofs.errors import (
+    ConflictError,
+    CorruptionError,
+    DamagedObjectError,
+    Hint,
+    MissingObjectError,
+    RepositoryError,
+)
 from zerofs.objects import (
     ChunkListNode,
+    ChunkRef,
     Commit,
     DirNode,
     FileNode,
@@ -31,14 +49,47 @@ from zerofs.objects import (
     iter_child_ids,
     object_id,
 )
-from zerofs.store import ObjectStore, WriteBatch, open_store
-from zerofs.store.codec import decode_record, encode_record
+from zerofs.store import legacy, maintenance
+from zerofs.store.base import (
+    BlobInfo,
+    ReclaimResult,
+    RefMovedError,
+    ScannedRecord,
+    StorageProblem,
+    StorageUsage,
+    Store,
+    WriteBatch,
+)
+from zerofs.store.codec import Record, decode_record, encode_record
+from zerofs.store.legacy import UpgradeResult
+from zerofs.store.local import PackStore, decode_config_file, is_local_repository
+from zerofs.store.locks import RepoLocks
+from zerofs.store.maintenance import RebuildResult
+from zerofs.store.wrappers import ReadOnlyStore
 
-REPO_FORMAT_VERSION: Final = 1
-"""Bump when a change makes old code misread the repository."""
-CONFIG_KEY: Final = b"config"
+__all__ = [
+    "BlobInfo",
+    "RebuildResult",
+    "ReclaimResult",
+    "Record",
+    "RefMovedError",
+    "RepoBatch",
+    "RepoConfig",
+    "Repository",
+    "ScannedRecord",
+    "Staging",
+    "StorageProblem",
+    "StorageUsage",
+    "UpgradeResult",
+]
+
+REPO_FORMAT_VERSION: Final = 2
+"""Bump when a change makes old code misread the repository. 2: pack files beside an LMDB index."""
+LEGACY_DATA_FILE: Final = "data.mdb"
+"""The one file of a format-1 repository (every object in one LMDB environment)."""
 DEFAULT_COMPRESSION_LEVEL: Final = 3
 NODE_CACHE_SIZE: Final = 4096
+HEAD: Final = b"HEAD"
 
 N = TypeVar("N", FileNode, ChunkListNode, DirNode, SymlinkNode, Commit)
 
@@ -66,12 +117,21 @@ class RepoConfig(NamedTuple):
         ).encode()
 
     @classmethod
+    def from_json_any(cls, raw: bytes, where: str) -> RepoConfig:
+        """Parse stored config of any format this version can read or convert."""
+        return cls._parse(raw, where, oldest=1)
+
+    @classmethod
     def from_json(cls, raw: bytes, where: str) -> RepoConfig:
         """Parse stored config, refusing formats this version cannot read.
 
         Raises:
-            RepositoryError: unreadable config or a newer format version.
+            RepositoryError: unreadable config, or a format version other than this one.
         """
+        return cls._parse(raw, where, oldest=REPO_FORMAT_VERSION)
+
+    @classmethod
+    def _parse(cls, raw: bytes, where: str, *, oldest: int) -> RepoConfig:
         try:
             data = json.loads(raw)
             version = int(data["format_version"])
@@ -81,6 +141,11 @@ class RepoConfig(NamedTuple):
             raise RepositoryError(
                 f"repository at {where} has format version {version}; this zerofs reads up to "
                 f"version {REPO_FORMAT_VERSION}: upgrade zerofs"
+            )
+        if version < oldest:
+            raise RepositoryError(
+                f"repository at {where} has format version {version}; convert it to version {REPO_FORMAT_VERSION}",
+                hint=Hint.UPGRADE,
             )
         try:
             chunking = data["chunking"]
@@ -98,13 +163,20 @@ class RepoConfig(NamedTuple):
 
 
 class Repository:
-    """An open repository: verified reads of nodes and chunks."""
+    """An open repository: verified reads of nodes and chunks, batches of writes, its locks."""
 
-    def __init__(self, store: ObjectStore, config: RepoConfig, path: str | os.PathLike[str] | None = None) -> None:
-        """Wrap an open store whose config has been read."""
-        self.store = store
+    def __init__(
+        self,
+        store: Store,
+        config: RepoConfig,
+        path: str | os.PathLike[str] | None = None,
+        locks: RepoLocks | None = None,
+    ) -> None:
+        """Wrap an open store whose config has been read (``locks``: a local repository's, if any)."""
+        self._store = store
         self.config = config
         self.path = None if path is None else os.fspath(path)
+        self._locks = locks
         self._nodes: OrderedDict[bytes, Node] = OrderedDict()
         self._cache_lock = threading.Lock()  # export reads from worker threads
 
@@ -122,14 +194,14 @@ class Repository:
         """Create a repository at ``path`` (a new or empty directory).
 
         Writes the config, then an empty root directory and a first commit,
-        then HEAD, in one batch.
+        then HEAD.
 
         Raises:
             ConflictError: a repository (or other files) already exists there.
         """
         path = os.fspath(path)
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-            if os.path.exists(os.path.join(path, "data.mdb")):
+            if is_local_repository(path) or os.path.exists(os.path.join(path, LEGACY_DATA_FILE)):
                 raise ConflictError(f"a repository already exists at {path}")
             raise ConflictError(f"{path} exists and is not an empty directory (pass --repo a new or empty directory)")
         try:
@@ -139,38 +211,107 @@ class Repository:
         config = RepoConfig(
             REPO_FORMAT_VERSION, chunk_params or ChunkParams(), compression_level, os.urandom(16).hex(), time.time_ns()
         )
-        store = open_store(path, create=True)
-        repo = cls(store, config, path)
+        repo = cls(
+            PackStore.create(path, config.to_json()), config, path, RepoLocks(path, readonly=False, writer_lease=True)
+        )
         staging = Staging(repo)
         root_id = staging.put(DirNode())
-        commit = Commit(root_id, (), config.created_ns, author, "init", {"op": "init"})
-        commit_id = staging.put(commit)
-        with store.batch() as batch:
-            batch.put_meta(CONFIG_KEY, config.to_json())
+        commit_id = staging.put(Commit(root_id, (), config.created_ns, author, "init", {"op": "init"}))
+        with repo.batch() as batch:
             staging.write_to(batch)
-            batch.cas_ref(b"HEAD", None, commit_id)
+            batch.cas_ref(HEAD, None, commit_id)
         return repo
 
     @classmethod
-    def open(
-        cls, path: str | os.PathLike[str], *, readonly: bool = False, writer_lease: bool = True, readahead: bool = False
-    ) -> Repository:
-        """Open the repository at ``path`` (``writer_lease``, ``readahead``: see ``LmdbStore``).
+    def open(cls, path: str | os.PathLike[str], *, readonly: bool = False, writer_lease: bool = True) -> Repository:
+        """Open the repository at ``path``, and check its HEAD against its ref log.
+
+        ``writer_lease`` false: gc (which takes the lease exclusively in
+        steps) and a mount (which takes it around each commit).
 
         Raises:
-            RepositoryError: none there, damaged, or of a newer format.
+            RepositoryError: none there, of an older format (hint: upgrade) or a newer one.
+            CorruptionError: its index is missing, damaged or behind its ref log (hint: rebuild).
         """
         path = os.fspath(path)
-        store = open_store(path, readonly=readonly, writer_lease=writer_lease, readahead=readahead)
-        raw = store.get_meta(CONFIG_KEY)
-        if raw is None:
-            store.close()
-            raise RepositoryError(f"{path} is not a zerofs repository (no configuration)")
-        return cls(store, RepoConfig.from_json(raw, path), path)
+        _require_current(path)
+        locks = RepoLocks(path, readonly=readonly, writer_lease=writer_lease)
+        try:
+            store = PackStore(path, readonly=readonly)
+            try:
+                config = RepoConfig.from_json(store.read_config(), path)
+                repo = cls(ReadOnlyStore(store, path) if readonly else store, config, path, locks)
+                store.verify_refs(repo.first_parent)
+            except BaseException:
+                store.close()
+                raise
+        except BaseException:
+            locks.close()
+            raise
+        return repo
+
+    @staticmethod
+    def exists(path: str | os.PathLike[str]) -> bool:
+        """True if ``path`` holds a repository, of this format or an older one."""
+        path = os.fspath(path)
+        return is_local_repository(path) or os.path.exists(os.path.join(path, LEGACY_DATA_FILE))
+
+    @classmethod
+    def rebuild_index(cls, path: str | os.PathLike[str]) -> RebuildResult:
+        """Rebuild the index from the pack files and HEAD from the ref log (nobody else may have it open).
+
+        Raises:
+            RepositoryError: no repository there (or of format 1).
+            ConflictError: another process has it open.
+            CorruptionError: the config file is damaged and no index holds a copy.
+        """
+        path = os.fspath(path)
+        _require_current(path)
+        locks = RepoLocks(path, readonly=False, writer_lease=False)
+        try:
+            with locks.alone() as is_alone:
+                if not is_alone:
+                    raise ConflictError(
+                        f"the repository at {path} is open in another process; close it (or unmount it) first"
+                    )
+                return maintenance.rebuild_index(path, _readable_config(path))
+        finally:
+            locks.close()
+
+    @classmethod
+    def upgrade(cls, path: str | os.PathLike[str], on_progress: Callable[[int], None] | None = None) -> UpgradeResult:
+        """Convert a format-1 repository to this format, in place and crash-safely (see store/legacy.py).
+
+        Raises:
+            RepositoryError: no format-1 repository there (a current one: nothing to do).
+            ConflictError: another process has it open.
+        """
+        path = os.fspath(path)
+        if not legacy.is_format1(path):
+            if is_local_repository(path):
+                legacy.remove_legacy_files(path)  # what a kill after the switch left behind
+                raise RepositoryError(f"the repository at {path} already has format version {REPO_FORMAT_VERSION}")
+            raise RepositoryError(f"no zerofs repository at {path}")
+        locks = RepoLocks(path, readonly=False, writer_lease=False)
+        try:
+            with locks.alone() as is_alone:
+                if not is_alone:
+                    raise ConflictError(
+                        f"the repository at {path} is open in another process; close it (or unmount it) first"
+                    )
+                old = RepoConfig.from_json_any(legacy.read_config(path), path)
+                new = old._replace(format_version=REPO_FORMAT_VERSION)
+                return legacy.upgrade(path, new.to_json(), on_progress)
+        finally:
+            locks.close()
 
     def close(self) -> None:
-        """Close the store."""
-        self.store.close()
+        """Close the store (sealing its open pack), then release the locks."""
+        try:
+            self._store.close()
+        finally:
+            if self._locks is not None:
+                self._locks.close()
 
     def __enter__(self) -> Repository:
         return self
@@ -184,12 +325,13 @@ class Repository:
         """Return (kind, body) of a stored object, verified against its id.
 
         Raises:
-            CorruptionError: the object is missing or damaged.
+            MissingObjectError: it is not stored.
+            DamagedObjectError: it does not decode to what its id says.
         """
-        record = self.store.get(node_id)
+        record = self._store.get(node_id)
         if record is None:
-            raise CorruptionError(f"object {node_id.hex()[:16]} is missing from the repository")
-        return decode_record(node_id, record)
+            raise MissingObjectError(f"object {node_id.hex()[:16]} is missing from the repository")
+        return record.kind, decode_record(node_id, record)
 
     def get_node(self, node_id: ObjectId) -> Node:
         """Return the decoded node with this id (cached; nodes are immutable)."""
@@ -199,8 +341,8 @@ class Repository:
                 self._nodes.move_to_end(node_id)
                 return node
         kind, body = self.get_record_body(node_id)
-        if kind is Kind.CHUNK:
-            raise CorruptionError(f"object {node_id.hex()[:16]} is a chunk where a node was expected")
+        if kind is Kind.CHUNK or kind is Kind.GRAFTS:
+            raise CorruptionError(f"object {node_id.hex()[:16]} is a {kind.name.lower()} where a node was expected")
         node = decode(kind, body, node_id.hex())
         self.remember(node_id, node)
         return node
@@ -213,17 +355,41 @@ class Repository:
                 self._nodes.popitem(last=False)
 
     def get_typed(self, node_id: ObjectId, node_type: type[N]) -> N:
-        """Return a node that must be of ``node_type``.
+        """Return a node that must be of ``node_type`` (for a file stored as one chunk, its index).
 
         Raises:
             CorruptionError: it is missing, damaged, or of another kind.
         """
+        if node_type is FileNode:
+            return self.get_file(node_id)  # type: ignore[return-value]  # N is FileNode here
         node = self.get_node(node_id)
         if not isinstance(node, node_type):
             raise CorruptionError(
                 f"object {node_id.hex()[:16]} is a {type(node).__name__}, expected a {node_type.__name__}"
             )
         return node
+
+    def get_file(self, file_id: ObjectId) -> FileNode:
+        """The chunk index of a file: its FILE node, or for a file stored as one chunk, one naming it.
+
+        Raises:
+            CorruptionError: it is missing, damaged, or neither a file nor a chunk.
+        """
+        with self._cache_lock:
+            cached = self._nodes.get(file_id)
+        if isinstance(cached, FileNode):
+            return cached
+        info = self._store.info(file_id)
+        if info is None:
+            raise MissingObjectError(f"object {file_id.hex()[:16]} is missing from the repository")
+        if info.kind is Kind.CHUNK:
+            node = FileNode(info.raw_bytes, 0, (ChunkRef(file_id, info.raw_bytes),))
+            self.remember(file_id, node)
+            return node
+        found = self.get_node(file_id)
+        if not isinstance(found, FileNode):
+            raise CorruptionError(f"object {file_id.hex()[:16]} is a {type(found).__name__}, expected a FileNode")
+        return found
 
     def read_chunk(self, chunk_id: ObjectId) -> bytes:
         """Return a chunk's bytes, verified against its id."""
@@ -232,9 +398,39 @@ class Repository:
             raise CorruptionError(f"object {chunk_id.hex()[:16]} is not a chunk")
         return body
 
+    def read_blob(self, blob_id: ObjectId, kind: Kind) -> bytes:
+        """Return the body of a stored value of ``kind`` that is not a node (a graft table)."""
+        found, body = self.get_record_body(blob_id)
+        if found is not kind:
+            raise CorruptionError(
+                f"object {blob_id.hex()[:16]} is a {found.name.lower()}, expected {kind.name.lower()}"
+            )
+        return body
+
+    def blob_info(self, blob_id: ObjectId) -> BlobInfo | None:
+        """Kind and lengths of a stored object, from the index (nothing is read), or None."""
+        return self._store.info(blob_id)
+
+    def has(self, blob_id: ObjectId) -> bool:
+        """True if an object is stored under ``blob_id``."""
+        return self._store.has(blob_id)
+
+    def has_checker(self) -> AbstractContextManager[Callable[[ObjectId], bool]]:
+        """A fast ``has`` over one read snapshot, for checking many ids in a row."""
+        return self._store.has_checker()
+
+    def iter_blobs(self, prefix: bytes = b"") -> Iterator[tuple[ObjectId, BlobInfo]]:
+        """Every stored object whose id starts with ``prefix``, in id order, with what the index knows of it."""
+        return self._store.iter_blobs(prefix)
+
     def resolve_commit(self, commit_id: ObjectId) -> Commit:
         """Return a commit node."""
         return self.get_typed(commit_id, Commit)
+
+    def first_parent(self, commit_id: ObjectId) -> ObjectId | None:
+        """The first parent a commit records (not grafted), or None."""
+        parents = self.resolve_commit(commit_id).parent_ids
+        return parents[0] if parents else None
 
     def head_id(self) -> ObjectId:
         """Return the commit HEAD names.
@@ -242,19 +438,213 @@ class Repository:
         Raises:
             RepositoryError: HEAD is not set (an incomplete repository).
         """
-        head = self.store.get_ref(b"HEAD")
+        head = self._store.get_ref(HEAD)
         if head is None:
             raise RepositoryError(f"repository at {self.path} has no HEAD (incomplete init?)")
         return head
 
-    def encode_node(self, node: Node) -> tuple[ObjectId, bytes]:
+    def get_ref(self, name: bytes) -> ObjectId | None:
+        """The value of a ref (HEAD, GRAFTS), or None."""
+        return self._store.get_ref(name)
+
+    def get_cache(self, key: bytes) -> bytes | None:
+        """A host-file cache entry (a hint)."""
+        return self._store.get_cache(key)
+
+    # -- writes ---------------------------------------------------------------
+
+    def encode_node(self, node: Node) -> tuple[ObjectId, Record]:
         """Return (id, record) for a node, compressed as configured."""
         body = encode(node)
         return object_id(node.kind, body), encode_record(node.kind, body, self.config.compression_level)
 
-    def encode_chunk(self, data: bytes) -> tuple[ObjectId, bytes]:
-        """Return (id, record) for a chunk of file content."""
-        return object_id(Kind.CHUNK, data), encode_record(Kind.CHUNK, data, self.config.compression_level)
+    def chunk_record(self, data: bytes | bytearray | memoryview) -> Record:
+        """Return the record of a chunk of file content (holding ``data`` itself when stored raw)."""
+        return encode_record(Kind.CHUNK, data, self.config.compression_level)
+
+    def encode_blob(self, kind: Kind, body: bytes) -> tuple[ObjectId, Record]:
+        """Return (id, record) for a stored value that is not a node (a graft table)."""
+        return object_id(kind, body), encode_record(kind, body, self.config.compression_level)
+
+    @contextmanager
+    def batch(self) -> Iterator[RepoBatch]:
+        """A write batch, committed (objects, then refs) when the block ends without error.
+
+        Raises:
+            RefMovedError: from the end of the block, when a ref passed to
+                ``cas_ref`` moved meanwhile (the objects were kept).
+        """
+        with self._store.batch() as batch:
+            yield RepoBatch(self, batch)
+
+    # -- locks ----------------------------------------------------------------
+
+    def writer_lease(self) -> AbstractContextManager[None]:
+        """Hold the writer lease for a ``with`` block (a handle opened without one: a mount's commit)."""
+        return self._locks.writer_lease() if self._locks is not None else _nothing()
+
+    def writers_excluded(self) -> AbstractContextManager[bool]:
+        """Try to exclude every writer, never blocking; the context yields whether it did (gc's steps)."""
+        return self._locks.writers_excluded() if self._locks is not None else _granted()
+
+    def alone(self) -> AbstractContextManager[bool]:
+        """Hold the repository exclusively for a block if nobody else has it open; yields whether held."""
+        return self._locks.alone() if self._locks is not None else _granted()
+
+    def collecting(self) -> AbstractContextManager[bool]:
+        """Hold the one-gc-at-a-time lock for a block if free; yields whether held."""
+        return self._locks.collecting() if self._locks is not None else _granted()
+
+    def is_open_elsewhere(self) -> bool:
+        """True if another handle, in any process, has this repository open."""
+        return self._locks.is_open_elsewhere() if self._locks is not None else False
+
+    # -- the store as a whole -------------------------------------------------
+
+    def scan(self) -> Iterator[ScannedRecord]:
+        """Every stored object read once, in storage order (records are not verified here)."""
+        return self._store.scan()
+
+    def verify_scanned(self, scanned: ScannedRecord) -> tuple[Kind, bytes]:
+        """Verify a record met by ``scan`` against its id; return (kind, body).
+
+        Raises:
+            DamagedObjectError: it does not decode to what its id says.
+        """
+        if scanned.record is None:
+            raise DamagedObjectError(f"object {scanned.object_id.hex()[:16]} cannot be read: {scanned.problem}")
+        return scanned.record.kind, decode_record(scanned.object_id, scanned.record)
+
+    def check_storage(self) -> Iterator[StorageProblem]:
+        """Problems below the objects: index against packs, refs against their log, the config."""
+        return self._store.check_storage()
+
+    def reclaim(self, dead_share: float, *, dry_run: bool = False) -> ReclaimResult:
+        """Give back the space of forgotten objects (pack deletion and rewriting)."""
+        return self._store.reclaim(dead_share, dry_run=dry_run)
+
+    def usage(self) -> StorageUsage:
+        """How much the store occupies."""
+        return self._store.usage()
+
+    def compact_index(self) -> tuple[int, int]:
+        """Rewrite the index without free pages; (bytes before, after).
+
+        Raises:
+            ConflictError: another process has the repository open.
+        """
+        store = self._store.inner if isinstance(self._store, ReadOnlyStore) else self._store
+        if not isinstance(store, PackStore):
+            return 0, 0
+        with self.alone() as is_alone:
+            if not is_alone:
+                raise ConflictError(f"the repository at {self.path} is open in another process")
+            return store.compact_index()
+
+    def locate(self, blob_id: ObjectId) -> tuple[str, int, int] | None:
+        """(pack file, offset, length) of a stored object, for tools that inspect packs on purpose."""
+        store = self._store.inner if isinstance(self._store, ReadOnlyStore) else self._store
+        return store.locate(blob_id) if isinstance(store, PackStore) else None
+
+
+def _require_current(path: str) -> None:
+    """Refuse a directory that holds no repository of this format.
+
+    Raises:
+        RepositoryError: none there, or one of format 1 (with the hint to convert it).
+    """
+    if is_local_repository(path):
+        return
+    if os.path.exists(os.path.join(path, LEGACY_DATA_FILE)):
+        raise RepositoryError(
+            f"the repository at {path} has format version 1 (every object inside one LMDB file); "
+            f"this zerofs reads version {REPO_FORMAT_VERSION}: convert it first",
+            hint=Hint.UPGRADE,
+        )
+    raise RepositoryError(f"no zerofs repository at {path}")
+
+
+def _readable_config(path: str) -> bytes:
+    """The config file's bytes, or the copy in a readable old index.
+
+    Raises:
+        CorruptionError: neither can be read.
+    """
+    try:
+        with open(os.path.join(path, "config"), "rb") as handle:
+            config = decode_config_file(handle.read())
+    except OSError:
+        config = None
+    if config is None:
+        try:
+            store = PackStore(path, readonly=True)
+        except (CorruptionError, RepositoryError):
+            store = None
+        if store is not None:
+            try:
+                config = store.read_config()
+            finally:
+                store.close()
+    if config is None:
+        raise CorruptionError(f"the config file of the repository at {path} is damaged, and no index holds a copy")
+    return config
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+@contextmanager
+def _granted() -> Iterator[bool]:
+    yield True
+
+
+class RepoBatch:
+    """Writes of one batch, through the repository: objects as records, refs by compare-and-swap."""
+
+    def __init__(self, repo: Repository, batch: WriteBatch) -> None:
+        self.repo = repo
+        self._batch = batch
+
+    def has(self, blob_id: ObjectId) -> bool:
+        """True if stored, or written earlier in this batch."""
+        return self._batch.has(blob_id)
+
+    def put(self, blob_id: ObjectId, record: Record) -> bool:
+        """Store an encoded record unless the id is stored; True if new."""
+        return self._batch.put(blob_id, record)
+
+    def put_node(self, node: Node) -> tuple[ObjectId, int]:
+        """Encode and store a node; return its id and the stored bytes it added (0 if it was there)."""
+        node_id, record = self.repo.encode_node(node)
+        return node_id, len(record.payload) if self._batch.put(node_id, record) else 0
+
+    def put_blob(self, kind: Kind, body: bytes) -> ObjectId:
+        """Store a value that is not a node (a graft table); return its id."""
+        blob_id, record = self.repo.encode_blob(kind, body)
+        self._batch.put(blob_id, record)
+        return blob_id
+
+    def get_ref(self, name: bytes) -> bytes | None:
+        """A ref as this batch will leave it."""
+        return self._batch.get_ref(name)
+
+    def cas_ref(self, name: bytes, expected: bytes | None, new: bytes) -> bool:
+        """Move a ref when the batch commits, if it is still ``expected``; False if it is already not."""
+        return self._batch.cas_ref(name, expected, new)
+
+    def delete(self, blob_id: ObjectId) -> bool:
+        """Forget an object (gc only); True if it was stored."""
+        return self._batch.delete(blob_id)
+
+    def put_cache(self, key: bytes, value: bytes) -> None:
+        """Remember a host-file cache entry."""
+        self._batch.put_cache(key, value)
+
+    def flush(self) -> None:
+        """Make what was written so far durable."""
+        self._batch.flush()
 
 
 class Staging:
@@ -263,7 +653,7 @@ class Staging:
     def __init__(self, repo: Repository) -> None:
         """Stage on top of ``repo``."""
         self.repo = repo
-        self._records: dict[bytes, bytes] = {}
+        self._records: dict[bytes, Record] = {}
         self._nodes: dict[bytes, Node] = {}
 
     def put(self, node: Node) -> ObjectId:
@@ -274,7 +664,7 @@ class Staging:
             self._nodes[node_id] = node
         return node_id
 
-    def write_to(self, batch: WriteBatch, top_id: ObjectId | None = None) -> None:
+    def write_to(self, batch: RepoBatch, top_id: ObjectId | None = None) -> None:
         """Write staged records into ``batch`` (objects go before refs).
 
         With ``top_id``, only the staged nodes reachable from it: path copying

@@ -31,6 +31,7 @@ from zerofs.objects import (
     Node,
     ObjectId,
     SymlinkNode,
+    is_single_chunk,
     name_hash,
 )
 from zerofs.paths import StorePath
@@ -442,6 +443,7 @@ def iter_reachable(
     id yielded is added to it: pass the same set to walk many roots (all of
     history) reading each shared subtree once. Chunks are yielded, not read.
     Only directory, file and chunk-list nodes are read, through ``source``.
+    A file stored as its one chunk is yielded as that chunk (kind CHUNK).
     """
     if seen is None:
         seen = set()
@@ -451,22 +453,31 @@ def iter_reachable(
         if item.object_id in seen:
             continue
         seen.add(item.object_id)
-        yield item
         if item.kind is Kind.DIR:
+            yield item
             node = source.get_typed(item.object_id, DirNode)
             for _, shard_id in reversed(node.shards):
                 stack.append(Reached(shard_id, Kind.DIR, item.path, 0))
             for entry in reversed(node.entries):
                 stack.append(Reached(entry.id, entry.kind, StorePath((*item.path.parts, entry.name)), entry.size_bytes))
-        elif item.kind in (Kind.FILE, Kind.CHUNKLIST):
-            refs_node: FileNode | ChunkListNode = (
-                source.get_typed(item.object_id, FileNode)
-                if item.kind is Kind.FILE
-                else source.get_typed(item.object_id, ChunkListNode)
-            )
-            child_kind = Kind.CHUNK if refs_node.level == 0 else Kind.CHUNKLIST
-            for ref in reversed(refs_node.refs):
-                stack.append(Reached(ref.id, child_kind, item.path, ref.size_bytes))
+        elif item.kind is Kind.FILE:
+            file_node = source.get_typed(item.object_id, FileNode)
+            if is_single_chunk(item.object_id, file_node):  # stored as its one chunk
+                yield item._replace(kind=Kind.CHUNK)
+                continue
+            yield item
+            _push_refs(stack, item, file_node)
+        elif item.kind is Kind.CHUNKLIST:
+            yield item
+            _push_refs(stack, item, source.get_typed(item.object_id, ChunkListNode))
+        else:
+            yield item
+
+
+def _push_refs(stack: list[Reached], item: Reached, node: FileNode | ChunkListNode) -> None:
+    child_kind = Kind.CHUNK if node.level == 0 else Kind.CHUNKLIST
+    for ref in reversed(node.refs):
+        stack.append(Reached(ref.id, child_kind, item.path, ref.size_bytes))
 
 
 def apparent_bytes(source: NodeSource, entry: DirEntry, memo: dict[ObjectId, int] | None = None) -> int:

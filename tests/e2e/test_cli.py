@@ -73,7 +73,8 @@ def stat_json(zerofs: Any, path: str) -> dict[str, Any]:
 def test_init_creates_an_empty_repository(zerofs: Any, repo_path: Path) -> None:
     proc = zerofs("init")
     assert "Traceback" not in proc.stderr
-    assert (repo_path / "data.mdb").exists()
+    assert (repo_path / "config").exists()
+    assert (repo_path / "index.mdb").exists()
     history = log_json(repo_path)
     assert len(history) == 1
     assert history[0]["message"] == "init"
@@ -89,7 +90,7 @@ def test_init_twice_is_a_conflict(zerofs: Any, cli_repo: Path) -> None:
 
 def test_init_json(zerofs: Any, repo_path: Path) -> None:
     info = json.loads(zerofs("init", "--json").stdout)
-    assert info["format_version"] == 1
+    assert info["format_version"] == 2
     assert info["repository"] == str(repo_path)
 
 
@@ -574,17 +575,12 @@ def test_corrupt_repository(zerofs: Any, tmp_path: Path) -> None:
 
 
 def test_newer_format_version(zerofs: Any, cli_repo: Path) -> None:
-    from zerofs.repo import CONFIG_KEY
-    from zerofs.store.lmdb import LmdbStore
+    from zerofs.store.local import decode_config_file, encode_config_file
 
-    store = LmdbStore(cli_repo)
-    try:
-        config = json.loads(store.get_meta(CONFIG_KEY) or b"{}")
-        config["format_version"] = 99
-        with store.batch() as batch:
-            batch.put_meta(CONFIG_KEY, json.dumps(config).encode())
-    finally:
-        store.close()
+    config_file = cli_repo / "config"
+    config = json.loads(decode_config_file(config_file.read_bytes()) or b"{}")
+    config["format_version"] = 99
+    config_file.write_bytes(encode_config_file(json.dumps(config).encode()))
     for args in (("ls", "/"), ("log",), ("write", "/x")):
         proc = zerofs(*args, expect=RepositoryError.exit_code, input=b"")
         line = assert_one_error_line(proc)

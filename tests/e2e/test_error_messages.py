@@ -129,11 +129,25 @@ def test_repository_path_of_an_unknown_user(zerofs: Zerofs, tmp_path: Path) -> N
 
 def test_unreadable_repository_names_it_once(zerofs: Zerofs, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
+    zerofs("init", repo=broken)
+    (broken / "index.mdb").write_bytes(os.urandom(64 * 1024))
+    line = assert_one_error_line(zerofs("ls", "/", repo=broken, expect=CorruptionError.exit_code))
+    assert line.startswith(f"zerofs: the index of the repository at {broken} is damaged: "), line
+    assert line.endswith("(nothing is lost from the packs: run zerofs fsck --rebuild-index)"), line
+    assert line.count(str(broken)) == 1, line
+
+
+def test_unreadable_format1_repository_names_it_once(zerofs: Zerofs, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "data.mdb").write_bytes(os.urandom(64 * 1024))
     line = assert_one_error_line(zerofs("ls", "/", repo=broken, expect=RepositoryError.exit_code))
-    assert line.startswith(f"zerofs: cannot open repository at {broken}: ")
+    assert "has format version 1" in line, line
+    assert line.endswith("(run zerofs upgrade)"), line
+    line = assert_one_error_line(zerofs("upgrade", repo=broken, expect=RepositoryError.exit_code))
+    assert line.startswith(f"zerofs: cannot read the format-1 repository at {broken}: "), line
     assert line.count(str(broken)) == 1, line
+    assert sorted(p.name for p in broken.iterdir()) == ["data.mdb", "open.lock"]
 
 
 # -- store paths and revisions ------------------------------------------------------------
@@ -267,7 +281,7 @@ def test_import_of_an_unreadable_file_itself_offers_no_skip(stocked: Path, unrea
 
 
 def test_import_skips_the_repository_and_refuses_a_path_inside_it(zerofs: Zerofs, tmp_path: Path) -> None:
-    """Reading the store's own data.mdb while writing it ended in 'mdb_txn_begin: Invalid argument'."""
+    """Reading the store's own files while writing them ended in 'mdb_txn_begin: Invalid argument'."""
     host = tmp_path / "home"
     host.mkdir()
     (host / "notes.txt").write_bytes(b"notes")
@@ -278,7 +292,7 @@ def test_import_skips_the_repository_and_refuses_a_path_inside_it(zerofs: Zerofs
         warning = f"zerofs: warning: skipped {repo}: it is the repository being imported into"
         assert warning in proc.stderr.splitlines(), proc.stderr
     assert zerofs("ls", "/second", repo=repo).stdout == b"notes.txt\n"
-    for inside in (repo, repo / "data.mdb"):
+    for inside in (repo, repo / "index.mdb"):
         line = assert_fails(repo, "import", str(inside), "/x", expect=UsageError.exit_code)
         assert line == f"zerofs: cannot import {inside}: it is the repository at {repo}, or inside it"
 

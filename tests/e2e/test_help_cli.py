@@ -41,7 +41,7 @@ def test_help_of_an_unknown_command_suggests_one(zerofs: Zerofs) -> None:
 
 
 def test_a_mistyped_store_path_suggests_close_names(zerofs: Zerofs, cli_repo: Path) -> None:
-    """"no such path in the store: /dat (did you mean /data?)", exit 3, for reads and for changes."""
+    """ "no such path in the store: /dat (did you mean /data?)", exit 3, for reads and for changes."""
     zerofs("mkdir", "/data")
     zerofs("write", "/data/notes.txt", input=b"x")
     assert assert_one_error_line(zerofs("ls", "/dat", expect=3)) == (

@@ -143,7 +143,7 @@ def test_ambiguous_prefix_is_a_usage_error(history: Path) -> None:
                 break
         staging = Staging(repository)
         first, second = staging.put(other), staging.put(commit)
-        with repository.store.batch() as batch:
+        with repository.batch() as batch:
             staging.write_to(batch)
     line = assert_fails(history, "ls", f"{first.hex()[:4]}:/", expect=2)
     assert "ambiguous" in line

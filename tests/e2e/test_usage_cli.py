@@ -79,7 +79,9 @@ def test_stats_text_and_json(zerofs: Any, stored: Path) -> None:
         "objects_by_kind",
         "commits",
         "disk_bytes",
-        "used_bytes",
+        "packs",
+        "pack_bytes",
+        "index_bytes",
     }
     assert data["logical_bytes"] == 2 * (len(RANDOM) + 6)
     assert data["content_bytes"] == len(RANDOM) + 6
@@ -87,7 +89,9 @@ def test_stats_text_and_json(zerofs: Any, stored: Path) -> None:
     assert data["commits"] == 4  # init, two writes, clone
     assert data["objects_by_kind"]["commit"] == 4
     assert data["objects"] == sum(data["objects_by_kind"].values())
-    assert data["disk_bytes"] >= data["used_bytes"] >= data["stored_bytes"]
+    assert data["disk_bytes"] >= data["pack_bytes"] + data["index_bytes"]
+    assert data["pack_bytes"] >= data["stored_bytes"]
+    assert data["packs"] >= 1
 
 
 def test_stats_without_a_repository(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def data() -> bytes:
 
 def store(repo: Repository, payload: bytes, *, stream: bool = True) -> tuple[bytes, FileNode, int]:
     """Store ``payload``; return (file id, node, bytes of new records)."""
-    with repo.store.batch() as batch:
+    with repo.batch() as batch:
         sink = BatchSink(repo, batch)
         writer = ContentWriter(repo, sink)
         if stream:
@@ -43,7 +43,7 @@ def store(repo: Repository, payload: bytes, *, stream: bool = True) -> tuple[byt
 
 
 def count_ids(repo: Repository) -> int:
-    return sum(1 for _ in repo.store.iter_ids())
+    return sum(1 for _ in repo.iter_blobs())
 
 
 def index_nodes(repo: Repository, node: FileNode | ChunkListNode) -> list[FileNode | ChunkListNode]:

@@ -26,13 +26,13 @@ ops = st.lists(st.one_of(write_op, write_op, truncate_op, commit_op), max_size=2
 
 
 def _store(repo: Repository, data: bytes) -> ObjectId:
-    with repo.store.batch() as batch:
+    with repo.batch() as batch:
         file_id, _ = ContentWriter(repo, BatchSink(repo, batch)).write_stream(io.BytesIO(data))
     return file_id
 
 
 def _commit(repo: Repository, file_data: FileData) -> ObjectId:
-    with repo.store.batch() as batch:
+    with repo.batch() as batch:
         file_id, _ = file_data.store(ContentWriter(repo, BatchSink(repo, batch)))
     file_data.committed(file_id)
     return file_id
@@ -88,7 +88,7 @@ def test_a_small_write_into_a_large_file_stores_a_few_chunks(repo: Repository, t
     file_id = _store(repo, data)
     file_data = FileData(repo, file_id, len(data), str(tmp_path))
     file_data.write(32 << 20, b"z" * 4096)
-    with repo.store.batch() as batch:
+    with repo.batch() as batch:
         sink = BatchSink(repo, batch)
         new_id, node = file_data.store(ContentWriter(repo, sink))
     assert node.size_bytes == len(data)

@@ -109,7 +109,7 @@ def _read_all(repo: Repository) -> None:
         seen: set[bytes] = set()
         mark(repo, [commit_id], seen)
         for object_id in seen:
-            assert repo.store.has(object_id)
+            assert repo.has(object_id)
 
 
 def test_gc_keeps_what_kept_commits_reach_and_frees_the_rest(tmp_path: Path) -> None:
@@ -133,11 +133,11 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     repo = Repository.init(tmp_path / "repo", author="t@h")
     _data(repo, 2)
     write_file(repo, StorePath.parse("/data/f0"), _reader("replaced"))
-    ids_before = set(repo.store.iter_ids())
+    ids_before = {i for i, _ in repo.iter_blobs()}
     head_before = repo.head_id()
     result = collect_garbage(repo, Retention(keep_last=1), dry_run=True)
     assert result.dry_run
     assert result.objects_deleted > 0
-    assert set(repo.store.iter_ids()) == ids_before
+    assert {i for i, _ in repo.iter_blobs()} == ids_before
     assert repo.head_id() == head_before
     repo.close()

@@ -105,7 +105,7 @@ def test_ambiguous_prefix_lists_candidates(repo: Repository) -> None:
         if other is not commit:
             break
     first_id, second_id = staging.put(other), staging.put(commit)
-    with repo.store.batch() as batch:
+    with repo.batch() as batch:
         staging.write_to(batch)
     shared = first_id.hex()[:5]
     assert second_id.hex().startswith(shared)
@@ -120,11 +120,11 @@ def test_ambiguous_prefix_lists_candidates(repo: Repository) -> None:
 
 
 def test_resolving_never_writes(repo: Repository, chain: list[bytes]) -> None:
-    before = list(repo.store.iter_records()), repo.head_id()
+    before = list(repo.iter_blobs()), repo.head_id()
     for text in ("HEAD", "HEAD~2", chain[2].hex()[:6], "HEAD~9", "zzz", "abc"):
         with contextlib.suppress(NotFoundError, UsageError):
             resolve_revision(repo, text)
-    assert (list(repo.store.iter_records()), repo.head_id()) == before
+    assert (list(repo.iter_blobs()), repo.head_id()) == before
 
 
 def test_rev_path_parsing() -> None:

@@ -207,10 +207,10 @@ def clone_cost(repo: Repository) -> tuple[int, int]:
     source = lookup(staging, root_id, P("/src"))
     place(staging, root_id, P("/snapshots/today"), source, 1, parents=True)
     staged = len(staging)
-    before = sum(1 for _ in repo.store.iter_ids())
+    before = sum(1 for _ in repo.iter_blobs())
     result = edit.clone(repo, P("/src"), P("/snapshots/today"), parents=True)
     assert result.commit_id is not None
-    after = sum(1 for _ in repo.store.iter_ids())
+    after = sum(1 for _ in repo.iter_blobs())
     return staged, after - before
 
 
@@ -307,7 +307,7 @@ def test_names_only_scan_matches_the_full_decode(repo: Repository, n: int) -> No
         entries.append(DirEntry(name, kind, mode, 0, 0, 1, 0, chunk_id(name), xattrs))
     staging = Staging(repo)
     dir_id = build_dir(staging, entries)
-    with repo.store.batch() as batch:
+    with repo.batch() as batch:
         staging.write_to(batch)
     assert list(iter_names(repo, dir_id)) == [(e.name, e.kind) for e in iter_dir(repo, dir_id)]
     assert sorted(name for name, _ in iter_names(repo, dir_id)) == names(n)
@@ -316,7 +316,7 @@ def test_names_only_scan_matches_the_full_decode(repo: Repository, n: int) -> No
 def test_names_only_scan_refuses_what_is_not_a_directory(repo: Repository) -> None:
     staging = Staging(repo)
     file_id = staging.put(FileNode(0, 0, ()))
-    with repo.store.batch() as batch:
+    with repo.batch() as batch:
         staging.write_to(batch)
     with pytest.raises(CorruptionError, match="expected a directory"):
         list(iter_names(repo, file_id))

@@ -101,6 +101,24 @@ def init(
     commands.init(quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
+@app.command()
+def upgrade(
+    ctx: typer.Context,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert a repository of an older format to this version's, in place.
+
+    Needs the repository to itself, and room for a second copy of its data
+    while it runs. A kill at any moment leaves the old repository or the new
+    one, never neither; run it again to finish. Every other command refuses
+    an old repository and names this one.
+    """
+    commands.upgrade(quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
+
+
 # -- changes ----------------------------------------------------------------------
 
 
@@ -494,8 +512,9 @@ def stats(
 
     logical: the files of HEAD's tree. content: the distinct chunks history
     reaches, uncompressed. dedup ratio = logical / content; compression ratio
-    = content / the records that store it. on disk: blocks of the repository's
-    files; in use: the pages the store uses of them.
+    = content / the records that store it. on disk: blocks of the repository
+    directory, as du counts them; packs: the pack files (live and not yet
+    reclaimed objects); index: the index's pages in use.
     """
     from zerofs.cli import commands_usage
 
@@ -506,22 +525,34 @@ def stats(
 def fsck(
     ctx: typer.Context,
     read_data: Annotated[
-        bool, typer.Option("--read-data", help="Also read and re-hash every chunk (reads all the data).")
+        bool,
+        typer.Option("--read-data", help="Also read every pack once, in order, and re-hash every object in it."),
+    ] = False,
+    rebuild_index: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild-index",
+            help="First rebuild the index from the pack files and HEAD from the ref log (needs the repository "
+            "to itself).",
+        ),
     ] = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check that every object history reaches is present and matches its id.
+    """Check that every object history reaches is present and matches its id, and the storage below.
 
-    Nodes are always read, re-hashed and decoded; chunks are checked for
-    presence, or with --read-data read and re-hashed. Each problem is one line
+    Nodes are always read, re-hashed and decoded; chunks are looked up in the
+    index, or with --read-data read and re-hashed. The packs are checked
+    against the index and HEAD against the ref log. Each problem is one line
     naming the store path it affects and the commit; exit status 6 if any.
     """
     from zerofs.cli import commands_usage
 
-    commands_usage.fsck(read_data=read_data, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
+    commands_usage.fsck(
+        read_data=read_data, rebuild_index=rebuild_index, quiet=quiet, as_json=as_json, **_where(ctx, repo, config)
+    )
 
 
 # -- space: gc and prune (issue #4) -----------------------------------------------------
@@ -564,7 +595,7 @@ def gc(
     keep_yearly: KeepYearlyOpt = 0,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show what would go; change nothing.")] = False,
     compact: Annotated[
-        bool, typer.Option("--compact", help="Then rewrite the repository file compactly (needs it to itself).")
+        bool, typer.Option("--compact", help="Then rewrite the index without its free pages (needs it to itself).")
     ] = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
@@ -575,9 +606,12 @@ def gc(
 
     Retention has restic forget's semantics; HEAD is always kept, and with no
     --keep option every commit is kept (gc then only deletes objects nothing
-    references, such as those of an interrupted import). gc runs while other
-    processes import and commit: it deletes only in short steps taken in gaps
-    between writers, and never an object a writer in flight may reference.
+    references, such as those of an interrupted import). Then the space comes
+    back: packs holding no live object are deleted, packs with a fifth or more
+    of dead bytes are rewritten. gc runs while other processes import, commit
+    and mount: it forgets objects only in short steps taken in gaps between
+    writers, never one a writer in flight may reference, and rewrites packs
+    without stopping anyone.
     Examples: zerofs gc --keep-last 10 --keep-within 30d --dry-run
     """
     commands_gc.gc(

@@ -96,6 +96,30 @@ def init(*, repo: str | None, config: str | None, quiet: bool, as_json: bool) ->
     created.close()
 
 
+def upgrade(*, repo: str | None, config: str | None, quiet: bool, as_json: bool) -> None:
+    """Convert a format-1 repository to the current format, in place."""
+    found = settings(repo, config)
+    result = Repository.upgrade(found.repo_path)
+    if as_json:
+        from zerofs.cli import render
+
+        render.print_json(
+            {
+                "repository": str(found.repo_path),
+                "objects": result.n_objects,
+                "damaged_objects": result.n_damaged,
+                "stored_bytes": result.stored_bytes,
+            }
+        )
+        return
+    if result.n_damaged:
+        _warn(
+            f"{result.n_damaged} objects failed their check in the old repository and were left out; "
+            "zerofs fsck names the paths they affect"
+        )
+    _done(quiet, f"converted the repository at {found.repo_path}: {result.n_objects} objects")
+
+
 # -- changes ----------------------------------------------------------------------
 
 

@@ -62,6 +62,9 @@ def gc(
                 "objects_deleted": result.objects_deleted,
                 "bytes_freed": result.bytes_freed,
                 "waited_seconds": round(result.waited_seconds, 3),
+                "packs_deleted": result.packs_deleted,
+                "packs_rewritten": result.packs_rewritten,
+                "bytes_reclaimed": result.bytes_reclaimed,
                 "compacted": None
                 if result.compacted is None
                 else {"bytes_before": result.compacted[0], "bytes_after": result.compacted[1]},
@@ -82,9 +85,14 @@ def gc(
         f"{'would delete' if result.dry_run else 'deleted'} {result.objects_deleted} objects, "
         f"{what} {render.human_size(result.bytes_freed)}\n"
     )
+    if result.packs_deleted or result.packs_rewritten:
+        out.write(
+            f"deleted {result.packs_deleted} and rewrote {result.packs_rewritten} packs: "
+            f"{render.human_size(result.bytes_reclaimed)} back on disk\n"
+        )
     if result.compacted is not None:
         before, after = result.compacted
-        out.write(f"compacted the repository file: {render.human_size(before)} -> {render.human_size(after)}\n")
+        out.write(f"compacted the index: {render.human_size(before)} -> {render.human_size(after)}\n")
 
 
 def prune(

@@ -44,8 +44,10 @@ def stats(*, repo: str | None, config: str | None, quiet: bool = False, as_json:
         render.render_stats(totals)
 
 
-def fsck(*, read_data: bool, repo: str | None, config: str | None, quiet: bool, as_json: bool) -> None:
-    """Check the repository; print one line per finding and a summary.
+def fsck(
+    *, read_data: bool, rebuild_index: bool, repo: str | None, config: str | None, quiet: bool, as_json: bool
+) -> None:
+    """Check the repository (first rebuilding its index, if asked); print one line per finding and a summary.
 
     Raises:
         CorruptionError: anything was found with error severity (exit 6), after the output.
@@ -53,6 +55,8 @@ def fsck(*, read_data: bool, repo: str | None, config: str | None, quiet: bool, 
     from zerofs.cli import render
     from zerofs.services.fsck import Finding, FsckProgress, Severity, check
 
+    if rebuild_index:
+        _rebuild_index(settings(repo, config).repo_path, quiet=quiet or as_json)
     findings: list[Finding] = []
     summary = None
     out = sys.stdout
@@ -81,3 +85,18 @@ def fsck(*, read_data: bool, repo: str | None, config: str | None, quiet: bool, 
     if n_errors:
         out.flush()
         raise CorruptionError(f"fsck found {n_errors} problem{'s' if n_errors != 1 else ''} (see above)")
+
+
+def _rebuild_index(path: str, *, quiet: bool) -> None:
+    """Rebuild the index from the packs; report what was found on stderr (stdout is fsck's)."""
+    from zerofs.repo import Repository
+
+    result = Repository.rebuild_index(path)
+    for problem in result.problems:
+        sys.stderr.write(f"zerofs: warning: {problem}\n")
+    if not quiet:
+        head = result.head.hex()[:12] if result.head is not None else "none"
+        sys.stderr.write(
+            f"rebuilt the index from {result.n_packs} packs: {result.n_blobs} objects "
+            f"({result.n_duplicates} duplicate copies), HEAD {head}\n"
+        )

@@ -86,13 +86,13 @@ def _repo_path(text: str, source: str) -> str:
 
 
 def open_repository(found: Settings, *, readonly: bool = False, writer_lease: bool = True) -> Repository:
-    """Open the repository, or fail with the command that creates it (``writer_lease``: see LmdbStore).
+    """Open the repository, or fail with the command that creates it (``writer_lease``: see Repository.open).
 
     Raises:
         RepositoryError: no repository there, or it cannot be used.
     """
     path = found.repo_path
-    if not os.path.exists(os.path.join(path, "data.mdb")):
+    if not Repository.exists(path):
         if os.path.exists(path) and not os.path.isdir(path):
             raise RepositoryError(
                 f"{path} ({found.source}) is a file, not a zerofs repository (pass --repo the repository's directory)"

@@ -24,6 +24,7 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("Create the default repository", "zerofs init"),
         ("Create one at a chosen place", "zerofs --repo /srv/zerofs init"),
     ],
+    "upgrade": [("Convert a repository made by zerofs 0.1", "zerofs --repo ~/old-repo upgrade")],
     "import": [
         ("Import a directory", "zerofs import ~/photos /photos"),
         ("Import again: unchanged files are skipped", "zerofs import ~/photos /photos"),
@@ -73,8 +74,12 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     ],
     "stats": [("Dedup and compression ratios, object counts", "zerofs stats"), ("For scripts", "zerofs stats --json")],
     "fsck": [
-        ("Check every node history reaches; chunks for presence", "zerofs fsck"),
-        ("Also read and re-hash every chunk", "zerofs fsck --read-data"),
+        ("Check every node history reaches, chunks in the index, packs against it", "zerofs fsck"),
+        ("Also read every pack once and re-hash every chunk", "zerofs fsck --read-data"),
+        (
+            "After damage to the index: rebuild it from the packs, then check everything",
+            "zerofs fsck --rebuild-index --read-data",
+        ),
     ],
     "diff": [
         ("What the last commit changed", "zerofs diff HEAD~1 HEAD"),

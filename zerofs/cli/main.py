@@ -15,7 +15,7 @@ import errno
 import os
 import sys
 
-from zerofs.errors import EXIT_BUG, EXIT_INTERRUPTED, CorruptionError, HostIOError, ZerofsError
+from zerofs.errors import EXIT_BUG, EXIT_INTERRUPTED, CorruptionError, Hint, HostIOError, ZerofsError
 
 COMPLETE_VAR = "_ZEROFS_COMPLETE"
 """Set by the shell completion scripts in completions/ (see cli/docs.py)."""
@@ -84,6 +84,10 @@ def _learn_more(exc: ZerofsError) -> str:
     that reach it; fsck names those. The hint is added here, not where the
     error is raised, because fsck shows those same messages as its findings.
     """
+    if exc.hint is Hint.REBUILD_INDEX:
+        return " (nothing is lost from the packs: run zerofs fsck --rebuild-index)"
+    if exc.hint is Hint.UPGRADE:
+        return " (run zerofs upgrade)"
     if isinstance(exc, CorruptionError) and "fsck" not in exc.message:
         return " (run zerofs fsck --read-data to see which paths it affects)"
     return ""

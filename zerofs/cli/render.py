@@ -312,7 +312,9 @@ def stats_json(stats: RepoStats) -> dict[str, object]:
         "objects_by_kind": dict(stats.objects_by_kind),
         "commits": stats.n_commits,
         "disk_bytes": stats.disk_bytes,
-        "used_bytes": stats.used_bytes,
+        "packs": stats.n_packs,
+        "pack_bytes": stats.pack_bytes,
+        "index_bytes": stats.index_bytes,
     }
 
 
@@ -336,7 +338,8 @@ def render_stats(stats: RepoStats) -> None:
         ("commits", str(stats.n_commits)),
         ("objects", f"{stats.n_objects} (" + ", ".join(f"{k} {n}" for k, n in stats.objects_by_kind.items()) + ")"),
         ("on disk", sized(stats.disk_bytes)),
-        ("in use", sized(stats.used_bytes)),
+        ("packs", f"{stats.n_packs}, {sized(stats.pack_bytes)}"),
+        ("index", sized(stats.index_bytes)),
     ]
     for key, value in rows:
         sys.stdout.write(f"{key}\t{value}\n")
@@ -347,7 +350,7 @@ def finding_json(finding: Finding) -> dict[str, object]:
     return {
         "kind": finding.kind.value,
         "severity": finding.severity.value,
-        "object": finding.object_id.hex(),
+        "object": None if finding.object_id is None else finding.object_id.hex(),
         "path": None if finding.path is None else str(finding.path),
         "commit": None if finding.commit_id is None else finding.commit_id.hex(),
         "detail": finding.detail,
@@ -356,6 +359,8 @@ def finding_json(finding: Finding) -> dict[str, object]:
 
 def finding_line(finding: Finding) -> str:
     """Return one line for a finding: severity, kind, path, object, commit, detail."""
+    if finding.object_id is None:  # damage below the objects: the index, a pack, the ref log, the config
+        return f"{finding.severity.value}: {finding.kind.value}: {finding.detail}"
     where = "commit" if finding.path is None else str(finding.path)
     commit = f" in commit {finding.commit_id.hex()[:12]}" if finding.commit_id is not None else ""
     return (

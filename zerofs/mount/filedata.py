@@ -31,11 +31,10 @@ from collections.abc import Iterator
 from typing import BinaryIO, Final, cast
 
 from zerofs.chunking import chunk_stream
-from zerofs.content import ContentWriter, build_file_node, iter_chunk_ids
+from zerofs.content import ContentWriter, iter_chunk_ids, store_file
 from zerofs.errors import CorruptionError
 from zerofs.objects import MAX_FANOUT, ChunkRef, FileNode, ObjectId
 from zerofs.repo import Repository
-from zerofs.store.codec import RECORD_HEADER_BYTES
 
 CHUNK_CACHE: Final = 8
 """Decoded chunks kept per open file: reads arrive in pieces smaller than a chunk."""
@@ -253,9 +252,9 @@ class FileData:
             raise CorruptionError(
                 f"chunk {missing[0].hex()[:16]} of a file being changed was collected by gc; the change cannot land"
             )
-        node = build_file_node(writer.sink, refs)
+        file_id, node = store_file(writer.sink, refs)
         assert node.size_bytes == self.size, (node.size_bytes, self.size)
-        return writer.sink.put(node), node
+        return file_id, node
 
     def _dirty_runs(self) -> Iterator[tuple[int, int]]:
         yield from zip(self.starts, self.ends, strict=True)
@@ -267,14 +266,12 @@ class FileData:
         chunk_map = self.chunk_map
         resume = len(chunk_map.refs)
 
-        def cuts() -> Iterator[bytearray]:
+        def cuts() -> Iterator[bytes]:
             nonlocal resume
             position = cut_from
-            for buffer in chunk_stream(
-                _ViewReader.over(self, cut_from), writer.params, headroom=RECORD_HEADER_BYTES
-            ):
+            for buffer in chunk_stream(_ViewReader.over(self, cut_from), writer.params):
                 yield buffer
-                position += len(buffer) - RECORD_HEADER_BYTES
+                position += len(buffer)
                 if position < dirty_end or position >= self.base_valid:
                     continue
                 at = bisect.bisect_left(chunk_map.starts, position, lo=first)

@@ -460,8 +460,8 @@ class ZerofsOperations(pyfuse3.Operations):
     def _store_and_commit(
         self, plan: DirPlan, message: str, reason: str
     ) -> tuple[dict[int, DirEntry], ObjectId, ObjectId]:
-        with self.repo.store.writer_lease():
-            with self.repo.store.batch() as batch:
+        with self.repo.writer_lease():
+            with self.repo.batch() as batch:
                 sink = BatchSink(self.repo, batch)
                 writer = ContentWriter(self.repo, sink, self._executor, workers=2)
                 results = self.overlay.store_plan(plan, sink, writer)
@@ -488,7 +488,7 @@ class ZerofsOperations(pyfuse3.Operations):
 
     async def follow_head(self) -> None:
         """Notice commits made by other processes: move onto them (committing ours first)."""
-        head_id = self.repo.store.get_ref(HEAD)
+        head_id = self.repo.get_ref(HEAD)
         if head_id is None or head_id == self.synced_commit:
             return
         if self.overlay.root.dirty:
@@ -561,4 +561,3 @@ class _errors:
         if isinstance(exc, Exception):
             log.exception("unexpected error")
             raise pyfuse3.FUSEError(errno.EIO) from None
-

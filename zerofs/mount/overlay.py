@@ -33,8 +33,7 @@ from typing import Final, NamedTuple
 from zerofs.content import BatchSink, ContentWriter
 from zerofs.mount.filedata import FileData
 from zerofs.objects import DirEntry, DirNode, FileNode, Kind, Node, ObjectId, SymlinkNode
-from zerofs.repo import N, Repository
-from zerofs.store import WriteBatch
+from zerofs.repo import N, Record, RepoBatch, Repository
 from zerofs.tree import build_dir, dir_get, dir_put, dir_remove, iter_dir, root_entry
 
 ROOT_INO: Final = 1
@@ -130,7 +129,7 @@ class Overlay:
         self.root = Inode(ROOT_INO, None, root_entry(root_id, now_ns))
         self.inodes: dict[int, Inode] = {ROOT_INO: self.root}
         self._next_ino = ROOT_INO + 1
-        self.pending: dict[ObjectId, tuple[bytes, Node]] = {}
+        self.pending: dict[ObjectId, tuple[Record, Node]] = {}
         """Small nodes made by the mount (empty files and directories, symlinks) not yet written."""
         self.counts: dict[str, int] = {}
         self.first_change = ""
@@ -466,11 +465,10 @@ class Overlay:
         invalidate(directory.ino, None)
 
 
-
 class _PlanSink(BatchSink):
     """A batch sink that can read back the nodes written into its (uncommitted) batch."""
 
-    def __init__(self, repo: Repository, batch: WriteBatch) -> None:
+    def __init__(self, repo: Repository, batch: RepoBatch) -> None:
         super().__init__(repo, batch)
         self.staged: dict[ObjectId, Node] = {}
 

@@ -138,7 +138,7 @@ def _serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s zerofs mount[%(process)d] %(levelname)s %(message)s")
     read_only = read_only or revision is not None
     _raise_file_limit()
-    repo = Repository.open(repo_path, readonly=False, writer_lease=False, readahead=True)
+    repo = Repository.open(repo_path, readonly=False, writer_lease=False)
     spill_dir = repo_path / MOUNTS_DIR
     spill_dir.mkdir(exist_ok=True)
     pid_file = spill_dir / str(os.getpid())
@@ -348,4 +348,3 @@ def _fusermount(target: Path, *, lazy: bool) -> None:
         if "busy" in reason.lower():
             raise MountError(f"{target} is busy: close the files open there, or cd out of it")
         raise MountError(f"cannot unmount {target}: {reason}")
-

@@ -86,7 +86,7 @@ def write_file(
     Raises:
         ConflictError: ``path`` is a directory.
     """
-    with repo.store.batch() as batch:
+    with repo.batch() as batch:
         sink = BatchSink(repo, batch)
         file_id, node = ContentWriter(repo, sink).write_stream(reader)
     size_bytes = node.size_bytes

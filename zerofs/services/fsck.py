@@ -1,19 +1,26 @@
-"""fsck: every object reachable from retained history is present and is what its id says.
+"""fsck: everything retained history reaches is present and is what its id says, and so is the storage below.
 
-The algorithm, in two passes:
+The algorithm:
 
-1. **Check.** Walk the retained commits (HEAD and all its ancestors by
+1. **Storage.** The store checks what holds the objects: every pack's
+   header and trailer against the index, the index's accounting, the ref
+   log's records and its last moves against the refs, the config file
+   (``Repository.check_storage``). Each problem is a finding without a path.
+2. **Data** (``read_data`` only). Every stored object is read once, pack
+   by pack, front to back, and verified against its id; the damaged ones
+   are remembered.
+3. **Check.** Walk the retained commits (HEAD and all its ancestors by
    default), then each commit's tree, depth first. Every distinct object is
-   checked once, whatever the number of commits and clones that share it, so
-   checking twenty snapshots costs about one tree. A node is read, its record
-   re-hashed against its id (``codec.decode_record``), its kind compared with
-   what the reference expects, and its body decoded (``objects.decode``
-   rejects anything that is not the canonical encoding). A chunk is checked
-   for presence only, unless ``read_data``: then it is read and re-hashed,
-   and its length compared with the length its reference declares. On the
-   way back up, a node is marked *tainted* when it or anything below it is
-   damaged.
-2. **Name.** When something is damaged, walk the retained commits again,
+   checked once, whatever the number of commits and clones that share it,
+   so checking twenty snapshots costs about one tree. A node is read, its
+   record verified against its id, its kind compared with what the
+   reference expects, and its body decoded (``objects.decode`` rejects
+   anything that is not the canonical encoding). A chunk (and a file stored
+   as its one chunk) is looked up in the index: present, of the kind and
+   length its reference declares; with ``read_data``, also verified in pass
+   2 (one that pass did not meet is read on its own). On the way back up, a
+   node is marked *tainted* when it or anything below it is damaged.
+4. **Name.** When something is damaged, walk the retained commits again,
    newest first, descending only into tainted nodes, and report each damaged
    object once for each distinct store path it is reached by (with the
    newest commit that reaches it there). This pass costs the size of the
@@ -21,7 +28,7 @@ The algorithm, in two passes:
 
 fsck only reads: it holds no lock and writes nothing, so it is safe at any
 moment, including while other processes write. An object written after the
-walk began is simply not seen; one that a concurrent gc deletes between the
+walk began is simply not seen; one that a concurrent gc forgets between the
 read of its parent and its own read would be reported missing (gc keeps
 everything reachable from retained history, so that happens only for
 commits gc is cutting, or when fsck's retention differs from gc's).
@@ -34,8 +41,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, NamedTuple, TypeAlias
 
-from zerofs.errors import CorruptionError
-from zerofs.history import parents_of
+from zerofs.errors import CorruptionError, MissingObjectError
+from zerofs.history import GRAFTS, parents_of
 from zerofs.objects import (
     ChunkListNode,
     Commit,
@@ -47,8 +54,7 @@ from zerofs.objects import (
     decode,
 )
 from zerofs.paths import StorePath
-from zerofs.repo import Repository
-from zerofs.store.codec import CODEC_RAW, CODEC_ZSTD, RECORD_HEADER_BYTES, decode_record, record_kind
+from zerofs.repo import Repository, StorageProblem
 
 PROGRESS_EVERY: Final = 1000
 """Objects checked between two progress events."""
@@ -74,24 +80,35 @@ class FindingKind(enum.Enum):
     """A reference expects one kind of object and the store holds another under that id."""
     SIZE_MISMATCH = "size-mismatch"
     """A reference declares a length that the object it names does not have."""
+    INDEX = "index"
+    """An index entry points at bytes that are not its object, a pack it names is missing, or its counts disagree."""
+    PACK = "pack"
+    """A pack's header or trailer is damaged, or a pack has no trailer (a writer died; a warning)."""
+    REF_LOG = "ref-log"
+    """A ref log record is damaged, or the log and the index's refs disagree."""
+    CONFIG = "config"
+    """The config file is damaged or disagrees with the index's copy."""
+    LEFTOVER = "leftover"
+    """A file an interrupted operation left (a warning: gc or upgrade removes it)."""
 
     @property
     def severity(self) -> Severity:
         """The default severity of this kind of finding."""
-        return Severity.ERROR
+        return Severity.WARNING if self is FindingKind.LEFTOVER else Severity.ERROR
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One problem, with the store path it affects.
 
-    ``path`` is None for a damaged commit (it has no path); ``commit_id`` is
+    ``path`` is None for a damaged commit (it has no path) and for damage
+    below the objects (then ``object_id`` is None too); ``commit_id`` is
     the newest retained commit in which ``path`` reaches the object.
     """
 
     kind: FindingKind
     severity: Severity
-    object_id: ObjectId
+    object_id: ObjectId | None
     path: StorePath | None
     commit_id: ObjectId | None
     detail: str
@@ -159,26 +176,67 @@ class _Checker:
         self.ref_problems: dict[tuple[ObjectId, int], _Problem] = {}
         self.tainted: set[ObjectId] = set()
         self.facts: dict[ObjectId, _Fact | None] = {}
+        self.verified: set[ObjectId] = set()
+        """Objects the data pass read and verified (``read_data``)."""
         self.n_objects = 0
         self.n_chunks = 0
         self.read_bytes = 0
 
+    def read_all(self) -> Iterator[FsckProgress]:
+        """The data pass: every stored object once, in storage order, verified against its id."""
+        for n, scanned in enumerate(self.repo.scan(), 1):
+            try:
+                self.repo.verify_scanned(scanned)
+            except CorruptionError as exc:
+                self.problems[scanned.object_id] = _Problem(FindingKind.HASH_MISMATCH, exc.message)
+            else:
+                self.verified.add(scanned.object_id)
+            if scanned.record is not None:
+                self.read_bytes += scanned.record.stored_bytes
+            if n % PROGRESS_EVERY == 0:
+                yield FsckProgress(self.n_objects, self.read_bytes)
+
     def load(self, ref: _Ref) -> Node | None:
         """Check one object; return its node (None for chunks and damaged objects)."""
         self.n_objects += 1
-        if ref.kind is Kind.CHUNK and not self.read_data:
-            self.n_chunks += 1
-            self.facts[ref.object_id] = None  # present or not, its kind and length are not read
-            if not self.repo.store.has(ref.object_id):
-                self.problems[ref.object_id] = _Problem(FindingKind.MISSING_OBJECT, "chunk is missing")
-            return None
         self.facts[ref.object_id] = None
-        record = self.repo.store.get(ref.object_id)
-        if record is None:
+        if ref.kind in (Kind.CHUNK, Kind.FILE):
+            info = self.repo.blob_info(ref.object_id)
+            if info is None:
+                self.problems[ref.object_id] = _Problem(
+                    FindingKind.MISSING_OBJECT, f"{ref.kind.name.lower()} is missing"
+                )
+                return None
+            if info.kind is Kind.CHUNK:  # a chunk, or a file stored as its one chunk
+                self.n_chunks += 1
+                self.facts[ref.object_id] = _Fact(Kind.CHUNK, info.raw_bytes)
+                if self.read_data:
+                    self._check_data(ref.object_id)
+                return None
+        return self._load_node(ref)
+
+    def _check_data(self, chunk_id: ObjectId) -> None:
+        """A chunk the data pass did not verify (nor find damaged): read it on its own."""
+        if chunk_id in self.verified or chunk_id in self.problems:
+            return
+        try:
+            self.read_bytes += len(self.repo.read_chunk(chunk_id))
+        except MissingObjectError as exc:
+            self.problems[chunk_id] = _Problem(FindingKind.MISSING_OBJECT, exc.message)
+        except CorruptionError as exc:
+            self.problems[chunk_id] = _Problem(FindingKind.HASH_MISMATCH, exc.message)
+
+    def _load_node(self, ref: _Ref) -> Node | None:
+        try:
+            kind, body = self.repo.get_record_body(ref.object_id)
+        except MissingObjectError:
             self.problems[ref.object_id] = _Problem(FindingKind.MISSING_OBJECT, f"{ref.kind.name.lower()} is missing")
             return None
-        self.read_bytes += len(record)
-        problem, fact, node = _inspect(ref.object_id, record)
+        except CorruptionError as exc:
+            self.problems[ref.object_id] = _Problem(FindingKind.HASH_MISMATCH, exc.message)
+            return None
+        self.read_bytes += len(body)
+        problem, fact, node = _inspect(ref.object_id, kind, body)
         if problem is not None:
             self.problems[ref.object_id] = problem
         if fact is not None:
@@ -209,7 +267,7 @@ class _Checker:
         fact = self.facts.get(ref.object_id)
         if fact is None:
             return False
-        if fact.kind is not ref.kind:
+        if fact.kind is not ref.kind and not (ref.kind is Kind.FILE and fact.kind is Kind.CHUNK):
             detail = f"expected a {ref.kind.name.lower()}, found a {fact.kind.name.lower()}"
             self.ref_problems[(parent_id, index)] = _Problem(FindingKind.WRONG_KIND, detail)
             return True
@@ -228,16 +286,12 @@ class _Checker:
             self.tainted.add(node_id)
 
 
-def _inspect(object_id: ObjectId, record: bytes) -> tuple[_Problem | None, _Fact | None, Node | None]:
-    """Verify a record against its id and decode it: (problem, what it is, its node)."""
-    if len(record) < RECORD_HEADER_BYTES or record[0] not in (CODEC_RAW, CODEC_ZSTD) or record_kind(record) is None:
-        return _Problem(FindingKind.UNDECODABLE, "the record's header is unreadable"), None, None
-    try:
-        kind, body = decode_record(object_id, record)
-    except CorruptionError as exc:
-        return _Problem(FindingKind.HASH_MISMATCH, exc.message), None, None
+def _inspect(object_id: ObjectId, kind: Kind, body: bytes) -> tuple[_Problem | None, _Fact | None, Node | None]:
+    """Decode a verified record: (problem, what it is, its node)."""
     if kind is Kind.CHUNK:
         return None, _Fact(kind, len(body)), None
+    if kind is Kind.GRAFTS:
+        return None, _Fact(kind, None), None
     try:
         node = decode(kind, body, object_id.hex())
     except CorruptionError as exc:
@@ -275,15 +329,32 @@ def _child_paths(node: Node | None, path: StorePath) -> Iterator[StorePath]:
             yield path
 
 
+_STORAGE_KINDS: dict[str, FindingKind] = {
+    "index-entry": FindingKind.INDEX,
+    "pack-missing": FindingKind.INDEX,
+    "pack-accounting": FindingKind.INDEX,
+    "pack-trailer": FindingKind.PACK,
+    "pack-header": FindingKind.PACK,
+    "ref-log": FindingKind.REF_LOG,
+    "config": FindingKind.CONFIG,
+    "leftover": FindingKind.LEFTOVER,
+}
+
+
+def _storage_finding(problem: StorageProblem) -> Finding:
+    severity = Severity.ERROR if problem.is_error else Severity.WARNING
+    return Finding(_STORAGE_KINDS[problem.kind.value], severity, None, None, None, problem.detail)
+
+
 def check(
     repo: Repository, *, read_data: bool = False, retained: Iterable[ObjectId] | None = None
 ) -> Iterator[FsckEvent]:
-    """Check every object reachable from the retained commits; yield findings, progress, a summary.
+    """Check the storage and every object reachable from the retained commits; yield findings, progress, a summary.
 
     Args:
         repo: the repository (only read).
-        read_data: also read and re-hash every chunk (else chunks are only
-            checked for presence).
+        read_data: also read every stored object once, pack by pack, and
+            verify it against its id (else chunks are looked up in the index).
         retained: the commits to start from (default: HEAD); their
             ancestors are always followed.
 
@@ -291,9 +362,12 @@ def check(
         RepositoryError: HEAD is not set.
     """
     checker = _Checker(repo, read_data=read_data)
+    findings: list[Finding] = [_storage_finding(problem) for problem in repo.check_storage()]
+    if read_data:
+        yield from checker.read_all()
     start = list(retained) if retained is not None else [repo.head_id()]
+    findings.extend(_check_grafts(checker))
     commits: list[tuple[ObjectId, Commit]] = []
-    findings: list[Finding] = []
     pending = list(reversed(start))
     seen_commits: set[ObjectId] = set()
     while pending:
@@ -316,7 +390,11 @@ def check(
         yield from checker.check_tree(root)
         if checker.check_reference(commit_id, 0, root):
             checker.tainted.add(commit_id)
-        pending.extend(reversed(parents_of(repo, commit_id, node)))  # gc's grafts cut history
+        try:
+            parents = parents_of(repo, commit_id, node)  # gc's grafts cut history
+        except CorruptionError:
+            parents = node.parent_ids  # the graft table is damaged: reported by _check_grafts
+        pending.extend(reversed(parents))
     if checker.tainted:
         findings.extend(_name_damage(checker, commits))
     yield from findings
@@ -330,6 +408,17 @@ def check(
         n_warnings=len(findings) - n_errors,
         is_read_data=read_data,
     )
+
+
+def _check_grafts(checker: _Checker) -> Iterator[Finding]:
+    """The graft table gc left, which every walk of history reads."""
+    grafts_id = checker.repo.get_ref(GRAFTS)
+    if grafts_id is None:
+        return
+    checker.load(_Ref(grafts_id, Kind.GRAFTS, None))
+    problem = checker.problems.get(grafts_id)
+    if problem is not None:
+        yield Finding(problem.kind, problem.kind.severity, grafts_id, None, None, f"the graft table: {problem.detail}")
 
 
 def _name_damage(checker: _Checker, commits: list[tuple[ObjectId, Commit]]) -> Iterator[Finding]:

@@ -1,31 +1,49 @@
-"""gc: prune history by a retention policy, delete what nothing kept references.
+"""gc: prune history by a retention policy, forget what nothing kept references, give the space back.
 
-The algorithm, and why it is safe while other processes write:
+The algorithm, and why it is safe while other processes import, write,
+clone and mount:
 
 1. **Retention.** Walk history from HEAD and pick the commits to keep
    (``--keep-last``, ``--keep-within``, ``--keep-hourly`` ... with restic's
    forget semantics; HEAD is always kept; no option keeps everything). The
-   kept commits are chained by *grafts*: a table in the repository metadata
-   that gives a kept commit a new parent (the next older kept commit), so
-   commit ids never change and ``log`` simply skips what was cut.
-2. **Mark**, without any lock: every object reachable from the kept
-   commits. This is the slow part and runs while others import and commit.
+   kept commits are chained by *grafts*: a table (an object named by the
+   GRAFTS ref) that gives a kept commit a new parent, so commit ids never
+   change and ``log`` simply skips what was cut.
+2. **Mark**, without any lock: every object reachable from the kept commits,
+   and the graft table. This is the slow part and runs while others write.
 3. **Sweep**, in short steps. Each step holds ``writers.lock`` exclusively,
-   which succeeds only when no writable handle is open in any process: no
-   import, write, clone or mount is in flight, so no writer holds an id it
-   is about to reference (a deduplicated chunk, a cached file node, a
-   subtree of an old revision). gc never blocks on the lock: it polls for a
-   gap between writers, and writers wait at most one step. Inside a step,
-   gc first marks whatever commits landed since its mark (HEAD moved, so
-   they and everything they reference are kept), then, in one transaction,
-   writes the grafts (first step) and deletes up to ``STEP_OBJECTS``
-   unmarked objects.
+   which succeeds only when no writer is in flight in any process: no
+   import, write, clone or mount commit holds an id it is about to
+   reference (a deduplicated chunk, a cached file node, a subtree of an old
+   revision). gc never blocks on the lock: it polls for a gap between
+   writers, and writers wait at most one step. Inside a step, gc first marks
+   the commits that landed since its mark (HEAD moved, so they and all they
+   reference are kept), then, in one index transaction, moves GRAFTS to the
+   new table (first step) and forgets up to ``STEP_OBJECTS`` unmarked
+   objects. Forgetting removes index entries only; the bytes stay in their
+   packs.
+4. **Reclaim**, without the writers' lock (only one gc at a time): packs
+   that hold no indexed object are deleted; packs whose dead bytes reach
+   ``DEAD_SHARE`` (and packs a dead writer left without a trailer) have
+   their live objects copied to a new pack, made durable, re-pointed in one
+   index transaction, and only then deleted. No writer needs excluding:
+   nobody adds to a closed pack, an object a writer is about to reference
+   stays indexed (it only moves), and a reader that looked an object up in
+   a pack deleted since looks it up again. There is no wall-clock safety
+   delay anywhere.
 
-Crash safety: grafts and deletions commit together, so a crash leaves
-either the old history with all its objects, or the cut history with some
-garbage left over for the next gc. An object reachable from a kept commit
-is never deleted: the mark covers every kept commit at the moment of each
-deletion step, because no commit can land while the step holds the lock.
+Crash safety: the graft move and the deletions of a step commit together,
+so a crash leaves either the old history with all its objects, or the cut
+history with some garbage left over for the next gc. An object reachable
+from a kept commit is never forgotten (the mark covers every kept commit at
+the moment of each step, because no commit can land while the step holds
+the lock), and never loses its bytes (a pack is deleted only after the
+index names a durable copy of everything live in it). A crash while
+reclaiming leaves at most a new pack nobody names, which the next gc
+deletes.
+
+``DEAD_SHARE`` was chosen by measurement (benchmarks/gc_bench.py, see
+docs/ARCHITECTURE.md): lower rewrites more bytes per byte given back.
 """
 
 from __future__ import annotations
@@ -36,15 +54,17 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from zerofs.errors import ConflictError
-from zerofs.history import GRAFTS_KEY, encode_grafts, read_grafts
-from zerofs.objects import Commit, ObjectId
+from zerofs.history import GRAFTS, encode_grafts, read_grafts
+from zerofs.objects import Commit, Kind, ObjectId
 from zerofs.repo import Repository
 from zerofs.retention import Retention, parse_duration, select_kept
 from zerofs.tree import iter_reachable
 
 STEP_OBJECTS: Final = 20_000
-"""Objects deleted per locked step: a few tens of milliseconds of LMDB deletes."""
+"""Objects forgotten per locked step: a few tens of milliseconds of index deletes."""
 POLL_SECONDS: Final = 0.02
+DEAD_SHARE: Final = 0.2
+"""A pack with at least this share of dead bytes is rewritten (see the module docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +78,10 @@ class GcResult:
     bytes_freed: int
     dry_run: bool
     waited_seconds: float
+    packs_deleted: int = 0
+    packs_rewritten: int = 0
+    bytes_reclaimed: int = 0
+    """Pack bytes given back to the file system (deleted, less what rewriting wrote)."""
     compacted: tuple[int, int] | None = None
 
 
@@ -97,10 +121,12 @@ class _Sweep:
     head_id: ObjectId
     marked: set[ObjectId]
     grafts: dict[ObjectId, tuple[ObjectId, ...]]
-    grafts_read: bytes | None
+    grafts_read: ObjectId | None
     deleted: int = 0
     freed: int = 0
     waited: float = 0.0
+    is_cut: bool = False
+    """True when the retention policy cut history (a new graft table is written)."""
     grafts_written: bool = False
     kept_new: list[ObjectId] = field(default_factory=list)
 
@@ -113,50 +139,80 @@ def collect_garbage(
     compact: bool = False,
     on_progress: Callable[[str, int], None] | None = None,
 ) -> GcResult:
-    """Cut history to ``policy`` and delete every object no kept commit reaches.
+    """Cut history to ``policy``, forget every object no kept commit reaches, give the space back.
 
     Open ``repo`` without a writer lease (``Repository.open(...,
     writer_lease=False)``): gc takes the writers' lock exclusively instead.
-    Writes, per locked step: grafts (first step) and deletions, in one
-    transaction. With ``compact``, finally rewrites the store compactly
-    (this needs the repository to itself) and closes it.
+    Writes, per locked step: the graft table and GRAFTS (first step) and
+    the deletions, in one transaction; then rewrites packs (new pack first,
+    index next, old pack last). With ``compact``, finally rewrites the index
+    without its free pages (this needs the repository to itself).
 
     Raises:
         UsageError: a malformed retention option.
-        ConflictError: ``compact`` while another process has the repository open.
+        ConflictError: another gc is running, or ``compact`` while another
+            process has the repository open.
     """
     if policy.keep_within:
         parse_duration(policy.keep_within)
-    if compact and not dry_run and repo.store.is_open_elsewhere():
-        raise ConflictError(
-            f"the repository at {repo.path} is open in another process; close it (or unmount it) "
-            "and run gc --compact again"
-        )
+    with repo.collecting() as is_only_gc:
+        if not is_only_gc:
+            raise ConflictError(f"another gc is running on the repository at {repo.path}; wait for it to finish")
+        if compact and not dry_run and repo.is_open_elsewhere():
+            raise ConflictError(
+                f"the repository at {repo.path} is open in another process; close it (or unmount it) "
+                "and run gc --compact again"
+            )
+        return _collect(repo, policy, dry_run=dry_run, compact=compact, on_progress=on_progress)
+
+
+def _collect(
+    repo: Repository,
+    policy: Retention,
+    *,
+    dry_run: bool,
+    compact: bool,
+    on_progress: Callable[[str, int], None] | None,
+) -> GcResult:
     grafts = read_grafts(repo)
+    grafts_id = repo.get_ref(GRAFTS)
     head_id = repo.head_id()
     history = list(walk_history(repo, head_id, grafts, set()))
     kept_ids = select_kept([(commit_id, commit.time_ns) for commit_id, commit in history], policy)
     kept = [(commit_id, commit) for commit_id, commit in history if commit_id in kept_ids]
     removed = tuple((commit_id, commit) for commit_id, commit in history if commit_id not in kept_ids)
     new_grafts = _cut(grafts, history, kept)
-    marked: set[ObjectId] = set()
+    marked: set[ObjectId] = set() if grafts_id is None else {grafts_id}
     mark(repo, [commit_id for commit_id, _ in kept], marked)
     if on_progress is not None:
         on_progress("marked", len(marked))
     if dry_run:
-        garbage = [object_id for object_id in repo.store.iter_ids() if object_id not in marked]
-        freed = sum(len(repo.store.get(object_id) or b"") for object_id in garbage)
+        garbage = [(object_id, info) for object_id, info in repo.iter_blobs() if object_id not in marked]
+        freed = sum(info.stored_bytes for _, info in garbage)
         return GcResult(len(history), len(kept), removed, len(garbage), freed, True, 0.0)
     # Objects stored after this listing are not candidates: they belong to writers
     # that started after the mark, and are referenced or left for the next gc.
-    candidates = [object_id for object_id in repo.store.iter_ids() if object_id not in marked]
-    sweep = _Sweep(head_id, marked, new_grafts, repo.store.get_meta(GRAFTS_KEY))
+    candidates = [object_id for object_id, _ in repo.iter_blobs() if object_id not in marked]
+    sweep = _Sweep(head_id, marked, new_grafts, grafts_id, is_cut=new_grafts != grafts)
     for start in range(0, max(len(candidates), 1), STEP_OBJECTS):
         _sweep_step(repo, sweep, candidates[start : start + STEP_OBJECTS])
         if on_progress is not None:
             on_progress("deleted", sweep.deleted)
-    compacted = repo.store.compact() if compact else None
-    return GcResult(len(history), len(kept), removed, sweep.deleted, sweep.freed, False, sweep.waited, compacted)
+    reclaimed = repo.reclaim(DEAD_SHARE)
+    compacted = repo.compact_index() if compact else None
+    return GcResult(
+        len(history),
+        len(kept),
+        removed,
+        sweep.deleted,
+        sweep.freed,
+        False,
+        sweep.waited,
+        reclaimed.packs_deleted,
+        reclaimed.packs_rewritten,
+        reclaimed.bytes_reclaimed,
+        compacted,
+    )
 
 
 def _cut(
@@ -178,31 +234,35 @@ def _cut(
 
 
 def _sweep_step(repo: Repository, sweep: _Sweep, candidates: list[ObjectId]) -> None:
-    """Wait for a gap between writers, then delete ``candidates`` still unmarked.
+    """Wait for a gap between writers, then forget ``candidates`` still unmarked.
 
     Raises:
-        ConflictError: another gc changed the history cut since this one began.
+        ConflictError: the history cut changed since this gc began (another gc, from an older zerofs).
     """
     started = time.monotonic()
     while True:
-        with repo.store.writers_excluded() as is_alone:
+        with repo.writers_excluded() as is_alone:
             if is_alone:
                 sweep.waited += time.monotonic() - started
-                if repo.store.get_meta(GRAFTS_KEY) != sweep.grafts_read and not sweep.grafts_written:
+                if repo.get_ref(GRAFTS) != sweep.grafts_read:
                     raise ConflictError("another gc cut the history while this one ran; run gc again")
                 _mark_new_commits(repo, sweep)
-                with repo.store.batch() as batch:
-                    if not sweep.grafts_written:
-                        batch.put_meta(GRAFTS_KEY, encode_grafts(sweep.grafts))
+                with repo.batch() as batch:
+                    grafts_id = sweep.grafts_read
+                    if not sweep.grafts_written and sweep.is_cut:
+                        grafts_id = batch.put_blob(Kind.GRAFTS, encode_grafts(sweep.grafts))
+                        sweep.marked.add(grafts_id)
+                        if grafts_id != sweep.grafts_read:
+                            batch.cas_ref(GRAFTS, sweep.grafts_read, grafts_id)
                     for object_id in candidates:
                         if object_id in sweep.marked:
                             continue
-                        record = repo.store.get(object_id)
-                        if record is not None and batch.delete(object_id):
+                        info = repo.blob_info(object_id)
+                        if info is not None and batch.delete(object_id):
                             sweep.deleted += 1
-                            sweep.freed += len(record)
+                            sweep.freed += info.stored_bytes
                 sweep.grafts_written = True
-                sweep.grafts_read = encode_grafts(sweep.grafts)
+                sweep.grafts_read = grafts_id
                 return
         time.sleep(POLL_SECONDS)
 

@@ -36,8 +36,7 @@ from zerofs.errors import HostIOError, NotFoundError, UsageError
 from zerofs.history import apply_change
 from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode, validate_name
 from zerofs.paths import StorePath
-from zerofs.repo import Repository, Staging
-from zerofs.store import WriteBatch
+from zerofs.repo import RepoBatch, Repository, Staging
 from zerofs.tree import build_dir, place
 
 STREAM_THRESHOLD_BYTES: Final = 1 << 20
@@ -126,7 +125,7 @@ def import_tree(
     n_workers = workers or min(4, os.cpu_count() or 1)
     counters = _Counters()
     cache_updates: dict[bytes, bytes] = {}
-    with ThreadPoolExecutor(n_workers, thread_name_prefix="zerofs-hash") as executor, repo.store.batch() as batch:
+    with ThreadPoolExecutor(n_workers, thread_name_prefix="zerofs-hash") as executor, repo.batch() as batch:
         sink = BatchSink(repo, batch)
         writer = ContentWriter(repo, sink, executor, n_workers)
         walker = _Walker(
@@ -150,7 +149,7 @@ def import_tree(
     def place_import(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
         return place(staging, root_id, store_path, top, now_ns, parents=parents, replace=True)
 
-    def write_cache(batch: WriteBatch) -> None:
+    def write_cache(batch: RepoBatch) -> None:
         for key, value in cache_updates.items():
             batch.put_cache(key, value)
 
@@ -208,7 +207,6 @@ class _Walker:
         self.skip_errors = skip_errors
         self.on_progress = on_progress
         self.on_warning = on_warning
-        self.store = repo.store
 
     def warn(self, text: str) -> None:
         self.counters.warnings.append(text)
@@ -310,7 +308,7 @@ class _Walker:
         return DirEntry(name, Kind.FILE, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, size, file_id)
 
     def cached_file_id(self, path: bytes, st: os.stat_result) -> ObjectId | None:
-        raw = self.store.get_cache(path)
+        raw = self.repo.get_cache(path)
         if raw is None or len(raw) != _CACHE_VALUE.size:
             return None
         dev, ino, size, mtime_ns, ctime_ns, file_id = _CACHE_VALUE.unpack(raw)
@@ -388,7 +386,7 @@ class _SmallFiles:
         if chunker is None:
             chunker = self.local.chunker = make_chunker(self.repo.config.chunk_params)
         encoded: list[EncodedFile | OSError] = []
-        with self.repo.store.has_checker() as has:
+        with self.repo.has_checker() as has:
             for path, size in paths:
                 try:
                     data = _read_small_file(path, size)

@@ -23,7 +23,6 @@ the path" are staged in memory and never written.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,6 @@ from zerofs.history import head, iter_history
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
 from zerofs.paths import StorePath
 from zerofs.repo import Repository, Staging
-from zerofs.store.codec import record_kind
 from zerofs.tree import apparent_bytes, iter_reachable, lookup, remove, root_entry
 
 KIND_NAMES = {
@@ -42,6 +40,7 @@ KIND_NAMES = {
     Kind.DIR: "dir",
     Kind.SYMLINK: "symlink",
     Kind.COMMIT: "commit",
+    Kind.GRAFTS: "grafts",
 }
 
 
@@ -65,7 +64,7 @@ class RepoStats:
     logical_bytes: int
     """Apparent size of HEAD's tree."""
     stored_bytes: int
-    """Sum of the lengths of every record in the store (reachable or not)."""
+    """Sum of the stored (compressed) lengths of every object in the store, reachable or not."""
     reachable_stored_bytes: int
     """Record bytes of the objects reachable from history (what gc keeps)."""
     content_bytes: int
@@ -75,9 +74,12 @@ class RepoStats:
     n_commits: int
     objects_by_kind: dict[str, int] = field(default_factory=dict)
     disk_bytes: int | None = None
-    """Blocks allocated to the repository directory's files (st_blocks * 512)."""
-    used_bytes: int | None = None
-    """Bytes of the backend's pages in use (LMDB), when the backend says."""
+    """Blocks allocated to the repository directory, as ``du`` counts them."""
+    n_packs: int = 0
+    pack_bytes: int = 0
+    """Length of every pack file (live objects, dead ones not yet reclaimed, headers and trailers)."""
+    index_bytes: int = 0
+    """Bytes of the index in use."""
 
     @property
     def n_objects(self) -> int:
@@ -102,8 +104,8 @@ def _retained_ids(repo: Repository, retained: Iterable[ObjectId] | None) -> list
 
 
 def _record_bytes(repo: Repository, object_id: ObjectId) -> int:
-    record = repo.store.get(object_id)
-    return 0 if record is None else len(record)
+    info = repo.blob_info(object_id)
+    return 0 if info is None else info.stored_bytes
 
 
 def _entry_at(repo: Repository, root_id: ObjectId, path: StorePath, rev: str | None = None) -> DirEntry:
@@ -197,13 +199,13 @@ def repository_stats(repo: Repository) -> RepoStats:
         for reached in iter_reachable(repo, commit.root_id, seen=reachable):
             if reached.kind is Kind.CHUNK:
                 chunk_sizes[reached.object_id] = reached.size_bytes
+    storage = repo.usage()
     stored = reachable_stored = content_stored = 0
     by_kind = dict.fromkeys(KIND_NAMES.values(), 0)
-    for object_id, record in repo.store.iter_records():
-        size = len(record)
+    for object_id, info in repo.iter_blobs():
+        size = info.stored_bytes
         stored += size
-        kind = record_kind(record)
-        name = KIND_NAMES[kind] if kind is not None else "unknown"
+        name = KIND_NAMES[info.kind]
         by_kind[name] = by_kind.get(name, 0) + 1
         if object_id in reachable:
             reachable_stored += size
@@ -217,26 +219,8 @@ def repository_stats(repo: Repository) -> RepoStats:
         content_stored_bytes=content_stored,
         n_commits=n_commits,
         objects_by_kind=by_kind,
-        disk_bytes=_disk_bytes(repo.path) if repo.path is not None else None,
-        used_bytes=_used_bytes(repo),
+        disk_bytes=storage.disk_bytes,
+        n_packs=storage.n_packs,
+        pack_bytes=storage.pack_bytes,
+        index_bytes=storage.index_bytes,
     )
-
-
-def _disk_bytes(directory: str) -> int:
-    """Blocks allocated to the files directly in ``directory`` (an LMDB environment has no subdirectories)."""
-    total = 0
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            if entry.is_file(follow_symlinks=False):
-                total += entry.stat(follow_symlinks=False).st_blocks * 512
-    return total
-
-
-def _used_bytes(repo: Repository) -> int | None:
-    """Pages in use, from a backend that reports them (``used_bytes()``); None otherwise."""
-    # Not part of the ObjectStore protocol: an object-storage backend has no pages.
-    report = getattr(repo.store, "used_bytes", None)
-    if report is None:
-        return None
-    value = report()
-    return int(value) if isinstance(value, int) else None

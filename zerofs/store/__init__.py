@@ -1,22 +1,4 @@
-"""Storage backends behind one interface; ``open_store`` picks one."""
+"""Storage backends behind one interface (``base.Store``): packs beside an LMDB index, and in memory.
 
-from __future__ import annotations
-
-import os
-
-from zerofs.store.base import ObjectStore, WriteBatch
-from zerofs.store.lmdb import LmdbStore
-
-__all__ = ["LmdbStore", "ObjectStore", "WriteBatch", "open_store"]
-
-
-def open_store(
-    path: str | os.PathLike[str],
-    *,
-    create: bool = False,
-    readonly: bool = False,
-    writer_lease: bool = True,
-    readahead: bool = False,
-) -> LmdbStore:
-    """Open the LMDB backend at ``path`` (the only persistent backend so far)."""
-    return LmdbStore(path, create=create, readonly=readonly, writer_lease=writer_lease, readahead=readahead)
+Only ``zerofs.repo`` imports this package (an import-linter contract says so).
+"""

@@ -1,46 +1,151 @@
 """The narrow storage interface every backend implements.
 
-A backend stores opaque records by id, a few named refs that move only by
-compare-and-swap, small metadata values and the importer's host-file cache.
-It knows nothing about node kinds, compression or trees: that lives above,
-so another backend (object storage, say) plugs in here unchanged.
+A backend stores records (``codec.Record``: kind, codec, lengths, payload)
+by object id, a few named refs that move only by compare-and-swap, small
+metadata values and the importer's host-file cache. It knows nothing about
+trees or node encodings: that lives above, in the ``Repository``.
+
+The shape is the one object storage can offer too: blobs are appended to
+immutable packs that are written once and read by range, an index says
+where each blob is, and refs move by compare-and-swap. Writes happen in
+batches: blobs first, made durable, then one index transaction that names
+them and moves refs, so a crash at any instant leaves every ref naming
+objects that are there. Locks and writer leases are not part of it
+(``locks.py`` holds those of a local repository); behaviour such as
+read-only access or fault injection is added by wrapping a store
+(``wrappers.py``).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import Protocol
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
-from zerofs.objects import ObjectId
+from zerofs.errors import ConflictError
+from zerofs.objects import Kind, ObjectId
+from zerofs.store.codec import Record
+
+
+class RefMovedError(ConflictError):
+    """A compare-and-swap of a ref found another value when its batch committed."""
+
+
+class BlobInfo(NamedTuple):
+    """What the index knows of a blob without reading it."""
+
+    kind: Kind
+    stored_bytes: int
+    """Payload bytes as stored (compressed or raw)."""
+    raw_bytes: int
+    """Bytes of the body it decodes to."""
+
+
+class StorageProblemKind(enum.Enum):
+    """Damage below the object level: the index, packs, refs and config."""
+
+    INDEX_ENTRY = "index-entry"
+    """An index entry points at bytes that are not the blob it names."""
+    PACK_TRAILER = "pack-trailer"
+    """A closed pack's trailer is missing, damaged or disagrees with its blobs."""
+    PACK_HEADER = "pack-header"
+    """A pack's first bytes are not a pack header."""
+    PACK_MISSING = "pack-missing"
+    """The index names a pack that is not there."""
+    PACK_ACCOUNTING = "pack-accounting"
+    """The index's count of a pack's live blobs disagrees with the index entries."""
+    REF_LOG = "ref-log"
+    """A ref log record fails its checksum, or the log and the index disagree."""
+    CONFIG = "config"
+    """The repository's config file is damaged or disagrees with the index's copy."""
+    LEFTOVER = "leftover"
+    """A file an interrupted operation left behind (harmless; the next gc or upgrade removes it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageProblem:
+    """One problem below the object level, found by ``check_storage``."""
+
+    kind: StorageProblemKind
+    detail: str
+    is_error: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedRecord:
+    """A blob read in storage order by ``scan``: its record, or why it cannot be read."""
+
+    object_id: ObjectId
+    record: Record | None
+    problem: str | None
+    """Why the stored bytes are not a readable record (then ``record`` is None)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReclaimResult:
+    """What reclaiming space did (or, dry, would do)."""
+
+    packs_deleted: int = 0
+    packs_rewritten: int = 0
+    bytes_before: int = 0
+    """Bytes of the packs deleted or rewritten."""
+    bytes_written: int = 0
+    """Bytes of the new packs their live blobs went to."""
+
+    @property
+    def bytes_reclaimed(self) -> int:
+        """Pack bytes given back."""
+        return self.bytes_before - self.bytes_written
+
+
+@dataclass(frozen=True, slots=True)
+class StorageUsage:
+    """How much the backend occupies."""
+
+    n_packs: int
+    pack_bytes: int
+    """Length of every pack file."""
+    live_bytes: int
+    """Bytes of the blobs the index places in packs (headers included)."""
+    index_bytes: int
+    """Bytes of the index in use."""
+    disk_bytes: int | None
+    """Blocks allocated to the repository's files and directories, where there is a disk."""
 
 
 class WriteBatch(Protocol):
     """Writes that become durable together when the batch ends without error.
 
-    A backend may commit a long batch in several durable steps (to bound its
-    size); records committed early are harmless because nothing refers to
-    them until a ref moves, and a ref move is always a single atomic step.
+    A backend may make a long batch durable in several steps (to bound its
+    size); blobs made durable early are harmless because nothing refers to
+    them until a ref moves, and a ref move happens only in the last step.
     """
 
     def has(self, object_id: ObjectId) -> bool:
-        """True if the record is stored or already written in this batch."""
+        """True if the blob is stored or already written in this batch."""
         ...
 
-    def put(self, object_id: ObjectId, record: bytes | bytearray) -> bool:
+    def put(self, object_id: ObjectId, record: Record) -> bool:
         """Store a record unless one exists; True if it was new."""
         ...
 
     def get_ref(self, name: bytes) -> bytes | None:
-        """Return a ref's value as this batch sees it."""
+        """A ref's value as this batch will leave it."""
         ...
 
     def cas_ref(self, name: bytes, expected: bytes | None, new: bytes) -> bool:
-        """Set ref ``name`` to ``new`` if it is still ``expected``; True if set."""
+        """Set ref ``name`` to ``new`` if it is ``expected``; False if it is already not.
+
+        The comparison is made again when the batch commits; if the ref
+        moved meanwhile, the batch's blobs are kept and ``RefMovedError``
+        is raised from the end of the batch.
+        """
         ...
 
     def delete(self, object_id: ObjectId) -> bool:
-        """Delete a record; True if there was one. Only gc deletes."""
+        """Forget a blob; True if there was one. Only gc deletes."""
         ...
 
     def put_meta(self, key: bytes, value: bytes) -> None:
@@ -56,27 +161,35 @@ class WriteBatch(Protocol):
         ...
 
 
-class ObjectStore(Protocol):
+class Store(Protocol):
     """A repository's storage backend."""
 
-    def get(self, object_id: ObjectId) -> bytes | None:
-        """Return the stored record, or None if there is none."""
+    def get(self, object_id: ObjectId) -> Record | None:
+        """Return the stored record, or None if there is none.
+
+        Raises:
+            DamagedObjectError: the bytes where the index places it are not it.
+        """
+        ...
+
+    def info(self, object_id: ObjectId) -> BlobInfo | None:
+        """What the index says of a blob (kind and lengths), without reading it."""
         ...
 
     def has(self, object_id: ObjectId) -> bool:
         """True if a record is stored under ``object_id``."""
         ...
 
-    def get_ref(self, name: bytes) -> bytes | None:
-        """Return the value of a ref, or None if it is not set."""
+    def has_checker(self) -> AbstractContextManager[Callable[[ObjectId], bool]]:
+        """Return a context giving a fast ``has`` over one consistent read snapshot."""
         ...
 
-    def has_checker(self) -> AbstractContextManager[Callable[[ObjectId], bool]]:
-        """Return a context giving a fast ``has`` over one consistent read snapshot.
+    def iter_blobs(self, prefix: bytes = b"") -> Iterator[tuple[ObjectId, BlobInfo]]:
+        """Yield every stored id starting with ``prefix``, with its info, in byte order."""
+        ...
 
-        For checking many ids in a row (an import checking each chunk), where
-        a separate read for each would cost more than the check.
-        """
+    def get_ref(self, name: bytes) -> bytes | None:
+        """Return the value of a ref, or None if it is not set."""
         ...
 
     def get_meta(self, key: bytes) -> bytes | None:
@@ -87,35 +200,24 @@ class ObjectStore(Protocol):
         """Return a host-file cache entry."""
         ...
 
-    def iter_ids(self, prefix: bytes = b"") -> Iterator[ObjectId]:
-        """Yield every stored object id starting with ``prefix``, in byte order."""
-        ...
-
-    def iter_records(self) -> Iterator[tuple[ObjectId, bytes]]:
-        """Yield (id, record) of every stored object, in id order (one snapshot)."""
-        ...
-
-    def writer_lease(self) -> AbstractContextManager[None]:
-        """Hold the writer lease (see ``writers_excluded``) for a ``with`` block."""
-        ...
-
-    def writers_excluded(self) -> AbstractContextManager[bool]:
-        """Try to exclude every writer (never blocks); the context yields whether it did."""
-        ...
-
-    def is_open_elsewhere(self) -> bool:
-        """True if another handle, in any process, has this repository open."""
-        ...
-
-    def compact(self) -> tuple[int, int]:
-        """Rewrite the storage compactly and atomically; return (bytes before, after).
-
-        Needs the repository to itself. Closes the store.
-        """
-        ...
-
     def batch(self) -> AbstractContextManager[WriteBatch]:
         """Return a write batch; it is committed when the context exits cleanly."""
+        ...
+
+    def scan(self) -> Iterator[ScannedRecord]:
+        """Every stored blob, read once, in storage order (pack by pack, front to back)."""
+        ...
+
+    def check_storage(self) -> Iterator[StorageProblem]:
+        """Check what holds the blobs (index against packs, refs against their log)."""
+        ...
+
+    def reclaim(self, dead_share: float, *, dry_run: bool = False) -> ReclaimResult:
+        """Give back the space of forgotten blobs: delete and rewrite the packs that hold them."""
+        ...
+
+    def usage(self) -> StorageUsage:
+        """How much the backend occupies."""
         ...
 
     def close(self) -> None:

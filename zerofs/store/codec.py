@@ -1,29 +1,46 @@
-"""Stored records: compression and verification against the object id.
+"""Stored records: compression, and verification against the object id.
 
-A record is ``[codec byte][kind byte][payload]``; the payload is the object
-body, raw or zstd-compressed (whichever is smaller by a useful margin). Every
-decode re-hashes the body and compares it with the id it was stored under,
-so a damaged record is reported, never returned as data.
+A record is what a backend stores for one object: its kind, the codec of its
+payload (raw, or zstd when that saves enough), the length of the body it
+decodes to, and the payload. Every decode decompresses and re-hashes the
+body and compares it with the id it was stored under, so a damaged record
+is reported, never returned as data.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Final
+from typing import Final, NamedTuple
 
 import zstandard
 
-from zerofs.errors import CorruptionError
+from zerofs.errors import DamagedObjectError
 from zerofs.objects import Kind, ObjectId, object_id
 
 CODEC_RAW: Final = 0
 CODEC_ZSTD: Final = 1
+CODECS: Final = frozenset({CODEC_RAW, CODEC_ZSTD})
 MIN_COMPRESS_BYTES: Final = 64
 """Bodies shorter than this are stored raw: a zstd frame costs more than it saves."""
 MIN_SAVING: Final = 0.03
 """Compression must save at least 3% or the body is stored raw."""
 
 _local = threading.local()
+
+
+class Record(NamedTuple):
+    """One object as a backend stores it."""
+
+    kind: Kind
+    codec: int
+    raw_bytes: int
+    """Length of the body the payload decodes to."""
+    payload: bytes | bytearray | memoryview
+
+    @property
+    def stored_bytes(self) -> int:
+        """Length of the payload as stored."""
+        return len(self.payload)
 
 
 def _compressor(level: int) -> zstandard.ZstdCompressor:
@@ -42,22 +59,22 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return decompressor
 
 
-def encode_record(kind: Kind, body: bytes, level: int) -> bytes:
-    """Return the record that stores ``body``: compressed when that pays."""
-    if len(body) >= MIN_COMPRESS_BYTES:
+def encode_record(kind: Kind, body: bytes | bytearray | memoryview, level: int) -> Record:
+    """Return the record that stores ``body``: compressed when that pays, else the body itself."""
+    size = len(body)
+    if size >= MIN_COMPRESS_BYTES and (kind is not Kind.CHUNK or _looks_compressible(body)):
         packed = _compressor(level).compress(body)
-        if len(packed) < len(body) * (1 - MIN_SAVING):
-            return bytes((CODEC_ZSTD, kind)) + packed
-    return bytes((CODEC_RAW, kind)) + body
+        if len(packed) < size * (1 - MIN_SAVING):
+            return Record(kind, CODEC_ZSTD, size, packed)
+    return Record(kind, CODEC_RAW, size, body)
 
 
-RECORD_HEADER_BYTES: Final = 2
 _SAMPLE_BYTES: Final = 2048
 _SAMPLE_FROM_BYTES: Final = 32 * 1024
 
 
-def _looks_compressible(body: memoryview, level: int) -> bool:
-    """Guess from three small samples whether compressing ``body`` can pay.
+def _looks_compressible(body: bytes | bytearray | memoryview) -> bool:
+    """Guess from three small samples whether compressing a chunk can pay.
 
     Incompressible data (media, archives, encrypted files) is common and
     zstd spends real time finding that out on a whole chunk; three 2 KiB
@@ -65,57 +82,30 @@ def _looks_compressible(body: memoryview, level: int) -> bool:
     """
     if len(body) < _SAMPLE_FROM_BYTES:
         return True
+    view = memoryview(body)
     middle = len(body) // 2
-    sample = b"".join((body[:_SAMPLE_BYTES], body[middle : middle + _SAMPLE_BYTES], body[-_SAMPLE_BYTES:]))
+    sample = b"".join((view[:_SAMPLE_BYTES], view[middle : middle + _SAMPLE_BYTES], view[-_SAMPLE_BYTES:]))
     return len(_compressor(1).compress(sample)) < len(sample) * (1 - MIN_SAVING)
 
 
-def finish_chunk_record(buffer: bytearray, level: int) -> bytes | bytearray:
-    """Turn a buffer of ``RECORD_HEADER_BYTES`` spare bytes and a chunk into its record.
-
-    Stored raw, the buffer itself becomes the record: no copy of the chunk.
-    """
-    body = memoryview(buffer)[RECORD_HEADER_BYTES:]
-    if len(body) >= MIN_COMPRESS_BYTES and _looks_compressible(body, level):
-        packed = _compressor(level).compress(body)
-        if len(packed) < len(body) * (1 - MIN_SAVING):
-            return bytes((CODEC_ZSTD, Kind.CHUNK)) + packed
-    buffer[0], buffer[1] = CODEC_RAW, Kind.CHUNK
-    return buffer
-
-
-def decode_record(expected_id: ObjectId, record: bytes) -> tuple[Kind, bytes]:
-    """Return (kind, body) of a record after checking it hashes to ``expected_id``.
+def decode_record(expected_id: ObjectId, record: Record) -> bytes:
+    """Return the body of a record after checking it hashes to ``expected_id``.
 
     Raises:
-        CorruptionError: unknown codec or kind, undecompressible payload, or
-            a body whose hash is not ``expected_id``.
+        DamagedObjectError: unknown codec, undecompressible payload, a body of
+            another length than recorded, or a body whose hash is not
+            ``expected_id``.
     """
-    hex_id = expected_id.hex()
-    if len(record) < 2:
-        raise CorruptionError(f"object {hex_id[:16]} is truncated")
-    codec = record[0]
-    try:
-        kind = Kind(record[1])
-    except ValueError:
-        raise CorruptionError(f"object {hex_id[:16]} has an unknown kind {record[1]}") from None
-    if codec == CODEC_RAW:
-        body = record[2:]
-    elif codec == CODEC_ZSTD:
+    hex_id = expected_id.hex()[:16]
+    if record.codec == CODEC_RAW:
+        body = bytes(record.payload)
+    elif record.codec == CODEC_ZSTD:
         try:
-            body = _decompressor().decompress(memoryview(record)[2:])
+            body = _decompressor().decompress(record.payload, max_output_size=record.raw_bytes)
         except zstandard.ZstdError as exc:
-            raise CorruptionError(f"object {hex_id[:16]} cannot be decompressed: {exc}") from exc
+            raise DamagedObjectError(f"object {hex_id} cannot be decompressed: damaged on disk ({exc})") from exc
     else:
-        raise CorruptionError(f"object {hex_id[:16]} has an unknown codec {codec}")
-    if object_id(kind, body) != expected_id:
-        raise CorruptionError(f"object {hex_id[:16]} does not match its hash: damaged on disk")
-    return kind, body
-
-
-def record_kind(record: bytes) -> Kind | None:
-    """Return the kind byte of a record without decoding it, or None if unknown."""
-    try:
-        return Kind(record[1])
-    except (ValueError, IndexError):
-        return None
+        raise DamagedObjectError(f"object {hex_id} has an unknown codec {record.codec}: damaged on disk")
+    if len(body) != record.raw_bytes or object_id(record.kind, body) != expected_id:
+        raise DamagedObjectError(f"object {hex_id} does not match its hash: damaged on disk")
+    return body

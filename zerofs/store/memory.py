@@ -1,7 +1,8 @@
 """A reference backend in memory: the simplest thing that obeys the contract.
 
-Used by tests (it runs the same conformance suite as LMDB) and as the model
-other backends are compared with. Not durable, not shared between processes.
+Used by tests (it runs the same conformance suite as the pack store) and as
+the model other backends are compared with. Not durable, not shared
+between processes; it has no packs, so it has nothing to reclaim.
 """
 
 from __future__ import annotations
@@ -10,34 +11,54 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from zerofs.objects import ObjectId
+from zerofs.store.base import (
+    BlobInfo,
+    ReclaimResult,
+    RefMovedError,
+    ScannedRecord,
+    StorageProblem,
+    StorageUsage,
+)
+from zerofs.store.codec import Record
 
 
 class MemoryStore:
-    """An ObjectStore held in dicts."""
+    """A Store held in dicts."""
 
     def __init__(self) -> None:
         """Start empty."""
-        self.objects: dict[bytes, bytes] = {}
+        self.objects: dict[bytes, Record] = {}
         self.refs: dict[bytes, bytes] = {}
         self.meta: dict[bytes, bytes] = {}
         self.files: dict[bytes, bytes] = {}
 
-    def get(self, object_id: ObjectId) -> bytes | None:
+    def get(self, object_id: ObjectId) -> Record | None:
         """Return the stored record, or None."""
         return self.objects.get(object_id)
+
+    def info(self, object_id: ObjectId) -> BlobInfo | None:
+        """Kind and lengths of a stored record."""
+        record = self.objects.get(object_id)
+        return None if record is None else BlobInfo(record.kind, len(record.payload), record.raw_bytes)
 
     def has(self, object_id: ObjectId) -> bool:
         """True if stored."""
         return object_id in self.objects
 
-    def get_ref(self, name: bytes) -> bytes | None:
-        """Return a ref, or None."""
-        return self.refs.get(name)
-
     @contextmanager
     def has_checker(self) -> Iterator[Callable[[ObjectId], bool]]:
         """Yield ``has`` (a dict needs no snapshot)."""
         yield self.has
+
+    def iter_blobs(self, prefix: bytes = b"") -> Iterator[tuple[ObjectId, BlobInfo]]:
+        """Every stored id starting with ``prefix``, in byte order, with its info."""
+        for object_id in sorted(k for k in self.objects if k.startswith(prefix)):
+            record = self.objects[object_id]
+            yield object_id, BlobInfo(record.kind, len(record.payload), record.raw_bytes)
+
+    def get_ref(self, name: bytes) -> bytes | None:
+        """Return a ref, or None."""
+        return self.refs.get(name)
 
     def get_meta(self, key: bytes) -> bytes | None:
         """Return a metadata value, or None."""
@@ -47,102 +68,105 @@ class MemoryStore:
         """Return a host-file cache entry, or None."""
         return self.files.get(key)
 
-    def iter_ids(self, prefix: bytes = b"") -> Iterator[ObjectId]:
-        """Yield every stored id starting with ``prefix``, in byte order."""
-        yield from sorted(k for k in self.objects if k.startswith(prefix))
-
-    def iter_records(self) -> Iterator[tuple[ObjectId, bytes]]:
-        """Yield (id, record) of every object, in id order."""
-        yield from sorted(self.objects.items())
-
-    @contextmanager
-    def writer_lease(self) -> Iterator[None]:
-        """One process, one store: no lease to take."""
-        yield
-
-    @contextmanager
-    def writers_excluded(self) -> Iterator[bool]:
-        """One process, one store: nothing to exclude."""
-        yield True
-
-    def is_open_elsewhere(self) -> bool:
-        """A memory store has one handle."""
-        return False
-
-    def compact(self) -> tuple[int, int]:
-        """Nothing to compact in memory."""
-        size = sum(len(r) for r in self.objects.values())
-        return size, size
-
     @contextmanager
     def batch(self) -> Iterator[MemoryBatch]:
-        """Yield a batch applied to the store only on clean exit."""
+        """Yield a batch, applied only when it ends without error."""
         batch = MemoryBatch(self)
         yield batch
-        batch.flush()
+        batch.commit()
+
+    def scan(self) -> Iterator[ScannedRecord]:
+        """Every record, in id order."""
+        for object_id, record in sorted(self.objects.items()):
+            yield ScannedRecord(object_id, record, None)
+
+    def check_storage(self) -> Iterator[StorageProblem]:
+        """Dicts hold nothing that can be damaged below the records."""
+        return iter(())
+
+    def reclaim(self, dead_share: float, *, dry_run: bool = False) -> ReclaimResult:
+        """A forgotten record is gone at once: nothing to reclaim."""
+        return ReclaimResult()
+
+    def usage(self) -> StorageUsage:
+        """What the records take."""
+        size = sum(len(r.payload) for r in self.objects.values())
+        return StorageUsage(n_packs=0, pack_bytes=size, live_bytes=size, index_bytes=0, disk_bytes=None)
 
     def close(self) -> None:
         """Nothing to release."""
 
 
 class MemoryBatch:
-    """Buffered writes over a MemoryStore."""
+    """Writes over a MemoryStore, applied at the end: blobs always, the rest if every compare-and-swap holds."""
 
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
-        self._objects: dict[bytes, bytes] = {}
-        self._refs: dict[bytes, bytes] = {}
+        self._objects: dict[bytes, Record] = {}
+        self._refs: list[tuple[bytes, bytes | None, bytes]] = []
         self._meta: dict[bytes, bytes] = {}
         self._files: dict[bytes, bytes] = {}
-        self._deleted: set[bytes] = set()
+        self._deleted: list[bytes] = []
 
     def has(self, object_id: ObjectId) -> bool:
-        """True if stored here or before (and not deleted in this batch)."""
-        if object_id in self._objects:
-            return True
-        return object_id not in self._deleted and object_id in self._store.objects
+        """True if stored, or written in this batch."""
+        return object_id in self._objects or object_id in self._store.objects
 
-    def put(self, object_id: ObjectId, record: bytes | bytearray) -> bool:
+    def put(self, object_id: ObjectId, record: Record) -> bool:
         """Store unless present; True if new."""
         if self.has(object_id):
             return False
-        self._deleted.discard(object_id)
-        self._objects[object_id] = bytes(record)  # a caller may reuse its buffer
+        self._objects[object_id] = Record(record.kind, record.codec, record.raw_bytes, bytes(record.payload))
         return True
 
     def get_ref(self, name: bytes) -> bytes | None:
-        """Return the ref as this batch sees it."""
-        return self._refs.get(name, self._store.refs.get(name))
+        """Return the ref as this batch will leave it."""
+        for ref, _, new in reversed(self._refs):
+            if ref == name:
+                return new
+        return self._store.refs.get(name)
 
     def cas_ref(self, name: bytes, expected: bytes | None, new: bytes) -> bool:
-        """Compare-and-swap a ref."""
+        """Move a ref at the end if it is still ``expected``."""
         if self.get_ref(name) != expected:
             return False
-        self._refs[name] = new
+        self._refs.append((name, expected, new))
         return True
 
     def delete(self, object_id: ObjectId) -> bool:
-        """Delete a record (applied at flush); True if there was one."""
-        existed = self.has(object_id)
-        self._objects.pop(object_id, None)
-        self._deleted.add(object_id)
-        return existed
+        """Forget a record at the end; True if there is one."""
+        if object_id not in self._store.objects:
+            return False
+        self._deleted.append(object_id)
+        return True
 
     def put_meta(self, key: bytes, value: bytes) -> None:
-        """Set a metadata value."""
+        """Set a metadata value at the end."""
         self._meta[key] = value
 
     def put_cache(self, key: bytes, value: bytes) -> None:
-        """Set a cache entry."""
+        """Set a cache entry at the end."""
         self._files[key] = value
 
     def flush(self) -> None:
-        """Apply everything to the store, objects before refs."""
+        """Apply the blobs written so far."""
+        for object_id, record in self._objects.items():
+            self._store.objects.setdefault(object_id, record)
+        self._objects = {}
+
+    def commit(self) -> None:
+        """Apply the blobs, then the rest if every compare-and-swap holds.
+
+        Raises:
+            RefMovedError: a ref moved since ``cas_ref``; only the blobs were kept.
+        """
+        store = self._store
+        self.flush()
+        if any(store.refs.get(name) != old for name, old, _ in self._refs):
+            raise RefMovedError("a ref moved during the change")
         for object_id in self._deleted:
-            self._store.objects.pop(object_id, None)
-        self._store.objects.update(self._objects)
-        self._store.meta.update(self._meta)
-        self._store.files.update(self._files)
-        self._store.refs.update(self._refs)
-        self._objects, self._meta, self._files, self._refs = {}, {}, {}, {}
-        self._deleted = set()
+            store.objects.pop(object_id, None)
+        store.meta.update(self._meta)
+        store.files.update(self._files)
+        for name, _, new in self._refs:
+            store.refs[name] = new

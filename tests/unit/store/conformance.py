@@ -1,7 +1,8 @@
-"""The contract every ObjectStore backend honours; each backend's test module subclasses this.
+"""The contract every Store backend honours; each backend's test module subclasses this.
 
 A subclass provides ``make_store(tmp_path)`` (and ``reopen(store, tmp_path)`` if the backend
-is persistent). Nothing here knows which backend it is talking to.
+is persistent), and ``move_ref_elsewhere`` to play another writer. Nothing here knows which
+backend it is talking to.
 """
 
 from __future__ import annotations
@@ -12,11 +13,22 @@ from typing import Any
 
 import pytest
 
-from zerofs.objects import chunk_id
+from zerofs.objects import Kind, chunk_id
+from zerofs.store.base import RefMovedError
+from zerofs.store.codec import CODEC_RAW, Record, decode_record, encode_record
 
 
 def some_id(n: int) -> bytes:
     return chunk_id(b"object %d" % n)
+
+
+def rec(data: bytes, kind: Kind = Kind.CHUNK) -> Record:
+    return Record(kind, CODEC_RAW, len(data), data)
+
+
+def payload(store: Any, object_id: bytes) -> bytes | None:
+    record = store.get(object_id)
+    return None if record is None else bytes(record.payload)
 
 
 class Boom(Exception):
@@ -24,13 +36,17 @@ class Boom(Exception):
 
 
 class StoreConformance:
-    """Backend-independent behaviour of ``zerofs.store.base.ObjectStore``."""
+    """Backend-independent behaviour of ``zerofs.store.base.Store``."""
 
     def make_store(self, tmp_path: Path) -> Any:
         raise NotImplementedError
 
     def reopen(self, store: Any, tmp_path: Path) -> Any:
         return store
+
+    def move_ref_elsewhere(self, store: Any, name: bytes, value: bytes) -> None:
+        """Move a ref as another process would, outside any batch of ``store``."""
+        raise NotImplementedError
 
     @pytest.fixture
     def store(self, tmp_path: Path) -> Any:
@@ -42,85 +58,118 @@ class StoreConformance:
 
     def test_get_missing_is_none(self, store: Any) -> None:
         assert store.get(some_id(1)) is None
+        assert store.info(some_id(1)) is None
         assert not store.has(some_id(1))
 
     def test_put_then_get_and_has(self, store: Any) -> None:
         with store.batch() as batch:
-            assert batch.put(some_id(1), b"record one") is True
+            assert batch.put(some_id(1), rec(b"record one")) is True
             assert batch.has(some_id(1))
         assert store.has(some_id(1))
-        assert store.get(some_id(1)) == b"record one"
+        assert payload(store, some_id(1)) == b"record one"
         assert not store.has(some_id(2))
+
+    def test_record_fields_and_info(self, store: Any) -> None:
+        body = b"zerofs " * 1000
+        record = encode_record(Kind.SYMLINK, body, 3)
+        object_id = chunk_id(b"any id")
+        with store.batch() as batch:
+            batch.put(object_id, record)
+        got = store.get(object_id)
+        assert (got.kind, got.codec, got.raw_bytes, bytes(got.payload)) == (
+            Kind.SYMLINK,
+            record.codec,
+            len(body),
+            bytes(record.payload),
+        )
+        info = store.info(object_id)
+        assert (info.kind, info.stored_bytes, info.raw_bytes) == (Kind.SYMLINK, len(record.payload), len(body))
 
     def test_put_existing_id_returns_false_and_keeps_first(self, store: Any) -> None:
         with store.batch() as batch:
-            assert batch.put(some_id(1), b"first") is True
-            assert batch.put(some_id(1), b"second") is False
+            assert batch.put(some_id(1), rec(b"first")) is True
+            assert batch.put(some_id(1), rec(b"second")) is False
         with store.batch() as batch:
-            assert batch.put(some_id(1), b"third") is False
-        assert store.get(some_id(1)) == b"first"
+            assert batch.put(some_id(1), rec(b"third")) is False
+        assert payload(store, some_id(1)) == b"first"
 
     def test_empty_and_large_records(self, store: Any) -> None:
         big = os.urandom(3 << 20)
         with store.batch() as batch:
-            batch.put(some_id(1), b"")
-            batch.put(some_id(2), big)
-        assert store.get(some_id(1)) == b""
+            batch.put(some_id(1), rec(b""))
+            batch.put(some_id(2), rec(big))
+        assert payload(store, some_id(1)) == b""
         assert store.has(some_id(1))
-        assert store.get(some_id(2)) == big
+        assert payload(store, some_id(2)) == big
+
+    def test_verified_round_trip_survives_reopen(self, tmp_path: Path) -> None:
+        bodies = [os.urandom(100_000), b"text " * 20_000, b"", b"x"]
+        ids = [chunk_id(body) for body in bodies]
+        store = self.make_store(tmp_path)
+        with store.batch() as batch:
+            for object_id, body in zip(ids, bodies, strict=True):
+                batch.put(object_id, encode_record(Kind.CHUNK, body, 3))
+        store = self.reopen(store, tmp_path)
+        try:
+            for object_id, body in zip(ids, bodies, strict=True):
+                assert decode_record(object_id, store.get(object_id)) == body
+        finally:
+            store.close()
 
     def test_has_checker_sees_committed_records(self, store: Any) -> None:
         with store.batch() as batch:
-            batch.put(some_id(1), b"one")
+            batch.put(some_id(1), rec(b"one"))
         with store.has_checker() as has:
             assert has(some_id(1))
             assert not has(some_id(2))
 
-    def test_iter_ids_with_prefix_and_records(self, store: Any) -> None:
+    def test_iter_blobs_with_prefix(self, store: Any) -> None:
         ids = sorted(some_id(n) for n in range(20))
         with store.batch() as batch:
             for object_id in ids:
-                batch.put(object_id, object_id[:4])
+                batch.put(object_id, rec(object_id[:4]))
         prefix = ids[7][:1]
-        assert list(store.iter_ids(prefix)) == [i for i in ids if i.startswith(prefix)]
-        assert list(store.iter_ids(b"\xff" * 33)) == []
-        assert list(store.iter_records()) == [(i, i[:4]) for i in ids]
+        assert [i for i, _ in store.iter_blobs(prefix)] == [i for i in ids if i.startswith(prefix)]
+        assert list(store.iter_blobs(b"\xff" * 33)) == []
+        listed = list(store.iter_blobs())
+        assert [i for i, _ in listed] == ids
+        assert all(info.kind is Kind.CHUNK and info.raw_bytes == 4 for _, info in listed)
+
+    def test_scan_reads_every_blob_once(self, store: Any) -> None:
+        ids = {some_id(n) for n in range(30)}
+        with store.batch() as batch:
+            for object_id in sorted(ids):
+                batch.put(object_id, rec(object_id[:8]))
+        scanned = list(store.scan())
+        assert sorted(s.object_id for s in scanned) == sorted(ids)
+        assert all(s.record is not None and bytes(s.record.payload) == s.object_id[:8] for s in scanned)
 
     def test_delete(self, store: Any) -> None:
         with store.batch() as batch:
-            batch.put(some_id(1), b"one")
-            batch.put(some_id(2), b"two")
+            batch.put(some_id(1), rec(b"one"))
+            batch.put(some_id(2), rec(b"two"))
         with store.batch() as batch:
             assert batch.delete(some_id(1))
             assert not batch.delete(some_id(3))
-            assert not batch.has(some_id(1))
         assert not store.has(some_id(1))
-        assert store.get(some_id(2)) == b"two"
-
-    def test_iter_ids(self, store: Any) -> None:
-        assert list(store.iter_ids()) == []
-        ids = {some_id(n) for n in range(50)}
-        with store.batch() as batch:
-            for n, object_id in enumerate(sorted(ids)):
-                batch.put(object_id, b"r%d" % n)
-        listed = list(store.iter_ids())
-        assert len(listed) == len(ids)
-        assert set(listed) == ids
+        assert payload(store, some_id(2)) == b"two"
+        assert [i for i, _ in store.iter_blobs()] == [some_id(2)]
 
     def test_many_batches_accumulate(self, store: Any) -> None:
         for n in range(20):
             with store.batch() as batch:
-                batch.put(some_id(n), b"%d" % n)
-        assert all(store.get(some_id(n)) == b"%d" % n for n in range(20))
+                batch.put(some_id(n), rec(b"%d" % n))
+        assert all(payload(store, some_id(n)) == b"%d" % n for n in range(20))
 
     def test_batch_aborted_on_exception_writes_nothing(self, store: Any) -> None:
         with store.batch() as batch:
-            batch.put(some_id(0), b"kept")
+            batch.put(some_id(0), rec(b"kept"))
             assert batch.cas_ref(b"HEAD", None, b"h0")
         with pytest.raises(Boom), store.batch() as batch:  # noqa: PT012 - the batch body is the point
-            batch.put(some_id(1), b"lost")
+            batch.put(some_id(1), rec(b"lost"))
             batch.put_meta(b"k", b"lost")
             batch.put_cache(b"/host/file", b"lost")
+            assert batch.delete(some_id(0))
             assert batch.cas_ref(b"HEAD", b"h0", b"h1")
             raise Boom
         assert store.get(some_id(1)) is None
@@ -128,8 +177,25 @@ class StoreConformance:
         assert store.get_meta(b"k") is None
         assert store.get_cache(b"/host/file") is None
         assert store.get_ref(b"HEAD") == b"h0"
-        assert store.get(some_id(0)) == b"kept"
-        assert set(store.iter_ids()) == {some_id(0)}
+        assert payload(store, some_id(0)) == b"kept"
+        assert [i for i, _ in store.iter_blobs()] == [some_id(0)]
+
+    def test_failed_cas_at_commit_keeps_only_the_blobs(self, store: Any) -> None:
+        with store.batch() as batch:
+            batch.put(some_id(0), rec(b"zero"))
+            batch.cas_ref(b"HEAD", None, b"h0")
+        with pytest.raises(RefMovedError), store.batch() as batch:  # noqa: PT012 - the batch body is the point
+            batch.put(some_id(1), rec(b"blob of the losing writer"))
+            batch.put_meta(b"k", b"v")
+            batch.put_cache(b"/host", b"c")
+            assert batch.delete(some_id(0))
+            assert batch.cas_ref(b"HEAD", b"h0", b"mine")
+            self.move_ref_elsewhere(store, b"HEAD", b"theirs")
+        assert store.get_ref(b"HEAD") == b"theirs"
+        assert payload(store, some_id(1)) == b"blob of the losing writer"
+        assert payload(store, some_id(0)) == b"zero", "a deletion landed with a failed compare-and-swap"
+        assert store.get_meta(b"k") is None
+        assert store.get_cache(b"/host") is None
 
     # -- refs -------------------------------------------------------------
 
@@ -172,13 +238,13 @@ class StoreConformance:
     # -- meta and cache ---------------------------------------------------
 
     def test_meta_round_trip(self, store: Any) -> None:
-        assert store.get_meta(b"config") is None
+        assert store.get_meta(b"settings") is None
         with store.batch() as batch:
-            batch.put_meta(b"config", b'{"v": 1}')
-        assert store.get_meta(b"config") == b'{"v": 1}'
+            batch.put_meta(b"settings", b'{"v": 1}')
+        assert store.get_meta(b"settings") == b'{"v": 1}'
         with store.batch() as batch:
-            batch.put_meta(b"config", b'{"v": 2}')
-        assert store.get_meta(b"config") == b'{"v": 2}'
+            batch.put_meta(b"settings", b'{"v": 2}')
+        assert store.get_meta(b"settings") == b'{"v": 2}'
 
     def test_cache_round_trip(self, store: Any) -> None:
         key = b"/host/\xffpath"
@@ -200,6 +266,4 @@ class StoreConformance:
         assert store.get_meta(key) == b"meta"
         assert store.get_cache(key) == b"cache"
         assert store.get_ref(key) == b"ref"
-        assert list(store.iter_ids()) == []
-
-    # -- durability -------------------------------------------------------
+        assert list(store.iter_blobs()) == []

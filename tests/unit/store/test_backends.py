@@ -1,4 +1,4 @@
-"""Every backend runs the conformance suite."""
+"""Every backend runs the conformance suite; the pack store also its own durability and damage cases."""
 
 from __future__ import annotations
 
@@ -7,53 +7,66 @@ from typing import Any
 
 import pytest
 
-from tests.unit.store.conformance import StoreConformance, some_id
+from tests.unit.store.conformance import StoreConformance, rec, some_id
 from zerofs.errors import RepositoryError
-from zerofs.store.lmdb import LmdbStore
+from zerofs.store.local import PackStore
 from zerofs.store.memory import MemoryStore
+from zerofs.store.wrappers import ReadOnlyStore
 
 
 class TestMemoryStore(StoreConformance):
     def make_store(self, tmp_path: Path) -> Any:
         return MemoryStore()
 
+    def move_ref_elsewhere(self, store: Any, name: bytes, value: bytes) -> None:
+        store.refs[name] = value
 
-class TestLmdbStore(StoreConformance):
+
+class TestPackStore(StoreConformance):
     def make_store(self, tmp_path: Path) -> Any:
-        return LmdbStore(tmp_path / "lmdb", create=True)
+        (tmp_path / "repo").mkdir(exist_ok=True)
+        return PackStore.create(tmp_path / "repo", b"{}")
 
     def reopen(self, store: Any, tmp_path: Path) -> Any:
         store.close()
-        return LmdbStore(tmp_path / "lmdb")
+        return PackStore(tmp_path / "repo")
 
-    def test_open_missing_is_repository_error(self, tmp_path: Path) -> None:
-        with pytest.raises(RepositoryError):
-            LmdbStore(tmp_path / "nothing")
+    def move_ref_elsewhere(self, store: Any, name: bytes, value: bytes) -> None:
+        with store.index.writing() as txn:  # another process's transaction, as LMDB serialises it
+            txn.put(name, value, db=store.index.refs)
 
     def test_readonly_store_refuses_writes(self, tmp_path: Path) -> None:
-        LmdbStore(tmp_path / "lmdb", create=True).close()
-        store = LmdbStore(tmp_path / "lmdb", readonly=True)
+        self.make_store(tmp_path).close()
+        store = PackStore(tmp_path / "repo", readonly=True)
         try:
             with pytest.raises(RepositoryError), store.batch() as batch:
-                batch.put(some_id(1), b"x")
+                batch.put(some_id(1), rec(b"x"))
         finally:
             store.close()
-
-    # A second handle on the same environment in one process is refused by py-lmdb itself;
-    # two writers in separate processes are covered by tests/e2e/test_concurrency.py.
 
     def test_reopen_keeps_everything(self, tmp_path: Path) -> None:
         store = self.make_store(tmp_path)
         with store.batch() as batch:
-            batch.put(some_id(1), b"one")
+            batch.put(some_id(1), rec(b"one"))
             batch.put_meta(b"m", b"meta")
             batch.put_cache(b"c", b"cache")
             batch.cas_ref(b"HEAD", None, b"h")
         store = self.reopen(store, tmp_path)
         try:
-            assert store.get(some_id(1)) == b"one"
+            assert bytes(store.get(some_id(1)).payload) == b"one"
             assert store.get_meta(b"m") == b"meta"
             assert store.get_cache(b"c") == b"cache"
             assert store.get_ref(b"HEAD") == b"h"
         finally:
             store.close()
+
+
+class TestReadOnlyWrapper:
+    def test_reads_pass_writes_are_refused(self) -> None:
+        inner = MemoryStore()
+        with inner.batch() as batch:
+            batch.put(some_id(1), rec(b"one"))
+        store = ReadOnlyStore(inner, "/somewhere")
+        assert bytes(store.get(some_id(1)).payload) == b"one"
+        with pytest.raises(RepositoryError, match="read-only"):
+            store.batch()

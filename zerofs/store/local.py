@@ -1,0 +1,532 @@
+"""The embedded default backend: pack files beside an LMDB index, in one directory.
+
+Layout of a repository directory::
+
+    config            the repository's config (written once), with a checksum
+    index.mdb         LMDB: blob locations, packs, refs, metadata, host-file cache
+    refs.log          every move of a ref, checksummed (see reflog.py)
+    packs/ab/ab...pack  immutable pack files (see packfile.py)
+
+Writing a batch: each blob is appended to this process's open pack; a
+flush makes the pack durable (``fdatasync``) and then, in one LMDB
+transaction, indexes the blobs and (last step only) moves the refs by
+compare-and-swap; the ref log records the move after that transaction. So
+the index never names bytes that are not durable, and a crash leaves at
+most an unindexed pack tail or a pack nobody names, which gc reclaims. A
+pack is closed with its trailer at ``PACK_TARGET_BYTES`` or when the store
+closes; closed packs are never written again.
+
+Reading a blob is one index lookup and one ``pread``. Its header in the
+pack must repeat the id, kind and lengths the index has, and its payload
+must decode and hash to the id (``codec.decode_record``, in the
+repository): a flipped byte anywhere, in a pack or in the index, is
+reported, never returned.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Final
+
+import blake3
+import lmdb
+
+from zerofs.errors import CorruptionError, DamagedObjectError, MissingObjectError, RepositoryError
+from zerofs.objects import ObjectId
+from zerofs.store import maintenance
+from zerofs.store.base import (
+    BlobInfo,
+    ReclaimResult,
+    RefMovedError,
+    ScannedRecord,
+    StorageProblem,
+    StorageUsage,
+)
+from zerofs.store.codec import Record
+from zerofs.store.index import LmdbIndex, Location, decode_location, encode_location, index_damaged
+from zerofs.store.packfile import BLOB_HEADER, parse_blob_header
+from zerofs.store.packs import PackFiles, PackWriter, disk_error, fsync_directory, pack_hex
+from zerofs.store.reflog import RefLog
+
+CONFIG_FILE: Final = "config"
+REFLOG_FILE: Final = "refs.log"
+CONFIG_META_KEY: Final = b"config"
+PACK_TARGET_BYTES: Final = 32 << 20
+"""A pack is closed once it holds this much (chosen by benchmarks/pack_size.py; see ARCHITECTURE.md)."""
+FLUSH_BYTES: Final = 256 << 20
+FLUSH_SECONDS: Final = 2.0
+"""A long batch makes what it wrote durable and indexed after this many bytes or seconds."""
+_CONFIG_SEPARATOR: Final = b"\nblake3 "
+
+
+def is_local_repository(root: str) -> bool:
+    """True if ``root`` holds a repository of this format (its config file is there)."""
+    return os.path.exists(os.path.join(root, CONFIG_FILE))
+
+
+def encode_config_file(config: bytes) -> bytes:
+    """The config file: the config's bytes and their checksum."""
+    return config + _CONFIG_SEPARATOR + blake3.blake3(config).hexdigest().encode() + b"\n"
+
+
+def decode_config_file(data: bytes) -> bytes | None:
+    """The config the file holds, or None if it fails its checksum."""
+    config, separator, digest = data.rpartition(_CONFIG_SEPARATOR)
+    if not separator or blake3.blake3(config).hexdigest().encode() + b"\n" != digest:
+        return None
+    return config
+
+
+def write_file_durably(path: str, data: bytes) -> None:
+    """Write ``path`` whole, by a rename, and make it and its directory entry durable."""
+    temporary = path + ".tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    fsync_directory(os.path.dirname(path) or ".")
+
+
+class PackStore:
+    """A Store over a repository directory: packs, an LMDB index, a ref log."""
+
+    def __init__(self, root: str | os.PathLike[str], *, readonly: bool = False) -> None:
+        """Open the store of an existing repository.
+
+        Raises:
+            CorruptionError: the index is missing or damaged.
+            RepositoryError: it cannot be opened.
+        """
+        self.root = os.fspath(root)
+        self.index = LmdbIndex(self.root, readonly=readonly)
+        self.files = PackFiles(self.root)
+        self.reflog = RefLog(os.path.join(self.root, REFLOG_FILE))
+        self.readonly = readonly
+        self._writer: PackWriter | None = None
+        self._pending: dict[ObjectId, tuple[PackWriter, int, BlobInfo]] = {}
+        self._batch_lock = threading.Lock()
+        self._batch_owner: int | None = None
+        self._names: dict[int, bytes] = {}
+        self._closed = False
+
+    @classmethod
+    def create(cls, root: str | os.PathLike[str], config: bytes, *, write_config: bool = True) -> PackStore:
+        """Make the store of a new repository in ``root``: index, ref log, then the config file.
+
+        The config file is written last: until it is there, the directory
+        is not a repository. ``write_config`` false leaves that to the
+        caller (an upgrade writes it once everything else is durable).
+        """
+        root = os.fspath(root)
+        try:
+            LmdbIndex(root, create=True).close()
+            RefLog(os.path.join(root, REFLOG_FILE)).create()
+            store = cls(root)
+            with store.index.writing() as txn:
+                txn.put(CONFIG_META_KEY, config, db=store.index.meta)
+            if write_config:
+                write_file_durably(os.path.join(root, CONFIG_FILE), encode_config_file(config))
+        except OSError as exc:
+            raise disk_error(f"cannot create the repository at {root}", exc) from exc
+        return store
+
+    def read_config(self) -> bytes:
+        """The repository's config: the file, or where that is damaged, the index's copy.
+
+        Raises:
+            CorruptionError: neither copy can be read.
+        """
+        path = os.path.join(self.root, CONFIG_FILE)
+        try:
+            with open(path, "rb") as handle:
+                config = decode_config_file(handle.read())
+        except OSError:
+            config = None
+        if config is None:
+            config = self.index.get(self.index.meta, CONFIG_META_KEY)
+        if config is None:
+            raise CorruptionError(f"the repository's config file {path} is damaged")
+        return config
+
+    # -- reads --------------------------------------------------------------------
+
+    def _pack_name(self, pack_no: int) -> bytes:
+        name = self._names.get(pack_no)
+        if name is None:
+            entry = self.index.pack_entries().get(pack_no)
+            if entry is None:
+                raise index_damaged(f"an entry names pack number {pack_no}, which the index does not know", self.root)
+            name = self._names[pack_no] = entry.name
+        return name
+
+    def get(self, object_id: ObjectId) -> Record | None:
+        """The record stored under ``object_id``, read from its pack, or None."""
+        pending = self._pending.get(object_id)
+        if pending is not None:
+            writer, offset, info = pending
+            data = writer.read(offset, BLOB_HEADER.size + info.stored_bytes)
+            return _record(object_id, data, info, pack_hex(writer.name))
+        location = self.index.locate(object_id)
+        if location is None:
+            return None
+        return self._read_at(object_id, location)
+
+    def _read_at(self, object_id: ObjectId, location: Location, *, retry: bool = True) -> Record:
+        name = self._pack_name(location.pack_no)
+        try:
+            data = self.files.read(name, location.offset, BLOB_HEADER.size + location.stored_bytes)
+        except FileNotFoundError:
+            again = self.index.locate(object_id) if retry else None
+            if again is not None and again != location:  # gc moved it between the lookup and the read
+                return self._read_at(object_id, again, retry=False)
+            raise MissingObjectError(
+                f"object {object_id.hex()[:16]} is missing: its pack {pack_hex(name)} is not there"
+            ) from None
+        except OSError as exc:
+            raise DamagedObjectError(
+                f"object {object_id.hex()[:16]} cannot be read from pack {pack_hex(name)}: {exc.strerror or exc}"
+            ) from exc
+        info = BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
+        return _record(object_id, data, info, pack_hex(name))
+
+    def info(self, object_id: ObjectId) -> BlobInfo | None:
+        """Kind and lengths of a blob, from the index."""
+        pending = self._pending.get(object_id)
+        if pending is not None:
+            return pending[2]
+        location = self.index.locate(object_id)
+        return None if location is None else BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
+
+    def locate(self, object_id: ObjectId) -> tuple[str, int, int] | None:
+        """(pack file, offset of the blob's header, header and payload length), or None.
+
+        For tools that inspect or damage packs on purpose (tests).
+        """
+        location = self.index.locate(object_id)
+        if location is None:
+            return None
+        name = self._pack_name(location.pack_no)
+        return self.files.path(name), location.offset, BLOB_HEADER.size + location.stored_bytes
+
+    def has(self, object_id: ObjectId) -> bool:
+        """True if stored (or pending in this process's open batch)."""
+        return object_id in self._pending or self.index.get(self.index.blobs, object_id) is not None
+
+    @contextmanager
+    def has_checker(self) -> Iterator[Callable[[ObjectId], bool]]:
+        """``has`` over one read transaction."""
+        pending = self._pending
+        with self.index.reading() as txn:
+            get = txn.get
+            blobs = self.index.blobs
+            yield lambda object_id: object_id in pending or get(object_id, db=blobs) is not None
+
+    def iter_blobs(self, prefix: bytes = b"") -> Iterator[tuple[ObjectId, BlobInfo]]:
+        """Every indexed blob starting with ``prefix``, in id order."""
+        for object_id, location in self.index.iter_locations(prefix):
+            yield object_id, BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
+
+    def get_ref(self, name: bytes) -> bytes | None:
+        """A ref's value."""
+        return self.index.get(self.index.refs, name)
+
+    def get_meta(self, key: bytes) -> bytes | None:
+        """A metadata value."""
+        return self.index.get(self.index.meta, key)
+
+    def get_cache(self, key: bytes) -> bytes | None:
+        """A host-file cache entry."""
+        if len(key) > self.index.env.max_key_size():  # never stored: see PackBatch.put_cache
+            return None
+        return self.index.get(self.index.files, key)
+
+    # -- writes -------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[PackBatch]:
+        """A write batch: durable and indexed when the block ends cleanly, its unindexed tail cut if not."""
+        if self.readonly:
+            raise RepositoryError(f"the repository at {self.root} is open read-only")
+        if self._batch_owner == threading.get_ident():
+            raise RuntimeError("a write batch inside a write batch of the same thread")
+        self._batch_lock.acquire()  # another thread's batch: wait for it
+        self._batch_owner = threading.get_ident()
+        try:
+            batch = PackBatch(self)
+            try:
+                yield batch
+            except BaseException:
+                batch.abandon()
+                raise
+            batch.commit()
+        finally:
+            self._batch_owner = None
+            self._batch_lock.release()
+
+    def writer(self) -> PackWriter:
+        """This process's open pack (a new one if there is none)."""
+        if self._writer is None:
+            self._writer = self.files.create()
+        return self._writer
+
+    def rotate(self) -> None:
+        """Close the open pack (with its trailer) if it has reached its target size, or always with no argument."""
+        if self._writer is not None:
+            self._writer.seal()
+            self._writer = None
+
+    # -- maintenance --------------------------------------------------------------
+
+    def scan(self) -> Iterator[ScannedRecord]:
+        """Every indexed blob, read pack by pack, front to back."""
+        return maintenance.scan(self)
+
+    def check_storage(self) -> Iterator[StorageProblem]:
+        """Packs against the index, the ref log against the refs, the config file against its copy."""
+        return maintenance.check_storage(self)
+
+    def reclaim(self, dead_share: float, *, dry_run: bool = False) -> ReclaimResult:
+        """Delete packs no blob lives in; rewrite those with at least ``dead_share`` dead bytes."""
+        return maintenance.reclaim(self, dead_share, dry_run=dry_run)
+
+    def usage(self) -> StorageUsage:
+        """Packs, live bytes, index and disk usage."""
+        return maintenance.usage(self)
+
+    def verify_refs(self, first_parent: Callable[[bytes], bytes | None]) -> None:
+        """Compare HEAD with the ref log (see reflog.py).
+
+        Raises:
+            CorruptionError: the index lost a move the log records, or they disagree.
+        """
+        maintenance.verify_refs(self, first_parent)
+
+    def compact_index(self) -> tuple[int, int]:
+        """Rewrite the index without its free pages (needs the repository to itself); (bytes before, after)."""
+        return maintenance.compact_index(self)
+
+    def close(self) -> None:
+        """Close the open pack with its trailer, then the index."""
+        if self._closed:
+            return
+        self._closed = True
+        self.rotate()
+        self.files.close()
+        self.index.close()
+
+
+LOGGED_REFS: Final = (b"HEAD", b"GRAFTS")
+
+
+def _log_moves(store: PackStore, moves: list[tuple[bytes, bytes | None, bytes]]) -> None:
+    """Append the moves just committed to the ref log, and any an earlier writer could not (the caller holds its lock).
+
+    A failed append (a full disk) is left for the next writer: the index
+    already has the moves, and a log that lags behind the index is
+    harmless (reflog.py).
+    """
+    now_ns = time.time_ns()
+    try:
+        for name, old, new in moves:
+            store.reflog.append(name, old, new, now_ns)
+        moved = {name for name, _, _ in moves}
+        for name in LOGGED_REFS:
+            value = store.get_ref(name)
+            if name not in moved and value is not None:
+                store.reflog.record(name, value, now_ns)
+    except OSError:
+        return
+
+
+def _record(object_id: ObjectId, data: bytes, info: BlobInfo, pack: str) -> Record:
+    """The record in a blob's bytes, if its header is what the index says.
+
+    Raises:
+        DamagedObjectError: a short read or a header that disagrees (a damaged pack or index).
+    """
+    header = parse_blob_header(data)
+    if (
+        header is None
+        or len(data) != BLOB_HEADER.size + info.stored_bytes
+        or header.object_id != object_id
+        or header.kind is not info.kind
+        or header.stored_bytes != info.stored_bytes
+        or header.raw_bytes != info.raw_bytes
+    ):
+        raise DamagedObjectError(
+            f"object {object_id.hex()[:16]} does not match its hash: damaged on disk "
+            f"(its header in pack {pack} is not what the index says)"
+        )
+    return Record(header.kind, header.codec, header.raw_bytes, memoryview(data)[BLOB_HEADER.size :])
+
+
+class PackBatch:
+    """Writes through the open pack, indexed in one transaction per flush.
+
+    New blobs are appended at once; refs, metadata, cache entries and
+    deletions wait for the last transaction. A batch whose compare-and-swap
+    fails there keeps only its new blobs (harmless: nothing names them),
+    never its deletions, metadata or refs.
+    """
+
+    def __init__(self, store: PackStore) -> None:
+        self.store = store
+        self._new: list[ObjectId] = []
+        self._new_bytes = 0
+        self._started = time.monotonic()
+        self._refs: list[tuple[bytes, bytes | None, bytes]] = []
+        self._meta: dict[bytes, bytes] = {}
+        self._cache: dict[bytes, bytes] = {}
+        self._deleted: list[ObjectId] = []
+
+    def has(self, object_id: ObjectId) -> bool:
+        """True if stored, or written in a batch of this process."""
+        return self.store.has(object_id)
+
+    def put(self, object_id: ObjectId, record: Record) -> bool:
+        """Append a record unless the id is stored; True if new."""
+        store = self.store
+        if store.has(object_id):
+            return False
+        writer = store.writer()
+        offset = writer.append(object_id, record)
+        store._pending[object_id] = (writer, offset, BlobInfo(record.kind, len(record.payload), record.raw_bytes))
+        self._new.append(object_id)
+        self._new_bytes += BLOB_HEADER.size + len(record.payload)
+        if self._new_bytes >= FLUSH_BYTES or time.monotonic() - self._started >= FLUSH_SECONDS:
+            self.flush()
+        return True
+
+    def get_ref(self, name: bytes) -> bytes | None:
+        """The ref as this batch will leave it."""
+        for ref, _, new in reversed(self._refs):
+            if ref == name:
+                return new
+        return self.store.get_ref(name)
+
+    def cas_ref(self, name: bytes, expected: bytes | None, new: bytes) -> bool:
+        """Move a ref at the end of the batch if it is still ``expected``; False if it is already not."""
+        if self.get_ref(name) != expected:
+            return False
+        self._refs.append((name, expected, new))
+        return True
+
+    def delete(self, object_id: ObjectId) -> bool:
+        """Forget a blob at the end of the batch; True if it is indexed."""
+        if self.store.index.locate(object_id) is None:
+            return False
+        self._deleted.append(object_id)
+        return True
+
+    def put_meta(self, key: bytes, value: bytes) -> None:
+        """Set a metadata value at the end of the batch."""
+        self._meta[key] = value
+
+    def put_cache(self, key: bytes, value: bytes) -> None:
+        """Set a host-file cache entry, unless its key (a host path) is longer than LMDB keys may be.
+
+        The cache is a hint: a file whose path is too long is just read again next time.
+        """
+        if len(key) <= self.store.index.env.max_key_size():
+            self._cache[key] = value
+
+    def flush(self) -> None:
+        """Make the blobs written so far durable and indexed; continue the batch."""
+        self._index(final=False)
+        self._new_bytes = 0
+        self._started = time.monotonic()
+
+    def commit(self) -> None:
+        """The last transaction: blobs, then (if every compare-and-swap holds) the rest.
+
+        Raises:
+            RefMovedError: a ref moved since ``cas_ref``; only the blobs were kept.
+        """
+        if not (self._new or self._refs or self._meta or self._cache or self._deleted):
+            return
+        self._index(final=True)
+
+    def abandon(self) -> None:
+        """The batch failed: forget and cut off what it appended and did not index."""
+        store = self.store
+        for object_id in self._new:
+            store._pending.pop(object_id, None)
+        self._new = []
+        if store._writer is not None:
+            store._writer.discard_unindexed()
+
+    def _index(self, *, final: bool) -> None:
+        store = self.store
+        index = store.index
+        writer = store._writer
+        if self._new:
+            assert writer is not None
+            writer.sync()
+        moves: list[tuple[bytes, bytes | None, bytes]] = []
+        ref_lock = store.reflog.lock() if final and self._refs else -1
+        try:
+            with index.writing() as txn:
+                if self._new:
+                    assert writer is not None
+                    self._index_new(txn, writer)
+                is_clean = all(txn.get(name, db=index.refs) == old for name, old, _ in self._refs)
+                if final and is_clean:
+                    self._apply_rest(txn)
+                    for name, old, new in self._refs:
+                        txn.put(name, new, db=index.refs)
+                        moves.append((name, old, new))
+            if writer is not None and self._new:
+                writer.indexed_size = writer.synced_size
+            for object_id in self._new:
+                store._pending.pop(object_id, None)
+            self._new = []
+            if final and not is_clean:
+                raise RefMovedError(f"a ref of the repository at {store.root} moved during the change")
+            if moves:
+                _log_moves(store, moves)
+        finally:
+            if ref_lock >= 0:
+                os.close(ref_lock)
+        if writer is not None and writer.size >= PACK_TARGET_BYTES:
+            store.rotate()
+
+    def _index_new(self, txn: lmdb.Transaction[bytes], writer: PackWriter) -> None:
+        index = self.store.index
+        pending = self.store._pending
+        if writer.pack_no is None:
+            writer.pack_no = index.new_pack_no(txn, writer.name)
+        added_bytes = added_count = 0
+        for object_id in self._new:
+            _, offset, info = pending[object_id]
+            if txn.get(object_id, db=index.blobs) is not None:
+                continue  # another process stored it meanwhile: ours is a dead copy
+            location = Location(writer.pack_no, offset, info.stored_bytes, info.raw_bytes, info.kind)
+            txn.put(object_id, encode_location(location), db=index.blobs)
+            added_bytes += BLOB_HEADER.size + info.stored_bytes
+            added_count += 1
+        index.adjust_pack(txn, writer.pack_no, added_bytes, added_count)
+
+    def _apply_rest(self, txn: lmdb.Transaction[bytes]) -> None:
+        index = self.store.index
+        for key, value in self._meta.items():
+            txn.put(key, value, db=index.meta)
+        for key, value in self._cache.items():
+            txn.put(key, value, db=index.files)
+        freed: dict[int, tuple[int, int]] = {}
+        for object_id in self._deleted:
+            raw = txn.get(object_id, db=index.blobs)
+            if raw is None:
+                continue
+            location = decode_location(raw, self.store.root)
+            txn.delete(object_id, db=index.blobs)
+            size, count = freed.get(location.pack_no, (0, 0))
+            freed[location.pack_no] = (size + BLOB_HEADER.size + location.stored_bytes, count + 1)
+        for pack_no, (size, count) in freed.items():
+            index.adjust_pack(txn, pack_no, -size, -count)

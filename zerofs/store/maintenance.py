@@ -1,0 +1,705 @@
+"""Work on a local store as a whole: read every pack, check the index, reclaim space, rebuild.
+
+- ``scan``: every indexed blob, each pack read once, front to back (fsck
+  ``--read-data``).
+- ``check_storage``: the config file, the ref log, and every pack's header
+  and trailer against the index (plain fsck).
+- ``reclaim``: give back the space of blobs gc forgot. Packs that hold no
+  indexed blob are deleted; packs with at least a given share of dead bytes
+  (and packs without a trailer, left by a writer that died) have their live
+  blobs copied into a new pack, which is made durable, then one index
+  transaction points those blobs at their copies, and only then is the old
+  pack deleted. This needs no writer to wait: no writer adds blobs to a
+  closed pack, a blob a writer is about to reference stays indexed (it only
+  moves), and a reader that looked a blob up in a pack deleted since looks
+  it up again (``PackStore._read_at``). One gc at a time (``locks.py``).
+- ``rebuild_index``: a new index from the packs alone, the refs from the
+  ref log.
+- ``compact_index``: the index copied without its free pages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+import lmdb
+
+from zerofs.errors import CorruptionError, Hint, RepositoryError
+from zerofs.objects import ObjectId
+from zerofs.store.base import ReclaimResult, ScannedRecord, StorageProblem, StorageProblemKind, StorageUsage
+from zerofs.store.codec import Record, decode_record
+from zerofs.store.index import (
+    INDEX_FILE,
+    LmdbIndex,
+    Location,
+    PackEntry,
+    decode_location,
+    encode_location,
+    store_error,
+)
+from zerofs.store.packfile import (
+    BLOB_HEADER,
+    PACK_HEADER,
+    TAIL,
+    ScannedBlob,
+    is_pack_header,
+    parse_blob_header,
+    parse_tail,
+    parse_trailer,
+    scan_blobs,
+)
+from zerofs.store.packs import PackFiles, PackWriter, disk_error, fsync_directory, pack_hex
+from zerofs.store.reflog import LogDamage, RefLog, RefMove
+
+if TYPE_CHECKING:
+    from zerofs.store.local import PackStore
+
+SMALL_PACK_BYTES: Final = 8 << 20
+"""Closed packs smaller than this are merged when there are at least two of them."""
+HEAD: Final = b"HEAD"
+GRAFTS: Final = b"GRAFTS"
+MAX_LAG_COMMITS: Final = 1000
+"""How far back from the index's HEAD opening looks for the ref log's last HEAD."""
+LEFTOVER_FILES: Final = ("data.mdb", "lock.mdb", "grow.lock", "compact.tmp", "refs.log.tmp", "config.tmp")
+
+
+# -- reading packs --------------------------------------------------------------------
+
+
+@dataclass
+class ParsedPack:
+    """What the bytes of one pack hold."""
+
+    blobs: list[ScannedBlob]
+    has_trailer: bool
+    problems: list[str] = field(default_factory=list)
+
+
+def parse_pack(data: bytes) -> ParsedPack:
+    """The blobs of a whole pack: by its trailer when it has a valid one, else read from the start."""
+    if not is_pack_header(data):
+        return ParsedPack([], False, ["its first bytes are not a pack header"])
+    parsed = parse_tail(data[-TAIL.size :], len(data)) if len(data) >= PACK_HEADER.size + TAIL.size else None
+    found = parse_trailer(data[parsed[1] :], len(data)) if parsed is not None else None
+    if found is None:
+        return ParsedPack(list(scan_blobs(data)), False)
+    blobs = []
+    problems = []
+    view = memoryview(data)
+    for offset in found.offsets:
+        header = parse_blob_header(view, offset)
+        end = offset + BLOB_HEADER.size + (header.stored_bytes if header is not None else 0)
+        if header is None or end > found.data_end:
+            problems.append(f"its trailer lists a blob at offset {offset} that has no valid header")
+            continue
+        payload = view[offset + BLOB_HEADER.size : end]
+        blobs.append(ScannedBlob(offset, header, Record(header.kind, header.codec, header.raw_bytes, payload)))
+    return ParsedPack(blobs, True, problems)
+
+
+def read_pack(files: PackFiles, name: bytes) -> bytes | None:
+    """The whole pack, or None if it is not there."""
+    try:
+        with open(files.path(name), "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _live_in(store: PackStore, pack_no: int, blobs: list[ScannedBlob]) -> list[tuple[ScannedBlob, Location]]:
+    """The blobs of a pack that the index places there (the others are dead copies)."""
+    live = []
+    with store.index.reading() as txn:
+        for blob in blobs:
+            raw = txn.get(blob.header.object_id, db=store.index.blobs)
+            if raw is None:
+                continue
+            location = decode_location(raw, store.root)
+            if location.pack_no == pack_no and location.offset == blob.offset:
+                live.append((blob, location))
+    return live
+
+
+def scan(store: PackStore) -> Iterator[ScannedRecord]:
+    """Every indexed blob in pack order; a blob whose header disagrees with the index comes without a record."""
+    for pack_no, entry in sorted(store.index.pack_entries().items()):
+        data = read_pack(store.files, entry.name)
+        if data is None:
+            continue  # fsck reads what it misses one by one, and reports the missing pack
+        for blob, location in _live_in(store, pack_no, parse_pack(data).blobs):
+            header = blob.header
+            if (header.kind, header.stored_bytes, header.raw_bytes) != (
+                location.kind,
+                location.stored_bytes,
+                location.raw_bytes,
+            ):
+                yield ScannedRecord(header.object_id, None, "its header in the pack is not what the index says")
+            else:
+                yield ScannedRecord(header.object_id, blob.record, None)
+
+
+# -- checking -------------------------------------------------------------------------
+
+
+def check_storage(store: PackStore) -> Iterator[StorageProblem]:
+    """The config file, the ref log and every pack against the index."""
+    yield from _check_config(store)
+    yield from check_ref_log(store)
+    yield from _check_packs(store)
+    for name in LEFTOVER_FILES:
+        if os.path.lexists(os.path.join(store.root, name)):
+            yield StorageProblem(
+                StorageProblemKind.LEFTOVER, f"{name} is left over from an interrupted operation", is_error=False
+            )
+
+
+def _check_config(store: PackStore) -> Iterator[StorageProblem]:
+    from zerofs.store.local import CONFIG_FILE, CONFIG_META_KEY, decode_config_file
+
+    path = os.path.join(store.root, CONFIG_FILE)
+    try:
+        with open(path, "rb") as handle:
+            config = decode_config_file(handle.read())
+    except OSError as exc:
+        yield StorageProblem(StorageProblemKind.CONFIG, f"the config file cannot be read: {exc.strerror}")
+        return
+    if config is None:
+        yield StorageProblem(StorageProblemKind.CONFIG, "the config file fails its checksum (the index's copy is used)")
+    elif store.index.get(store.index.meta, CONFIG_META_KEY) != config:
+        yield StorageProblem(StorageProblemKind.CONFIG, "the config file and the index's copy of it differ")
+
+
+def check_ref_log(store: PackStore) -> Iterator[StorageProblem]:
+    """Every record of the ref log intact and chained, and its last moves where the index's refs are."""
+    last: dict[bytes, RefMove] = {}
+    earlier: dict[bytes, set[bytes]] = {}
+    for item in store.reflog.iter_moves():
+        if isinstance(item, LogDamage):
+            yield StorageProblem(StorageProblemKind.REF_LOG, f"ref log at byte {item.position}: {item.detail}")
+            continue
+        previous = last.get(item.name)
+        if previous is not None and item.old != previous.new:
+            yield StorageProblem(
+                StorageProblemKind.REF_LOG,
+                f"ref log record {item.sequence} moves {item.name.decode()} from a value no record left it at",
+            )
+        if previous is not None:
+            earlier.setdefault(item.name, set()).add(previous.new)
+        last[item.name] = item
+    for name, move in sorted(last.items()):
+        current = store.get_ref(name)
+        if current == move.new:
+            continue
+        label = name.decode()
+        if current is not None and current in earlier.get(name, set()) | ({move.old} if move.old else set()):
+            yield StorageProblem(
+                StorageProblemKind.REF_LOG,
+                f"the index has {label} at {current.hex()[:12]}, older than the ref log's {move.new.hex()[:12]}: "
+                "the index lost a transaction",
+            )
+        else:
+            yield StorageProblem(
+                StorageProblemKind.REF_LOG,
+                f"the ref log's last {label} is {move.new.hex()[:12]}, the index has "
+                f"{current.hex()[:12] if current else 'none'} (a log that lags behind the index is harmless)",
+                is_error=False,
+            )
+
+
+def _check_packs(store: PackStore) -> Iterator[StorageProblem]:
+    entries = store.index.pack_entries()
+    registered = {entry.name for entry in entries.values()}
+    for pack_no, entry in sorted(entries.items()):
+        yield from _check_pack(store, pack_no, entry)
+    total = sum(entry.live_count for entry in entries.values())
+    with store.index.reading() as txn:
+        n_entries = txn.stat(store.index.blobs)["entries"]
+    if total != n_entries:
+        yield StorageProblem(
+            StorageProblemKind.PACK_ACCOUNTING,
+            f"the index holds {n_entries} entries but its packs account for {total}",
+        )
+    for name in store.files.list():
+        if name not in registered and not store.files.is_active(name):
+            yield StorageProblem(
+                StorageProblemKind.LEFTOVER,
+                f"pack {pack_hex(name)} is named by no index entry (left by a writer that died; gc deletes it)",
+                is_error=False,
+            )
+
+
+def _check_pack(store: PackStore, pack_no: int, entry: PackEntry) -> Iterator[StorageProblem]:
+    label = f"pack {pack_hex(entry.name)}"
+    path = store.files.path(entry.name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if entry.live_count:
+            yield StorageProblem(
+                StorageProblemKind.PACK_MISSING, f"{label} is missing: {entry.live_count} indexed blobs were in it"
+            )
+        return
+    try:
+        size = os.fstat(fd).st_size
+        if not is_pack_header(os.pread(fd, PACK_HEADER.size, 0)):
+            yield StorageProblem(StorageProblemKind.PACK_HEADER, f"{label}: its first bytes are not a pack header")
+        tail = parse_tail(os.pread(fd, TAIL.size, max(0, size - TAIL.size)), size)
+        trailer = parse_trailer(os.pread(fd, size - tail[1], tail[1]), size) if tail is not None else None
+        if trailer is None:
+            if not store.files.is_active(entry.name):
+                yield StorageProblem(
+                    StorageProblemKind.PACK_TRAILER,
+                    f"{label} has no valid trailer (left by a writer that died, or damaged; gc rewrites it)",
+                    is_error=False,
+                )
+            return
+        matched = matched_bytes = 0
+        with store.index.reading() as txn:
+            for offset in trailer.offsets:
+                header = parse_blob_header(os.pread(fd, BLOB_HEADER.size, offset))
+                if header is None:
+                    yield StorageProblem(
+                        StorageProblemKind.PACK_TRAILER,
+                        f"{label}: its trailer lists a blob at offset {offset} where there is no valid header",
+                    )
+                    continue
+                raw = txn.get(header.object_id, db=store.index.blobs)
+                location = decode_location(raw, store.root) if raw is not None else None
+                if location is None or location.pack_no != pack_no or location.offset != offset:
+                    continue  # a dead or duplicate copy
+                if (location.kind, location.stored_bytes, location.raw_bytes) != (
+                    header.kind,
+                    header.stored_bytes,
+                    header.raw_bytes,
+                ):
+                    yield StorageProblem(
+                        StorageProblemKind.INDEX_ENTRY,
+                        f"the index entry of {header.object_id.hex()[:16]} disagrees with its header in {label}",
+                    )
+                matched += 1
+                matched_bytes += BLOB_HEADER.size + header.stored_bytes
+        if matched != entry.live_count:
+            yield StorageProblem(
+                StorageProblemKind.INDEX_ENTRY,
+                f"the index places {entry.live_count} blobs in {label}, but {matched} of its blobs are where "
+                "the index says: some index entries point at bytes that are not their blob",
+            )
+    finally:
+        os.close(fd)
+
+
+def verify_refs(store: PackStore, first_parent: Callable[[bytes], bytes | None]) -> None:
+    """Refuse an index that lost a ref move the log records (see reflog.py).
+
+    Raises:
+        CorruptionError: with the hint to rebuild the index.
+    """
+    for name, move in store.reflog.last_moves().items():
+        current = store.get_ref(name)
+        if current == move.new:
+            continue
+        if current is not None and current != move.old and _descends(current, move.new, name, first_parent):
+            continue  # the log lags behind the index: harmless, the next writer records the move
+        raise CorruptionError(
+            f"the repository's index has {name.decode()} at {current.hex()[:12] if current else 'nothing'} but its "
+            f"ref log says {move.new.hex()[:12]}: the index lost a transaction",
+            hint=Hint.REBUILD_INDEX,
+        )
+
+
+def _descends(current: bytes, ancestor: bytes, name: bytes, first_parent: Callable[[bytes], bytes | None]) -> bool:
+    if name != HEAD:
+        return True  # a graft table has no history to walk; only a rollback (back to ``old``) is refused
+    commit_id: bytes | None = current
+    for _ in range(MAX_LAG_COMMITS):
+        try:
+            commit_id = first_parent(commit_id)  # type: ignore[arg-type]
+        except CorruptionError:
+            return False
+        if commit_id is None:
+            return False
+        if commit_id == ancestor:
+            return True
+    return False
+
+
+# -- reclaiming -----------------------------------------------------------------------
+
+
+def _data_bytes(size: int, has_trailer: bool, live_count: int) -> int:
+    """Bytes of a pack that hold blobs (or could): without its header and trailer."""
+    trailer = TAIL.size + 4 * live_count if has_trailer else 0
+    return max(1, size - PACK_HEADER.size - trailer)
+
+
+def _has_trailer(files: PackFiles, name: bytes, size: int) -> bool:
+    try:
+        fd = os.open(files.path(name), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        return parse_tail(os.pread(fd, TAIL.size, max(0, size - TAIL.size)), size) is not None
+    finally:
+        os.close(fd)
+
+
+def reclaim(store: PackStore, dead_share: float, *, dry_run: bool = False) -> ReclaimResult:
+    """Delete packs that hold no indexed blob; rewrite those with at least ``dead_share`` of dead bytes.
+
+    The caller holds the gc lock. Writes: each rewritten pack's live blobs to
+    a new pack (made durable), then the index (their new places, the old
+    pack forgotten), then the old pack is deleted.
+    """
+    entries = store.index.pack_entries()
+    own = store._writer.name if store._writer is not None else None
+    registered = {entry.name for entry in entries.values()}
+    deleted = rewritten = before = 0
+    for name in store.files.list():
+        if name in registered or name == own or store.files.is_active(name):
+            continue
+        size = store.files.size(name) or 0
+        if dry_run or store.files.delete(name):
+            deleted += 1
+            before += size
+    empty: list[PackEntry] = []
+    rewrite: list[PackEntry] = []
+    small: list[PackEntry] = []
+    for entry in entries.values():
+        if entry.name == own or store.files.is_active(entry.name):
+            continue
+        found = store.files.size(entry.name)
+        if found is None:
+            continue
+        size = found
+        if entry.live_count == 0:
+            empty.append(entry)
+            continue
+        has_trailer = _has_trailer(store.files, entry.name, size)
+        dead = 1 - entry.live_bytes / _data_bytes(size, has_trailer, entry.live_count)
+        if not has_trailer or dead >= dead_share:
+            rewrite.append(entry)
+        elif size < SMALL_PACK_BYTES:
+            small.append(entry)
+    if len(small) >= 2:
+        rewrite.extend(small)
+    if dry_run:
+        freed = sum(store.files.size(e.name) or 0 for e in empty)
+        moved = sum(e.live_bytes for e in rewrite)
+        return ReclaimResult(
+            deleted + len(empty),
+            len(rewrite),
+            before + freed + sum(store.files.size(e.name) or 0 for e in rewrite),
+            moved,
+        )
+    gone = _forget_packs(store, [e.pack_no for e in empty])
+    for entry in empty:
+        if entry.pack_no in gone:
+            before += store.files.size(entry.name) or 0
+            store.files.delete(entry.name)
+            deleted += 1
+    writer: PackWriter | None = None
+    written = 0
+    try:
+        for entry in sorted(rewrite, key=lambda e: e.pack_no):
+            size = store.files.size(entry.name) or 0
+            writer, is_done = _rewrite_pack(store, entry, writer)
+            if is_done:
+                rewritten += 1
+                before += size
+            if writer is not None and writer.size >= _pack_target():
+                written += writer.size
+                writer.seal()
+                writer = None
+    finally:
+        if writer is not None:
+            written += writer.indexed_size
+            writer.seal()
+    return ReclaimResult(deleted, rewritten, before, written)
+
+
+def _pack_target() -> int:
+    from zerofs.store.local import PACK_TARGET_BYTES
+
+    return PACK_TARGET_BYTES
+
+
+def _forget_packs(store: PackStore, pack_nos: list[int]) -> set[int]:
+    """Drop from the index the packs that still hold no blob; return those dropped."""
+    if not pack_nos:
+        return set()
+    dropped = set()
+    with store.index.writing() as txn:
+        current = store.index.pack_entries(txn)
+        for pack_no in pack_nos:
+            entry = current.get(pack_no)
+            if entry is not None and entry.live_count == 0:
+                store.index.drop_pack(txn, pack_no)
+                dropped.add(pack_no)
+    return dropped
+
+
+def _rewrite_pack(store: PackStore, entry: PackEntry, writer: PackWriter | None) -> tuple[PackWriter | None, bool]:
+    """Copy a pack's live blobs into ``writer``, point the index at them, delete the pack; True if deleted."""
+    data = read_pack(store.files, entry.name)
+    if data is None:
+        return writer, False
+    live = _live_in(store, entry.pack_no, parse_pack(data).blobs)
+    copies: list[tuple[ObjectId, Location, int]] = []
+    if live:
+        if writer is None:
+            writer = store.files.create()
+        for blob, location in live:
+            offset = writer.append(blob.header.object_id, blob.record)
+            copies.append((blob.header.object_id, location, offset))
+        writer.sync()
+    with store.index.writing() as txn:
+        moved_bytes = moved_count = 0
+        if copies:
+            assert writer is not None
+            if writer.pack_no is None:
+                writer.pack_no = store.index.new_pack_no(txn, writer.name)
+            for object_id, old, offset in copies:
+                raw = txn.get(object_id, db=store.index.blobs)
+                if raw is None or decode_location(raw, store.root) != old:
+                    continue
+                new = Location(writer.pack_no, offset, old.stored_bytes, old.raw_bytes, old.kind)
+                txn.put(object_id, encode_location(new), db=store.index.blobs)
+                moved_bytes += BLOB_HEADER.size + old.stored_bytes
+                moved_count += 1
+            store.index.adjust_pack(txn, writer.pack_no, moved_bytes, moved_count)
+        store.index.adjust_pack(txn, entry.pack_no, -moved_bytes, -moved_count)
+        remaining = store.index.pack_entries(txn)[entry.pack_no]
+        is_empty = remaining.live_count == 0
+        if is_empty:
+            store.index.drop_pack(txn, entry.pack_no)
+    if writer is not None:
+        writer.indexed_size = writer.synced_size
+    if is_empty:
+        store.files.delete(entry.name)
+    return writer, is_empty
+
+
+# -- usage ----------------------------------------------------------------------------
+
+
+def usage(store: PackStore) -> StorageUsage:
+    """Packs, live bytes, the index in use and the blocks the repository directory occupies."""
+    entries = store.index.pack_entries()
+    pack_bytes = sum(store.files.size(e.name) or 0 for e in entries.values())
+    return StorageUsage(
+        n_packs=len(entries),
+        pack_bytes=pack_bytes,
+        live_bytes=sum(e.live_bytes for e in entries.values()),
+        index_bytes=store.index.used_bytes(),
+        disk_bytes=disk_bytes(store.root),
+    )
+
+
+def disk_bytes(root: str) -> int:
+    """Blocks allocated to everything under ``root``, directories included, as ``du`` counts them."""
+    total = 0
+    for directory, dirs, files in os.walk(root):
+        total += os.lstat(directory).st_blocks * 512
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+            except FileNotFoundError:
+                continue
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(directory, d))]
+    return total
+
+
+# -- compaction and rebuild ---------------------------------------------------------------
+
+
+def compact_index(store: PackStore) -> tuple[int, int]:
+    """Copy the index without its free pages and swap the copy in (the caller has the repository alone).
+
+    The copy is an unnamed file until it is complete and durable, then
+    linked and renamed over the index: a crash or a full disk leaves the old
+    index and nothing else.
+
+    Raises:
+        DiskFullError: no room for the copy (the old index is kept).
+    """
+    path = store.index.path
+    before = os.stat(path).st_blocks * 512
+    try:
+        fd = os.open(store.root, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise disk_error("cannot compact the index", exc) from exc
+    try:
+        try:
+            store.index.env.copyfd(fd, compact=True)
+            os.fsync(fd)
+        except OSError as exc:
+            raise disk_error("cannot compact the index", exc) from exc
+        except lmdb.Error as exc:
+            raise store_error("cannot compact the index", exc) from exc
+        temporary = path + ".compact"
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        _link_unnamed(fd, temporary)
+    finally:
+        os.close(fd)
+    store.index.close()
+    os.replace(temporary, path)
+    fsync_directory(store.root)
+    store.index = LmdbIndex(store.root, readonly=store.readonly)
+    store._names.clear()
+    return before, os.stat(path).st_blocks * 512
+
+
+def _link_unnamed(fd: int, path: str) -> None:
+    """Give an ``O_TMPFILE`` file a name (``linkat`` through /proc, which ``os.link`` cannot do)."""
+    import ctypes  # here: only compaction needs it
+
+    at_fdcwd, at_symlink_follow = -100, 0x400
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.linkat(at_fdcwd, f"/proc/self/fd/{fd}".encode(), at_fdcwd, os.fsencode(path), at_symlink_follow) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error), path)
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildResult:
+    """What ``rebuild_index`` found in the packs and the ref log."""
+
+    n_packs: int
+    n_blobs: int
+    n_duplicates: int
+    head: ObjectId | None
+    problems: tuple[str, ...]
+
+
+def rebuild_index(root: str, config: bytes) -> RebuildResult:
+    """Build a new index from the pack files and the ref log, and swap it in (the caller has the repository alone).
+
+    Packs with a valid trailer are read through it; others are read from the
+    start, each blob verified, until the first that is not whole. Where a
+    blob is in several packs, a copy that verifies wins. HEAD and the graft
+    table come from the ref log's last intact records. The new index is
+    written beside the old one and renamed over it: a crash leaves the old.
+
+    Raises:
+        RepositoryError: the new index cannot be written (a full disk).
+    """
+    from zerofs.store.local import CONFIG_META_KEY, REFLOG_FILE
+
+    temporary_name = INDEX_FILE + ".rebuild"
+    for leftover in (temporary_name, temporary_name + "-lock"):
+        if os.path.lexists(os.path.join(root, leftover)):
+            os.unlink(os.path.join(root, leftover))
+    files = PackFiles(root)
+    index = LmdbIndex(root, create=True, file_name=temporary_name)
+    problems: list[str] = []
+    n_packs = n_blobs = n_duplicates = 0
+    head: ObjectId | None = None
+    try:
+        with index.writing() as txn:
+            txn.put(CONFIG_META_KEY, config, db=index.meta)
+            places: dict[ObjectId, tuple[int, ScannedBlob, bytes]] = {}
+            for name in sorted(files.list()):
+                data = read_pack(files, name)
+                if data is None:
+                    continue
+                parsed = parse_pack(data)
+                problems.extend(f"pack {pack_hex(name)}: {p}" for p in parsed.problems)
+                kept = []
+                for blob in parsed.blobs:
+                    if not parsed.has_trailer and not _verifies(blob):
+                        problems.append(f"pack {pack_hex(name)}: read up to a blob that is not whole, at {blob.offset}")
+                        break
+                    kept.append(blob)
+                if not kept:
+                    continue
+                pack_no = index.new_pack_no(txn, name)
+                n_packs += 1
+                for blob in kept:
+                    object_id = blob.header.object_id
+                    other = places.get(object_id)
+                    if other is not None:
+                        n_duplicates += 1
+                        if _verifies(other[1]) or not _verifies(blob):
+                            continue
+                    places[object_id] = (pack_no, blob, data)
+            totals: dict[int, tuple[int, int]] = {}
+            for object_id, (pack_no, blob, _) in sorted(places.items()):
+                header = blob.header
+                location = Location(pack_no, blob.offset, header.stored_bytes, header.raw_bytes, header.kind)
+                txn.put(object_id, encode_location(location), db=index.blobs)
+                size, count = totals.get(pack_no, (0, 0))
+                totals[pack_no] = (size + BLOB_HEADER.size + header.stored_bytes, count + 1)
+                n_blobs += 1
+            for pack_no, (size, count) in totals.items():
+                index.adjust_pack(txn, pack_no, size, count)
+            head = _restore_refs(RefLog(os.path.join(root, REFLOG_FILE)), txn, index, set(places), problems)
+        index.env.sync(True)
+    except OSError as exc:
+        index.close()
+        raise disk_error("cannot write the rebuilt index", exc) from exc
+    except RepositoryError:
+        index.close()
+        raise
+    index.close()
+    final = os.path.join(root, INDEX_FILE)
+    os.replace(os.path.join(root, temporary_name), final)
+    for stale in (final + "-lock", os.path.join(root, temporary_name + "-lock")):
+        if os.path.lexists(stale):
+            os.unlink(stale)
+    fsync_directory(root)
+    return RebuildResult(n_packs, n_blobs, n_duplicates, head, tuple(problems))
+
+
+def _verifies(blob: ScannedBlob) -> bool:
+    try:
+        decode_record(blob.header.object_id, blob.record)
+    except CorruptionError:
+        return False
+    return True
+
+
+def _restore_refs(
+    reflog: RefLog, txn: lmdb.Transaction[bytes], index: LmdbIndex, present: set[ObjectId], problems: list[str]
+) -> ObjectId | None:
+    """Set HEAD and GRAFTS to the ref log's newest values whose object the packs hold; return HEAD."""
+    history: dict[bytes, list[bytes]] = {}
+    for item in reflog.iter_moves():
+        if isinstance(item, LogDamage):
+            problems.append(f"ref log at byte {item.position}: {item.detail}")
+        else:
+            history.setdefault(item.name, []).append(item.new)
+    head = None
+    for name in (HEAD, GRAFTS):
+        values = history.get(name, [])
+        for position, value in enumerate(reversed(values)):
+            if value in present:
+                if position:
+                    problems.append(
+                        f"the ref log's last {position} value(s) of {name.decode()} name objects no pack holds; "
+                        f"{name.decode()} is set to {value.hex()[:12]}, the newest that is there"
+                    )
+                txn.put(name, value, db=index.refs)
+                if name == HEAD:
+                    head = value
+                break
+        else:
+            if name == HEAD:
+                problems.append("no HEAD the ref log records is in the packs: HEAD is not set")
+    return head
+
+
+def leftover_paths(root: str) -> list[str]:
+    """Files an interrupted upgrade or compaction left in ``root``."""
+    return [os.path.join(root, name) for name in LEFTOVER_FILES if os.path.lexists(os.path.join(root, name))]
+
+
+def pack_count(root: str) -> int:
+    """Pack files on disk (for reports)."""
+    return sum(1 for _ in PackFiles(root).list())
+
+
+assert INDEX_FILE == "index.mdb"

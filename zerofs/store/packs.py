@@ -1,0 +1,377 @@
+"""Pack files in a directory: written by appending, read by range, deleted whole.
+
+Names are 16 random bytes, spread over subdirectories by their first byte
+(``packs/ab/ab....pack``). A writer holds an exclusive ``flock`` on its
+open pack for as long as it appends to it; a pack nobody holds and that has
+no trailer was left by a writer that died (gc rewrites it). Creating a pack
+takes the lock and then checks that the file is still linked, so gc, which
+deletes unlocked packs while holding their lock, can never delete a pack
+that a writer has just created.
+
+Writes are plain ``write(2)`` calls from a buffer of ``WRITE_BUFFER_BYTES``
+(large payloads go straight through with ``writev``); ``sync`` makes
+everything appended so far durable (``fdatasync``, and the directories on
+first use) before the index may name it. Reads are ``pread`` through a small
+cache of descriptors, which drops the descriptors of packs deleted since.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Final
+
+from zerofs.errors import DiskFullError, RepositoryError
+from zerofs.objects import ObjectId
+from zerofs.store.codec import Record
+from zerofs.store.packfile import BLOB_HEADER, MAX_PACK_BYTES, TAIL, blob_header, pack_header, trailer
+
+PACK_SUFFIX: Final = ".pack"
+NAME_BYTES: Final = 16
+WRITE_BUFFER_BYTES: Final = 1 << 20
+DIRECT_WRITE_BYTES: Final = 64 << 10
+"""Payloads at least this long skip the buffer: one ``writev`` instead of a copy."""
+OPEN_READERS: Final = 64
+STALE_CHECK_SECONDS: Final = 1.0
+
+
+def pack_hex(name: bytes) -> str:
+    """The text form of a pack name."""
+    return name.hex()
+
+
+def disk_error(what: str, exc: OSError) -> RepositoryError:
+    """The error to raise for a failed write: disk full (exit 5, one line) or another I/O error."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return DiskFullError(f"disk full: {what}; free some space and retry")
+    return RepositoryError(f"{what}: {exc.strerror or exc}")
+
+
+def fsync_directory(path: str) -> None:
+    """Make a directory's entries durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PackFiles:
+    """The ``packs/`` directory of a repository."""
+
+    def __init__(self, root: str) -> None:
+        """Use ``root/packs`` (created on the first write)."""
+        self.root = root
+        self.directory = os.path.join(root, "packs")
+        self._readers: OrderedDict[bytes, int] = OrderedDict()
+        self._lock = threading.Lock()
+        self._checked = time.monotonic()
+
+    def path(self, name: bytes) -> str:
+        """Where the pack ``name`` lives."""
+        text = pack_hex(name)
+        return os.path.join(self.directory, text[:2], text + PACK_SUFFIX)
+
+    # -- reads --------------------------------------------------------------------
+
+    def read(self, name: bytes, offset: int, length: int) -> bytes:
+        """Read ``length`` bytes at ``offset`` of a pack (fewer at its end).
+
+        Raises:
+            FileNotFoundError: there is no such pack (gc may have just moved its blobs).
+        """
+        fd = self._reader(name)
+        try:
+            return os.pread(fd, length, offset)
+        except OSError:
+            self._forget(name)
+            raise
+
+    def _reader(self, name: bytes) -> int:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._checked > STALE_CHECK_SECONDS:
+                self._checked = now
+                self._drop_deleted()
+            fd = self._readers.get(name)
+            if fd is not None:
+                self._readers.move_to_end(name)
+                return fd
+        fd = os.open(self.path(name), os.O_RDONLY | os.O_CLOEXEC)
+        with self._lock:
+            other = self._readers.get(name)
+            if other is not None:
+                os.close(fd)
+                return other
+            self._readers[name] = fd
+            while len(self._readers) > OPEN_READERS:
+                _, old = self._readers.popitem(last=False)
+                os.close(old)
+        return fd
+
+    def _drop_deleted(self) -> None:
+        """Close descriptors of packs gc deleted, so their space comes back while we run."""
+        for name, fd in list(self._readers.items()):
+            if os.fstat(fd).st_nlink == 0:
+                del self._readers[name]
+                os.close(fd)
+
+    def _forget(self, name: bytes) -> None:
+        with self._lock:
+            fd = self._readers.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def size(self, name: bytes) -> int | None:
+        """The length of a pack, or None if it does not exist."""
+        try:
+            return os.stat(self.path(name)).st_size
+        except FileNotFoundError:
+            return None
+
+    def allocated_bytes(self, name: bytes) -> int:
+        """Disk blocks a pack occupies (0 if it does not exist)."""
+        try:
+            return os.stat(self.path(name)).st_blocks * 512
+        except FileNotFoundError:
+            return 0
+
+    def list(self) -> Iterator[bytes]:
+        """Every pack file's name (in no particular order)."""
+        try:
+            groups = os.listdir(self.directory)
+        except FileNotFoundError:
+            return
+        for group in groups:
+            try:
+                files = os.listdir(os.path.join(self.directory, group))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for file_name in files:
+                if file_name.endswith(PACK_SUFFIX) and len(file_name) == 2 * NAME_BYTES + len(PACK_SUFFIX):
+                    try:
+                        yield bytes.fromhex(file_name[: 2 * NAME_BYTES])
+                    except ValueError:
+                        continue
+
+    # -- writers and deletion -------------------------------------------------------
+
+    def create(self) -> PackWriter:
+        """Start a new pack (locked by this process until it is closed).
+
+        Raises:
+            DiskFullError: no room for it.
+            RepositoryError: it cannot be created.
+        """
+        while True:
+            name = os.urandom(NAME_BYTES)
+            path = self.path(name)
+            parent = os.path.dirname(path)
+            new_dirs = [d for d in (self.directory, parent) if not os.path.isdir(d)]
+            try:
+                for directory in new_dirs:
+                    os.makedirs(directory, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise disk_error(f"cannot create a pack file in {self.directory}", exc) from exc
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink == 0:  # gc found it unlocked and deleted it first: take another name
+                os.close(fd)
+                continue
+            return PackWriter(self, name, fd, [self.root, *new_dirs] if new_dirs else [parent])
+
+    def is_active(self, name: bytes) -> bool:
+        """True if a live writer holds the pack open."""
+        try:
+            fd = os.open(self.path(name), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def delete(self, name: bytes) -> bool:
+        """Delete a pack unless a writer holds it; True if it was deleted (or already gone)."""
+        path = self.path(name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return True
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            os.unlink(path)
+        finally:
+            os.close(fd)
+        self._forget(name)
+        return True
+
+    def close(self) -> None:
+        """Close every cached descriptor."""
+        with self._lock:
+            for fd in self._readers.values():
+                os.close(fd)
+            self._readers.clear()
+
+
+class PackWriter:
+    """One open pack: blobs appended in order, made durable by ``sync``, closed by ``seal``.
+
+    Offsets count from the start of the file; the bytes not yet written
+    from the buffer are read back from it.
+    """
+
+    def __init__(self, files: PackFiles, name: bytes, fd: int, dirs_to_sync: list[str]) -> None:
+        self.files = files
+        self.name = name
+        self.fd = fd
+        self.pack_no: int | None = None
+        """Its number in the index, given by the first index transaction that names it."""
+        self.offsets: list[int] = []
+        self._buffer = bytearray(pack_header())
+        self._buffer_start = 0
+        self.size = len(self._buffer)
+        self.synced_size = 0
+        self.indexed_size = 0
+        """Where the blobs the index knows end: everything after it may be cut off."""
+        self._dirs_to_sync = dirs_to_sync
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def append(self, object_id: ObjectId, record: Record) -> int:
+        """Append a blob; return the offset of its header.
+
+        Raises:
+            DiskFullError, RepositoryError: the write failed (nothing of the blob counts).
+        """
+        header = blob_header(object_id, record)
+        payload = record.payload
+        with self._lock:
+            offset = self.size
+            if offset + len(header) + len(payload) + TAIL.size > MAX_PACK_BYTES:
+                raise RepositoryError("internal error: a pack grew past 4 GiB")
+            try:
+                if len(payload) >= DIRECT_WRITE_BYTES:
+                    self._write_buffer()
+                    _write_fully(self.fd, [header, payload], offset)
+                    self._buffer_start = offset + len(header) + len(payload)
+                else:
+                    self._buffer += header
+                    self._buffer += payload
+                    if len(self._buffer) >= WRITE_BUFFER_BYTES:
+                        self._write_buffer()
+            except OSError as exc:
+                self._cut_back(offset)
+                raise disk_error(f"cannot write to pack {pack_hex(self.name)}", exc) from exc
+            self.size = offset + len(header) + len(payload)
+            self.offsets.append(offset)
+            return offset
+
+    def _write_buffer(self) -> None:
+        if self._buffer:
+            _write_fully(self.fd, [self._buffer], self._buffer_start)
+            self._buffer_start += len(self._buffer)
+            self._buffer = bytearray()
+
+    def _cut_back(self, offset: int) -> None:
+        """Forget a failed append: drop what the buffer holds past ``offset`` and cut the file there."""
+        kept = max(0, offset - self._buffer_start)
+        del self._buffer[kept:]
+        if self._buffer_start > offset:
+            self._buffer_start = offset
+        with contextlib.suppress(OSError):  # the bytes past ``offset`` are unindexed either way
+            os.ftruncate(self.fd, min(offset, self._buffer_start))
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Read back appended bytes, from the buffer or the file."""
+        with self._lock:
+            if offset >= self._buffer_start:
+                start = offset - self._buffer_start
+                return bytes(self._buffer[start : start + length])
+        return os.pread(self.fd, length, offset)
+
+    def sync(self) -> None:
+        """Make every appended byte durable (and, the first time, the pack's directory entry).
+
+        Raises:
+            DiskFullError, RepositoryError: writing or syncing failed.
+        """
+        with self._lock:
+            try:
+                self._write_buffer()
+                if self.synced_size != self.size:
+                    os.fdatasync(self.fd)
+                while self._dirs_to_sync:
+                    fsync_directory(self._dirs_to_sync.pop())
+            except OSError as exc:
+                raise disk_error(f"cannot write to pack {pack_hex(self.name)}", exc) from exc
+            self.synced_size = self.size
+
+    def discard_unindexed(self) -> None:
+        """Cut off what was appended after the last indexed blob (a batch that failed)."""
+        with self._lock:
+            self._buffer = bytearray()
+            self._buffer_start = self.indexed_size
+            self.size = self.synced_size = self.indexed_size
+            self.offsets = [o for o in self.offsets if o < self.indexed_size]
+            with contextlib.suppress(OSError):  # unindexed bytes are dead whether or not they are cut
+                os.ftruncate(self.fd, self.indexed_size)
+
+    def seal(self) -> None:
+        """Close the pack: append the trailer listing its blobs, make it durable, release it.
+
+        A pack whose blobs the index never named is deleted instead. A
+        failure leaves a pack without a trailer, which gc treats as one a
+        dead writer left.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.indexed_size == 0:
+                os.unlink(self.files.path(self.name))
+                return
+            with self._lock:
+                self._buffer = bytearray()
+                self._buffer_start = self.indexed_size
+                if self.size != self.indexed_size:
+                    os.ftruncate(self.fd, self.indexed_size)
+                offsets = [o for o in self.offsets if o < self.indexed_size]
+                _write_fully(self.fd, [trailer(offsets, self.indexed_size)], self.indexed_size)
+                os.fdatasync(self.fd)
+        except OSError:
+            pass  # left without a trailer: a pack of a dead writer, as far as anyone can tell
+        finally:
+            os.close(self.fd)
+
+
+def _write_fully(fd: int, parts: list[bytes | bytearray | memoryview], offset: int) -> None:
+    """Write every part at ``offset`` (``pwritev`` may write less than asked)."""
+    views = [memoryview(p) for p in parts if len(p)]
+    while views:
+        written = os.pwritev(fd, views, offset)
+        if written == 0:
+            raise OSError(errno.ENOSPC, "no progress writing a pack")
+        offset += written
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
+
+
+assert BLOB_HEADER.size == 42
