@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -56,12 +59,18 @@ def repo(tmp_path: Path) -> Iterator[Repository]:
         repository.close()
 
 
+CACHE_HOME = tempfile.mkdtemp(prefix="zerofs-tests-cache-")
+"""$XDG_CACHE_HOME of every zerofs subprocess: the tests never touch the user's own caches."""
+atexit.register(shutil.rmtree, CACHE_HOME, True)
+
+
 def cli_env() -> dict[str, str]:
     """The environment every zerofs subprocess runs in."""
     env = dict(os.environ)
     env.pop("ZEROFS_REPO", None)
     env.pop("ZEROFS_DEBUG", None)
     env["NO_COLOR"] = "1"
+    env["XDG_CACHE_HOME"] = CACHE_HOME
     return env
 
 

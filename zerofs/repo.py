@@ -16,6 +16,7 @@ built from what the index knows of the chunk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -61,6 +62,7 @@ from zerofs.store.base import (
     WriteBatch,
 )
 from zerofs.store.codec import Record, decode_record, encode_record
+from zerofs.store.filecache import CachedFile, FileCache
 from zerofs.store.legacy import UpgradeResult
 from zerofs.store.local import PackStore, decode_config_file, is_local_repository
 from zerofs.store.locks import RepoLocks
@@ -69,6 +71,7 @@ from zerofs.store.wrappers import ReadOnlyStore
 
 __all__ = [
     "BlobInfo",
+    "CachedFile",
     "RebuildResult",
     "ReclaimResult",
     "Record",
@@ -89,6 +92,8 @@ LEGACY_DATA_FILE: Final = "data.mdb"
 """The one file of a format-1 repository (every object in one LMDB environment)."""
 DEFAULT_COMPRESSION_LEVEL: Final = 3
 NODE_CACHE_SIZE: Final = 4096
+INDEX_BLOAT_LIMIT: Final = 1.5
+"""A writer that closes compacts the index (if alone) once the file is this much larger than its entries."""
 HEAD: Final = b"HEAD"
 
 N = TypeVar("N", FileNode, ChunkListNode, DirNode, SymlinkNode, Commit)
@@ -171,12 +176,20 @@ class Repository:
         config: RepoConfig,
         path: str | os.PathLike[str] | None = None,
         locks: RepoLocks | None = None,
+        cache_dir: str | None = None,
     ) -> None:
-        """Wrap an open store whose config has been read (``locks``: a local repository's, if any)."""
+        """Wrap an open store whose config has been read.
+
+        ``locks``: a local repository's, if any. ``cache_dir``: where this
+        user keeps caches (the host-file cache goes in a directory named by
+        the repository's id); None: no host-file cache.
+        """
         self._store = store
         self.config = config
         self.path = None if path is None else os.fspath(path)
         self._locks = locks
+        self._cache_dir = cache_dir
+        self._file_cache: FileCache | None = None
         self._nodes: OrderedDict[bytes, Node] = OrderedDict()
         self._cache_lock = threading.Lock()  # export reads from worker threads
 
@@ -223,11 +236,19 @@ class Repository:
         return repo
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, readonly: bool = False, writer_lease: bool = True) -> Repository:
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        writer_lease: bool = True,
+        cache_dir: str | None = None,
+    ) -> Repository:
         """Open the repository at ``path``, and check its HEAD against its ref log.
 
         ``writer_lease`` false: gc (which takes the lease exclusively in
-        steps) and a mount (which takes it around each commit).
+        steps) and a mount (which takes it around each commit). ``cache_dir``:
+        see ``__init__``.
 
         Raises:
             RepositoryError: none there, of an older format (hint: upgrade) or a newer one.
@@ -240,7 +261,7 @@ class Repository:
             store = PackStore(path, readonly=readonly)
             try:
                 config = RepoConfig.from_json(store.read_config(), path)
-                repo = cls(ReadOnlyStore(store, path) if readonly else store, config, path, locks)
+                repo = cls(ReadOnlyStore(store, path) if readonly else store, config, path, locks, cache_dir)
                 store.verify_refs(repo.first_parent)
             except BaseException:
                 store.close()
@@ -306,9 +327,17 @@ class Repository:
             locks.close()
 
     def close(self) -> None:
-        """Close the store (sealing its open pack), then release the locks."""
+        """Close the store (sealing its open pack), then release the locks.
+
+        A writable handle first compacts the index if copy-on-write left it
+        much larger than its entries and nobody else has the repository open
+        (a large import, a gc): a cheap rewrite of the index alone.
+        """
         try:
+            self._tidy_index()
             self._store.close()
+            if self._file_cache is not None:
+                self._file_cache.close()
         finally:
             if self._locks is not None:
                 self._locks.close()
@@ -447,9 +476,21 @@ class Repository:
         """The value of a ref (HEAD, GRAFTS), or None."""
         return self._store.get_ref(name)
 
-    def get_cache(self, key: bytes) -> bytes | None:
-        """A host-file cache entry (a hint)."""
-        return self._store.get_cache(key)
+    def cached_files(self, host_directory: bytes) -> dict[bytes, CachedFile]:
+        """What the last import on this host recorded of a host directory's files (empty without a cache)."""
+        cache = self._host_file_cache()
+        return {} if cache is None else cache.directory_files(host_directory)
+
+    def remember_files(self, records: dict[bytes, dict[bytes, CachedFile]]) -> None:
+        """Record host directories' files in this host's cache (a hint: failures are ignored)."""
+        cache = self._host_file_cache()
+        if cache is not None:
+            cache.remember(records)
+
+    def _host_file_cache(self) -> FileCache | None:
+        if self._file_cache is None and self._cache_dir is not None:
+            self._file_cache = FileCache(os.path.join(self._cache_dir, self.config.repo_id))
+        return self._file_cache
 
     # -- writes ---------------------------------------------------------------
 
@@ -540,6 +581,15 @@ class Repository:
             if not is_alone:
                 raise ConflictError(f"the repository at {self.path} is open in another process")
             return store.compact_index()
+
+    def _tidy_index(self) -> None:
+        store = self._store
+        if not isinstance(store, PackStore) or store.readonly or store.index_bloat() < INDEX_BLOAT_LIMIT:
+            return
+        with self.alone() as is_alone:
+            if is_alone:
+                with contextlib.suppress(RepositoryError):  # a full disk: the index stays as it was
+                    store.compact_index()
 
     def locate(self, blob_id: ObjectId) -> tuple[str, int, int] | None:
         """(pack file, offset, length) of a stored object, for tools that inspect packs on purpose."""
@@ -637,10 +687,6 @@ class RepoBatch:
     def delete(self, blob_id: ObjectId) -> bool:
         """Forget an object (gc only); True if it was stored."""
         return self._batch.delete(blob_id)
-
-    def put_cache(self, key: bytes, value: bytes) -> None:
-        """Remember a host-file cache entry."""
-        self._batch.put_cache(key, value)
 
     def flush(self) -> None:
         """Make what was written so far durable."""

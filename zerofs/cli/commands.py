@@ -19,7 +19,7 @@ import sys
 from collections import deque
 from typing import TYPE_CHECKING
 
-from zerofs.cli.context import open_repository, settings
+from zerofs.cli.context import open_repository, settings, user_cache_dir
 from zerofs.errors import UsageError
 from zerofs.paths import RevPath, StorePath
 from zerofs.repo import Repository
@@ -142,7 +142,10 @@ def import_(
     target = _path(store_path)
     found = settings(repo, config)
     skip = skip_errors or bool(found.defaults.get("skip_errors", False))
-    with open_repository(found) as repository, ImportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
+    with (
+        open_repository(found, cache_dir=user_cache_dir()) as repository,
+        ImportBar(enabled=not quiet and sys.stderr.isatty()) as bar,
+    ):
         result = import_tree(
             repository,
             host_path,

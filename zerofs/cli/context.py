@@ -85,7 +85,15 @@ def _repo_path(text: str, source: str) -> str:
     return path
 
 
-def open_repository(found: Settings, *, readonly: bool = False, writer_lease: bool = True) -> Repository:
+def user_cache_dir() -> str:
+    """Where this user's zerofs caches live: ``$XDG_CACHE_HOME/zerofs``, else ``~/.cache/zerofs``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "zerofs")
+
+
+def open_repository(
+    found: Settings, *, readonly: bool = False, writer_lease: bool = True, cache_dir: str | None = None
+) -> Repository:
     """Open the repository, or fail with the command that creates it (``writer_lease``: see Repository.open).
 
     Raises:
@@ -106,7 +114,7 @@ def open_repository(found: Settings, *, readonly: bool = False, writer_lease: bo
             "zerofs init (or pass --repo to use another)" if found.source == "default" else f"zerofs --repo {path} init"
         )
         raise RepositoryError(f"no zerofs repository at {path} ({found.source}); create one with: {how}")
-    return Repository.open(path, readonly=readonly, writer_lease=writer_lease)
+    return Repository.open(path, readonly=readonly, writer_lease=writer_lease, cache_dir=cache_dir)
 
 
 def _has_entries(path: str) -> bool:

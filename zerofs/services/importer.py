@@ -22,13 +22,13 @@ from __future__ import annotations
 import collections
 import os
 import stat
-import struct
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, TypeAlias
 
 from zerofs.chunking import make_chunker
 from zerofs.content import BatchSink, ContentWriter, EncodedFile, encode_small_file
@@ -36,7 +36,7 @@ from zerofs.errors import HostIOError, NotFoundError, UsageError
 from zerofs.history import apply_change
 from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode, validate_name
 from zerofs.paths import StorePath
-from zerofs.repo import RepoBatch, Repository, Staging
+from zerofs.repo import CachedFile, Repository, Staging
 from zerofs.tree import build_dir, place
 
 STREAM_THRESHOLD_BYTES: Final = 1 << 20
@@ -44,7 +44,8 @@ STREAM_THRESHOLD_BYTES: Final = 1 << 20
 SMALL_GROUP_BYTES: Final = 512 << 10
 SMALL_GROUP_FILES: Final = 64
 """Small files go to a worker in groups: one hand-off per file costs more than hashing it."""
-_CACHE_VALUE = struct.Struct("<QQQqq32s")  # dev, ino, size, mtime, ctime, file node id
+CACHE_FLUSH_FILES: Final = 50_000
+"""Host-file cache records are written after this many files, so memory stays bounded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,6 @@ def import_tree(
         raise HostIOError(f"nothing to import: {host_path} is a {special}, not a regular file, directory or symlink")
     n_workers = workers or min(4, os.cpu_count() or 1)
     counters = _Counters()
-    cache_updates: dict[bytes, bytes] = {}
     with ThreadPoolExecutor(n_workers, thread_name_prefix="zerofs-hash") as executor, repo.batch() as batch:
         sink = BatchSink(repo, batch)
         writer = ContentWriter(repo, sink, executor, n_workers)
@@ -135,30 +135,24 @@ def import_tree(
             writer,
             _SmallFiles(repo, writer, executor, n_workers),
             counters,
-            cache_updates,
             skip_errors,
             on_progress,
             on_warning,
         )
-        top = walker.entry_for(os.fsencode(absolute), store_path.name, top_stat)
-        resolved = walker.resolve([top]) if top is not None else []
-        top = resolved[0] if resolved else None
+        top_path = os.fsencode(absolute)
+        cached = repo.cached_files(os.path.dirname(top_path)) if not stat.S_ISDIR(top_stat.st_mode) else {}
+        top = walker.finish(walker.entry_for(top_path, store_path.name, top_stat, cached))
     if top is None:
         raise HostIOError(f"nothing to import: {host_path} is not a file, directory or symlink")
 
     def place_import(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
         return place(staging, root_id, store_path, top, now_ns, parents=parents, replace=True)
 
-    def write_cache(batch: RepoBatch) -> None:
-        for key, value in cache_updates.items():
-            batch.put_cache(key, value)
-
     message = f"import {absolute} -> {store_path} ({counters.files} files, {_human_bytes(counters.bytes_total)})"
     outcome = apply_change(
         repo,
         place_import,
         message=message,
-        before_commit=write_cache,
         operation={
             "op": "import",
             "host_path": os.fsdecode(absolute),
@@ -167,6 +161,7 @@ def import_tree(
             "bytes": counters.bytes_total,
         },
     )
+    walker.save_cache()  # after the commit: a cache naming files of a failed import would only be re-checked
     return ImportResult(
         store_path,
         outcome.commit_id,
@@ -180,8 +175,17 @@ def import_tree(
     )
 
 
+_Child: TypeAlias = "DirEntry | _PendingFile | _PendingDir"
+
+
 class _Walker:
-    """Depth-first walk of a host tree that builds and writes nodes."""
+    """Depth-first walk of a host tree that builds and writes nodes.
+
+    A directory's node needs its files' ids, which workers compute; so a
+    directory is not built when its walk ends, but queued (children before
+    parents) and built as soon as its files are done, while the walk goes
+    on into the next directories and keeps the workers busy.
+    """
 
     def __init__(
         self,
@@ -191,7 +195,6 @@ class _Walker:
         writer: ContentWriter,
         small: _SmallFiles,
         counters: _Counters,
-        cache_updates: dict[bytes, bytes],
         skip_errors: bool,
         on_progress: ProgressCallback | None,
         on_warning: Callable[[str], None] | None,
@@ -203,10 +206,14 @@ class _Walker:
         self.writer = writer
         self.small = small
         self.counters = counters
-        self.cache_updates = cache_updates
         self.skip_errors = skip_errors
         self.on_progress = on_progress
         self.on_warning = on_warning
+        self.unbuilt: deque[_PendingDir] = deque()
+        self.incomplete: set[bytes] = set()
+        """Host directories not built yet: their records for the host-file cache are not whole."""
+        self.cache_updates: dict[bytes, dict[bytes, CachedFile]] = {}
+        self.cache_pending = 0
 
     def warn(self, text: str) -> None:
         self.counters.warnings.append(text)
@@ -221,26 +228,44 @@ class _Walker:
             raise HostIOError(text + " (use --skip-errors to import the rest)") from exc
         self.warn(text + "; skipped")
 
-    def resolve(self, entries: list[DirEntry | _PendingFile]) -> list[DirEntry]:
-        """Wait for the small files among ``entries``; return the entries of those stored."""
-        if any(isinstance(e, _PendingFile) for e in entries):
-            self.small.submit()
-        resolved = []
-        for entry in entries:
-            if isinstance(entry, _PendingFile):
-                done = self.small.entry(entry)
-                if done is None:
-                    continue
-                entry = done
-            resolved.append(entry)
-        return resolved
+    def finish(self, top: _Child | None) -> DirEntry | None:
+        """Wait for everything still in flight; return the top entry (None if it was skipped)."""
+        self.small.submit()
+        self.build_ready(wait=True)
+        return None if top is None else self.resolved(top)
 
-    def entry_for(self, path: bytes, name: bytes, st: os.stat_result) -> DirEntry | _PendingFile | None:
-        """Store what is at ``path`` and return its entry, or None if skipped."""
+    def resolved(self, child: _Child) -> DirEntry | None:
+        """The entry of a child, waiting for its file to be stored (None if it could not be read)."""
+        if isinstance(child, _PendingFile):
+            return self.small.entry(child)
+        if isinstance(child, _PendingDir):
+            assert child.entry is not None, "a directory is built after the directories in it"
+            return child.entry
+        return child
+
+    def build_ready(self, *, wait: bool = False) -> None:
+        """Build the queued directories whose files are stored (with ``wait``, all of them)."""
+        self.small.collect_done()
+        while self.unbuilt:
+            pending = self.unbuilt[0]
+            if not wait and not pending.is_ready():
+                return
+            entries = [entry for entry in map(self.resolved, pending.children) if entry is not None]
+            pending.children = []
+            st = pending.st
+            dir_id = build_dir(self.sink, entries)
+            pending.entry = DirEntry(
+                pending.name, Kind.DIR, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, dir_id
+            )
+            self.incomplete.discard(pending.path)
+            self.unbuilt.popleft()
+
+    def entry_for(self, path: bytes, name: bytes, st: os.stat_result, cached: dict[bytes, CachedFile]) -> _Child | None:
+        """Store what is at ``path`` and return its entry (or what will be), or None if skipped."""
         mode = st.st_mode
         try:
             if stat.S_ISREG(mode):
-                return self.file_entry(path, name, st)
+                return self.file_entry(path, name, st, cached.get(name))
             if stat.S_ISDIR(mode):
                 return self.dir_entry(path, name, st)
             if stat.S_ISLNK(mode):
@@ -254,8 +279,10 @@ class _Walker:
         self.warn(f"skipped {_special_kind(mode)} {os.fsdecode(path)}")
         return None
 
-    def dir_entry(self, path: bytes, name: bytes, st: os.stat_result) -> DirEntry:
-        entries: list[DirEntry | _PendingFile] = []
+    def dir_entry(self, path: bytes, name: bytes, st: os.stat_result) -> _PendingDir:
+        pending = _PendingDir(path, name, st)
+        self.incomplete.add(path)
+        cached = self.repo.cached_files(path)
         with os.scandir(path) as iterator:
             children = list(iterator)
         for child in children:
@@ -274,19 +301,21 @@ class _Walker:
                 # Reading the store's own files while writing them is useless, and broke LMDB (EINVAL).
                 self.warn(f"skipped {os.fsdecode(child.path)}: it is the repository being imported into")
                 continue
-            entry = self.entry_for(child.path, child_name, child_stat)
+            entry = self.entry_for(child.path, child_name, child_stat, cached)
             if entry is not None:
-                entries.append(entry)
+                pending.children.append(entry)
         self.counters.dirs += 1
-        dir_id = build_dir(self.sink, self.resolve(entries))
-        return DirEntry(name, Kind.DIR, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, dir_id)
+        self.unbuilt.append(pending)
+        self.build_ready()
+        return pending
 
-    def file_entry(self, path: bytes, name: bytes, st: os.stat_result) -> DirEntry | _PendingFile:
+    def file_entry(
+        self, path: bytes, name: bytes, st: os.stat_result, cached: CachedFile | None
+    ) -> DirEntry | _PendingFile:
         counters = self.counters
-        file_id = self.cached_file_id(path, st)
-        if file_id is not None:
+        if cached is not None and self.is_unchanged(st, cached):
             counters.files_unchanged += 1
-            return self.finish_file(path, name, st, file_id, st.st_size)
+            return self.finish_file(path, name, st, cached.file_id, st.st_size)
         if st.st_size <= STREAM_THRESHOLD_BYTES:
             counters.bytes_read += st.st_size
             return self.small.add(_PendingFile(self, path, name, st))
@@ -296,25 +325,51 @@ class _Walker:
         return self.finish_file(path, name, st, file_id, node.size_bytes)
 
     def finish_file(self, path: bytes, name: bytes, st: os.stat_result, file_id: ObjectId, size: int) -> DirEntry:
-        """Count a stored file, remember it in the host-file cache, return its entry."""
+        """Count a stored file, remember it for the host-file cache, return its entry."""
         counters = self.counters
         counters.files += 1
         counters.bytes_total += size
         if self.on_progress is not None:
             self.on_progress(ImportProgress(counters.files, counters.bytes_read, counters.bytes_total))
-        self.cache_updates[path] = _CACHE_VALUE.pack(
-            st.st_dev, st.st_ino, size, st.st_mtime_ns, st.st_ctime_ns, file_id
-        )
+        directory = os.path.dirname(path)
+        record = CachedFile(st.st_dev, st.st_ino, size, st.st_mtime_ns, st.st_ctime_ns, file_id)
+        self.cache_updates.setdefault(directory, {})[name] = record
+        self.cache_pending += 1
+        if self.cache_pending >= CACHE_FLUSH_FILES:
+            self.save_cache()
         return DirEntry(name, Kind.FILE, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, size, file_id)
 
-    def cached_file_id(self, path: bytes, st: os.stat_result) -> ObjectId | None:
-        raw = self.repo.get_cache(path)
-        if raw is None or len(raw) != _CACHE_VALUE.size:
-            return None
-        dev, ino, size, mtime_ns, ctime_ns, file_id = _CACHE_VALUE.unpack(raw)
-        if (dev, ino, size, mtime_ns, ctime_ns) != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
-            return None
-        return file_id if self.sink.batch.has(file_id) else None
+    def save_cache(self) -> None:
+        """Write the host-file cache records gathered so far (whole directories only)."""
+        done = {d: files for d, files in self.cache_updates.items() if d not in self.incomplete}
+        self.repo.remember_files(done)
+        for directory in done:
+            del self.cache_updates[directory]
+        self.cache_pending = sum(len(files) for files in self.cache_updates.values())
+
+    def is_unchanged(self, st: os.stat_result, cached: CachedFile) -> bool:
+        """True if the host file is as the last import saw it, and what it stored is still stored."""
+        seen = (cached.device, cached.inode, cached.size_bytes, cached.mtime_ns, cached.ctime_ns)
+        if seen != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+            return False
+        return self.sink.batch.has(cached.file_id)
+
+
+class _PendingDir:
+    """A directory walked but not built yet: its children, some of them files still in flight."""
+
+    __slots__ = ("children", "entry", "name", "path", "st")
+
+    def __init__(self, path: bytes, name: bytes, st: os.stat_result) -> None:
+        self.path = path
+        self.name = name
+        self.st = st
+        self.children: list[_Child] = []
+        self.entry: DirEntry | None = None
+
+    def is_ready(self) -> bool:
+        """True when every file in it is stored (its directories are built before it)."""
+        return all(not isinstance(c, _PendingFile) or c.is_done() for c in self.children)
 
 
 class _PendingFile:
@@ -329,6 +384,10 @@ class _PendingFile:
         self.st = st
         self.group: _Group | None = None
         self.index = 0
+
+    def is_done(self) -> bool:
+        """True once its group's records are written."""
+        return self.group is not None and self.group.results is not None
 
 
 class _Group:
@@ -380,6 +439,11 @@ class _SmallFiles:
         while len(self.in_flight) > self.max_in_flight:
             self._write(self.in_flight.popleft())
 
+    def collect_done(self) -> None:
+        """Write the records of the groups, oldest first, that workers have finished (never waits)."""
+        while self.in_flight and self.in_flight[0].future is not None and self.in_flight[0].future.done():
+            self._write(self.in_flight.popleft())
+
     def _encode(self, paths: list[tuple[bytes, int]]) -> list[EncodedFile | OSError]:
         """Worker: read, hash and compress each file (reads release the GIL too)."""
         chunker = self.local.__dict__.get("chunker")
@@ -412,6 +476,8 @@ class _SmallFiles:
         """Return the finished entry, or None if the file could not be read (and errors are skipped)."""
         group = pending.group
         assert group is not None
+        if group.results is None and group.future is None:  # still the group being filled
+            self.submit()
         while group.results is None:
             self._write(self.in_flight.popleft())
         result = group.results[pending.index]

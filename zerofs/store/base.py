@@ -1,8 +1,8 @@
 """The narrow storage interface every backend implements.
 
 A backend stores records (``codec.Record``: kind, codec, lengths, payload)
-by object id, a few named refs that move only by compare-and-swap, small
-metadata values and the importer's host-file cache. It knows nothing about
+by object id, a few named refs that move only by compare-and-swap, and
+small metadata values. It knows nothing about
 trees or node encodings: that lives above, in the ``Repository``.
 
 The shape is the one object storage can offer too: blobs are appended to
@@ -152,10 +152,6 @@ class WriteBatch(Protocol):
         """Set a repository metadata value."""
         ...
 
-    def put_cache(self, key: bytes, value: bytes) -> None:
-        """Remember a host-file cache entry (a hint; losing it is harmless)."""
-        ...
-
     def flush(self) -> None:
         """Make everything written so far durable and continue the batch."""
         ...
@@ -194,10 +190,6 @@ class Store(Protocol):
 
     def get_meta(self, key: bytes) -> bytes | None:
         """Return a repository metadata value."""
-        ...
-
-    def get_cache(self, key: bytes) -> bytes | None:
-        """Return a host-file cache entry."""
         ...
 
     def batch(self) -> AbstractContextManager[WriteBatch]:

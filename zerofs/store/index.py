@@ -6,8 +6,10 @@ One environment, ``index.mdb`` (and ``index.mdb-lock``), with named databases:
   stored and raw length, kind): 17 bytes;
 - ``packs``: pack number (big-endian u32) -> pack name and the bytes and
   count of the blobs the index places in it (what gc weighs packs by);
-- ``refs``: HEAD and GRAFTS; ``meta``: the config copy and counters;
-  ``files``: the importer's host-file cache (a hint).
+- ``refs``: HEAD and GRAFTS; ``meta``: the config copy and counters.
+
+The importer's host-file cache is not here: it describes this host's files,
+so it lives with the user's caches (``filecache.py``).
 
 LMDB serialises write transactions across processes, so a ref's
 compare-and-swap is a read and a write inside one of them. The map is
@@ -41,7 +43,7 @@ LOCATION: Final = struct.Struct("<IIIIB")
 PACK_ENTRY: Final = struct.Struct("<16sQI")
 PACK_KEY: Final = struct.Struct(">I")
 NEXT_PACK_KEY: Final = b"next-pack"
-_DATABASES: Final = (b"blobs", b"packs", b"refs", b"meta", b"files")
+DATABASES: Final = (b"blobs", b"packs", b"refs", b"meta")
 
 
 class Location(NamedTuple):
@@ -107,7 +109,7 @@ class LmdbIndex:
                 self.path,
                 subdir=False,
                 map_size=MAP_BYTES,
-                max_dbs=len(_DATABASES),
+                max_dbs=len(DATABASES),
                 readonly=readonly,
                 create=create,
                 max_readers=1024,
@@ -122,8 +124,8 @@ class LmdbIndex:
         self.readonly = readonly
         try:
             self._check_length()
-            self.blobs, self.packs, self.refs, self.meta, self.files = (
-                self.env.open_db(name, create=create and not readonly) for name in _DATABASES
+            self.blobs, self.packs, self.refs, self.meta = (
+                self.env.open_db(name, create=create and not readonly) for name in DATABASES
             )
         except lmdb.Error as exc:
             self.env.close()

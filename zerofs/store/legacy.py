@@ -7,8 +7,9 @@ the new repository, never neither:
 1. leftovers of an earlier, interrupted attempt are removed (packs, index,
    ref log: nothing of format 1 lives there);
 2. every object is read, verified against its id and appended to packs;
-   HEAD and the graft table are set, the host-file cache copied; the packs
-   and the new index are made durable;
+   HEAD and the graft table are set; the packs and the new index are made
+   durable (format 1's host-file cache is left behind: the next import of
+   each tree reads it once);
 3. the new ``config`` file is written by a rename: this is the moment the
    directory becomes a format-2 repository (``is_local_repository``);
 4. the format-1 files are deleted.
@@ -152,9 +153,6 @@ def _copy(root: str, env: lmdb.Environment, config: bytes, on_progress: Callable
                 batch.cas_ref(b"GRAFTS", None, grafts_id)
             if head is not None:
                 batch.cas_ref(b"HEAD", None, bytes(head))
-            with env.begin() as txn:
-                for key, value in txn.cursor(db=env.open_db(b"files", txn=txn, create=False)):
-                    batch.put_cache(bytes(key), bytes(value))
     except lmdb.Error as exc:
         raise store_error(f"cannot read the format-1 repository at {root}", exc) from exc
     except OSError as exc:

@@ -25,6 +25,7 @@ reported, never returned.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -57,9 +58,15 @@ REFLOG_FILE: Final = "refs.log"
 CONFIG_META_KEY: Final = b"config"
 PACK_TARGET_BYTES: Final = 32 << 20
 """A pack is closed once it holds this much (chosen by benchmarks/pack_size.py; see ARCHITECTURE.md)."""
-FLUSH_BYTES: Final = 256 << 20
-FLUSH_SECONDS: Final = 2.0
-"""A long batch makes what it wrote durable and indexed after this many bytes or seconds."""
+FLUSH_BYTES: Final = 1 << 30
+FLUSH_BLOBS: Final = 250_000
+FLUSH_SECONDS: Final = 30.0
+"""A long batch indexes what it wrote after this many bytes, objects or seconds.
+
+Few, large index transactions: each one copies the index pages it touches
+(LMDB is copy-on-write), and new ids land all over the index, so many small
+transactions would leave several stale copies of it in the file. The pack
+bytes themselves are made durable every ``packs.SYNC_BYTES`` regardless."""
 _CONFIG_SEPARATOR: Final = b"\nblake3 "
 
 
@@ -110,6 +117,8 @@ class PackStore:
         self.reflog = RefLog(os.path.join(self.root, REFLOG_FILE))
         self.readonly = readonly
         self._writer: PackWriter | None = None
+        self._finished: list[PackWriter] = []
+        """Packs closed at their target size whose last blobs the index does not name yet."""
         self._pending: dict[ObjectId, tuple[PackWriter, int, BlobInfo]] = {}
         self._batch_lock = threading.Lock()
         self._batch_owner: int | None = None
@@ -241,12 +250,6 @@ class PackStore:
         """A metadata value."""
         return self.index.get(self.index.meta, key)
 
-    def get_cache(self, key: bytes) -> bytes | None:
-        """A host-file cache entry."""
-        if len(key) > self.index.env.max_key_size():  # never stored: see PackBatch.put_cache
-            return None
-        return self.index.get(self.index.files, key)
-
     # -- writes -------------------------------------------------------------------
 
     @contextmanager
@@ -277,9 +280,16 @@ class PackStore:
         return self._writer
 
     def rotate(self) -> None:
-        """Close the open pack (with its trailer) if it has reached its target size, or always with no argument."""
+        """Close the open pack with its trailer (the store closes, or a batch failed)."""
         if self._writer is not None:
             self._writer.seal()
+            self._writer = None
+
+    def finish_writer(self) -> None:
+        """The open pack reached its target size: close it for appends; the next blob starts a new one."""
+        if self._writer is not None:
+            self._writer.finish()
+            self._finished.append(self._writer)
             self._writer = None
 
     # -- maintenance --------------------------------------------------------------
@@ -309,8 +319,12 @@ class PackStore:
         maintenance.verify_refs(self, first_parent)
 
     def compact_index(self) -> tuple[int, int]:
-        """Rewrite the index without its free pages (needs the repository to itself); (bytes before, after)."""
+        """Rewrite the index in full pages, without free ones (needs the repository to itself); (before, after)."""
         return maintenance.compact_index(self)
+
+    def index_bloat(self) -> float:
+        """The index file's size over what its entries need in full pages."""
+        return maintenance.index_bloat(self)
 
     def close(self) -> None:
         """Close the open pack with its trailer, then the index."""
@@ -370,8 +384,8 @@ def _record(object_id: ObjectId, data: bytes, info: BlobInfo, pack: str) -> Reco
 class PackBatch:
     """Writes through the open pack, indexed in one transaction per flush.
 
-    New blobs are appended at once; refs, metadata, cache entries and
-    deletions wait for the last transaction. A batch whose compare-and-swap
+    New blobs are appended at once; refs, metadata and deletions wait for
+    the last transaction. A batch whose compare-and-swap
     fails there keeps only its new blobs (harmless: nothing names them),
     never its deletions, metadata or refs.
     """
@@ -383,24 +397,45 @@ class PackBatch:
         self._started = time.monotonic()
         self._refs: list[tuple[bytes, bytes | None, bytes]] = []
         self._meta: dict[bytes, bytes] = {}
-        self._cache: dict[bytes, bytes] = {}
         self._deleted: list[ObjectId] = []
+        self._reader: lmdb.Transaction[bytes] | None = None
+        """One read snapshot for the batch's checks, renewed at each flush: a transaction per check
+        cost more than the check. A blob another process stores meanwhile is missed at worst, and
+        then written again as a dead copy (``_index_new``)."""
 
     def has(self, object_id: ObjectId) -> bool:
-        """True if stored, or written in a batch of this process."""
-        return self.store.has(object_id)
+        """True if stored (as of this batch's snapshot), or written in a batch of this process."""
+        if object_id in self.store._pending:
+            return True
+        if self._reader is None:
+            self._reader = self.store.index.env.begin()
+        try:
+            return self._reader.get(object_id, db=self.store.index.blobs) is not None
+        except lmdb.Error as exc:
+            raise index_damaged(str(exc), self.store.root) from exc
+
+    def _renew_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.abort()
+            self._reader = None
 
     def put(self, object_id: ObjectId, record: Record) -> bool:
         """Append a record unless the id is stored; True if new."""
         store = self.store
-        if store.has(object_id):
+        if self.has(object_id):
             return False
         writer = store.writer()
         offset = writer.append(object_id, record)
         store._pending[object_id] = (writer, offset, BlobInfo(record.kind, len(record.payload), record.raw_bytes))
         self._new.append(object_id)
         self._new_bytes += BLOB_HEADER.size + len(record.payload)
-        if self._new_bytes >= FLUSH_BYTES or time.monotonic() - self._started >= FLUSH_SECONDS:
+        if writer.size >= PACK_TARGET_BYTES:
+            store.finish_writer()
+        if (
+            self._new_bytes >= FLUSH_BYTES
+            or len(self._new) >= FLUSH_BLOBS
+            or time.monotonic() - self._started >= FLUSH_SECONDS
+        ):
             self.flush()
         return True
 
@@ -429,14 +464,6 @@ class PackBatch:
         """Set a metadata value at the end of the batch."""
         self._meta[key] = value
 
-    def put_cache(self, key: bytes, value: bytes) -> None:
-        """Set a host-file cache entry, unless its key (a host path) is longer than LMDB keys may be.
-
-        The cache is a hint: a file whose path is too long is just read again next time.
-        """
-        if len(key) <= self.store.index.env.max_key_size():
-            self._cache[key] = value
-
     def flush(self) -> None:
         """Make the blobs written so far durable and indexed; continue the batch."""
         self._index(final=False)
@@ -449,44 +476,55 @@ class PackBatch:
         Raises:
             RefMovedError: a ref moved since ``cas_ref``; only the blobs were kept.
         """
-        if not (self._new or self._refs or self._meta or self._cache or self._deleted):
+        if not (self._new or self._refs or self._meta or self._deleted):
+            self._renew_reader()
             return
         self._index(final=True)
 
     def abandon(self) -> None:
         """The batch failed: forget and cut off what it appended and did not index."""
+        self._renew_reader()
         store = self.store
         for object_id in self._new:
             store._pending.pop(object_id, None)
         self._new = []
+        for writer in store._finished:
+            if writer.indexed_size == 0:  # nothing of it is named: it goes (we still hold its lock)
+                with contextlib.suppress(OSError):
+                    os.unlink(store.files.path(writer.name))
+            writer.release()
+        store._finished = []
         if store._writer is not None:
             store._writer.discard_unindexed()
 
     def _index(self, *, final: bool) -> None:
+        self._renew_reader()
         store = self.store
         index = store.index
         writer = store._writer
-        if self._new:
-            assert writer is not None
-            writer.sync()
+        if self._new and writer is not None:
+            writer.sync()  # finished packs were made durable when they were finished
         moves: list[tuple[bytes, bytes | None, bytes]] = []
         ref_lock = store.reflog.lock() if final and self._refs else -1
         try:
             with index.writing() as txn:
                 if self._new:
-                    assert writer is not None
-                    self._index_new(txn, writer)
+                    self._index_new(txn)
                 is_clean = all(txn.get(name, db=index.refs) == old for name, old, _ in self._refs)
                 if final and is_clean:
                     self._apply_rest(txn)
                     for name, old, new in self._refs:
                         txn.put(name, new, db=index.refs)
                         moves.append((name, old, new))
-            if writer is not None and self._new:
-                writer.indexed_size = writer.synced_size
-            for object_id in self._new:
+            for object_id in self._new:  # readers now find them through the index
                 store._pending.pop(object_id, None)
             self._new = []
+            for finished in store._finished:
+                finished.indexed_size = finished.size
+                finished.release()
+            store._finished = []
+            if writer is not None:
+                writer.indexed_size = writer.synced_size
             if final and not is_clean:
                 raise RefMovedError(f"a ref of the repository at {store.root} moved during the change")
             if moves:
@@ -494,31 +532,29 @@ class PackBatch:
         finally:
             if ref_lock >= 0:
                 os.close(ref_lock)
-        if writer is not None and writer.size >= PACK_TARGET_BYTES:
-            store.rotate()
 
-    def _index_new(self, txn: lmdb.Transaction[bytes], writer: PackWriter) -> None:
+    def _index_new(self, txn: lmdb.Transaction[bytes]) -> None:
+        """Index this batch's new blobs, in id order (it fills LMDB's pages better), and count them per pack."""
         index = self.store.index
         pending = self.store._pending
-        if writer.pack_no is None:
-            writer.pack_no = index.new_pack_no(txn, writer.name)
-        added_bytes = added_count = 0
-        for object_id in self._new:
-            _, offset, info = pending[object_id]
+        added: dict[int, tuple[int, int]] = {}
+        for object_id in sorted(self._new):
+            writer, offset, info = pending[object_id]
+            if writer.pack_no is None:
+                writer.pack_no = index.new_pack_no(txn, writer.name)
             if txn.get(object_id, db=index.blobs) is not None:
                 continue  # another process stored it meanwhile: ours is a dead copy
             location = Location(writer.pack_no, offset, info.stored_bytes, info.raw_bytes, info.kind)
             txn.put(object_id, encode_location(location), db=index.blobs)
-            added_bytes += BLOB_HEADER.size + info.stored_bytes
-            added_count += 1
-        index.adjust_pack(txn, writer.pack_no, added_bytes, added_count)
+            size, count = added.get(writer.pack_no, (0, 0))
+            added[writer.pack_no] = (size + BLOB_HEADER.size + info.stored_bytes, count + 1)
+        for pack_no, (size, count) in added.items():
+            index.adjust_pack(txn, pack_no, size, count)
 
     def _apply_rest(self, txn: lmdb.Transaction[bytes]) -> None:
         index = self.store.index
         for key, value in self._meta.items():
             txn.put(key, value, db=index.meta)
-        for key, value in self._cache.items():
-            txn.put(key, value, db=index.files)
         freed: dict[int, tuple[int, int]] = {}
         for object_id in self._deleted:
             raw = txn.get(object_id, db=index.blobs)

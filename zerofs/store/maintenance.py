@@ -32,7 +32,9 @@ from zerofs.objects import ObjectId
 from zerofs.store.base import ReclaimResult, ScannedRecord, StorageProblem, StorageProblemKind, StorageUsage
 from zerofs.store.codec import Record, decode_record
 from zerofs.store.index import (
+    DATABASES,
     INDEX_FILE,
+    MAP_BYTES,
     LmdbIndex,
     Location,
     PackEntry,
@@ -63,7 +65,16 @@ HEAD: Final = b"HEAD"
 GRAFTS: Final = b"GRAFTS"
 MAX_LAG_COMMITS: Final = 1000
 """How far back from the index's HEAD opening looks for the ref log's last HEAD."""
-LEFTOVER_FILES: Final = ("data.mdb", "lock.mdb", "grow.lock", "compact.tmp", "refs.log.tmp", "config.tmp")
+LEFTOVER_FILES: Final = (
+    "data.mdb",
+    "lock.mdb",
+    "grow.lock",
+    "compact.tmp",
+    "refs.log.tmp",
+    "config.tmp",
+    "index.mdb.compact",
+    "index.mdb.rebuild",
+)
 
 
 # -- reading packs --------------------------------------------------------------------
@@ -516,52 +527,69 @@ def disk_bytes(root: str) -> int:
 
 
 def compact_index(store: PackStore) -> tuple[int, int]:
-    """Copy the index without its free pages and swap the copy in (the caller has the repository alone).
+    """Rewrite the index with full pages and no free ones, and swap it in (the caller has the repository alone).
 
-    The copy is an unnamed file until it is complete and durable, then
-    linked and renamed over the index: a crash or a full disk leaves the old
-    index and nothing else.
+    Entries are copied in key order with LMDB's append mode, so every page
+    is full; the copy is written beside the index, made durable, and
+    renamed over it: a crash or a full disk leaves the old index (and a
+    copy the next compaction removes, which fsck reports meanwhile).
 
     Raises:
         DiskFullError: no room for the copy (the old index is kept).
     """
     path = store.index.path
+    temporary = path + ".compact"
+    _remove(temporary, temporary + "-lock")
     before = os.stat(path).st_blocks * 512
     try:
-        fd = os.open(store.root, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o644)
+        _copy_index(store.index, temporary)
     except OSError as exc:
+        _remove(temporary, temporary + "-lock")
         raise disk_error("cannot compact the index", exc) from exc
-    try:
-        try:
-            store.index.env.copyfd(fd, compact=True)
-            os.fsync(fd)
-        except OSError as exc:
-            raise disk_error("cannot compact the index", exc) from exc
-        except lmdb.Error as exc:
-            raise store_error("cannot compact the index", exc) from exc
-        temporary = path + ".compact"
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
-        _link_unnamed(fd, temporary)
-    finally:
-        os.close(fd)
+    except lmdb.Error as exc:
+        _remove(temporary, temporary + "-lock")
+        raise store_error("cannot compact the index", exc) from exc
     store.index.close()
     os.replace(temporary, path)
+    _remove(temporary + "-lock")
     fsync_directory(store.root)
     store.index = LmdbIndex(store.root, readonly=store.readonly)
     store._names.clear()
     return before, os.stat(path).st_blocks * 512
 
 
-def _link_unnamed(fd: int, path: str) -> None:
-    """Give an ``O_TMPFILE`` file a name (``linkat`` through /proc, which ``os.link`` cannot do)."""
-    import ctypes  # here: only compaction needs it
+def _copy_index(index: LmdbIndex, destination: str) -> None:
+    copy = lmdb.open(destination, subdir=False, map_size=MAP_BYTES, max_dbs=8, create=True, meminit=False)
+    try:
+        with index.reading() as source, copy.begin(write=True) as target:
+            for name in DATABASES:
+                old = index.env.open_db(name, txn=source, create=False)
+                new = copy.open_db(name, txn=target)
+                target.cursor(db=new).putmulti(source.cursor(db=old).iternext(), append=True)
+        copy.sync(True)
+    finally:
+        copy.close()
+    fd = os.open(destination, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
-    at_fdcwd, at_symlink_follow = -100, 0x400
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.linkat(at_fdcwd, f"/proc/self/fd/{fd}".encode(), at_fdcwd, os.fsencode(path), at_symlink_follow) != 0:
-        error = ctypes.get_errno()
-        raise OSError(error, os.strerror(error), path)
+
+def index_bloat(store: PackStore) -> float:
+    """How much larger the index file is than its entries would be in full pages (1.0: not at all)."""
+    with store.index.reading() as txn:
+        entries = {
+            name: txn.stat(store.index.env.open_db(name, txn=txn, create=False))["entries"] for name in DATABASES
+        }
+    ideal = 64 * 1024 + 62 * entries[b"blobs"] + 44 * entries[b"packs"]
+    return os.stat(store.index.path).st_size / ideal
+
+
+def _remove(*paths: str) -> None:
+    for path in paths:
+        if os.path.lexists(path):
+            os.unlink(path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,6 @@ class MemoryStore:
         self.objects: dict[bytes, Record] = {}
         self.refs: dict[bytes, bytes] = {}
         self.meta: dict[bytes, bytes] = {}
-        self.files: dict[bytes, bytes] = {}
 
     def get(self, object_id: ObjectId) -> Record | None:
         """Return the stored record, or None."""
@@ -63,10 +62,6 @@ class MemoryStore:
     def get_meta(self, key: bytes) -> bytes | None:
         """Return a metadata value, or None."""
         return self.meta.get(key)
-
-    def get_cache(self, key: bytes) -> bytes | None:
-        """Return a host-file cache entry, or None."""
-        return self.files.get(key)
 
     @contextmanager
     def batch(self) -> Iterator[MemoryBatch]:
@@ -105,7 +100,6 @@ class MemoryBatch:
         self._objects: dict[bytes, Record] = {}
         self._refs: list[tuple[bytes, bytes | None, bytes]] = []
         self._meta: dict[bytes, bytes] = {}
-        self._files: dict[bytes, bytes] = {}
         self._deleted: list[bytes] = []
 
     def has(self, object_id: ObjectId) -> bool:
@@ -144,10 +138,6 @@ class MemoryBatch:
         """Set a metadata value at the end."""
         self._meta[key] = value
 
-    def put_cache(self, key: bytes, value: bytes) -> None:
-        """Set a cache entry at the end."""
-        self._files[key] = value
-
     def flush(self) -> None:
         """Apply the blobs written so far."""
         for object_id, record in self._objects.items():
@@ -167,6 +157,5 @@ class MemoryBatch:
         for object_id in self._deleted:
             store.objects.pop(object_id, None)
         store.meta.update(self._meta)
-        store.files.update(self._files)
         for name, _, new in self._refs:
             store.refs[name] = new

@@ -39,6 +39,13 @@ DIRECT_WRITE_BYTES: Final = 64 << 10
 """Payloads at least this long skip the buffer: one ``writev`` instead of a copy."""
 OPEN_READERS: Final = 64
 STALE_CHECK_SECONDS: Final = 1.0
+SYNC_BYTES: Final = 16 << 20
+"""A writer makes its pack durable every this many bytes, and then drops them from the page cache.
+
+Writing a large file fills the page cache with pages nobody will read
+soon; on these VMs, filling memory that was never touched costs more than
+the disk write itself. Handing the written pages back as it goes (as borg
+does with its segments) keeps the writer in memory it has already used."""
 
 
 def pack_hex(name: bytes) -> str:
@@ -246,6 +253,7 @@ class PackWriter:
         self._buffer_start = 0
         self.size = len(self._buffer)
         self.synced_size = 0
+        self.dropped_size = 0
         self.indexed_size = 0
         """Where the blobs the index knows end: everything after it may be cut off."""
         self._dirs_to_sync = dirs_to_sync
@@ -279,7 +287,9 @@ class PackWriter:
                 raise disk_error(f"cannot write to pack {pack_hex(self.name)}", exc) from exc
             self.size = offset + len(header) + len(payload)
             self.offsets.append(offset)
-            return offset
+        if self.size - self.synced_size >= SYNC_BYTES:
+            self.sync()
+        return offset
 
     def _write_buffer(self) -> None:
         if self._buffer:
@@ -320,6 +330,10 @@ class PackWriter:
             except OSError as exc:
                 raise disk_error(f"cannot write to pack {pack_hex(self.name)}", exc) from exc
             self.synced_size = self.size
+            if self.synced_size - self.dropped_size >= SYNC_BYTES:
+                dropped = self.synced_size - self.dropped_size
+                os.posix_fadvise(self.fd, self.dropped_size, dropped, os.POSIX_FADV_DONTNEED)
+                self.dropped_size = self.synced_size
 
     def discard_unindexed(self) -> None:
         """Cut off what was appended after the last indexed blob (a batch that failed)."""
@@ -331,8 +345,34 @@ class PackWriter:
             with contextlib.suppress(OSError):  # unindexed bytes are dead whether or not they are cut
                 os.ftruncate(self.fd, self.indexed_size)
 
+    def finish(self) -> None:
+        """Close the pack for appends at its target size: the trailer lists every blob in it.
+
+        The writer keeps the pack (and its lock) until ``release``: the index
+        names its last blobs only at the batch's next flush, and until then no
+        gc may take it for a pack a dead writer left.
+
+        Raises:
+            DiskFullError, RepositoryError: the trailer could not be written.
+        """
+        with self._lock:
+            try:
+                self._write_buffer()
+                _write_fully(self.fd, [trailer(self.offsets, self.size)], self.size)
+                os.fdatasync(self.fd)
+                while self._dirs_to_sync:
+                    fsync_directory(self._dirs_to_sync.pop())
+            except OSError as exc:
+                raise disk_error(f"cannot write to pack {pack_hex(self.name)}", exc) from exc
+            self.synced_size = self.size
+            self.closed = True
+
+    def release(self) -> None:
+        """Let go of a finished pack (its blobs are indexed): close it, which drops the lock."""
+        os.close(self.fd)
+
     def seal(self) -> None:
-        """Close the pack: append the trailer listing its blobs, make it durable, release it.
+        """Close the pack: cut what the index does not name, append the trailer, make it durable, release it.
 
         A pack whose blobs the index never named is deleted instead. A
         failure leaves a pack without a trailer, which gc treats as one a

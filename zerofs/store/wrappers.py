@@ -52,9 +52,6 @@ class _Forwarding:
     def get_meta(self, key: bytes) -> bytes | None:
         return self.inner.get_meta(key)
 
-    def get_cache(self, key: bytes) -> bytes | None:
-        return self.inner.get_cache(key)
-
     def batch(self) -> AbstractContextManager[WriteBatch]:
         return self.inner.batch()
 

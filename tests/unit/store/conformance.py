@@ -168,14 +168,12 @@ class StoreConformance:
         with pytest.raises(Boom), store.batch() as batch:  # noqa: PT012 - the batch body is the point
             batch.put(some_id(1), rec(b"lost"))
             batch.put_meta(b"k", b"lost")
-            batch.put_cache(b"/host/file", b"lost")
             assert batch.delete(some_id(0))
             assert batch.cas_ref(b"HEAD", b"h0", b"h1")
             raise Boom
         assert store.get(some_id(1)) is None
         assert not store.has(some_id(1))
         assert store.get_meta(b"k") is None
-        assert store.get_cache(b"/host/file") is None
         assert store.get_ref(b"HEAD") == b"h0"
         assert payload(store, some_id(0)) == b"kept"
         assert [i for i, _ in store.iter_blobs()] == [some_id(0)]
@@ -187,7 +185,6 @@ class StoreConformance:
         with pytest.raises(RefMovedError), store.batch() as batch:  # noqa: PT012 - the batch body is the point
             batch.put(some_id(1), rec(b"blob of the losing writer"))
             batch.put_meta(b"k", b"v")
-            batch.put_cache(b"/host", b"c")
             assert batch.delete(some_id(0))
             assert batch.cas_ref(b"HEAD", b"h0", b"mine")
             self.move_ref_elsewhere(store, b"HEAD", b"theirs")
@@ -195,7 +192,6 @@ class StoreConformance:
         assert payload(store, some_id(1)) == b"blob of the losing writer"
         assert payload(store, some_id(0)) == b"zero", "a deletion landed with a failed compare-and-swap"
         assert store.get_meta(b"k") is None
-        assert store.get_cache(b"/host") is None
 
     # -- refs -------------------------------------------------------------
 
@@ -246,24 +242,12 @@ class StoreConformance:
             batch.put_meta(b"settings", b'{"v": 2}')
         assert store.get_meta(b"settings") == b'{"v": 2}'
 
-    def test_cache_round_trip(self, store: Any) -> None:
-        key = b"/host/\xffpath"
-        assert store.get_cache(key) is None
-        with store.batch() as batch:
-            batch.put_cache(key, b"v1")
-        assert store.get_cache(key) == b"v1"
-        with store.batch() as batch:
-            batch.put_cache(key, b"v2")
-        assert store.get_cache(key) == b"v2"
-
     def test_namespaces_do_not_mix(self, store: Any) -> None:
         key = some_id(7)
         with store.batch() as batch:
             batch.put_meta(key, b"meta")
-            batch.put_cache(key, b"cache")
             batch.cas_ref(key, None, b"ref")
         assert store.get(key) is None
         assert store.get_meta(key) == b"meta"
-        assert store.get_cache(key) == b"cache"
         assert store.get_ref(key) == b"ref"
         assert list(store.iter_blobs()) == []

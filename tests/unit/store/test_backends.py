@@ -49,13 +49,11 @@ class TestPackStore(StoreConformance):
         with store.batch() as batch:
             batch.put(some_id(1), rec(b"one"))
             batch.put_meta(b"m", b"meta")
-            batch.put_cache(b"c", b"cache")
             batch.cas_ref(b"HEAD", None, b"h")
         store = self.reopen(store, tmp_path)
         try:
             assert bytes(store.get(some_id(1)).payload) == b"one"
             assert store.get_meta(b"m") == b"meta"
-            assert store.get_cache(b"c") == b"cache"
             assert store.get_ref(b"HEAD") == b"h"
         finally:
             store.close()
