@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Final, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeVar
 
 from zerofs.chunking import ChunkParams
 from zerofs.errors import (
@@ -50,24 +50,16 @@ from zerofs.objects import (
     iter_child_ids,
     object_id,
 )
-from zerofs.store import legacy, maintenance
-from zerofs.store.base import (
-    BlobInfo,
-    ReclaimResult,
-    RefMovedError,
-    ScannedRecord,
-    StorageProblem,
-    StorageUsage,
-    Store,
-    WriteBatch,
-)
+from zerofs.store.base import BlobInfo, CachedFile, RefMovedError, Store, WriteBatch
 from zerofs.store.codec import Record, decode_record, encode_record
-from zerofs.store.filecache import CachedFile, FileCache
-from zerofs.store.legacy import UpgradeResult
 from zerofs.store.local import PackStore, decode_config_file, is_local_repository
 from zerofs.store.locks import RepoLocks
-from zerofs.store.maintenance import RebuildResult
-from zerofs.store.wrappers import ReadOnlyStore
+
+if TYPE_CHECKING:  # imported where they are used: reading a file needs none of them
+    from zerofs.store.filecache import FileCache
+    from zerofs.store.legacy import UpgradeResult
+    from zerofs.store.maintenance import RebuildResult
+    from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, StorageUsage
 
 __all__ = [
     "BlobInfo",
@@ -85,6 +77,26 @@ __all__ = [
     "StorageUsage",
     "UpgradeResult",
 ]
+
+_LAZY: Final = {
+    "ReclaimResult": "zerofs.store.results",
+    "ScannedRecord": "zerofs.store.results",
+    "StorageProblem": "zerofs.store.results",
+    "StorageUsage": "zerofs.store.results",
+    "RebuildResult": "zerofs.store.maintenance",
+    "UpgradeResult": "zerofs.store.legacy",
+}
+
+
+def __getattr__(name: str) -> object:
+    """The result types of maintenance, imported when first asked for (reading a file never does)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 REPO_FORMAT_VERSION: Final = 2
 """Bump when a change makes old code misread the repository. 2: pack files beside an LMDB index."""
@@ -261,7 +273,7 @@ class Repository:
             store = PackStore(path, readonly=readonly)
             try:
                 config = RepoConfig.from_json(store.read_config(), path)
-                repo = cls(ReadOnlyStore(store, path) if readonly else store, config, path, locks, cache_dir)
+                repo = cls(store, config, path, locks, cache_dir)
                 store.verify_refs(repo.first_parent)
             except BaseException:
                 store.close()
@@ -286,6 +298,8 @@ class Repository:
             ConflictError: another process has it open.
             CorruptionError: the config file is damaged and no index holds a copy.
         """
+        from zerofs.store import maintenance
+
         path = os.fspath(path)
         _require_current(path)
         locks = RepoLocks(path, readonly=False, writer_lease=False)
@@ -307,6 +321,8 @@ class Repository:
             RepositoryError: no format-1 repository there (a current one: nothing to do).
             ConflictError: another process has it open.
         """
+        from zerofs.store import legacy
+
         path = os.fspath(path)
         if not legacy.is_format1(path):
             if is_local_repository(path):
@@ -489,6 +505,8 @@ class Repository:
 
     def _host_file_cache(self) -> FileCache | None:
         if self._file_cache is None and self._cache_dir is not None:
+            from zerofs.store.filecache import FileCache  # only imports use it
+
             self._file_cache = FileCache(os.path.join(self._cache_dir, self.config.repo_id))
         return self._file_cache
 
@@ -574,7 +592,7 @@ class Repository:
         Raises:
             ConflictError: another process has the repository open.
         """
-        store = self._store.inner if isinstance(self._store, ReadOnlyStore) else self._store
+        store = self._store
         if not isinstance(store, PackStore):
             return 0, 0
         with self.alone() as is_alone:
@@ -593,7 +611,7 @@ class Repository:
 
     def locate(self, blob_id: ObjectId) -> tuple[str, int, int] | None:
         """(pack file, offset, length) of a stored object, for tools that inspect packs on purpose."""
-        store = self._store.inner if isinstance(self._store, ReadOnlyStore) else self._store
+        store = self._store
         return store.locate(blob_id) if isinstance(store, PackStore) else None
 
 
@@ -666,8 +684,16 @@ class RepoBatch:
         return self._batch.put(blob_id, record)
 
     def put_node(self, node: Node) -> tuple[ObjectId, int]:
-        """Encode and store a node; return its id and the stored bytes it added (0 if it was there)."""
-        node_id, record = self.repo.encode_node(node)
+        """Encode and store a node; return its id and the stored bytes it added (0 if it was there).
+
+        A node already stored is not compressed again (a re-import rebuilds
+        every directory, and almost all of them are unchanged).
+        """
+        body = encode(node)
+        node_id = object_id(node.kind, body)
+        if self._batch.has(node_id):
+            return node_id, 0
+        record = encode_record(node.kind, body, self.repo.config.compression_level)
         return node_id, len(record.payload) if self._batch.put(node_id, record) else 0
 
     def put_blob(self, kind: Kind, body: bytes) -> ObjectId:

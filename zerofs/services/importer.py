@@ -213,6 +213,8 @@ class _Walker:
         self.incomplete: set[bytes] = set()
         """Host directories not built yet: their records for the host-file cache are not whole."""
         self.cache_updates: dict[bytes, dict[bytes, CachedFile]] = {}
+        self.cache_loaded: dict[bytes, dict[bytes, CachedFile]] = {}
+        """What the cache held for each directory: a record that did not change is not written again."""
         self.cache_pending = 0
 
     def warn(self, text: str) -> None:
@@ -282,7 +284,7 @@ class _Walker:
     def dir_entry(self, path: bytes, name: bytes, st: os.stat_result) -> _PendingDir:
         pending = _PendingDir(path, name, st)
         self.incomplete.add(path)
-        cached = self.repo.cached_files(path)
+        cached = self.cache_loaded[path] = self.repo.cached_files(path)
         with os.scandir(path) as iterator:
             children = list(iterator)
         for child in children:
@@ -342,9 +344,10 @@ class _Walker:
     def save_cache(self) -> None:
         """Write the host-file cache records gathered so far (whole directories only)."""
         done = {d: files for d, files in self.cache_updates.items() if d not in self.incomplete}
-        self.repo.remember_files(done)
+        self.repo.remember_files({d: files for d, files in done.items() if files != self.cache_loaded.get(d)})
         for directory in done:
             del self.cache_updates[directory]
+            self.cache_loaded.pop(directory, None)
         self.cache_pending = sum(len(files) for files in self.cache_updates.values())
 
     def is_unchanged(self, st: os.stat_result, cached: CachedFile) -> bool:

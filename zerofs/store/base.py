@@ -18,19 +18,31 @@ read-only access or fault injection is added by wrapping a store
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from zerofs.errors import ConflictError
 from zerofs.objects import Kind, ObjectId
 from zerofs.store.codec import Record
 
+if TYPE_CHECKING:  # what maintenance returns: not needed to read a file, so not imported to read one
+    from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, StorageUsage
+
 
 class RefMovedError(ConflictError):
     """A compare-and-swap of a ref found another value when its batch committed."""
+
+
+class CachedFile(NamedTuple):
+    """What an import saw of a host file (device, inode, size, times), and the file it stored for it."""
+
+    device: int
+    inode: int
+    size_bytes: int
+    mtime_ns: int
+    ctime_ns: int
+    file_id: ObjectId
 
 
 class BlobInfo(NamedTuple):
@@ -41,78 +53,6 @@ class BlobInfo(NamedTuple):
     """Payload bytes as stored (compressed or raw)."""
     raw_bytes: int
     """Bytes of the body it decodes to."""
-
-
-class StorageProblemKind(enum.Enum):
-    """Damage below the object level: the index, packs, refs and config."""
-
-    INDEX_ENTRY = "index-entry"
-    """An index entry points at bytes that are not the blob it names."""
-    PACK_TRAILER = "pack-trailer"
-    """A closed pack's trailer is missing, damaged or disagrees with its blobs."""
-    PACK_HEADER = "pack-header"
-    """A pack's first bytes are not a pack header."""
-    PACK_MISSING = "pack-missing"
-    """The index names a pack that is not there."""
-    PACK_ACCOUNTING = "pack-accounting"
-    """The index's count of a pack's live blobs disagrees with the index entries."""
-    REF_LOG = "ref-log"
-    """A ref log record fails its checksum, or the log and the index disagree."""
-    CONFIG = "config"
-    """The repository's config file is damaged or disagrees with the index's copy."""
-    LEFTOVER = "leftover"
-    """A file an interrupted operation left behind (harmless; the next gc or upgrade removes it)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StorageProblem:
-    """One problem below the object level, found by ``check_storage``."""
-
-    kind: StorageProblemKind
-    detail: str
-    is_error: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class ScannedRecord:
-    """A blob read in storage order by ``scan``: its record, or why it cannot be read."""
-
-    object_id: ObjectId
-    record: Record | None
-    problem: str | None
-    """Why the stored bytes are not a readable record (then ``record`` is None)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReclaimResult:
-    """What reclaiming space did (or, dry, would do)."""
-
-    packs_deleted: int = 0
-    packs_rewritten: int = 0
-    bytes_before: int = 0
-    """Bytes of the packs deleted or rewritten."""
-    bytes_written: int = 0
-    """Bytes of the new packs their live blobs went to."""
-
-    @property
-    def bytes_reclaimed(self) -> int:
-        """Pack bytes given back."""
-        return self.bytes_before - self.bytes_written
-
-
-@dataclass(frozen=True, slots=True)
-class StorageUsage:
-    """How much the backend occupies."""
-
-    n_packs: int
-    pack_bytes: int
-    """Length of every pack file."""
-    live_bytes: int
-    """Bytes of the blobs the index places in packs (headers included)."""
-    index_bytes: int
-    """Bytes of the index in use."""
-    disk_bytes: int | None
-    """Blocks allocated to the repository's files and directories, where there is a disk."""
 
 
 class WriteBatch(Protocol):

@@ -20,29 +20,19 @@ import os
 import struct
 from collections.abc import Iterator
 from contextlib import suppress
-from typing import Final, NamedTuple
+from typing import Final
 
 import blake3
 import lmdb
 import zstandard
 
-from zerofs.objects import ID_BYTES, ObjectId
+from zerofs.objects import ID_BYTES
+from zerofs.store.base import CachedFile
 
 CACHE_FILE: Final = "files.mdb"
 _MAP_BYTES: Final = 1 << 40
 _ENTRY: Final = struct.Struct("<HQQQqq32s")  # name length, device, inode, size, mtime ns, ctime ns, file id
 _VERSION: Final = b"\x01"
-
-
-class CachedFile(NamedTuple):
-    """What an import saw of a host file, and the file it stored for it."""
-
-    device: int
-    inode: int
-    size_bytes: int
-    mtime_ns: int
-    ctime_ns: int
-    file_id: ObjectId
 
 
 def _key(directory: bytes) -> bytes:

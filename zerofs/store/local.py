@@ -31,31 +31,28 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import blake3
 import lmdb
 
-from zerofs.errors import CorruptionError, DamagedObjectError, MissingObjectError, RepositoryError
+from zerofs.errors import CorruptionError, DamagedObjectError, Hint, MissingObjectError, RepositoryError
 from zerofs.objects import ObjectId
-from zerofs.store import maintenance
-from zerofs.store.base import (
-    BlobInfo,
-    ReclaimResult,
-    RefMovedError,
-    ScannedRecord,
-    StorageProblem,
-    StorageUsage,
-)
+from zerofs.store.base import BlobInfo, RefMovedError
 from zerofs.store.codec import Record
 from zerofs.store.index import LmdbIndex, Location, decode_location, encode_location, index_damaged
 from zerofs.store.packfile import BLOB_HEADER, parse_blob_header
 from zerofs.store.packs import PackFiles, PackWriter, disk_error, fsync_directory, pack_hex
 from zerofs.store.reflog import RefLog
 
+if TYPE_CHECKING:  # maintenance's results: imported only when maintenance runs
+    from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, StorageUsage
+
 CONFIG_FILE: Final = "config"
 REFLOG_FILE: Final = "refs.log"
 CONFIG_META_KEY: Final = b"config"
+MAX_LAG_COMMITS: Final = 1000
+"""How far back from the index's HEAD opening looks for the ref log's last HEAD."""
 PACK_TARGET_BYTES: Final = 32 << 20
 """A pack is closed once it holds this much (chosen by benchmarks/pack_size.py; see ARCHITECTURE.md)."""
 FLUSH_BYTES: Final = 1 << 30
@@ -296,18 +293,26 @@ class PackStore:
 
     def scan(self) -> Iterator[ScannedRecord]:
         """Every indexed blob, read pack by pack, front to back."""
+        from zerofs.store import maintenance  # not on the start-up path of cat and ls
+
         return maintenance.scan(self)
 
     def check_storage(self) -> Iterator[StorageProblem]:
         """Packs against the index, the ref log against the refs, the config file against its copy."""
+        from zerofs.store import maintenance  # not on the start-up path of cat and ls
+
         return maintenance.check_storage(self)
 
     def reclaim(self, dead_share: float, *, dry_run: bool = False) -> ReclaimResult:
         """Delete packs no blob lives in; rewrite those with at least ``dead_share`` dead bytes."""
+        from zerofs.store import maintenance  # not on the start-up path of cat and ls
+
         return maintenance.reclaim(self, dead_share, dry_run=dry_run)
 
     def usage(self) -> StorageUsage:
         """Packs, live bytes, index and disk usage."""
+        from zerofs.store import maintenance  # not on the start-up path of cat and ls
+
         return maintenance.usage(self)
 
     def verify_refs(self, first_parent: Callable[[bytes], bytes | None]) -> None:
@@ -316,14 +321,18 @@ class PackStore:
         Raises:
             CorruptionError: the index lost a move the log records, or they disagree.
         """
-        maintenance.verify_refs(self, first_parent)
+        _verify_refs(self, first_parent)
 
     def compact_index(self) -> tuple[int, int]:
         """Rewrite the index in full pages, without free ones (needs the repository to itself); (before, after)."""
+        from zerofs.store import maintenance  # not on the start-up path of cat and ls
+
         return maintenance.compact_index(self)
 
     def index_bloat(self) -> float:
         """The index file's size over what its entries need in full pages."""
+        from zerofs.store import maintenance  # not on the start-up path of cat and ls
+
         return maintenance.index_bloat(self)
 
     def close(self) -> None:
@@ -334,6 +343,41 @@ class PackStore:
         self.rotate()
         self.files.close()
         self.index.close()
+
+
+def _verify_refs(store: PackStore, first_parent: Callable[[bytes], bytes | None]) -> None:
+    """Refuse an index that lost a ref move the log records (see reflog.py).
+
+    Raises:
+        CorruptionError: with the hint to rebuild the index.
+    """
+    for name, move in store.reflog.last_moves().items():
+        current = store.get_ref(name)
+        if current == move.new:
+            continue
+        if current is not None and current != move.old and _descends(current, move.new, name, first_parent):
+            continue  # the log lags behind the index: harmless, the next writer records the move
+        raise CorruptionError(
+            f"the repository's index has {name.decode()} at {current.hex()[:12] if current else 'nothing'} but its "
+            f"ref log says {move.new.hex()[:12]}: the index lost a transaction",
+            hint=Hint.REBUILD_INDEX,
+        )
+
+
+def _descends(current: bytes, ancestor: bytes, name: bytes, first_parent: Callable[[bytes], bytes | None]) -> bool:
+    if name != LOGGED_REFS[0]:
+        return True  # a graft table has no history to walk; only a rollback (back to ``old``) is refused
+    commit_id: bytes | None = current
+    for _ in range(MAX_LAG_COMMITS):
+        try:
+            commit_id = first_parent(commit_id)  # type: ignore[arg-type]
+        except CorruptionError:
+            return False
+        if commit_id is None:
+            return False
+        if commit_id == ancestor:
+            return True
+    return False
 
 
 LOGGED_REFS: Final = (b"HEAD", b"GRAFTS")

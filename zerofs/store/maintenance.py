@@ -21,15 +21,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 import lmdb
 
-from zerofs.errors import CorruptionError, Hint, RepositoryError
+from zerofs.errors import CorruptionError, RepositoryError
 from zerofs.objects import ObjectId
-from zerofs.store.base import ReclaimResult, ScannedRecord, StorageProblem, StorageProblemKind, StorageUsage
 from zerofs.store.codec import Record, decode_record
 from zerofs.store.index import (
     DATABASES,
@@ -55,6 +54,7 @@ from zerofs.store.packfile import (
 )
 from zerofs.store.packs import PackFiles, PackWriter, disk_error, fsync_directory, pack_hex
 from zerofs.store.reflog import LogDamage, RefLog, RefMove
+from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, StorageProblemKind, StorageUsage
 
 if TYPE_CHECKING:
     from zerofs.store.local import PackStore
@@ -63,8 +63,6 @@ SMALL_PACK_BYTES: Final = 8 << 20
 """Closed packs smaller than this are merged when there are at least two of them."""
 HEAD: Final = b"HEAD"
 GRAFTS: Final = b"GRAFTS"
-MAX_LAG_COMMITS: Final = 1000
-"""How far back from the index's HEAD opening looks for the ref log's last HEAD."""
 LEFTOVER_FILES: Final = (
     "data.mdb",
     "lock.mdb",
@@ -300,41 +298,6 @@ def _check_pack(store: PackStore, pack_no: int, entry: PackEntry) -> Iterator[St
             )
     finally:
         os.close(fd)
-
-
-def verify_refs(store: PackStore, first_parent: Callable[[bytes], bytes | None]) -> None:
-    """Refuse an index that lost a ref move the log records (see reflog.py).
-
-    Raises:
-        CorruptionError: with the hint to rebuild the index.
-    """
-    for name, move in store.reflog.last_moves().items():
-        current = store.get_ref(name)
-        if current == move.new:
-            continue
-        if current is not None and current != move.old and _descends(current, move.new, name, first_parent):
-            continue  # the log lags behind the index: harmless, the next writer records the move
-        raise CorruptionError(
-            f"the repository's index has {name.decode()} at {current.hex()[:12] if current else 'nothing'} but its "
-            f"ref log says {move.new.hex()[:12]}: the index lost a transaction",
-            hint=Hint.REBUILD_INDEX,
-        )
-
-
-def _descends(current: bytes, ancestor: bytes, name: bytes, first_parent: Callable[[bytes], bytes | None]) -> bool:
-    if name != HEAD:
-        return True  # a graft table has no history to walk; only a rollback (back to ``old``) is refused
-    commit_id: bytes | None = current
-    for _ in range(MAX_LAG_COMMITS):
-        try:
-            commit_id = first_parent(commit_id)  # type: ignore[arg-type]
-        except CorruptionError:
-            return False
-        if commit_id is None:
-            return False
-        if commit_id == ancestor:
-            return True
-    return False
 
 
 # -- reclaiming -----------------------------------------------------------------------

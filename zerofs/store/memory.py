@@ -11,15 +11,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from zerofs.objects import ObjectId
-from zerofs.store.base import (
-    BlobInfo,
-    ReclaimResult,
-    RefMovedError,
-    ScannedRecord,
-    StorageProblem,
-    StorageUsage,
-)
+from zerofs.store.base import BlobInfo, RefMovedError
 from zerofs.store.codec import Record
+from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, StorageUsage
 
 
 class MemoryStore:

@@ -9,20 +9,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from zerofs.errors import DamagedObjectError, RepositoryError
 from zerofs.objects import ObjectId
-from zerofs.store.base import (
-    BlobInfo,
-    ReclaimResult,
-    ScannedRecord,
-    StorageProblem,
-    StorageUsage,
-    Store,
-    WriteBatch,
-)
+from zerofs.store.base import BlobInfo, Store, WriteBatch
 from zerofs.store.codec import Record
+from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, StorageUsage
 
 
 class _Forwarding:
@@ -107,14 +100,12 @@ class Fault(enum.Enum):
     """Reading it fails as a disk read error would."""
 
 
-@dataclass
-class _Injected:
+class _Injected(NamedTuple):
     fault: Fault
     offset: int = -1
     keep: int | None = None
 
 
-@dataclass
 class FaultyStore(_Forwarding):
     """A store whose reads of chosen objects fail in chosen ways, as damage on disk would.
 
@@ -122,11 +113,10 @@ class FaultyStore(_Forwarding):
     damage without writing into a backend's files.
     """
 
-    inner: Store
-    faults: dict[ObjectId, _Injected] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        super().__init__(self.inner)
+    def __init__(self, inner: Store) -> None:
+        """Wrap ``inner``, with no faults yet."""
+        super().__init__(inner)
+        self.faults: dict[ObjectId, _Injected] = {}
 
     def inject(self, object_id: ObjectId, fault: Fault, *, offset: int = -1, keep: int | None = None) -> None:
         """Make reads of ``object_id`` fail with ``fault`` from now on."""
