@@ -53,11 +53,43 @@ def make_chunker(params: ChunkParams) -> FastCDC:
     )
 
 
-def chunk_stream(reader: BinaryIO, params: ChunkParams, chunker: FastCDC | None = None) -> Iterator[bytes]:
-    """Cut a stream into content-defined chunks; yield each as bytes of its own.
+BLOCK_BYTES: Final = 8 << 20
+"""The stream is read in blocks of this size; chunks are views into them, not copies."""
 
-    Only a few chunks of the stream are in memory at any time, however long it is.
+
+def chunk_stream(reader: BinaryIO, params: ChunkParams, chunker: FastCDC | None = None) -> Iterator[memoryview]:
+    """Cut a stream into content-defined chunks; yield each as a read-only view of its bytes.
+
+    The stream is read in blocks, each cut where FastCDC cuts; the last,
+    unfinished chunk of a block is cut again at the start of the next (a
+    cut depends only on the bytes since the previous cut, so the chunks are
+    those of the whole stream). Each block is a buffer of its own, never
+    reused, so a view stays valid as long as it is held; only the blocks
+    whose chunks are still held are in memory.
     """
     chunker = chunker or make_chunker(params)
-    for chunk in chunker.cut_stream(reader):
-        yield bytes(chunk.data)
+    carry = b""
+    while True:
+        block = bytearray(len(carry) + BLOCK_BYTES)
+        block[: len(carry)] = carry
+        end = len(carry) + _read_into(reader, memoryview(block)[len(carry) : len(carry) + BLOCK_BYTES])
+        is_last = end < len(carry) + BLOCK_BYTES
+        view = memoryview(block).toreadonly()[:end]
+        chunks = list(chunker.cut_buf(view)) if end else []
+        if not is_last and chunks:
+            carry = bytes(chunks.pop().data)
+        for chunk in chunks:
+            yield chunk.data
+        if is_last:
+            return
+
+
+def _read_into(reader: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``reader`` unless it ends first; return the bytes read."""
+    filled = 0
+    while filled < len(view):
+        count = reader.readinto(view[filled:])  # type: ignore[attr-defined]  # raw and buffered readers have it
+        if not count:
+            break
+        filled += count
+    return filled

@@ -111,7 +111,7 @@ class ContentWriter:
         self.params = repo.config.chunk_params
         self._chunker = make_chunker(self.params)
 
-    def _store_chunk(self, data: bytes) -> ChunkRef:
+    def _store_chunk(self, data: memoryview) -> ChunkRef:
         new_id = chunk_id(data)
         if not self.sink.batch.has(new_id):
             self.sink.put_record(new_id, self.repo.chunk_record(data))
@@ -133,13 +133,13 @@ class ContentWriter:
         """Store a stream of any length with a few chunks in memory; return its node."""
         return store_file(self.sink, self.store_chunks(chunk_stream(reader, self.params, self._chunker)))
 
-    def store_chunks(self, chunks: Iterator[bytes]) -> list[ChunkRef]:
+    def store_chunks(self, chunks: Iterator[memoryview]) -> list[ChunkRef]:
         """Store chunks cut by ``chunk_stream``; return their refs in order."""
         if self.executor is None:
             return [self._store_chunk(d) for d in chunks]
         return self._store_parallel(chunks)
 
-    def _store_parallel(self, chunks: Iterator[bytes]) -> list[ChunkRef]:
+    def _store_parallel(self, chunks: Iterator[memoryview]) -> list[ChunkRef]:
         """Hash and compress groups of chunks on workers; write in order here.
 
         Chunks go to workers in groups of about ``GROUP_BYTES``: one hand-off
@@ -149,7 +149,7 @@ class ContentWriter:
         assert self.executor is not None
         refs: list[ChunkRef] = []
         pending: collections.deque[Future[list[_Encoded]]] = collections.deque()
-        group: list[bytes] = []
+        group: list[memoryview] = []
         group_bytes = 0
         for buffer in chunks:
             group.append(buffer)
@@ -213,7 +213,7 @@ def encode_small_file(
     return EncodedFile(file_id, node, tuple(records))
 
 
-def _encode_group(repo: Repository, group: list[bytes]) -> list[_Encoded]:
+def _encode_group(repo: Repository, group: list[memoryview]) -> list[_Encoded]:
     """Worker: hash each chunk; make records of those no committed record holds."""
     encoded: list[_Encoded] = []
     for data in group:

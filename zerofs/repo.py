@@ -600,6 +600,11 @@ class Repository:
                 raise ConflictError(f"the repository at {self.path} is open in another process")
             return store.compact_index()
 
+    def close_open_pack(self) -> None:
+        """Close this handle's open pack (a long-lived writer between bursts of writes: a mount)."""
+        if isinstance(self._store, PackStore):
+            self._store.close_writer()
+
     def _tidy_index(self) -> None:
         store = self._store
         if not isinstance(store, PackStore) or store.readonly or store.index_bloat() < INDEX_BLOAT_LIMIT:

@@ -266,7 +266,7 @@ class FileData:
         chunk_map = self.chunk_map
         resume = len(chunk_map.refs)
 
-        def cuts() -> Iterator[bytes]:
+        def cuts() -> Iterator[memoryview]:
             nonlocal resume
             position = cut_from
             for buffer in chunk_stream(_ViewReader.over(self, cut_from), writer.params):

@@ -37,6 +37,9 @@ log = logging.getLogger("zerofs.mount")
 TIMEOUT: Final = 5.0
 """Seconds the kernel may cache entries and attributes: every change made elsewhere is invalidated explicitly."""
 POLL_SECONDS: Final = 0.3
+PACK_IDLE_SECONDS: Final = 10.0
+"""A mount with nothing to commit for this long closes its open pack: gc never rewrites a pack a
+live writer holds, so a long-lived mount would otherwise keep the space of what was deleted from it."""
 BLOCK: Final = 4096
 XATTR_PREFIX: Final = b"user."
 
@@ -502,8 +505,8 @@ class ZerofsOperations(pyfuse3.Operations):
         await self._invalidate(invalidations)
 
     async def background(self) -> None:
-        """Poll HEAD and commit on the interval, until cancelled."""
-        last_commit = time.monotonic()
+        """Poll HEAD and commit on the interval, until cancelled; close an idle mount's pack."""
+        last_commit = last_change = time.monotonic()
         while True:
             await trio.sleep(POLL_SECONDS)
             if not self.follow:
@@ -512,13 +515,25 @@ class ZerofsOperations(pyfuse3.Operations):
                 await self.follow_head()
                 if self.read_only:
                     continue
-                if self.overlay.root.dirty and time.monotonic() - last_commit >= self.commit_interval:
+                now = time.monotonic()
+                if self.overlay.root.dirty and now - last_commit >= self.commit_interval:
                     await self.commit("interval")
-                    last_commit = time.monotonic()
+                    last_commit = last_change = time.monotonic()
                 elif not self.overlay.root.dirty:
-                    last_commit = time.monotonic()
+                    last_commit = now
+                    if now - last_change >= PACK_IDLE_SECONDS:
+                        await self._close_pack()
+                        last_change = now  # and again after as long, for packs gc deleted since
             except pyfuse3.FUSEError:
                 pass  # logged by commit; tried again on the next round
+
+    async def _close_pack(self) -> None:
+        """Close the mount's open pack (with its trailer), so gc can reclaim what was deleted from it.
+
+        Also lets go of packs gc deleted that the mount read before, so their space comes back.
+        """
+        async with self.lock:
+            await trio.to_thread.run_sync(self.repo.close_open_pack)
 
 
 def _invalidate_all(invalidations: list[tuple[int, bytes | None]]) -> None:

@@ -42,7 +42,7 @@ from zerofs.store.base import BlobInfo, RefMovedError
 from zerofs.store.codec import Record
 from zerofs.store.index import LmdbIndex, Location, decode_location, encode_location, index_damaged
 from zerofs.store.packfile import BLOB_HEADER, parse_blob_header
-from zerofs.store.packs import PackFiles, PackWriter, disk_error, fsync_directory, pack_hex
+from zerofs.store.packs import PackFiles, PackWriter, disk_error, fsync_directory, make_names_durable, pack_hex
 from zerofs.store.reflog import RefLog
 
 if TYPE_CHECKING:  # maintenance's results: imported only when maintenance runs
@@ -281,6 +281,19 @@ class PackStore:
         if self._writer is not None:
             self._writer.seal()
             self._writer = None
+
+    def close_writer(self) -> None:
+        """Close the open pack with its trailer, unless a batch is writing (then it stays open).
+
+        Also closes the descriptors of packs gc deleted since they were read,
+        so a long-lived, idle process does not keep their space.
+        """
+        if self._batch_lock.acquire(blocking=False):
+            try:
+                self.rotate()
+            finally:
+                self._batch_lock.release()
+        self.files.drop_deleted()
 
     def finish_writer(self) -> None:
         """The open pack reached its target size: close it for appends; the next blob starts a new one."""
@@ -548,6 +561,8 @@ class PackBatch:
         writer = store._writer
         if self._new and writer is not None:
             writer.sync()  # finished packs were made durable when they were finished
+        if self._new:
+            make_names_durable([*store._finished, *([writer] if writer is not None else [])])
         moves: list[tuple[bytes, bytes | None, bytes]] = []
         ref_lock = store.reflog.lock() if final and self._refs else -1
         try:

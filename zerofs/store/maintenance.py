@@ -52,7 +52,7 @@ from zerofs.store.packfile import (
     parse_trailer,
     scan_blobs,
 )
-from zerofs.store.packs import PackFiles, PackWriter, disk_error, fsync_directory, pack_hex
+from zerofs.store.packs import PackFiles, PackWriter, disk_error, fsync_directory, make_names_durable, pack_hex
 from zerofs.store.reflog import LogDamage, RefLog, RefMove
 from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, StorageProblemKind, StorageUsage
 
@@ -429,6 +429,7 @@ def _rewrite_pack(store: PackStore, entry: PackEntry, writer: PackWriter | None)
             offset = writer.append(blob.header.object_id, blob.record)
             copies.append((blob.header.object_id, location, offset))
         writer.sync()
+        make_names_durable([writer])
     with store.index.writing() as txn:
         moved_bytes = moved_count = 0
         if copies:
