@@ -317,17 +317,21 @@ class Repository:
     def upgrade(cls, path: str | os.PathLike[str], on_progress: Callable[[int], None] | None = None) -> UpgradeResult:
         """Convert a format-1 repository to this format, in place and crash-safely (see store/legacy.py).
 
+        A repository already of this format is left as it is (``is_current``),
+        but for files an interrupted conversion left behind.
+
         Raises:
-            RepositoryError: no format-1 repository there (a current one: nothing to do).
+            RepositoryError: no repository there.
             ConflictError: another process has it open.
         """
         from zerofs.store import legacy
 
         path = os.fspath(path)
         if not legacy.is_format1(path):
-            if is_local_repository(path):
-                legacy.remove_legacy_files(path)  # what a kill after the switch left behind
-                raise RepositoryError(f"the repository at {path} already has format version {REPO_FORMAT_VERSION}")
+            if is_local_repository(path):  # nothing to convert; remove what a kill after the switch left
+                return legacy.UpgradeResult(
+                    0, 0, 0, is_current=True, removed_leftovers=legacy.remove_legacy_files(path)
+                )
             raise RepositoryError(f"no zerofs repository at {path}")
         locks = RepoLocks(path, readonly=False, writer_lease=False)
         try:

@@ -106,11 +106,16 @@ def upgrade(*, repo: str | None, config: str | None, quiet: bool, as_json: bool)
         render.print_json(
             {
                 "repository": str(found.repo_path),
+                "converted": not result.is_current,
                 "objects": result.n_objects,
                 "damaged_objects": result.n_damaged,
                 "stored_bytes": result.stored_bytes,
             }
         )
+        return
+    if result.is_current:
+        leftovers = "; removed what an interrupted conversion left" if result.removed_leftovers else ""
+        _done(quiet, f"the repository at {found.repo_path} is already of the current format{leftovers}")
         return
     if result.n_damaged:
         _warn(

@@ -53,6 +53,10 @@ class UpgradeResult:
     n_damaged: int
     """Objects that failed their check in the old repository and were left out (fsck names their paths)."""
     stored_bytes: int
+    is_current: bool = False
+    """The repository was already of the current format: nothing was converted."""
+    removed_leftovers: bool = False
+    """Files of format 1 that an interrupted conversion left were removed."""
 
 
 def is_format1(root: str) -> bool:
