@@ -371,8 +371,9 @@ def _verify_refs(store: PackStore, first_parent: Callable[[bytes], bytes | None]
         if current is not None and current != move.old and _descends(current, move.new, name, first_parent):
             continue  # the log lags behind the index: harmless, the next writer records the move
         raise CorruptionError(
-            f"the repository's index has {name.decode()} at {current.hex()[:12] if current else 'nothing'} but its "
-            f"ref log says {move.new.hex()[:12]}: the index lost a transaction",
+            f"the index of the repository at {store.root} has {name.decode()} at "
+            f"{current.hex()[:12] if current else 'nothing'} but its ref log says {move.new.hex()[:12]}: "
+            "the index lost a transaction",
             hint=Hint.REBUILD_INDEX,
         )
 

@@ -184,16 +184,18 @@ class PackFiles:
         except FileNotFoundError:
             return
         for group in groups:
+            if len(group) != SUBDIRECTORY_DIGITS:
+                continue
             try:
                 files = os.listdir(os.path.join(self.directory, group))
             except (FileNotFoundError, NotADirectoryError):
                 continue
             for file_name in files:
-                if file_name.endswith(PACK_SUFFIX) and len(file_name) == 2 * NAME_BYTES + len(PACK_SUFFIX):
-                    try:
+                if not (file_name.startswith(group) and file_name.endswith(PACK_SUFFIX)):
+                    continue
+                if len(file_name) == 2 * NAME_BYTES + len(PACK_SUFFIX):
+                    with contextlib.suppress(ValueError):
                         yield bytes.fromhex(file_name[: 2 * NAME_BYTES])
-                    except ValueError:
-                        continue
 
     # -- writers and deletion -------------------------------------------------------
 
