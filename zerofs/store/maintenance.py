@@ -494,36 +494,55 @@ def compact_index(store: PackStore) -> tuple[int, int]:
     """Rewrite the index with full pages and no free ones, and swap it in (the caller has the repository alone).
 
     Entries are copied in key order with LMDB's append mode, so every page
-    is full; the copy is written beside the index, made durable, and
-    renamed over it: a crash or a full disk leaves the old index (and a
-    copy the next compaction removes, which fsck reports meanwhile).
+    is full. The copy is an unnamed file (``O_TMPFILE``, opened by LMDB
+    through /proc) until it is complete and durable; then it is linked under
+    a temporary name and renamed over the index. A kill or a full disk
+    leaves the old index and nothing else.
 
     Raises:
         DiskFullError: no room for the copy (the old index is kept).
     """
     path = store.index.path
     temporary = path + ".compact"
-    _remove(temporary, temporary + "-lock")
+    _remove(temporary)
     before = os.stat(path).st_blocks * 512
     try:
-        _copy_index(store.index, temporary)
+        fd = os.open(store.root, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        _remove(temporary, temporary + "-lock")
         raise disk_error("cannot compact the index", exc) from exc
-    except lmdb.Error as exc:
-        _remove(temporary, temporary + "-lock")
-        raise store_error("cannot compact the index", exc) from exc
+    try:
+        try:
+            _copy_index(store.index, f"/proc/self/fd/{fd}")
+            os.fsync(fd)
+            _link_unnamed(fd, temporary)
+        except OSError as exc:
+            raise disk_error("cannot compact the index", exc) from exc
+        except lmdb.Error as exc:
+            raise store_error("cannot compact the index", exc) from exc
+    finally:
+        os.close(fd)
     store.index.close()
     os.replace(temporary, path)
-    _remove(temporary + "-lock")
     fsync_directory(store.root)
     store.index = LmdbIndex(store.root, readonly=store.readonly)
     store._names.clear()
     return before, os.stat(path).st_blocks * 512
 
 
+def _link_unnamed(fd: int, path: str) -> None:
+    """Give an ``O_TMPFILE`` file a name (``linkat`` through /proc, which ``os.link`` cannot do)."""
+    import ctypes  # here: only compaction needs it
+
+    at_fdcwd, at_symlink_follow = -100, 0x400
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.linkat(at_fdcwd, f"/proc/self/fd/{fd}".encode(), at_fdcwd, os.fsencode(path), at_symlink_follow) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error), path)
+
+
 def _copy_index(index: LmdbIndex, destination: str) -> None:
-    copy = lmdb.open(destination, subdir=False, map_size=MAP_BYTES, max_dbs=8, create=True, meminit=False)
+    """Copy every database of ``index`` into a new environment at ``destination``, in full pages."""
+    copy = lmdb.open(destination, subdir=False, lock=False, map_size=MAP_BYTES, max_dbs=8, create=True, meminit=False)
     try:
         with index.reading() as source, copy.begin(write=True) as target:
             for name in DATABASES:
@@ -533,11 +552,6 @@ def _copy_index(index: LmdbIndex, destination: str) -> None:
         copy.sync(True)
     finally:
         copy.close()
-    fd = os.open(destination, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def index_bloat(store: PackStore) -> float:
