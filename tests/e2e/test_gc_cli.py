@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,26 @@ from typing import Any
 import pytest
 
 from tests.e2e.helpers import assert_fails, log_json
+from tests.e2e.mountutil import mounted
 from zerofs.content import iter_file_bytes
 from zerofs.errors import ConflictError, UsageError
 from zerofs.history import iter_log
 from zerofs.objects import FileNode
 from zerofs.repo import Repository
 from zerofs.services.gc import mark
+
+
+def _write_through(mountpoint: Path, round_no: int, written: dict[str, bytes]) -> None:
+    """Write and fsync files through a mount (the fsync commits), as gc runs."""
+    directory = mountpoint / f"m{round_no}"
+    directory.mkdir()
+    for i in range(20):
+        data = os.urandom(1000 + 997 * i) if i % 2 else b"mount %d %d\n" % (round_no, i) * 50
+        with (directory / f"f{i}").open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        written[f"m{round_no}/f{i}"] = data
 
 
 def verify_history(repo_path: Path) -> int:
@@ -142,42 +157,52 @@ def test_compact_shrinks_the_index_and_needs_the_repository_alone(zerofs: Any, c
     assert "after-compact" in zerofs("ls", "/").stdout.decode()
 
 
-def test_gc_races_imports_without_losing_anything(zerofs: Any, cli_repo: Path, tmp_path: Path) -> None:
-    """Real processes: imports and clones keep committing while gc cuts history and sweeps."""
+def test_gc_races_imports_and_a_mount_without_losing_anything(zerofs: Any, cli_repo: Path, tmp_path: Path) -> None:
+    """Real processes: imports, clones and removals keep committing, and a live mount keeps writing,
+    while gc cuts history, forgets objects and rewrites packs; fsck after each round."""
     env = {k: v for k, v in os.environ.items() if k != "ZEROFS_REPO"}
     base = [sys.executable, "-m", "zerofs", "--repo", str(cli_repo)]
-    for round_no in range(4):
-        writers = []
-        for w in range(3):
-            host = tmp_path / f"r{round_no}w{w}"
-            host.mkdir()
-            for i in range(40):
-                # Half the files repeat content from earlier rounds: deduplicated chunks that
-                # gc may consider garbage while an import is about to reference them.
-                seed = (i % 20) if i % 2 else round_no * 100 + i
-                (host / f"f{i}").write_bytes(str(seed).encode() * 3000)
-            script = (
-                f"{' '.join(map(str, base))} import {host} /w{w} -q && "
-                f"{' '.join(map(str, base))} clone -q -f /w{w} /snap-w{w} && "
-                f"{' '.join(map(str, base))} rm -q -r /w{w}"
-            )
-            writers.append(subprocess.Popen(["bash", "-c", script], env=env))
-        gcs = [
-            subprocess.run([*base, "gc", "--keep-last", "2", "-q"], env=env, capture_output=True, text=True)
-            for _ in range(2)
-        ]
-        for proc in writers:
-            assert proc.wait(timeout=120) == 0
-        for proc in gcs:
-            assert proc.returncode in (0, ConflictError.exit_code), proc.stderr
-            assert "Traceback" not in proc.stderr
-        assert verify_history(cli_repo) >= 1
-        fsck = subprocess.run([*base, "fsck", "--read-data"], env=env, capture_output=True, text=True)
-        assert fsck.returncode == 0, fsck.stdout + fsck.stderr
-        for w in range(3):
-            listing = zerofs("ls", f"/snap-w{w}").stdout.decode().split()
-            assert len(listing) == 40
-            assert zerofs("cat", f"/snap-w{w}/f0").stdout
-        time.sleep(0.05)
+    written: dict[str, bytes] = {}
+    with mounted(cli_repo, tmp_path / "mnt", "--commit-interval", "1") as mount:
+        for round_no in range(4):
+            writers = []
+            for w in range(3):
+                host = tmp_path / f"r{round_no}w{w}"
+                host.mkdir()
+                for i in range(40):
+                    # Half the files repeat content from earlier rounds: deduplicated chunks that
+                    # gc may consider garbage while an import is about to reference them.
+                    seed = (i % 20) if i % 2 else round_no * 100 + i
+                    (host / f"f{i}").write_bytes(str(seed).encode() * 3000)
+                script = (
+                    f"{' '.join(map(str, base))} import {host} /w{w} -q && "
+                    f"{' '.join(map(str, base))} clone -q -f /w{w} /snap-w{w} && "
+                    f"{' '.join(map(str, base))} rm -q -r /w{w}"
+                )
+                writers.append(subprocess.Popen(["bash", "-c", script], env=env))
+            through_mount = threading.Thread(target=_write_through, args=(mount.path, round_no, written))
+            through_mount.start()
+            gcs = [
+                subprocess.run([*base, "gc", "--keep-last", "2", "-q"], env=env, capture_output=True, text=True)
+                for _ in range(2)
+            ]
+            through_mount.join(timeout=120)
+            for proc in writers:
+                assert proc.wait(timeout=120) == 0
+            for proc in gcs:
+                assert proc.returncode in (0, ConflictError.exit_code), proc.stderr
+                assert "Traceback" not in proc.stderr
+            assert verify_history(cli_repo) >= 1
+            fsck = subprocess.run([*base, "fsck", "--read-data"], env=env, capture_output=True, text=True)
+            assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+            for w in range(3):
+                listing = zerofs("ls", f"/snap-w{w}").stdout.decode().split()
+                assert len(listing) == 40
+                assert zerofs("cat", f"/snap-w{w}/f0").stdout
+            for name, data in written.items():
+                assert (mount.path / name).read_bytes() == data, name
+            time.sleep(0.05)
+    for name, data in written.items():  # committed by the mount, kept by every gc
+        assert zerofs("cat", f"/{name}").stdout == data, name
     subprocess.run([*base, "gc", "--keep-last", "1", "-q"], env=env, check=True)
     assert verify_history(cli_repo) == 1

@@ -398,23 +398,16 @@ LOGGED_REFS: Final = (b"HEAD", b"GRAFTS")
 
 
 def _log_moves(store: PackStore, moves: list[tuple[bytes, bytes | None, bytes]]) -> None:
-    """Append the moves just committed to the ref log, and any an earlier writer could not (the caller holds its lock).
+    """Append the moves just committed to the ref log (the caller holds its lock).
 
-    A failed append (a full disk) is left for the next writer: the index
-    already has the moves, and a log that lags behind the index is
-    harmless (reflog.py).
+    A failed append (a full disk) is left: the index already has the moves,
+    a log that lags behind the index is harmless (reflog.py), and the next
+    append of the same ref first records the moves the log missed.
     """
     now_ns = time.time_ns()
-    try:
+    with contextlib.suppress(OSError):
         for name, old, new in moves:
             store.reflog.append(name, old, new, now_ns)
-        moved = {name for name, _, _ in moves}
-        for name in LOGGED_REFS:
-            value = store.get_ref(name)
-            if name not in moved and value is not None:
-                store.reflog.record(name, value, now_ns)
-    except OSError:
-        return
 
 
 def _record(object_id: ObjectId, data: bytes, info: BlobInfo, pack: str) -> Record:

@@ -166,6 +166,8 @@ class RefLog:
         tail = self._tail()
         last_any = next((m for m in reversed(tail) if m is not None), None)
         last = next((m for m in reversed(tail) if m is not None and m.name == name), None)
+        if last is None and len(tail) == _TAIL_RECORDS:  # a ref seldom moved (GRAFTS): look further back
+            last = next((m for m in self._all_moves()[::-1] if m.name == name), None)
         sequence = last_any.sequence + 1 if last_any is not None else 0
         records = []
         if last is not None and last.new != old and old is not None:
@@ -190,11 +192,9 @@ class RefLog:
         finally:
             os.close(fd)
 
-    def record(self, name: bytes, value: bytes, time_ns: int) -> None:
-        """Append a move of ``name`` to ``value`` unless the log's last move of it ends there (under ``lock``)."""
-        last = self.last_moves().get(name)
-        if last is None or last.new != value:
-            self.append(name, last.new if last is not None else None, value, time_ns)
+    def _all_moves(self) -> list[RefMove]:
+        """Every intact record, oldest first."""
+        return [m for m in self.iter_moves() if isinstance(m, RefMove)]
 
     def rewrite(self, keep: list[RefMove]) -> None:
         """Replace the log by one holding ``keep`` (the caller holds ``lock``); atomic by rename."""

@@ -12,6 +12,8 @@ from zerofs.objects import Kind, chunk_id
 from zerofs.store.base import CachedFile
 from zerofs.store.codec import decode_record, encode_record
 from zerofs.store.filecache import FileCache, decode_directory, encode_directory
+from zerofs.store.local import PackStore
+from zerofs.store.maintenance import check_ref_log
 from zerofs.store.packfile import (
     BLOB_HEADER,
     PACK_HEADER,
@@ -162,3 +164,26 @@ def test_a_damaged_or_unusable_cache_is_only_a_miss(tmp_path: Path) -> None:
     cache = FileCache(str(blocked / "cache"))  # a directory cannot be made under a file
     assert cache.directory_files(b"/x") == {}
     cache.remember({b"/x": {}})
+
+
+def test_a_ref_seldom_moved_keeps_its_chain_past_the_tail(tmp_path: Path) -> None:
+    """GRAFTS moves once per gc, HEAD at every commit: the log stays one chain per ref, as fsck checks it."""
+    (tmp_path / "repo").mkdir()
+    store = PackStore.create(tmp_path / "repo", b"{}")
+    try:
+        with store.batch() as batch:
+            batch.cas_ref(b"GRAFTS", None, bytes([101]) * 32)
+        head = None
+        for n in range(40):
+            new = (n + 1).to_bytes(32, "big")
+            with store.batch() as batch:
+                batch.cas_ref(b"HEAD", head, new)
+            head = new
+        with store.batch() as batch:
+            batch.cas_ref(b"GRAFTS", bytes([101]) * 32, bytes([102]) * 32)
+        problems = [p for p in check_ref_log(store)]
+        assert problems == []
+        grafts = [m for m in store.reflog.iter_moves() if isinstance(m, RefMove) and m.name == b"GRAFTS"]
+        assert [m.new for m in grafts] == [bytes([101]) * 32, bytes([102]) * 32]
+    finally:
+        store.close()
