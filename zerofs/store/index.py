@@ -38,6 +38,8 @@ from zerofs.objects import Kind, ObjectId
 
 INDEX_FILE: Final = "index.mdb"
 MAP_BYTES: Final = 1 << 40
+PAGE_BYTES: Final = 4096
+"""LMDB's page: two meta pages start every environment."""
 """Address space only: without writemap the file holds just the pages in use."""
 LOCATION: Final = struct.Struct("<IIIIB")
 PACK_ENTRY: Final = struct.Struct("<16sQI")
@@ -102,8 +104,15 @@ class LmdbIndex:
         """
         self.root = root
         self.path = os.path.join(root, file_name)
-        if not create and not os.path.exists(self.path):
-            raise CorruptionError(f"the index of the repository at {root} is missing", hint=Hint.REBUILD_INDEX)
+        if not create:
+            try:
+                size = os.stat(self.path).st_size
+            except FileNotFoundError:
+                raise CorruptionError(
+                    f"the index of the repository at {root} is missing", hint=Hint.REBUILD_INDEX
+                ) from None
+            if size < 2 * PAGE_BYTES:  # LMDB would make a new, empty environment of it
+                raise index_damaged(f"{file_name} is truncated ({size} bytes)", root)
         try:
             self.env = lmdb.open(
                 self.path,
@@ -215,6 +224,12 @@ class LmdbIndex:
             raise store_error("cannot write to the repository's index", exc) from exc
         try:
             yield txn
+        except lmdb.MapFullError as exc:
+            txn.abort()
+            raise store_error("cannot write to the repository's index", exc) from exc
+        except lmdb.Error as exc:  # a put or get met a page LMDB cannot use: the index is damaged
+            txn.abort()
+            raise index_damaged(str(exc), self.root) from exc
         except BaseException:
             txn.abort()
             raise
@@ -224,11 +239,18 @@ class LmdbIndex:
             raise store_error(f"cannot commit to the repository's index {self.path}", exc) from exc
 
     def new_pack_no(self, txn: lmdb.Transaction[bytes], name: bytes) -> int:
-        """Give a new pack its number (in ``txn``) and register it with nothing in it yet."""
+        """Give a new pack its number (in ``txn``) and register it with nothing in it yet.
+
+        The number is past both the counter and the highest number in use, so
+        a damaged counter can never make two packs share one.
+        """
         raw = txn.get(NEXT_PACK_KEY, db=self.meta)
-        pack_no = int.from_bytes(raw, "big") if raw else 1
+        counted = int.from_bytes(raw, "big") if raw else 1
+        cursor = txn.cursor(db=self.packs)
+        highest = PACK_KEY.unpack(cursor.key())[0] if cursor.last() else 0
+        pack_no = max(counted, highest + 1)
         txn.put(NEXT_PACK_KEY, (pack_no + 1).to_bytes(4, "big"), db=self.meta)
-        txn.put(PACK_KEY.pack(pack_no), PACK_ENTRY.pack(name, 0, 0), db=self.packs)
+        txn.put(PACK_KEY.pack(pack_no), PACK_ENTRY.pack(name, 0, 0), db=self.packs, overwrite=False)
         return pack_no
 
     def adjust_pack(self, txn: lmdb.Transaction[bytes], pack_no: int, delta_bytes: int, delta_count: int) -> None:

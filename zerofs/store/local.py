@@ -229,10 +229,18 @@ class PackStore:
     def has_checker(self) -> Iterator[Callable[[ObjectId], bool]]:
         """``has`` over one read transaction."""
         pending = self._pending
+        root = self.root
         with self.index.reading() as txn:
             get = txn.get
             blobs = self.index.blobs
-            yield lambda object_id: object_id in pending or get(object_id, db=blobs) is not None
+
+            def has(object_id: ObjectId) -> bool:
+                try:
+                    return object_id in pending or get(object_id, db=blobs) is not None
+                except lmdb.Error as exc:
+                    raise index_damaged(str(exc), root) from exc
+
+            yield has
 
     def iter_blobs(self, prefix: bytes = b"") -> Iterator[tuple[ObjectId, BlobInfo]]:
         """Every indexed blob starting with ``prefix``, in id order."""
@@ -361,10 +369,22 @@ class PackStore:
 def _verify_refs(store: PackStore, first_parent: Callable[[bytes], bytes | None]) -> None:
     """Refuse an index that lost a ref move the log records (see reflog.py).
 
+    A damaged last record is a move the log cannot tell: if the index is
+    exactly where the log was before it, the index may have lost that move,
+    and that is refused too. (Where the index is ahead, the damaged record
+    is the move it made: a flipped bit, or an append a crash cut.)
+
     Raises:
         CorruptionError: with the hint to rebuild the index.
     """
-    for name, move in store.reflog.last_moves().items():
+    last = store.reflog.last_moves()
+    if store.reflog.has_damaged_end() and all(store.get_ref(name) == move.new for name, move in last.items()):
+        raise CorruptionError(
+            f"the last record of the ref log of the repository at {store.root} is damaged, and the index is where "
+            "the log was before it: the index may have lost that move",
+            hint=Hint.REBUILD_INDEX,
+        )
+    for name, move in last.items():
         current = store.get_ref(name)
         if current == move.new:
             continue

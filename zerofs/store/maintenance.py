@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,12 +29,13 @@ from typing import TYPE_CHECKING, Final
 import lmdb
 
 from zerofs.errors import CorruptionError, RepositoryError
-from zerofs.objects import ObjectId
+from zerofs.objects import Commit, Kind, ObjectId, decode
 from zerofs.store.codec import Record, decode_record
 from zerofs.store.index import (
     DATABASES,
     INDEX_FILE,
     MAP_BYTES,
+    NEXT_PACK_KEY,
     LmdbIndex,
     Location,
     PackEntry,
@@ -223,6 +225,13 @@ def _check_packs(store: PackStore) -> Iterator[StorageProblem]:
     registered = {entry.name for entry in entries.values()}
     for pack_no, entry in sorted(entries.items()):
         yield from _check_pack(store, pack_no, entry)
+    counter = store.index.get(store.index.meta, NEXT_PACK_KEY)
+    if entries and (counter is None or int.from_bytes(counter, "big") <= max(entries)):
+        yield StorageProblem(
+            StorageProblemKind.PACK_ACCOUNTING,
+            f"the index's pack counter ({int.from_bytes(counter or b'', 'big')}) is not past its highest pack "
+            f"number ({max(entries)}): damaged (new packs still get numbers of their own)",
+        )
     total = sum(entry.live_count for entry in entries.values())
     with store.index.reading() as txn:
         n_entries = txn.stat(store.index.blobs)["entries"]
@@ -600,6 +609,12 @@ def rebuild_index(root: str, config: bytes) -> RebuildResult:
         if os.path.lexists(os.path.join(root, leftover)):
             os.unlink(os.path.join(root, leftover))
     files = PackFiles(root)
+    if next(files.list(), None) is None and RefLog(os.path.join(root, REFLOG_FILE)).last_moves():
+        raise RepositoryError(
+            f"no pack files under {files.directory}, though the ref log records commits: "
+            "nothing to rebuild the index from (the index is left as it is)"
+        )
+    old_refs = _old_refs(root)
     index = LmdbIndex(root, create=True, file_name=temporary_name)
     problems: list[str] = []
     n_packs = n_blobs = n_duplicates = 0
@@ -642,7 +657,8 @@ def rebuild_index(root: str, config: bytes) -> RebuildResult:
                 n_blobs += 1
             for pack_no, (size, count) in totals.items():
                 index.adjust_pack(txn, pack_no, size, count)
-            head = _restore_refs(RefLog(os.path.join(root, REFLOG_FILE)), txn, index, set(places), problems)
+            reflog = RefLog(os.path.join(root, REFLOG_FILE))
+            head = _restore_refs(reflog, txn, index, places, old_refs, problems)
         index.env.sync(True)
     except OSError as exc:
         index.close()
@@ -660,6 +676,24 @@ def rebuild_index(root: str, config: bytes) -> RebuildResult:
     return RebuildResult(n_packs, n_blobs, n_duplicates, head, tuple(problems))
 
 
+def _old_refs(root: str) -> dict[bytes, bytes]:
+    """HEAD and GRAFTS as the index being replaced has them, if it can be read at all."""
+    try:
+        old = LmdbIndex(root, readonly=True)
+    except (CorruptionError, RepositoryError):
+        return {}
+    try:
+        found = {}
+        for name in (HEAD, GRAFTS):
+            with contextlib.suppress(CorruptionError):
+                value = old.get(old.refs, name)
+                if value is not None and len(value) == 32:
+                    found[name] = value
+        return found
+    finally:
+        old.close()
+
+
 def _verifies(blob: ScannedBlob) -> bool:
     try:
         decode_record(blob.header.object_id, blob.record)
@@ -669,33 +703,127 @@ def _verifies(blob: ScannedBlob) -> bool:
 
 
 def _restore_refs(
-    reflog: RefLog, txn: lmdb.Transaction[bytes], index: LmdbIndex, present: set[ObjectId], problems: list[str]
+    reflog: RefLog,
+    txn: lmdb.Transaction[bytes],
+    index: LmdbIndex,
+    places: dict[ObjectId, tuple[int, ScannedBlob, bytes]],
+    old_refs: dict[bytes, bytes],
+    problems: list[str],
 ) -> ObjectId | None:
-    """Set HEAD and GRAFTS to the ref log's newest values whose object the packs hold; return HEAD."""
+    """Set HEAD and GRAFTS from the ref log, the old index (if it could be read) and the packs; return HEAD.
+
+    HEAD is the ref log's newest value whose commit the packs hold, unless
+    the old index's HEAD descends from it (the log lagged, or its last
+    record is damaged); with no old index and a damaged last record, the
+    newest commit in the packs that descends from the log's HEAD, so a flipped
+    bit in the log costs no commit. GRAFTS is the ref log's, unless the old
+    index names a newer table (one the log never recorded).
+    """
     history: dict[bytes, list[bytes]] = {}
     for item in reflog.iter_moves():
         if isinstance(item, LogDamage):
             problems.append(f"ref log at byte {item.position}: {item.detail}")
         else:
             history.setdefault(item.name, []).append(item.new)
-    head = None
-    for name in (HEAD, GRAFTS):
-        values = history.get(name, [])
-        for position, value in enumerate(reversed(values)):
-            if value in present:
-                if position:
-                    problems.append(
-                        f"the ref log's last {position} value(s) of {name.decode()} name objects no pack holds; "
-                        f"{name.decode()} is set to {value.hex()[:12]}, the newest that is there"
-                    )
-                txn.put(name, value, db=index.refs)
-                if name == HEAD:
-                    head = value
-                break
-        else:
-            if name == HEAD:
-                problems.append("no HEAD the ref log records is in the packs: HEAD is not set")
+    parents = _Parents(places)
+    logged_head = _newest_present(HEAD, history.get(HEAD, []), places, problems)
+    head = logged_head
+    old_head = old_refs.get(HEAD)
+    if old_head is not None and old_head != logged_head and parents.descends(old_head, logged_head):
+        problems.append(
+            f"HEAD {old_head.hex()[:12]} is the old index's, which descends from the ref log's "
+            f"{logged_head.hex()[:12] if logged_head else 'none'} (the log's last moves were lost)"
+        )
+        head = old_head
+    elif old_head is None and logged_head is not None and reflog.has_damaged_end():
+        tip = parents.newest_descendant(logged_head)
+        if tip != logged_head:
+            problems.append(
+                f"the ref log's last record is damaged: HEAD is {tip.hex()[:12]}, the newest commit in the packs "
+                f"that descends from the log's last intact HEAD {logged_head.hex()[:12]}"
+            )
+            head = tip
+    if head is None:
+        problems.append("no HEAD the ref log records is in the packs: HEAD is not set")
+    else:
+        txn.put(HEAD, head, db=index.refs)
+    grafts = _newest_present(GRAFTS, history.get(GRAFTS, []), places, problems)
+    old_grafts = old_refs.get(GRAFTS)
+    if old_grafts is not None and old_grafts in places and old_grafts not in history.get(GRAFTS, []):
+        grafts = old_grafts  # newer than anything logged: the log missed its move
+    if grafts is not None:
+        txn.put(GRAFTS, grafts, db=index.refs)
     return head
+
+
+def _newest_present(
+    name: bytes, values: list[bytes], places: dict[ObjectId, tuple[int, ScannedBlob, bytes]], problems: list[str]
+) -> ObjectId | None:
+    """The newest value the log gives ``name`` whose object the packs hold (reporting any skipped)."""
+    for position, value in enumerate(reversed(values)):
+        if value in places:
+            if position:
+                problems.append(
+                    f"the ref log's last {position} value(s) of {name.decode()} name objects no pack holds; "
+                    f"{name.decode()} is set to {value.hex()[:12]}, the newest that is there"
+                )
+            return value
+    return None
+
+
+class _Parents:
+    """First parents of the commits the packs hold, decoded on demand."""
+
+    def __init__(self, places: dict[ObjectId, tuple[int, ScannedBlob, bytes]]) -> None:
+        self.places = places
+        self._first: dict[ObjectId, ObjectId | None] = {}
+
+    def first(self, commit_id: ObjectId) -> ObjectId | None:
+        if commit_id not in self._first:
+            self._first[commit_id] = self._decode(commit_id)
+        return self._first[commit_id]
+
+    def _decode(self, commit_id: ObjectId) -> ObjectId | None:
+        place = self.places.get(commit_id)
+        if place is None or place[1].header.kind is not Kind.COMMIT:
+            return None
+        try:
+            node = decode(Kind.COMMIT, decode_record(commit_id, place[1].record), commit_id.hex())
+        except CorruptionError:
+            return None
+        return node.parent_ids[0] if isinstance(node, Commit) and node.parent_ids else None
+
+    def descends(self, commit_id: ObjectId, ancestor: ObjectId | None) -> bool:
+        """True if ``ancestor`` is on ``commit_id``'s first-parent chain (None: any commit descends from it)."""
+        if commit_id not in self.places:
+            return False
+        if ancestor is None:
+            return True
+        current: ObjectId | None = commit_id
+        for _ in range(100_000):
+            current = self.first(current) if current is not None else None
+            if current is None:
+                return False
+            if current == ancestor:
+                return True
+        return False
+
+    def newest_descendant(self, start: ObjectId) -> ObjectId:
+        """The end of the longest first-parent chain of commits in the packs that starts at ``start``."""
+        children: dict[ObjectId, list[ObjectId]] = {}
+        for object_id, (_, blob, _) in self.places.items():
+            if blob.header.kind is Kind.COMMIT:
+                parent = self.first(object_id)
+                if parent is not None:
+                    children.setdefault(parent, []).append(object_id)
+        best, best_depth = start, 0
+        stack = [(start, 0)]
+        while stack:
+            commit_id, depth = stack.pop()
+            if depth > best_depth:
+                best, best_depth = commit_id, depth
+            stack.extend((child, depth + 1) for child in children.get(commit_id, []))
+        return best
 
 
 def leftover_paths(root: str) -> list[str]:

@@ -154,10 +154,11 @@ class RefLog:
     def append(self, name: bytes, old: bytes | None, new: bytes, time_ns: int) -> None:
         """Append a move (the caller holds ``lock``) and make it durable.
 
-        A torn record at the end is cut off first. If the last record of
-        ``name`` does not end at ``old`` (an earlier append was lost), a
-        catch-up move from there to ``old`` goes first, so the log stays a
-        chain.
+        A torn or damaged record at the end is cut off first (a crash in the
+        middle of an append can leave a whole record's length of garbage; the
+        index has the move it was writing). If the last record of ``name``
+        does not end at ``old`` (an earlier append was lost), a catch-up move
+        from there to ``old`` goes first, so the log stays a chain.
 
         Raises:
             OSError: the append failed (a full disk): the index already has
@@ -179,6 +180,8 @@ class RefLog:
         try:
             size = os.fstat(fd).st_size
             end = len(FILE_HEADER) + max(0, (size - len(FILE_HEADER)) // RECORD.size) * RECORD.size
+            while end > len(FILE_HEADER) and decode_record(os.pread(fd, RECORD.size, end - RECORD.size)) is None:
+                end -= RECORD.size
             if size != end:
                 os.ftruncate(fd, end)
             try:
@@ -191,6 +194,11 @@ class RefLog:
                 raise
         finally:
             os.close(fd)
+
+    def has_damaged_end(self) -> bool:
+        """True if the log's last whole record fails its checksum: a move may be missing from what it says."""
+        tail = self._tail()
+        return bool(tail) and tail[-1] is None
 
     def _all_moves(self) -> list[RefMove]:
         """Every intact record, oldest first."""
