@@ -63,3 +63,33 @@ def unreadable_file(path: Path) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", str(path)], check=True)
+
+
+def fsck_warnings(repo: Path, context: str) -> list[str]:
+    """Run ``fsck --read-data``: it must exit 0 with no traceback; return its warning lines."""
+    proc = run_zerofs("fsck", "--read-data", repo=repo, expect=None, timeout=300)
+    out = proc.stdout.decode("utf-8", "replace")
+    assert "Traceback" not in proc.stderr, f"{context}: fsck --read-data crashed:\n{proc.stderr}"
+    assert proc.returncode == 0, f"{context}: fsck --read-data exit {proc.returncode}:\n{out[-4000:]}\n{proc.stderr}"
+    return [line for line in out.splitlines() if line.startswith("warning:")]
+
+
+def gc_leaves_it_clean(repo: Path, context: str, *gc_args: str) -> None:
+    """Run gc; then ``fsck --read-data`` passes without a warning, and HEAD holds what it held."""
+    head_before = head_files(repo)
+    first_before = log_json(repo)[0]["commit"]
+    gc = run_zerofs("gc", *gc_args, repo=repo, expect=None, timeout=300)
+    assert "Traceback" not in gc.stderr, f"{context}: zerofs gc {' '.join(gc_args)} after the kill:\n{gc.stderr}"
+    assert gc.returncode == 0, (
+        f"{context}: zerofs gc {' '.join(gc_args)} after the kill: exit {gc.returncode}\n{gc.stderr}"
+    )
+    warnings = fsck_warnings(repo, f"{context}, after gc")
+    assert not warnings, f"{context}: gc left what fsck warns about:\n" + "\n".join(warnings)
+    assert log_json(repo)[0]["commit"] == first_before, f"{context}: gc moved HEAD"
+    assert head_files(repo) == head_before, f"{context}: gc changed what HEAD holds"
+
+
+def head_files(repo: Path) -> dict[str, tuple[str, str, int]]:
+    """Every entry of HEAD but directories: store path -> (type, id, size)."""
+    rows = json.loads(run_zerofs("ls", "-R", "--json", "/", repo=repo).stdout)
+    return {row["path"]: (row["type"], row["id"], row["size"]) for row in rows if row["type"] != "dir"}
