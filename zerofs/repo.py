@@ -604,6 +604,11 @@ class Repository:
                 raise ConflictError(f"the repository at {self.path} is open in another process")
             return store.compact_index()
 
+    def release_deleted_packs(self) -> None:
+        """Close this handle's descriptors of packs gc deleted (a long-lived reader: a mount)."""
+        if isinstance(self._store, PackStore):
+            self._store.files.drop_deleted()
+
     def close_open_pack(self) -> None:
         """Close this handle's open pack (a long-lived writer between bursts of writes: a mount)."""
         if isinstance(self._store, PackStore):

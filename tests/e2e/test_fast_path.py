@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli_env
+from tests.conftest import CACHE_HOME, cli_env
 from zerofs.cli import commands, fast, spec
 
 FAST = True
@@ -308,6 +308,9 @@ def _reset(place: Place, template: Place) -> None:
     shutil.rmtree(place.repo, ignore_errors=True)
     shutil.rmtree(place.out, ignore_errors=True)
     shutil.copytree(template.repo, place.repo)
+    # The host-file cache lives outside the repository, keyed by the repository's id, which the copy
+    # keeps: without this, the second run of an import would find what the first one recorded.
+    shutil.rmtree(Path(CACHE_HOME) / "zerofs", ignore_errors=True)
 
 
 _MASKS = [

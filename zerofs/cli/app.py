@@ -607,7 +607,7 @@ def gc(
     Retention has restic forget's semantics; HEAD is always kept, and with no
     --keep option every commit is kept (gc then only deletes objects nothing
     references, such as those of an interrupted import). Then the space comes
-    back: packs holding no live object are deleted, packs with a fifth or more
+    back: packs holding no live object are deleted, packs with 15% or more
     of dead bytes are rewritten. gc runs while other processes import, commit
     and mount: it forgets objects only in short steps taken in gaps between
     writers, never one a writer in flight may reference, and rewrites packs

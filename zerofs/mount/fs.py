@@ -37,6 +37,8 @@ log = logging.getLogger("zerofs.mount")
 TIMEOUT: Final = 5.0
 """Seconds the kernel may cache entries and attributes: every change made elsewhere is invalidated explicitly."""
 POLL_SECONDS: Final = 0.3
+RELEASE_SECONDS: Final = 1.0
+"""How often the mount closes its descriptors of packs gc deleted (a few fstat calls)."""
 PACK_IDLE_SECONDS: Final = 10.0
 """A mount with nothing to commit for this long closes its open pack: gc never rewrites a pack a
 live writer holds, so a long-lived mount would otherwise keep the space of what was deleted from it."""
@@ -506,7 +508,7 @@ class ZerofsOperations(pyfuse3.Operations):
 
     async def background(self) -> None:
         """Poll HEAD and commit on the interval, until cancelled; close an idle mount's pack."""
-        last_commit = last_change = time.monotonic()
+        last_commit = last_change = last_release = time.monotonic()
         while True:
             await trio.sleep(POLL_SECONDS)
             if not self.follow:
@@ -523,15 +525,15 @@ class ZerofsOperations(pyfuse3.Operations):
                     last_commit = now
                     if now - last_change >= PACK_IDLE_SECONDS:
                         await self._close_pack()
-                        last_change = now  # and again after as long, for packs gc deleted since
+                        last_change = now
+                if now - last_release >= RELEASE_SECONDS:
+                    self.repo.release_deleted_packs()  # gc deleted packs the mount read: their space comes back
+                    last_release = now
             except pyfuse3.FUSEError:
                 pass  # logged by commit; tried again on the next round
 
     async def _close_pack(self) -> None:
-        """Close the mount's open pack (with its trailer), so gc can reclaim what was deleted from it.
-
-        Also lets go of packs gc deleted that the mount read before, so their space comes back.
-        """
+        """Close the mount's open pack (with its trailer), so gc can reclaim what was deleted from it."""
         async with self.lock:
             await trio.to_thread.run_sync(self.repo.close_open_pack)
 

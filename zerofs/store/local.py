@@ -291,17 +291,12 @@ class PackStore:
             self._writer = None
 
     def close_writer(self) -> None:
-        """Close the open pack with its trailer, unless a batch is writing (then it stays open).
-
-        Also closes the descriptors of packs gc deleted since they were read,
-        so a long-lived, idle process does not keep their space.
-        """
+        """Close the open pack with its trailer, unless a batch is writing (then it stays open)."""
         if self._batch_lock.acquire(blocking=False):
             try:
                 self.rotate()
             finally:
                 self._batch_lock.release()
-        self.files.drop_deleted()
 
     def finish_writer(self) -> None:
         """The open pack reached its target size: close it for appends; the next blob starts a new one."""

@@ -336,6 +336,8 @@ def reclaim(store: PackStore, dead_share: float, *, dry_run: bool = False) -> Re
     a new pack (made durable), then the index (their new places, the old
     pack forgotten), then the old pack is deleted.
     """
+    if not dry_run:
+        store.close_writer()  # this process's own pack (gc's graft table) is merged like any small pack
     entries = store.index.pack_entries()
     own = store._writer.name if store._writer is not None else None
     registered = {entry.name for entry in entries.values()}
@@ -429,6 +431,9 @@ def _rewrite_pack(store: PackStore, entry: PackEntry, writer: PackWriter | None)
     data = read_pack(store.files, entry.name)
     if data is None:
         return writer, False
+    if writer is not None and writer.size + entry.live_bytes > _pack_target():
+        writer.seal()  # its copies are indexed: the next pack's live objects start a new one
+        writer = None
     live = _live_in(store, entry.pack_no, parse_pack(data).blobs)
     copies: list[tuple[ObjectId, Location, int]] = []
     if live:
