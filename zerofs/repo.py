@@ -104,8 +104,11 @@ LEGACY_DATA_FILE: Final = "data.mdb"
 """The one file of a format-1 repository (every object in one LMDB environment)."""
 DEFAULT_COMPRESSION_LEVEL: Final = 3
 NODE_CACHE_SIZE: Final = 4096
-INDEX_BLOAT_LIMIT: Final = 1.5
+INDEX_BLOAT_LIMIT: Final = 1.25
 """A writer that closes compacts the index (if alone) once the file is this much larger than its entries."""
+INDEX_TIDY_MAX_BYTES: Final = 64 << 20
+"""...and only an index up to this size (about a million objects, a fraction of a second to rewrite);
+a larger one waits for gc --compact."""
 HEAD: Final = b"HEAD"
 
 N = TypeVar("N", FileNode, ChunkListNode, DirNode, SymlinkNode, Commit)
@@ -530,14 +533,18 @@ class Repository:
         return object_id(kind, body), encode_record(kind, body, self.config.compression_level)
 
     @contextmanager
-    def batch(self) -> Iterator[RepoBatch]:
+    def batch(self, *, index_later: bool = False) -> Iterator[RepoBatch]:
         """A write batch, committed (objects, then refs) when the block ends without error.
+
+        ``index_later``: the batch only writes contents that the change
+        committed next references (an import, a write, a mount's commit); the
+        store may index them together with that change.
 
         Raises:
             RefMovedError: from the end of the block, when a ref passed to
                 ``cas_ref`` moved meanwhile (the objects were kept).
         """
-        with self._store.batch() as batch:
+        with self._store.batch(index_later=index_later) as batch:
             yield RepoBatch(self, batch)
 
     # -- locks ----------------------------------------------------------------
@@ -616,7 +623,9 @@ class Repository:
 
     def _tidy_index(self) -> None:
         store = self._store
-        if not isinstance(store, PackStore) or store.readonly or store.index_bloat() < INDEX_BLOAT_LIMIT:
+        if not isinstance(store, PackStore) or store.readonly or store.index.file_bytes() > INDEX_TIDY_MAX_BYTES:
+            return
+        if store.index_bloat() < INDEX_BLOAT_LIMIT:
             return
         with self.alone() as is_alone:
             if is_alone:

@@ -466,7 +466,7 @@ class ZerofsOperations(pyfuse3.Operations):
         self, plan: DirPlan, message: str, reason: str
     ) -> tuple[dict[int, DirEntry], ObjectId, ObjectId]:
         with self.repo.writer_lease():
-            with self.repo.batch() as batch:
+            with self.repo.batch(index_later=True) as batch:
                 sink = BatchSink(self.repo, batch)
                 writer = ContentWriter(self.repo, sink, self._executor, workers=2)
                 results = self.overlay.store_plan(plan, sink, writer)

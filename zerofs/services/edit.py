@@ -86,7 +86,7 @@ def write_file(
     Raises:
         ConflictError: ``path`` is a directory.
     """
-    with repo.batch() as batch:
+    with repo.batch(index_later=True) as batch:
         sink = BatchSink(repo, batch)
         file_id, node = ContentWriter(repo, sink).write_stream(reader)
     size_bytes = node.size_bytes

@@ -125,7 +125,10 @@ def import_tree(
         raise HostIOError(f"nothing to import: {host_path} is a {special}, not a regular file, directory or symlink")
     n_workers = workers or min(4, os.cpu_count() or 1)
     counters = _Counters()
-    with ThreadPoolExecutor(n_workers, thread_name_prefix="zerofs-hash") as executor, repo.batch() as batch:
+    with (
+        ThreadPoolExecutor(n_workers, thread_name_prefix="zerofs-hash") as executor,
+        repo.batch(index_later=True) as batch,
+    ):
         sink = BatchSink(repo, batch)
         writer = ContentWriter(repo, sink, executor, n_workers)
         walker = _Walker(

@@ -132,8 +132,12 @@ class Store(Protocol):
         """Return a repository metadata value."""
         ...
 
-    def batch(self) -> AbstractContextManager[WriteBatch]:
-        """Return a write batch; it is committed when the context exits cleanly."""
+    def batch(self, *, index_later: bool = False) -> AbstractContextManager[WriteBatch]:
+        """Return a write batch; it is committed when the context exits cleanly.
+
+        ``index_later``: a batch of new blobs only may leave them for the next
+        batch to index, together with what references them.
+        """
         ...
 
     def scan(self) -> Iterator[ScannedRecord]:

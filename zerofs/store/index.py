@@ -202,6 +202,10 @@ class LmdbIndex:
                     return
                 yield key, decode_location(value, self.root)
 
+    def file_bytes(self) -> int:
+        """The length of the index file."""
+        return os.stat(self.path).st_size
+
     def used_bytes(self) -> int:
         """Bytes of the index file in pages LMDB uses (the rest is free pages it will reuse)."""
         return int((self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"])

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Final
 import blake3
 import lmdb
 
-from zerofs.errors import CorruptionError, DamagedObjectError, Hint, MissingObjectError, RepositoryError
+from zerofs.errors import CorruptionError, DamagedObjectError, Hint, MissingObjectError, RepositoryError, ZerofsError
 from zerofs.objects import ObjectId
 from zerofs.store.base import BlobInfo, RefMovedError
 from zerofs.store.codec import Record
@@ -116,6 +116,8 @@ class PackStore:
         self._writer: PackWriter | None = None
         self._finished: list[PackWriter] = []
         """Packs closed at their target size whose last blobs the index does not name yet."""
+        self._carried: list[ObjectId] = []
+        """New blobs a batch left to the next one to index (``batch(index_later=True)``)."""
         self._pending: dict[ObjectId, tuple[PackWriter, int, BlobInfo]] = {}
         self._batch_lock = threading.Lock()
         self._batch_owner: int | None = None
@@ -258,8 +260,15 @@ class PackStore:
     # -- writes -------------------------------------------------------------------
 
     @contextmanager
-    def batch(self) -> Iterator[PackBatch]:
-        """A write batch: durable and indexed when the block ends cleanly, its unindexed tail cut if not."""
+    def batch(self, *, index_later: bool = False) -> Iterator[PackBatch]:
+        """A write batch: durable and indexed when the block ends cleanly, its unindexed tail cut if not.
+
+        With ``index_later``, a batch that only wrote new blobs leaves them to
+        the next batch's index transaction (the change that references them),
+        one transaction instead of two: every transaction makes LMDB copy the
+        pages it touches. Until then they are only readable here, and a crash
+        leaves them an unindexed pack tail.
+        """
         if self.readonly:
             raise RepositoryError(f"the repository at {self.root} is open read-only")
         if self._batch_owner == threading.get_ident():
@@ -273,7 +282,10 @@ class PackStore:
             except BaseException:
                 batch.abandon()
                 raise
-            batch.commit()
+            if index_later and batch.only_new_blobs():
+                self._carried = batch.hand_over()
+            else:
+                batch.commit()
         finally:
             self._batch_owner = None
             self._batch_lock.release()
@@ -352,10 +364,12 @@ class PackStore:
         return maintenance.index_bloat(self)
 
     def close(self) -> None:
-        """Close the open pack with its trailer, then the index."""
+        """Close the open pack with its trailer, then the index (blobs no batch indexed are cut off)."""
         if self._closed:
             return
         self._closed = True
+        if self._carried:  # contents no change came to reference
+            PackBatch(self).abandon(keep_carried=False)
         self.rotate()
         self.files.close()
         self.index.close()
@@ -458,7 +472,10 @@ class PackBatch:
 
     def __init__(self, store: PackStore) -> None:
         self.store = store
-        self._new: list[ObjectId] = []
+        self._new: list[ObjectId] = store._carried
+        self._has_carried = bool(store._carried)
+        """This batch indexes blobs an earlier batch wrote (``index_later``)."""
+        store._carried = []
         self._new_bytes = 0
         self._started = time.monotonic()
         self._refs: list[tuple[bytes, bytes | None, bytes]] = []
@@ -536,6 +553,16 @@ class PackBatch:
         self._new_bytes = 0
         self._started = time.monotonic()
 
+    def only_new_blobs(self) -> bool:
+        """True if the batch wrote blobs and nothing else (no ref, metadata or deletion to commit)."""
+        return not (self._refs or self._meta or self._deleted)
+
+    def hand_over(self) -> list[ObjectId]:
+        """Give up this batch's unindexed blobs, for the next batch to index."""
+        self._renew_reader()
+        new, self._new = self._new, []
+        return new
+
     def commit(self) -> None:
         """The last transaction: blobs, then (if every compare-and-swap holds) the rest.
 
@@ -547,9 +574,18 @@ class PackBatch:
             return
         self._index(final=True)
 
-    def abandon(self) -> None:
-        """The batch failed: forget and cut off what it appended and did not index."""
+    def abandon(self, *, keep_carried: bool = True) -> None:
+        """The batch failed: forget and cut off what it appended and did not index.
+
+        A batch that took over an earlier batch's blobs indexes them instead
+        (unless not ``keep_carried``): the change that failed (a ref that
+        moved) is tried again, and its next attempt references them as stored.
+        """
         self._renew_reader()
+        if keep_carried and self._has_carried and self._new:
+            with contextlib.suppress(ZerofsError):  # a full disk, say: then they are cut off with the rest
+                self._index(final=False)
+                return
         store = self.store
         for object_id in self._new:
             store._pending.pop(object_id, None)

@@ -58,7 +58,7 @@ class MemoryStore:
         return self.meta.get(key)
 
     @contextmanager
-    def batch(self) -> Iterator[MemoryBatch]:
+    def batch(self, *, index_later: bool = False) -> Iterator[MemoryBatch]:
         """Yield a batch, applied only when it ends without error."""
         batch = MemoryBatch(self)
         yield batch

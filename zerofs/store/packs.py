@@ -44,12 +44,14 @@ DIRECT_WRITE_BYTES: Final = 64 << 10
 OPEN_READERS: Final = 64
 STALE_CHECK_SECONDS: Final = 1.0
 SYNC_BYTES: Final = 16 << 20
-"""A writer makes its pack durable every this many bytes, and then drops them from the page cache.
+"""A writer makes its pack durable every this many bytes, and then drops large files' pages from the page cache.
 
 Writing a large file fills the page cache with pages nobody will read
 soon; on these VMs, filling memory that was never touched costs more than
 the disk write itself. Handing the written pages back as it goes (as borg
-does with its segments) keeps the writer in memory it has already used."""
+does with its segments) keeps the writer in memory it has already used.
+Small files' pages stay: a tree of them is often read back soon (an export,
+a mount), and they cost little to keep."""
 
 
 def pack_hex(name: bytes) -> str:
@@ -287,6 +289,8 @@ class PackWriter:
         self.size = len(self._buffer)
         self.synced_size = 0
         self.dropped_size = 0
+        self._direct_bytes = 0
+        """Bytes of large payloads written since the last drop (see ``SYNC_BYTES``)."""
         self.indexed_size = 0
         """Where the blobs the index knows end: everything after it may be cut off."""
         self.dirs_to_sync = dirs_to_sync
@@ -309,6 +313,7 @@ class PackWriter:
             if len(payload) >= DIRECT_WRITE_BYTES:
                 self._write_buffer()
                 self._submit([header, payload], offset)
+                self._direct_bytes += len(payload)
                 self._buffer_start = offset + len(header) + len(payload)
             else:
                 self._buffer += header
@@ -360,10 +365,12 @@ class PackWriter:
             except OSError as exc:
                 raise disk_error(f"cannot write to pack {pack_hex(self.name)}", exc) from exc
             self.synced_size = self.size
-            if self.synced_size - self.dropped_size >= SYNC_BYTES:
-                dropped = self.synced_size - self.dropped_size
-                os.posix_fadvise(self.fd, self.dropped_size, dropped, os.POSIX_FADV_DONTNEED)
+            synced = self.synced_size - self.dropped_size
+            if synced >= SYNC_BYTES:
+                if self._direct_bytes * 2 >= synced:  # mostly large files
+                    os.posix_fadvise(self.fd, self.dropped_size, synced, os.POSIX_FADV_DONTNEED)
                 self.dropped_size = self.synced_size
+                self._direct_bytes = 0
 
     def discard_unindexed(self) -> None:
         """Cut off what was appended after the last indexed blob (a batch that failed)."""

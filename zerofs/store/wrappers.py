@@ -45,8 +45,8 @@ class _Forwarding:
     def get_meta(self, key: bytes) -> bytes | None:
         return self.inner.get_meta(key)
 
-    def batch(self) -> AbstractContextManager[WriteBatch]:
-        return self.inner.batch()
+    def batch(self, *, index_later: bool = False) -> AbstractContextManager[WriteBatch]:
+        return self.inner.batch(index_later=index_later)
 
     def scan(self) -> Iterator[ScannedRecord]:
         return self.inner.scan()
@@ -72,7 +72,7 @@ class ReadOnlyStore(_Forwarding):
         super().__init__(inner)
         self.where = where
 
-    def batch(self) -> AbstractContextManager[WriteBatch]:
+    def batch(self, *, index_later: bool = False) -> AbstractContextManager[WriteBatch]:
         """Refuse.
 
         Raises:

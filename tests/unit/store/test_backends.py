@@ -68,3 +68,59 @@ class TestReadOnlyWrapper:
         assert bytes(store.get(some_id(1)).payload) == b"one"
         with pytest.raises(RepositoryError, match="read-only"):
             store.batch()
+
+
+class TestIndexLater:
+    """A batch of contents leaves them to the batch of the change that references them: one transaction."""
+
+    def test_the_next_batch_indexes_them_with_its_change(self, tmp_path: Path) -> None:
+        (tmp_path / "repo").mkdir()
+        store = PackStore.create(tmp_path / "repo", b"{}")
+        try:
+            with store.batch(index_later=True) as batch:
+                batch.put(some_id(1), rec(b"content"))
+            assert bytes(store.get(some_id(1)).payload) == b"content"  # readable here at once
+            assert store.index.locate(some_id(1)) is None  # not indexed yet
+            with store.batch() as batch:
+                batch.put(some_id(2), rec(b"node"))
+                batch.cas_ref(b"HEAD", None, some_id(2))
+            assert store.index.locate(some_id(1)) is not None
+        finally:
+            store.close()
+        store = PackStore(tmp_path / "repo")
+        try:
+            assert bytes(store.get(some_id(1)).payload) == b"content"
+        finally:
+            store.close()
+
+    def test_a_change_that_is_tried_again_finds_them_stored(self, tmp_path: Path) -> None:
+        (tmp_path / "repo").mkdir()
+        store = PackStore.create(tmp_path / "repo", b"{}")
+        try:
+            with store.batch(index_later=True) as batch:
+                batch.put(some_id(1), rec(b"content"))
+            with pytest.raises(RuntimeError), store.batch() as batch:  # noqa: PT012 - the attempt fails inside
+                batch.put(some_id(2), rec(b"first attempt"))
+                raise RuntimeError("HEAD moved: try again")
+            assert store.has(some_id(1))
+            assert bytes(store.get(some_id(1)).payload) == b"content"
+        finally:
+            store.close()
+        store = PackStore(tmp_path / "repo")
+        try:
+            assert bytes(store.get(some_id(1)).payload) == b"content"
+        finally:
+            store.close()
+
+    def test_contents_no_change_referenced_are_cut_off_at_close(self, tmp_path: Path) -> None:
+        (tmp_path / "repo").mkdir()
+        store = PackStore.create(tmp_path / "repo", b"{}")
+        with store.batch(index_later=True) as batch:
+            batch.put(some_id(1), rec(b"orphan" * 1000))
+        store.close()
+        store = PackStore(tmp_path / "repo")
+        try:
+            assert store.get(some_id(1)) is None
+            assert list(store.files.list()) == []  # the pack held nothing indexed: it is gone
+        finally:
+            store.close()
