@@ -235,8 +235,11 @@ def iter_chunk_ids(repo: Repository, node: FileNode | ChunkListNode) -> Iterator
 
 def iter_file_bytes(repo: Repository, file_id: ObjectId) -> Iterator[bytes]:
     """Yield a file's contents chunk by chunk, each verified against its id (a single-chunk file too)."""
-    node = repo.get_typed(file_id, FileNode)
-    for id_, _ in iter_chunk_ids(repo, node):
+    start = repo.read_file_start(file_id)
+    if isinstance(start, bytes):
+        yield start
+        return
+    for id_, _ in iter_chunk_ids(repo, start):
         yield repo.read_chunk(id_)
 
 

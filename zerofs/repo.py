@@ -443,6 +443,26 @@ class Repository:
             raise CorruptionError(f"object {file_id.hex()[:16]} is a {type(found).__name__}, expected a FileNode")
         return found
 
+    def read_file_start(self, file_id: ObjectId) -> FileNode | bytes:
+        """A file's bytes if it is stored as one chunk (one lookup, one read), else its chunk index.
+
+        Raises:
+            CorruptionError: it is missing, damaged, or neither a file nor a chunk.
+        """
+        with self._cache_lock:
+            cached = self._nodes.get(file_id)
+        if isinstance(cached, FileNode):
+            return cached
+        kind, body = self.get_record_body(file_id)
+        if kind is Kind.CHUNK:
+            return body
+        if kind is not Kind.FILE:
+            raise CorruptionError(f"object {file_id.hex()[:16]} is a {kind.name.lower()}, expected a file")
+        node = decode(kind, body, file_id.hex())
+        assert isinstance(node, FileNode)
+        self.remember(file_id, node)
+        return node
+
     def read_chunk(self, chunk_id: ObjectId) -> bytes:
         """Return a chunk's bytes, verified against its id."""
         kind, body = self.get_record_body(chunk_id)
