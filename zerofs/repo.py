@@ -387,12 +387,20 @@ class Repository:
 
     def get_node(self, node_id: ObjectId) -> Node:
         """Return the decoded node with this id (cached; nodes are immutable)."""
+        node = self._cached(node_id)
+        if node is not None:
+            return node
+        return self._decode_node(node_id, *self.get_record_body(node_id))
+
+    def _cached(self, node_id: ObjectId) -> Node | None:
         with self._cache_lock:
             node = self._nodes.get(node_id)
             if node is not None:
                 self._nodes.move_to_end(node_id)
-                return node
-        kind, body = self.get_record_body(node_id)
+            return node
+
+    def _decode_node(self, node_id: ObjectId, kind: Kind, body: bytes) -> Node:
+        """Decode a node read from the store and keep it in the cache."""
         if kind is Kind.CHUNK or kind is Kind.GRAFTS:
             raise CorruptionError(f"object {node_id.hex()[:16]} is a {kind.name.lower()} where a node was expected")
         node = decode(kind, body, node_id.hex())
@@ -414,12 +422,7 @@ class Repository:
         """
         if node_type is FileNode:
             return self.get_file(node_id)  # type: ignore[return-value]  # N is FileNode here
-        node = self.get_node(node_id)
-        if not isinstance(node, node_type):
-            raise CorruptionError(
-                f"object {node_id.hex()[:16]} is a {type(node).__name__}, expected a {node_type.__name__}"
-            )
-        return node
+        return _expect(node_id, self.get_node(node_id), node_type)
 
     def get_file(self, file_id: ObjectId) -> FileNode:
         """The chunk index of a file: its FILE node, or for a file stored as one chunk, one naming it.
@@ -427,8 +430,7 @@ class Repository:
         Raises:
             CorruptionError: it is missing, damaged, or neither a file nor a chunk.
         """
-        with self._cache_lock:
-            cached = self._nodes.get(file_id)
+        cached = self._cached(file_id)
         if isinstance(cached, FileNode):
             return cached
         info = self._store.info(file_id)
@@ -438,10 +440,7 @@ class Repository:
             node = FileNode(info.raw_bytes, 0, (ChunkRef(file_id, info.raw_bytes),))
             self.remember(file_id, node)
             return node
-        found = self.get_node(file_id)
-        if not isinstance(found, FileNode):
-            raise CorruptionError(f"object {file_id.hex()[:16]} is a {type(found).__name__}, expected a FileNode")
-        return found
+        return _expect(file_id, self.get_node(file_id), FileNode)
 
     def read_file_start(self, file_id: ObjectId) -> FileNode | bytes:
         """A file's bytes if it is stored as one chunk (one lookup, one read), else its chunk index.
@@ -449,19 +448,13 @@ class Repository:
         Raises:
             CorruptionError: it is missing, damaged, or neither a file nor a chunk.
         """
-        with self._cache_lock:
-            cached = self._nodes.get(file_id)
+        cached = self._cached(file_id)
         if isinstance(cached, FileNode):
             return cached
         kind, body = self.get_record_body(file_id)
         if kind is Kind.CHUNK:
             return body
-        if kind is not Kind.FILE:
-            raise CorruptionError(f"object {file_id.hex()[:16]} is a {kind.name.lower()}, expected a file")
-        node = decode(kind, body, file_id.hex())
-        assert isinstance(node, FileNode)
-        self.remember(file_id, node)
-        return node
+        return _expect(file_id, self._decode_node(file_id, kind, body), FileNode)
 
     def read_chunk(self, chunk_id: ObjectId) -> bytes:
         """Return a chunk's bytes, verified against its id."""
@@ -810,3 +803,15 @@ class Staging:
 
     def __len__(self) -> int:
         return len(self._records)
+
+
+def _expect(node_id: ObjectId, node: Node, node_type: type[N]) -> N:
+    """``node``, if it is of ``node_type``.
+
+    Raises:
+        CorruptionError: it is of another type.
+    """
+    if not isinstance(node, node_type):
+        found = type(node).__name__
+        raise CorruptionError(f"object {node_id.hex()[:16]} is a {found}, expected a {node_type.__name__}")
+    return node
