@@ -97,11 +97,11 @@ def run_and_kill(repo: Path, args: list[str], delay: float, stdin_path: Path | N
             proc.wait(timeout=60)
         err.seek(0)
         stderr = err.read().decode("utf-8", "replace")
-    if was_running:
-        assert proc.returncode == -signal.SIGKILL, f"zerofs {args[0]} was not killed: {proc.returncode} {stderr}"
-    else:
-        assert proc.returncode == 0, f"zerofs {' '.join(args)} failed before its kill: {proc.returncode}\n{stderr}"
-    return was_running
+    if proc.returncode == 0:  # finished first (also between the poll and the signal)
+        return False
+    assert was_running, f"zerofs {' '.join(args)} failed before its kill: {proc.returncode}\n{stderr}"
+    assert proc.returncode == -signal.SIGKILL, f"zerofs {args[0]} was not killed: {proc.returncode} {stderr}"
+    return True
 
 
 def timed(repo: Path, *args: str, stdin_path: Path | None = None) -> tuple[float, bytes]:

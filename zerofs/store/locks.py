@@ -43,6 +43,17 @@ def lock_file(path: str, operation: int) -> int:
     return fd
 
 
+@contextmanager
+def locked(path: str, operation: int) -> Iterator[bool]:
+    """Hold ``lock_file(path, operation)`` for the block; yield whether the lock is held."""
+    fd = lock_file(path, operation)
+    try:
+        yield fd >= 0
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 class RepoLocks:
     """The locks one repository handle holds or takes."""
 
@@ -72,12 +83,8 @@ class RepoLocks:
         if self._writers >= 0 or self.readonly:
             yield
             return
-        fd = lock_file(os.path.join(self.path, WRITERS_LOCK), fcntl.LOCK_SH)
-        try:
+        with locked(os.path.join(self.path, WRITERS_LOCK), fcntl.LOCK_SH):
             yield
-        finally:
-            if fd >= 0:
-                os.close(fd)
 
     @contextmanager
     def writers_excluded(self) -> Iterator[bool]:
@@ -96,46 +103,30 @@ class RepoLocks:
             finally:
                 fcntl.flock(self._writers, fcntl.LOCK_SH)
             return
-        fd = lock_file(os.path.join(self.path, WRITERS_LOCK), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        try:
-            yield fd >= 0
-        finally:
-            if fd >= 0:
-                os.close(fd)
+        with locked(os.path.join(self.path, WRITERS_LOCK), fcntl.LOCK_EX | fcntl.LOCK_NB) as held:
+            yield held
 
     def is_open_elsewhere(self) -> bool:
         """True if another handle, in any process, has this repository open."""
-        # flock locks belong to open file descriptions: our own shared lock would
-        # block an exclusive one from another descriptor, so drop it while probing.
-        if self._open >= 0:
-            fcntl.flock(self._open, fcntl.LOCK_UN)
-        probe = lock_file(os.path.join(self.path, OPEN_LOCK), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if probe >= 0:
-            os.close(probe)
-        if self._open >= 0:
-            fcntl.flock(self._open, fcntl.LOCK_SH)
-        return probe < 0
+        with self.alone() as held:
+            return not held
 
     @contextmanager
     def alone(self) -> Iterator[bool]:
         """Hold ``open.lock`` exclusively for the block if nobody else has the repository open; yield whether held."""
+        # flock locks belong to open file descriptions: our own shared lock would
+        # block an exclusive one from another descriptor, so drop it meanwhile.
         if self._open >= 0:
             fcntl.flock(self._open, fcntl.LOCK_UN)
-        exclusive = lock_file(os.path.join(self.path, OPEN_LOCK), fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
-            yield exclusive >= 0
+            with locked(os.path.join(self.path, OPEN_LOCK), fcntl.LOCK_EX | fcntl.LOCK_NB) as held:
+                yield held
         finally:
-            if exclusive >= 0:
-                os.close(exclusive)
             if self._open >= 0:
                 fcntl.flock(self._open, fcntl.LOCK_SH)
 
     @contextmanager
     def collecting(self) -> Iterator[bool]:
         """Hold ``gc.lock`` for the block if no other gc holds it; yield whether held."""
-        fd = lock_file(os.path.join(self.path, GC_LOCK), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        try:
-            yield fd >= 0
-        finally:
-            if fd >= 0:
-                os.close(fd)
+        with locked(os.path.join(self.path, GC_LOCK), fcntl.LOCK_EX | fcntl.LOCK_NB) as held:
+            yield held
