@@ -25,7 +25,15 @@ ObjectId: TypeAlias = bytes
 
 ID_BYTES: Final = 32
 NODE_FORMAT_VERSION: Final = 1
-"""Version byte at the start of every node body (chunks carry raw bytes)."""
+"""Version byte at the start of every node body (chunks carry raw bytes), except directories."""
+DIR_FORMAT_VERSION: Final = 2
+"""Version byte of the directory bodies written now: entries carry atime and ctime (issue #12).
+
+Version-1 directory bodies (entries without them) still decode, with atime
+and ctime equal to mtime, and keep their version, so they re-encode to the
+same bytes; every directory node built by the tree code is written at this
+version."""
+DIR_VERSIONS: Final = frozenset({1, DIR_FORMAT_VERSION})
 
 MAX_NAME_BYTES: Final = 255
 MAX_FANOUT: Final = 256
@@ -156,7 +164,10 @@ class DirEntry(NamedTuple):
     """One name in a directory and the metadata that belongs to the name.
 
     ``size_bytes`` is the file size for files, the target length for
-    symlinks and 0 for directories.
+    symlinks and 0 for directories. ``atime_ns`` and ``ctime_ns`` (last
+    access, last change of contents or metadata) follow the other fields so
+    that an entry can be built without them in tests; code that makes an
+    entry for the store passes both.
     """
 
     name: bytes
@@ -168,6 +179,8 @@ class DirEntry(NamedTuple):
     size_bytes: int
     id: ObjectId
     xattrs: tuple[tuple[bytes, bytes], ...] = ()
+    atime_ns: int = 0
+    ctime_ns: int = 0
 
     @property
     def is_dir(self) -> bool:
@@ -176,9 +189,7 @@ class DirEntry(NamedTuple):
 
     def renamed(self, name: bytes) -> DirEntry:
         """Return this entry under another name."""
-        return DirEntry(
-            name, self.kind, self.mode, self.uid, self.gid, self.mtime_ns, self.size_bytes, self.id, self.xattrs
-        )
+        return self._replace(name=name)
 
     @property
     def created_ns(self) -> int | None:
@@ -202,23 +213,29 @@ class DirEntry(NamedTuple):
                 )
             )
         )
-        return DirEntry(
-            self.name, self.kind, self.mode, self.uid, self.gid, self.mtime_ns, self.size_bytes, self.id, xattrs
-        )
+        return self._replace(xattrs=xattrs)
 
     def pointing_at(self, node_id: ObjectId, size_bytes: int | None = None, mtime_ns: int | None = None) -> DirEntry:
-        """Return this entry pointing at another node (after a change below it)."""
-        return DirEntry(
-            self.name,
-            self.kind,
-            self.mode,
-            self.uid,
-            self.gid,
-            self.mtime_ns if mtime_ns is None else mtime_ns,
-            self.size_bytes if size_bytes is None else size_bytes,
-            node_id,
-            self.xattrs,
+        """Return this entry pointing at another node (after a change below it).
+
+        A new ``mtime_ns`` (the contents changed) is the new ctime too, as POSIX has it.
+        """
+        if mtime_ns is None:
+            return self._replace(id=node_id, size_bytes=self.size_bytes if size_bytes is None else size_bytes)
+        return self._replace(
+            id=node_id,
+            size_bytes=self.size_bytes if size_bytes is None else size_bytes,
+            mtime_ns=mtime_ns,
+            ctime_ns=mtime_ns,
         )
+
+    def changed_at(self, time_ns: int) -> DirEntry:
+        """Return this entry with ``time_ns`` as its ctime (its metadata or contents changed)."""
+        return self._replace(ctime_ns=time_ns)
+
+    def differs_only_in_atime(self, other: DirEntry) -> bool:
+        """True if ``other`` is this entry but for its atime (a read, not a change)."""
+        return self != other and self._replace(atime_ns=other.atime_ns) == other
 
 
 class DirNode(NamedTuple):
@@ -229,13 +246,16 @@ class DirNode(NamedTuple):
     ``name_hash`` at ``depth`` into ``DIR_SHARDS`` shards, each itself a
     DirNode at ``depth + 1``; ``shards`` holds (index, id) for non-empty ones.
     The layout is a pure function of the set of entries, so equal
-    directories always have equal ids.
+    directories always have equal ids. ``version`` is the body's format
+    version (``DIR_FORMAT_VERSION`` for every node built now; 1 for a node
+    read from an older repository, kept so that it re-encodes to its bytes).
     """
 
     entries: tuple[DirEntry, ...] = ()
     depth: int = 0
     n_entries: int = 0
     shards: tuple[tuple[int, ObjectId], ...] = ()
+    version: int = DIR_FORMAT_VERSION
 
     @property
     def kind(self) -> Kind:
@@ -273,7 +293,9 @@ Node: TypeAlias = FileNode | ChunkListNode | SymlinkNode | DirNode | Commit
 _HEADER = struct.Struct("<B")
 _REF = struct.Struct("<32sQ")
 _LIST_HEAD = struct.Struct("<BBQI")  # version, level, size, count
-_ENTRY = struct.Struct("<BHIIIqQ32sH")  # kind, name len, mode, uid, gid, mtime, size, id, n xattrs
+_ENTRY_V1 = struct.Struct("<BHIIIqQ32sH")  # kind, name len, mode, uid, gid, mtime, size, id, n xattrs
+_ENTRY = struct.Struct("<BHIIIqqqQ32sH")  # kind, name len, mode, uid, gid, mtime, atime, ctime, size, id, n xattrs
+_ENTRY_FORMATS: Final = {1: _ENTRY_V1, DIR_FORMAT_VERSION: _ENTRY}
 _XATTR = struct.Struct("<BI")
 _DIR_FLAT = struct.Struct("<BBI")  # version, layout 0, count
 _DIR_SHARDED = struct.Struct("<BBBQQ")  # version, layout 1, depth, count, bitmap
@@ -299,22 +321,22 @@ def _encode_refs(level: int, size_bytes: int, refs: Sequence[ChunkRef]) -> bytes
     return b"".join(parts)
 
 
-def encode_entry(entry: DirEntry) -> bytes:
-    """Return the canonical encoding of one directory entry."""
-    parts = [
-        _ENTRY.pack(
-            entry.kind,
-            len(entry.name),
-            entry.mode,
-            entry.uid,
-            entry.gid,
-            entry.mtime_ns,
-            entry.size_bytes,
-            entry.id,
-            len(entry.xattrs),
-        ),
-        entry.name,
-    ]
+def encode_entry(entry: DirEntry, version: int = DIR_FORMAT_VERSION) -> bytes:
+    """Return the canonical encoding of one directory entry in a directory body of ``version``.
+
+    Raises:
+        ValueError: a version-1 body cannot hold this entry's atime or ctime
+            (only nodes read from an old repository are version 1).
+    """
+    head = (entry.kind, len(entry.name), entry.mode, entry.uid, entry.gid, entry.mtime_ns)
+    tail = (entry.size_bytes, entry.id, len(entry.xattrs))
+    if version == DIR_FORMAT_VERSION:
+        packed = _ENTRY.pack(*head, entry.atime_ns, entry.ctime_ns, *tail)
+    elif entry.atime_ns == entry.ctime_ns == entry.mtime_ns:
+        packed = _ENTRY_V1.pack(*head, *tail)
+    else:
+        raise ValueError("a version-1 directory entry has no atime or ctime of its own")
+    parts = [packed, entry.name]
     for key, value in entry.xattrs:
         parts.append(_XATTR.pack(len(key), len(value)))
         parts.append(key)
@@ -324,12 +346,12 @@ def encode_entry(entry: DirEntry) -> bytes:
 
 def _encode_dir(node: DirNode) -> bytes:
     if not node.shards:
-        head = _DIR_FLAT.pack(NODE_FORMAT_VERSION, 0, len(node.entries))
-        return head + b"".join(encode_entry(e) for e in node.entries)
+        head = _DIR_FLAT.pack(node.version, 0, len(node.entries))
+        return head + b"".join(encode_entry(e, node.version) for e in node.entries)
     bitmap = 0
     for index, _ in node.shards:
         bitmap |= 1 << index
-    head = _DIR_SHARDED.pack(NODE_FORMAT_VERSION, 1, node.depth, node.n_entries, bitmap)
+    head = _DIR_SHARDED.pack(node.version, 1, node.depth, node.n_entries, bitmap)
     return head + b"".join(shard_id for _, shard_id in node.shards)
 
 
@@ -353,7 +375,7 @@ def decode(kind: Kind, body: bytes, object_hex: str = "") -> Node:
     """
     try:
         node = _DECODERS[kind](body)
-    except (struct.error, ValueError, KeyError, UnicodeDecodeError, InvalidNameError) as exc:
+    except (struct.error, ValueError, IndexError, KeyError, UnicodeDecodeError, InvalidNameError) as exc:
         raise CorruptionError(f"object {object_hex[:16]} is not a valid {kind.name.lower()} node: {exc}") from exc
     if encode(node) != body:
         raise CorruptionError(f"object {object_hex[:16]} is not canonically encoded")
@@ -387,14 +409,26 @@ def _decode_chunklist(body: bytes) -> ChunkListNode:
     return ChunkListNode(level, refs)
 
 
-def decode_entries(body: bytes | memoryview, offset: int, count: int) -> tuple[tuple[DirEntry, ...], int]:
-    """Decode ``count`` consecutive entries; return them and the end offset."""
+def decode_entries(
+    body: bytes | memoryview, offset: int, count: int, version: int = DIR_FORMAT_VERSION
+) -> tuple[tuple[DirEntry, ...], int]:
+    """Decode ``count`` consecutive entries of a directory body of ``version``; return them and the end offset.
+
+    Entries of a version-1 body get their mtime as atime and ctime.
+    """
     entries = []
-    unpack = _ENTRY.unpack_from
-    entry_size = _ENTRY.size
+    entry_format = _ENTRY_FORMATS[version]
+    unpack = entry_format.unpack_from
+    entry_size = entry_format.size
+    is_v1 = version == 1
     kinds = {int(k): k for k in ENTRY_KINDS}
     for _ in range(count):
-        kind, name_len, mode, uid, gid, mtime_ns, size_bytes, node_id, n_xattrs = unpack(body, offset)
+        if is_v1:
+            kind, name_len, mode, uid, gid, mtime_ns, size_bytes, node_id, n_xattrs = unpack(body, offset)
+            atime_ns = ctime_ns = mtime_ns
+        else:
+            fields = unpack(body, offset)
+            kind, name_len, mode, uid, gid, mtime_ns, atime_ns, ctime_ns, size_bytes, node_id, n_xattrs = fields
         offset += entry_size
         name = bytes(body[offset : offset + name_len])
         offset += name_len
@@ -406,9 +440,8 @@ def decode_entries(body: bytes | memoryview, offset: int, count: int) -> tuple[t
             offset += key_len
             xattrs.append((key, bytes(body[offset : offset + value_len])))
             offset += value_len
-        entries.append(
-            DirEntry(validate_name(name), kinds[kind], mode, uid, gid, mtime_ns, size_bytes, node_id, tuple(xattrs))
-        )
+        entry = DirEntry(validate_name(name), kinds[kind], mode, uid, gid, mtime_ns, size_bytes, node_id)
+        entries.append(entry._replace(xattrs=tuple(xattrs), atime_ns=atime_ns, ctime_ns=ctime_ns))
     return tuple(entries), offset
 
 
@@ -424,13 +457,14 @@ def scan_dir(body: bytes) -> tuple[list[tuple[bytes, Kind]], tuple[tuple[int, Ob
         CorruptionError: ``body`` is not a directory body.
     """
     try:
-        _check_version(body)
+        version = _check_dir_version(body)
         if body[1] != 0:
             return [], _decode_dir(body).shards
         _, _, count = _DIR_FLAT.unpack_from(body)
         names = []
         offset = _DIR_FLAT.size
-        unpack, entry_size, xattr_head = _ENTRY.unpack_from, _ENTRY.size, _XATTR.unpack_from
+        entry_format = _ENTRY_FORMATS[version]
+        unpack, entry_size, xattr_head = entry_format.unpack_from, entry_format.size, _XATTR.unpack_from
         kinds = {int(k): k for k in ENTRY_KINDS}
         for _ in range(count):
             kind, name_len, *_unused, n_xattrs = unpack(body, offset)
@@ -445,16 +479,22 @@ def scan_dir(body: bytes) -> tuple[list[tuple[bytes, Kind]], tuple[tuple[int, Ob
         raise CorruptionError(f"not a valid directory node: {exc}") from exc
 
 
+def _check_dir_version(body: bytes) -> int:
+    if not body or body[0] not in DIR_VERSIONS:
+        raise ValueError(f"unknown directory format version {body[:1].hex() or 'none'}")
+    return body[0]
+
+
 def _decode_dir(body: bytes) -> DirNode:
-    _check_version(body)
+    version = _check_dir_version(body)
     if body[1] == 0:
         _, _, count = _DIR_FLAT.unpack_from(body)
-        entries, end = decode_entries(body, _DIR_FLAT.size, count)
+        entries, end = decode_entries(body, _DIR_FLAT.size, count, version)
         if end != len(body) or count > DIR_FLAT_MAX:
             raise ValueError("bad directory length")
         if any(a.name >= b.name for a, b in itertools.pairwise(entries)):
             raise ValueError("entries not strictly sorted")
-        return DirNode(entries, 0, count)
+        return DirNode(entries, 0, count, (), version)
     _, _, depth, count, bitmap = _DIR_SHARDED.unpack_from(body)
     offset = _DIR_SHARDED.size
     indexes = [i for i in range(DIR_SHARDS) if bitmap >> i & 1]
@@ -463,7 +503,7 @@ def _decode_dir(body: bytes) -> DirNode:
         raise ValueError("bad sharded directory length")
     if count <= DIR_FLAT_MAX or not indexes or depth >= ID_BYTES:
         raise ValueError("shards of a directory that would fit in one node")
-    return DirNode((), depth, count, tuple(zip(indexes, ids, strict=True)))
+    return DirNode((), depth, count, tuple(zip(indexes, ids, strict=True)), version)
 
 
 def _decode_symlink(body: bytes) -> SymlinkNode:

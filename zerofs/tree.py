@@ -58,7 +58,7 @@ class NodeSink(NodeSource, Protocol):
 
 def root_entry(root_id: ObjectId, mtime_ns: int = 0) -> DirEntry:
     """Return a synthetic entry for the root directory."""
-    return DirEntry(b"", Kind.DIR, DIR_MODE, 0, 0, mtime_ns, 0, root_id)
+    return DirEntry(b"", Kind.DIR, DIR_MODE, 0, 0, mtime_ns, 0, root_id, atime_ns=mtime_ns, ctime_ns=mtime_ns)
 
 
 # --------------------------------------------------------------------------
@@ -300,7 +300,9 @@ def ensure_dirs(
         prefix = StorePath(path.parts[:depth])
         existing = try_lookup(sink, root_id, prefix)
         if existing is None:
-            new_entry = DirEntry(prefix.name, Kind.DIR, mode, uid, gid, now_ns, 0, empty_dir).with_created(now_ns)
+            new_entry = DirEntry(
+                prefix.name, Kind.DIR, mode, uid, gid, now_ns, 0, empty_dir, atime_ns=now_ns, ctime_ns=now_ns
+            ).with_created(now_ns)
             root_id = change_dir(sink, root_id, prefix.parent, _putter(sink, new_entry), now_ns)
         elif existing.kind is not Kind.DIR:
             raise ConflictError(f"not a directory: {prefix}")
@@ -348,7 +350,7 @@ def place(
     existing = try_lookup(sink, root_id, path)
     if existing is not None and not replace:
         raise ConflictError(f"already exists: {path} (use --force to replace it)")
-    placed = entry.renamed(path.name).with_created(now_ns)
+    placed = entry.renamed(path.name).with_created(now_ns).changed_at(now_ns)
     return change_dir(sink, root_id, path.parent, _putter(sink, placed), now_ns)
 
 
@@ -405,7 +407,8 @@ def move(
             raise ConflictError(f"cannot replace file {target} with directory {source} (use --force)")
     _require_parent(sink, root_id, target)
     without = change_dir(sink, root_id, source.parent, lambda d: dir_remove(sink, d, source.name), now_ns)
-    return change_dir(sink, without, target.parent, _putter(sink, entry.renamed(target.name)), now_ns), target
+    moved = entry.renamed(target.name).changed_at(now_ns)  # a rename changes the ctime, as on Linux
+    return change_dir(sink, without, target.parent, _putter(sink, moved), now_ns), target
 
 
 def walk(source: NodeSource, dir_id: ObjectId, path: StorePath) -> Iterator[tuple[StorePath, DirEntry]]:
@@ -511,7 +514,8 @@ def merge3(sink: NodeSink, base_id: ObjectId | None, ours_id: ObjectId, theirs_i
     a side that left an entry as it was in the base takes the other side's
     version; where both changed the same directory, its contents are merged;
     otherwise ours wins, except that a deletion never beats a change (the
-    change is kept). ``None`` as base means an empty directory. This is how
+    change is kept) and a new atime alone (a read) never beats a change of
+    the other side. ``None`` as base means an empty directory. This is how
     a mount's changes land on top of commits other processes made meanwhile.
     """
     if ours_id == theirs_id or theirs_id == base_id:
@@ -524,9 +528,9 @@ def merge3(sink: NodeSink, base_id: ObjectId | None, ours_id: ObjectId, theirs_i
     merged: list[DirEntry] = []
     for name in ours.keys() | theirs.keys() | base.keys():
         was, mine, other = base.get(name), ours.get(name), theirs.get(name)
-        if mine == other or other == was:
+        if mine == other or _is_unchanged(other, was):
             picked = mine
-        elif mine == was or mine is None:
+        elif _is_unchanged(mine, was) or mine is None:
             picked = other
         elif other is not None and mine.is_dir and other.is_dir:
             common = was.id if was is not None and was.is_dir else None
@@ -536,3 +540,8 @@ def merge3(sink: NodeSink, base_id: ObjectId | None, ours_id: ObjectId, theirs_i
         if picked is not None:
             merged.append(picked)
     return build_dir(sink, merged)
+
+
+def _is_unchanged(entry: DirEntry | None, was: DirEntry | None) -> bool:
+    """True if ``entry`` is ``was`` or differs from it only in atime: a read must not win a merge."""
+    return entry == was or (entry is not None and was is not None and entry.differs_only_in_atime(was))

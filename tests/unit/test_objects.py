@@ -10,6 +10,7 @@ import pytest
 from zerofs.errors import CorruptionError, InvalidNameError
 from zerofs.objects import (
     DIR_FLAT_MAX,
+    DIR_FORMAT_VERSION,
     MAX_FANOUT,
     NODE_FORMAT_VERSION,
     ChunkListNode,
@@ -24,6 +25,7 @@ from zerofs.objects import (
     decode,
     encode,
     object_id,
+    scan_dir,
     validate_name,
 )
 
@@ -33,6 +35,10 @@ ID_B = bytes(range(1, 33))
 
 def file_entry(name: bytes, node_id: bytes = ID_A, size: int = 3) -> DirEntry:
     return DirEntry(name, Kind.FILE, stat.S_IFREG | 0o644, 1000, 1000, 1_700_000_000_123_456_789, size, node_id)
+
+
+def format_version(node: object) -> int:
+    return DIR_FORMAT_VERSION if isinstance(node, DirNode) else NODE_FORMAT_VERSION
 
 
 NODES = {
@@ -57,6 +63,7 @@ NODES = {
         4,
     ),
     "dir-sharded": DirNode((), 0, DIR_FLAT_MAX + 1, ((0, ID_A), (17, ID_B), (63, ID_A))),
+    "dir-times": DirNode((file_entry(b"a")._replace(atime_ns=-1, ctime_ns=2**63 - 1),), 0, 1),
     "commit-root": Commit(ID_A, (), 123, "me@host", "init", {"op": "init"}),
     "commit": Commit(
         ID_A,
@@ -74,7 +81,7 @@ NODES = {
 def test_encode_decode_round_trip(name: str) -> None:
     node = NODES[name]
     body = encode(node)
-    assert body[0] == NODE_FORMAT_VERSION
+    assert body[0] == format_version(node)
     decoded = decode(node.kind, body)
     assert decoded == node
     assert encode(decoded) == body
@@ -92,7 +99,7 @@ def test_decode_rejects_trailing_bytes(name: str) -> None:
 def test_decode_rejects_wrong_version_byte(name: str) -> None:
     node = NODES[name]
     body = encode(node)
-    for version in (0, NODE_FORMAT_VERSION + 1, 255):
+    for version in (0, max(NODE_FORMAT_VERSION, DIR_FORMAT_VERSION) + 1, 255):
         with pytest.raises(CorruptionError):
             decode(node.kind, bytes((version,)) + body[1:])
 
@@ -208,3 +215,67 @@ def test_invalid_name_is_a_usage_error() -> None:
 
     assert issubclass(InvalidNameError, UsageError)
     assert InvalidNameError.exit_code == 2
+
+
+# --------------------------------------------------------------------------
+# Directory format versions (issue #12): version 2 entries carry atime and ctime
+
+
+def v1_flat_body(entries: list[tuple[bytes, int]]) -> bytes:
+    """A version-1 flat directory body, packed by hand as repositories before issue #12 hold them."""
+    parts = [struct.pack("<BBI", 1, 0, len(entries))]
+    for name, mtime_ns in entries:
+        parts.append(struct.pack("<BHIIIqQ32sH", Kind.FILE, len(name), 0o100644, 7, 8, mtime_ns, 3, ID_A, 0) + name)
+    return b"".join(parts)
+
+
+def test_version_1_directory_decodes_with_atime_and_ctime_equal_to_mtime() -> None:
+    body = v1_flat_body([(b"a", 11), (b"b", -3)])
+    node = decode(Kind.DIR, body)
+    assert isinstance(node, DirNode)
+    assert node.version == 1
+    assert [(e.mtime_ns, e.atime_ns, e.ctime_ns) for e in node.entries] == [(11, 11, 11), (-3, -3, -3)]
+    assert encode(node) == body
+
+
+def test_version_1_sharded_directory_keeps_its_version() -> None:
+    body = bytearray(encode(NODES["dir-sharded"]))
+    body[0] = 1
+    node = decode(Kind.DIR, bytes(body))
+    assert isinstance(node, DirNode)
+    assert node.version == 1
+    assert encode(node) == bytes(body)
+
+
+def test_new_directories_are_written_at_version_2_with_their_times() -> None:
+    entry = file_entry(b"a")._replace(atime_ns=5, ctime_ns=6)
+    body = encode(DirNode((entry,), 0, 1))
+    assert body[0] == DIR_FORMAT_VERSION
+    # 16 bytes per entry more than version 1: the two times.
+    assert len(body) == len(v1_flat_body([(b"a", 0)])) + 16
+    node = decode(Kind.DIR, body)
+    assert isinstance(node, DirNode)
+    assert node.entries == (entry,)
+
+
+def test_version_1_directory_cannot_hold_other_times() -> None:
+    node = decode(Kind.DIR, v1_flat_body([(b"a", 11)]))
+    assert isinstance(node, DirNode)
+    changed = node._replace(entries=(node.entries[0]._replace(atime_ns=12),))
+    with pytest.raises(ValueError, match="version-1"):
+        encode(changed)
+
+
+def test_version_2_body_read_as_version_1_is_rejected() -> None:
+    body = bytearray(encode(DirNode((file_entry(b"a"), file_entry(b"b")), 0, 2)))
+    body[0] = 1
+    with pytest.raises(CorruptionError):
+        decode(Kind.DIR, bytes(body))
+    with pytest.raises(CorruptionError):
+        decode(Kind.DIR, v1_flat_body([(b"a", 1)]).replace(b"\x01", b"\x02", 1))
+
+
+def test_names_only_scan_reads_both_versions() -> None:
+    v2 = encode(DirNode((file_entry(b"a")._replace(xattrs=((b"user.x", b"yz"),)), file_entry(b"b")), 0, 2))
+    assert scan_dir(v2) == ([(b"a", Kind.FILE), (b"b", Kind.FILE)], ())
+    assert scan_dir(v1_flat_body([(b"a", 1), (b"cd", 2)])) == ([(b"a", Kind.FILE), (b"cd", Kind.FILE)], ())

@@ -62,7 +62,7 @@ def mkdir(
         if existing is not None:  # mkdir has no --force: place()'s message would offer it
             hint = " (use -p to accept an existing directory)" if existing.kind is Kind.DIR else ""
             raise ConflictError(f"already exists: {path}{hint}")
-        entry = DirEntry(path.name, Kind.DIR, dir_mode, uid, gid, now_ns, 0, staging.put(DirNode()))
+        entry = DirEntry(path.name, Kind.DIR, dir_mode, uid, gid, now_ns, 0, staging.put(DirNode()), (), now_ns, now_ns)
         return place(staging, root_id, path, entry, now_ns)
 
     message = f"mkdir {'-p ' if parents else ''}{path}"
@@ -96,7 +96,7 @@ def write_file(
         if existing is not None and existing.kind is Kind.DIR:
             raise ConflictError(f"is a directory: {path}")
         file_mode = existing.mode if existing is not None else stat.S_IFREG | (mode & 0o7777)
-        entry = DirEntry(path.name, Kind.FILE, file_mode, uid, gid, now_ns, size_bytes, file_id)
+        entry = DirEntry(path.name, Kind.FILE, file_mode, uid, gid, now_ns, size_bytes, file_id, (), now_ns, now_ns)
         return place(staging, root_id, path, entry, now_ns, parents=parents, replace=True)
 
     message = f"write {path} ({size_bytes} bytes)"

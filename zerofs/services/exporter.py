@@ -217,7 +217,7 @@ class _Exporter:
                     done.result()
             self._set_owner(fd, entry)
             os.chmod(fd, stat.S_IMODE(entry.mode))
-            os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+            os.utime(fd, ns=(entry.atime_ns, entry.mtime_ns))
         finally:
             os.close(fd)
         self.counts.dirs += 1
@@ -241,7 +241,7 @@ class _Exporter:
             self._set_owner(fd, entry)
             if not is_plain_mode:
                 os.chmod(fd, mode)
-            os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+            os.utime(fd, ns=(entry.atime_ns, entry.mtime_ns))
         finally:
             os.close(fd)
         with self.lock:
@@ -258,7 +258,7 @@ class _Exporter:
         with contextlib.suppress(OSError):
             if self.is_root:
                 os.chown(name, entry.uid, entry.gid, dir_fd=dir_fd, follow_symlinks=False)
-        os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
+        os.utime(name, ns=(entry.atime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
         self.counts.symlinks += 1
 
     def _set_owner(self, fd: int, entry: DirEntry) -> None:

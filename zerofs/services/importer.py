@@ -259,9 +259,8 @@ class _Walker:
             pending.children = []
             st = pending.st
             dir_id = build_dir(self.sink, entries)
-            pending.entry = DirEntry(
-                pending.name, Kind.DIR, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, dir_id
-            )
+            entry = DirEntry(pending.name, Kind.DIR, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, dir_id)
+            pending.entry = _with_times(entry, st)
             self.incomplete.discard(pending.path)
             self.unbuilt.popleft()
 
@@ -277,7 +276,8 @@ class _Walker:
                 target = os.readlink(path)
                 node_id = self.sink.put(SymlinkNode(target))
                 self.counters.symlinks += 1
-                return DirEntry(name, Kind.SYMLINK, mode, st.st_uid, st.st_gid, st.st_mtime_ns, len(target), node_id)
+                entry = DirEntry(name, Kind.SYMLINK, mode, st.st_uid, st.st_gid, st.st_mtime_ns, len(target), node_id)
+                return _with_times(entry, st)
         except OSError as exc:
             self.failed(path, exc)
             return None
@@ -342,7 +342,8 @@ class _Walker:
         self.cache_pending += 1
         if self.cache_pending >= CACHE_FLUSH_FILES:
             self.save_cache()
-        return DirEntry(name, Kind.FILE, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, size, file_id)
+        entry = DirEntry(name, Kind.FILE, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, size, file_id)
+        return _with_times(entry, st)
 
     def save_cache(self) -> None:
         """Write the host-file cache records gathered so far (whole directories only)."""
@@ -523,6 +524,11 @@ def _identity(path: str | Path | None) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def _with_times(entry: DirEntry, st: os.stat_result) -> DirEntry:
+    """Return ``entry`` with the host's atime and ctime (stat before reading: a read moves the atime)."""
+    return entry._replace(atime_ns=st.st_atime_ns, ctime_ns=st.st_ctime_ns)
 
 
 def _special_kind(mode: int) -> str | None:
