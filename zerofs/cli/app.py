@@ -704,6 +704,15 @@ def mount(
     foreground: Annotated[
         bool, typer.Option("--foreground", "-f", help="Stay attached; unmount on Ctrl-C or SIGTERM.")
     ] = False,
+    atime: Annotated[
+        str,
+        typer.Option(
+            "--atime",
+            metavar="POLICY",
+            help="When a read sets the access time: relatime (when older than the last change, or a day"
+            " old, as Linux by default), strictatime (every read) or noatime (never).",
+        ),
+    ] = "relatime",
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
@@ -724,6 +733,7 @@ def mount(
         commit_interval=commit_interval,
         allow_other=allow_other,
         foreground=foreground,
+        atime=atime,
         quiet=quiet,
         **_where(ctx, repo, config),
     )

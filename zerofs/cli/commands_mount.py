@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from zerofs.cli.context import open_repository, settings
+from zerofs.errors import UsageError
 
 
 def mount(
@@ -16,14 +17,22 @@ def mount(
     commit_interval: int,
     allow_other: bool,
     foreground: bool,
+    atime: str,
     repo: str | None,
     config: str | None,
     quiet: bool,
 ) -> None:
-    """Mount the repository at ``mountpoint`` (in the background unless ``foreground``)."""
+    """Mount the repository at ``mountpoint`` (in the background unless ``foreground``).
+
+    Raises:
+        UsageError: ``atime`` is not a policy the mount knows.
+    """
     from zerofs.history import resolve_revision
+    from zerofs.mount.overlay import ATIME_POLICIES
     from zerofs.mount.run import mount as mount_repository
 
+    if atime not in ATIME_POLICIES:
+        raise UsageError(f"unknown --atime policy {atime!r} (choose {', '.join(ATIME_POLICIES)})")
     found = settings(repo, config)
     # Fail here, with the usual message and exit code, if there is no repository or no such
     # revision: the mount process can only report failures as mount errors (exit 7).
@@ -37,6 +46,7 @@ def mount(
         commit_interval=commit_interval,
         allow_other=allow_other,
         foreground=foreground,
+        atime=atime,
     )
     if not quiet and not foreground:
         mode = "read-only" if read_only or at is not None else "read-write"

@@ -3080,6 +3080,23 @@ SPEC: Final[Spec] = {
                     "is_fast": True,
                 },
                 {
+                    "name": "atime",
+                    "kind": "option",
+                    "opts": [
+                        "--atime",
+                    ],
+                    "secondary_opts": [],
+                    "is_flag": False,
+                    "nargs": 1,
+                    "type": "str",
+                    "required": False,
+                    "default": "relatime",
+                    "min": None,
+                    "max": None,
+                    "path_checks": [],
+                    "is_fast": True,
+                },
+                {
                     "name": "repo",
                     "kind": "option",
                     "opts": [

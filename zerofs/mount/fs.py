@@ -12,6 +12,7 @@ the mount is lost and the CLI's changes show up within a second.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -27,7 +28,7 @@ import trio
 from zerofs.content import BatchSink, ContentWriter
 from zerofs.errors import ZerofsError
 from zerofs.history import HEAD, apply_change
-from zerofs.mount.overlay import ROOT_INO, DirPlan, FsError, Inode, Overlay
+from zerofs.mount.overlay import ATIME_POLICIES, ROOT_INO, DirPlan, FsError, Inode, Overlay, atime_is_due
 from zerofs.objects import Commit, DirEntry, DirNode, FileNode, Kind, ObjectId, SymlinkNode
 from zerofs.repo import Repository, Staging
 from zerofs.tree import merge3
@@ -60,15 +61,21 @@ class ZerofsOperations(pyfuse3.Operations):
         read_only: bool,
         commit_interval: float,
         follow: bool = True,
+        atime: str = "relatime",
     ) -> None:
         """Serve the tree of ``commit_id``; ``read_only`` mounts never commit.
 
         ``follow``: move onto the commits other processes make (not for a
-        mount of a fixed revision).
+        mount of a fixed revision). ``atime``: when a read moves an atime
+        (one of ``ATIME_POLICIES``; never in a read-only mount).
         """
         super().__init__()
+        assert atime in ATIME_POLICIES
         self.repo = repo
         self.read_only = read_only
+        self.atime = "noatime" if read_only else atime
+        self._accessed_meanwhile: list[Inode] = []
+        """Inodes read while a commit was storing: marked again once it is done (it clears the marks)."""
         self.follow = follow
         self.commit_interval = commit_interval
         self.synced_commit = commit_id
@@ -86,7 +93,8 @@ class ZerofsOperations(pyfuse3.Operations):
 
     # -- attributes -----------------------------------------------------------
 
-    def _attrs(self, inode: Inode) -> pyfuse3.EntryAttributes:
+    def _attrs(self, inode: Inode, *, is_listing: bool = False) -> pyfuse3.EntryAttributes:
+        """The attributes of an inode; ``is_listing``: for readdir, whose link counts the kernel never reads."""
         entry = inode.entry
         attrs = pyfuse3.EntryAttributes()
         attrs.st_ino = inode.ino
@@ -94,7 +102,7 @@ class ZerofsOperations(pyfuse3.Operations):
         attrs.entry_timeout = TIMEOUT
         attrs.attr_timeout = TIMEOUT
         attrs.st_mode = entry.mode
-        attrs.st_nlink = 1
+        attrs.st_nlink = self._link_count(inode, is_listing)
         attrs.st_uid = entry.uid
         attrs.st_gid = entry.gid
         attrs.st_rdev = 0
@@ -102,8 +110,38 @@ class ZerofsOperations(pyfuse3.Operations):
         attrs.st_size = size
         attrs.st_blksize = BLOCK
         attrs.st_blocks = (size + 511) // 512
-        attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = entry.mtime_ns
+        attrs.st_atime_ns = entry.atime_ns
+        attrs.st_mtime_ns = entry.mtime_ns
+        attrs.st_ctime_ns = entry.ctime_ns
         return attrs
+
+    def _link_count(self, inode: Inode, is_listing: bool) -> int:
+        """0 for a removed name still open; a directory: 2 and one per subdirectory (its ``..``)."""
+        if inode.parent is None and inode.ino != ROOT_INO:
+            return 0
+        if not inode.is_dir:
+            return 1
+        if is_listing and inode.subdirs is None:
+            return 2  # not worth reading a directory per name listed
+        return 2 + self.overlay.subdir_count(inode)
+
+    def _accessed(self, inode: Inode, *, is_open: bool = False) -> None:
+        """A read of ``inode``: move its atime if the policy says so (stored by the next commit).
+
+        The kernel forgets its cached atime after a read or readdir it sent us,
+        not after an open (``is_open``): tell it then.
+        """
+        now_ns = time.time_ns()
+        if not atime_is_due(inode.entry, now_ns, self.atime):
+            return
+        if is_open:
+            # Attributes only: no lock the kernel holds during an open is taken, so this cannot deadlock.
+            with contextlib.suppress(OSError):
+                pyfuse3.invalidate_inode(inode.ino, attr_only=True)
+        is_committing = self._committing is not None
+        self.overlay.accessed(inode, now_ns, mark=not is_committing)
+        if is_committing:
+            self._accessed_meanwhile.append(inode)
 
     async def _settled(self) -> None:
         """Wait until no commit is in progress: changes must not reach a tree being committed.
@@ -180,10 +218,12 @@ class ZerofsOperations(pyfuse3.Operations):
                 entry = entry._replace(uid=attr.st_uid)
             if fields.update_gid:
                 entry = entry._replace(gid=attr.st_gid)
+            if fields.update_atime:
+                entry = entry._replace(atime_ns=attr.st_atime_ns)
             if fields.update_mtime:
                 entry = entry._replace(mtime_ns=attr.st_mtime_ns)
-            if entry != node.entry:
-                self.overlay.set_entry(node, entry)
+            if _is_change(fields):  # even to the same value: chmod, chown and utimensat set the ctime
+                self.overlay.set_entry(node, entry, now)
             return self._attrs(node)
 
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
@@ -214,6 +254,7 @@ class ZerofsOperations(pyfuse3.Operations):
             if start_id == 0:  # the first read, or after rewinddir: show the directory as it is now
                 kids = self.overlay.children(directory)
                 self._dir_handles[fh] = (directory, kids)
+                self._accessed(directory)
             # Offsets 0 and 1 are "." and ".."; the kernel takes no reference on them.
             for index in range(start_id, len(kids) + 2):
                 if index < 2:
@@ -222,7 +263,7 @@ class ZerofsOperations(pyfuse3.Operations):
                 else:
                     kid = kids[index - 2]
                     name = kid.name
-                if not pyfuse3.readdir_reply(token, name, self._attrs(kid), index + 1):
+                if not pyfuse3.readdir_reply(token, name, self._attrs(kid, is_listing=True), index + 1):
                     return
                 if index >= 2:
                     kid.lookups += 1
@@ -342,11 +383,15 @@ class ZerofsOperations(pyfuse3.Operations):
                 await self._settled()
                 self.overlay.file_data(node).truncate(0)
                 self.overlay.wrote(node, time.time_ns())
+            elif flags & os.O_ACCMODE == os.O_RDONLY:
+                # Reads the kernel's page cache answers never reach read(): count the open as the access.
+                self._accessed(node, is_open=True)
             return self._open_handle(node, flags)
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
         with _errors():
             node, _ = self._handles[fh]
+            self._accessed(node)
             if node.data is None:
                 if node.entry.size_bytes == 0:
                     return b""
@@ -407,7 +452,7 @@ class ZerofsOperations(pyfuse3.Operations):
             node = self.overlay.get(inode)
             xattrs = dict(node.entry.xattrs)
             xattrs[name] = value
-            self.overlay.set_entry(node, node.entry._replace(xattrs=tuple(sorted(xattrs.items()))))
+            self.overlay.set_entry(node, node.entry._replace(xattrs=tuple(sorted(xattrs.items()))), time.time_ns())
 
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         with _errors():
@@ -430,7 +475,7 @@ class ZerofsOperations(pyfuse3.Operations):
             xattrs = dict(node.entry.xattrs)
             if xattrs.pop(name, None) is None:
                 raise FsError(pyfuse3.ENOATTR)
-            self.overlay.set_entry(node, node.entry._replace(xattrs=tuple(sorted(xattrs.items()))))
+            self.overlay.set_entry(node, node.entry._replace(xattrs=tuple(sorted(xattrs.items()))), time.time_ns())
 
     # -- commits ------------------------------------------------------------------
 
@@ -459,8 +504,15 @@ class ZerofsOperations(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.EIO) from exc
             finally:
                 done, self._committing = self._committing, None
+                self._mark_accessed_meanwhile()
                 done.set()
         await self._invalidate(invalidations)
+
+    def _mark_accessed_meanwhile(self) -> None:
+        """Mark again the atimes moved while a commit stored (its end cleared their marks)."""
+        for inode in self._accessed_meanwhile:
+            self.overlay.touch(inode)
+        self._accessed_meanwhile.clear()
 
     def _store_and_commit(
         self, plan: DirPlan, message: str, reason: str
@@ -550,7 +602,20 @@ def _invalidate_all(invalidations: list[tuple[int, bytes | None]]) -> None:
 
 
 def _new_entry(name: bytes, kind: Kind, mode: int, ctx: pyfuse3.RequestContext) -> DirEntry:
-    return DirEntry(name, kind, mode, ctx.uid, ctx.gid, time.time_ns(), 0, b"")
+    now_ns = time.time_ns()
+    return DirEntry(name, kind, mode, ctx.uid, ctx.gid, now_ns, 0, b"", atime_ns=now_ns, ctime_ns=now_ns)
+
+
+def _is_change(fields: pyfuse3.SetattrFields) -> bool:
+    """True if a setattr changes anything (the size is handled, with the mtime, by ``Overlay.wrote``)."""
+    return (
+        fields.update_mode
+        or fields.update_uid
+        or fields.update_gid
+        or fields.update_atime
+        or fields.update_mtime
+        or fields.update_ctime
+    )
 
 
 def _check_xattr(name: bytes) -> None:

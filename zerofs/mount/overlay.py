@@ -6,8 +6,15 @@ same directory node sits under two names, and each name gets its own inode
 numbers are handed out on first lookup and kept for the life of the mount,
 so they stay stable while mounted.
 
-Each inode keeps its ``DirEntry`` (name, kind, mode, owner, mtime, size and
-the id of the node it pointed at when last committed). A directory remembers
+Each inode keeps its ``DirEntry`` (name, kind, mode, owner, times, size and
+the id of the node it pointed at when last committed). Every change of
+contents or metadata sets the entry's ctime, as POSIX does; a read moves the
+atime only when ``atime_is_due`` says so (relatime by default), and marks the
+entry like any change, so it is stored by the next commit with the rest
+(never by a commit of its own). A directory counts its subdirectories (for
+its link count) on first demand and keeps the count up to date as names come
+and go, so ``stat`` of a directory reads its stored entries once, not on
+every call. A directory remembers
 which of its names changed (``changed``: the entry must be put again, from
 the child inode) and which were removed from its stored node (``removed``);
 a change marks every ancestor the same way, up to the root. Committing is
@@ -38,6 +45,9 @@ from zerofs.tree import build_dir, dir_get, dir_put, dir_remove, iter_dir, root_
 
 ROOT_INO: Final = 1
 NAME_MAX: Final = 255
+RELATIME_SECONDS: Final = 24 * 3600
+"""relatime moves an atime at least this old even when it is newer than mtime and ctime (as Linux does)."""
+ATIME_POLICIES: Final = ("relatime", "strictatime", "noatime")
 INCREMENTAL_MAX: Final = 16
 """Above this many changed names, a directory is rebuilt from its listing instead of put name by name."""
 
@@ -65,6 +75,7 @@ class Inode:
         "opens",
         "parent",
         "removed",
+        "subdirs",
     )
 
     def __init__(self, ino: int, parent: Inode | None, entry: DirEntry) -> None:
@@ -80,6 +91,8 @@ class Inode:
         self.data: FileData | None = None
         self.opens = 0
         self.lookups = 0
+        self.subdirs: int | None = None
+        """How many subdirectories a directory has now (its link count is 2 more), None until asked."""
 
     @property
     def is_dir(self) -> bool:
@@ -133,6 +146,8 @@ class Overlay:
         """Small nodes made by the mount (empty files and directories, symlinks) not yet written."""
         self.counts: dict[str, int] = {}
         self.first_change = ""
+        self.only_accessed: set[int] = set()
+        """Inodes marked changed by a read alone since the last commit (a write to one is still counted)."""
 
     # -- lookups ----------------------------------------------------------
 
@@ -177,6 +192,27 @@ class Overlay:
                 self._new(parent, entry)
         parent.complete = True
 
+    def subdir_count(self, directory: Inode) -> int:
+        """Return how many subdirectories ``directory`` has, counting them on the first call only.
+
+        An unloaded directory's stored entries are read (no inode is made for
+        them); later changes keep the count up to date.
+        """
+        if directory.subdirs is None:
+            count = sum(kid.is_dir for kid in directory.kids.values())
+            if not directory.complete:
+                hidden = directory.kids.keys() | directory.removed
+                count += sum(
+                    e.kind is Kind.DIR and e.name not in hidden for e in iter_dir(self.repo, directory.entry.id)
+                )
+            directory.subdirs = count
+        return directory.subdirs
+
+    @staticmethod
+    def _count_subdir(directory: Inode, kid: Inode, delta: int) -> None:
+        if kid.is_dir and directory.subdirs is not None:
+            directory.subdirs += delta
+
     def path_of(self, inode: Inode) -> str:
         """Return the store path of an inode (for commit messages)."""
         parts: list[str] = []
@@ -190,8 +226,8 @@ class Overlay:
 
     @staticmethod
     def dir_changed(directory: Inode, now_ns: int) -> None:
-        """A name in ``directory`` came or went: set its mtime, as POSIX does."""
-        directory.entry = directory.entry._replace(mtime_ns=now_ns)
+        """A name in ``directory`` came or went: set its mtime and ctime, as POSIX does."""
+        directory.entry = directory.entry._replace(mtime_ns=now_ns, ctime_ns=now_ns)
 
     def _note(self, inode: Inode, what: str) -> None:
         """Record that ``inode``'s entry (or what it points at) changed, in every ancestor."""
@@ -213,10 +249,22 @@ class Overlay:
             parent.changed.add(child.name)
             child, parent = parent, parent.parent
 
-    def set_entry(self, inode: Inode, entry: DirEntry, what: str = "changed") -> None:
-        """Change an inode's metadata."""
-        inode.entry = entry
+    def set_entry(self, inode: Inode, entry: DirEntry, now_ns: int, what: str = "changed") -> None:
+        """Change an inode's metadata (which sets its ctime to ``now_ns``)."""
+        inode.entry = entry.changed_at(now_ns)
         self._note(inode, what)
+
+    def accessed(self, inode: Inode, now_ns: int, *, mark: bool = True) -> None:
+        """Set an inode's atime (it was read), to be stored by the next commit.
+
+        ``mark`` False while a commit stores: its end clears the marks of the
+        directories it stored, which would leave this one marked under an
+        unmarked parent, unseen by every later commit; ``touch`` it after.
+        """
+        inode.entry = inode.entry._replace(atime_ns=now_ns)
+        if mark and inode.parent is not None and inode.name not in inode.parent.changed:
+            self.only_accessed.add(inode.ino)
+            self._note(inode, "accessed")
 
     def file_data(self, inode: Inode) -> FileData:
         """Return the inode's contents object, made on first use."""
@@ -226,8 +274,9 @@ class Overlay:
 
     def wrote(self, inode: Inode, now_ns: int) -> None:
         """Record a change of a file's contents (a write or a truncation)."""
-        first = inode.name not in (inode.parent.changed if inode.parent else ())
-        inode.entry = inode.entry._replace(mtime_ns=now_ns, size_bytes=inode.size)
+        first = inode.name not in (inode.parent.changed if inode.parent else ()) or inode.ino in self.only_accessed
+        self.only_accessed.discard(inode.ino)
+        inode.entry = inode.entry._replace(mtime_ns=now_ns, ctime_ns=now_ns, size_bytes=inode.size)
         if first:
             self._note(inode, "wrote")
 
@@ -248,6 +297,8 @@ class Overlay:
         inode = self._new(parent, entry._replace(id=node_id))
         if isinstance(node, DirNode):
             inode.complete = True
+            inode.subdirs = 0
+        self._count_subdir(parent, inode, 1)
         self.dir_changed(parent, entry.mtime_ns)
         self._note(inode, "created")
         return inode
@@ -257,6 +308,7 @@ class Overlay:
         kid = parent.kids[name]
         self._detach_keep(parent, name)
         kid.parent = None
+        kid.entry = kid.entry.changed_at(time.time_ns())  # its link count fell to 0
         self.release_if_unused(kid)
         return kid
 
@@ -310,10 +362,12 @@ class Overlay:
                 raise FsError(errno.ENOTEMPTY)
             self._detach(new_parent, new)
         self._detach_keep(old_parent, old)
+        now_ns = time.time_ns()
         kid.parent, kid.name = new_parent, new
-        kid.entry = kid.entry.renamed(new)
+        kid.entry = kid.entry.renamed(new).changed_at(now_ns)  # Linux sets a renamed inode's ctime
         new_parent.kids[new] = kid
-        self.dir_changed(new_parent, time.time_ns())
+        self._count_subdir(new_parent, kid, 1)
+        self.dir_changed(new_parent, now_ns)
         self._note(kid, "renamed")
 
     def exchange(self, a_parent: Inode, a: bytes, b_parent: Inode, b: bytes) -> None:
@@ -323,17 +377,21 @@ class Overlay:
             raise FsError(errno.ENOENT)
         if first is second:
             return
+        if first.is_dir != second.is_dir:
+            a_parent.subdirs = b_parent.subdirs = None  # counted again when next asked
+        now_ns = time.time_ns()
         for parent, name, kid in ((a_parent, a, second), (b_parent, b, first)):
             kid.parent, kid.name = parent, name
-            kid.entry = kid.entry.renamed(name)
+            kid.entry = kid.entry.renamed(name).changed_at(now_ns)
             parent.kids[name] = kid
-            self.dir_changed(parent, time.time_ns())
+            self.dir_changed(parent, now_ns)
         self._note(first, "renamed")
         self._note(second, "renamed")
 
     def _detach_keep(self, parent: Inode, name: bytes) -> None:
         """Take a name out of its directory, keeping the inode alive (it is moving)."""
         self.dir_changed(parent, time.time_ns())
+        self._count_subdir(parent, parent.kids[name], -1)
         del parent.kids[name]
         parent.changed.discard(name)
         parent.removed.add(name)
@@ -402,6 +460,7 @@ class Overlay:
         self.pending.clear()
         self.counts.clear()
         self.first_change = ""
+        self.only_accessed.clear()
         self._mark_stored(plan, results)
 
     def _mark_stored(self, plan: Plan, results: dict[int, DirEntry]) -> None:
@@ -443,6 +502,7 @@ class Overlay:
 
     def _refresh(self, directory: Inode, invalidate: Invalidate) -> None:
         directory.complete = False
+        directory.subdirs = None
         for name, kid in list(directory.kids.items()):
             entry = dir_get(self.repo, directory.entry.id, name)
             if entry == kid.entry:
@@ -463,6 +523,20 @@ class Overlay:
                 kid.data = None
             invalidate(kid.ino, None)
         invalidate(directory.ino, None)
+
+
+def atime_is_due(entry: DirEntry, now_ns: int, policy: str) -> bool:
+    """True if a read at ``now_ns`` moves the entry's atime under ``policy`` (one of ``ATIME_POLICIES``).
+
+    relatime (Linux's default): when the atime is not newer than the mtime
+    or the ctime, or is a day old; strictatime: on every read; noatime: never.
+    """
+    if policy == "strictatime":
+        return True
+    if policy == "noatime":
+        return False
+    atime = entry.atime_ns
+    return atime <= entry.mtime_ns or atime <= entry.ctime_ns or now_ns - atime >= RELATIME_SECONDS * 10**9
 
 
 class _PlanSink(BatchSink):

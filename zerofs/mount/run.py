@@ -46,15 +46,18 @@ def mount(
     commit_interval: float,
     allow_other: bool,
     foreground: bool,
+    atime: str = "relatime",
 ) -> None:
     """Mount the repository at ``mountpoint``; in the background unless ``foreground``.
+
+    ``atime`` is when a read sets an access time (``overlay.ATIME_POLICIES``).
 
     Raises:
         MountError: the mount point is unusable or the kernel refused the mount.
     """
     target = _check_mountpoint(mountpoint)
     if foreground:
-        _serve(repo_path, target, revision, read_only, commit_interval, allow_other, ready_fd=-1)
+        _serve(repo_path, target, revision, read_only, commit_interval, allow_other, atime, ready_fd=-1)
         return
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -64,7 +67,7 @@ def mount(
         try:
             os.setsid()
             _detach_stdio(repo_path)
-            _serve(repo_path, target, revision, read_only, commit_interval, allow_other, ready_fd=write_end)
+            _serve(repo_path, target, revision, read_only, commit_interval, allow_other, atime, ready_fd=write_end)
         except ZerofsError as exc:
             _report(write_end, f"error: {exc}")
             code = exc.exit_code
@@ -127,6 +130,7 @@ def _serve(
     read_only: bool,
     commit_interval: float,
     allow_other: bool,
+    atime: str,
     ready_fd: int,
 ) -> None:
     """Open the repository, mount, serve until unmounted or signalled, commit, unmount."""
@@ -151,9 +155,11 @@ def _serve(
             read_only=read_only,
             commit_interval=commit_interval,
             follow=revision is None,
+            atime=atime,
         )
         options = set(pyfuse3.default_options)
         # The source field names the repository: umount checks it before touching the mount.
+        # noatime: the kernel leaves access times to the mount (ZerofsOperations sets them).
         options |= {f"fsname={os.path.realpath(repo_path)}", "subtype=zerofs", "noatime"}
         if read_only:
             options.add("ro")
