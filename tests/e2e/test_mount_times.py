@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tests.conftest import Zerofs
 from tests.e2e.helpers import log_json
 from tests.e2e.mountutil import mounted
 
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 NEVER = "3600"  # a --commit-interval that never fires during a test
 NOBODY = 65534
 AT_FDCWD = -100
@@ -426,3 +428,35 @@ def test_import_and_export_keep_atime_and_mtime_to_the_nanosecond(
     mnt = tmp_path / "mnt"
     with mounted(cli_repo, mnt, "--read-only"):
         assert {rel: times(mnt / "data" / rel)[:2] for rel in wanted} == wanted
+
+
+# ------------------------------------------------------------------------------- old repositories
+
+
+def test_version_1_directories_read_with_mtime_as_atime_and_ctime(zerofs: Zerofs, tmp_path: Path) -> None:
+    """Pins: entries of a repository made before issue #12 show atime = ctime = mtime; changes to them are kept."""
+    with tarfile.open(FIXTURES / "format1.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    repo = tmp_path / "repo"
+    zerofs("upgrade", repo=repo)
+    history = log_json(repo)
+    mnt = tmp_path / "mnt"
+    with mounted(repo, mnt, "--atime", "noatime"):
+        many = mnt / "data" / "many"  # a sharded directory
+        for path in (mnt / "data" / "docs" / "a.txt", many / "f001", mnt / "data" / "docs"):
+            atime_ns, mtime_ns, ctime_ns = times(path)
+            assert atime_ns == mtime_ns == ctime_ns, path
+        assert os.stat(many).st_nlink == 2
+        os.utime(many / "f000", ns=(FUTURE_ATIME_NS, 42))
+        (many / "new").write_bytes(b"new")
+        (many / "newdir").mkdir()
+        old = times(many / "f001")
+        assert os.stat(many).st_nlink == 3
+    assert log_json(repo)[1:] == history
+    fsck = zerofs("fsck", "--read-data", repo=repo).stdout.decode()
+    assert fsck.rstrip().endswith("0 errors, 0 warnings"), fsck
+    with mounted(repo, mnt, "--atime", "noatime"):
+        assert times(many / "f000")[:2] == (FUTURE_ATIME_NS, 42)
+        assert times(many / "f001") == old
+        assert (many / "new").read_bytes() == b"new"
+        assert os.stat(many).st_nlink == 3

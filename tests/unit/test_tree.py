@@ -25,6 +25,7 @@ from zerofs.tree import (
     iter_dir,
     list_dir,
     lookup,
+    merge3,
     move,
     place,
     remove,
@@ -322,3 +323,41 @@ def test_names_only_scan_refuses_what_is_not_a_directory(repo: Repository) -> No
         list(iter_names(repo, file_id))
     with pytest.raises(CorruptionError, match="not a valid directory node"):
         scan_dir(b"\x01\x00\x05\x00\x00\x00")  # a flat directory claiming 5 entries and holding none
+
+
+def test_merge_never_lets_a_read_beat_a_change(repo: Repository) -> None:
+    """Issue #12: a side that only moved an atime (a read through a mount) takes the other side's change."""
+    staging = Staging(repo)
+    base = entry(b"f")
+    read = base._replace(atime_ns=99)
+    written = base._replace(id=chunk_id(b"new"), size_bytes=3, mtime_ns=5, ctime_ns=5)
+    base_id = build_dir(staging, [base, entry(b"g")])
+    changed_id = build_dir(staging, [written, entry(b"g")])
+    read_id = build_dir(staging, [read, entry(b"g")])
+    without_id = build_dir(staging, [entry(b"g")])
+    for ours, theirs in ((read_id, changed_id), (changed_id, read_id)):
+        assert dir_get(staging, merge3(staging, base_id, ours, theirs), b"f") == written
+    # A removal on one side beats a read on the other, as it beats an unchanged name.
+    for ours, theirs in ((read_id, without_id), (without_id, read_id)):
+        assert dir_get(staging, merge3(staging, base_id, ours, theirs), b"f") is None
+    # Two real changes: ours wins, as before.
+    chmod = base._replace(mode=stat.S_IFREG | 0o600, ctime_ns=7)
+    chmod_id = build_dir(staging, [chmod, entry(b"g")])
+    assert dir_get(staging, merge3(staging, base_id, chmod_id, changed_id), b"f") == chmod
+
+
+def test_changing_a_version_1_directory_writes_version_2(repo: Repository) -> None:
+    """Issue #12: tree operations build version-2 nodes, so a put into an old node can hold any times."""
+    staging = Staging(repo)
+    old = [entry(n)._replace(atime_ns=1, ctime_ns=1) for n in (b"a", b"b")]
+    old_id = staging.put(DirNode(tuple(old), 0, 2, (), 1))
+    new = entry(b"c")._replace(atime_ns=5, ctime_ns=6)
+    new_id = dir_put(staging, old_id, new)
+    node = staging.get_typed(new_id, DirNode)
+    assert node.version == 2
+    assert node.entries == (*old, new)
+    removed = staging.get_typed(dir_remove(staging, old_id, b"a"), DirNode)
+    assert (removed.version, removed.entries) == (2, (old[1],))
+    sharded = staging.get_typed(build_dir(staging, [entry(n) for n in names(DIR_FLAT_MAX + 1)]), DirNode)
+    assert sharded.version == 2
+    assert all(staging.get_typed(shard_id, DirNode).version == 2 for _, shard_id in sharded.shards)
