@@ -2,15 +2,18 @@
 
 A seeded generator draws a long sequence of file operations (writes at random offsets, past the end
 too, appends, truncates, mkdir, rmdir, unlink, renames of files and directories over existing targets,
-symlinks, chmod, utime, fsync, operations on open handles) and applies each one both to a host
-directory and to a real mount. Every operation must succeed or fail alike (same errno), and the two
-trees must stay equal: names, types, contents, sizes, symlink targets, mode bits, owners and the
-mtimes the test set explicitly. The mount is unmounted and mounted again now and then; after each
-unmount ``zerofs export`` of the repository must equal the host tree too.
+symlinks, chmod, chown, utime and utimensat with UTIME_NOW and UTIME_OMIT, fsync, operations on open
+handles) and applies each one both to a host directory and to a real mount. Every operation must
+succeed or fail alike (same errno), and the two trees must stay equal: names, types, contents,
+sizes, symlink targets, mode bits, owners and the atimes and mtimes the test set explicitly (the
+atimes lie in the future, where relatime never moves them on either side, so reads do not blur
+them). The mount is unmounted and mounted again now and then; after each unmount ``zerofs export``
+of the repository must equal the host tree too.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
@@ -40,9 +43,30 @@ FILE_MODES = [0o644, 0o600, 0o755, 0o700, 0o444, 0o640, 0o751, 0o604]
 DIR_MODES = [0o755, 0o700, 0o555, 0o750, 0o711, 0o777]
 # Explicit mtimes fall in 2001-2009: no clock of this run can produce one by accident.
 EXPLICIT_MTIME_RANGE_S = (978_307_200, 1_262_304_000)
+# Explicit atimes fall in 2040-2049: newer than any mtime or ctime and never a day old, so a read
+# (relatime, on the host and in the mount) leaves them; they stay comparable after any read.
+EXPLICIT_ATIME_RANGE_S = (2_208_988_800, 2_524_608_000)
+OWNERS = [0, 1000, 65534] if os.geteuid() == 0 else [os.geteuid()]
+AT_FDCWD = -100
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def utimensat(path: Path, atime: tuple[int, int], mtime: tuple[int, int]) -> None:
+    """utimensat(2), following symlinks, with raw timespecs (UTIME_NOW and UTIME_OMIT pass through)."""
+    times = (_Timespec * 2)(_Timespec(*atime), _Timespec(*mtime))
+    if _LIBC.utimensat(AT_FDCWD, os.fsencode(path), times, 0) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(path))
+
 
 Outcome = tuple[str, object]
-Entry = tuple[str, int, int, int, int | None, str, int | None]
+Entry = tuple[str, int, int, int, int | None, str, int | None, int | None]
 
 
 def attempt(action: Callable[[], object]) -> Outcome:
@@ -54,11 +78,12 @@ def attempt(action: Callable[[], object]) -> Outcome:
         return ("err", errno.errorcode.get(code, str(code)))
 
 
-def snapshot(root: Path, explicit_mtimes: set[int]) -> dict[str, Entry]:
+def snapshot(root: Path, explicit_mtimes: set[int], explicit_atimes: set[int] | None = None) -> dict[str, Entry]:
     """Everything the model compares below ``root``, by relative path (not following symlinks).
 
-    An mtime is recorded only when it is one the test set explicitly; any other is the clock's.
+    An mtime or atime is recorded only when it is one the test set explicitly; any other is the clock's.
     """
+    atimes = explicit_atimes or set()
     entries: dict[str, Entry] = {}
 
     def walk(rel: str) -> None:
@@ -68,25 +93,27 @@ def snapshot(root: Path, explicit_mtimes: set[int]) -> dict[str, Entry]:
             st = os.lstat(path)
             mode = stat.S_IMODE(st.st_mode)
             mtime = st.st_mtime_ns if st.st_mtime_ns in explicit_mtimes else None
+            atime = st.st_atime_ns if st.st_atime_ns in atimes else None
             if stat.S_ISDIR(st.st_mode):
-                entries[child] = ("dir", mode, st.st_uid, st.st_gid, None, "", mtime)
+                entries[child] = ("dir", mode, st.st_uid, st.st_gid, None, "", mtime, atime)
                 walk(child)
             elif stat.S_ISLNK(st.st_mode):
                 target = os.readlink(path)
-                entries[child] = ("symlink", mode, st.st_uid, st.st_gid, st.st_size, target, mtime)
+                entries[child] = ("symlink", mode, st.st_uid, st.st_gid, st.st_size, target, mtime, atime)
             elif stat.S_ISREG(st.st_mode):
                 data = path.read_bytes()
                 assert len(data) == st.st_size, f"{path}: read {len(data)} bytes, stat says {st.st_size}"
                 digest = hashlib.sha256(data).hexdigest()
-                entries[child] = ("file", mode, st.st_uid, st.st_gid, st.st_size, digest, mtime)
+                entries[child] = ("file", mode, st.st_uid, st.st_gid, st.st_size, digest, mtime, atime)
             else:
-                entries[child] = (f"other {stat.S_IFMT(st.st_mode):o}", mode, st.st_uid, st.st_gid, None, "", mtime)
+                kind = f"other {stat.S_IFMT(st.st_mode):o}"
+                entries[child] = (kind, mode, st.st_uid, st.st_gid, None, "", mtime, atime)
 
     walk("")
     return entries
 
 
-ENTRY_FIELDS = ("type", "mode", "uid", "gid", "size", "content sha256 or target", "explicit mtime")
+ENTRY_FIELDS = ("type", "mode", "uid", "gid", "size", "content sha256 or target", "explicit mtime", "explicit atime")
 
 
 def tree_differences(expected: dict[str, Entry], actual: dict[str, Entry]) -> list[str]:
@@ -126,6 +153,8 @@ class Scenario:
         self.mountpoint = mountpoint
         self.scratch = scratch
         self.explicit_mtimes: set[int] = set()
+        self.explicit_atimes: set[int] = set()
+        self.atime_checks = 0
         self.handles: list[Handle] = []
         self.history: list[str] = []
         self.exports = 0
@@ -138,9 +167,10 @@ class Scenario:
         return f"seed {self.seed}, after {len(self.history)} operations; the last ones:\n  {recent}"
 
     def compare(self, other: Path, what: str) -> None:
-        expected = snapshot(self.host, self.explicit_mtimes)
-        actual = snapshot(other, self.explicit_mtimes)
+        expected = snapshot(self.host, self.explicit_mtimes, self.explicit_atimes)
+        actual = snapshot(other, self.explicit_mtimes, self.explicit_atimes)
         differences = tree_differences(expected, actual)
+        self.atime_checks += sum(entry[7] is not None for entry in expected.values())
         assert not differences, (
             f"{what} differs from the host tree:\n" + "\n".join(differences[:30]) + ("\n" + self.context())
         )
@@ -244,6 +274,8 @@ class Scenario:
             (5, self.op_symlink),
             (5, self.op_chmod),
             (6, self.op_utime),
+            (4, self.op_utimensat),
+            (3, self.op_chown),
             (3, self.op_fsync),
             (3, self.op_open_handle),
             (4, self.op_handle_io),
@@ -355,16 +387,46 @@ class Scenario:
 
     def op_utime(self) -> None:
         rel = self.existing() or self.any_path()
-        low, high = EXPLICIT_MTIME_RANGE_S
-        mtime_ns = self.rng.randrange(low, high) * 1_000_000_000 + self.rng.randrange(1_000_000_000)
-        atime_ns = mtime_ns + 12_345
+        mtime_ns = self.explicit_time(EXPLICIT_MTIME_RANGE_S, self.explicit_mtimes)
+        atime_ns = self.explicit_time(EXPLICIT_ATIME_RANGE_S, self.explicit_atimes)
         follow = self.rng.random() < 0.7
-        self.explicit_mtimes.add(mtime_ns)
 
         def utime(root: Path) -> None:
             os.utime(root / rel, ns=(atime_ns, mtime_ns), follow_symlinks=follow)
 
-        self.both(f"utime {rel[:40]!r} mtime={mtime_ns} follow={follow}", utime)
+        self.both(f"utime {rel[:40]!r} atime={atime_ns} mtime={mtime_ns} follow={follow}", utime)
+
+    def explicit_time(self, range_s: tuple[int, int], explicit: set[int]) -> int:
+        time_ns = self.rng.randrange(*range_s) * 1_000_000_000 + self.rng.randrange(1_000_000_000)
+        explicit.add(time_ns)
+        return time_ns
+
+    def timespec(self, range_s: tuple[int, int], explicit: set[int]) -> tuple[int, int]:
+        """An explicit time (as a timespec), UTIME_NOW or UTIME_OMIT."""
+        roll = self.rng.random()
+        if roll < 0.3:
+            return (0, UTIME_OMIT)
+        if roll < 0.5:
+            return (0, UTIME_NOW)
+        return divmod(self.explicit_time(range_s, explicit), 1_000_000_000)
+
+    def op_utimensat(self) -> None:
+        rel = self.existing() or self.any_path()
+        atime = self.timespec(EXPLICIT_ATIME_RANGE_S, self.explicit_atimes)
+        mtime = self.timespec(EXPLICIT_MTIME_RANGE_S, self.explicit_mtimes)
+        self.both(
+            f"utimensat {rel[:40]!r} atime={atime} mtime={mtime}", lambda root: utimensat(root / rel, atime, mtime)
+        )
+
+    def op_chown(self) -> None:
+        rel = self.existing() or self.any_path()
+        uid, gid = self.rng.choice(OWNERS), self.rng.choice([*OWNERS, -1])
+        follow = self.rng.random() < 0.7
+
+        def chown(root: Path) -> None:
+            os.chown(root / rel, uid, gid, follow_symlinks=follow)
+
+        self.both(f"chown {rel[:40]!r} {uid}:{gid} follow={follow}", chown)
 
     def op_fsync(self) -> None:
         rel = self.existing("file")
@@ -480,6 +542,7 @@ def test_random_operations_match_a_host_directory(cli_repo: Path, tmp_path: Path
     scenario.run(N_OPS)
     assert scenario.exports >= 2, "the run never unmounted and mounted again"
     assert scenario.fsync_checks > 0, "no fsync was checked against HEAD"
+    assert scenario.atime_checks > 0, "no explicit atime was compared"
     messages = [commit["message"] for commit in log_json(cli_repo)]
     assert messages[-1] == "init"
     assert len(messages) > 1, "the mount changed files but made no commit"
