@@ -15,10 +15,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import socket
 import stat
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Final
 
 import pyfuse3
@@ -27,6 +29,7 @@ import trio
 from zerofs.content import BatchSink, ContentWriter
 from zerofs.errors import ZerofsError
 from zerofs.history import HEAD, apply_change
+from zerofs.mount import control
 from zerofs.mount.overlay import ROOT_INO, DirPlan, FsError, Inode, Overlay
 from zerofs.objects import Commit, DirEntry, DirNode, FileNode, Kind, ObjectId, SymlinkNode
 from zerofs.repo import Repository, Staging
@@ -462,6 +465,44 @@ class ZerofsOperations(pyfuse3.Operations):
                 done.set()
         await self._invalidate(invalidations)
 
+    async def commit_for_command(self) -> str | None:
+        """Commit every write served so far, for a command about to run; return why it failed, or None."""
+        if self.read_only:
+            return None
+        try:
+            with trio.CancelScope(shield=True):  # a commit cut short would skip its invalidations
+                await self.commit("command")
+        except pyfuse3.FUSEError:
+            return self.last_error or "the commit failed"
+        return None
+
+    async def serve_commands(self, listener: socket.socket) -> None:
+        """Answer commands on the control socket until cancelled (the protocol: ``zerofs.mount.control``)."""
+        server = trio.socket.from_stdlib_socket(listener)
+        async with trio.open_nursery() as nursery:
+            while True:
+                conn, _ = await server.accept()
+                nursery.start_soon(self._answer_command, conn)
+
+    async def _answer_command(self, conn: trio.socket.SocketType) -> None:
+        with conn:
+            try:
+                if not control.peer_allowed(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, control.CRED_SIZE)):
+                    return
+                request = b""
+                with trio.move_on_after(control.SILENCE_SECONDS):
+                    request = await conn.recv(len(control.REQUEST))
+                if request != control.REQUEST:
+                    return
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_keep_saying_wait, conn)
+                    error = await self.commit_for_command()
+                    nursery.cancel_scope.cancel()
+                reply = control.OK if error is None else control.ERROR + error.encode("utf-8", "replace") + b"\n"
+                await conn.send(reply)
+            except OSError:
+                pass  # the command went away: nothing to tell it
+
     def _store_and_commit(
         self, plan: DirPlan, message: str, reason: str
     ) -> tuple[dict[int, DirEntry], ObjectId, ObjectId]:
@@ -536,6 +577,14 @@ class ZerofsOperations(pyfuse3.Operations):
         """Close the mount's open pack (with its trailer), so gc can reclaim what was deleted from it."""
         async with self.lock:
             await trio.to_thread.run_sync(self.repo.close_open_pack)
+
+
+async def _keep_saying_wait(conn: trio.socket.SocketType) -> None:
+    """Tell a waiting command, every second, that its commit is still running."""
+    with suppress(OSError):
+        while True:
+            await trio.sleep(control.HEARTBEAT_SECONDS)
+            await conn.send(control.WAIT)
 
 
 def _invalidate_all(invalidations: list[tuple[int, bytes | None]]) -> None:
