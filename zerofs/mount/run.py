@@ -27,7 +27,7 @@ from typing import Final
 
 from zerofs.errors import MountError, NotFoundError, ZerofsError
 from zerofs.history import resolve_revision
-from zerofs.mount import control
+from zerofs.mount import control, counting
 from zerofs.repo import Repository
 
 MOUNTS_DIR: Final = control.MOUNTS_DIR
@@ -154,6 +154,8 @@ def _serve(
             commit_interval=commit_interval,
             follow=revision is None,
         )
+        counts_path = os.environ.get(counting.ENV)
+        counts = counting.count_requests(ops, pyfuse3.Operations) if counts_path else None
         options = set(pyfuse3.default_options)
         # The source field names the repository: umount checks it before touching the mount.
         options |= {f"fsname={os.path.realpath(repo_path)}", "subtype=zerofs", "noatime"}
@@ -180,6 +182,8 @@ def _serve(
                 control.remove(str(repo_path), os.getpid())
             pyfuse3.close(unmount=not unmounted)
             log.info("unmounted %s after %d commits", mountpoint, ops.commits)
+            if counts_path and counts is not None:
+                counting.write_counts(counts_path, counts)
     finally:
         with suppress(FileNotFoundError):
             pid_file.unlink()
