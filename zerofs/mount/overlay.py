@@ -26,13 +26,14 @@ add clean inodes, which the plan does not include.
 from __future__ import annotations
 
 import errno
+import stat
 import time
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from zerofs.content import BatchSink, ContentWriter
 from zerofs.mount.filedata import FileData
-from zerofs.objects import DirEntry, DirNode, FileNode, Kind, Node, ObjectId, SymlinkNode
+from zerofs.objects import DirEntry, DirNode, FileNode, Kind, Node, ObjectId, SpecialNode, SymlinkNode
 from zerofs.repo import N, Record, RepoBatch, Repository
 from zerofs.tree import build_dir, dir_get, dir_put, dir_remove, iter_dir, root_entry
 
@@ -130,7 +131,7 @@ class Overlay:
         self.inodes: dict[int, Inode] = {ROOT_INO: self.root}
         self._next_ino = ROOT_INO + 1
         self.pending: dict[ObjectId, tuple[Record, Node]] = {}
-        """Small nodes made by the mount (empty files and directories, symlinks) not yet written."""
+        """Small nodes made by the mount (empty files and directories, symlinks, special files) not yet written."""
         self.counts: dict[str, int] = {}
         self.first_change = ""
 
@@ -238,8 +239,8 @@ class Overlay:
         if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
             raise FsError(errno.EINVAL)
 
-    def create(self, parent: Inode, entry: DirEntry, node: FileNode | DirNode | SymlinkNode) -> Inode:
-        """Add a new name holding ``node`` (a new empty file or directory, or a symlink)."""
+    def create(self, parent: Inode, entry: DirEntry, node: FileNode | DirNode | SymlinkNode | SpecialNode) -> Inode:
+        """Add a new name holding ``node`` (a new empty file or directory, a symlink or a special file)."""
         self.check_name(entry.name)
         if self.lookup(parent, entry.name) is not None:
             raise FsError(errno.EEXIST)
@@ -447,7 +448,7 @@ class Overlay:
             entry = dir_get(self.repo, directory.entry.id, name)
             if entry == kid.entry:
                 continue
-            if entry is None or entry.kind is not kid.entry.kind:
+            if entry is None or _is_retyped(kid.entry, entry):
                 del directory.kids[name]
                 kid.parent = None
                 self.release_if_unused(kid)
@@ -463,6 +464,13 @@ class Overlay:
                 kid.data = None
             invalidate(kid.ino, None)
         invalidate(directory.ino, None)
+
+
+def _is_retyped(old: DirEntry, new: DirEntry) -> bool:
+    """True when a name now holds another type of file: the kernel's inode cannot change type, so it must go."""
+    if old.kind is not new.kind:
+        return True
+    return old.kind is Kind.SPECIAL and stat.S_IFMT(old.mode) != stat.S_IFMT(new.mode)
 
 
 class _PlanSink(BatchSink):
