@@ -519,7 +519,8 @@ def nodev(directory: Path) -> Iterator[None]:
         subprocess.run(["mount", "-o", "remount,bind,nodev", str(directory)], check=True)
         yield
     finally:
-        subprocess.run(["umount", str(directory)], check=True)
+        # Lazily: after a failure the scenario's handles may still hold files open in it.
+        subprocess.run(["umount", "--lazy", str(directory)], check=True)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
