@@ -381,3 +381,21 @@ def test_a_mount_and_a_reader_thread_share_one_fifo(cli_repo: Path, tmp_path: Pa
             pipe.write(b"x" * 200_000)  # more than a pipe buffer: the writer waits for the reader
         reader.join(timeout=30)
         assert got == [b"x" * 200_000]
+
+
+def test_write_refuses_a_special_file_and_makes_a_regular_file_over_a_symlink(
+    cli_repo: Path, tmp_path: Path, zerofs: Zerofs
+) -> None:
+    """Pins: ``write`` never turns a FIFO into a file; a file written over a symlink has a regular file's mode."""
+    host = tmp_path / "host"
+    host.mkdir()
+    os.mkfifo(host / "pipe")
+    (host / "link").symlink_to("elsewhere")
+    zerofs("import", str(host), "/h")
+    line = assert_fails(cli_repo, "write", "/h/pipe", input=b"data", expect=ConflictError.exit_code)
+    assert line == "zerofs: is a special file: /h/pipe (remove it first: zerofs rm /h/pipe)"
+    zerofs("write", "/h/link", input=b"now a file")
+    written = ls_json(zerofs, "/h")["link"]
+    assert (written["type"], written["mode"]) == ("file", "0644")
+    assert zerofs("stat", "/h/link").stdout.decode().splitlines()[2] == "mode\t-rw-r--r-- (0644)"
+    assert zerofs("cat", "/h/link").stdout == b"now a file"
