@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import Zerofs, cli_env, zerofs_command
 from tests.e2e.helpers import assert_fails, gc_leaves_it_clean
-from tests.e2e.mountutil import mounted
+from tests.e2e.mountutil import eventually, mounted
 from zerofs.errors import ConflictError
 
 NOBODY = 65534
@@ -399,3 +399,24 @@ def test_write_refuses_a_special_file_and_makes_a_regular_file_over_a_symlink(
     assert (written["type"], written["mode"]) == ("file", "0644")
     assert zerofs("stat", "/h/link").stdout.decode().splitlines()[2] == "mode\t-rw-r--r-- (0644)"
     assert zerofs("cat", "/h/link").stdout == b"now a file"
+
+
+def test_a_live_mount_follows_a_fifo_replaced_by_a_socket_elsewhere(
+    cli_repo: Path, tmp_path: Path, zerofs: Zerofs
+) -> None:
+    """Pins: a name whose special file changed type in another process is shown with its new type, not EIO."""
+    host = tmp_path / "host"
+    host.mkdir()
+    os.mkfifo(host / "x")
+    zerofs("import", str(host), "/d")
+    with mounted(cli_repo, tmp_path / "mnt") as m:
+        assert describe(m.path / "d" / "x")[0] == "fifo"
+        os.unlink(host / "x")
+        bind_socket(host / "x")
+        zerofs("import", str(host), "/d")
+
+        def shows_socket() -> None:
+            assert describe(m.path / "d" / "x")[0] == "socket"
+            assert run("stat", "-c", "%F", str(m.path / "d" / "x")).stdout == "socket\n"
+
+        eventually(shows_socket, timeout=10)

@@ -26,7 +26,6 @@ add clean inodes, which the plan does not include.
 from __future__ import annotations
 
 import errno
-import stat
 import time
 from collections.abc import Callable
 from typing import Final, NamedTuple
@@ -448,7 +447,7 @@ class Overlay:
             entry = dir_get(self.repo, directory.entry.id, name)
             if entry == kid.entry:
                 continue
-            if entry is None or _is_retyped(kid.entry, entry):
+            if entry is None or entry.kind is not kid.entry.kind:
                 del directory.kids[name]
                 kid.parent = None
                 self.release_if_unused(kid)
@@ -464,13 +463,6 @@ class Overlay:
                 kid.data = None
             invalidate(kid.ino, None)
         invalidate(directory.ino, None)
-
-
-def _is_retyped(old: DirEntry, new: DirEntry) -> bool:
-    """True when a name now holds another type of file: the kernel's inode cannot change type, so it must go."""
-    if old.kind is not new.kind:
-        return True
-    return old.kind is Kind.SPECIAL and stat.S_IFMT(old.mode) != stat.S_IFMT(new.mode)
 
 
 class _PlanSink(BatchSink):
