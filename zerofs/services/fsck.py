@@ -46,6 +46,7 @@ from typing import Final, NamedTuple, TypeAlias
 from zerofs.errors import CorruptionError, MissingObjectError
 from zerofs.history import GRAFTS, parents_of
 from zerofs.objects import (
+    SPECIAL_TYPES,
     ChunkListNode,
     Commit,
     DirEntry,
@@ -284,7 +285,7 @@ class _Checker:
             self.ref_problems[(parent_id, index)] = _Problem(FindingKind.SIZE_MISMATCH, detail)
             return True
         if ref.file_type is not None and fact.file_type is not None and ref.file_type != fact.file_type:
-            detail = f"the entry's mode names file type {ref.file_type:o}, its node holds {fact.file_type:o}"
+            detail = f"the entry's mode says {_type_name(ref.file_type)}, its node holds a {_type_name(fact.file_type)}"
             self.ref_problems[(parent_id, index)] = _Problem(FindingKind.WRONG_KIND, detail)
             return True
         return False
@@ -329,6 +330,10 @@ def _children(node: Node | None) -> Iterator[_Ref]:
         child_kind = Kind.CHUNK if node.level == 0 else Kind.CHUNKLIST
         for ref in node.refs:
             yield _Ref(ref.id, child_kind, ref.size_bytes)
+
+
+def _type_name(file_type: int) -> str:
+    return SPECIAL_TYPES.get(file_type, f"file type {file_type:o}")
 
 
 def _entry_ref(entry: DirEntry) -> _Ref:
