@@ -31,8 +31,8 @@ from zerofs.errors import ZerofsError
 from zerofs.history import HEAD, apply_change
 from zerofs.mount import control
 from zerofs.mount.overlay import ROOT_INO, DirPlan, FsError, Inode, Overlay
-from zerofs.objects import Commit, DirEntry, DirNode, FileNode, Kind, ObjectId, SymlinkNode
-from zerofs.repo import Repository, Staging
+from zerofs.objects import Commit, DirEntry, DirNode, FileNode, Kind, ObjectId, SpecialNode, SymlinkNode, special_node
+from zerofs.repo import N, Repository, Staging
 from zerofs.tree import merge3
 
 log = logging.getLogger("zerofs.mount")
@@ -100,13 +100,23 @@ class ZerofsOperations(pyfuse3.Operations):
         attrs.st_nlink = 1
         attrs.st_uid = entry.uid
         attrs.st_gid = entry.gid
-        attrs.st_rdev = 0
+        attrs.st_rdev = self._special(inode).rdev if entry.kind is Kind.SPECIAL else 0
         size = inode.size if entry.kind is not Kind.DIR else 0
         attrs.st_size = size
         attrs.st_blksize = BLOCK
         attrs.st_blocks = (size + 511) // 512
         attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = entry.mtime_ns
         return attrs
+
+    def _small_node(self, node_id: ObjectId, node_type: type[N]) -> N:
+        """A symlink's or special file's node: made by this mount and not yet written, or stored."""
+        pending = self.overlay.pending.get(node_id)
+        if pending is not None and isinstance(pending[1], node_type):
+            return pending[1]
+        return self.repo.get_typed(node_id, node_type)
+
+    def _special(self, inode: Inode) -> SpecialNode:
+        return self._small_node(inode.entry.id, SpecialNode)
 
     async def _settled(self) -> None:
         """Wait until no commit is in progress: changes must not reach a tree being committed.
@@ -174,6 +184,8 @@ class ZerofsOperations(pyfuse3.Operations):
             if fields.update_size:
                 if node.is_dir:
                     raise FsError(errno.EISDIR)
+                if node.entry.kind is not Kind.FILE:  # the kernel truncates regular files only
+                    raise FsError(errno.EINVAL)
                 self.overlay.file_data(node).truncate(attr.st_size)
                 self.overlay.wrote(node, now)
                 entry = node.entry
@@ -194,10 +206,7 @@ class ZerofsOperations(pyfuse3.Operations):
             node = self.overlay.get(inode)
             if node.entry.kind is not Kind.SYMLINK:
                 raise FsError(errno.EINVAL)
-            pending = self.overlay.pending.get(node.entry.id)
-            if pending is not None and isinstance(pending[1], SymlinkNode):
-                return pending[1].target
-            return self.repo.get_typed(node.entry.id, SymlinkNode).target
+            return self._small_node(node.entry.id, SymlinkNode).target
 
     # -- directories ----------------------------------------------------------
 
@@ -297,14 +306,26 @@ class ZerofsOperations(pyfuse3.Operations):
     async def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
+        """Create a regular file, FIFO, socket (bind(2)) or device (the kernel checks CAP_MKNOD first)."""
         with _errors():
             self._writable()
-            if not stat.S_ISREG(mode):
-                raise FsError(errno.EPERM)
             await self._settled()
-            node = self._create_file(parent_inode, name, mode, ctx)
+            if stat.S_ISREG(mode):
+                node = self._create_file(parent_inode, name, mode, ctx)
+            else:
+                node = self._create_special(parent_inode, name, mode, rdev, ctx)
             node.lookups += 1
             return self._attrs(node)
+
+    def _create_special(
+        self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
+    ) -> Inode:
+        try:
+            node = special_node(mode, rdev)
+        except ValueError:
+            raise FsError(errno.EINVAL) from None
+        entry = _new_entry(name, Kind.SPECIAL, node.file_type | (mode & 0o7777), ctx)
+        return self.overlay.create(self.overlay.get(parent_inode), entry, node)
 
     # -- files ------------------------------------------------------------------
 
@@ -339,6 +360,8 @@ class ZerofsOperations(pyfuse3.Operations):
             node = self.overlay.get(inode)
             if node.is_dir:
                 raise FsError(errno.EISDIR)
+            if node.entry.kind is Kind.SPECIAL:  # the kernel opens FIFOs and devices itself; sockets never open
+                raise FsError(errno.ENXIO)
             if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
                 self._writable()
             if flags & os.O_TRUNC:
