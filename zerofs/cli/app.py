@@ -716,7 +716,9 @@ def mount(
     snapshot taken right after a write holds it. Changes are also committed when
     a file is fsynced, every --commit-interval seconds, and on unmount (zerofs
     umount, or SIGTERM/SIGINT to the mount process); each commit appears in
-    `zerofs log` as "mount: ...". Hard links are refused with EPERM.
+    `zerofs log` as "mount: ...". FIFOs, sockets and device nodes can be created
+    (devices only by root); the mount is nodev, so devices cannot be opened in
+    it. Hard links are refused with EPERM.
     Example: zerofs mount ~/z; zerofs mount --at HEAD~5 ~/old
     """
     commands_mount.mount(
