@@ -101,7 +101,7 @@ class MountError(ZerofsError):
     """Mounting or unmounting failed."""
 
     exit_code = 7
-    summary = "mount or unmount failed"
+    summary = "mount or unmount failed, or a live mount did not commit in time"
 
 
 def exit_code_table() -> list[tuple[int, str]]:

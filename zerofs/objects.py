@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import itertools
 import json
+import stat
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final, NamedTuple, TypeAlias
@@ -62,9 +63,19 @@ class Kind(enum.IntEnum):
     COMMIT = 6
     GRAFTS = 7
     """Not a node: gc's graft table (canonical JSON), named by the GRAFTS ref."""
+    SPECIAL = 8
+    """A FIFO, socket, character or block device: its file type and device number (issue #12)."""
 
 
-ENTRY_KINDS: Final = frozenset({Kind.FILE, Kind.DIR, Kind.SYMLINK})
+ENTRY_KINDS: Final = frozenset({Kind.FILE, Kind.DIR, Kind.SYMLINK, Kind.SPECIAL})
+
+SPECIAL_TYPES: Final = {
+    stat.S_IFIFO: "fifo",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFSOCK: "socket",
+}
+"""The file types (``stat.S_IFMT`` of a mode) a SPECIAL node can hold, and how messages name them."""
 
 
 def object_id(kind: Kind, body: bytes | bytearray | memoryview) -> ObjectId:
@@ -158,6 +169,45 @@ class SymlinkNode(NamedTuple):
     def kind(self) -> Kind:
         """The kind byte this node is stored under."""
         return Kind.SYMLINK
+
+
+class SpecialNode(NamedTuple):
+    """A FIFO, socket or device node: its file type and, for a device, its number.
+
+    ``file_type`` is the ``stat.S_IFMT`` part of a mode (the entry's mode
+    repeats it); ``rdev`` is the host's ``st_rdev`` (``os.makedev``) for a
+    character or block device and 0 otherwise. Owner, permissions and times
+    live in the entry, so every FIFO in the store shares one node.
+    """
+
+    file_type: int
+    rdev: int = 0
+
+    @property
+    def kind(self) -> Kind:
+        """The kind byte this node is stored under."""
+        return Kind.SPECIAL
+
+    @property
+    def is_device(self) -> bool:
+        """True for a character or block device (the only types with a device number)."""
+        return self.file_type in (stat.S_IFCHR, stat.S_IFBLK)
+
+
+def special_node(mode: int, rdev: int) -> SpecialNode:
+    """Return the node of a special file of ``mode`` (its S_IFMT bits) and ``rdev``.
+
+    The device number is kept for devices only: Linux ignores it for FIFOs
+    and sockets, and dropping it there keeps one node per type.
+
+    Raises:
+        ValueError: ``mode`` is not a FIFO, socket or device.
+    """
+    file_type = stat.S_IFMT(mode)
+    if file_type not in SPECIAL_TYPES:
+        raise ValueError(f"not a special file type: {oct(file_type)}")
+    node = SpecialNode(file_type)
+    return node._replace(rdev=rdev) if node.is_device else node
 
 
 class DirEntry(NamedTuple):
@@ -284,7 +334,7 @@ class Commit(NamedTuple):
         return Kind.COMMIT
 
 
-Node: TypeAlias = FileNode | ChunkListNode | SymlinkNode | DirNode | Commit
+Node: TypeAlias = FileNode | ChunkListNode | SymlinkNode | SpecialNode | DirNode | Commit
 
 
 # --------------------------------------------------------------------------
@@ -300,6 +350,7 @@ _XATTR = struct.Struct("<BI")
 _DIR_FLAT = struct.Struct("<BBI")  # version, layout 0, count
 _DIR_SHARDED = struct.Struct("<BBBQQ")  # version, layout 1, depth, count, bitmap
 _COMMIT_HEAD = struct.Struct("<B32sBq")  # version, root, n parents, time
+_SPECIAL = struct.Struct("<BIQ")  # version, file type (S_IFMT bits), device number
 
 
 def encode(node: Node) -> bytes:
@@ -312,6 +363,8 @@ def encode(node: Node) -> bytes:
         return _encode_dir(node)
     if isinstance(node, SymlinkNode):
         return bytes((NODE_FORMAT_VERSION,)) + node.target
+    if isinstance(node, SpecialNode):
+        return _SPECIAL.pack(NODE_FORMAT_VERSION, node.file_type, node.rdev)
     return _encode_commit(node)
 
 
@@ -511,6 +564,15 @@ def _decode_symlink(body: bytes) -> SymlinkNode:
     return SymlinkNode(body[1:])
 
 
+def _decode_special(body: bytes) -> SpecialNode:
+    _check_version(body)
+    _, file_type, rdev = _SPECIAL.unpack(body)
+    node = special_node(file_type, rdev)
+    if node.rdev != rdev:
+        raise ValueError(f"a {SPECIAL_TYPES[file_type]} with a device number")
+    return node
+
+
 def _decode_commit(body: bytes) -> Commit:
     _check_version(body)
     _, root_id, n_parents, time_ns = _COMMIT_HEAD.unpack_from(body)
@@ -533,6 +595,7 @@ _DECODERS: dict[Kind, Callable[[bytes], Node]] = {
     Kind.DIR: _decode_dir,
     Kind.SYMLINK: _decode_symlink,
     Kind.COMMIT: _decode_commit,
+    Kind.SPECIAL: _decode_special,
 }
 
 

@@ -44,6 +44,7 @@ from zerofs.objects import (
     Kind,
     Node,
     ObjectId,
+    SpecialNode,
     SymlinkNode,
     decode,
     encode,
@@ -111,7 +112,7 @@ INDEX_TIDY_MAX_BYTES: Final = 64 << 20
 a larger one waits for gc --compact."""
 HEAD: Final = b"HEAD"
 
-N = TypeVar("N", FileNode, ChunkListNode, DirNode, SymlinkNode, Commit)
+N = TypeVar("N", FileNode, ChunkListNode, DirNode, SymlinkNode, SpecialNode, Commit)
 
 
 class RepoConfig(NamedTuple):

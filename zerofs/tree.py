@@ -30,6 +30,7 @@ from zerofs.objects import (
     Kind,
     Node,
     ObjectId,
+    SpecialNode,
     SymlinkNode,
     is_single_chunk,
     name_hash,
@@ -37,7 +38,7 @@ from zerofs.objects import (
 from zerofs.paths import StorePath
 
 DIR_MODE: Final = stat.S_IFDIR | 0o755
-N = TypeVar("N", FileNode, ChunkListNode, DirNode, SymlinkNode, Commit)
+N = TypeVar("N", FileNode, ChunkListNode, DirNode, SymlinkNode, SpecialNode, Commit)
 
 
 class NodeSource(Protocol):

@@ -93,3 +93,24 @@ def head_files(repo: Path) -> dict[str, tuple[str, str, int]]:
     """Every entry of HEAD but directories: store path -> (type, id, size)."""
     rows = json.loads(run_zerofs("ls", "-R", "--json", "/", repo=repo).stdout)
     return {row["path"]: (row["type"], row["id"], row["size"]) for row in rows if row["type"] != "dir"}
+
+
+@contextmanager
+def tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
+    """Mount a tmpfs of ``size`` (``40m``) at ``mount_point`` for the block: a small disk that fills up.
+
+    Mounting needs root (CAP_SYS_ADMIN); the suite runs as root, as CI does, so a
+    failed mount fails the test: a full disk is never faked and never skipped.
+    """
+    mount_point.mkdir(exist_ok=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, f"cannot mount a tmpfs (the suite needs root): {proc.stderr.strip()}"
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
 import stat
 from pathlib import Path
 from typing import Any
@@ -150,26 +149,6 @@ def test_reimport_replaces_in_one_commit(zerofs: Any, imported: Path, host_tree:
     assert zerofs("cat", "/data/a.txt").stdout == b"changed\n"
     assert zerofs("cat", "/data/new.txt").stdout == b"new\n"
     zerofs("cat", "/data/sub/b.txt", expect=NotFoundError.exit_code)
-
-
-def test_import_skips_fifo_and_socket_with_warning(zerofs: Any, cli_repo: Path, tmp_path: Path) -> None:
-    host = tmp_path / "special"
-    host.mkdir()
-    (host / "ok.txt").write_bytes(b"ok")
-    os.mkfifo(host / "pipe")
-    sock = socket.socket(socket.AF_UNIX)
-    sock.bind(str(host / "sock"))
-    try:
-        proc = zerofs("import", str(host), "/s")
-    finally:
-        sock.close()
-    assert "Traceback" not in proc.stderr
-    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
-    assert len(warnings) == 2
-    assert any("pipe" in w and "FIFO" in w for w in warnings)
-    assert any("sock" in w for w in warnings)
-    assert all(w.startswith("zerofs: warning: ") for w in warnings)
-    assert set(ls_json(zerofs, "/s")) == {"ok.txt"}
 
 
 def test_import_missing_host_path(zerofs: Any, cli_repo: Path, tmp_path: Path) -> None:

@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import os
-import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import assert_one_error_line, log_json
+from tests.e2e.helpers import assert_one_error_line, log_json, tmpfs
 from zerofs.errors import RepositoryError
-
-# Mounting a tmpfs needs root (CAP_SYS_ADMIN). The test suite runs as root (CI does), so a
-# failed mount fails the test: a full disk is never faked and never skipped.
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Path:
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, f"cannot mount a tmpfs (the suite needs root): {proc.stderr.strip()}"
-    try:
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "small-disk", "40m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_import_onto_full_disk(zerofs: Any, small_disk: Path, tmp_path: Path) -> None:

@@ -257,15 +257,6 @@ def test_write_with_standard_input_closed(stocked: Path) -> None:
 # -- import -------------------------------------------------------------------------------
 
 
-def test_import_of_a_fifo_is_one_line(stocked: Path, tmp_path: Path) -> None:
-    """The walk's 'skipped FIFO' warning came first: two lines for one error."""
-    fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
-    for args in (("import", str(fifo), "/p"), ("import", "--skip-errors", str(fifo), "/p")):
-        line = assert_fails(stocked, *args, expect=HostIOError.exit_code)
-        assert line == f"zerofs: nothing to import: {fifo} is a FIFO, not a regular file, directory or symlink"
-
-
 @pytest.fixture
 def unreadable_file(tmp_path: Path) -> Iterator[Path]:
     """A regular file whose open() fails even for root."""

@@ -1223,7 +1223,7 @@ def test_cli_changes_show_up_in_the_mount_within_a_second(zerofs: Zerofs, cli_re
 
 
 def test_mount_writes_survive_cli_commits(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
-    """Uncommitted writes through the mount are merged with a CLI commit made meanwhile; the mount wins conflicts."""
+    """Mount writes and CLI commits interleave: a command has the mount commit first, so the later write wins."""
     host = make_host_tree(tmp_path / "host")
     zerofs("import", str(host), "/data")
     with mounted(cli_repo, tmp_path / "mnt", "--commit-interval", NEVER) as m:
@@ -1238,7 +1238,8 @@ def test_mount_writes_survive_cli_commits(zerofs: Zerofs, cli_repo: Path, tmp_pa
         fd = os.open(data / "open.txt", os.O_CREAT | os.O_WRONLY, 0o644)
         try:
             os.write(fd, b"part one, ")
-            # The conflicting write comes first, while the mount's a.txt is certainly not committed yet.
+            # The mount's a.txt is not committed yet (no interval): the CLI has the mount commit it
+            # first, so its own write comes after and wins, as it would on a local disk.
             zerofs("write", "/data/a.txt", input=b"the CLI's a")
             zerofs("write", "/data/from-cli.txt", input=b"cli wrote this")
             zerofs("clone", "/data/sub", "/cli-clone")
@@ -1254,7 +1255,7 @@ def test_mount_writes_survive_cli_commits(zerofs: Zerofs, cli_repo: Path, tmp_pa
         time.sleep(0.5)
         assert [os.lstat(p).st_ino for p in watched] == inodes, "merging a CLI commit renumbered inodes"
         assert (data / "from-mount.txt").read_bytes() == b"mount wrote this"
-        assert (data / "a.txt").read_bytes() == b"the mount's a"
+        assert (data / "a.txt").read_bytes() == b"the CLI's a"
         assert (data / "open.txt").read_bytes() == b"part one, part two"
         assert (m.path / "mdir" / "inner" / "x").read_bytes() == b"x"
         assert not (data / "b.txt").exists()
@@ -1262,7 +1263,7 @@ def test_mount_writes_survive_cli_commits(zerofs: Zerofs, cli_repo: Path, tmp_pa
         m.umount()
     assert zerofs("cat", "/data/from-mount.txt").stdout == b"mount wrote this"
     assert zerofs("cat", "/data/from-cli.txt").stdout == b"cli wrote this"
-    assert zerofs("cat", "/data/a.txt").stdout == b"the mount's a"
+    assert zerofs("cat", "/data/a.txt").stdout == b"the CLI's a"
     assert zerofs("cat", "/data/open.txt").stdout == b"part one, part two"
     assert zerofs("cat", "/mdir/inner/x").stdout == b"x"
     assert zerofs("cat", "/cli-clone/deep/c.txt").stdout == b"charlie\n"

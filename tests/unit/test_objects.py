@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import struct
 
@@ -20,12 +21,15 @@ from zerofs.objects import (
     DirNode,
     FileNode,
     Kind,
+    SpecialNode,
     SymlinkNode,
     chunk_id,
     decode,
     encode,
+    iter_child_ids,
     object_id,
     scan_dir,
+    special_node,
     validate_name,
 )
 
@@ -49,6 +53,10 @@ NODES = {
     "chunklist": ChunkListNode(0, (ChunkRef(ID_A, 5), ChunkRef(ID_B, 7))),
     "symlink": SymlinkNode(b"../target/x"),
     "symlink-empty": SymlinkNode(b""),
+    "special-fifo": SpecialNode(stat.S_IFIFO),
+    "special-socket": SpecialNode(stat.S_IFSOCK),
+    "special-chardev": SpecialNode(stat.S_IFCHR, os.makedev(1, 3)),
+    "special-blockdev": SpecialNode(stat.S_IFBLK, os.makedev(259, 1 << 19)),
     "dir-empty": DirNode(),
     "dir": DirNode(
         (
@@ -58,9 +66,10 @@ NODES = {
             DirEntry(
                 b"d\xff\xfe", Kind.FILE, stat.S_IFREG | 0o751, 2, 3, 0, 0, ID_B, ((b"user.a", b"1"), (b"user.b", b""))
             ),
+            DirEntry(b"e", Kind.SPECIAL, stat.S_IFIFO | 0o640, 4, 5, 6, 0, ID_A),
         ),
         0,
-        4,
+        5,
     ),
     "dir-sharded": DirNode((), 0, DIR_FLAT_MAX + 1, ((0, ID_A), (17, ID_B), (63, ID_A))),
     "dir-times": DirNode((file_entry(b"a")._replace(atime_ns=-1, ctime_ns=2**63 - 1),), 0, 1),
@@ -279,3 +288,57 @@ def test_names_only_scan_reads_both_versions() -> None:
     v2 = encode(DirNode((file_entry(b"a")._replace(xattrs=((b"user.x", b"yz"),)), file_entry(b"b")), 0, 2))
     assert scan_dir(v2) == ([(b"a", Kind.FILE), (b"b", Kind.FILE)], ())
     assert scan_dir(v1_flat_body([(b"a", 1), (b"cd", 2)])) == ([(b"a", Kind.FILE), (b"cd", Kind.FILE)], ())
+
+
+# -- special files (issue #12) ---------------------------------------------------
+
+
+def test_special_node_keeps_a_device_number_only_for_devices() -> None:
+    assert special_node(stat.S_IFCHR | 0o620, os.makedev(4, 1)) == SpecialNode(stat.S_IFCHR, os.makedev(4, 1))
+    assert special_node(stat.S_IFBLK | 0o660, os.makedev(8, 0)) == SpecialNode(stat.S_IFBLK, os.makedev(8, 0))
+    assert special_node(stat.S_IFIFO | 0o644, 1234) == SpecialNode(stat.S_IFIFO, 0)
+    assert special_node(stat.S_IFSOCK | 0o755, 99) == SpecialNode(stat.S_IFSOCK, 0)
+
+
+@pytest.mark.parametrize("mode", [stat.S_IFREG | 0o644, stat.S_IFDIR | 0o755, stat.S_IFLNK | 0o777, 0o644])
+def test_special_node_refuses_other_file_types(mode: int) -> None:
+    with pytest.raises(ValueError, match="not a special file type"):
+        special_node(mode, 0)
+
+
+def test_every_fifo_shares_one_node_and_types_never_share() -> None:
+    def node_id(mode: int, rdev: int) -> bytes:
+        return object_id(Kind.SPECIAL, encode(special_node(mode, rdev)))
+
+    assert node_id(stat.S_IFIFO | 0o600, 0) == node_id(stat.S_IFIFO | 0o777, 0)
+    ids = {
+        node_id(stat.S_IFIFO, 0),
+        node_id(stat.S_IFSOCK, 0),
+        node_id(stat.S_IFCHR, os.makedev(1, 3)),
+        node_id(stat.S_IFBLK, os.makedev(1, 3)),
+        node_id(stat.S_IFCHR, os.makedev(1, 5)),
+    }
+    assert len(ids) == 5
+
+
+def test_special_node_body_is_version_type_and_device() -> None:
+    body = encode(SpecialNode(stat.S_IFCHR, os.makedev(1, 3)))
+    assert body == struct.pack("<BIQ", NODE_FORMAT_VERSION, stat.S_IFCHR, os.makedev(1, 3))
+
+
+@pytest.mark.parametrize("file_type", [stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK, 0, 0o7777])
+def test_decode_rejects_special_node_of_another_type(file_type: int) -> None:
+    with pytest.raises(CorruptionError, match="not a valid special node"):
+        decode(Kind.SPECIAL, struct.pack("<BIQ", NODE_FORMAT_VERSION, file_type, 0))
+
+
+@pytest.mark.parametrize("file_type", [stat.S_IFIFO, stat.S_IFSOCK])
+def test_decode_rejects_fifo_or_socket_with_a_device_number(file_type: int) -> None:
+    with pytest.raises(CorruptionError, match="device number"):
+        decode(Kind.SPECIAL, struct.pack("<BIQ", NODE_FORMAT_VERSION, file_type, 7))
+
+
+def test_special_node_is_a_leaf_its_entry_a_reference() -> None:
+    assert list(iter_child_ids(SpecialNode(stat.S_IFIFO))) == []
+    fifo = DirEntry(b"p", Kind.SPECIAL, stat.S_IFIFO | 0o644, 0, 0, 0, 0, ID_B)
+    assert list(iter_child_ids(DirNode((fifo,), 0, 1))) == [(Kind.SPECIAL, ID_B)]

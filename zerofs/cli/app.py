@@ -720,10 +720,14 @@ def mount(
     """Mount the store at MOUNTPOINT as an ordinary read-write directory.
 
     Any program can read and write there; snapshots are plain directories, and
-    `zerofs clone` run meanwhile shows up in the mount within a second. Changes
-    are committed when a file is fsynced, every --commit-interval seconds, and on
-    unmount (zerofs umount, or SIGTERM/SIGINT to the mount process); each commit
-    appears in `zerofs log` as "mount: ...". Hard links are refused with EPERM.
+    `zerofs clone` run meanwhile shows up in the mount within a second. Every
+    zerofs command first has the mount commit what was written through it, so a
+    snapshot taken right after a write holds it. Changes are also committed when
+    a file is fsynced, every --commit-interval seconds, and on unmount (zerofs
+    umount, or SIGTERM/SIGINT to the mount process); each commit appears in
+    `zerofs log` as "mount: ...". FIFOs, sockets and device nodes can be created
+    (devices only by root); the mount is nodev, so devices cannot be opened in
+    it. Hard links are refused with EPERM.
     Example: zerofs mount ~/z; zerofs mount --at HEAD~5 ~/old
     """
     commands_mount.mount(

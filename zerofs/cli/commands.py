@@ -169,6 +169,7 @@ def import_(
                 "files": result.files,
                 "dirs": result.dirs,
                 "symlinks": result.symlinks,
+                "specials": result.specials,
                 "bytes": result.bytes_total,
                 "files_unchanged": result.files_unchanged,
                 "new_bytes": result.new_bytes,
@@ -426,11 +427,25 @@ def export(
     with _open(repo, config, readonly=True) as repository, ExportBar(enabled=not quiet and sys.stderr.isatty()) as bar:
         commit_id = at_revision(repository, source.rev)
         result = export_tree(
-            repository, source.path, host_path, force=force, on_file=bar.update, commit_id=commit_id, rev=source.rev
+            repository,
+            source.path,
+            host_path,
+            force=force,
+            on_file=bar.update,
+            commit_id=commit_id,
+            rev=source.rev,
+            on_warning=_warn,
         )
     if as_json:
         render.print_json(
-            {"files": result.files, "dirs": result.dirs, "symlinks": result.symlinks, "bytes": result.bytes_written}
+            {
+                "files": result.files,
+                "dirs": result.dirs,
+                "symlinks": result.symlinks,
+                "specials": result.specials,
+                "bytes": result.bytes_written,
+                "warnings": list(result.warnings),
+            }
         )
     else:
         _done(

@@ -45,12 +45,14 @@ def _side_json(side: Side) -> dict[str, object]:
 
 
 def _change_json(change: Change) -> dict[str, object]:
-    from zerofs.cli.render import KIND_NAMES
+    from zerofs.cli.render import type_name
 
+    entry = change.new if change.new is not None else change.old
+    assert entry is not None  # a change has at least one side
     return {
         "status": change.status,
         "path": str(change.path),
-        "type": KIND_NAMES[change.kind],
+        "type": type_name(entry),
         "old_size": change.old_size,
         "new_size": change.new_size,
         "old_id": change.old.id.hex() if change.old is not None else None,

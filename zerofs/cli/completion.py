@@ -69,7 +69,9 @@ def _revisions(ctx: Any) -> list[str]:
 
     from zerofs.history import iter_log
 
-    with open_repository(settings(_option(ctx, "repo"), _option(ctx, "config")), readonly=True) as repository:
+    with open_repository(
+        settings(_option(ctx, "repo"), _option(ctx, "config")), readonly=True, settle_mounts=False
+    ) as repository:
         ids = [commit_id.hex()[:12] for commit_id, _ in islice(iter_log(repository), REVISIONS_OFFERED)]
     back = [f"HEAD~{n}" for n in range(1, min(len(ids), 10))]
     return ["HEAD", *back, *ids]
@@ -91,7 +93,9 @@ def _complete(ctx: Any, incomplete: str) -> list[str]:
 
     wanted = prefix.encode("utf-8", "surrogateescape")
     hidden_ok = prefix.startswith(".")
-    with open_repository(settings(_option(ctx, "repo"), _option(ctx, "config")), readonly=True) as repository:
+    with open_repository(
+        settings(_option(ctx, "repo"), _option(ctx, "config")), readonly=True, settle_mounts=False
+    ) as repository:
         entry = resolve(repository, StorePath.parse(directory or "/"), at_revision(repository, rev or None))
         if entry.kind is not Kind.DIR:
             return []

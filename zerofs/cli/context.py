@@ -10,6 +10,7 @@ module imports nothing heavy: the fast path for ``cat`` and ``ls`` uses it.
 from __future__ import annotations
 
 import os
+import sys
 from typing import NamedTuple
 
 from zerofs.errors import RepositoryError, UsageError
@@ -92,12 +93,23 @@ def user_cache_dir() -> str:
 
 
 def open_repository(
-    found: Settings, *, readonly: bool = False, writer_lease: bool = True, cache_dir: str | None = None
+    found: Settings,
+    *,
+    readonly: bool = False,
+    writer_lease: bool = True,
+    cache_dir: str | None = None,
+    settle_mounts: bool = True,
 ) -> Repository:
     """Open the repository, or fail with the command that creates it (``writer_lease``: see Repository.open).
 
+    ``settle_mounts``: first have every live mount commit what was written
+    through it, so the command sees every write that returned to its program
+    (``zerofs.mount.control``; a command that only reads warns and goes on
+    if a mount does not answer in time).
+
     Raises:
         RepositoryError: no repository there, or it cannot be used.
+        MountError: the command writes, and a live mount failed to commit.
     """
     path = found.repo_path
     if not Repository.exists(path):
@@ -114,7 +126,15 @@ def open_repository(
             "zerofs init (or pass --repo to use another)" if found.source == "default" else f"zerofs --repo {path} init"
         )
         raise RepositoryError(f"no zerofs repository at {path} ({found.source}); create one with: {how}")
+    if settle_mounts:
+        from zerofs.mount.control import commit_mounts
+
+        commit_mounts(path, writing=not readonly, warn=_warn)
     return Repository.open(path, readonly=readonly, writer_lease=writer_lease, cache_dir=cache_dir)
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"zerofs: warning: {message}\n")
 
 
 def _has_entries(path: str) -> bool:

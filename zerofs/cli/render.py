@@ -18,7 +18,21 @@ from zerofs.objects import DirEntry, Kind
 if TYPE_CHECKING:
     from zerofs.services.browse import Listed, LogEntry, StatInfo
 
-KIND_NAMES = {Kind.FILE: "file", Kind.DIR: "dir", Kind.SYMLINK: "symlink"}
+KIND_NAMES = {Kind.FILE: "file", Kind.DIR: "dir", Kind.SYMLINK: "symlink", Kind.SPECIAL: "special"}
+SPECIAL_NAMES = {stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFCHR: "chardev", stat.S_IFBLK: "blockdev"}
+"""The JSON ``type`` of a special file, by the file type in its entry's mode."""
+
+
+def type_name(entry: DirEntry) -> str:
+    """The documented JSON ``type`` of an entry: file, dir, symlink, fifo, socket, chardev or blockdev."""
+    if entry.kind is Kind.SPECIAL:
+        return SPECIAL_NAMES.get(stat.S_IFMT(entry.mode), "special")
+    return KIND_NAMES[entry.kind]
+
+
+def device_text(device: int) -> str:
+    """A device number as ``ls -l`` shows it in place of the size: ``major,minor``."""
+    return f"{os.major(device)},{os.minor(device)}"
 
 
 def is_tty(stream: IO[str] | None = None) -> bool:
@@ -60,11 +74,13 @@ def human_size(size: int) -> str:
     return str(size)
 
 
-def entry_json(entry: DirEntry, path: str | None = None, target: bytes | None = None) -> dict[str, object]:
-    """Return the documented JSON form of a directory entry."""
+def entry_json(
+    entry: DirEntry, path: str | None = None, target: bytes | None = None, device: int | None = None
+) -> dict[str, object]:
+    """Return the documented JSON form of a directory entry (a device's number as ``major``, ``minor``)."""
     data: dict[str, object] = {
         "name": fs(entry.name),
-        "type": KIND_NAMES[entry.kind],
+        "type": type_name(entry),
         "mode": f"{stat.S_IMODE(entry.mode):04o}",
         "uid": entry.uid,
         "gid": entry.gid,
@@ -76,6 +92,9 @@ def entry_json(entry: DirEntry, path: str | None = None, target: bytes | None = 
         data["path"] = path
     if target is not None:
         data["target"] = fs(target)
+    if device is not None:
+        data["major"] = os.major(device)
+        data["minor"] = os.minor(device)
     return data
 
 
@@ -98,7 +117,7 @@ def render_listing(rows: Iterable[Listed], *, long: bool, show_all: bool, recurs
     """Render ``ls`` output."""
     visible = [r for r in rows if show_all or not r.entry.name.startswith(b".")]
     if as_json:
-        print_json([entry_json(r.entry, str(r.path), r.target) for r in visible])
+        print_json([entry_json(r.entry, str(r.path), r.target, r.device) for r in visible])
         return
     out = sys.stdout
     if use_rich():
@@ -107,9 +126,8 @@ def render_listing(rows: Iterable[Listed], *, long: bool, show_all: bool, recurs
     for row in visible:
         name = str(row.path) if recursive else fs(row.entry.name)
         if long:
-            out.write(
-                f"{stat.filemode(row.entry.mode)}\t{row.entry.size_bytes}\t{iso_time(row.entry.mtime_ns)}\t{name}"
-            )
+            size = device_text(row.device) if row.device is not None else str(row.entry.size_bytes)
+            out.write(f"{stat.filemode(row.entry.mode)}\t{size}\t{iso_time(row.entry.mtime_ns)}\t{name}")
             if row.target is not None:
                 out.write(f" -> {fs(row.target)}")
             out.write("\n")
@@ -125,6 +143,8 @@ def _styled_name(row: Listed, text: str) -> str:
     if row.entry.kind is Kind.SYMLINK:
         target = f" -> {escape(fs(row.target))}" if row.target is not None else ""
         return f"[cyan]{escape(text)}[/]{target}"
+    if row.entry.kind is Kind.SPECIAL:
+        return f"[yellow]{escape(text)}[/]"
     if row.entry.mode & 0o111:
         return f"[green]{escape(text)}[/]"
     return escape(text)
@@ -144,7 +164,7 @@ def _rich_listing(rows: list[Listed], *, long: bool, recursive: bool) -> None:
     for row in rows:
         table.add_row(
             stat.filemode(row.entry.mode),
-            human_size(row.entry.size_bytes),
+            device_text(row.device) if row.device is not None else human_size(row.entry.size_bytes),
             iso_time(row.entry.mtime_ns),
             _styled_name(row, str(row.path) if recursive else fs(row.entry.name)),
         )
@@ -153,7 +173,7 @@ def _rich_listing(rows: list[Listed], *, long: bool, recursive: bool) -> None:
 
 def stat_json(info: StatInfo) -> dict[str, object]:
     """Return the documented JSON form of ``stat``."""
-    data = entry_json(info.entry, str(info.path), info.target)
+    data = entry_json(info.entry, str(info.path), info.target, info.device)
     data["name"] = fs(info.path.name) if not info.path.is_root else "/"
     data["entries"] = info.n_entries
     data["chunks"] = info.n_chunks
@@ -182,6 +202,8 @@ def render_stat(info: StatInfo, *, as_json: bool) -> None:
         rows.append(("chunks", str(info.n_chunks)))
     if info.target is not None:
         rows.append(("target", fs(info.target)))
+    if info.device is not None:
+        rows.append(("device", device_text(info.device)))
     if use_rich():
         from rich.table import Table
 

@@ -16,10 +16,12 @@ import contextlib
 import errno
 import logging
 import os
+import socket
 import stat
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Final
 
 import pyfuse3
@@ -28,9 +30,10 @@ import trio
 from zerofs.content import BatchSink, ContentWriter
 from zerofs.errors import ZerofsError
 from zerofs.history import HEAD, apply_change
+from zerofs.mount import control
 from zerofs.mount.overlay import ATIME_POLICIES, ROOT_INO, DirPlan, FsError, Inode, Overlay, atime_is_due
-from zerofs.objects import Commit, DirEntry, DirNode, FileNode, Kind, ObjectId, SymlinkNode
-from zerofs.repo import Repository, Staging
+from zerofs.objects import Commit, DirEntry, DirNode, FileNode, Kind, ObjectId, SpecialNode, SymlinkNode, special_node
+from zerofs.repo import N, Repository, Staging
 from zerofs.tree import merge3
 
 log = logging.getLogger("zerofs.mount")
@@ -105,7 +108,7 @@ class ZerofsOperations(pyfuse3.Operations):
         attrs.st_nlink = self._link_count(inode, is_listing)
         attrs.st_uid = entry.uid
         attrs.st_gid = entry.gid
-        attrs.st_rdev = 0
+        attrs.st_rdev = self._special(inode).rdev if entry.kind is Kind.SPECIAL else 0
         size = inode.size if entry.kind is not Kind.DIR else 0
         attrs.st_size = size
         attrs.st_blksize = BLOCK
@@ -142,6 +145,16 @@ class ZerofsOperations(pyfuse3.Operations):
         self.overlay.accessed(inode, now_ns, mark=not is_committing)
         if is_committing:
             self._accessed_meanwhile.append(inode)
+
+    def _small_node(self, node_id: ObjectId, node_type: type[N]) -> N:
+        """A symlink's or special file's node: made by this mount and not yet written, or stored."""
+        pending = self.overlay.pending.get(node_id)
+        if pending is not None and isinstance(pending[1], node_type):
+            return pending[1]
+        return self.repo.get_typed(node_id, node_type)
+
+    def _special(self, inode: Inode) -> SpecialNode:
+        return self._small_node(inode.entry.id, SpecialNode)
 
     async def _settled(self) -> None:
         """Wait until no commit is in progress: changes must not reach a tree being committed.
@@ -209,6 +222,8 @@ class ZerofsOperations(pyfuse3.Operations):
             if fields.update_size:
                 if node.is_dir:
                     raise FsError(errno.EISDIR)
+                if node.entry.kind is not Kind.FILE:  # the kernel truncates regular files only
+                    raise FsError(errno.EINVAL)
                 self.overlay.file_data(node).truncate(attr.st_size)
                 self.overlay.wrote(node, now)
                 entry = node.entry
@@ -231,10 +246,7 @@ class ZerofsOperations(pyfuse3.Operations):
             node = self.overlay.get(inode)
             if node.entry.kind is not Kind.SYMLINK:
                 raise FsError(errno.EINVAL)
-            pending = self.overlay.pending.get(node.entry.id)
-            if pending is not None and isinstance(pending[1], SymlinkNode):
-                return pending[1].target
-            return self.repo.get_typed(node.entry.id, SymlinkNode).target
+            return self._small_node(node.entry.id, SymlinkNode).target
 
     # -- directories ----------------------------------------------------------
 
@@ -335,14 +347,26 @@ class ZerofsOperations(pyfuse3.Operations):
     async def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
+        """Create a regular file, FIFO, socket (bind(2)) or device (the kernel checks CAP_MKNOD first)."""
         with _errors():
             self._writable()
-            if not stat.S_ISREG(mode):
-                raise FsError(errno.EPERM)
             await self._settled()
-            node = self._create_file(parent_inode, name, mode, ctx)
+            if stat.S_ISREG(mode):
+                node = self._create_file(parent_inode, name, mode, ctx)
+            else:
+                node = self._create_special(parent_inode, name, mode, rdev, ctx)
             node.lookups += 1
             return self._attrs(node)
+
+    def _create_special(
+        self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
+    ) -> Inode:
+        try:
+            node = special_node(mode, rdev)
+        except ValueError:
+            raise FsError(errno.EINVAL) from None
+        entry = _new_entry(name, Kind.SPECIAL, node.file_type | (mode & 0o7777), ctx)
+        return self.overlay.create(self.overlay.get(parent_inode), entry, node)
 
     # -- files ------------------------------------------------------------------
 
@@ -377,6 +401,8 @@ class ZerofsOperations(pyfuse3.Operations):
             node = self.overlay.get(inode)
             if node.is_dir:
                 raise FsError(errno.EISDIR)
+            if node.entry.kind is Kind.SPECIAL:  # the kernel opens FIFOs and devices itself; sockets never open
+                raise FsError(errno.ENXIO)
             if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
                 self._writable()
             if flags & os.O_TRUNC:
@@ -514,6 +540,44 @@ class ZerofsOperations(pyfuse3.Operations):
             self.overlay.touch(inode)
         self._accessed_meanwhile.clear()
 
+    async def commit_for_command(self) -> str | None:
+        """Commit every write served so far, for a command about to run; return why it failed, or None."""
+        if self.read_only:
+            return None
+        try:
+            with trio.CancelScope(shield=True):  # a commit cut short would skip its invalidations
+                await self.commit("command")
+        except pyfuse3.FUSEError:
+            return self.last_error or "the commit failed"
+        return None
+
+    async def serve_commands(self, listener: socket.socket) -> None:
+        """Answer commands on the control socket until cancelled (the protocol: ``zerofs.mount.control``)."""
+        server = trio.socket.from_stdlib_socket(listener)
+        async with trio.open_nursery() as nursery:
+            while True:
+                conn, _ = await server.accept()
+                nursery.start_soon(self._answer_command, conn)
+
+    async def _answer_command(self, conn: trio.socket.SocketType) -> None:
+        with conn:
+            try:
+                if not control.peer_allowed(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, control.CRED_SIZE)):
+                    return
+                request = b""
+                with trio.move_on_after(control.SILENCE_SECONDS):
+                    request = await conn.recv(len(control.REQUEST))
+                if request != control.REQUEST:
+                    return
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_keep_saying_wait, conn)
+                    error = await self.commit_for_command()
+                    nursery.cancel_scope.cancel()
+                reply = control.OK if error is None else control.ERROR + error.encode("utf-8", "replace") + b"\n"
+                await conn.send(reply)
+            except OSError:
+                pass  # the command went away: nothing to tell it
+
     def _store_and_commit(
         self, plan: DirPlan, message: str, reason: str
     ) -> tuple[dict[int, DirEntry], ObjectId, ObjectId]:
@@ -588,6 +652,14 @@ class ZerofsOperations(pyfuse3.Operations):
         """Close the mount's open pack (with its trailer), so gc can reclaim what was deleted from it."""
         async with self.lock:
             await trio.to_thread.run_sync(self.repo.close_open_pack)
+
+
+async def _keep_saying_wait(conn: trio.socket.SocketType) -> None:
+    """Tell a waiting command, every second, that its commit is still running."""
+    with suppress(OSError):
+        while True:
+            await trio.sleep(control.HEARTBEAT_SECONDS)
+            await conn.send(control.WAIT)
 
 
 def _invalidate_all(invalidations: list[tuple[int, bytes | None]]) -> None:

@@ -39,7 +39,7 @@ from typing import Final, NamedTuple
 
 from zerofs.content import BatchSink, ContentWriter
 from zerofs.mount.filedata import FileData
-from zerofs.objects import DirEntry, DirNode, FileNode, Kind, Node, ObjectId, SymlinkNode
+from zerofs.objects import DirEntry, DirNode, FileNode, Kind, Node, ObjectId, SpecialNode, SymlinkNode
 from zerofs.repo import N, Record, RepoBatch, Repository
 from zerofs.tree import build_dir, dir_get, dir_put, dir_remove, iter_dir, root_entry
 
@@ -143,7 +143,7 @@ class Overlay:
         self.inodes: dict[int, Inode] = {ROOT_INO: self.root}
         self._next_ino = ROOT_INO + 1
         self.pending: dict[ObjectId, tuple[Record, Node]] = {}
-        """Small nodes made by the mount (empty files and directories, symlinks) not yet written."""
+        """Small nodes made by the mount (empty files and directories, symlinks, special files) not yet written."""
         self.counts: dict[str, int] = {}
         self.first_change = ""
         self.only_accessed: set[int] = set()
@@ -287,8 +287,8 @@ class Overlay:
         if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
             raise FsError(errno.EINVAL)
 
-    def create(self, parent: Inode, entry: DirEntry, node: FileNode | DirNode | SymlinkNode) -> Inode:
-        """Add a new name holding ``node`` (a new empty file or directory, or a symlink)."""
+    def create(self, parent: Inode, entry: DirEntry, node: FileNode | DirNode | SymlinkNode | SpecialNode) -> Inode:
+        """Add a new name holding ``node`` (a new empty file or directory, a symlink or a special file)."""
         self.check_name(entry.name)
         if self.lookup(parent, entry.name) is not None:
             raise FsError(errno.EEXIST)

@@ -18,6 +18,7 @@ import logging
 import os
 import resource
 import signal
+import socket
 import subprocess
 import time
 from contextlib import suppress
@@ -26,9 +27,10 @@ from typing import Final
 
 from zerofs.errors import MountError, NotFoundError, ZerofsError
 from zerofs.history import resolve_revision
+from zerofs.mount import control, counting
 from zerofs.repo import Repository
 
-MOUNTS_DIR: Final = "mounts"
+MOUNTS_DIR: Final = control.MOUNTS_DIR
 LOG_NAME: Final = "mount.log"
 UMOUNT_WAIT_SECONDS: Final = 600.0
 READ_AHEAD_KB: Final = 1024
@@ -157,6 +159,8 @@ def _serve(
             follow=revision is None,
             atime=atime,
         )
+        counts_path = os.environ.get(counting.ENV)
+        counts = counting.count_requests(ops, pyfuse3.Operations) if counts_path else None
         options = set(pyfuse3.default_options)
         # The source field names the repository: umount checks it before touching the mount.
         # noatime: the kernel leaves access times to the mount (ZerofsOperations sets them).
@@ -169,23 +173,30 @@ def _serve(
             pyfuse3.init(ops, str(mountpoint), options)
         except RuntimeError as exc:
             raise MountError(f"cannot mount at {mountpoint}: {exc}") from exc
+        # Commands ask a read-write mount to commit before they run (zerofs.mount.control).
+        listener = None if read_only else control.listen(str(repo_path), os.getpid())
         pid_file.write_text(f"{mountpoint}\n")
         log.info("mounted %s at %s (%s)", repo_path, mountpoint, "read-only" if read_only else "read-write")
         unmounted = False
         try:
-            trio.run(_main, ops, mountpoint, ready_fd)
+            trio.run(_main, ops, mountpoint, ready_fd, listener)
             unmounted = not _is_mounted(mountpoint)
         finally:
-            _final_commit(ops)
+            _final_commit(ops, listener)
+            if listener is not None:
+                listener.close()
+                control.remove(str(repo_path), os.getpid())
             pyfuse3.close(unmount=not unmounted)
             log.info("unmounted %s after %d commits", mountpoint, ops.commits)
+            if counts_path and counts is not None:
+                counting.write_counts(counts_path, counts)
     finally:
         with suppress(FileNotFoundError):
             pid_file.unlink()
         repo.close()
 
 
-async def _main(ops: object, mountpoint: Path, ready_fd: int) -> None:
+async def _main(ops: object, mountpoint: Path, ready_fd: int, listener: socket.socket | None) -> None:
     import pyfuse3
     import trio
 
@@ -210,11 +221,14 @@ async def _main(ops: object, mountpoint: Path, ready_fd: int) -> None:
         nursery.start_soon(on_signals)
         nursery.start_soon(when_ready)
         nursery.start_soon(ops.background)
+        if listener is not None:
+            nursery.start_soon(ops.serve_commands, listener)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 
 
-def _final_commit(ops: object) -> None:
+def _final_commit(ops: object, listener: socket.socket | None) -> None:
+    """Commit what is pending; commands that ask meanwhile get their answer once it has landed."""
     import trio
 
     from zerofs.mount.fs import ZerofsOperations
@@ -224,7 +238,13 @@ def _final_commit(ops: object) -> None:
         return
 
     async def commit() -> None:
-        await ops.commit("unmount")
+        async with trio.open_nursery() as nursery:
+            if listener is not None:
+                nursery.start_soon(ops.serve_commands, listener)
+            await ops.commit("unmount")
+            # Answer what was asked before the commit ended (the socket goes once this returns).
+            await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
 
     try:
         trio.run(commit)

@@ -15,7 +15,18 @@ from typing import NamedTuple
 from zerofs.content import iter_chunk_ids, iter_file_bytes
 from zerofs.errors import ConflictError, CorruptionError
 from zerofs.history import head, iter_log, parents_of, resolve_revision
-from zerofs.objects import Commit, DirEntry, DirNode, FileNode, Kind, ObjectId, SymlinkNode, scan_dir
+from zerofs.objects import (
+    SPECIAL_TYPES,
+    Commit,
+    DirEntry,
+    DirNode,
+    FileNode,
+    Kind,
+    ObjectId,
+    SpecialNode,
+    SymlinkNode,
+    scan_dir,
+)
 from zerofs.paths import StorePath
 from zerofs.repo import Repository
 from zerofs.tree import list_dir, lookup, root_entry, try_lookup, walk
@@ -28,6 +39,8 @@ class Listed(NamedTuple):
     entry: DirEntry
     target: bytes | None = None
     """A symlink's target (read only for long listings)."""
+    device: int | None = None
+    """A character or block device's number, ``st_rdev`` (read only for long listings)."""
 
 
 class StatInfo(NamedTuple):
@@ -39,6 +52,7 @@ class StatInfo(NamedTuple):
     n_chunks: int | None
     target: bytes | None
     commit_id: ObjectId
+    device: int | None = None
 
 
 class LogEntry(NamedTuple):
@@ -88,14 +102,20 @@ def list_path(
     """
     entry = resolve(repo, path, commit_id, rev)
     if entry.kind is not Kind.DIR:
-        yield Listed(path, entry, _target(repo, entry) if with_targets else None)
+        yield _listed(repo, path, entry, with_targets)
         return
     if recursive:
         for child_path, child in walk(repo, entry.id, path):
-            yield Listed(child_path, child, _target(repo, child) if with_targets else None)
+            yield _listed(repo, child_path, child, with_targets)
         return
     for child in list_dir(repo, entry.id):
-        yield Listed(path.child(child.name), child, _target(repo, child) if with_targets else None)
+        yield _listed(repo, path.child(child.name), child, with_targets)
+
+
+def _listed(repo: Repository, path: StorePath, entry: DirEntry, with_targets: bool) -> Listed:
+    if not with_targets:
+        return Listed(path, entry)
+    return Listed(path, entry, _target(repo, entry), _device(repo, entry))
 
 
 def iter_names(repo: Repository, dir_id: ObjectId) -> Iterator[tuple[bytes, Kind]]:
@@ -124,6 +144,13 @@ def _target(repo: Repository, entry: DirEntry) -> bytes | None:
     return repo.get_typed(entry.id, SymlinkNode).target
 
 
+def _device(repo: Repository, entry: DirEntry) -> int | None:
+    if entry.kind is not Kind.SPECIAL:
+        return None
+    node = repo.get_typed(entry.id, SpecialNode)
+    return node.rdev if node.is_device else None
+
+
 def stat_path(repo: Repository, path: StorePath, commit_id: ObjectId | None = None, rev: str | None = None) -> StatInfo:
     """Return the metadata of ``path`` (in ``commit_id``, named ``rev``, or HEAD) and the shape of its node."""
     commit_id = commit_at(repo, commit_id)[0]
@@ -133,7 +160,7 @@ def stat_path(repo: Repository, path: StorePath, commit_id: ObjectId | None = No
         n_entries = repo.get_typed(entry.id, DirNode).n_entries
     elif entry.kind is Kind.FILE:
         n_chunks = sum(1 for _ in iter_chunk_ids(repo, repo.get_typed(entry.id, FileNode)))
-    return StatInfo(path, entry, n_entries, n_chunks, _target(repo, entry), commit_id)
+    return StatInfo(path, entry, n_entries, n_chunks, _target(repo, entry), commit_id, _device(repo, entry))
 
 
 def read_file(
@@ -144,11 +171,14 @@ def read_file(
     Every chunk is verified.
 
     Raises:
-        ConflictError: ``path`` is a directory or a symlink.
+        ConflictError: ``path`` is a directory, a symlink, a FIFO, a socket or a device.
     """
     entry = resolve(repo, path, commit_id, rev)
     if entry.kind is Kind.DIR:
         raise ConflictError(f"is a directory: {path}")
+    if entry.kind is Kind.SPECIAL:
+        file_type = repo.get_typed(entry.id, SpecialNode).file_type
+        raise ConflictError(f"is a {SPECIAL_TYPES[file_type]}: {path} (it has no contents in the store)")
     if entry.kind is Kind.SYMLINK:
         raise ConflictError(f"is a symlink: {path} (it points to {os.fsdecode(_target(repo, entry) or b'')})")
     return iter_file_bytes(repo, entry.id)

@@ -11,14 +11,16 @@ What is reported, as in ``git diff --name-status``:
 - ``A``/``D`` for an entry only on one side. An added or deleted directory
   is reported with everything below it.
 - ``M`` for a file or symlink whose contents, mode, owner, mtime or extended
-  attributes differ (a mode- or mtime-only change is an ``M``), and for a
+  attributes differ (a mode- or mtime-only change is an ``M``), for a
+  device whose number changed (its node's id changes) and for a
   directory whose mode, owner or extended attributes differ. Attributes in
   the ``zerofs.`` namespace (bookkeeping such as a name's creation time)
   are not compared. A directory
   whose contents changed is not itself reported (its mtime follows its
   contents); its changed entries are.
-- A change of type (a file that became a directory, say) is a ``D`` of the
-  old entry followed by an ``A`` of the new one.
+- A change of type (a file that became a directory, a FIFO that became a
+  socket or a device) is a ``D`` of the old entry followed by an ``A`` of
+  the new one.
 
 Paths are given in the second side's namespace (``diff /snapshots/monday
 /data`` reports ``/data/...``). Comparing a file with a directory is an
@@ -27,6 +29,7 @@ error; two files (or symlinks) compare as one entry.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterable, Iterator
 from typing import Final, NamedTuple
 
@@ -145,7 +148,7 @@ def _diff_entries(repo: Repository, old: DirEntry | None, new: DirEntry | None, 
     """Yield the changes between two entries at ``path`` (either may be absent)."""
     if old is None and new is None:
         return
-    if old is None or new is None or old.kind is not new.kind:
+    if old is None or new is None or _is_retyped(old, new):
         if old is not None:
             yield from _all_below(repo, DELETED, old, path)
         if new is not None:
@@ -158,6 +161,13 @@ def _diff_entries(repo: Repository, old: DirEntry | None, new: DirEntry | None, 
     if _metadata(old)[:-1] != _metadata(new)[:-1]:
         yield Change(MODIFIED, path, old, new)
     yield from _diff_dirs(repo, old.id, new.id, path)
+
+
+def _is_retyped(old: DirEntry, new: DirEntry) -> bool:
+    """True when the two entries are of different types: another kind, or another kind of special file."""
+    if old.kind is not new.kind:
+        return True
+    return old.kind is Kind.SPECIAL and stat.S_IFMT(old.mode) != stat.S_IFMT(new.mode)
 
 
 def _metadata(entry: DirEntry) -> tuple[object, ...]:

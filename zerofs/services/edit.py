@@ -84,7 +84,7 @@ def write_file(
     Writes the contents in batched transactions first, then one commit.
 
     Raises:
-        ConflictError: ``path`` is a directory.
+        ConflictError: ``path`` is a directory, a FIFO, a socket or a device.
     """
     with repo.batch(index_later=True) as batch:
         sink = BatchSink(repo, batch)
@@ -95,7 +95,11 @@ def write_file(
         existing = try_lookup(staging, root_id, path)
         if existing is not None and existing.kind is Kind.DIR:
             raise ConflictError(f"is a directory: {path}")
-        file_mode = existing.mode if existing is not None else stat.S_IFREG | (mode & 0o7777)
+        if existing is not None and existing.kind is Kind.SPECIAL:  # a FIFO or device is not a file to overwrite
+            raise ConflictError(f"is a special file: {path} (remove it first: zerofs rm {path})")
+        # The permission bits of a file written over are kept; its type is always a regular file's.
+        kept = existing.mode if existing is not None and existing.kind is Kind.FILE else mode
+        file_mode = stat.S_IFREG | (kept & 0o7777)
         entry = DirEntry(path.name, Kind.FILE, file_mode, uid, gid, now_ns, size_bytes, file_id, (), now_ns, now_ns)
         return place(staging, root_id, path, entry, now_ns, parents=parents, replace=True)
 

@@ -1,4 +1,4 @@
-"""Export a store path to the host: contents, modes, mtimes and symlinks.
+"""Export a store path to the host: contents, modes, mtimes, symlinks and special files.
 
 Everything is created relative to directory file descriptors the export
 itself opened, with O_NOFOLLOW and O_EXCL, and every name was validated when
@@ -6,6 +6,14 @@ its directory node was decoded (no '/', '.', '..' or NUL). So no name in the
 store, and no symlink the export itself creates or finds, can make it write
 outside the target directory. Directory modes and mtimes are set after their
 contents, so writing into a read-only directory still works.
+
+FIFOs, sockets and devices are recreated with mknod(2) (issue #12). Sockets
+are recreated as socket files, as ``cp -a`` and ``rsync --specials`` do
+(restic skips them): nothing listens on one, but the tree comes back the
+same. Creating a device needs CAP_MKNOD (root): where the host refuses it,
+the device is skipped with a warning and the export goes on, as ``tar``
+does, so an unprivileged restore of a tree with a few device nodes still
+brings back everything else.
 """
 
 from __future__ import annotations
@@ -17,13 +25,13 @@ import stat
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from zerofs.content import iter_file_bytes, write_all
 from zerofs.errors import ConflictError, HostIOError
 from zerofs.history import head
-from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode
+from zerofs.objects import SPECIAL_TYPES, DirEntry, Kind, ObjectId, SpecialNode, SymlinkNode
 from zerofs.paths import StorePath
 from zerofs.repo import Repository
 from zerofs.tree import list_dir, lookup, root_entry
@@ -49,6 +57,10 @@ class ExportResult:
     dirs: int
     symlinks: int
     bytes_written: int
+    specials: int = 0
+    """FIFOs, sockets and devices created."""
+    warnings: tuple[str, ...] = ()
+    """One line per special file the host refused (a device, when not root)."""
 
 
 @dataclass
@@ -57,6 +69,8 @@ class _Counts:
     dirs: int = 0
     symlinks: int = 0
     bytes_written: int = 0
+    specials: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def export_tree(
@@ -68,13 +82,15 @@ def export_tree(
     on_file: Callable[[int, int], None] | None = None,
     commit_id: ObjectId | None = None,
     rev: str | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Recreate ``store_path`` (in ``commit_id``, default HEAD) at ``host_path``.
 
     A directory is exported into ``host_path``, which must not exist or be
     empty unless ``force`` (then existing files of the same names are
     replaced). A file or symlink is written at ``host_path``. ``rev`` is how
-    the user named ``commit_id`` (for errors).
+    the user named ``commit_id`` (for errors). ``on_warning`` hears of each
+    device the host would not let us create (also in the result's warnings).
 
     Raises:
         ConflictError: ``host_path`` exists (non-empty) and not ``force``.
@@ -89,7 +105,7 @@ def export_tree(
     target = Path(os.path.abspath(host_path))
     counts = _Counts()
     executor = ThreadPoolExecutor(EXPORT_THREADS, thread_name_prefix="zerofs-export")
-    exporter = _Exporter(repo, counts, force, on_file, executor)
+    exporter = _Exporter(repo, counts, force, on_file, executor, on_warning)
     try:
         parent_fd = os.open(target.parent, _DIR_FLAGS)
     except FileNotFoundError as exc:
@@ -113,7 +129,9 @@ def export_tree(
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
         os.close(parent_fd)
-    return ExportResult(counts.files, counts.dirs, counts.symlinks, counts.bytes_written)
+    return ExportResult(
+        counts.files, counts.dirs, counts.symlinks, counts.bytes_written, counts.specials, tuple(counts.warnings)
+    )
 
 
 def _check_target_dir(target: Path, force: bool) -> None:
@@ -161,12 +179,14 @@ class _Exporter:
         force: bool,
         on_file: Callable[[int, int], None] | None,
         executor: Executor,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.repo = repo
         self.counts = counts
         self.force = force
         self.on_file = on_file
         self.executor = executor
+        self.on_warning = on_warning
         self.lock = threading.Lock()
         self.is_root = os.geteuid() == 0
         self.owner = (os.geteuid(), os.getegid())
@@ -177,6 +197,8 @@ class _Exporter:
             self.export_dir(dir_fd, name, entry, may_exist=is_top or self.force)
         elif entry.kind is Kind.FILE:
             self.export_file(dir_fd, name, entry)
+        elif entry.kind is Kind.SPECIAL:
+            self.export_special(dir_fd, name, entry)
         else:
             self.export_symlink(dir_fd, name, entry)
 
@@ -260,6 +282,34 @@ class _Exporter:
                 os.chown(name, entry.uid, entry.gid, dir_fd=dir_fd, follow_symlinks=False)
         os.utime(name, ns=(entry.atime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
         self.counts.symlinks += 1
+
+    def export_special(self, dir_fd: int, name: bytes, entry: DirEntry) -> None:
+        """Recreate a FIFO, socket or device; a device the host refuses is a warning, not an error."""
+        if self.force:
+            self._clear(dir_fd, name)
+        node = self.repo.get_typed(entry.id, SpecialNode)
+        try:
+            os.mknod(name, node.file_type | 0o600, node.rdev, dir_fd=dir_fd)
+        except PermissionError as exc:
+            if not node.is_device:
+                raise
+            self._warn(
+                f"cannot create {SPECIAL_TYPES[node.file_type]} {_host_path(dir_fd, name)} "
+                f"({os.major(node.rdev)},{os.minor(node.rdev)}): {exc.strerror} "
+                "(creating a device needs root, with CAP_MKNOD); skipped"
+            )
+            return
+        # By name, never following a symlink: the node cannot be opened without blocking (a FIFO) or side effects.
+        if self.is_root and (entry.uid, entry.gid) != self.owner:
+            os.chown(name, entry.uid, entry.gid, dir_fd=dir_fd, follow_symlinks=False)
+        os.chmod(name, stat.S_IMODE(entry.mode), dir_fd=dir_fd, follow_symlinks=False)
+        os.utime(name, ns=(entry.atime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
+        self.counts.specials += 1
+
+    def _warn(self, text: str) -> None:
+        self.counts.warnings.append(text)
+        if self.on_warning is not None:
+            self.on_warning(text)
 
     def _set_owner(self, fd: int, entry: DirEntry) -> None:
         # Like tar: restore ownership only when running as root.

@@ -15,7 +15,8 @@ The algorithm:
    so checking twenty snapshots costs about one tree. A node is read, its
    record verified against its id, its kind compared with what the
    reference expects, and its body decoded (``objects.decode`` rejects
-   anything that is not the canonical encoding). A chunk (and a file stored
+   anything that is not the canonical encoding), and a special file's node
+  must hold the file type its entry's mode names. A chunk (and a file stored
    as its one chunk) is looked up in the index: present, of the kind and
    length its reference declares; with ``read_data``, also verified in pass
    2 (one that pass did not meet is read on its own). On the way back up, a
@@ -37,6 +38,7 @@ commits gc is cutting, or when fsck's retention differs from gc's).
 from __future__ import annotations
 
 import enum
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, NamedTuple, TypeAlias
@@ -44,13 +46,16 @@ from typing import Final, NamedTuple, TypeAlias
 from zerofs.errors import CorruptionError, MissingObjectError
 from zerofs.history import GRAFTS, parents_of
 from zerofs.objects import (
+    SPECIAL_TYPES,
     ChunkListNode,
     Commit,
+    DirEntry,
     DirNode,
     FileNode,
     Kind,
     Node,
     ObjectId,
+    SpecialNode,
     decode,
 )
 from zerofs.paths import StorePath
@@ -150,6 +155,8 @@ class _Ref(NamedTuple):
     kind: Kind
     size_bytes: int | None
     """The length the reference declares (entries: file size; refs: chunk or list length), or None."""
+    file_type: int | None = None
+    """The file type (``S_IFMT``) an entry of a special file declares in its mode, or None."""
 
 
 class _Fact(NamedTuple):
@@ -158,6 +165,8 @@ class _Fact(NamedTuple):
     kind: Kind
     size_bytes: int | None
     """A file's or chunk list's total, a chunk's length (read only with ``read_data``); else None."""
+    file_type: int | None = None
+    """A special node's file type (``S_IFMT``); else None."""
 
 
 class _Checker:
@@ -275,6 +284,10 @@ class _Checker:
             detail = f"{fact.kind.name.lower()} holds {fact.size_bytes} bytes, its reference says {ref.size_bytes}"
             self.ref_problems[(parent_id, index)] = _Problem(FindingKind.SIZE_MISMATCH, detail)
             return True
+        if ref.file_type is not None and fact.file_type is not None and ref.file_type != fact.file_type:
+            detail = f"the entry's mode says {_type_name(ref.file_type)}, its node holds a {_type_name(fact.file_type)}"
+            self.ref_problems[(parent_id, index)] = _Problem(FindingKind.WRONG_KIND, detail)
+            return True
         return False
 
     def _leave(self, node_id: ObjectId, children: list[_Ref]) -> None:
@@ -301,6 +314,8 @@ def _inspect(object_id: ObjectId, kind: Kind, body: bytes) -> tuple[_Problem | N
         size = node.size_bytes
     elif isinstance(node, ChunkListNode):
         size = sum(r.size_bytes for r in node.refs)
+    elif isinstance(node, SpecialNode):
+        return None, _Fact(kind, None, node.file_type), node
     return None, _Fact(kind, size), node
 
 
@@ -310,11 +325,24 @@ def _children(node: Node | None) -> Iterator[_Ref]:
         for _, shard_id in node.shards:
             yield _Ref(shard_id, Kind.DIR, None)
         for entry in node.entries:
-            yield _Ref(entry.id, entry.kind, entry.size_bytes if entry.kind is Kind.FILE else None)
+            yield _entry_ref(entry)
     elif isinstance(node, FileNode | ChunkListNode):
         child_kind = Kind.CHUNK if node.level == 0 else Kind.CHUNKLIST
         for ref in node.refs:
             yield _Ref(ref.id, child_kind, ref.size_bytes)
+
+
+def _type_name(file_type: int) -> str:
+    return SPECIAL_TYPES.get(file_type, f"file type {file_type:o}")
+
+
+def _entry_ref(entry: DirEntry) -> _Ref:
+    """What a directory entry expects of the node it names: a file's size, a special file's type."""
+    if entry.kind is Kind.FILE:
+        return _Ref(entry.id, entry.kind, entry.size_bytes)
+    if entry.kind is Kind.SPECIAL:
+        return _Ref(entry.id, entry.kind, None, stat.S_IFMT(entry.mode))
+    return _Ref(entry.id, entry.kind, None)
 
 
 def _child_paths(node: Node | None, path: StorePath) -> Iterator[StorePath]:

@@ -5,7 +5,8 @@ from their entries. Contents go to the store in batched transactions as the
 walk proceeds (objects first); the single commit that places the imported
 tree at its store path, and moves HEAD, comes last. Importing onto an
 existing path replaces it. Symlinks are stored as links and never followed;
-FIFOs, sockets and devices are skipped with a warning each.
+FIFOs, sockets and character and block devices are stored as SPECIAL nodes
+(file type and device number; issue #12), never opened.
 
 Unchanged files are skipped without reading them, as restic and borg do: a
 per-repository cache maps each host path to (device, inode, size, mtime,
@@ -34,7 +35,7 @@ from zerofs.chunking import make_chunker
 from zerofs.content import BatchSink, ContentWriter, EncodedFile, encode_small_file
 from zerofs.errors import HostIOError, NotFoundError, UsageError
 from zerofs.history import apply_change
-from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode, validate_name
+from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode, special_node, validate_name
 from zerofs.paths import StorePath
 from zerofs.repo import CachedFile, Repository, Staging
 from zerofs.tree import build_dir, place
@@ -70,6 +71,8 @@ class ImportResult:
     files_unchanged: int
     new_bytes: int
     warnings: tuple[str, ...] = ()
+    specials: int = 0
+    """FIFOs, sockets and devices stored."""
 
 
 @dataclass
@@ -77,6 +80,7 @@ class _Counters:
     files: int = 0
     dirs: int = 0
     symlinks: int = 0
+    specials: int = 0
     bytes_total: int = 0
     bytes_read: int = 0
     files_unchanged: int = 0
@@ -120,9 +124,6 @@ def import_tree(
     repo_dir = _identity(repo.path)
     if repo_dir is not None and any(_identity(p) == repo_dir for p in (absolute, *absolute.parents)):
         raise UsageError(f"cannot import {host_path}: it is the repository at {repo.path}, or inside it")
-    special = _special_kind(top_stat.st_mode)
-    if special is not None:  # refused here, not skipped with a warning by the walk: nothing would be left
-        raise HostIOError(f"nothing to import: {host_path} is a {special}, not a regular file, directory or symlink")
     n_workers = workers or min(4, os.cpu_count() or 1)
     counters = _Counters()
     with (
@@ -146,7 +147,7 @@ def import_tree(
         cached = repo.cached_files(os.path.dirname(top_path)) if not stat.S_ISDIR(top_stat.st_mode) else {}
         top = walker.finish(walker.entry_for(top_path, store_path.name, top_stat, cached))
     if top is None:
-        raise HostIOError(f"nothing to import: {host_path} is not a file, directory or symlink")
+        raise HostIOError(f"nothing to import: {host_path} is not a file, directory, symlink, FIFO, socket or device")
 
     def place_import(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
         return place(staging, root_id, store_path, top, now_ns, parents=parents, replace=True)
@@ -175,6 +176,7 @@ def import_tree(
         counters.files_unchanged,
         sink.new_bytes,
         tuple(counters.warnings),
+        counters.specials,
     )
 
 
@@ -281,8 +283,19 @@ class _Walker:
         except OSError as exc:
             self.failed(path, exc)
             return None
-        self.warn(f"skipped {_special_kind(mode)} {os.fsdecode(path)}")
-        return None
+        return self.special_entry(path, name, st)
+
+    def special_entry(self, path: bytes, name: bytes, st: os.stat_result) -> DirEntry | None:
+        """Store a FIFO, socket or device from its stat alone (never opened: a FIFO would block)."""
+        try:
+            node_id = self.sink.put(special_node(st.st_mode, st.st_rdev))
+        except ValueError:  # a file type Linux does not have (a Solaris door, say)
+            self.warn(f"skipped {os.fsdecode(path)}: unknown file type {oct(stat.S_IFMT(st.st_mode))}")
+            return None
+        self.counters.specials += 1
+        return _with_times(
+            DirEntry(name, Kind.SPECIAL, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, node_id), st
+        )
 
     def dir_entry(self, path: bytes, name: bytes, st: os.stat_result) -> _PendingDir:
         pending = _PendingDir(path, name, st)
@@ -529,13 +542,6 @@ def _identity(path: str | Path | None) -> tuple[int, int] | None:
 def _with_times(entry: DirEntry, st: os.stat_result) -> DirEntry:
     """Return ``entry`` with the host's atime and ctime (stat before reading: a read moves the atime)."""
     return entry._replace(atime_ns=st.st_atime_ns, ctime_ns=st.st_ctime_ns)
-
-
-def _special_kind(mode: int) -> str | None:
-    """What a host file that cannot be imported is ("FIFO", "socket", "device file"), or None."""
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
-        return None
-    return "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device file"
 
 
 def _human_bytes(size: int) -> str:

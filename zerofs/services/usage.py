@@ -41,6 +41,7 @@ KIND_NAMES = {
     Kind.SYMLINK: "symlink",
     Kind.COMMIT: "commit",
     Kind.GRAFTS: "grafts",
+    Kind.SPECIAL: "special",
 }
 
 

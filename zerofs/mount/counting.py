@@ -1,0 +1,46 @@
+"""A debug counter of the FUSE requests a mount serves, by kind, for benchmarks.
+
+With ``ZEROFS_MOUNT_REQUEST_COUNTS=FILE`` in its environment, a mount process
+counts every request it is sent (``lookup``, ``getattr``, ``getxattr``...) and
+writes the counts to FILE as JSON when it exits. ``benchmarks/mount_bench.py``
+divides them by the number of operations it made: requests per file created,
+per file read. The count is taken where pyfuse3 calls the file system, so it
+includes requests answered with an error (ENOSYS included, which the kernel
+remembers for ``flush`` and stops sending).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+ENV: Final = "ZEROFS_MOUNT_REQUEST_COUNTS"
+
+
+def count_requests(ops: Any, operations_class: type) -> Counter[str]:
+    """Wrap every request handler of ``ops`` (an instance of a subclass of ``operations_class``) to count its calls."""
+    counts: Counter[str] = Counter()
+    for name, member in vars(operations_class).items():
+        if not name.startswith("_") and inspect.iscoroutinefunction(member):
+            setattr(ops, name, _counted(getattr(ops, name), name, counts))
+    return counts
+
+
+def _counted(handler: Callable[..., Awaitable[Any]], name: str, counts: Counter[str]) -> Callable[..., Awaitable[Any]]:
+    async def counted(*args: Any) -> Any:
+        counts[name] += 1
+        return await handler(*args)
+
+    return counted
+
+
+def write_counts(path: str, counts: Counter[str]) -> None:
+    """Write ``counts`` to ``path`` as JSON (replacing it atomically)."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w", encoding="utf-8") as out:
+        json.dump(dict(sorted(counts.items())), out)
+    os.replace(temporary, path)
