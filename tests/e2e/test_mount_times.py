@@ -413,13 +413,15 @@ def test_open_file_has_no_links_after_unlink(cli_repo: Path, tmp_path: Path) -> 
 def test_import_and_export_keep_atime_and_mtime_to_the_nanosecond(
     zerofs: Zerofs, cli_repo: Path, tmp_path: Path
 ) -> None:
-    """Pins: import stores a file's, a directory's and a symlink's atime and mtime; export sets them back."""
+    """Pins: import stores the atime and mtime of a file, a directory, a symlink and a FIFO; export sets them back."""
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "sub" / "f").write_bytes(b"contents" * 1000)
     (src / "g").write_bytes(b"")
     os.symlink("g", src / "link")
+    os.mkfifo(src / "sub" / "fifo")
     wanted = {
+        "sub/fifo": (1_300_000_000_000_000_007, 1_300_000_000_000_000_008),
         "sub/f": (1_111_111_111_222_333_444, 1_234_567_890_123_456_789),
         "g": (FUTURE_ATIME_NS, 987_654_321),
         "link": (1_500_000_000_000_000_001, 1_500_000_000_000_000_002),
