@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def mount(
 ) -> None:
     """Mount the repository at ``mountpoint`` (in the background unless ``foreground``)."""
     from zerofs.history import resolve_revision
+    from zerofs.mount.counting import ENV as REQUEST_COUNTS_ENV
     from zerofs.mount.run import mount as mount_repository
 
     found = settings(repo, config)
@@ -37,6 +39,7 @@ def mount(
         commit_interval=commit_interval,
         allow_other=allow_other,
         foreground=foreground,
+        request_counts=os.environ.get(REQUEST_COUNTS_ENV) or None,
     )
     if not quiet and not foreground:
         mode = "read-only" if read_only or at is not None else "read-write"
