@@ -6,6 +6,17 @@ its directory node was decoded (no '/', '.', '..' or NUL). So no name in the
 store, and no symlink the export itself creates or finds, can make it write
 outside the target directory. Directory modes and mtimes are set after their
 contents, so writing into a read-only directory still works.
+
+Export never destroys what it does not own. Without ``force`` nothing that
+exists is replaced. With ``force``, a name the export writes may hold a
+regular file, a symlink (replaced as a link, never followed) or an empty
+directory, which are replaced, or a directory where the store has one, which
+is merged into; a device, FIFO or socket, or a non-empty directory where a
+non-directory goes, stops the export with a ConflictError naming it. Nothing
+is ever opened for writing without O_CREAT|O_EXCL|O_NOFOLLOW, and a name is
+replaced by first renaming what stands there aside and checking that what was
+moved is still a file or symlink, so a device swapped in meanwhile is put back,
+not removed.
 """
 
 from __future__ import annotations
@@ -101,12 +112,8 @@ def export_tree(
     try:
         if entry.kind is Kind.DIR:
             _check_target_dir(target, force)
-        elif target.is_dir() and not target.is_symlink():  # --force would not replace it either
-            raise ConflictError(
-                f"{target} is a directory (name a path inside it, such as {target / os.fsdecode(store_path.name)})"
-            )
-        elif os.path.lexists(target) and not force:
-            raise ConflictError(f"{target} already exists (use --force to overwrite)")
+        else:
+            _check_target_file(target, force, store_path)
         exporter.export_entry(parent_fd, os.fsencode(target.name), entry, is_top=True)
     except OSError as exc:
         raise HostIOError(f"export to {target} failed: {exc.strerror or exc}") from exc
@@ -117,12 +124,52 @@ def export_tree(
 
 
 def _check_target_dir(target: Path, force: bool) -> None:
-    if not os.path.lexists(target):
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
         return
-    if not target.is_dir() or target.is_symlink():
-        raise ConflictError(f"{target} exists and is not a directory")
+    if not stat.S_ISDIR(st.st_mode):  # a symlink too: the target itself is never followed
+        raise ConflictError(f"{target} exists and is a {_kind_name(st.st_mode)}, not a directory")
     if any(target.iterdir()) and not force:
         raise ConflictError(f"{target} is not empty (use --force to export into it anyway)")
+
+
+def _check_target_file(target: Path, force: bool, store_path: StorePath) -> None:
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):  # --force would not replace it either
+        raise ConflictError(
+            f"{target} is a directory (name a path inside it, such as {target / os.fsdecode(store_path.name)})"
+        )
+    if not _is_replaceable(st.st_mode):
+        raise ConflictError(_never_replaced(str(target), st.st_mode))
+    if not force:
+        raise ConflictError(f"{target} already exists (use --force to overwrite)")
+
+
+def _kind_name(mode: int) -> str:
+    """What a host file is, for a message ("character device", "FIFO", ...)."""
+    kinds = (
+        (stat.S_ISREG, "regular file"),
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISLNK, "symlink"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+    )
+    return next((name for is_kind, name in kinds if is_kind(mode)), "special file")
+
+
+def _is_replaceable(mode: int) -> bool:
+    """True for what --force may remove to write its own: a regular file or a symlink (never followed)."""
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+
+
+def _never_replaced(path: str, mode: int) -> str:
+    return f"{path} is in the way: it is a {_kind_name(mode)}, which export never replaces (move it away first)"
 
 
 def _host_path(dir_fd: int, name: bytes) -> str:
@@ -174,30 +221,88 @@ class _Exporter:
 
     def export_entry(self, dir_fd: int, name: bytes, entry: DirEntry, is_top: bool = False) -> None:
         if entry.kind is Kind.DIR:
-            self.export_dir(dir_fd, name, entry, may_exist=is_top or self.force)
+            self.export_dir(dir_fd, name, entry, may_exist=is_top or self.force, is_top=is_top)
         elif entry.kind is Kind.FILE:
             self.export_file(dir_fd, name, entry)
         else:
             self.export_symlink(dir_fd, name, entry)
 
-    def _clear(self, dir_fd: int, name: bytes) -> None:
-        """With --force, remove a non-directory in the way."""
-        with contextlib.suppress(FileNotFoundError):
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                raise ConflictError(
-                    f"cannot replace directory {_host_path(dir_fd, name)} with a file (move it away and export again)"
-                )
-            os.unlink(name, dir_fd=dir_fd)
+    def _make_room(self, dir_fd: int, name: bytes, *, for_dir: bool) -> None:
+        """With --force, remove what may be replaced at ``name`` (see the module docstring), or refuse.
 
-    def export_dir(self, parent_fd: int, name: bytes, entry: DirEntry, may_exist: bool) -> None:
+        Raises:
+            ConflictError: a device, FIFO or socket, or a non-empty directory where a non-directory goes.
+        """
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if not for_dir:
+                self._remove_empty_dir(dir_fd, name)
+            return
+        if not _is_replaceable(st.st_mode):
+            raise ConflictError(_never_replaced(_host_path(dir_fd, name), st.st_mode))
+        self._remove_aside(dir_fd, name)
+
+    def _remove_empty_dir(self, dir_fd: int, name: bytes) -> None:
+        try:
+            os.rmdir(name, dir_fd=dir_fd)  # removes only an empty directory; never follows a link
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise
+            raise ConflictError(
+                f"cannot replace directory {_host_path(dir_fd, name)} with a file: it is not empty"
+                " (move it away and export again)"
+            ) from exc
+
+    def _remove_aside(self, dir_fd: int, name: bytes) -> None:
+        """Remove the file or symlink at ``name``; put back anything else that took its place meanwhile.
+
+        Checking, then unlinking, would remove whatever was swapped in between;
+        renaming aside first makes the check apply to what is removed.
+        """
+        aside = b".zerofs-replaced-" + os.urandom(8).hex().encode()
+        os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        st = os.stat(aside, dir_fd=dir_fd, follow_symlinks=False)
+        if _is_replaceable(st.st_mode):
+            os.unlink(aside, dir_fd=dir_fd)
+            return
+        if stat.S_ISDIR(st.st_mode):
+            os.rename(aside, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        else:  # link(2) fails rather than replace whatever now holds the name
+            os.link(aside, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+            os.unlink(aside, dir_fd=dir_fd)
+        raise ConflictError(_never_replaced(_host_path(dir_fd, name), st.st_mode))
+
+    def _in_the_way(self, dir_fd: int, name: bytes) -> ConflictError:
+        """The error for a name that holds what the export may not use (it found it there)."""
+        path = _host_path(dir_fd, name)
+        try:
+            mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+        except OSError:
+            return ConflictError(f"{path} is in the way (it changed while exporting)")
+        if not (stat.S_ISDIR(mode) or _is_replaceable(mode)):
+            return ConflictError(_never_replaced(path, mode))
+        hint = "move it away first" if self.force else "use --force to replace it"
+        followed = ", which export never follows" if stat.S_ISLNK(mode) else ""
+        return ConflictError(f"{path} is in the way: it is a {_kind_name(mode)}{followed} ({hint})")
+
+    def export_dir(self, parent_fd: int, name: bytes, entry: DirEntry, may_exist: bool, is_top: bool = False) -> None:
         # An existing top-level target was checked (absent, empty, or --force) by the caller.
+        if self.force and not is_top:
+            self._make_room(parent_fd, name, for_dir=True)
         try:
             os.mkdir(name, 0o700, dir_fd=parent_fd)
         except FileExistsError:
             if not may_exist:
+                raise self._in_the_way(parent_fd, name) from None
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
-        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+            raise self._in_the_way(parent_fd, name) from exc
         try:
             files: list[Future[None]] = []
             group: list[DirEntry] = []
@@ -229,12 +334,15 @@ class _Exporter:
 
     def export_file(self, dir_fd: int, name: bytes, entry: DirEntry) -> None:
         if self.force:
-            self._clear(dir_fd, name)
+            self._make_room(dir_fd, name, for_dir=False)
         mode = stat.S_IMODE(entry.mode)
         # Each syscall a worker makes is a GIL hand-off: skip the chmod when the
         # umask lets open() set the mode, and the chown when we own it already.
         is_plain_mode = mode & ~self.umask == mode and not mode & 0o7000
-        fd = os.open(name, _FILE_FLAGS, mode if is_plain_mode else 0o600, dir_fd=dir_fd)
+        try:
+            fd = os.open(name, _FILE_FLAGS, mode if is_plain_mode else 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            raise self._in_the_way(dir_fd, name) from None
         try:
             for data in iter_file_bytes(self.repo, entry.id):
                 write_all(fd, data)
@@ -252,9 +360,12 @@ class _Exporter:
 
     def export_symlink(self, dir_fd: int, name: bytes, entry: DirEntry) -> None:
         if self.force:
-            self._clear(dir_fd, name)
+            self._make_room(dir_fd, name, for_dir=False)
         target = self.repo.get_typed(entry.id, SymlinkNode).target
-        os.symlink(target, name, dir_fd=dir_fd)
+        try:
+            os.symlink(target, name, dir_fd=dir_fd)
+        except FileExistsError:
+            raise self._in_the_way(dir_fd, name) from None
         with contextlib.suppress(OSError):
             if self.is_root:
                 os.chown(name, entry.uid, entry.gid, dir_fd=dir_fd, follow_symlinks=False)
