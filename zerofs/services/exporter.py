@@ -1,5 +1,9 @@
 """Export a store path to the host: contents, modes, mtimes and symlinks.
 
+A file's holes (runs of all-zero chunks, known by their ids) are recreated as
+holes by seeking past them, as restic's ``--sparse`` does, so a sparse file
+takes as little host space as it did when imported.
+
 Everything is created relative to directory file descriptors the export
 itself opened, with O_NOFOLLOW and O_EXCL, and every name was validated when
 its directory node was decoded (no '/', '.', '..' or NUL). So no name in the
@@ -31,7 +35,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from zerofs.content import iter_file_bytes, write_all
+from zerofs.content import iter_file_pieces, write_all
 from zerofs.errors import ConflictError, HostIOError
 from zerofs.history import head
 from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode
@@ -170,6 +174,19 @@ def _is_replaceable(mode: int) -> bool:
 
 def _never_replaced(path: str, mode: int) -> str:
     return f"{path} is in the way: it is a {_kind_name(mode)}, which export never replaces (move it away first)"
+
+
+def _write_contents(repo: Repository, fd: int, entry: DirEntry) -> None:
+    """Write a file's contents to a new, empty file; a stored hole becomes a hole (seek past it, then ftruncate)."""
+    has_holes = False
+    for piece in iter_file_pieces(repo, entry.id):
+        if isinstance(piece, int):
+            os.lseek(fd, piece, os.SEEK_CUR)
+            has_holes = True
+        else:
+            write_all(fd, piece)
+    if has_holes:
+        os.ftruncate(fd, entry.size_bytes)
 
 
 def _host_path(dir_fd: int, name: bytes) -> str:
@@ -344,8 +361,7 @@ class _Exporter:
         except FileExistsError:
             raise self._in_the_way(dir_fd, name) from None
         try:
-            for data in iter_file_bytes(self.repo, entry.id):
-                write_all(fd, data)
+            _write_contents(self.repo, fd, entry)
             self._set_owner(fd, entry)
             if not is_plain_mode:
                 os.chmod(fd, mode)
