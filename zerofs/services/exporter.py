@@ -4,6 +4,11 @@ A file's holes (runs of all-zero chunks, known by their ids) are recreated as
 holes by seeking past them, as restic's ``--sparse`` does, so a sparse file
 takes as little host space as it did when imported.
 
+The ``user.*`` extended attributes and POSIX ACLs an entry keeps are set on
+its file or directory (unless ``xattrs`` is False), before its mode and mtime;
+a directory's only after its contents, so a default ACL is not inherited by
+files that did not have it.
+
 Everything is created relative to directory file descriptors the export
 itself opened, with O_NOFOLLOW and O_EXCL, and every name was validated when
 its directory node was decoded (no '/', '.', '..' or NUL). So no name in the
@@ -38,7 +43,7 @@ from pathlib import Path
 from zerofs.content import iter_file_pieces, write_all
 from zerofs.errors import ConflictError, HostIOError
 from zerofs.history import head
-from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode
+from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode, is_kept_xattr
 from zerofs.paths import StorePath
 from zerofs.repo import Repository
 from zerofs.tree import list_dir, lookup, root_entry
@@ -83,6 +88,7 @@ def export_tree(
     on_file: Callable[[int, int], None] | None = None,
     commit_id: ObjectId | None = None,
     rev: str | None = None,
+    xattrs: bool = True,
 ) -> ExportResult:
     """Recreate ``store_path`` (in ``commit_id``, default HEAD) at ``host_path``.
 
@@ -92,8 +98,9 @@ def export_tree(
     the user named ``commit_id`` (for errors).
 
     Raises:
-        ConflictError: ``host_path`` exists (non-empty) and not ``force``.
-        HostIOError: the host refused a write.
+        ConflictError: ``host_path`` exists (non-empty) and not ``force``, or
+            something export never replaces is in the way.
+        HostIOError: the host refused a write (extended attributes included).
     """
     commit = head(repo)[1] if commit_id is None else repo.resolve_commit(commit_id)
     entry = (
@@ -104,7 +111,7 @@ def export_tree(
     target = Path(os.path.abspath(host_path))
     counts = _Counts()
     executor = ThreadPoolExecutor(EXPORT_THREADS, thread_name_prefix="zerofs-export")
-    exporter = _Exporter(repo, counts, force, on_file, executor)
+    exporter = _Exporter(repo, counts, force, on_file, executor, xattrs)
     try:
         parent_fd = os.open(target.parent, _DIR_FLAGS)
     except FileNotFoundError as exc:
@@ -225,8 +232,10 @@ class _Exporter:
         force: bool,
         on_file: Callable[[int, int], None] | None,
         executor: Executor,
+        xattrs: bool,
     ) -> None:
         self.repo = repo
+        self.xattrs = xattrs
         self.counts = counts
         self.force = force
         self.on_file = on_file
@@ -338,6 +347,7 @@ class _Exporter:
                 for done in files:
                     done.result()
             self._set_owner(fd, entry)
+            self._set_xattrs(fd, entry)
             os.chmod(fd, stat.S_IMODE(entry.mode))
             os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
         finally:
@@ -363,6 +373,7 @@ class _Exporter:
         try:
             _write_contents(self.repo, fd, entry)
             self._set_owner(fd, entry)
+            self._set_xattrs(fd, entry)
             if not is_plain_mode:
                 os.chmod(fd, mode)
             os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
@@ -387,6 +398,21 @@ class _Exporter:
                 os.chown(name, entry.uid, entry.gid, dir_fd=dir_fd, follow_symlinks=False)
         os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
         self.counts.symlinks += 1
+
+    def _set_xattrs(self, fd: int, entry: DirEntry) -> None:
+        """Set the kept extended attributes and ACLs of ``entry`` (never ``zerofs.created``)."""
+        if not self.xattrs or not entry.xattrs:
+            return
+        for key, value in entry.xattrs:
+            if not is_kept_xattr(key):
+                continue
+            try:
+                os.setxattr(fd, key, value)
+            except OSError as exc:
+                path = os.readlink(f"/proc/self/fd/{fd}")
+                raise HostIOError(
+                    f"cannot set {os.fsdecode(key)} on {path}: {exc.strerror} (use --no-xattrs to export without them)"
+                ) from exc
 
     def _set_owner(self, fd: int, entry: DirEntry) -> None:
         # Like tar: restore ownership only when running as root.

@@ -5,7 +5,12 @@ from their entries. Contents go to the store in batched transactions as the
 walk proceeds (objects first); the single commit that places the imported
 tree at its store path, and moves HEAD, comes last. Importing onto an
 existing path replaces it. Symlinks are stored as links and never followed;
-FIFOs, sockets and devices are skipped with a warning each.
+FIFOs, sockets and devices are skipped with a warning each. The ``user.*``
+extended attributes and POSIX ACLs (``system.posix_acl_access``,
+``system.posix_acl_default``) of every file and directory are kept in its
+entry's ``xattrs``, as restic and borg keep them, unless ``xattrs`` is False.
+They are read on every import (one listxattr per name): the host-file cache
+below saves reading contents, never metadata.
 
 Unchanged files are skipped without reading them, as restic and borg do: a
 per-repository cache maps each host path to (device, inode, size, mtime,
@@ -36,7 +41,7 @@ from zerofs.chunking import make_chunker
 from zerofs.content import BatchSink, ContentWriter, EncodedFile, encode_small_file
 from zerofs.errors import HostIOError, NotFoundError, UsageError
 from zerofs.history import apply_change
-from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode, validate_name
+from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode, is_kept_xattr, validate_name
 from zerofs.paths import StorePath
 from zerofs.repo import CachedFile, Repository, Staging
 from zerofs.tree import build_dir, place
@@ -98,6 +103,7 @@ def import_tree(
     workers: int | None = None,
     on_progress: ProgressCallback | None = None,
     on_warning: Callable[[str], None] | None = None,
+    xattrs: bool = True,
 ) -> ImportResult:
     """Import ``host_path`` (file, directory or symlink) to ``store_path`` in one commit.
 
@@ -143,6 +149,7 @@ def import_tree(
             skip_errors,
             on_progress,
             on_warning,
+            xattrs,
         )
         top_path = os.fsencode(absolute)
         cached = repo.cached_files(os.path.dirname(top_path)) if not stat.S_ISDIR(top_stat.st_mode) else {}
@@ -203,8 +210,10 @@ class _Walker:
         skip_errors: bool,
         on_progress: ProgressCallback | None,
         on_warning: Callable[[str], None] | None,
+        xattrs: bool,
     ) -> None:
         self.top_path = top_path
+        self.xattrs = xattrs
         self.repo_dir = _identity(repo.path)
         self.repo = repo
         self.sink = sink
@@ -262,7 +271,7 @@ class _Walker:
             st = pending.st
             dir_id = build_dir(self.sink, entries)
             pending.entry = DirEntry(
-                pending.name, Kind.DIR, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, dir_id
+                pending.name, Kind.DIR, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, dir_id, pending.xattrs
             )
             self.incomplete.discard(pending.path)
             self.unbuilt.popleft()
@@ -287,7 +296,7 @@ class _Walker:
         return None
 
     def dir_entry(self, path: bytes, name: bytes, st: os.stat_result) -> _PendingDir:
-        pending = _PendingDir(path, name, st)
+        pending = _PendingDir(path, name, st, self.read_xattrs(path))
         self.incomplete.add(path)
         cached = self.cache_loaded[path] = self.repo.cached_files(path)
         with os.scandir(path) as iterator:
@@ -344,7 +353,32 @@ class _Walker:
         self.cache_pending += 1
         if self.cache_pending >= CACHE_FLUSH_FILES:
             self.save_cache()
-        return DirEntry(name, Kind.FILE, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, size, file_id)
+        try:
+            xattrs = self.read_xattrs(path)
+        except OSError as exc:
+            self.failed(path, exc)
+            xattrs = ()
+        return DirEntry(name, Kind.FILE, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, size, file_id, xattrs)
+
+    def read_xattrs(self, path: bytes) -> tuple[tuple[bytes, bytes], ...]:
+        """The extended attributes of ``path`` that are kept (``is_kept_xattr``), sorted; none if off."""
+        if not self.xattrs:
+            return ()
+        try:
+            names = os.listxattr(path, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):  # the host file system has none
+                return ()
+            raise
+        kept = [os.fsencode(n) for n in names if is_kept_xattr(os.fsencode(n))]
+        found = []
+        for key in kept:
+            try:
+                found.append((key, os.getxattr(path, key, follow_symlinks=False)))
+            except OSError as exc:
+                if exc.errno != errno.ENODATA:  # removed since listxattr
+                    raise
+        return tuple(sorted(found))
 
     def save_cache(self) -> None:
         """Write the host-file cache records gathered so far (whole directories only)."""
@@ -366,12 +400,13 @@ class _Walker:
 class _PendingDir:
     """A directory walked but not built yet: its children, some of them files still in flight."""
 
-    __slots__ = ("children", "entry", "name", "path", "st")
+    __slots__ = ("children", "entry", "name", "path", "st", "xattrs")
 
-    def __init__(self, path: bytes, name: bytes, st: os.stat_result) -> None:
+    def __init__(self, path: bytes, name: bytes, st: os.stat_result, xattrs: tuple[tuple[bytes, bytes], ...]) -> None:
         self.path = path
         self.name = name
         self.st = st
+        self.xattrs = xattrs
         self.children: list[_Child] = []
         self.entry: DirEntry | None = None
 
