@@ -89,3 +89,19 @@ def test_mount_reads_holes_without_reading_the_store(zerofs: Any, cli_repo: Path
                 assert os.pread(handle.fileno(), BLOCK, offset) == block
             contents = handle.read()
         assert contents == host.read_bytes()
+
+
+def test_sparse_file_made_through_the_mount(zerofs: Any, cli_repo: Path, tmp_path: Path) -> None:
+    with mounted(cli_repo, tmp_path / "mnt") as mount:
+        made = mount.path / "made"
+        subprocess.run(["truncate", "-s", "256M", str(made)], check=True)
+        with open(made, "r+b") as handle:
+            os.pwrite(handle.fileno(), b"middle", 100 * MIB)
+        mount.umount()
+    assert _du_bytes(cli_repo) < 4 * MIB
+    out = tmp_path / "out"
+    zerofs("export", "/made", str(out))
+    assert out.stat().st_size == 256 * MIB
+    assert out.stat().st_blocks * 512 < 2 * MIB
+    with open(out, "rb") as handle:
+        assert os.pread(handle.fileno(), 8, 100 * MIB - 1) == b"\0middle\0"
