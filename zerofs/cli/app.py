@@ -427,7 +427,10 @@ def export(
     ],
     host_path: Annotated[Path, typer.Argument(metavar="HOST_PATH", help="Target (absent or empty directory).")],
     force: Annotated[
-        bool, typer.Option("--force", "-f", help="Export into a non-empty directory, replacing files.")
+        bool,
+        typer.Option(
+            "--force", "-f", help="Export into a non-empty directory, replacing files, symlinks and empty directories."
+        ),
     ] = False,
     no_xattrs: NoXattrsOpt = False,
     repo: RepoOpt = None,
