@@ -112,7 +112,11 @@ def test_clone_record_is_never_exported(zerofs: Any, cli_repo: Path, tree: Path,
 def test_export_where_acls_cannot_be_set(zerofs: Any, cli_repo: Path, tree: Path, tmp_path: Path) -> None:
     """The zerofs mount keeps user.* attributes but not ACLs: export into it fails clearly, or leaves them out."""
     zerofs("import", str(tree), "/tree")
-    with mounted(cli_repo, tmp_path / "mnt", "--commit-interval", "3600") as mount:
+    # The target is a mount of another repository: what a failed export wrote into a mount of
+    # this one would be committed by the next command, as every write through a mount is.
+    other = tmp_path / "other-repo"
+    zerofs("init", repo=other)
+    with mounted(other, tmp_path / "mnt", "--commit-interval", "3600") as mount:
         target = mount.path / "restored"
         line = assert_fails(cli_repo, "export", "/tree", str(target), expect=HostIOError.exit_code)
         assert "system.posix_acl" in line
