@@ -41,6 +41,8 @@ GROUP_MASK: Final = 0x3F
 IN_FLIGHT_PER_WORKER: Final = 2
 GROUP_BYTES: Final = 2 << 20
 """Bytes of chunks handed to a worker at once (see ``_store_parallel``)."""
+ZERO_ID_SIZES: Final = 16
+"""Sizes whose all-zero chunk id is kept; holes come in chunks of one size (see ``is_hole``)."""
 
 
 class BatchSink:
@@ -112,7 +114,7 @@ class ContentWriter:
         self._chunker = make_chunker(self.params)
 
     def _store_chunk(self, data: memoryview) -> ChunkRef:
-        new_id = chunk_id(data)
+        new_id = zero_chunk_id(len(data)) if is_zero_block(data, self.params.max_bytes) else chunk_id(data)
         if not self.sink.batch.has(new_id):
             self.sink.put_record(new_id, self.repo.chunk_record(data))
         return ChunkRef(new_id, len(data))
@@ -216,8 +218,9 @@ def encode_small_file(
 def _encode_group(repo: Repository, group: list[memoryview]) -> list[_Encoded]:
     """Worker: hash each chunk; make records of those no committed record holds."""
     encoded: list[_Encoded] = []
+    max_bytes = repo.config.chunk_params.max_bytes
     for data in group:
-        new_id = chunk_id(data)
+        new_id = zero_chunk_id(max_bytes) if is_zero_block(data, max_bytes) else chunk_id(data)
         record = None if repo.has(new_id) else repo.chunk_record(data)
         encoded.append((new_id, len(data), record))
     return encoded
@@ -231,6 +234,56 @@ def iter_chunk_ids(repo: Repository, node: FileNode | ChunkListNode) -> Iterator
         return
     for ref in node.refs:
         yield from iter_chunk_ids(repo, repo.get_typed(ref.id, ChunkListNode))
+
+
+_ZERO_IDS: dict[int, ObjectId] = {}
+
+
+def zero_chunk_id(size_bytes: int) -> ObjectId:
+    """The id of a chunk of ``size_bytes`` zeros (computed once per size)."""
+    found = _ZERO_IDS.get(size_bytes)
+    if found is None:
+        if len(_ZERO_IDS) >= ZERO_ID_SIZES:
+            _ZERO_IDS.clear()
+        found = _ZERO_IDS[size_bytes] = chunk_id(bytes(size_bytes))
+    return found
+
+
+def is_hole(repo: Repository, chunk: ObjectId, size_bytes: int) -> bool:
+    """True if ``chunk`` is all zeros, known without reading it.
+
+    FastCDC cuts a run of zeros into chunks of its maximum size (no cut
+    point is ever found in it), so only chunks of that size are compared
+    with the id of zeros: one dict lookup, and no hashing for other sizes.
+    """
+    return size_bytes == repo.config.chunk_params.max_bytes and chunk == zero_chunk_id(size_bytes)
+
+
+def is_zero_block(data: bytes | bytearray | memoryview, max_bytes: int) -> bool:
+    """True if a chunk cut by FastCDC is a block of zeros whose id ``zero_chunk_id`` knows (no hashing)."""
+    return len(data) == max_bytes and _zeros(max_bytes).startswith(data)  # a memcmp; == on a view is slow
+
+
+def _zeros(size_bytes: int) -> bytes:
+    found = _ZERO_BLOCKS.get(size_bytes)
+    if found is None:
+        if len(_ZERO_BLOCKS) >= ZERO_ID_SIZES:
+            _ZERO_BLOCKS.clear()
+        found = _ZERO_BLOCKS[size_bytes] = bytes(size_bytes)
+    return found
+
+
+_ZERO_BLOCKS: dict[int, bytes] = {}
+
+
+def iter_file_pieces(repo: Repository, file_id: ObjectId) -> Iterator[bytes | int]:
+    """Yield a file's contents chunk by chunk, verified, but a hole (``is_hole``) as its length, unread."""
+    start = repo.read_file_start(file_id)
+    if isinstance(start, bytes):
+        yield start
+        return
+    for id_, size_bytes in iter_chunk_ids(repo, start):
+        yield size_bytes if is_hole(repo, id_, size_bytes) else repo.read_chunk(id_)
 
 
 def iter_file_bytes(repo: Repository, file_id: ObjectId) -> Iterator[bytes]:

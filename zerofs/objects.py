@@ -48,6 +48,15 @@ CREATED_XATTR: Final = b"zerofs.created"
 
 Outside the ``user.`` namespace, so a mount (issue #5) can keep it from programs."""
 
+ACL_XATTRS: Final = (b"system.posix_acl_access", b"system.posix_acl_default")
+"""POSIX ACLs as Linux shows them: extended attributes in the kernel's binary format, kept as is."""
+
+
+def is_kept_xattr(key: bytes) -> bool:
+    """True for an extended attribute that import, export and the mount keep: ``user.*`` and POSIX ACLs."""
+    return key.startswith(b"user.") or key in ACL_XATTRS
+
+
 DIR_SHARD_BITS: Final = 6
 DIR_SHARDS: Final = 1 << DIR_SHARD_BITS
 

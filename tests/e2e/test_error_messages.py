@@ -327,8 +327,12 @@ def test_export_into_a_missing_directory(stocked: Path, zerofs: Zerofs, tmp_path
 def test_export_force_names_the_directory_in_the_way(stocked: Path, zerofs: Zerofs, tmp_path: Path) -> None:
     target = tmp_path / "out"
     (target / "a.txt").mkdir(parents=True)
+    (target / "a.txt" / "mine").write_bytes(b"mine\n")  # --force replaces an empty directory, not this one
     line = assert_fails(stocked, "export", "--force", "/data", str(target), expect=ConflictError.exit_code)
-    assert line == f"zerofs: cannot replace directory {target / 'a.txt'} with a file (move it away and export again)"
+    assert line == (
+        f"zerofs: cannot replace directory {target / 'a.txt'} with a file: it is not empty"
+        " (move it away and export again)"
+    )
     os.rename(target / "a.txt", tmp_path / "moved")
     zerofs("export", "--force", "/data", str(target))
 

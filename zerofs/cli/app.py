@@ -122,6 +122,9 @@ def upgrade(
 # -- changes ----------------------------------------------------------------------
 
 
+NoXattrsOpt = Annotated[bool, typer.Option("--no-xattrs", help="Leave out user.* extended attributes and POSIX ACLs.")]
+
+
 @app.command("import")
 def import_(
     ctx: typer.Context,
@@ -132,6 +135,7 @@ def import_(
     ],
     parents: Annotated[bool, typer.Option("--parents", "-p", help="Create missing parent directories.")] = False,
     skip_errors: Annotated[bool, typer.Option("--skip-errors", help="Skip unreadable files with a warning.")] = False,
+    no_xattrs: NoXattrsOpt = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
@@ -143,6 +147,7 @@ def import_(
         store_path,
         parents=parents,
         skip_errors=skip_errors,
+        no_xattrs=no_xattrs,
         quiet=quiet,
         as_json=as_json,
         **_where(ctx, repo, config),
@@ -422,15 +427,27 @@ def export(
     ],
     host_path: Annotated[Path, typer.Argument(metavar="HOST_PATH", help="Target (absent or empty directory).")],
     force: Annotated[
-        bool, typer.Option("--force", "-f", help="Export into a non-empty directory, replacing files.")
+        bool,
+        typer.Option(
+            "--force", "-f", help="Export into a non-empty directory, replacing files, symlinks and empty directories."
+        ),
     ] = False,
+    no_xattrs: NoXattrsOpt = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Recreate a store path on the host with contents, modes, mtimes and symlinks."""
-    commands.export(store_path, host_path, force=force, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
+    commands.export(
+        store_path,
+        host_path,
+        force=force,
+        no_xattrs=no_xattrs,
+        quiet=quiet,
+        as_json=as_json,
+        **_where(ctx, repo, config),
+    )
 
 
 # -- history: revisions and diff (issue #4) -------------------------------------------

@@ -134,6 +134,7 @@ def import_(
     *,
     parents: bool,
     skip_errors: bool,
+    no_xattrs: bool,
     repo: str | None,
     config: str | None,
     quiet: bool,
@@ -159,6 +160,7 @@ def import_(
             skip_errors=skip,
             on_progress=bar.update if bar.enabled else None,
             on_warning=_warn,
+            xattrs=not no_xattrs,
         )
     if as_json:
         commit_hex = result.commit_id.hex() if result.commit_id else None
@@ -415,7 +417,15 @@ def log(
 
 
 def export(
-    store_path: str, host_path: Path, *, force: bool, repo: str | None, config: str | None, quiet: bool, as_json: bool
+    store_path: str,
+    host_path: Path,
+    *,
+    force: bool,
+    no_xattrs: bool,
+    repo: str | None,
+    config: str | None,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Recreate a store path on the host."""
     from zerofs.cli import render
@@ -435,6 +445,7 @@ def export(
             commit_id=commit_id,
             rev=source.rev,
             on_warning=_warn,
+            xattrs=not no_xattrs,
         )
     if as_json:
         render.print_json(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def mount(
         UsageError: ``atime`` is not a policy the mount knows.
     """
     from zerofs.history import resolve_revision
+    from zerofs.mount.counting import ENV as REQUEST_COUNTS_ENV
     from zerofs.mount.overlay import ATIME_POLICIES
     from zerofs.mount.run import mount as mount_repository
 
@@ -47,6 +49,7 @@ def mount(
         allow_other=allow_other,
         foreground=foreground,
         atime=atime,
+        request_counts=os.environ.get(REQUEST_COUNTS_ENV) or None,
     )
     if not quiet and not foreground:
         mode = "read-only" if read_only or at is not None else "read-write"

@@ -349,6 +349,23 @@ SPEC: Final[Spec] = {
                     "is_fast": True,
                 },
                 {
+                    "name": "no_xattrs",
+                    "kind": "option",
+                    "opts": [
+                        "--no-xattrs",
+                    ],
+                    "secondary_opts": [],
+                    "is_flag": True,
+                    "nargs": 1,
+                    "type": "bool",
+                    "required": False,
+                    "default": False,
+                    "min": None,
+                    "max": None,
+                    "path_checks": [],
+                    "is_fast": True,
+                },
+                {
                     "name": "repo",
                     "kind": "option",
                     "opts": [
@@ -2006,6 +2023,23 @@ SPEC: Final[Spec] = {
                     "opts": [
                         "--force",
                         "-f",
+                    ],
+                    "secondary_opts": [],
+                    "is_flag": True,
+                    "nargs": 1,
+                    "type": "bool",
+                    "required": False,
+                    "default": False,
+                    "min": None,
+                    "max": None,
+                    "path_checks": [],
+                    "is_fast": True,
+                },
+                {
+                    "name": "no_xattrs",
+                    "kind": "option",
+                    "opts": [
+                        "--no-xattrs",
                     ],
                     "secondary_opts": [],
                     "is_flag": True,

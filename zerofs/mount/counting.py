@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 ENV: Final = "ZEROFS_MOUNT_REQUEST_COUNTS"
+"""Read by the CLI's ``mount`` (the core reads no environment)."""
 
 
 def count_requests(ops: Any, operations_class: type) -> Counter[str]:

@@ -2,7 +2,8 @@
 
 A file that is only read needs its chunk map: where each chunk starts, so a
 read at any offset finds its chunks by bisection and never loads the whole
-file. A file written through the mount also gets a *spill file*, an
+file; a chunk of zeros (a hole, ``content.is_hole``) is answered without
+reading it. A file written through the mount also gets a *spill file*, an
 unlinked host file at the same offsets as the file itself, and a list of
 dirty extents: byte ranges whose current contents are in the spill file.
 
@@ -31,7 +32,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, Final, cast
 
 from zerofs.chunking import chunk_stream
-from zerofs.content import ContentWriter, iter_chunk_ids, store_file
+from zerofs.content import ContentWriter, is_hole, iter_chunk_ids, store_file
 from zerofs.errors import CorruptionError
 from zerofs.objects import MAX_FANOUT, ChunkRef, FileNode, ObjectId
 from zerofs.repo import Repository
@@ -73,7 +74,10 @@ class ChunkMap:
             if data is not None:
                 self._cache.move_to_end(index)
                 return data
-        data = self.repo.read_chunk(self.refs[index].id)
+        ref = self.refs[index]
+        if is_hole(self.repo, ref.id, ref.size_bytes):  # zeros, known by the id: nothing to read
+            return bytes(ref.size_bytes)
+        data = self.repo.read_chunk(ref.id)
         with self._lock:
             self._cache[index] = data
             if len(self._cache) > CHUNK_CACHE:

@@ -49,17 +49,30 @@ def mount(
     allow_other: bool,
     foreground: bool,
     atime: str = "relatime",
+    request_counts: str | None = None,
 ) -> None:
     """Mount the repository at ``mountpoint``; in the background unless ``foreground``.
 
     ``atime`` is when a read sets an access time (``overlay.ATIME_POLICIES``).
+    ``request_counts``: count the FUSE requests served and write them to this
+    file at exit (``zerofs.mount.counting``).
 
     Raises:
         MountError: the mount point is unusable or the kernel refused the mount.
     """
     target = _check_mountpoint(mountpoint)
     if foreground:
-        _serve(repo_path, target, revision, read_only, commit_interval, allow_other, atime, ready_fd=-1)
+        _serve(
+            repo_path,
+            target,
+            revision,
+            read_only,
+            commit_interval,
+            allow_other,
+            atime,
+            ready_fd=-1,
+            counts_path=request_counts,
+        )
         return
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -69,7 +82,17 @@ def mount(
         try:
             os.setsid()
             _detach_stdio(repo_path)
-            _serve(repo_path, target, revision, read_only, commit_interval, allow_other, atime, ready_fd=write_end)
+            _serve(
+                repo_path,
+                target,
+                revision,
+                read_only,
+                commit_interval,
+                allow_other,
+                atime,
+                ready_fd=write_end,
+                counts_path=request_counts,
+            )
         except ZerofsError as exc:
             _report(write_end, f"error: {exc}")
             code = exc.exit_code
@@ -134,6 +157,7 @@ def _serve(
     allow_other: bool,
     atime: str,
     ready_fd: int,
+    counts_path: str | None,
 ) -> None:
     """Open the repository, mount, serve until unmounted or signalled, commit, unmount."""
     import pyfuse3
@@ -159,7 +183,6 @@ def _serve(
             follow=revision is None,
             atime=atime,
         )
-        counts_path = os.environ.get(counting.ENV)
         counts = counting.count_requests(ops, pyfuse3.Operations) if counts_path else None
         options = set(pyfuse3.default_options)
         # The source field names the repository: umount checks it before touching the mount.

@@ -1,5 +1,14 @@
 """Export a store path to the host: contents, modes, mtimes, symlinks and special files.
 
+A file's holes (runs of all-zero chunks, known by their ids) are recreated as
+holes by seeking past them, as restic's ``--sparse`` does, so a sparse file
+takes as little host space as it did when imported.
+
+The ``user.*`` extended attributes and POSIX ACLs an entry keeps are set on
+its file or directory (unless ``xattrs`` is False), before its mode and mtime;
+a directory's only after its contents, so a default ACL is not inherited by
+files that did not have it.
+
 Everything is created relative to directory file descriptors the export
 itself opened, with O_NOFOLLOW and O_EXCL, and every name was validated when
 its directory node was decoded (no '/', '.', '..' or NUL). So no name in the
@@ -14,6 +23,17 @@ same. Creating a device needs CAP_MKNOD (root): where the host refuses it,
 the device is skipped with a warning and the export goes on, as ``tar``
 does, so an unprivileged restore of a tree with a few device nodes still
 brings back everything else.
+
+Export never destroys what it does not own. Without ``force`` nothing that
+exists is replaced. With ``force``, a name the export writes may hold a
+regular file, a symlink (replaced as a link, never followed) or an empty
+directory, which are replaced, or a directory where the store has one, which
+is merged into; a device, FIFO or socket, or a non-empty directory where a
+non-directory goes, stops the export with a ConflictError naming it. Nothing
+is ever opened for writing without O_CREAT|O_EXCL|O_NOFOLLOW, and a name is
+replaced by first renaming what stands there aside and checking that what was
+moved is still a file or symlink, so a device swapped in meanwhile is put back,
+not removed.
 """
 
 from __future__ import annotations
@@ -28,10 +48,10 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zerofs.content import iter_file_bytes, write_all
+from zerofs.content import iter_file_pieces, write_all
 from zerofs.errors import ConflictError, HostIOError
 from zerofs.history import head
-from zerofs.objects import SPECIAL_TYPES, DirEntry, Kind, ObjectId, SpecialNode, SymlinkNode
+from zerofs.objects import SPECIAL_TYPES, DirEntry, Kind, ObjectId, SpecialNode, SymlinkNode, is_kept_xattr
 from zerofs.paths import StorePath
 from zerofs.repo import Repository
 from zerofs.tree import list_dir, lookup, root_entry
@@ -83,6 +103,7 @@ def export_tree(
     commit_id: ObjectId | None = None,
     rev: str | None = None,
     on_warning: Callable[[str], None] | None = None,
+    xattrs: bool = True,
 ) -> ExportResult:
     """Recreate ``store_path`` (in ``commit_id``, default HEAD) at ``host_path``.
 
@@ -93,8 +114,9 @@ def export_tree(
     device the host would not let us create (also in the result's warnings).
 
     Raises:
-        ConflictError: ``host_path`` exists (non-empty) and not ``force``.
-        HostIOError: the host refused a write.
+        ConflictError: ``host_path`` exists (non-empty) and not ``force``, or
+            something export never replaces is in the way.
+        HostIOError: the host refused a write (extended attributes included).
     """
     commit = head(repo)[1] if commit_id is None else repo.resolve_commit(commit_id)
     entry = (
@@ -105,7 +127,7 @@ def export_tree(
     target = Path(os.path.abspath(host_path))
     counts = _Counts()
     executor = ThreadPoolExecutor(EXPORT_THREADS, thread_name_prefix="zerofs-export")
-    exporter = _Exporter(repo, counts, force, on_file, executor, on_warning)
+    exporter = _Exporter(repo, counts, force, on_file, executor, xattrs, on_warning)
     try:
         parent_fd = os.open(target.parent, _DIR_FLAGS)
     except FileNotFoundError as exc:
@@ -117,12 +139,8 @@ def export_tree(
     try:
         if entry.kind is Kind.DIR:
             _check_target_dir(target, force)
-        elif target.is_dir() and not target.is_symlink():  # --force would not replace it either
-            raise ConflictError(
-                f"{target} is a directory (name a path inside it, such as {target / os.fsdecode(store_path.name)})"
-            )
-        elif os.path.lexists(target) and not force:
-            raise ConflictError(f"{target} already exists (use --force to overwrite)")
+        else:
+            _check_target_file(target, force, store_path)
         exporter.export_entry(parent_fd, os.fsencode(target.name), entry, is_top=True)
     except OSError as exc:
         raise HostIOError(f"export to {target} failed: {exc.strerror or exc}") from exc
@@ -135,12 +153,65 @@ def export_tree(
 
 
 def _check_target_dir(target: Path, force: bool) -> None:
-    if not os.path.lexists(target):
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
         return
-    if not target.is_dir() or target.is_symlink():
-        raise ConflictError(f"{target} exists and is not a directory")
+    if not stat.S_ISDIR(st.st_mode):  # a symlink too: the target itself is never followed
+        raise ConflictError(f"{target} exists and is a {_kind_name(st.st_mode)}, not a directory")
     if any(target.iterdir()) and not force:
         raise ConflictError(f"{target} is not empty (use --force to export into it anyway)")
+
+
+def _check_target_file(target: Path, force: bool, store_path: StorePath) -> None:
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):  # --force would not replace it either
+        raise ConflictError(
+            f"{target} is a directory (name a path inside it, such as {target / os.fsdecode(store_path.name)})"
+        )
+    if not _is_replaceable(st.st_mode):
+        raise ConflictError(_never_replaced(str(target), st.st_mode))
+    if not force:
+        raise ConflictError(f"{target} already exists (use --force to overwrite)")
+
+
+def _kind_name(mode: int) -> str:
+    """What a host file is, for a message ("character device", "FIFO", ...)."""
+    kinds = (
+        (stat.S_ISREG, "regular file"),
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISLNK, "symlink"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+    )
+    return next((name for is_kind, name in kinds if is_kind(mode)), "special file")
+
+
+def _is_replaceable(mode: int) -> bool:
+    """True for what --force may remove to write its own: a regular file or a symlink (never followed)."""
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+
+
+def _never_replaced(path: str, mode: int) -> str:
+    return f"{path} is in the way: it is a {_kind_name(mode)}, which export never replaces (move it away first)"
+
+
+def _write_contents(repo: Repository, fd: int, entry: DirEntry) -> None:
+    """Write a file's contents to a new, empty file; a stored hole becomes a hole (seek past it, then ftruncate)."""
+    has_holes = False
+    for piece in iter_file_pieces(repo, entry.id):
+        if isinstance(piece, int):
+            os.lseek(fd, piece, os.SEEK_CUR)
+            has_holes = True
+        else:
+            write_all(fd, piece)
+    if has_holes:
+        os.ftruncate(fd, entry.size_bytes)
 
 
 def _host_path(dir_fd: int, name: bytes) -> str:
@@ -179,9 +250,11 @@ class _Exporter:
         force: bool,
         on_file: Callable[[int, int], None] | None,
         executor: Executor,
+        xattrs: bool,
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.repo = repo
+        self.xattrs = xattrs
         self.counts = counts
         self.force = force
         self.on_file = on_file
@@ -194,7 +267,7 @@ class _Exporter:
 
     def export_entry(self, dir_fd: int, name: bytes, entry: DirEntry, is_top: bool = False) -> None:
         if entry.kind is Kind.DIR:
-            self.export_dir(dir_fd, name, entry, may_exist=is_top or self.force)
+            self.export_dir(dir_fd, name, entry, may_exist=is_top or self.force, is_top=is_top)
         elif entry.kind is Kind.FILE:
             self.export_file(dir_fd, name, entry)
         elif entry.kind is Kind.SPECIAL:
@@ -202,24 +275,82 @@ class _Exporter:
         else:
             self.export_symlink(dir_fd, name, entry)
 
-    def _clear(self, dir_fd: int, name: bytes) -> None:
-        """With --force, remove a non-directory in the way."""
-        with contextlib.suppress(FileNotFoundError):
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                raise ConflictError(
-                    f"cannot replace directory {_host_path(dir_fd, name)} with a file (move it away and export again)"
-                )
-            os.unlink(name, dir_fd=dir_fd)
+    def _make_room(self, dir_fd: int, name: bytes, *, for_dir: bool) -> None:
+        """With --force, remove what may be replaced at ``name`` (see the module docstring), or refuse.
 
-    def export_dir(self, parent_fd: int, name: bytes, entry: DirEntry, may_exist: bool) -> None:
+        Raises:
+            ConflictError: a device, FIFO or socket, or a non-empty directory where a non-directory goes.
+        """
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if not for_dir:
+                self._remove_empty_dir(dir_fd, name)
+            return
+        if not _is_replaceable(st.st_mode):
+            raise ConflictError(_never_replaced(_host_path(dir_fd, name), st.st_mode))
+        self._remove_aside(dir_fd, name)
+
+    def _remove_empty_dir(self, dir_fd: int, name: bytes) -> None:
+        try:
+            os.rmdir(name, dir_fd=dir_fd)  # removes only an empty directory; never follows a link
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise
+            raise ConflictError(
+                f"cannot replace directory {_host_path(dir_fd, name)} with a file: it is not empty"
+                " (move it away and export again)"
+            ) from exc
+
+    def _remove_aside(self, dir_fd: int, name: bytes) -> None:
+        """Remove the file or symlink at ``name``; put back anything else that took its place meanwhile.
+
+        Checking, then unlinking, would remove whatever was swapped in between;
+        renaming aside first makes the check apply to what is removed.
+        """
+        aside = b".zerofs-replaced-" + os.urandom(8).hex().encode()
+        os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        st = os.stat(aside, dir_fd=dir_fd, follow_symlinks=False)
+        if _is_replaceable(st.st_mode):
+            os.unlink(aside, dir_fd=dir_fd)
+            return
+        if stat.S_ISDIR(st.st_mode):
+            os.rename(aside, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        else:  # link(2) fails rather than replace whatever now holds the name
+            os.link(aside, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+            os.unlink(aside, dir_fd=dir_fd)
+        raise ConflictError(_never_replaced(_host_path(dir_fd, name), st.st_mode))
+
+    def _in_the_way(self, dir_fd: int, name: bytes) -> ConflictError:
+        """The error for a name that holds what the export may not use (it found it there)."""
+        path = _host_path(dir_fd, name)
+        try:
+            mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+        except OSError:
+            return ConflictError(f"{path} is in the way (it changed while exporting)")
+        if not (stat.S_ISDIR(mode) or _is_replaceable(mode)):
+            return ConflictError(_never_replaced(path, mode))
+        hint = "move it away first" if self.force else "use --force to replace it"
+        followed = ", which export never follows" if stat.S_ISLNK(mode) else ""
+        return ConflictError(f"{path} is in the way: it is a {_kind_name(mode)}{followed} ({hint})")
+
+    def export_dir(self, parent_fd: int, name: bytes, entry: DirEntry, may_exist: bool, is_top: bool = False) -> None:
         # An existing top-level target was checked (absent, empty, or --force) by the caller.
+        if self.force and not is_top:
+            self._make_room(parent_fd, name, for_dir=True)
         try:
             os.mkdir(name, 0o700, dir_fd=parent_fd)
         except FileExistsError:
             if not may_exist:
+                raise self._in_the_way(parent_fd, name) from None
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
-        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+            raise self._in_the_way(parent_fd, name) from exc
         try:
             files: list[Future[None]] = []
             group: list[DirEntry] = []
@@ -238,6 +369,7 @@ class _Exporter:
                 for done in files:
                     done.result()
             self._set_owner(fd, entry)
+            self._set_xattrs(fd, entry)
             os.chmod(fd, stat.S_IMODE(entry.mode))
             os.utime(fd, ns=(entry.atime_ns, entry.mtime_ns))
         finally:
@@ -251,16 +383,19 @@ class _Exporter:
 
     def export_file(self, dir_fd: int, name: bytes, entry: DirEntry) -> None:
         if self.force:
-            self._clear(dir_fd, name)
+            self._make_room(dir_fd, name, for_dir=False)
         mode = stat.S_IMODE(entry.mode)
         # Each syscall a worker makes is a GIL hand-off: skip the chmod when the
         # umask lets open() set the mode, and the chown when we own it already.
         is_plain_mode = mode & ~self.umask == mode and not mode & 0o7000
-        fd = os.open(name, _FILE_FLAGS, mode if is_plain_mode else 0o600, dir_fd=dir_fd)
         try:
-            for data in iter_file_bytes(self.repo, entry.id):
-                write_all(fd, data)
+            fd = os.open(name, _FILE_FLAGS, mode if is_plain_mode else 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            raise self._in_the_way(dir_fd, name) from None
+        try:
+            _write_contents(self.repo, fd, entry)
             self._set_owner(fd, entry)
+            self._set_xattrs(fd, entry)
             if not is_plain_mode:
                 os.chmod(fd, mode)
             os.utime(fd, ns=(entry.atime_ns, entry.mtime_ns))
@@ -274,9 +409,12 @@ class _Exporter:
 
     def export_symlink(self, dir_fd: int, name: bytes, entry: DirEntry) -> None:
         if self.force:
-            self._clear(dir_fd, name)
+            self._make_room(dir_fd, name, for_dir=False)
         target = self.repo.get_typed(entry.id, SymlinkNode).target
-        os.symlink(target, name, dir_fd=dir_fd)
+        try:
+            os.symlink(target, name, dir_fd=dir_fd)
+        except FileExistsError:
+            raise self._in_the_way(dir_fd, name) from None
         with contextlib.suppress(OSError):
             if self.is_root:
                 os.chown(name, entry.uid, entry.gid, dir_fd=dir_fd, follow_symlinks=False)
@@ -286,10 +424,12 @@ class _Exporter:
     def export_special(self, dir_fd: int, name: bytes, entry: DirEntry) -> None:
         """Recreate a FIFO, socket or device; a device the host refuses is a warning, not an error."""
         if self.force:
-            self._clear(dir_fd, name)
+            self._make_room(dir_fd, name, for_dir=False)
         node = self.repo.get_typed(entry.id, SpecialNode)
         try:
             os.mknod(name, node.file_type | 0o600, node.rdev, dir_fd=dir_fd)
+        except FileExistsError:
+            raise self._in_the_way(dir_fd, name) from None
         except PermissionError as exc:
             if not node.is_device:
                 raise
@@ -310,6 +450,21 @@ class _Exporter:
         self.counts.warnings.append(text)
         if self.on_warning is not None:
             self.on_warning(text)
+
+    def _set_xattrs(self, fd: int, entry: DirEntry) -> None:
+        """Set the kept extended attributes and ACLs of ``entry`` (never ``zerofs.created``)."""
+        if not self.xattrs or not entry.xattrs:
+            return
+        for key, value in entry.xattrs:
+            if not is_kept_xattr(key):
+                continue
+            try:
+                os.setxattr(fd, key, value)
+            except OSError as exc:
+                path = os.readlink(f"/proc/self/fd/{fd}")
+                raise HostIOError(
+                    f"cannot set {os.fsdecode(key)} on {path}: {exc.strerror} (use --no-xattrs to export without them)"
+                ) from exc
 
     def _set_owner(self, fd: int, entry: DirEntry) -> None:
         # Like tar: restore ownership only when running as root.

@@ -6,7 +6,12 @@ walk proceeds (objects first); the single commit that places the imported
 tree at its store path, and moves HEAD, comes last. Importing onto an
 existing path replaces it. Symlinks are stored as links and never followed;
 FIFOs, sockets and character and block devices are stored as SPECIAL nodes
-(file type and device number; issue #12), never opened.
+(file type and device number; issue #12), never opened. The ``user.*``
+extended attributes and POSIX ACLs (``system.posix_acl_access``,
+``system.posix_acl_default``) of every file and directory are kept in its
+entry's ``xattrs``, as restic and borg keep them, unless ``xattrs`` is False.
+They are read on every import (one listxattr per name): the host-file cache
+below saves reading contents, never metadata.
 
 Unchanged files are skipped without reading them, as restic and borg do: a
 per-repository cache maps each host path to (device, inode, size, mtime,
@@ -21,6 +26,8 @@ hashing and compression on a small thread pool, a few chunks in flight.
 from __future__ import annotations
 
 import collections
+import errno
+import io
 import os
 import stat
 import threading
@@ -29,13 +36,13 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Final, TypeAlias
+from typing import BinaryIO, Final, TypeAlias, cast
 
 from zerofs.chunking import make_chunker
 from zerofs.content import BatchSink, ContentWriter, EncodedFile, encode_small_file
 from zerofs.errors import HostIOError, NotFoundError, UsageError
 from zerofs.history import apply_change
-from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode, special_node, validate_name
+from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode, is_kept_xattr, special_node, validate_name
 from zerofs.paths import StorePath
 from zerofs.repo import CachedFile, Repository, Staging
 from zerofs.tree import build_dir, place
@@ -100,6 +107,7 @@ def import_tree(
     workers: int | None = None,
     on_progress: ProgressCallback | None = None,
     on_warning: Callable[[str], None] | None = None,
+    xattrs: bool = True,
 ) -> ImportResult:
     """Import ``host_path`` (file, directory or symlink) to ``store_path`` in one commit.
 
@@ -142,6 +150,7 @@ def import_tree(
             skip_errors,
             on_progress,
             on_warning,
+            xattrs,
         )
         top_path = os.fsencode(absolute)
         cached = repo.cached_files(os.path.dirname(top_path)) if not stat.S_ISDIR(top_stat.st_mode) else {}
@@ -203,8 +212,10 @@ class _Walker:
         skip_errors: bool,
         on_progress: ProgressCallback | None,
         on_warning: Callable[[str], None] | None,
+        xattrs: bool,
     ) -> None:
         self.top_path = top_path
+        self.xattrs = xattrs
         self.repo_dir = _identity(repo.path)
         self.repo = repo
         self.sink = sink
@@ -261,7 +272,9 @@ class _Walker:
             pending.children = []
             st = pending.st
             dir_id = build_dir(self.sink, entries)
-            entry = DirEntry(pending.name, Kind.DIR, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, dir_id)
+            entry = DirEntry(
+                pending.name, Kind.DIR, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, dir_id, pending.xattrs
+            )
             pending.entry = _with_times(entry, st)
             self.incomplete.discard(pending.path)
             self.unbuilt.popleft()
@@ -293,12 +306,12 @@ class _Walker:
             self.warn(f"skipped {os.fsdecode(path)}: unknown file type {oct(stat.S_IFMT(st.st_mode))}")
             return None
         self.counters.specials += 1
-        return _with_times(
-            DirEntry(name, Kind.SPECIAL, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, node_id), st
-        )
+        xattrs = self.read_xattrs(path)
+        entry = DirEntry(name, Kind.SPECIAL, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, node_id, xattrs)
+        return _with_times(entry, st)
 
     def dir_entry(self, path: bytes, name: bytes, st: os.stat_result) -> _PendingDir:
-        pending = _PendingDir(path, name, st)
+        pending = _PendingDir(path, name, st, self.read_xattrs(path))
         self.incomplete.add(path)
         cached = self.cache_loaded[path] = self.repo.cached_files(path)
         with os.scandir(path) as iterator:
@@ -337,7 +350,7 @@ class _Walker:
         if st.st_size <= STREAM_THRESHOLD_BYTES:
             counters.bytes_read += st.st_size
             return self.small.add(_PendingFile(self, path, name, st))
-        with _open_host_file(path) as reader:
+        with _open_host_file(path, is_sparse=st.st_blocks * 512 < st.st_size) as reader:
             file_id, node = self.writer.write_stream(reader)
         counters.bytes_read += node.size_bytes
         return self.finish_file(path, name, st, file_id, node.size_bytes)
@@ -355,8 +368,33 @@ class _Walker:
         self.cache_pending += 1
         if self.cache_pending >= CACHE_FLUSH_FILES:
             self.save_cache()
-        entry = DirEntry(name, Kind.FILE, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, size, file_id)
+        try:
+            xattrs = self.read_xattrs(path)
+        except OSError as exc:
+            self.failed(path, exc)
+            xattrs = ()
+        entry = DirEntry(name, Kind.FILE, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, size, file_id, xattrs)
         return _with_times(entry, st)
+
+    def read_xattrs(self, path: bytes) -> tuple[tuple[bytes, bytes], ...]:
+        """The extended attributes of ``path`` that are kept (``is_kept_xattr``), sorted; none if off."""
+        if not self.xattrs:
+            return ()
+        try:
+            names = os.listxattr(path, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):  # the host file system has none
+                return ()
+            raise
+        kept = [os.fsencode(n) for n in names if is_kept_xattr(os.fsencode(n))]
+        found = []
+        for key in kept:
+            try:
+                found.append((key, os.getxattr(path, key, follow_symlinks=False)))
+            except OSError as exc:
+                if exc.errno != errno.ENODATA:  # removed since listxattr
+                    raise
+        return tuple(sorted(found))
 
     def save_cache(self) -> None:
         """Write the host-file cache records gathered so far (whole directories only)."""
@@ -378,12 +416,13 @@ class _Walker:
 class _PendingDir:
     """A directory walked but not built yet: its children, some of them files still in flight."""
 
-    __slots__ = ("children", "entry", "name", "path", "st")
+    __slots__ = ("children", "entry", "name", "path", "st", "xattrs")
 
-    def __init__(self, path: bytes, name: bytes, st: os.stat_result) -> None:
+    def __init__(self, path: bytes, name: bytes, st: os.stat_result, xattrs: tuple[tuple[bytes, bytes], ...]) -> None:
         self.path = path
         self.name = name
         self.st = st
+        self.xattrs = xattrs
         self.children: list[_Child] = []
         self.entry: DirEntry | None = None
 
@@ -523,9 +562,62 @@ def _read_small_file(path: bytes, size: int) -> bytes:
         os.close(fd)
 
 
-def _open_host_file(path: bytes) -> BinaryIO:
+def _open_host_file(path: bytes, *, is_sparse: bool = False) -> BinaryIO:
     """Open a host file for reading without following a symlink swapped in after the walk."""
-    return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb", buffering=0)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    if is_sparse:
+        return cast(BinaryIO, _SparseReader(fd))
+    return os.fdopen(fd, "rb", buffering=0)
+
+
+class _SparseReader(io.RawIOBase):
+    """Reads a file with holes: a hole is filled with zeros, found with SEEK_DATA/SEEK_HOLE, not read(2).
+
+    The bytes are the same as a plain read's; only the kernel's zeroing of
+    pages for every hole (most of the time of a 1 GiB file with a few blocks
+    written) is saved.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.offset = 0
+        self.data_start = 0
+        self.data_end = 0
+        """The data region at or after ``offset`` is [data_start, data_end); before it, a hole."""
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self.fd)
+        super().close()
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self.offset >= self.data_end:
+            self._find_data()
+        view = memoryview(buffer).cast("B")
+        if self.offset < self.data_start:
+            count = min(len(view), self.data_start - self.offset)
+            view[:count] = bytes(count)
+        else:
+            count = os.preadv(self.fd, [view[: self.data_end - self.offset]], self.offset)
+        self.offset += count
+        return count
+
+    def _find_data(self) -> None:
+        try:
+            self.data_start = os.lseek(self.fd, self.offset, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+            # No data from here on: the rest, up to the end of the file, is a hole.
+            self.data_start = self.data_end = max(self.offset, os.fstat(self.fd).st_size)
+            return
+        self.data_end = os.lseek(self.fd, self.data_start, os.SEEK_HOLE)
 
 
 def _identity(path: str | Path | None) -> tuple[int, int] | None:
