@@ -74,6 +74,7 @@ TREE_FILES_PER_LEAF = 20  # 1,000 leaf directories x 20 = 20,000 files
 DEFAULT_WORKDIR = "/var/tmp/zerofs-mount-bench"
 COUNTS_ENV = "ZEROFS_MOUNT_REQUEST_COUNTS"  # zerofs/mount/counting.py
 TAR_FILES = 10_000
+MIN_SECONDS = 0.001  # a time below this is shown but not divided by
 TAR_SOURCES = (f"{sys.prefix}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages", "/usr/lib/python3")
 
 
@@ -582,9 +583,9 @@ class Row:
 
     def ratio(self, against: str = "local") -> float | None:
         base, mount = self.value(against), self.value("zerofs")
-        if base is None or mount is None or base == 0:
-            return None
-        return mount / base
+        if base is None or mount is None or base < (0 if self.nbytes else MIN_SECONDS):
+            return None  # a time of nothing (the do-nothing fsync) has no meaningful ratio
+        return mount / base if base else None
 
     def count(self, side: str, requests: Counter[str], operations: int) -> None:
         """Add the requests one run of `operations` operations cost on `side`."""
