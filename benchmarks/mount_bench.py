@@ -28,8 +28,9 @@ Sections (--only NAME[,NAME]):
           and a fresh nullfs for each run;
   tar     `tar -x` of a real source tree (10,000 files of this machine's
           Python packages, made once into the workdir) into a new directory,
-          then `sync`; then os.walk + lstat of every entry, and lstat of every
-          entry again (warm);
+          then `sync`; then os.walk + lstat of every entry, lstat of every
+          entry again (warm), and once more 6 s later (on the mounts, past
+          the 5 s entry and attribute timeouts);
   walk    a `git status`-like walk (os.walk + lstat of every entry) of a tree
           of 20,000 files in 1,110 nested directories: populated once (through
           the mount, then committed by `zerofs umount`), then for each run a
@@ -84,6 +85,7 @@ TREE_FILES_PER_LEAF = 20  # 1,000 leaf directories x 20 = 20,000 files
 DEFAULT_WORKDIR = "/var/tmp/zerofs-mount-bench"
 COUNTS_ENV = "ZEROFS_MOUNT_REQUEST_COUNTS"  # zerofs/mount/counting.py
 TAR_FILES = 10_000
+STALE_SECONDS = 6.0  # past the 5 s entry and attribute timeouts of zerofs and nullfs
 MIN_SECONDS = 0.001  # a time below this is shown but not divided by
 TAR_SOURCES = (f"{sys.prefix}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages", "/usr/lib/python3")
 
@@ -1025,16 +1027,23 @@ class Bench:
         """tar -x of a real source tree + sync, then walk + lstat and lstat again, on each side."""
         self.tarball, self.tar_entries = ensure_tarball(Path(self.args.workdir), self.log)
         n = self.tar_entries
-        x = self.add(Row("tar", f"tar -x of a source tree ({n:,} entries), then sync", None, 1.5, "nullfs", "entry"))
-        wk = self.add(Row("tar", "os.walk + lstat of that tree (first pass after tar)", per="entry"))
-        st = self.add(Row("tar", "lstat of every entry of that tree, warm (second pass)", None, 1.5, "nullfs", "entry"))
+        rows = {
+            "tar": Row("tar", f"tar -x of a source tree ({n:,} entries), then sync", None, 1.5, "nullfs", "entry"),
+            "walk": Row("tar", "os.walk + lstat of that tree (first pass after tar)", per="entry"),
+            "lstat": Row("tar", "lstat of every entry of that tree, warm (second pass)", None, 1.5, "nullfs", "entry"),
+            "stale": Row(
+                "tar", f"lstat of every entry again, {STALE_SECONDS:g} s later (timeouts expired)", per="entry"
+            ),
+        }
+        for row in rows.values():
+            self.add(row)
         um = self.add(Row("tar", "zerofs umount (commits the tree; mount only)"))
         for k in range(self.runs):
-            msgs = [self.tar_side("local", self.local / f"tree{k}", k, x, wk, st)]
+            msgs = [self.tar_side("local", self.local / f"tree{k}", k, rows)]
             if self.mount_ok:
                 try:
                     self.nullfs.mount(self.null_mnt)
-                    msgs.append(self.tar_side("nullfs", self.null_mnt / "tree", k, x, wk, st))
+                    msgs.append(self.tar_side("nullfs", self.null_mnt / "tree", k, rows))
                 except CmdError as exc:
                     self.note(f"nullfs (tar) failed: {exc}")
                 finally:
@@ -1044,14 +1053,15 @@ class Bench:
                 try:
                     self.zerofs.init(repo)
                     self.mount(repo)
-                    msgs.append(self.tar_side("zerofs", self.mnt / "tree", k, x, wk, st))
+                    msgs.append(self.tar_side("zerofs", self.mnt / "tree", k, rows))
                     um.mount.append(self.umount(repo))
                     msgs.append(f"umount {um.mount[-1]:.2f} s")
                 except CmdError as exc:
                     self.mount_failed("tar", exc)
             self.log(f"  run {k + 1}: " + "; ".join(msgs))
 
-    def tar_side(self, side: str, directory: Path, k: int, x: Row, wk: Row, st: Row) -> str:
+    def tar_side(self, side: str, directory: Path, k: int, rows: dict[str, Row]) -> str:
+        """One side of one run of the tar section; the stale pass waits out the mounts' 5 s timeouts."""
         assert self.tarball is not None
         n = self.tar_entries
         self.settle()
@@ -1060,18 +1070,22 @@ class Bench:
             res = self.child("untar", tarball, where, label=f"local untar {k}")
             walked = self.child("walk", where, label=f"local walk tree {k}")
             stats = self.child("lstat_tar", tarball, where, label=f"local lstat tree {k}")
+            stale = self.child("lstat_tar", tarball, where, label=f"local lstat tree again {k}")
         else:
-            res = self.counted(side, [(x, n)], "untar", tarball, where, label=f"{side} untar {k}")
-            walked = self.counted(side, [(wk, n)], "walk", where, label=f"{side} walk tree {k}")
-            stats = self.counted(side, [(st, n)], "lstat_tar", tarball, where, label=f"{side} lstat tree {k}")
+            res = self.counted(side, [(rows["tar"], n)], "untar", tarball, where, label=f"{side} untar {k}")
+            walked = self.counted(side, [(rows["walk"], n)], "walk", where, label=f"{side} walk tree {k}")
+            stats = self.counted(side, [(rows["lstat"], n)], "lstat_tar", tarball, where, label=f"{side} lstat {k}")
+            time.sleep(STALE_SECONDS)
+            stale = self.counted(side, [(rows["stale"], n)], "lstat_tar", tarball, where, label=f"{side} stale {k}")
         if walked["entries"] != n:
             self.note(f"{side}: the extracted tree has {walked['entries']} entries, the tarball {n}")
-        x.runs[side].append(res["untar_s"])
-        wk.runs[side].append(walked["walk_s"])
-        st.runs[side].append(stats["lstat_s"])
+        rows["tar"].runs[side].append(res["untar_s"])
+        rows["walk"].runs[side].append(walked["walk_s"])
+        rows["lstat"].runs[side].append(stats["lstat_s"])
+        rows["stale"].runs[side].append(stale["lstat_s"])
         return (
             f"{side} tar {res['tar_s']:.2f} s + sync {res['sync_s']:.2f} s, "
-            f"walk {walked['walk_s']:.3f} s, lstat {stats['lstat_s']:.3f} s"
+            f"walk {walked['walk_s']:.3f} s, lstat {stats['lstat_s']:.3f} s, later {stale['lstat_s']:.3f} s"
         )
 
     def walk(self) -> None:
