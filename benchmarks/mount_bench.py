@@ -1,42 +1,53 @@
 #!/usr/bin/env python3
-"""Benchmark of the read-write FUSE mount (`zerofs mount`) against a plain local directory.
+"""Benchmark of the read-write FUSE mount (`zerofs mount`) against a local directory and a do-nothing FUSE mount.
 
-Not part of the test suite. Every figure is measured for a plain directory on
-the same file system as the repository (the baseline) and for a zerofs mount,
-in the same invocation, runs interleaved (local, then mount), and reported as
-the median of --runs. The work is done by short child processes (this script
-re-run with a hidden `_child` action): each child prepares its data untimed,
-then times only the file-system calls with `time.perf_counter` and prints the
-figures as JSON. The whole-process wall time of every child is kept in the
-JSON output too.
+Not part of the test suite. Every figure is measured, in the same invocation,
+runs interleaved, and reported as the median of --runs, on three sides: a
+plain directory on the same file system as the repository ("local"), the
+do-nothing pyfuse3 file system of benchmarks/nullfs.py mounted with zerofs's
+options ("nullfs": the ceiling of any pyfuse3 mount on this machine), and a
+zerofs mount ("zerofs"). The work is done by short child processes (this
+script re-run with a hidden `_child` action): each child prepares its data
+untimed, then times only the file-system calls with `time.perf_counter` and
+prints the figures as JSON. The whole-process wall time of every child is
+kept in the JSON output too. Around each timed child on a mount, SIGUSR1
+makes the mount process write its request counts
+(zerofs/mount/counting.py), and the difference is reported as FUSE requests
+per operation, by kind, for zerofs and nullfs.
 
 Sections (--only NAME[,NAME]):
   write   sequential write of a --size-mib file (default 1 GiB) in 1 MiB blocks
           from a pre-generated random file already in memory: open + write +
           close, then, timed apart, open + fsync + close (on the mount the
           fsync commits the file into the repository); also the `zerofs umount`
-          that follows;
-  read    sequential read of that file after a remount (mount only) and
+          that follows; nullfs discards the data;
+  read    sequential read of that file after a remount (zerofs) and
           `sync; echo 3 > /proc/sys/vm/drop_caches`, then a second, warm read;
   create  10,000 files of 100 bytes (distinct contents) in one new directory,
-          then lstat of each of them (separate timings); the mount gets a
-          fresh repository for each run;
+          then lstat of each of them (separate timings); a fresh repository
+          and a fresh nullfs for each run;
+  tar     `tar -x` of a real source tree (10,000 files of this machine's
+          Python packages, made once into the workdir) into a new directory,
+          then `sync`; then os.walk + lstat of every entry, lstat of every
+          entry again (warm), and once more 6 s later (on the mounts, past
+          the 5 s entry and attribute timeouts);
   walk    a `git status`-like walk (os.walk + lstat of every entry) of a tree
           of 20,000 files in 1,110 nested directories: populated once (through
           the mount, then committed by `zerofs umount`), then for each run a
-          remount, drop_caches, a cold walk and a warm walk.
+          remount, drop_caches, a cold walk and a warm walk (local and zerofs).
 
-Targets: write rate >= 0.5x local; cold read rate >= 0.3x local cold read;
-10,000 creates within 2x the local time.
+Targets (issue #12): write rate >= 0.7x nullfs; cold read rate >= 0.3x local
+cold read; 10,000 creates within 1.0x nullfs; tar -x + sync and the warm
+lstat of the tree within 1.5x nullfs.
 
 Usage:
-  python benchmarks/mount_bench.py [--runs N] [--size-mib M] [--only write,read,create,walk]
+  python benchmarks/mount_bench.py [--runs N] [--size-mib M] [--only write,read,create,tar,walk]
                                    [--json FILE] [--workdir DIR] [--local-only] [--profile DIR]
 
 Needs root (mount, drop_caches) and /dev/fuse for the mount half. Uses the
 standard library only; zerofs is driven through its CLI as
-`python -m zerofs`, and py-spy (optional, --profile) for profiles of the mount
-process.
+`python -m zerofs`, nullfs (pyfuse3, trio) as a child process, and py-spy
+(optional, --profile) for profiles of the mount process.
 """
 
 from __future__ import annotations
@@ -54,6 +65,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections import Counter
@@ -64,12 +76,18 @@ from typing import Any
 
 MIB = 1 << 20
 MB = 1_000_000
-SECTIONS = ("write", "read", "create", "walk")
+SECTIONS = ("write", "read", "create", "tar", "walk")
+SIDES = ("local", "nullfs", "zerofs")
 N_SMALL = 10_000
 SMALL_SIZE = 100
 TREE_FANOUT = (10, 10, 10)  # directories per level: 10 + 100 + 1,000 = 1,110 directories
 TREE_FILES_PER_LEAF = 20  # 1,000 leaf directories x 20 = 20,000 files
 DEFAULT_WORKDIR = "/var/tmp/zerofs-mount-bench"
+COUNTS_ENV = "ZEROFS_MOUNT_REQUEST_COUNTS"  # zerofs/mount/counting.py
+TAR_FILES = 10_000
+STALE_SECONDS = 6.0  # past the 5 s entry and attribute timeouts of zerofs and nullfs
+MIN_SECONDS = 0.001  # a time below this is shown but not divided by
+TAR_SOURCES = (f"{sys.prefix}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages", "/usr/lib/python3")
 
 
 # --------------------------------------------------------------------------
@@ -216,7 +234,31 @@ def child_walk(root: str) -> dict[str, Any]:
     return {"entries": entries, "bytes": total, "walk_s": time.perf_counter() - t0}
 
 
+def child_untar(tarball: str, directory: str) -> dict[str, Any]:
+    """`tar -xf TARBALL -C DIRECTORY`, then `sync`: the two timed apart and together."""
+    os.mkdir(directory)
+    t0 = time.perf_counter()
+    subprocess.run(["tar", "-xf", tarball, "-C", directory], check=True)
+    t1 = time.perf_counter()
+    subprocess.run(["sync"], check=True)
+    t2 = time.perf_counter()
+    return {"tar_s": t1 - t0, "sync_s": t2 - t1, "untar_s": t2 - t0}
+
+
+def child_lstat_tar(tarball: str, directory: str) -> dict[str, Any]:
+    """lstat of every entry of the tree `tarball` was extracted to (the names come from the tarball, untimed)."""
+    with tarfile.open(tarball) as tar:
+        paths = [os.path.join(directory, member.name) for member in tar.getmembers()]
+    total = 0
+    t0 = time.perf_counter()
+    for path in paths:
+        total += os.lstat(path).st_size
+    return {"entries": len(paths), "bytes": total, "lstat_s": time.perf_counter() - t0}
+
+
 CHILD_ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
+    "untar": child_untar,
+    "lstat_tar": child_lstat_tar,
     "write": child_write,
     "read": child_read,
     "digest": child_digest,
@@ -410,6 +452,103 @@ class Zerofs:
         return problems
 
 
+NULLFS = Path(__file__).resolve().parent / "nullfs.py"
+
+
+class Nullfs:
+    """The do-nothing pyfuse3 file system (benchmarks/nullfs.py), mounted by a child process of this script."""
+
+    def __init__(self, env: dict[str, str], counts: Path, log: Path) -> None:
+        self.env = env
+        self.counts = counts
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.mountpoint: Path | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def mount(self, mountpoint: Path, *, discard: bool = False) -> None:
+        """Start it in the foreground (as a child) and wait until the kernel lists the mount."""
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, str(NULLFS), str(mountpoint), "--counts", str(self.counts)]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                cmd + (["--discard"] if discard else []), env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+        self.mountpoint = mountpoint
+        deadline = time.monotonic() + 60
+        while not is_mounted(mountpoint):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.umount()
+                raise CmdError(f"nullfs did not mount at {mountpoint} (see {self.log})")
+            time.sleep(0.02)
+
+    def umount(self) -> None:
+        """`fusermount3 -u`, then wait for the process (which writes its counts and exits)."""
+        if self.mountpoint is not None and is_mounted(self.mountpoint):
+            subprocess.run(["fusermount3", "-u", str(self.mountpoint)], capture_output=True, check=False)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                self.proc.wait(timeout=60)
+        if self.mountpoint is not None and is_mounted(self.mountpoint):
+            subprocess.run(["fusermount3", "-u", "-z", str(self.mountpoint)], capture_output=True, check=False)
+        self.proc = None
+        self.mountpoint = None
+
+
+def snapshot_counts(pid: int, path: Path, timeout: float = 30.0) -> Counter[str]:
+    """The requests a mount process has served so far: SIGUSR1 makes it write them to `path`."""
+    path.unlink(missing_ok=True)
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise CmdError(f"process {pid} wrote no request counts to {path} within {timeout:.0f} s")
+        time.sleep(0.01)
+    return Counter(json.loads(path.read_text()))
+
+
+def ensure_tarball(workdir: Path, log: Callable[[str], None]) -> tuple[Path, int]:
+    """A tarball of a real source tree of TAR_FILES files (Python packages of this machine), made once."""
+    path = workdir / f"tree-{TAR_FILES}.tar"
+    if not path.exists():
+        log(f"making {path} from {', '.join(TAR_SOURCES)} (untimed) ...")
+        tmp = path.with_suffix(".tmp")
+        with tarfile.open(tmp, "w") as tar:
+            for source, arcname in tar_members():
+                tar.add(source, arcname=arcname, recursive=False)
+        tmp.rename(path)
+    with tarfile.open(path) as tar:
+        return path, len(tar.getmembers())
+
+
+def tar_members() -> Iterator[tuple[str, str]]:
+    """(path, name in the tarball) of directories, files and symlinks, up to TAR_FILES non-directories."""
+    files = 0
+    seen: set[tuple[int, int]] = set()
+    for source in TAR_SOURCES:
+        top = os.path.basename(source)
+        for dirpath, dirnames, filenames in os.walk(source):
+            dirnames.sort()
+            relative = os.path.relpath(dirpath, source)
+            yield dirpath, top if relative == "." else os.path.join(top, relative)
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                st = os.lstat(path)
+                if (st.st_dev, st.st_ino) in seen:  # a hard link: the mount may not support them (issue #12)
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                yield path, os.path.join(top, os.path.relpath(path, source))
+                files += 1
+                if files >= TAR_FILES:
+                    return
+
+
 # --------------------------------------------------------------------------
 # Rows and targets
 # --------------------------------------------------------------------------
@@ -417,22 +556,36 @@ class Zerofs:
 
 @dataclass
 class Row:
-    """One measure: raw seconds per run for the local directory and for the mount."""
+    """One measure: raw seconds per run for each side (local directory, do-nothing FS, zerofs mount)."""
 
     section: str
     measure: str
     nbytes: int | None = None  # set: shown as MB/s (10^6 bytes per second); else seconds
-    target_ratio: float | None = None  # mount/local of the shown value must reach this (rates: >=, times: <=)
-    local: list[float] = field(default_factory=list)
-    mount: list[float] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    target_ratio: float | None = None  # zerofs/`against` of the shown value must reach this (rates: >=, times: <=)
+    against: str = "local"  # the side the target compares zerofs with: "local" or "nullfs"
+    per: str | None = None  # what one operation is ("file", "MiB", "entry"): requests are shown per operation
+    runs: dict[str, list[float]] = field(default_factory=lambda: {side: [] for side in SIDES})
+    requests: dict[str, Counter[str]] = field(default_factory=dict)  # side -> requests summed over runs
+    operations: dict[str, int] = field(default_factory=Counter)  # side -> operations summed over runs
+
+    @property
+    def local(self) -> list[float]:
+        return self.runs["local"]
+
+    @property
+    def null(self) -> list[float]:
+        return self.runs["nullfs"]
+
+    @property
+    def mount(self) -> list[float]:
+        return self.runs["zerofs"]
 
     @property
     def unit(self) -> str:
         return "MB/s" if self.nbytes is not None else "s"
 
     def value(self, side: str) -> float | None:
-        xs = self.local if side == "local" else self.mount
+        xs = self.runs["zerofs" if side == "mount" else side]
         if not xs:
             return None
         med = statistics.median(xs)
@@ -440,26 +593,46 @@ class Row:
             return med
         return self.nbytes / med / MB if med > 0 else float("inf")
 
-    def ratio(self) -> float | None:
-        local, mount = self.value("local"), self.value("mount")
-        if local is None or mount is None or local == 0:
-            return None
-        return mount / local
+    def ratio(self, against: str = "local") -> float | None:
+        base, mount = self.value(against), self.value("zerofs")
+        if base is None or mount is None or base < (0 if self.nbytes else MIN_SECONDS):
+            return None  # a time of nothing (the do-nothing fsync) has no meaningful ratio
+        return mount / base if base else None
+
+    def count(self, side: str, requests: Counter[str], operations: int) -> None:
+        """Add the requests one run of `operations` operations cost on `side`."""
+        self.requests.setdefault(side, Counter()).update(requests)
+        self.operations[side] += operations
+
+    def per_operation(self, side: str) -> dict[str, float]:
+        """Requests per operation by kind, averaged over the counted runs."""
+        n = self.operations[side]
+        if not n or side not in self.requests:
+            return {}
+        return {kind: c / n for kind, c in sorted(self.requests[side].items()) if c}
 
     def target_text(self) -> str:
         if self.target_ratio is None:
             return "-"
         op = ">=" if self.nbytes is not None else "<="
-        return f"mount/local {op} {self.target_ratio:g}"
+        return f"zerofs/{self.against} {op} {self.target_ratio:g}"
 
     def verdict(self) -> str:
         if self.target_ratio is None:
             return "-"
-        ratio = self.ratio()
+        ratio = self.ratio(self.against)
         if ratio is None:
             return "n/a"
         ok = ratio >= self.target_ratio if self.nbytes is not None else ratio <= self.target_ratio
         return "PASS" if ok else "MISS"
+
+
+def requests_text(per_op: dict[str, float]) -> str:
+    """`create 1.00, lookup 1.00, ... = 6.00` (flush answered ENOSYS once per mount shows as 0.00)."""
+    if not per_op:
+        return "n/a"
+    parts = [f"{kind} {n:.2f}" for kind, n in per_op.items()]
+    return ", ".join(parts) + f" = {sum(per_op.values()):.2f}"
 
 
 def fmt(v: float | None, unit: str) -> str:
@@ -541,13 +714,20 @@ class Bench:
         self.local.mkdir()
         self.mnt = run_dir / "mnt"
         self.mnt.mkdir()
+        self.null_mnt = run_dir / "nullmnt"
+        self.null_mnt.mkdir()
         env = dict(os.environ)
         env.pop("ZEROFS_REPO", None)
         # As run.py: measure what users run (compiled modules cached), no colours.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["NO_COLOR"] = "1"
         self.env = env
-        self.zerofs = Zerofs(env, float(args.timeout), args.commit_interval)
+        self.zerofs_counts = run_dir / "counts-zerofs.json"
+        zerofs_env = {**env, COUNTS_ENV: str(self.zerofs_counts)}  # the mount process counts its requests
+        self.zerofs = Zerofs(zerofs_env, float(args.timeout), args.commit_interval)
+        self.nullfs = Nullfs(env, run_dir / "counts-nullfs.json", run_dir / "nullfs.log")
+        self.tarball: Path | None = None
+        self.tar_entries = 0
         self.mount_ok = not args.local_only
         self.repo_of: dict[Path, Path] = {}
         self.rows: list[Row] = []
@@ -579,6 +759,28 @@ class Bench:
         result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
         result["wall_s"] = wall
         self.raw.append({"label": label, "action": action, **result})
+        return result
+
+    def counted(self, side: str, rows: list[tuple[Row, int]], action: str, *args: str, label: str) -> dict[str, Any]:
+        """Run a child on `side` and charge the requests it caused to `rows` ((row, operations) pairs).
+
+        Several rows may share one child (their requests are then the same);
+        the counts are taken with SIGUSR1 snapshots before and after it.
+        """
+        if side == "nullfs":
+            pid, path = self.nullfs.pid, self.nullfs.counts
+        else:
+            pids = self.zerofs.active.get(self.mnt) or mount_pids(self.mnt)
+            pid, path = (pids[-1] if pids else None), self.zerofs_counts
+        before = snapshot_counts(pid, path) if pid else None
+        result = self.child(action, *args, label=label)
+        if pid and before is not None:
+            time.sleep(0.3)  # release and forget are sent asynchronously, after the child's calls return
+            after = snapshot_counts(pid, path)
+            after.subtract(before)
+            requests = Counter({kind: n for kind, n in after.items() if n > 0})
+            for row, operations in rows:
+                row.count(side, requests, operations)
         return result
 
     def settle(self) -> None:
@@ -633,12 +835,13 @@ class Bench:
     def big_file(self, do_write: bool, do_read: bool) -> None:
         size = self.size
         label = f"{self.args.size_mib} MiB"
-        w = Row("write", f"seq write {label}, 1 MiB blocks (open+write+close, no fsync)", size, 0.5)
+        mib = max(1, size // MIB)
+        w = Row("write", f"seq write {label}, 1 MiB blocks (open+write+close, no fsync)", size, 0.7, "nullfs", "MiB")
         f = Row("write", "the following fsync (mount: commit to repository)")
         wf = Row("write", f"write + fsync {label}", size)
         um = Row("write", "zerofs umount after the fsync (mount only)")
         mt = Row("read", "zerofs mount of that repository (returns once mounted)")
-        rc = Row("read", f"seq read {label}, cold (remount + drop_caches)", size, 0.3)
+        rc = Row("read", f"seq read {label}, cold (remount + drop_caches)", size, 0.3, "local", "MiB")
         rw = Row("read", f"seq read {label}, warm (second read)", size)
         rows = ([w, f, wf, um] if do_write else []) + ([mt, rc, rw] if do_read else [])
         for r in rows:
@@ -662,6 +865,7 @@ class Bench:
             self.log(msg)
             if not self.mount_ok:
                 continue
+            self.big_file_nullfs(k, w, f, wf, rc if do_read else None, rw if do_read else None)
             # zerofs mount, fresh repository for each run (no dedup against the previous run)
             repo = self.run_dir / f"repo-big{k}"
             try:
@@ -669,8 +873,14 @@ class Bench:
                 self.mount(repo)
                 self.cold()
                 with self.profiled(f"write-run{k}"):
-                    res = self.child(
-                        "write", str(self.source), str(self.mnt / "big.bin"), str(MIB), label=f"mount write {k}"
+                    res = self.counted(
+                        "zerofs",
+                        [(w, mib)],
+                        "write",
+                        str(self.source),
+                        str(self.mnt / "big.bin"),
+                        str(MIB),
+                        label=f"mount write {k}",
                     )
                 w.mount.append(res["write_s"])
                 f.mount.append(res["fsync_s"])
@@ -685,7 +895,14 @@ class Bench:
                     mt.mount.append(self.mount(repo))
                     self.cold()
                     with self.profiled(f"cold-read-run{k}"):
-                        res = self.child("read", str(self.mnt / "big.bin"), str(MIB), label=f"mount cold read {k}")
+                        res = self.counted(
+                            "zerofs",
+                            [(rc, mib)],
+                            "read",
+                            str(self.mnt / "big.bin"),
+                            str(MIB),
+                            label=f"mount cold read {k}",
+                        )
                     if res["bytes"] != size:
                         self.note(f"mount read {res['bytes']} bytes, expected {size}")
                     rc.mount.append(res["read_s"])
@@ -705,6 +922,33 @@ class Bench:
             except CmdError as exc:
                 self.mount_failed("big file", exc)
 
+    def big_file_nullfs(self, k: int, w: Row, f: Row, wf: Row, rc: Row | None, rw: Row | None) -> None:
+        """The do-nothing FS discarding the data: the ceiling of a pyfuse3 write; reads return zeros."""
+        size, mib = self.size, max(1, self.size // MIB)
+        path = str(self.null_mnt / "big.bin")
+        try:
+            self.nullfs.mount(self.null_mnt, discard=True)
+            self.cold()
+            res = self.counted(
+                "nullfs", [(w, mib)], "write", str(self.source), path, str(MIB), label=f"nullfs write {k}"
+            )
+            w.null.append(res["write_s"])
+            f.null.append(res["fsync_s"])
+            wf.null.append(res["write_s"] + res["fsync_s"])
+            msg = f"  run {k + 1}: nullfs write {size / res['write_s'] / MB:,.0f} MB/s"
+            if rc is not None and rw is not None:
+                self.cold()
+                rc.null.append(
+                    self.counted("nullfs", [(rc, mib)], "read", path, str(MIB), label=f"nullfs cold read {k}")["read_s"]
+                )
+                rw.null.append(self.child("read", path, str(MIB), label=f"nullfs warm read {k}")["read_s"])
+                msg += f", cold read {size / rc.null[-1] / MB:,.0f} MB/s, warm {size / rw.null[-1] / MB:,.0f} MB/s"
+            self.log(msg)
+        except CmdError as exc:
+            self.note(f"nullfs (big file) failed: {exc}")
+        finally:
+            self.nullfs.umount()
+
     def verify_big(self, path: Path) -> None:
         """Untimed: the file read back through the mount has the source's contents."""
         want = self.child("digest", str(self.source), label="digest source")["digest"]
@@ -715,8 +959,10 @@ class Bench:
             self.log("  (contents read back through the mount match the source)")
 
     def create(self) -> None:
-        c = self.add(Row("create", f"create {N_SMALL:,} files of {SMALL_SIZE} B in one dir", target_ratio=2.0))
-        s = self.add(Row("create", f"lstat those {N_SMALL:,} files"))
+        c = self.add(
+            Row("create", f"create {N_SMALL:,} files of {SMALL_SIZE} B in one dir", None, 1.0, "nullfs", "file")
+        )
+        s = self.add(Row("create", f"lstat those {N_SMALL:,} files", per="file"))
         um = self.add(Row("create", f"zerofs umount (commits the {N_SMALL:,} files; mount only)"))
         n, sz = str(N_SMALL), str(SMALL_SIZE)
         for k in range(self.runs):
@@ -726,15 +972,27 @@ class Bench:
             s.local.append(self.child("stat", str(d), n, label=f"local stat {k}")["stat_s"])
             msg = f"  run {k + 1}: local create {c.local[-1]:.3f} s, lstat {s.local[-1]:.3f} s"
             if self.mount_ok:
+                msg += self.create_nullfs(k, c, s)
+            if self.mount_ok:
                 repo = self.run_dir / f"repo-small{k}"
                 try:
                     self.zerofs.init(repo)
                     self.mount(repo)
                     self.settle()
                     with self.profiled(f"create-run{k}"):
-                        res = self.child("create", str(self.mnt / "small"), n, sz, label=f"mount create {k}")
+                        res = self.counted(
+                            "zerofs",
+                            [(c, N_SMALL)],
+                            "create",
+                            str(self.mnt / "small"),
+                            n,
+                            sz,
+                            label=f"mount create {k}",
+                        )
                     c.mount.append(res["create_s"])
-                    res = self.child("stat", str(self.mnt / "small"), n, label=f"mount stat {k}")
+                    res = self.counted(
+                        "zerofs", [(s, N_SMALL)], "stat", str(self.mnt / "small"), n, label=f"mount stat {k}"
+                    )
                     if res["files"] != N_SMALL or res["bytes"] != N_SMALL * SMALL_SIZE:
                         self.note(f"mount stat saw {res['files']} files, {res['bytes']} bytes")
                     s.mount.append(res["stat_s"])
@@ -743,6 +1001,92 @@ class Bench:
                 except CmdError as exc:
                     self.mount_failed("create", exc)
             self.log(msg)
+
+    def create_nullfs(self, k: int, c: Row, s: Row) -> str:
+        n, sz = str(N_SMALL), str(SMALL_SIZE)
+        directory = str(self.null_mnt / "small")
+        try:
+            self.nullfs.mount(self.null_mnt)
+            self.settle()
+            c.null.append(
+                self.counted("nullfs", [(c, N_SMALL)], "create", directory, n, sz, label=f"nullfs create {k}")[
+                    "create_s"
+                ]
+            )
+            s.null.append(
+                self.counted("nullfs", [(s, N_SMALL)], "stat", directory, n, label=f"nullfs stat {k}")["stat_s"]
+            )
+        except CmdError as exc:
+            self.note(f"nullfs (create) failed: {exc}")
+            return ""
+        finally:
+            self.nullfs.umount()
+        return f"; nullfs create {c.null[-1]:.3f} s, lstat {s.null[-1]:.3f} s"
+
+    def tar(self) -> None:
+        """tar -x of a real source tree + sync, then walk + lstat and lstat again, on each side."""
+        self.tarball, self.tar_entries = ensure_tarball(Path(self.args.workdir), self.log)
+        n = self.tar_entries
+        rows = {
+            "tar": Row("tar", f"tar -x of a source tree ({n:,} entries), then sync", None, 1.5, "nullfs", "entry"),
+            "walk": Row("tar", "os.walk + lstat of that tree (first pass after tar)", per="entry"),
+            "lstat": Row("tar", "lstat of every entry of that tree, warm (second pass)", None, 1.5, "nullfs", "entry"),
+            "stale": Row(
+                "tar", f"lstat of every entry again, {STALE_SECONDS:g} s later (timeouts expired)", per="entry"
+            ),
+        }
+        for row in rows.values():
+            self.add(row)
+        um = self.add(Row("tar", "zerofs umount (commits the tree; mount only)"))
+        for k in range(self.runs):
+            msgs = [self.tar_side("local", self.local / f"tree{k}", k, rows)]
+            if self.mount_ok:
+                try:
+                    self.nullfs.mount(self.null_mnt)
+                    msgs.append(self.tar_side("nullfs", self.null_mnt / "tree", k, rows))
+                except CmdError as exc:
+                    self.note(f"nullfs (tar) failed: {exc}")
+                finally:
+                    self.nullfs.umount()
+            if self.mount_ok:
+                repo = self.run_dir / f"repo-tar{k}"
+                try:
+                    self.zerofs.init(repo)
+                    self.mount(repo)
+                    msgs.append(self.tar_side("zerofs", self.mnt / "tree", k, rows))
+                    um.mount.append(self.umount(repo))
+                    msgs.append(f"umount {um.mount[-1]:.2f} s")
+                except CmdError as exc:
+                    self.mount_failed("tar", exc)
+            self.log(f"  run {k + 1}: " + "; ".join(msgs))
+
+    def tar_side(self, side: str, directory: Path, k: int, rows: dict[str, Row]) -> str:
+        """One side of one run of the tar section; the stale pass waits out the mounts' 5 s timeouts."""
+        assert self.tarball is not None
+        n = self.tar_entries
+        self.settle()
+        tarball, where = str(self.tarball), str(directory)
+        if side == "local":
+            res = self.child("untar", tarball, where, label=f"local untar {k}")
+            walked = self.child("walk", where, label=f"local walk tree {k}")
+            stats = self.child("lstat_tar", tarball, where, label=f"local lstat tree {k}")
+            stale = self.child("lstat_tar", tarball, where, label=f"local lstat tree again {k}")
+        else:
+            res = self.counted(side, [(rows["tar"], n)], "untar", tarball, where, label=f"{side} untar {k}")
+            walked = self.counted(side, [(rows["walk"], n)], "walk", where, label=f"{side} walk tree {k}")
+            stats = self.counted(side, [(rows["lstat"], n)], "lstat_tar", tarball, where, label=f"{side} lstat {k}")
+            time.sleep(STALE_SECONDS)
+            stale = self.counted(side, [(rows["stale"], n)], "lstat_tar", tarball, where, label=f"{side} stale {k}")
+        if walked["entries"] != n:
+            self.note(f"{side}: the extracted tree has {walked['entries']} entries, the tarball {n}")
+        rows["tar"].runs[side].append(res["untar_s"])
+        rows["walk"].runs[side].append(walked["walk_s"])
+        rows["lstat"].runs[side].append(stats["lstat_s"])
+        rows["stale"].runs[side].append(stale["lstat_s"])
+        return (
+            f"{side} tar {res['tar_s']:.2f} s + sync {res['sync_s']:.2f} s, "
+            f"walk {walked['walk_s']:.3f} s, lstat {stats['lstat_s']:.3f} s, later {stale['lstat_s']:.3f} s"
+        )
 
     def walk(self) -> None:
         dirs, files = tree_layout("t")
@@ -819,14 +1163,16 @@ class Bench:
     def report(self) -> dict[str, Any]:
         table = []
         for r in self.rows:
-            ratio = r.ratio()
+            to_null, to_local = r.ratio("nullfs"), r.ratio("local")
             table.append(
                 [
                     r.measure,
                     r.unit,
                     fmt(r.value("local"), r.unit),
-                    fmt(r.value("mount"), r.unit),
-                    f"{ratio:.2f}" if ratio is not None else "-",
+                    fmt(r.value("nullfs"), r.unit),
+                    fmt(r.value("zerofs"), r.unit),
+                    f"{to_null:.2f}" if to_null is not None else "-",
+                    f"{to_local:.2f}" if to_local is not None else "-",
                     r.target_text(),
                     r.verdict(),
                 ]
@@ -834,14 +1180,24 @@ class Bench:
         print()
         print("=" * 100)
         print(f"SUMMARY (medians of {self.runs} run(s); file size {self.args.size_mib} MiB; MB/s = 10^6 bytes/s)")
+        print("nullfs: the do-nothing pyfuse3 file system (benchmarks/nullfs.py; discarding data for the write)")
         print("=" * 100)
-        print(render_table(["measure", "unit", "local", "mount", "mount/local", "target", "result"], table))
+        headers = ["measure", "unit", "local", "nullfs", "zerofs", "zerofs/nullfs", "zerofs/local", "target", "result"]
+        print(render_table(headers, table))
+        print()
+        print("FUSE requests per operation, by kind (SIGUSR1 snapshots of the mount process's counters):")
+        for r in self.rows:
+            if r.per is None or not (r.per_operation("zerofs") or r.per_operation("nullfs")):
+                continue
+            print(f"  {r.measure} (per {r.per}):")
+            for side in ("zerofs", "nullfs"):
+                print(f"    {side:6}  {requests_text(r.per_operation(side))}")
         print()
         print("Targets:")
         for r in self.rows:
             if r.target_ratio is not None:
-                ratio = r.ratio()
-                how = f"mount/local = {ratio:.2f}" if ratio is not None else "no figure"
+                ratio = r.ratio(r.against)
+                how = f"zerofs/{r.against} = {ratio:.2f}" if ratio is not None else "no figure"
                 print(f"  {r.verdict():4}  {r.measure} ({r.target_text()}): {how}")
         if self.profiles:
             print()
@@ -861,12 +1217,16 @@ class Bench:
                     "measure": r.measure,
                     "unit": r.unit,
                     "local": r.value("local"),
-                    "mount": r.value("mount"),
-                    "ratio_mount_local": r.ratio(),
+                    "nullfs": r.value("nullfs"),
+                    "zerofs": r.value("zerofs"),
+                    "ratio_zerofs_nullfs": r.ratio("nullfs"),
+                    "ratio_zerofs_local": r.ratio("local"),
                     "target": r.target_text() if r.target_ratio is not None else None,
                     "result": r.verdict() if r.target_ratio is not None else None,
-                    "raw_seconds": {"local": r.local, "mount": r.mount},
+                    "raw_seconds": r.runs,
                     "bytes": r.nbytes,
+                    "requests_per": r.per,
+                    "requests_per_operation": {side: r.per_operation(side) for side in ("zerofs", "nullfs")},
                 }
                 for r in self.rows
             ],
@@ -963,6 +1323,9 @@ def main(argv: list[str] | None = None) -> int:
         if "create" in sections:
             section(f"create {N_SMALL:,} small files, then lstat them")
             bench.create()
+        if "tar" in sections:
+            section(f"tar -x of a {TAR_FILES:,}-file source tree + sync, then lstat of every entry")
+            bench.tar()
         if "walk" in sections:
             section("walk + lstat of a 20,000-file tree")
             bench.walk()
@@ -996,6 +1359,8 @@ def main(argv: list[str] | None = None) -> int:
         if bench is not None:
             for problem in bench.zerofs.cleanup(bench.repo_of):
                 print(f"  ! {problem}")
+        if bench is not None:
+            bench.nullfs.umount()
         if is_mounted(run_dir / "mnt"):
             subprocess.run(["fusermount3", "-u", "-z", str(run_dir / "mnt")], capture_output=True, check=False)
         if args.keep:

@@ -6,7 +6,9 @@ writes the counts to FILE as JSON when it exits. ``benchmarks/mount_bench.py``
 divides them by the number of operations it made: requests per file created,
 per file read. The count is taken where pyfuse3 calls the file system, so it
 includes requests answered with an error (ENOSYS included, which the kernel
-remembers for ``flush`` and stops sending).
+remembers for ``flush`` and stops sending). SIGUSR1 makes the mount process
+write the counts so far to FILE as well: the benchmark takes one snapshot
+before and one after each timed phase, and reports the difference.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -28,7 +31,19 @@ def count_requests(ops: Any, operations_class: type) -> Counter[str]:
     for name, member in vars(operations_class).items():
         if not name.startswith("_") and inspect.iscoroutinefunction(member):
             setattr(ops, name, _counted(getattr(ops, name), name, counts))
+    path = os.environ.get(ENV)
+    if path:
+        write_on_signal(path, counts)
     return counts
+
+
+def write_on_signal(path: str, counts: Counter[str]) -> None:
+    """Have SIGUSR1 write ``counts`` to ``path`` (call from the main thread, before serving)."""
+
+    def on_signal(signum: int, frame: object) -> None:
+        write_counts(path, counts)
+
+    signal.signal(signal.SIGUSR1, on_signal)
 
 
 def _counted(handler: Callable[..., Awaitable[Any]], name: str, counts: Counter[str]) -> Callable[..., Awaitable[Any]]:
