@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,3 +116,21 @@ def tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+AT_FDCWD = -100
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def utimensat(path: Path, atime: tuple[int, int], mtime: tuple[int, int]) -> None:
+    """utimensat(2), following symlinks, with raw (seconds, nanoseconds): UTIME_NOW and UTIME_OMIT pass through."""
+    times = (_Timespec * 2)(_Timespec(*atime), _Timespec(*mtime))
+    if _LIBC.utimensat(AT_FDCWD, os.fsencode(path), times, 0) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(path))

@@ -17,7 +17,6 @@ directory is bind-mounted nodev, as the mount is, so opening a device is refused
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import hashlib
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_zerofs
-from tests.e2e.helpers import log_json
+from tests.e2e.helpers import UTIME_NOW, UTIME_OMIT, log_json, utimensat
 from tests.e2e.mountutil import mounted
 
 SEEDS = [11, 23, 37, 41, 53]
@@ -58,22 +57,6 @@ EXPLICIT_MTIME_RANGE_S = (978_307_200, 1_262_304_000)
 # (relatime, on the host and in the mount) leaves them; they stay comparable after any read.
 EXPLICIT_ATIME_RANGE_S = (2_208_988_800, 2_524_608_000)
 OWNERS = [0, 1000, 65534] if os.geteuid() == 0 else [os.geteuid()]
-AT_FDCWD = -100
-UTIME_NOW = (1 << 30) - 1
-UTIME_OMIT = (1 << 30) - 2
-_LIBC = ctypes.CDLL(None, use_errno=True)
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-def utimensat(path: Path, atime: tuple[int, int], mtime: tuple[int, int]) -> None:
-    """utimensat(2), following symlinks, with raw timespecs (UTIME_NOW and UTIME_OMIT pass through)."""
-    times = (_Timespec * 2)(_Timespec(*atime), _Timespec(*mtime))
-    if _LIBC.utimensat(AT_FDCWD, os.fsencode(path), times, 0) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code), str(path))
 
 
 Outcome = tuple[str, object]

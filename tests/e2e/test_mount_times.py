@@ -9,7 +9,6 @@ atime and mtime to the nanosecond.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import subprocess
 import tarfile
@@ -19,32 +18,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Zerofs
-from tests.e2e.helpers import log_json
+from tests.e2e.helpers import UTIME_NOW, UTIME_OMIT, log_json, utimensat
 from tests.e2e.mountutil import mounted
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 NEVER = "3600"  # a --commit-interval that never fires during a test
 NOBODY = 65534
-AT_FDCWD = -100
-UTIME_NOW = (1 << 30) - 1
-UTIME_OMIT = (1 << 30) - 2
 COARSE_CLOCK_NS = 20_000_000
 # Far in the future: newer than any mtime or ctime and never a day old, so relatime leaves it.
 FUTURE_ATIME_NS = 2_200_000_000_123_456_789
-
-_LIBC = ctypes.CDLL(None, use_errno=True)
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-def utimensat(path: Path, atime: tuple[int, int], mtime: tuple[int, int]) -> None:
-    """utimensat(2) with raw (seconds, nanoseconds) pairs, so UTIME_NOW and UTIME_OMIT can be passed."""
-    times = (_Timespec * 2)(_Timespec(*atime), _Timespec(*mtime))
-    if _LIBC.utimensat(AT_FDCWD, os.fsencode(path), times, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), str(path))
 
 
 def times(path: Path) -> tuple[int, int, int]:
