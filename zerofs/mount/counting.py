@@ -31,9 +31,6 @@ def count_requests(ops: Any, operations_class: type) -> Counter[str]:
     for name, member in vars(operations_class).items():
         if not name.startswith("_") and inspect.iscoroutinefunction(member):
             setattr(ops, name, _counted(getattr(ops, name), name, counts))
-    path = os.environ.get(ENV)
-    if path:
-        write_on_signal(path, counts)
     return counts
 
 

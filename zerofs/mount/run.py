@@ -14,6 +14,7 @@ holds everything up to the last commit, like after any crash.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import resource
@@ -61,18 +62,11 @@ def mount(
         MountError: the mount point is unusable or the kernel refused the mount.
     """
     target = _check_mountpoint(mountpoint)
+    serve = functools.partial(
+        _serve, repo_path, target, revision, read_only, commit_interval, allow_other, atime, counts_path=request_counts
+    )
     if foreground:
-        _serve(
-            repo_path,
-            target,
-            revision,
-            read_only,
-            commit_interval,
-            allow_other,
-            atime,
-            ready_fd=-1,
-            counts_path=request_counts,
-        )
+        serve(ready_fd=-1)
         return
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -82,17 +76,7 @@ def mount(
         try:
             os.setsid()
             _detach_stdio(repo_path)
-            _serve(
-                repo_path,
-                target,
-                revision,
-                read_only,
-                commit_interval,
-                allow_other,
-                atime,
-                ready_fd=write_end,
-                counts_path=request_counts,
-            )
+            serve(ready_fd=write_end)
         except ZerofsError as exc:
             _report(write_end, f"error: {exc}")
             code = exc.exit_code
@@ -184,6 +168,8 @@ def _serve(
             atime=atime,
         )
         counts = counting.count_requests(ops, pyfuse3.Operations) if counts_path else None
+        if counts_path and counts is not None:
+            counting.write_on_signal(counts_path, counts)
         options = set(pyfuse3.default_options)
         # The source field names the repository: umount checks it before touching the mount.
         # noatime: the kernel leaves access times to the mount (ZerofsOperations sets them).

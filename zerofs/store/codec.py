@@ -5,11 +5,20 @@ payload (raw, or zstd when that saves enough), the length of the body it
 decodes to, and the payload. Every decode decompresses and re-hashes the
 body and compares it with the id it was stored under, so a damaged record
 is reported, never returned as data.
+
+A zstd payload is the frame followed by the CRC-32 of the frame (4 bytes,
+little-endian), checked before decompressing. The hash of the body alone
+cannot see every damaged bit of a frame: zstd ignores some of them (an
+unused bit of the frame header, Huffman weights of symbols a block never
+uses, ...), so such a flip decompresses to the same body. A raw payload is
+the body itself, which the hash covers bit for bit.
 """
 
 from __future__ import annotations
 
+import struct
 import threading
+import zlib
 from typing import Final, NamedTuple
 
 import zstandard
@@ -24,6 +33,9 @@ MIN_COMPRESS_BYTES: Final = 64
 """Bodies shorter than this are stored raw: a zstd frame costs more than it saves."""
 MIN_SAVING: Final = 0.03
 """Compression must save at least 3% or the body is stored raw."""
+
+_FRAME_CHECK: Final = struct.Struct("<I")
+"""The CRC-32 of a zstd frame, after it in the payload."""
 
 _local = threading.local()
 
@@ -63,10 +75,15 @@ def encode_record(kind: Kind, body: bytes | bytearray | memoryview, level: int) 
     """Return the record that stores ``body``: compressed when that pays, else the body itself."""
     size = len(body)
     if size >= MIN_COMPRESS_BYTES and (kind is not Kind.CHUNK or _looks_compressible(body)):
-        packed = _compressor(level).compress(body)
-        if len(packed) < size * (1 - MIN_SAVING):
-            return Record(kind, CODEC_ZSTD, size, packed)
+        frame = _compressor(level).compress(body)
+        if len(frame) + _FRAME_CHECK.size < size * (1 - MIN_SAVING):
+            return Record(kind, CODEC_ZSTD, size, zstd_payload(frame))
     return Record(kind, CODEC_RAW, size, body)
+
+
+def zstd_payload(frame: bytes | bytearray | memoryview) -> bytes:
+    """The payload that stores a zstd ``frame``: the frame, then its CRC-32."""
+    return bytes(frame) + _FRAME_CHECK.pack(zlib.crc32(frame))
 
 
 _SAMPLE_BYTES: Final = 2048
@@ -92,16 +109,20 @@ def decode_record(expected_id: ObjectId, record: Record) -> bytes:
     """Return the body of a record after checking it hashes to ``expected_id``.
 
     Raises:
-        DamagedObjectError: unknown codec, undecompressible payload, a body of
-            another length than recorded, or a body whose hash is not
-            ``expected_id``.
+        DamagedObjectError: unknown codec, a zstd frame that fails its
+            checksum or does not decompress, a body of another length than
+            recorded, or a body whose hash is not ``expected_id``.
     """
     hex_id = expected_id.hex()[:16]
     if record.codec == CODEC_RAW:
         body = bytes(record.payload)
     elif record.codec == CODEC_ZSTD:
+        frame = memoryview(record.payload)[: -_FRAME_CHECK.size]
+        check = bytes(record.payload[-_FRAME_CHECK.size :])
+        if len(check) != _FRAME_CHECK.size or _FRAME_CHECK.pack(zlib.crc32(frame)) != check:
+            raise DamagedObjectError(f"object {hex_id} does not match its checksum: damaged on disk")
         try:
-            body = _decompressor().decompress(record.payload, max_output_size=record.raw_bytes)
+            body = _decompressor().decompress(frame, max_output_size=record.raw_bytes)
         except zstandard.ZstdError as exc:
             raise DamagedObjectError(f"object {hex_id} cannot be decompressed: damaged on disk ({exc})") from exc
     else:

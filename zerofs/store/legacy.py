@@ -34,7 +34,7 @@ import zstandard
 from zerofs.errors import CorruptionError, RepositoryError
 from zerofs.objects import Kind, ObjectId
 from zerofs.objects import object_id as object_id_of
-from zerofs.store.codec import CODEC_RAW, CODEC_ZSTD, Record, decode_record, encode_record
+from zerofs.store.codec import CODEC_RAW, CODEC_ZSTD, Record, decode_record, encode_record, zstd_payload
 from zerofs.store.index import INDEX_FILE, store_error
 from zerofs.store.local import CONFIG_FILE, REFLOG_FILE, PackStore, encode_config_file, write_file_durably
 from zerofs.store.packs import disk_error, fsync_directory
@@ -101,7 +101,7 @@ def _legacy_record(record: bytes) -> Record | None:
     if record[0] == CODEC_RAW:
         return Record(kind, CODEC_RAW, len(payload), payload)
     size = zstandard.frame_content_size(payload)
-    return None if size < 0 else Record(kind, CODEC_ZSTD, size, payload)
+    return None if size < 0 else Record(kind, CODEC_ZSTD, size, zstd_payload(payload))
 
 
 def _iter_records(env: lmdb.Environment) -> Iterator[tuple[ObjectId, Record | None]]:

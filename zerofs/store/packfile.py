@@ -13,9 +13,10 @@ reserved for encrypted packs), 10 reserved bytes (for a key id).
 ``BLOB_HEADER`` (42 bytes): the object id (32), its kind, its codec (low
 four bits: raw or zstd; the high bit is reserved for a sealed, encrypted
 payload), the payload's stored length and the body's raw length (u32 each,
-little-endian). The payload follows. Nothing checksums a header by itself:
-the payload decodes and hashes to the id only if the header is intact, so
-verifying a blob verifies its header too.
+little-endian). The payload follows (a zstd payload ends with the CRC-32 of
+its frame: ``codec``). Nothing checksums a header by itself: the payload
+decodes and hashes to the id only if the header is intact, so verifying a
+blob verifies its header too.
 
 The trailer lists the offset of every blob header (u32 each) and ends with
 ``TAIL`` (28 bytes): the number of blobs, the offset where the trailer
