@@ -38,8 +38,11 @@ from zerofs.tree import merge3
 
 log = logging.getLogger("zerofs.mount")
 
-TIMEOUT: Final = 5.0
-"""Seconds the kernel may cache entries and attributes: every change made elsewhere is invalidated explicitly."""
+TIMEOUT: Final = 60.0
+"""Seconds the kernel may cache entries and attributes. Every change not made through the kernel (a
+commit the mount follows, an atime it moves) is invalidated explicitly, so the length is only a cost:
+past it, each stat pays a lookup (measured: 10,767 lstats 6 s after a tar -x took 0.59 s at 5 s, and
+no request at all within the timeout)."""
 POLL_SECONDS: Final = 0.3
 RELEASE_SECONDS: Final = 1.0
 """How often the mount closes its descriptors of packs gc deleted (a few fstat calls)."""
