@@ -18,6 +18,17 @@ per-repository cache maps each host path to (device, inode, size, mtime,
 ctime) and the file node stored for it; a file whose stat matches, and whose
 node is still stored, re-uses that node.
 
+Hard links (issue #12): names of one host inode (same device and inode
+number) that the walk finds at least twice get one random link-group id
+(``objects.LINK_XATTR``) in their entries; a file whose other names are
+outside the tree gets none, so a tree without links costs nothing more. A
+directory holding a name whose group is not known yet (one name seen, more
+links on the host) is built only when a second name turns up or the walk
+ends; past ``LINK_WAIT_ENTRIES`` names waiting, the waiting groups get
+their ids at once instead (a group of one with an id is harmless), so
+memory stays bounded. A re-import re-uses the id the host-file cache
+recorded for the inode, so an unchanged linked tree gives the same nodes.
+
 Small files are read whole and stored on the calling thread (for them the
 GIL, not the CPU, is the limit); large files stream through FastCDC with
 hashing and compression on a small thread pool, a few chunks in flight.
@@ -42,7 +53,16 @@ from zerofs.chunking import make_chunker
 from zerofs.content import BatchSink, ContentWriter, EncodedFile, encode_small_file
 from zerofs.errors import HostIOError, NotFoundError, UsageError
 from zerofs.history import apply_change
-from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode, is_kept_xattr, special_node, validate_name
+from zerofs.objects import (
+    LINK_ID_BYTES,
+    DirEntry,
+    Kind,
+    ObjectId,
+    SymlinkNode,
+    is_kept_xattr,
+    special_node,
+    validate_name,
+)
 from zerofs.paths import StorePath
 from zerofs.repo import CachedFile, Repository, Staging
 from zerofs.tree import build_dir, place
@@ -54,6 +74,8 @@ SMALL_GROUP_FILES: Final = 64
 """Small files go to a worker in groups: one hand-off per file costs more than hashing it."""
 CACHE_FLUSH_FILES: Final = 50_000
 """Host-file cache records are written after this many files, so memory stays bounded."""
+LINK_WAIT_ENTRIES: Final = 100_000
+"""Most names held in directories waiting to know whether a linked file has another name in the tree."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +102,8 @@ class ImportResult:
     warnings: tuple[str, ...] = ()
     specials: int = 0
     """FIFOs, sockets and devices stored."""
+    hardlinks: int = 0
+    """Names stored as further links of a file (each hard-link group's names but its first)."""
 
 
 @dataclass
@@ -88,6 +112,7 @@ class _Counters:
     dirs: int = 0
     symlinks: int = 0
     specials: int = 0
+    hardlinks: int = 0
     bytes_total: int = 0
     bytes_read: int = 0
     files_unchanged: int = 0
@@ -186,10 +211,11 @@ def import_tree(
         sink.new_bytes,
         tuple(counters.warnings),
         counters.specials,
+        counters.hardlinks,
     )
 
 
-_Child: TypeAlias = "DirEntry | _PendingFile | _PendingDir"
+_Child: TypeAlias = "DirEntry | _PendingFile | _PendingDir | _LinkedFile"
 
 
 class _Walker:
@@ -232,6 +258,15 @@ class _Walker:
         self.cache_loaded: dict[bytes, dict[bytes, CachedFile]] = {}
         """What the cache held for each directory: a record that did not change is not written again."""
         self.cache_pending = 0
+        self.link_groups: dict[tuple[int, int], _LinkGroup] = {}
+        self.link_ids_used: set[bytes] = set()
+        self.links_final = False
+        """True once the walk is over: a group with one name then has no other in the tree."""
+        self.parked: list[_PendingDir] = []
+        """Directories (in walk order) whose files are stored but which wait on link groups."""
+        self.parked_entries = 0
+        self.links_decided = False
+        """A group got its id since the parked directories were last tried."""
 
     def warn(self, text: str) -> None:
         self.counters.warnings.append(text)
@@ -249,7 +284,10 @@ class _Walker:
     def finish(self, top: _Child | None) -> DirEntry | None:
         """Wait for everything still in flight; return the top entry (None if it was skipped)."""
         self.small.submit()
+        self.links_final = True
+        self.build_parked()
         self.build_ready(wait=True)
+        assert not self.parked, "every link group is known at the end of the walk"
         return None if top is None else self.resolved(top)
 
     def resolved(self, child: _Child) -> DirEntry | None:
@@ -259,25 +297,94 @@ class _Walker:
         if isinstance(child, _PendingDir):
             assert child.entry is not None, "a directory is built after the directories in it"
             return child.entry
+        if isinstance(child, _LinkedFile):
+            return self.linked(child)
         return child
+
+    def linked(self, child: _LinkedFile) -> DirEntry | None:
+        """The entry of a file with other host names: in its link group if the tree holds two of them."""
+        entry = self.resolved(child.file)
+        link_id = child.group.link_id
+        if entry is None or link_id is None:
+            return entry
+        self.counters.hardlinks += child.group.stored > 0
+        child.group.stored += 1
+        records = self.cache_updates.get(os.path.dirname(child.path), {})
+        record = records.get(entry.name)
+        if record is not None:
+            records[entry.name] = record._replace(link_id=link_id)
+        return entry.with_link(link_id)
+
+    def link_group(self, st: os.stat_result, cached: CachedFile | None) -> _LinkGroup:
+        """Count one more name of a host inode with several links; decide its id at the second name."""
+        group = self.link_groups.get((st.st_dev, st.st_ino))
+        if group is None:
+            group = self.link_groups[st.st_dev, st.st_ino] = _LinkGroup()
+        if not group.previous and cached is not None and (cached.device, cached.inode) == (st.st_dev, st.st_ino):
+            group.previous = cached.link_id
+        group.names += 1
+        if group.names == 2:
+            self.give_link_id(group)
+        return group
+
+    def give_link_id(self, group: _LinkGroup) -> None:
+        """Give a group its id: the one the last import gave this inode, if no other group has it yet."""
+        link_id = group.previous
+        if len(link_id) != LINK_ID_BYTES or link_id in self.link_ids_used:
+            link_id = os.urandom(LINK_ID_BYTES)
+        self.link_ids_used.add(link_id)
+        group.link_id = link_id
+        self.links_decided = True
+
+    def park(self, pending: _PendingDir) -> None:
+        """Set aside a directory waiting on link groups; past the limit, stop waiting for any."""
+        self.parked.append(pending)
+        self.parked_entries += len(pending.children)
+        if self.parked_entries > LINK_WAIT_ENTRIES:
+            for waiting in self.parked:
+                for child in waiting.children:
+                    if isinstance(child, _LinkedFile) and child.group.link_id is None:
+                        self.give_link_id(child.group)
+            self.build_parked()
+
+    def build_parked(self) -> None:
+        """Build the parked directories whose link groups are now known (children before parents)."""
+        self.links_decided = False
+        waiting = []
+        for pending in self.parked:
+            if pending.is_linked(self.links_final):
+                self.build(pending)
+            else:
+                waiting.append(pending)
+        self.parked = waiting
+        self.parked_entries = sum(len(p.children) for p in waiting)
 
     def build_ready(self, *, wait: bool = False) -> None:
         """Build the queued directories whose files are stored (with ``wait``, all of them)."""
         self.small.collect_done()
+        if self.links_decided and self.parked:
+            self.build_parked()
         while self.unbuilt:
             pending = self.unbuilt[0]
             if not wait and not pending.is_ready():
                 return
-            entries = [entry for entry in map(self.resolved, pending.children) if entry is not None]
-            pending.children = []
-            st = pending.st
-            dir_id = build_dir(self.sink, entries)
-            entry = DirEntry(
-                pending.name, Kind.DIR, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, dir_id, pending.xattrs
-            )
-            pending.entry = _with_times(entry, st)
-            self.incomplete.discard(pending.path)
             self.unbuilt.popleft()
+            if pending.is_linked(self.links_final):
+                self.build(pending)
+            else:
+                self.park(pending)
+
+    def build(self, pending: _PendingDir) -> None:
+        """Build and store a directory whose files are stored and whose link groups are known."""
+        entries = [entry for entry in map(self.resolved, pending.children) if entry is not None]
+        pending.children = []
+        st = pending.st
+        dir_id = build_dir(self.sink, entries)
+        entry = DirEntry(
+            pending.name, Kind.DIR, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, dir_id, pending.xattrs
+        )
+        pending.entry = _with_times(entry, st)
+        self.incomplete.discard(pending.path)
 
     def entry_for(self, path: bytes, name: bytes, st: os.stat_result, cached: dict[bytes, CachedFile]) -> _Child | None:
         """Store what is at ``path`` and return its entry (or what will be), or None if skipped."""
@@ -341,6 +448,15 @@ class _Walker:
         return pending
 
     def file_entry(
+        self, path: bytes, name: bytes, st: os.stat_result, cached: CachedFile | None
+    ) -> DirEntry | _PendingFile | _LinkedFile:
+        """Store a regular file (or re-use what the cache says is stored); one of several links joins its group."""
+        if st.st_nlink > 1:
+            group = self.link_group(st, cached)
+            return _LinkedFile(path, self.unlinked_file_entry(path, name, st, cached), group)
+        return self.unlinked_file_entry(path, name, st, cached)
+
+    def unlinked_file_entry(
         self, path: bytes, name: bytes, st: os.stat_result, cached: CachedFile | None
     ) -> DirEntry | _PendingFile:
         counters = self.counters
@@ -427,8 +543,46 @@ class _PendingDir:
         self.entry: DirEntry | None = None
 
     def is_ready(self) -> bool:
-        """True when every file in it is stored (its directories are built before it)."""
-        return all(not isinstance(c, _PendingFile) or c.is_done() for c in self.children)
+        """True when every file in it is stored (its directories were walked before it)."""
+        return all(c.is_done() for c in self.children if isinstance(c, _PendingFile | _LinkedFile))
+
+    def is_linked(self, links_final: bool) -> bool:
+        """True when the link group of each of its files is known, and its directories are built."""
+        for child in self.children:
+            if isinstance(child, _PendingDir) and child.entry is None:
+                return False
+            if isinstance(child, _LinkedFile) and child.group.link_id is None and not links_final:
+                return False
+        return True
+
+
+class _LinkGroup:
+    """The names one import found of one host inode with several links, and the group id they get."""
+
+    __slots__ = ("link_id", "names", "previous", "stored")
+
+    def __init__(self) -> None:
+        self.names = 0
+        self.stored = 0
+        self.link_id: bytes | None = None
+        """Given at the second name (or when waiting costs too much memory); None while unknown."""
+        self.previous = b""
+        """The id the last import gave this inode (from the host-file cache), re-used if free."""
+
+
+class _LinkedFile:
+    """A file with other host names: its entry (or the file still in flight) and its inode's group."""
+
+    __slots__ = ("file", "group", "path")
+
+    def __init__(self, path: bytes, file: DirEntry | _PendingFile, group: _LinkGroup) -> None:
+        self.path = path
+        self.file = file
+        self.group = group
+
+    def is_done(self) -> bool:
+        """True once its contents are stored."""
+        return not isinstance(self.file, _PendingFile) or self.file.is_done()
 
 
 class _PendingFile:
