@@ -268,3 +268,26 @@ def test_a_single_linked_file_imported_alone_is_a_plain_file(
     assert import_json(zerofs, tmp_path / "d" / "f", "/f")["hardlinks"] == 0
     zerofs("export", "/f", str(tmp_path / "back"))
     assert os.lstat(tmp_path / "back").st_nlink == 1
+
+
+def test_du_counts_a_linked_file_once_per_scope_as_du_does(cli_repo: Path, tmp_path: Path, zerofs: Zerofs) -> None:
+    host = tmp_path / "host"
+    make_linked_tree(host)
+    zerofs("import", str(host), "/t")
+    zerofs("clone", "/t", "/snap")
+    zerofs("clone", "/t/a/three", "/single")
+    # du(1) of the host tree's files, counting each inode once; the store has no directory sizes.
+    distinct = {os.lstat(os.path.join(os.fsencode(host), n)).st_ino: n for n in inodes(host)}
+    once = sum(os.lstat(os.path.join(os.fsencode(host), n)).st_size for n in distinct.values())
+    every_name = sum(os.lstat(os.path.join(os.fsencode(host), n)).st_size for n in inodes(host))
+    assert once < every_name
+    rows = json.loads(zerofs("du", "--json", "/t", "/snap", "/single", "/", "/t/c").stdout)
+    sizes = {row["path"]: row["apparent_bytes"] for row in rows}
+    three = len(b"three names\n")
+    assert sizes == {
+        "/t": once,
+        "/snap": once,
+        "/single": three,
+        "/": 2 * once + three,
+        "/t/c": three + len(b"odd names\n"),
+    }
