@@ -323,7 +323,7 @@ class _Walker:
         if not group.previous and cached is not None and (cached.device, cached.inode) == (st.st_dev, st.st_ino):
             group.previous = cached.link_id
         group.names += 1
-        if group.names == 2:
+        if group.names == 2 and group.link_id is None:  # it may have had its id while its first name waited
             self.give_link_id(group)
         return group
 
