@@ -178,6 +178,7 @@ def test_a_name_changed_through_the_mount_leaves_its_group(cli_repo: Path, tmp_p
     make_linked_tree(host)
     zerofs("import", str(host), "/t")
     with mounted(cli_repo, tmp_path / "mnt") as m:
+        assert os.listxattr(m.path / "t" / "a" / "three") == []  # the link id is the store's, not the program's
         with open(m.path / "t" / "c" / "deep" / "three", "ab") as f:
             f.write(b"appended\n")
         os.chmod(m.path / "t" / "b" / "two-again", 0o600)

@@ -342,9 +342,9 @@ class _Walker:
         self.parked_entries += len(pending.children)
         if self.parked_entries > LINK_WAIT_ENTRIES:
             for waiting in self.parked:
-                for child in waiting.children:
-                    if isinstance(child, _LinkedFile) and child.group.link_id is None:
-                        self.give_link_id(child.group)
+                for linked in waiting.linked:
+                    if linked.group.link_id is None:
+                        self.give_link_id(linked.group)
             self.build_parked()
 
     def build_parked(self) -> None:
@@ -352,7 +352,7 @@ class _Walker:
         self.links_decided = False
         waiting = []
         for pending in self.parked:
-            if pending.is_linked(self.links_final):
+            if pending.is_linked(self.links_final, any_parked=True):
                 self.build(pending)
             else:
                 waiting.append(pending)
@@ -369,7 +369,7 @@ class _Walker:
             if not wait and not pending.is_ready():
                 return
             self.unbuilt.popleft()
-            if pending.is_linked(self.links_final):
+            if pending.is_linked(self.links_final, bool(self.parked)):
                 self.build(pending)
             else:
                 self.park(pending)
@@ -378,6 +378,7 @@ class _Walker:
         """Build and store a directory whose files are stored and whose link groups are known."""
         entries = [entry for entry in map(self.resolved, pending.children) if entry is not None]
         pending.children = []
+        pending.linked = []
         st = pending.st
         dir_id = build_dir(self.sink, entries)
         entry = DirEntry(
@@ -442,6 +443,8 @@ class _Walker:
             entry = self.entry_for(child.path, child_name, child_stat, cached)
             if entry is not None:
                 pending.children.append(entry)
+                if isinstance(entry, _LinkedFile):
+                    pending.linked.append(entry)
         self.counters.dirs += 1
         self.unbuilt.append(pending)
         self.build_ready()
@@ -532,7 +535,7 @@ class _Walker:
 class _PendingDir:
     """A directory walked but not built yet: its children, some of them files still in flight."""
 
-    __slots__ = ("children", "entry", "name", "path", "st", "xattrs")
+    __slots__ = ("children", "entry", "linked", "name", "path", "st", "xattrs")
 
     def __init__(self, path: bytes, name: bytes, st: os.stat_result, xattrs: tuple[tuple[bytes, bytes], ...]) -> None:
         self.path = path
@@ -540,20 +543,22 @@ class _PendingDir:
         self.st = st
         self.xattrs = xattrs
         self.children: list[_Child] = []
+        self.linked: list[_LinkedFile] = []
+        """The children that are names of host files with several links."""
         self.entry: DirEntry | None = None
 
     def is_ready(self) -> bool:
         """True when every file in it is stored (its directories were walked before it)."""
-        return all(c.is_done() for c in self.children if isinstance(c, _PendingFile | _LinkedFile))
+        return all(c.is_done() for c in self.children if isinstance(c, (_PendingFile, _LinkedFile)))
 
-    def is_linked(self, links_final: bool) -> bool:
-        """True when the link group of each of its files is known, and its directories are built."""
-        for child in self.children:
-            if isinstance(child, _PendingDir) and child.entry is None:
-                return False
-            if isinstance(child, _LinkedFile) and child.group.link_id is None and not links_final:
-                return False
-        return True
+    def is_linked(self, links_final: bool, any_parked: bool) -> bool:
+        """True when the link group of each of its files is known, and its directories are built.
+
+        Without ``any_parked``, every directory walked before it is built.
+        """
+        if any_parked and any(isinstance(c, _PendingDir) and c.entry is None for c in self.children):
+            return False
+        return links_final or all(f.group.link_id is not None for f in self.linked)
 
 
 class _LinkGroup:

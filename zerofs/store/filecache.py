@@ -60,25 +60,30 @@ def decode_directory(raw: bytes) -> dict[bytes, CachedFile]:
         return {}
     if not data.startswith((_VERSION, _VERSION_1)):
         return {}
-    is_v1 = data.startswith(_VERSION_1)
-    entry_format = _ENTRY_V1 if is_v1 else _ENTRY
     files: dict[bytes, CachedFile] = {}
     offset = len(_VERSION)
     try:
+        if data.startswith(_VERSION_1):
+            while offset < len(data):
+                name_bytes, *fields = _ENTRY_V1.unpack_from(data, offset)
+                offset += _ENTRY_V1.size
+                name = data[offset : offset + name_bytes]
+                offset += name_bytes
+                if len(fields[-1]) == ID_BYTES:
+                    files[name] = CachedFile(*fields)
+            return files
+        unpack, entry_size = _ENTRY.unpack_from, _ENTRY.size
         while offset < len(data):
-            name_bytes, *fields = entry_format.unpack_from(data, offset)
-            offset += entry_format.size
+            name_bytes, device, inode, size, mtime_ns, ctime_ns, file_id, link_bytes = unpack(data, offset)
+            offset += entry_size
             name = data[offset : offset + name_bytes]
             offset += name_bytes
-            link_id = b""
-            if not is_v1:
-                link_bytes = fields.pop()
-                link_id = data[offset : offset + link_bytes]
-                offset += link_bytes
-                if len(link_id) != link_bytes:
-                    return {}
-            if len(fields[-1]) == ID_BYTES:
-                files[name] = CachedFile(*fields)._replace(link_id=link_id)
+            link_id = data[offset : offset + link_bytes]
+            offset += link_bytes
+            if len(link_id) != link_bytes:
+                return {}
+            if len(file_id) == ID_BYTES:
+                files[name] = CachedFile(device, inode, size, mtime_ns, ctime_ns, file_id, link_id)
     except struct.error:
         return {}
     return files
