@@ -300,6 +300,8 @@ class DirEntry(NamedTuple):
 
     def with_link(self, link_id: bytes) -> DirEntry:
         """Return this entry as a name of the hard-link group ``link_id``."""
+        if not self.xattrs:
+            return self._replace(xattrs=((LINK_XATTR, link_id),))
         kept = (x for x in self.xattrs if x[0] != LINK_XATTR)
         return self._replace(xattrs=tuple(sorted((*kept, (LINK_XATTR, link_id)))))
 

@@ -263,10 +263,9 @@ class _Walker:
         self.links_final = False
         """True once the walk is over: a group with one name then has no other in the tree."""
         self.parked: list[_PendingDir] = []
-        """Directories (in walk order) whose files are stored but which wait on link groups."""
+        """Directories (in walk order) whose files are stored but which wait on link groups (some built since)."""
+        self.n_parked = 0
         self.parked_entries = 0
-        self.links_decided = False
-        """A group got its id since the parked directories were last tried."""
 
     def warn(self, text: str) -> None:
         self.counters.warnings.append(text)
@@ -285,9 +284,11 @@ class _Walker:
         """Wait for everything still in flight; return the top entry (None if it was skipped)."""
         self.small.submit()
         self.links_final = True
-        self.build_parked()
+        for pending in self.parked:  # children before parents
+            if pending.is_parked:
+                self.build(pending)
+        self.parked = []
         self.build_ready(wait=True)
-        assert not self.parked, "every link group is known at the end of the walk"
         return None if top is None else self.resolved(top)
 
     def resolved(self, child: _Child) -> DirEntry | None:
@@ -311,7 +312,7 @@ class _Walker:
         child.group.stored += 1
         records = self.cache_updates.get(os.path.dirname(child.path), {})
         record = records.get(entry.name)
-        if record is not None:
+        if record is not None and record.link_id != link_id:
             records[entry.name] = record._replace(link_id=link_id)
         return entry.with_link(link_id)
 
@@ -325,57 +326,84 @@ class _Walker:
         group.names += 1
         if group.names == 2 and group.link_id is None:  # it may have had its id while its first name waited
             self.give_link_id(group)
+        if group.names >= st.st_nlink:  # every name is seen: no other will look it up
+            del self.link_groups[st.st_dev, st.st_ino]
         return group
 
     def give_link_id(self, group: _LinkGroup) -> None:
-        """Give a group its id: the one the last import gave this inode, if no other group has it yet."""
+        """Give a group its id (the one the last import gave this inode, if no other group has it yet).
+
+        The directories that waited for it may now be built.
+        """
         link_id = group.previous
         if len(link_id) != LINK_ID_BYTES or link_id in self.link_ids_used:
             link_id = os.urandom(LINK_ID_BYTES)
         self.link_ids_used.add(link_id)
         group.link_id = link_id
-        self.links_decided = True
+        waiters, group.waiters = group.waiters, []
+        for pending in waiters:
+            self.one_less_wait(pending)
+
+    def settle(self, pending: _PendingDir) -> None:
+        """Put the entries of a directory's stored files in place of what stood for them while in flight."""
+        children: list[_Child] = []
+        for child in pending.children:
+            settled: _Child | None = child
+            if isinstance(child, _PendingFile):
+                settled = self.resolved(child)
+            elif isinstance(child, _LinkedFile) and isinstance(child.file, _PendingFile):
+                entry = self.resolved(child.file)
+                if entry is None:
+                    settled = None
+                else:
+                    child.file = entry
+            if settled is not None:  # a file that could not be read (--skip-errors) is left out
+                children.append(settled)
+        pending.children = children
+
+    def one_less_wait(self, pending: _PendingDir) -> None:
+        """One thing ``pending`` waited for is done: build it if it was parked and waits for nothing more."""
+        pending.waiting -= 1
+        if pending.waiting == 0 and pending.is_parked:
+            self.build(pending)
 
     def park(self, pending: _PendingDir) -> None:
-        """Set aside a directory waiting on link groups; past the limit, stop waiting for any."""
+        """Set aside a directory waiting on link groups; past the limit, stop waiting for any.
+
+        Its files are stored: their entries are made now, so that only they are held while it waits.
+        """
+        self.settle(pending)
+        pending.is_parked = True
         self.parked.append(pending)
+        self.n_parked += 1
         self.parked_entries += len(pending.children)
         if self.parked_entries > LINK_WAIT_ENTRIES:
-            for waiting in self.parked:
+            for waiting in list(self.parked):
                 for linked in waiting.linked:
                     if linked.group.link_id is None:
                         self.give_link_id(linked.group)
-            self.build_parked()
-
-    def build_parked(self) -> None:
-        """Build the parked directories whose link groups are now known (children before parents)."""
-        self.links_decided = False
-        waiting = []
-        for pending in self.parked:
-            if pending.is_linked(self.links_final, any_parked=True):
-                self.build(pending)
-            else:
-                waiting.append(pending)
-        self.parked = waiting
-        self.parked_entries = sum(len(p.children) for p in waiting)
+        if len(self.parked) > 2 * self.n_parked + 16:
+            self.parked = [p for p in self.parked if p.is_parked]
 
     def build_ready(self, *, wait: bool = False) -> None:
         """Build the queued directories whose files are stored (with ``wait``, all of them)."""
         self.small.collect_done()
-        if self.links_decided and self.parked:
-            self.build_parked()
         while self.unbuilt:
             pending = self.unbuilt[0]
             if not wait and not pending.is_ready():
                 return
             self.unbuilt.popleft()
-            if pending.is_linked(self.links_final, bool(self.parked)):
+            if pending.waiting == 0 or self.links_final:
                 self.build(pending)
             else:
                 self.park(pending)
 
     def build(self, pending: _PendingDir) -> None:
         """Build and store a directory whose files are stored and whose link groups are known."""
+        if pending.is_parked:
+            pending.is_parked = False
+            self.n_parked -= 1
+            self.parked_entries -= len(pending.children)
         entries = [entry for entry in map(self.resolved, pending.children) if entry is not None]
         pending.children = []
         pending.linked = []
@@ -386,6 +414,8 @@ class _Walker:
         )
         pending.entry = _with_times(entry, st)
         self.incomplete.discard(pending.path)
+        if pending.parent is not None:
+            self.one_less_wait(pending.parent)
 
     def entry_for(self, path: bytes, name: bytes, st: os.stat_result, cached: dict[bytes, CachedFile]) -> _Child | None:
         """Store what is at ``path`` and return its entry (or what will be), or None if skipped."""
@@ -442,9 +472,7 @@ class _Walker:
                 continue
             entry = self.entry_for(child.path, child_name, child_stat, cached)
             if entry is not None:
-                pending.children.append(entry)
-                if isinstance(entry, _LinkedFile):
-                    pending.linked.append(entry)
+                pending.add(entry)
         self.counters.dirs += 1
         self.unbuilt.append(pending)
         self.build_ready()
@@ -535,7 +563,7 @@ class _Walker:
 class _PendingDir:
     """A directory walked but not built yet: its children, some of them files still in flight."""
 
-    __slots__ = ("children", "entry", "linked", "name", "path", "st", "xattrs")
+    __slots__ = ("children", "entry", "is_parked", "linked", "name", "parent", "path", "st", "waiting", "xattrs")
 
     def __init__(self, path: bytes, name: bytes, st: os.stat_result, xattrs: tuple[tuple[bytes, bytes], ...]) -> None:
         self.path = path
@@ -546,29 +574,39 @@ class _PendingDir:
         self.linked: list[_LinkedFile] = []
         """The children that are names of host files with several links."""
         self.entry: DirEntry | None = None
+        self.waiting = 0
+        """Link groups not known yet of its files, and directories in it not built yet."""
+        self.parent: _PendingDir | None = None
+        """Set when it was not built by the time its parent's walk came back to it."""
+        self.is_parked = False
+
+    def add(self, child: _Child) -> None:
+        """Add a child; count what it makes this directory wait for."""
+        self.children.append(child)
+        if isinstance(child, _LinkedFile):
+            self.linked.append(child)
+            if child.group.link_id is None:
+                self.waiting += 1
+                child.group.waiters.append(self)
+        elif isinstance(child, _PendingDir) and child.entry is None:
+            self.waiting += 1
+            child.parent = self
 
     def is_ready(self) -> bool:
         """True when every file in it is stored (its directories were walked before it)."""
         return all(c.is_done() for c in self.children if isinstance(c, (_PendingFile, _LinkedFile)))
 
-    def is_linked(self, links_final: bool, any_parked: bool) -> bool:
-        """True when the link group of each of its files is known, and its directories are built.
-
-        Without ``any_parked``, every directory walked before it is built.
-        """
-        if any_parked and any(isinstance(c, _PendingDir) and c.entry is None for c in self.children):
-            return False
-        return links_final or all(f.group.link_id is not None for f in self.linked)
-
 
 class _LinkGroup:
     """The names one import found of one host inode with several links, and the group id they get."""
 
-    __slots__ = ("link_id", "names", "previous", "stored")
+    __slots__ = ("link_id", "names", "previous", "stored", "waiters")
 
     def __init__(self) -> None:
         self.names = 0
         self.stored = 0
+        self.waiters: list[_PendingDir] = []
+        """Directories waiting for its id (one entry per name that made one wait)."""
         self.link_id: bytes | None = None
         """Given at the second name (or when waiting costs too much memory); None while unknown."""
         self.previous = b""
