@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed
 
 # System packages: venv support for Debian's python3, the tools tests use, and what
 # pyfuse3 builds against (it is compiled from source) and mounts with (fusermount3);
-# attr and acl give the xattr tests setfattr, getfattr, setfacl and getfacl.
+# attr and acl give the xattr tests setfattr, getfattr, setfacl and getfacl; rsync the hard-link tests rsync -aH.
 $(VENV)/.system:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  missing=""; for p in python3-venv make man-db fuse3 libfuse3-dev pkg-config gcc python3-dev attr acl; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  missing=""; for p in python3-venv make man-db fuse3 libfuse3-dev pkg-config gcc python3-dev attr acl rsync; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
 	fi
 	$(PYTHON) -m venv $(VENV)

@@ -48,6 +48,17 @@ CREATED_XATTR: Final = b"zerofs.created"
 
 Outside the ``user.`` namespace, so a mount (issue #5) can keep it from programs."""
 
+LINK_XATTR: Final = b"zerofs.link"
+"""Entry attribute naming a hard-link group (16 random bytes), the same in every name of the group (issue #12).
+
+Only regular files that had more than one name in one imported host tree
+carry it. A group is one link id within one *scope*: the nearest
+ancestor-or-self entry that carries ``CREATED_XATTR`` (an import, clone,
+mkdir or write target), else the root. Clones copy ids verbatim, so names
+linked inside a cloned tree stay linked to each other there and never to
+the originals. Outside ``user.``, so it never reaches a host or a program."""
+LINK_ID_BYTES: Final = 16
+
 ACL_XATTRS: Final = (b"system.posix_acl_access", b"system.posix_acl_default")
 """POSIX ACLs as Linux shows them: extended attributes in the kernel's binary format, kept as is."""
 
@@ -273,6 +284,32 @@ class DirEntry(NamedTuple):
             )
         )
         return self._replace(xattrs=xattrs)
+
+    @property
+    def is_link_scope(self) -> bool:
+        """True if this name starts a hard-link scope (it carries ``CREATED_XATTR``; see ``LINK_XATTR``)."""
+        return any(key == CREATED_XATTR for key, _ in self.xattrs)
+
+    @property
+    def link_id(self) -> bytes | None:
+        """The hard-link group this name belongs to within its scope (see ``LINK_XATTR``), or None."""
+        for key, value in self.xattrs:
+            if key == LINK_XATTR:
+                return value
+        return None
+
+    def with_link(self, link_id: bytes) -> DirEntry:
+        """Return this entry as a name of the hard-link group ``link_id``."""
+        if not self.xattrs:
+            return self._replace(xattrs=((LINK_XATTR, link_id),))
+        kept = (x for x in self.xattrs if x[0] != LINK_XATTR)
+        return self._replace(xattrs=tuple(sorted((*kept, (LINK_XATTR, link_id)))))
+
+    def unlinked(self) -> DirEntry:
+        """Return this entry out of its hard-link group (its data or metadata changed on its own)."""
+        if not any(key == LINK_XATTR for key, _ in self.xattrs):
+            return self
+        return self._replace(xattrs=tuple(x for x in self.xattrs if x[0] != LINK_XATTR))
 
     def pointing_at(self, node_id: ObjectId, size_bytes: int | None = None, mtime_ns: int | None = None) -> DirEntry:
         """Return this entry pointing at another node (after a change below it).

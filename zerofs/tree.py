@@ -484,23 +484,52 @@ def _push_refs(stack: list[Reached], item: Reached, node: FileNode | ChunkListNo
         stack.append(Reached(ref.id, child_kind, item.path, ref.size_bytes))
 
 
-def apparent_bytes(source: NodeSource, entry: DirEntry, memo: dict[ObjectId, int] | None = None) -> int:
+def apparent_bytes(source: NodeSource, entry: DirEntry, memo: dict[bytes, int] | None = None) -> int:
     """Return the sum of the sizes of the regular files at or below ``entry``, counting every path.
 
-    A directory's total is remembered by id in ``memo``, so twenty clones of
-    one tree cost one walk of it.
+    The names of one hard-link group (``objects.LINK_XATTR``) in one scope
+    count once, as du(1) counts a file with several names; ``entry`` itself
+    closes a scope. A directory's total is remembered by id in ``memo``, so
+    twenty clones of one tree cost one walk of it.
+    """
+    plain, links = _apparent(source, entry, {} if memo is None else memo)
+    return plain + sum(links.values())
+
+
+def _apparent(source: NodeSource, entry: DirEntry, memo: dict[bytes, int]) -> tuple[int, dict[bytes, int]]:
+    """The bytes of ``entry``'s files that are in no open link group, and each open group's size.
+
+    ``memo`` holds a directory's total under its id when no link group is
+    open below it, and under its id and ``b"+"`` as a closed scope.
     """
     if entry.kind is Kind.FILE:
-        return entry.size_bytes
+        link_id = entry.link_id
+        if link_id is None or entry.is_link_scope:
+            return entry.size_bytes, {}
+        return 0, {link_id + entry.id: entry.size_bytes}  # names that differ in contents are separate files
     if entry.kind is not Kind.DIR:
-        return 0
-    if memo is None:
-        memo = {}
+        return 0, {}
+    is_scope = entry.is_link_scope
     total = memo.get(entry.id)
-    if total is None:
-        total = sum(apparent_bytes(source, child, memo) for child in iter_dir(source, entry.id))
-        memo[entry.id] = total
-    return total
+    if total is None and is_scope:
+        total = memo.get(entry.id + b"+")
+    if total is not None:
+        return total, {}
+    plain = 0
+    links: dict[bytes, int] = {}
+    for child in iter_dir(source, entry.id):
+        child_plain, child_links = _apparent(source, child, memo)
+        plain += child_plain
+        if len(child_links) > len(links):
+            links, child_links = child_links, links
+        links.update(child_links)
+    if not links:
+        memo[entry.id] = plain
+    elif is_scope:
+        plain += sum(links.values())
+        memo[entry.id + b"+"] = plain
+        links = {}
+    return plain, links
 
 
 # --------------------------------------------------------------------------

@@ -172,6 +172,7 @@ def import_(
                 "dirs": result.dirs,
                 "symlinks": result.symlinks,
                 "specials": result.specials,
+                "hardlinks": result.hardlinks,
                 "bytes": result.bytes_total,
                 "files_unchanged": result.files_unchanged,
                 "new_bytes": result.new_bytes,
@@ -454,6 +455,7 @@ def export(
                 "dirs": result.dirs,
                 "symlinks": result.symlinks,
                 "specials": result.specials,
+                "hardlinks": result.hardlinks,
                 "bytes": result.bytes_written,
                 "warnings": list(result.warnings),
             }

@@ -250,8 +250,12 @@ class Overlay:
             child, parent = parent, parent.parent
 
     def set_entry(self, inode: Inode, entry: DirEntry, now_ns: int, what: str = "changed") -> None:
-        """Change an inode's metadata (which sets its ctime to ``now_ns``)."""
-        inode.entry = entry.changed_at(now_ns)
+        """Change an inode's metadata (which sets its ctime to ``now_ns``).
+
+        The name leaves its hard-link group (``DirEntry.unlinked``): the other
+        names did not change with it, so an export must not link them.
+        """
+        inode.entry = entry.unlinked().changed_at(now_ns)
         self._note(inode, what)
 
     def accessed(self, inode: Inode, now_ns: int, *, mark: bool = True) -> None:
@@ -273,10 +277,10 @@ class Overlay:
         return inode.data
 
     def wrote(self, inode: Inode, now_ns: int) -> None:
-        """Record a change of a file's contents (a write or a truncation)."""
+        """Record a change of a file's contents (a write or a truncation); it leaves its hard-link group."""
         first = inode.name not in (inode.parent.changed if inode.parent else ()) or inode.ino in self.only_accessed
         self.only_accessed.discard(inode.ino)
-        inode.entry = inode.entry._replace(mtime_ns=now_ns, ctime_ns=now_ns, size_bytes=inode.size)
+        inode.entry = inode.entry.unlinked()._replace(mtime_ns=now_ns, ctime_ns=now_ns, size_bytes=inode.size)
         if first:
             self._note(inode, "wrote")
 

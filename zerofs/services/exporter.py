@@ -24,6 +24,18 @@ the device is skipped with a warning and the export goes on, as ``tar``
 does, so an unprivileged restore of a tree with a few device nodes still
 brings back everything else.
 
+Hard links (issue #12): names of one link group (``objects.LINK_XATTR``)
+in one scope (the nearest entry at or above them that an import, clone,
+mkdir or write created) are exported as one host file with several names.
+The first name is written, with its owner, xattrs, mode and times, on the
+walking thread; each later name with the same contents and metadata is made
+with link(2) from it, and checked to be that very inode (else it is removed
+and written as a file of its own). A name whose contents or metadata differ
+from the first's (it was changed on its own), or whose link the host
+refuses (EMLINK, a directory without search permission), is written as a
+separate file. Names in different scopes (a tree and its clone) are never
+linked to each other.
+
 Export never destroys what it does not own. Without ``force`` nothing that
 exists is replaced. With ``force``, a name the export writes may hold a
 regular file, a symlink (replaced as a link, never followed) or an empty
@@ -47,6 +59,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
 
 from zerofs.content import iter_file_pieces, write_all
 from zerofs.errors import ConflictError, HostIOError
@@ -81,6 +94,8 @@ class ExportResult:
     """FIFOs, sockets and devices created."""
     warnings: tuple[str, ...] = ()
     """One line per special file the host refused (a device, when not root)."""
+    hardlinks: int = 0
+    """File names made as links to a name written before (counted in ``files`` too)."""
 
 
 @dataclass
@@ -90,6 +105,7 @@ class _Counts:
     symlinks: int = 0
     bytes_written: int = 0
     specials: int = 0
+    hardlinks: int = 0
     warnings: list[str] = field(default_factory=list)
 
 
@@ -148,7 +164,13 @@ def export_tree(
         executor.shutdown(wait=True, cancel_futures=True)
         os.close(parent_fd)
     return ExportResult(
-        counts.files, counts.dirs, counts.symlinks, counts.bytes_written, counts.specials, tuple(counts.warnings)
+        counts.files,
+        counts.dirs,
+        counts.symlinks,
+        counts.bytes_written,
+        counts.specials,
+        tuple(counts.warnings),
+        counts.hardlinks,
     )
 
 
@@ -234,6 +256,25 @@ def _process_umask() -> int:
     return 0o777
 
 
+_LinkKey: TypeAlias = tuple[int, bytes, ObjectId, int, int, int, int, tuple[tuple[bytes, bytes], ...]]
+"""A name that may be linked to another: scope, link id, and what both names must agree on."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """The first name of a link group written by this export: where it is and which inode it is."""
+
+    path: bytes
+    """Relative to the export's top directory."""
+    device: int
+    inode: int
+
+
+def _link_key(scope: int, entry: DirEntry, link_id: bytes) -> _LinkKey:
+    kept = tuple(x for x in entry.xattrs if is_kept_xattr(x[0]))
+    return (scope, link_id, entry.id, entry.mode, entry.uid, entry.gid, entry.mtime_ns, kept)
+
+
 class _Exporter:
     """Writes a tree; files of one directory are written on a thread pool, a few to a task.
 
@@ -264,6 +305,11 @@ class _Exporter:
         self.is_root = os.geteuid() == 0
         self.owner = (os.geteuid(), os.getegid())
         self.umask = _process_umask()
+        self.dirs: dict[int, tuple[bytes, int]] = {}
+        """Each open directory's descriptor: its path from the top directory, and its link scope."""
+        self.scopes = 0
+        self.top_fd = -1
+        self.written: dict[_LinkKey, _Written] = {}
 
     def export_entry(self, dir_fd: int, name: bytes, entry: DirEntry, is_top: bool = False) -> None:
         if entry.kind is Kind.DIR:
@@ -351,12 +397,16 @@ class _Exporter:
             if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                 raise
             raise self._in_the_way(parent_fd, name) from exc
+        self.enter_dir(fd, parent_fd, name, entry, is_top)
         try:
             files: list[Future[None]] = []
             group: list[DirEntry] = []
             try:
                 for child in list_dir(self.repo, entry.id):
-                    if child.kind is Kind.FILE:
+                    link_id = child.link_id
+                    if child.kind is Kind.FILE and link_id is not None and not child.is_link_scope:
+                        self.export_linked(fd, child, link_id)
+                    elif child.kind is Kind.FILE:
                         group.append(child)
                         if len(group) >= FILES_PER_TASK:
                             files.append(self.executor.submit(self.export_files, fd, group))
@@ -373,8 +423,56 @@ class _Exporter:
             os.chmod(fd, stat.S_IMODE(entry.mode))
             os.utime(fd, ns=(entry.atime_ns, entry.mtime_ns))
         finally:
+            del self.dirs[fd]
             os.close(fd)
         self.counts.dirs += 1
+
+    def enter_dir(self, fd: int, parent_fd: int, name: bytes, entry: DirEntry, is_top: bool) -> None:
+        """Note where an opened directory is, and its link scope: a new one at the top or where a name was created."""
+        if is_top:
+            self.top_fd = fd
+            path = b""
+        else:
+            path = os.path.join(self.dirs[parent_fd][0], name)
+        if is_top or entry.is_link_scope:
+            self.scopes += 1
+            scope = self.scopes
+        else:
+            scope = self.dirs[parent_fd][1]
+        self.dirs[fd] = (path, scope)
+
+    def export_linked(self, dir_fd: int, entry: DirEntry, link_id: bytes) -> None:
+        """Export a name of a link group (on the walking thread): a link to the group's first name, if it agrees."""
+        path, scope = self.dirs[dir_fd]
+        key = _link_key(scope, entry, link_id)
+        first = self.written.get(key)
+        if first is not None and self.link(dir_fd, entry.name, first):
+            return
+        self.export_file(dir_fd, entry.name, entry)
+        if first is None:
+            st = os.stat(entry.name, dir_fd=dir_fd, follow_symlinks=False)
+            self.written[key] = _Written(os.path.join(path, entry.name), st.st_dev, st.st_ino)
+
+    def link(self, dir_fd: int, name: bytes, first: _Written) -> bool:
+        """Make ``name`` another name of the file written as ``first``; False if the host would not."""
+        if self.force:
+            self._make_room(dir_fd, name, for_dir=False)
+        try:
+            os.link(first.path, name, src_dir_fd=self.top_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        except FileExistsError:
+            raise self._in_the_way(dir_fd, name) from None
+        except OSError:  # too many links, no search permission on the way, another file system: write a copy
+            return False
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if (st.st_dev, st.st_ino) != (first.device, first.inode):  # the first name was swapped meanwhile
+            os.unlink(name, dir_fd=dir_fd)
+            return False
+        with self.lock:
+            self.counts.files += 1
+            self.counts.hardlinks += 1
+            if self.on_file is not None:
+                self.on_file(self.counts.files, self.counts.bytes_written)
+        return True
 
     def export_files(self, dir_fd: int, entries: list[DirEntry]) -> None:
         """Write files of one directory, one after another (on a pool thread)."""

@@ -18,6 +18,17 @@ per-repository cache maps each host path to (device, inode, size, mtime,
 ctime) and the file node stored for it; a file whose stat matches, and whose
 node is still stored, re-uses that node.
 
+Hard links (issue #12): names of one host inode (same device and inode
+number) that the walk finds at least twice get one random link-group id
+(``objects.LINK_XATTR``) in their entries; a file whose other names are
+outside the tree gets none, so a tree without links costs nothing more. A
+directory holding a name whose group is not known yet (one name seen, more
+links on the host) is built only when a second name turns up or the walk
+ends; past ``LINK_WAIT_ENTRIES`` names waiting, the waiting groups get
+their ids at once instead (a group of one with an id is harmless), so
+memory stays bounded. A re-import re-uses the id the host-file cache
+recorded for the inode, so an unchanged linked tree gives the same nodes.
+
 Small files are read whole and stored on the calling thread (for them the
 GIL, not the CPU, is the limit); large files stream through FastCDC with
 hashing and compression on a small thread pool, a few chunks in flight.
@@ -42,7 +53,16 @@ from zerofs.chunking import make_chunker
 from zerofs.content import BatchSink, ContentWriter, EncodedFile, encode_small_file
 from zerofs.errors import HostIOError, NotFoundError, UsageError
 from zerofs.history import apply_change
-from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode, is_kept_xattr, special_node, validate_name
+from zerofs.objects import (
+    LINK_ID_BYTES,
+    DirEntry,
+    Kind,
+    ObjectId,
+    SymlinkNode,
+    is_kept_xattr,
+    special_node,
+    validate_name,
+)
 from zerofs.paths import StorePath
 from zerofs.repo import CachedFile, Repository, Staging
 from zerofs.tree import build_dir, place
@@ -54,6 +74,8 @@ SMALL_GROUP_FILES: Final = 64
 """Small files go to a worker in groups: one hand-off per file costs more than hashing it."""
 CACHE_FLUSH_FILES: Final = 50_000
 """Host-file cache records are written after this many files, so memory stays bounded."""
+LINK_WAIT_ENTRIES: Final = 100_000
+"""Most names held in directories waiting to know whether a linked file has another name in the tree."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +102,8 @@ class ImportResult:
     warnings: tuple[str, ...] = ()
     specials: int = 0
     """FIFOs, sockets and devices stored."""
+    hardlinks: int = 0
+    """Names stored as further links of a file (each hard-link group's names but its first)."""
 
 
 @dataclass
@@ -88,6 +112,7 @@ class _Counters:
     dirs: int = 0
     symlinks: int = 0
     specials: int = 0
+    hardlinks: int = 0
     bytes_total: int = 0
     bytes_read: int = 0
     files_unchanged: int = 0
@@ -186,10 +211,11 @@ def import_tree(
         sink.new_bytes,
         tuple(counters.warnings),
         counters.specials,
+        counters.hardlinks,
     )
 
 
-_Child: TypeAlias = "DirEntry | _PendingFile | _PendingDir"
+_Child: TypeAlias = "DirEntry | _PendingFile | _PendingDir | _LinkedFile"
 
 
 class _Walker:
@@ -232,6 +258,14 @@ class _Walker:
         self.cache_loaded: dict[bytes, dict[bytes, CachedFile]] = {}
         """What the cache held for each directory: a record that did not change is not written again."""
         self.cache_pending = 0
+        self.link_groups: dict[tuple[int, int], _LinkGroup] = {}
+        self.link_ids_used: set[bytes] = set()
+        self.links_final = False
+        """True once the walk is over: a group with one name then has no other in the tree."""
+        self.parked: list[_PendingDir] = []
+        """Directories (in walk order) whose files are stored but which wait on link groups (some built since)."""
+        self.n_parked = 0
+        self.parked_entries = 0
 
     def warn(self, text: str) -> None:
         self.counters.warnings.append(text)
@@ -249,6 +283,11 @@ class _Walker:
     def finish(self, top: _Child | None) -> DirEntry | None:
         """Wait for everything still in flight; return the top entry (None if it was skipped)."""
         self.small.submit()
+        self.links_final = True
+        for pending in self.parked:  # children before parents
+            if pending.is_parked:
+                self.build(pending)
+        self.parked = []
         self.build_ready(wait=True)
         return None if top is None else self.resolved(top)
 
@@ -259,7 +298,92 @@ class _Walker:
         if isinstance(child, _PendingDir):
             assert child.entry is not None, "a directory is built after the directories in it"
             return child.entry
+        if isinstance(child, _LinkedFile):
+            return self.linked(child)
         return child
+
+    def linked(self, child: _LinkedFile) -> DirEntry | None:
+        """The entry of a file with other host names: in its link group if the tree holds two of them."""
+        entry = self.resolved(child.file)
+        link_id = child.group.link_id
+        if entry is None or link_id is None:
+            return entry
+        self.counters.hardlinks += child.group.stored > 0
+        child.group.stored += 1
+        records = self.cache_updates.get(os.path.dirname(child.path), {})
+        record = records.get(entry.name)
+        if record is not None and record.link_id != link_id:
+            records[entry.name] = record._replace(link_id=link_id)
+        return entry.with_link(link_id)
+
+    def link_group(self, st: os.stat_result, cached: CachedFile | None) -> _LinkGroup:
+        """Count one more name of a host inode with several links; decide its id at the second name."""
+        group = self.link_groups.get((st.st_dev, st.st_ino))
+        if group is None:
+            group = self.link_groups[st.st_dev, st.st_ino] = _LinkGroup()
+        if not group.previous and cached is not None and (cached.device, cached.inode) == (st.st_dev, st.st_ino):
+            group.previous = cached.link_id
+        group.names += 1
+        if group.names == 2 and group.link_id is None:  # it may have had its id while its first name waited
+            self.give_link_id(group)
+        if group.names >= st.st_nlink:  # every name is seen: no other will look it up
+            del self.link_groups[st.st_dev, st.st_ino]
+        return group
+
+    def give_link_id(self, group: _LinkGroup) -> None:
+        """Give a group its id (the one the last import gave this inode, if no other group has it yet).
+
+        The directories that waited for it may now be built.
+        """
+        link_id = group.previous
+        if len(link_id) != LINK_ID_BYTES or link_id in self.link_ids_used:
+            link_id = os.urandom(LINK_ID_BYTES)
+        self.link_ids_used.add(link_id)
+        group.link_id = link_id
+        waiters, group.waiters = group.waiters, []
+        for pending in waiters:
+            self.one_less_wait(pending)
+
+    def settle(self, pending: _PendingDir) -> None:
+        """Put the entries of a directory's stored files in place of what stood for them while in flight."""
+        children: list[_Child] = []
+        for child in pending.children:
+            settled: _Child | None = child
+            if isinstance(child, _PendingFile):
+                settled = self.resolved(child)
+            elif isinstance(child, _LinkedFile) and isinstance(child.file, _PendingFile):
+                entry = self.resolved(child.file)
+                if entry is None:
+                    settled = None
+                else:
+                    child.file = entry
+            if settled is not None:  # a file that could not be read (--skip-errors) is left out
+                children.append(settled)
+        pending.children = children
+
+    def one_less_wait(self, pending: _PendingDir) -> None:
+        """One thing ``pending`` waited for is done: build it if it was parked and waits for nothing more."""
+        pending.waiting -= 1
+        if pending.waiting == 0 and pending.is_parked:
+            self.build(pending)
+
+    def park(self, pending: _PendingDir) -> None:
+        """Set aside a directory waiting on link groups; past the limit, stop waiting for any.
+
+        Its files are stored: their entries are made now, so that only they are held while it waits.
+        """
+        self.settle(pending)
+        pending.is_parked = True
+        self.parked.append(pending)
+        self.n_parked += 1
+        self.parked_entries += len(pending.children)
+        if self.parked_entries > LINK_WAIT_ENTRIES:
+            for waiting in list(self.parked):
+                for linked in waiting.linked:
+                    if linked.group.link_id is None:
+                        self.give_link_id(linked.group)
+        if len(self.parked) > 2 * self.n_parked + 16:
+            self.parked = [p for p in self.parked if p.is_parked]
 
     def build_ready(self, *, wait: bool = False) -> None:
         """Build the queued directories whose files are stored (with ``wait``, all of them)."""
@@ -268,16 +392,30 @@ class _Walker:
             pending = self.unbuilt[0]
             if not wait and not pending.is_ready():
                 return
-            entries = [entry for entry in map(self.resolved, pending.children) if entry is not None]
-            pending.children = []
-            st = pending.st
-            dir_id = build_dir(self.sink, entries)
-            entry = DirEntry(
-                pending.name, Kind.DIR, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, dir_id, pending.xattrs
-            )
-            pending.entry = _with_times(entry, st)
-            self.incomplete.discard(pending.path)
             self.unbuilt.popleft()
+            if pending.waiting == 0 or self.links_final:
+                self.build(pending)
+            else:
+                self.park(pending)
+
+    def build(self, pending: _PendingDir) -> None:
+        """Build and store a directory whose files are stored and whose link groups are known."""
+        if pending.is_parked:
+            pending.is_parked = False
+            self.n_parked -= 1
+            self.parked_entries -= len(pending.children)
+        entries = [entry for entry in map(self.resolved, pending.children) if entry is not None]
+        pending.children = []
+        pending.linked = []
+        st = pending.st
+        dir_id = build_dir(self.sink, entries)
+        entry = DirEntry(
+            pending.name, Kind.DIR, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, 0, dir_id, pending.xattrs
+        )
+        pending.entry = _with_times(entry, st)
+        self.incomplete.discard(pending.path)
+        if pending.parent is not None:
+            self.one_less_wait(pending.parent)
 
     def entry_for(self, path: bytes, name: bytes, st: os.stat_result, cached: dict[bytes, CachedFile]) -> _Child | None:
         """Store what is at ``path`` and return its entry (or what will be), or None if skipped."""
@@ -334,13 +472,22 @@ class _Walker:
                 continue
             entry = self.entry_for(child.path, child_name, child_stat, cached)
             if entry is not None:
-                pending.children.append(entry)
+                pending.add(entry)
         self.counters.dirs += 1
         self.unbuilt.append(pending)
         self.build_ready()
         return pending
 
     def file_entry(
+        self, path: bytes, name: bytes, st: os.stat_result, cached: CachedFile | None
+    ) -> DirEntry | _PendingFile | _LinkedFile:
+        """Store a regular file (or re-use what the cache says is stored); one of several links joins its group."""
+        if st.st_nlink > 1:
+            group = self.link_group(st, cached)
+            return _LinkedFile(path, self.unlinked_file_entry(path, name, st, cached), group)
+        return self.unlinked_file_entry(path, name, st, cached)
+
+    def unlinked_file_entry(
         self, path: bytes, name: bytes, st: os.stat_result, cached: CachedFile | None
     ) -> DirEntry | _PendingFile:
         counters = self.counters
@@ -416,7 +563,7 @@ class _Walker:
 class _PendingDir:
     """A directory walked but not built yet: its children, some of them files still in flight."""
 
-    __slots__ = ("children", "entry", "name", "path", "st", "xattrs")
+    __slots__ = ("children", "entry", "is_parked", "linked", "name", "parent", "path", "st", "waiting", "xattrs")
 
     def __init__(self, path: bytes, name: bytes, st: os.stat_result, xattrs: tuple[tuple[bytes, bytes], ...]) -> None:
         self.path = path
@@ -424,11 +571,61 @@ class _PendingDir:
         self.st = st
         self.xattrs = xattrs
         self.children: list[_Child] = []
+        self.linked: list[_LinkedFile] = []
+        """The children that are names of host files with several links."""
         self.entry: DirEntry | None = None
+        self.waiting = 0
+        """Link groups not known yet of its files, and directories in it not built yet."""
+        self.parent: _PendingDir | None = None
+        """Set when it was not built by the time its parent's walk came back to it."""
+        self.is_parked = False
+
+    def add(self, child: _Child) -> None:
+        """Add a child; count what it makes this directory wait for."""
+        self.children.append(child)
+        if isinstance(child, _LinkedFile):
+            self.linked.append(child)
+            if child.group.link_id is None:
+                self.waiting += 1
+                child.group.waiters.append(self)
+        elif isinstance(child, _PendingDir) and child.entry is None:
+            self.waiting += 1
+            child.parent = self
 
     def is_ready(self) -> bool:
-        """True when every file in it is stored (its directories are built before it)."""
-        return all(not isinstance(c, _PendingFile) or c.is_done() for c in self.children)
+        """True when every file in it is stored (its directories were walked before it)."""
+        return all(c.is_done() for c in self.children if isinstance(c, (_PendingFile, _LinkedFile)))
+
+
+class _LinkGroup:
+    """The names one import found of one host inode with several links, and the group id they get."""
+
+    __slots__ = ("link_id", "names", "previous", "stored", "waiters")
+
+    def __init__(self) -> None:
+        self.names = 0
+        self.stored = 0
+        self.waiters: list[_PendingDir] = []
+        """Directories waiting for its id (one entry per name that made one wait)."""
+        self.link_id: bytes | None = None
+        """Given at the second name (or when waiting costs too much memory); None while unknown."""
+        self.previous = b""
+        """The id the last import gave this inode (from the host-file cache), re-used if free."""
+
+
+class _LinkedFile:
+    """A file with other host names: its entry (or the file still in flight) and its inode's group."""
+
+    __slots__ = ("file", "group", "path")
+
+    def __init__(self, path: bytes, file: DirEntry | _PendingFile, group: _LinkGroup) -> None:
+        self.path = path
+        self.file = file
+        self.group = group
+
+    def is_done(self) -> bool:
+        """True once its contents are stored."""
+        return not isinstance(self.file, _PendingFile) or self.file.is_done()
 
 
 class _PendingFile:

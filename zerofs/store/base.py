@@ -35,7 +35,7 @@ class RefMovedError(ConflictError):
 
 
 class CachedFile(NamedTuple):
-    """What an import saw of a host file (device, inode, size, times), and the file it stored for it."""
+    """What an import saw of a host file (device, inode, size, times), and the file and link id it stored for it."""
 
     device: int
     inode: int
@@ -43,6 +43,8 @@ class CachedFile(NamedTuple):
     mtime_ns: int
     ctime_ns: int
     file_id: ObjectId
+    link_id: bytes = b""
+    """The hard-link group id the import gave the file's entry (issue #12); empty for none."""
 
 
 class BlobInfo(NamedTuple):

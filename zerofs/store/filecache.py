@@ -9,7 +9,8 @@ of the next import, nothing else.
 
 One record per host directory, keyed by a hash of its path: the
 zstd-compressed list of its files with (device, inode, size, mtime, ctime)
-and the id of the file stored for them. An import reads a directory's
+and the id of the file stored for them, and its hard-link group id if it
+had one (so that a re-import of an unchanged linked tree keeps its ids). An import reads a directory's
 record once when it enters it, and writes the records of the directories
 it imported after its commit; per file it costs about 50 bytes.
 """
@@ -31,8 +32,10 @@ from zerofs.store.base import CachedFile
 
 CACHE_FILE: Final = "files.mdb"
 _MAP_BYTES: Final = 1 << 40
-_ENTRY: Final = struct.Struct("<HQQQqq32s")  # name length, device, inode, size, mtime ns, ctime ns, file id
-_VERSION: Final = b"\x01"
+_ENTRY_V1: Final = struct.Struct("<HQQQqq32s")  # name length, device, inode, size, mtime ns, ctime ns, file id
+_ENTRY: Final = struct.Struct("<HQQQqq32sB")  # the same, then the link id's length (the id follows the name)
+_VERSION_1: Final = b"\x01"
+_VERSION: Final = b"\x02"
 
 
 def _key(directory: bytes) -> bytes:
@@ -43,8 +46,9 @@ def encode_directory(files: dict[bytes, CachedFile]) -> bytes:
     """The stored form of one directory's record."""
     parts = [_VERSION]
     for name, cached in sorted(files.items()):
-        parts.append(_ENTRY.pack(len(name), *cached))
+        parts.append(_ENTRY.pack(len(name), *cached[:-1], len(cached.link_id)))
         parts.append(name)
+        parts.append(cached.link_id)
     return zstandard.ZstdCompressor(level=3).compress(b"".join(parts))
 
 
@@ -54,18 +58,32 @@ def decode_directory(raw: bytes) -> dict[bytes, CachedFile]:
         data = zstandard.ZstdDecompressor().decompress(raw)
     except zstandard.ZstdError:
         return {}
-    if not data.startswith(_VERSION):
+    if not data.startswith((_VERSION, _VERSION_1)):
         return {}
     files: dict[bytes, CachedFile] = {}
     offset = len(_VERSION)
     try:
+        if data.startswith(_VERSION_1):
+            while offset < len(data):
+                name_bytes, *fields = _ENTRY_V1.unpack_from(data, offset)
+                offset += _ENTRY_V1.size
+                name = data[offset : offset + name_bytes]
+                offset += name_bytes
+                if len(fields[-1]) == ID_BYTES:
+                    files[name] = CachedFile(*fields)
+            return files
+        unpack, entry_size = _ENTRY.unpack_from, _ENTRY.size
         while offset < len(data):
-            name_bytes, *fields = _ENTRY.unpack_from(data, offset)
-            offset += _ENTRY.size
+            name_bytes, device, inode, size, mtime_ns, ctime_ns, file_id, link_bytes = unpack(data, offset)
+            offset += entry_size
             name = data[offset : offset + name_bytes]
             offset += name_bytes
-            if len(fields[-1]) == ID_BYTES:
-                files[name] = CachedFile(*fields)
+            link_id = data[offset : offset + link_bytes]
+            offset += link_bytes
+            if len(link_id) != link_bytes:
+                return {}
+            if len(file_id) == ID_BYTES:
+                files[name] = CachedFile(device, inode, size, mtime_ns, ctime_ns, file_id, link_id)
     except struct.error:
         return {}
     return files

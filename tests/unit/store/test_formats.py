@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
+import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -154,6 +156,15 @@ def test_cache_records_round_trip(tmp_path: Path) -> None:
     assert again.directory_files(b"/host/dir") == files
     assert again.directory_files(b"/host/other") == {}
     again.close()
+
+
+def test_cache_records_keep_link_ids_and_old_records_still_read() -> None:
+    files = {b"a": CachedFile(1, 2, 3, 4, 5, b"\x01" * 32, b"\x07" * 16), b"b": CachedFile(1, 3, 3, 4, 5, b"\x01" * 32)}
+    assert decode_directory(encode_directory(files)) == files
+    old = b"\x01" + struct.pack("<HQQQqq32s", 1, 1, 2, 3, 4, 5, b"\x01" * 32) + b"a"
+    assert decode_directory(zstandard.ZstdCompressor().compress(old)) == {b"a": CachedFile(1, 2, 3, 4, 5, b"\x01" * 32)}
+    cut = b"\x02" + struct.pack("<HQQQqq32sB", 1, 1, 2, 3, 4, 5, b"\x01" * 32, 16) + b"a" + b"\x07" * 8
+    assert decode_directory(zstandard.ZstdCompressor().compress(cut)) == {}
 
 
 def test_a_damaged_or_unusable_cache_is_only_a_miss(tmp_path: Path) -> None:
