@@ -141,7 +141,13 @@ def import_(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import a host file or directory tree to STORE_PATH in one commit (replaces what is there)."""
+    """Import a host file or directory tree to STORE_PATH in one commit (replaces what is there).
+
+    Keeps modes, owners, atimes, mtimes and ctimes (ns), symlinks (never
+    followed), FIFOs, sockets and devices, user.* extended attributes and
+    POSIX ACLs (unless --no-xattrs), holes of sparse files, and hard links
+    among the imported names. Unchanged files are not read again.
+    """
     commands.import_(
         host_path,
         store_path,
@@ -438,7 +444,15 @@ def export(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recreate a store path on the host with contents, modes, mtimes and symlinks."""
+    """Recreate a store path on the host with contents, modes, times and symlinks.
+
+    Also recreates FIFOs, sockets and devices (devices need root), user.*
+    extended attributes and POSIX ACLs (unless --no-xattrs), holes, and hard
+    links among names linked within one import or clone. --force replaces
+    only regular files, symlinks (the link itself) and empty directories; a
+    device, FIFO, socket or non-empty directory in the way stops the export
+    (exit 4) and is left untouched.
+    """
     commands.export(
         store_path,
         host_path,
