@@ -99,7 +99,9 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(module), name)
 
 
-REPO_FORMAT_VERSION: Final = 2
+REPO_FORMAT_VERSION: Final = 3
+DEVELOPMENT_FORMAT: Final = 2
+"""Packs before zstd payloads carried the CRC of their frame: made only by unreleased builds."""
 """Bump when a change makes old code misread the repository. 2: pack files beside an LMDB index."""
 LEGACY_DATA_FILE: Final = "data.mdb"
 """The one file of a format-1 repository (every object in one LMDB environment)."""
@@ -162,6 +164,12 @@ class RepoConfig(NamedTuple):
             raise RepositoryError(
                 f"repository at {where} has format version {version}; this zerofs reads up to "
                 f"version {REPO_FORMAT_VERSION}: upgrade zerofs"
+            )
+        if version == DEVELOPMENT_FORMAT and oldest == REPO_FORMAT_VERSION:
+            raise RepositoryError(
+                f"repository at {where} has format version {version}, made by a development build of zerofs "
+                f"(its compressed objects carry no checksum); this zerofs reads version {REPO_FORMAT_VERSION}: "
+                "export its trees with the build that made it and import them into a new repository"
             )
         if version < oldest:
             raise RepositoryError(
@@ -333,6 +341,7 @@ class Repository:
         path = os.fspath(path)
         if not legacy.is_format1(path):
             if is_local_repository(path):  # nothing to convert; remove what a kill after the switch left
+                RepoConfig.from_json(_readable_config(path), path)  # a development format cannot be converted
                 return legacy.UpgradeResult(
                     0, 0, 0, is_current=True, removed_leftovers=legacy.remove_legacy_files(path)
                 )

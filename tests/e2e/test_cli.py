@@ -89,7 +89,7 @@ def test_init_twice_is_a_conflict(zerofs: Any, cli_repo: Path) -> None:
 
 def test_init_json(zerofs: Any, repo_path: Path) -> None:
     info = json.loads(zerofs("init", "--json").stdout)
-    assert info["format_version"] == 2
+    assert info["format_version"] == 3
     assert info["repository"] == str(repo_path)
 
 
@@ -565,6 +565,25 @@ def test_newer_format_version(zerofs: Any, cli_repo: Path) -> None:
         line = assert_one_error_line(proc)
         assert "upgrade" in line
         assert "99" in line
+
+
+def test_a_development_format_is_refused_and_left_as_it_is(zerofs: Any, cli_repo: Path) -> None:
+    # Format 2 was written only by development builds, before zstd payloads carried their CRC:
+    # its compressed objects would all read as damaged, so every command refuses it, upgrade too.
+    from zerofs.store.local import decode_config_file, encode_config_file
+
+    config_file = cli_repo / "config"
+    config = json.loads(decode_config_file(config_file.read_bytes()) or b"{}")
+    config["format_version"] = 2
+    config_file.write_bytes(encode_config_file(json.dumps(config).encode()))
+    before = {p: p.read_bytes() for p in cli_repo.rglob("*") if p.is_file() and p.name != "index.mdb-lock"}
+    for args in (("ls", "/"), ("log",), ("write", "/x"), ("upgrade",), ("fsck",)):
+        proc = zerofs(*args, expect=RepositoryError.exit_code, input=b"")
+        line = assert_one_error_line(proc)
+        assert "development build" in line
+        assert "import them into a new repository" in line
+    after = {p: p.read_bytes() for p in cli_repo.rglob("*") if p.is_file() and p.name != "index.mdb-lock"}
+    assert after == before
 
 
 def test_help_lists_exit_codes(zerofs: Any, cli_repo: Path) -> None:
