@@ -1,14 +1,15 @@
 """A zerofs mount behaves like a local file system, checked against a plain host directory as the model.
 
 A seeded generator draws a long sequence of file operations (writes at random offsets, past the end
-too, appends, truncates, mkdir, rmdir, unlink, renames of files and directories over existing targets,
-symlinks, FIFOs and (as root) devices, chmod, chown, utime and utimensat with UTIME_NOW and UTIME_OMIT,
-fsync, operations on open handles) and applies each one both to a host directory and to a real
-mount. Every operation must succeed or fail alike (same errno), and the two trees must stay equal:
-names, types, contents, sizes, symlink targets, device numbers, mode bits, owners and the atimes and
-mtimes the test set explicitly (the atimes lie in the future, where relatime never moves them on
-either side, so reads do not blur them). The mount is unmounted and mounted again now and then;
-after each unmount ``zerofs export`` of the repository must equal the host tree too.
+too, appends, truncates, mkdir, rmdir, unlink, renames of files and directories over existing
+targets, symlinks, FIFOs and (as root) devices, chmod, chown, utime and utimensat with UTIME_NOW and
+UTIME_OMIT, setxattr and removexattr of user.* attributes, fsync, operations on open handles) and
+applies each one both to a host directory and to a real mount. Every operation must succeed or fail
+alike (same errno), and the two trees must stay equal: names, types, contents, sizes, symlink
+targets, device numbers, mode bits, owners, user.* extended attributes and the atimes and mtimes the
+test set explicitly (the atimes lie in the future, where relatime never moves them on either side,
+so reads do not blur them). The mount is unmounted and mounted again now and then; after each
+unmount ``zerofs export`` of the repository must equal the host tree too.
 
 Every open is O_NONBLOCK, so an operation that lands on a FIFO fails or succeeds at once, alike on
 both sides, instead of waiting for a peer (it changes nothing for regular files). As root the host
@@ -60,7 +61,8 @@ OWNERS = [0, 1000, 65534] if os.geteuid() == 0 else [os.geteuid()]
 
 
 Outcome = tuple[str, object]
-Entry = tuple[str, int, int, int, int | None, str, int | None, int | None]
+Entry = tuple[str, int, int, int, int | None, str, int | None, int | None, tuple[tuple[str, bytes], ...]]
+XATTR_NAMES = ["user.a", "user.tag", "user." + "k" * 200]
 
 
 def attempt(action: Callable[[], object]) -> Outcome:
@@ -70,6 +72,12 @@ def attempt(action: Callable[[], object]) -> Outcome:
     except OSError as exc:
         code = exc.errno or 0
         return ("err", errno.errorcode.get(code, str(code)))
+
+
+def user_xattrs(path: Path) -> tuple[tuple[str, bytes], ...]:
+    """The ``user.*`` extended attributes of ``path`` (not following a symlink), sorted."""
+    names = sorted(n for n in os.listxattr(path, follow_symlinks=False) if n.startswith("user."))
+    return tuple((n, os.getxattr(path, n, follow_symlinks=False)) for n in names)
 
 
 def snapshot(root: Path, explicit_mtimes: set[int], explicit_atimes: set[int] | None = None) -> dict[str, Entry]:
@@ -85,24 +93,25 @@ def snapshot(root: Path, explicit_mtimes: set[int], explicit_atimes: set[int] | 
             child = f"{rel}/{name}" if rel else name
             path = root / child
             st = os.lstat(path)
+            xattrs = user_xattrs(path)
             mode = stat.S_IMODE(st.st_mode)
             mtime = st.st_mtime_ns if st.st_mtime_ns in explicit_mtimes else None
             atime = st.st_atime_ns if st.st_atime_ns in atimes else None
             if stat.S_ISDIR(st.st_mode):
-                entries[child] = ("dir", mode, st.st_uid, st.st_gid, None, "", mtime, atime)
+                entries[child] = ("dir", mode, st.st_uid, st.st_gid, None, "", mtime, atime, xattrs)
                 walk(child)
             elif stat.S_ISLNK(st.st_mode):
                 target = os.readlink(path)
-                entries[child] = ("symlink", mode, st.st_uid, st.st_gid, st.st_size, target, mtime, atime)
+                entries[child] = ("symlink", mode, st.st_uid, st.st_gid, st.st_size, target, mtime, atime, xattrs)
             elif stat.S_ISREG(st.st_mode):
                 data = path.read_bytes()
                 assert len(data) == st.st_size, f"{path}: read {len(data)} bytes, stat says {st.st_size}"
                 digest = hashlib.sha256(data).hexdigest()
-                entries[child] = ("file", mode, st.st_uid, st.st_gid, st.st_size, digest, mtime, atime)
+                entries[child] = ("file", mode, st.st_uid, st.st_gid, st.st_size, digest, mtime, atime, xattrs)
             else:
                 kind = SPECIAL_NAMES.get(stat.S_IFMT(st.st_mode), f"other {stat.S_IFMT(st.st_mode):o}")
                 device = f"{os.major(st.st_rdev)},{os.minor(st.st_rdev)}" if kind.endswith("dev") else ""
-                entries[child] = (kind, mode, st.st_uid, st.st_gid, None, device, mtime, atime)
+                entries[child] = (kind, mode, st.st_uid, st.st_gid, None, device, mtime, atime, xattrs)
 
     walk("")
     return entries
@@ -163,7 +172,7 @@ class Scenario:
         self.history: list[str] = []
         self.exports = 0
         self.fsync_checks = 0
-        self.made: dict[str, int] = {"fifo": 0, "device": 0}
+        self.made: dict[str, int] = {"fifo": 0, "device": 0, "xattr": 0}
 
     # -- reporting -------------------------------------------------------------------------------
 
@@ -283,6 +292,8 @@ class Scenario:
             (6, self.op_utime),
             (4, self.op_utimensat),
             (3, self.op_chown),
+            (3, self.op_setxattr),
+            (2, self.op_removexattr),
             (3, self.op_fsync),
             (3, self.op_open_handle),
             (4, self.op_handle_io),
@@ -403,6 +414,25 @@ class Scenario:
         )
         if outcome[0] == "ok":
             self.made["device"] += 1
+
+    def op_setxattr(self) -> None:
+        rel = self.existing() or self.any_path()
+        key = self.rng.choice(XATTR_NAMES)
+        value = self.rng.randbytes(self.rng.choice((0, 1, 30, 900)))
+        outcome = self.both(
+            f"setxattr {rel[:40]!r} {key[:12]} ({len(value)} B)",
+            lambda root: os.setxattr(root / rel, key, value, follow_symlinks=False),
+        )
+        if outcome[0] == "ok":
+            self.made["xattr"] += 1
+
+    def op_removexattr(self) -> None:
+        rel = self.existing() or self.any_path()
+        key = self.rng.choice(XATTR_NAMES)
+        self.both(
+            f"removexattr {rel[:40]!r} {key[:12]}",
+            lambda root: os.removexattr(root / rel, key, follow_symlinks=False),
+        )
 
     def op_chmod(self) -> None:
         rel = self.existing() or self.any_path()
@@ -588,6 +618,7 @@ def test_random_operations_match_a_host_directory(cli_repo: Path, tmp_path: Path
     assert scenario.atime_checks > 0, "no explicit atime was compared"
     assert scenario.made["fifo"] > 0, "the run made no FIFO"
     assert scenario.made["device"] > 0 or not IS_ROOT, "the run (as root) made no device"
+    assert scenario.made["xattr"] > 0, "the run set no extended attribute"
     messages = [commit["message"] for commit in log_json(cli_repo)]
     assert messages[-1] == "init"
     assert len(messages) > 1, "the mount changed files but made no commit"
