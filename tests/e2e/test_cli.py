@@ -121,6 +121,7 @@ def test_import_tree(zerofs: Any, imported: Path, host_tree: Path) -> None:
 
 
 def test_import_json_and_single_file(zerofs: Any, cli_repo: Path, host_tree: Path) -> None:
+    host = os.lstat(host_tree / "tool")  # before the import reads it (reading may move the atime)
     result = json.loads(zerofs("import", "--json", str(host_tree / "tool"), "/tool").stdout)
     assert result["path"] == "/tool"
     assert result["files"] == 1
@@ -128,6 +129,11 @@ def test_import_json_and_single_file(zerofs: Any, cli_repo: Path, host_tree: Pat
     info = stat_json(zerofs, "/tool")
     assert info["mode"] == "0751"
     assert info["mtime_ns"] == MTIME_NS
+    assert info["atime_ns"] == host.st_atime_ns  # import stats before it reads
+    assert info["ctime_ns"] >= host.st_ctime_ns  # placing it at /tool changed it in the store
+    text = zerofs("stat", "/tool").stdout.decode()
+    assert "accessed" in text
+    assert "changed" in text
 
 
 def test_import_needs_parent_or_p(zerofs: Any, cli_repo: Path, host_tree: Path) -> None:

@@ -86,6 +86,8 @@ def entry_json(
         "gid": entry.gid,
         "size": entry.size_bytes,
         "mtime_ns": entry.mtime_ns,
+        "atime_ns": entry.atime_ns,
+        "ctime_ns": entry.ctime_ns,
         "id": entry.id.hex(),
     }
     if path is not None:
@@ -194,6 +196,8 @@ def render_stat(info: StatInfo, *, as_json: bool) -> None:
         ("size", str(info.entry.size_bytes)),
         ("uid/gid", f"{info.entry.uid}/{info.entry.gid}"),
         ("modified", iso_time(info.entry.mtime_ns)),
+        ("accessed", iso_time(info.entry.atime_ns)),
+        ("changed", iso_time(info.entry.ctime_ns)),
         ("id", info.entry.id.hex()),
     ]
     if info.n_entries is not None:
