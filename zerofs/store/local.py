@@ -591,7 +591,7 @@ class PackBatch:
             store._pending.pop(object_id, None)
         self._new = []
         for writer in store._finished:
-            if writer.indexed_size == 0:  # nothing of it is named: it goes (we still hold its lock)
+            if not writer.has_indexed_blobs:  # nothing of it is named: it goes (we still hold its lock)
                 with contextlib.suppress(OSError):
                     os.unlink(store.files.path(writer.name))
             writer.release()

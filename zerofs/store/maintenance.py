@@ -54,7 +54,15 @@ from zerofs.store.packfile import (
     parse_trailer,
     scan_blobs,
 )
-from zerofs.store.packs import PackFiles, PackWriter, disk_error, fsync_directory, make_names_durable, pack_hex
+from zerofs.store.packs import (
+    PackFiles,
+    PackWriter,
+    disk_error,
+    fsync_directory,
+    link_unnamed,
+    make_names_durable,
+    pack_hex,
+)
 from zerofs.store.reflog import LogDamage, RefLog, RefMove
 from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, StorageProblemKind, StorageUsage
 
@@ -528,7 +536,7 @@ def compact_index(store: PackStore) -> tuple[int, int]:
         try:
             _copy_index(store.index, f"/proc/self/fd/{fd}")
             os.fsync(fd)
-            _link_unnamed(fd, temporary)
+            link_unnamed(fd, temporary)
         except OSError as exc:
             raise disk_error("cannot compact the index", exc) from exc
         except lmdb.Error as exc:
@@ -541,17 +549,6 @@ def compact_index(store: PackStore) -> tuple[int, int]:
     store.index = LmdbIndex(store.root, readonly=store.readonly)
     store._names.clear()
     return before, os.stat(path).st_blocks * 512
-
-
-def _link_unnamed(fd: int, path: str) -> None:
-    """Give an ``O_TMPFILE`` file a name (``linkat`` through /proc, which ``os.link`` cannot do)."""
-    import ctypes  # here: only compaction needs it
-
-    at_fdcwd, at_symlink_follow = -100, 0x400
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.linkat(at_fdcwd, f"/proc/self/fd/{fd}".encode(), at_fdcwd, os.fsencode(path), at_symlink_follow) != 0:
-        error = ctypes.get_errno()
-        raise OSError(error, os.strerror(error), path)
 
 
 def _copy_index(index: LmdbIndex, destination: str) -> None:

@@ -3,10 +3,11 @@
 Names are 16 random bytes, spread over subdirectories by their first hex
 digit (``packs/a/ab....pack``). A writer holds an exclusive ``flock`` on its
 open pack for as long as it appends to it; a pack nobody holds and that has
-no trailer was left by a writer that died (gc rewrites it). Creating a pack
-takes the lock and then checks that the file is still linked, so gc, which
-deletes unlocked packs while holding their lock, can never delete a pack
-that a writer has just created.
+no trailer was left by a writer that died (gc rewrites it). A pack is made
+as an unnamed file (``O_TMPFILE``), locked and given its header, and only
+then linked under its name: nobody (fsck, gc) ever sees a named pack that
+is unlocked and headerless while its writer lives, and gc, which deletes
+only unlocked packs, can never delete one a writer has just created.
 
 Writes are plain ``write(2)`` calls from a buffer of ``WRITE_BUFFER_BYTES``
 (large payloads go straight through with ``writev``); ``sync`` makes
@@ -30,7 +31,15 @@ from typing import Final
 from zerofs.errors import DiskFullError, RepositoryError
 from zerofs.objects import ObjectId
 from zerofs.store.codec import Record
-from zerofs.store.packfile import BLOB_HEADER, MAX_PACK_BYTES, TAIL, blob_header, pack_header, trailer
+from zerofs.store.packfile import (
+    BLOB_HEADER,
+    MAX_PACK_BYTES,
+    PACK_HEADER,
+    TAIL,
+    blob_header,
+    pack_header,
+    trailer,
+)
 
 PACK_SUFFIX: Final = ".pack"
 SUBDIRECTORY_DIGITS: Final = 1
@@ -216,15 +225,21 @@ class PackFiles:
             try:
                 for directory in new_dirs:
                     os.makedirs(directory, exist_ok=True)
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-            except FileExistsError:
-                continue
+                fd = os.open(parent, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o644)
             except OSError as exc:
                 raise disk_error(f"cannot create a pack file in {self.directory}", exc) from exc
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_nlink == 0:  # gc found it unlocked and deleted it first: take another name
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # nobody else can know of it yet: this never waits
+                header = pack_header()
+                if os.pwrite(fd, header, 0) != len(header):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                link_unnamed(fd, path)
+            except FileExistsError:  # 16 random bytes met an existing name: take another
                 os.close(fd)
                 continue
+            except OSError as exc:
+                os.close(fd)
+                raise disk_error(f"cannot create a pack file in {self.directory}", exc) from exc
             return PackWriter(self, name, fd, [self.root, *new_dirs] if new_dirs else [parent])
 
     def is_active(self, name: bytes) -> bool:
@@ -267,6 +282,22 @@ class PackFiles:
             self._readers.clear()
 
 
+def link_unnamed(fd: int, path: str) -> None:
+    """Give an ``O_TMPFILE`` file a name (``linkat`` through /proc, which ``os.link`` cannot do).
+
+    Raises:
+        FileExistsError: ``path`` exists.
+        OSError: the link failed.
+    """
+    import ctypes  # here: only a writer needs it
+
+    at_fdcwd, at_symlink_follow = -100, 0x400
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.linkat(at_fdcwd, f"/proc/self/fd/{fd}".encode(), at_fdcwd, os.fsencode(path), at_symlink_follow) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error), path)
+
+
 class PackWriter:
     """One open pack: blobs appended in order, made durable by ``sync``, closed by ``finish`` or ``seal``.
 
@@ -284,9 +315,10 @@ class PackWriter:
         self.pack_no: int | None = None
         """Its number in the index, given by the first index transaction that names it."""
         self.offsets: list[int] = []
-        self._buffer = bytearray(pack_header())
-        self._buffer_start = 0
-        self.size = len(self._buffer)
+        self._buffer = bytearray()
+        self._buffer_start = PACK_HEADER.size
+        """The header is on the file before the pack has a name (``PackFiles.create``)."""
+        self.size = PACK_HEADER.size
         self.synced_size = 0
         self.dropped_size = 0
         self._direct_bytes = 0
@@ -372,15 +404,21 @@ class PackWriter:
                 self.dropped_size = self.synced_size
                 self._direct_bytes = 0
 
+    @property
+    def has_indexed_blobs(self) -> bool:
+        """True once an index transaction has named a blob of this pack."""
+        return self.indexed_size > PACK_HEADER.size
+
     def discard_unindexed(self) -> None:
-        """Cut off what was appended after the last indexed blob (a batch that failed)."""
+        """Cut off what was appended after the last indexed blob (a batch that failed); the header stays."""
+        keep = max(self.indexed_size, PACK_HEADER.size)
         with self._lock:
             self._buffer = bytearray()
-            self._buffer_start = self.indexed_size
-            self.size = self.synced_size = self.indexed_size
-            self.offsets = [o for o in self.offsets if o < self.indexed_size]
+            self._buffer_start = keep
+            self.size = self.synced_size = keep
+            self.offsets = [o for o in self.offsets if o < keep]
             with contextlib.suppress(OSError):  # unindexed bytes are dead whether or not they are cut
-                os.ftruncate(self.fd, self.indexed_size)
+                os.ftruncate(self.fd, keep)
 
     def finish(self) -> None:
         """Close the pack for appends at its target size: the trailer lists every blob in it.
@@ -417,7 +455,7 @@ class PackWriter:
             return
         self.closed = True
         try:
-            if self.indexed_size == 0:
+            if not self.has_indexed_blobs:
                 os.unlink(self.files.path(self.name))
                 return
             with self._lock:

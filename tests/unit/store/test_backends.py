@@ -10,7 +10,9 @@ import pytest
 from tests.unit.store.conformance import StoreConformance, rec, some_id
 from zerofs.errors import RepositoryError
 from zerofs.store.local import PackStore
+from zerofs.store.maintenance import check_storage
 from zerofs.store.memory import MemoryStore
+from zerofs.store.packfile import PACK_HEADER, is_pack_header
 from zerofs.store.wrappers import ReadOnlyStore
 
 
@@ -109,6 +111,31 @@ class TestIndexLater:
         store = PackStore(tmp_path / "repo")
         try:
             assert bytes(store.get(some_id(1)).payload) == b"content"
+        finally:
+            store.close()
+
+    def test_a_failed_first_batch_keeps_the_pack_header(self, tmp_path: Path) -> None:
+        # A change tried again (HEAD moved) cuts off what its first attempt appended. When nothing
+        # of the pack was indexed yet, the cut once went to offset 0 and took the pack header with
+        # it: the blobs of the next attempt were indexed in a pack fsck and a rebuild cannot read.
+        (tmp_path / "repo").mkdir()
+        store = PackStore.create(tmp_path / "repo", b"{}")
+        try:
+            with pytest.raises(RuntimeError), store.batch() as batch:  # noqa: PT012 - the attempt fails inside
+                batch.put(some_id(1), rec(b"first attempt" * 100))
+                raise RuntimeError("HEAD moved: try again")
+            with store.batch() as batch:
+                batch.put(some_id(2), rec(b"second attempt"))
+                batch.cas_ref(b"HEAD", None, some_id(2))
+            (name,) = store.files.list()
+            with open(store.files.path(name), "rb") as pack:
+                assert is_pack_header(pack.read(PACK_HEADER.size))
+        finally:
+            store.close()
+        store = PackStore(tmp_path / "repo")
+        try:
+            assert bytes(store.get(some_id(2)).payload) == b"second attempt"
+            assert list(check_storage(store)) == []
         finally:
             store.close()
 
