@@ -16,8 +16,13 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import cli_env, run_zerofs, zerofs_command
 from tests.e2e.helpers import tmpfs
@@ -208,3 +213,38 @@ def test_cli_clone_subprocesses_in_a_loop(cli_repo: Path, tmp_path: Path) -> Non
             )
             assert b"warning" not in proc.stderr
             assert _stored(cli_repo, "/snap") == data, n
+
+
+def test_a_mount_another_user_cannot_ask_is_never_skipped_silently(zerofs: Any, tmp_path: Path) -> None:
+    # The control socket is private (0600): a command of another user cannot ask that mount to
+    # commit. It must say so (a warning when it only reads, an error when it writes), never act as
+    # if the mount were not there.
+    if os.geteuid() != 0:
+        pytest.fail("this test switches to another user, which needs root (CI runs as root)")
+    base = Path(tempfile.mkdtemp(prefix="zerofs-shared-", dir="/var/tmp"))
+    try:
+        base.chmod(0o755)
+        repo = base / "repo"
+        zerofs("init", repo=repo)
+        with mounted(repo, base / "m") as m:
+            (m.path / "f").write_bytes(b"pending")
+            probe = (
+                "import os, socket  # before the switch: this Python lives under /root\n"
+                "from zerofs.errors import MountError\n"
+                "from zerofs.mount.control import commit_mounts\n"
+                "os.setgid(65534); os.setuid(65534)\n"
+                f"commit_mounts({str(repo)!r}, writing=False, warn=lambda m: print('warned:', m))\n"
+                "try:\n"
+                f"    commit_mounts({str(repo)!r}, writing=True, warn=print)\n"
+                "except MountError as exc:\n"
+                "    print('refused:', exc)\n"
+            )
+            out = subprocess.run(
+                [sys.executable, "-c", probe], env=cli_env(), capture_output=True, text=True, check=True
+            ).stdout
+            assert "warned: the mount at" in out
+            assert "could not be asked to commit (Permission denied)" in out
+            assert "refused: the mount at" in out
+            assert out.rstrip().endswith("nothing was changed")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

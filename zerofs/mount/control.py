@@ -118,12 +118,17 @@ def commit_mounts(repo_path: str, *, writing: bool, warn: Callable[[str], None])
     if not mounts:
         return
     with _mounts_dir(repo_path) as directory:
-        asked = [(m, s) for m in mounts if (s := _ask(directory, m)) is not None]
+        asked = [(m, _ask(directory, m)) for m in mounts]
     total = WRITE_WAIT_SECONDS if writing else READ_WAIT_SECONDS
     limit = time.monotonic() + total
     for mount, conn in asked:
-        with conn:
-            problem = _await_answer(conn, limit, silence=SILENCE_SECONDS if writing else total)
+        if conn is None:
+            continue
+        if isinstance(conn, str):
+            problem: str | None = conn
+        else:
+            with conn:
+                problem = _await_answer(conn, limit, silence=SILENCE_SECONDS if writing else total)
         if problem is None:
             continue
         where = f"the mount at {mount.mountpoint} (process {mount.pid})"
@@ -132,8 +137,14 @@ def commit_mounts(repo_path: str, *, writing: bool, warn: Callable[[str], None])
         warn(f"{where} {problem}: showing the repository as last committed")
 
 
-def _ask(directory: str, mount: Mount) -> socket.socket | None:
-    """Connect to ``mount`` and send the request; None when nobody listens there (a dead mount)."""
+def _ask(directory: str, mount: Mount) -> socket.socket | str | None:
+    """Connect to ``mount`` and send the request.
+
+    Returns the connection; None when nobody listens there (the socket of a
+    mount that exited, or gone meanwhile); or what went wrong with a live one
+    (a socket of another user's mount: it cannot be asked, so its latest
+    writes may be missing, which the caller must say).
+    """
     import socket
 
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -141,9 +152,12 @@ def _ask(directory: str, mount: Mount) -> socket.socket | None:
         conn.settimeout(SILENCE_SECONDS)
         conn.connect(f"{directory}/{socket_name(mount.pid)}")
         conn.sendall(REQUEST)
-    except OSError:
-        conn.close()  # refused or gone: its process has exited (or is not ours to ask)
+    except (ConnectionRefusedError, FileNotFoundError):
+        conn.close()
         return None
+    except OSError as exc:
+        conn.close()
+        return f"could not be asked to commit ({exc.strerror or exc})"
     return conn
 
 
