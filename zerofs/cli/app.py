@@ -758,7 +758,8 @@ def mount(
     umount, or SIGTERM/SIGINT to the mount process); each commit appears in
     `zerofs log` as "mount: ...". FIFOs, sockets and device nodes can be created
     (devices only by root); the mount is nodev, so devices cannot be opened in
-    it. Hard links are refused with EPERM.
+    it. Hard links work within one import, clone or write target; a link into
+    another fails with EXDEV, as across btrfs subvolumes.
     Example: zerofs mount ~/z; zerofs mount --at HEAD~5 ~/old
     """
     commands_mount.mount(
