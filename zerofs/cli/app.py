@@ -197,6 +197,8 @@ def clone(
     """Clone SOURCE to DESTINATION: an instant snapshot, whatever its size.
 
     SOURCE may name a revision (HEAD~3:/data): restoring from history is a clone too.
+    Names hard-linked inside SOURCE stay linked to each other in the clone, never
+    to SOURCE's names, so a snapshot stays as it was whatever is written later.
     """
     commands.clone(
         source,
