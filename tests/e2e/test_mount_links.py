@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from tests.conftest import Zerofs
-from tests.e2e.mountutil import mounted
+from tests.e2e.mountutil import eventually, mounted
 from tests.e2e.test_hardlinks import BAD_UTF8, NEWLINE, groups, make_linked_tree, run
 
 
@@ -179,3 +179,29 @@ def test_cp_a_tar_and_rsync_keep_links_into_and_out_of_the_mount(
     check = run("rsync", "-aHn", "--itemize-changes", f"{host}/", f"{tmp_path / 'out-tar'}/")
     assert check.stdout == ""
     assert os.fsencode(BAD_UTF8) in os.listdir(os.fsencode(tmp_path / "out-cp" / "c"))
+
+
+def test_a_cli_change_to_one_linked_name_shows_in_the_mount(cli_repo: Path, tmp_path: Path, zerofs: Zerofs) -> None:
+    """`zerofs write` onto one name of a linked file replaces that name alone; the mount follows within a second."""
+    host = tmp_path / "host"
+    make_linked_tree(host)
+    zerofs("import", str(host), "/t")
+    with mounted(cli_repo, tmp_path / "mnt") as m:
+        t = m.path / "t"
+        assert os.lstat(t / "a" / "three").st_nlink == 3
+        zerofs("write", "/t/a/three", input=b"replaced\n")
+
+        def followed() -> None:
+            assert (t / "a" / "three").read_bytes() == b"replaced\n"
+
+        eventually(followed, timeout=5)
+        assert os.lstat(t / "a" / "three").st_nlink == 1
+        assert os.lstat(t / "c" / "deep" / "three").st_nlink == 2
+        assert (t / "c" / "deep" / "three").read_bytes() == b"three names\n"
+        with open(t / "c" / "deep" / "three", "ab") as f:
+            f.write(b"more\n")
+        assert Path(os.fsdecode(os.path.join(os.fsencode(t / "b"), NEWLINE))).read_bytes() == b"three names\nmore\n"
+    zerofs("export", "/t", str(tmp_path / "out"))
+    out = groups(tmp_path / "out")
+    assert frozenset({b"c/deep/three", b"b/" + NEWLINE}) in out
+    assert frozenset({b"a/three"}) in out
