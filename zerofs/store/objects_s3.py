@@ -108,6 +108,10 @@ class RangeRequest(NamedTuple):
 class ObjectStore(Protocol):
     """The requests the repository layer makes of object storage.
 
+    Keys are ``/``-separated segments under the location's prefix, none
+    empty, ``.`` or ``..`` (the repository makes them; a bad one is a bug and
+    raises ValueError).
+
     The two conditional writes decide by content (see the module docstring):
     a caller whose writes may race must make each write's bytes unique (a
     ref's value carries its writer's nonce), so that "the object holds my

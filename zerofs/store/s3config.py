@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,25 @@ class S3Settings:
     """No retry starts after this long since the first attempt."""
     initial_backoff_s: float = 0.1
     max_backoff_s: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.endpoint_url is not None:
+            check_endpoint_url(self.endpoint_url)
+
+
+def check_endpoint_url(url: str) -> None:
+    """Accept ``http(s)://host[:port][/path]`` only (the client would fail obscurely, or panic, on anything else).
+
+    Raises:
+        UsageError: another scheme, no host, a bad port, a query or a fragment.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # parsing the port raises ValueError if it is not a number in range
+    except ValueError as exc:
+        raise UsageError(f"invalid S3 endpoint URL {url!r}: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise UsageError(f"invalid S3 endpoint URL {url!r}: expected http(s)://HOST[:PORT]")
 
 
 def settings_from_environment(environ: Mapping[str, str], home: Path) -> S3Settings:

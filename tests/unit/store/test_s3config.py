@@ -139,6 +139,22 @@ def test_no_credentials_anywhere_is_one_clear_error(tmp_path: Path) -> None:
         settings_from_environment({"AWS_ACCESS_KEY_ID": "AK"}, tmp_path)  # a key id without its secret
 
 
+@pytest.mark.parametrize(
+    "endpoint",
+    ["localhost:8333", "http//x", "ftp://host", "http://", "http://host:99999", "http://h:p", "http://h/?q=1"],
+)
+def test_a_malformed_endpoint_is_a_usage_error(tmp_path: Path, endpoint: str) -> None:
+    environ = {"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK", "AWS_ENDPOINT_URL": endpoint}
+    with pytest.raises(UsageError, match="invalid S3 endpoint URL") as error:
+        settings_from_environment(environ, tmp_path)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:8333", "https://s3.example.com", "https://h:443/base"])
+def test_good_endpoints(endpoint: str) -> None:
+    assert S3Settings("AK", "SK", endpoint_url=endpoint).endpoint_url == endpoint
+
+
 def test_a_malformed_file_is_one_line(tmp_path: Path) -> None:
     write(tmp_path / ".aws" / "credentials", "aws_access_key_id = no section\n[x\n")
     with pytest.raises(UsageError, match="cannot read AWS settings from") as error:
