@@ -11,7 +11,7 @@ from obstore.exceptions import AlreadyExistsError, PreconditionError
 
 from tests.s3.conftest import fast_settings
 from tests.s3.faultproxy import FaultProxy
-from zerofs.errors import MissingObjectError
+from zerofs.errors import DamagedObjectError, MissingObjectError
 from zerofs.store.objects_s3 import ObjectData, ObjectInfo, RangeRequest, S3Objects
 from zerofs.store.s3config import S3Location, S3Settings
 
@@ -101,6 +101,14 @@ def test_ranged_reads_return_exactly_the_bytes_asked(objects: S3Objects) -> None
     requests = [RangeRequest(key, start, 65536) for key in data for start in range(0, 2 * MIB, 300_000)]
     pieces = objects.get_ranges(requests)
     assert pieces == [data[key][start : start + length] for key, start, length in requests]
+
+
+def test_ranged_reads_at_the_edges(objects: S3Objects) -> None:
+    assert objects.create("packs/short", b"0123456789") is not None
+    assert objects.get_range("packs/short", 4, 0) == b""
+    assert objects.get_range("packs/short", 8, 5) == b"89"
+    with pytest.raises(DamagedObjectError, match=r"s3://.*/repo/packs/short ends before byte 10"):
+        objects.get_range("packs/short", 10, 5)
 
 
 def test_ranged_read_of_a_missing_object_names_it(objects: S3Objects) -> None:

@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
 
 import obstore
@@ -51,6 +52,7 @@ from obstore.store import S3Store
 from zerofs.errors import (
     BucketNotFoundError,
     ConditionalWritesUnsupportedError,
+    DamagedObjectError,
     MissingObjectError,
     ObjectStoreAccessError,
     ObjectStoreError,
@@ -307,7 +309,10 @@ class S3Objects:
 
         Raises:
             MissingObjectError: the object is absent.
+            DamagedObjectError: the object ends before ``start`` (shorter than whoever named the range knew it).
         """
+        if length == 0:
+            return b""  # S3 has no empty range
         try:
             return bytes(obstore.get_range(self._store, key, start=start, length=length))
         except FileNotFoundError as exc:
@@ -315,6 +320,9 @@ class S3Objects:
                 raise self._error(exc, "get", key) from exc
             raise MissingObjectError(f"object {self.location.key_url(key)} is missing") from exc
         except BaseError as exc:
+            if _status(str(exc)) == HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
+                url = self.location.key_url(key)
+                raise DamagedObjectError(f"object {url} ends before byte {start}, which was asked for") from exc
             raise self._error(exc, "get", key) from exc
 
     def get_ranges(self, requests: Sequence[RangeRequest]) -> list[bytes]:
