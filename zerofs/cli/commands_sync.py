@@ -64,10 +64,10 @@ def _transfer(
     if is_same_repository(source, dest):
         raise UsageError(f"{source.repo_path} and {dest.repo_path} are the same repository: nothing to {verb}")
     # The source is only read (a live mount on it commits first, like any reader);
-    # the destination is opened with its writer lease for the whole transfer (gc).
+    # the transfer takes the destination's writer lease itself, between two gcs.
     with (
         open_repository(source, readonly=True) as source_repo,
-        open_repository(dest, readonly=dry_run) as dest_repo,
+        open_repository(dest, readonly=dry_run, writer_lease=False) as dest_repo,
         TransferBar(not quiet and not as_json and sys.stderr.isatty(), f"{verb}ing") as bar,
     ):
         try:

@@ -27,11 +27,15 @@ The algorithm, and why it is safe and cheap:
    the meantime, the objects stay (nothing names them; a re-run uses them)
    and the transfer fails with ``ConflictError``, no ref changed.
 
-gc in the destination: the caller opens the destination with a writer
-lease held for the whole transfer (as an import does), so no deletion step
-of a gc runs while an object this transfer relies on (one it skipped
+gc in the destination: the transfer holds the destination's writer lease
+from before it reads the destination's HEAD until HEAD has moved, so no
+deletion step of a gc runs while an object it relies on (one it skipped
 because the destination had it, or one it wrote) is not yet referenced;
-gc's next step marks the commits the new HEAD brought. History cut by gc in
+gc's next step marks the commits the new HEAD brought. It also waits until
+no gc is running before it takes the lease: gc forgets garbage in steps,
+in id order, so between two steps the destination may hold a garbage
+directory whose children an earlier step forgot, and "the destination has
+X" would not imply it has what X references. History cut by gc in
 the source: commits are walked through the source's graft table, and the
 grafts of the copied commits are added to the destination's table (GRAFTS
 moves by compare-and-swap with HEAD), so the destination never follows a
@@ -44,7 +48,8 @@ storage): it sees two ``Repository`` handles.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -56,6 +61,8 @@ from zerofs.repo import Record, RefMovedError, RepoBatch, Repository
 _LEAF_KINDS: Final = frozenset({Kind.CHUNK, Kind.GRAFTS})
 """Records that reference nothing: copied without decoding them as nodes."""
 EMPTY_ROOT_ID: Final = object_id(Kind.DIR, encode(DirNode()))
+GC_POLL_SECONDS: Final = 0.05
+"""How often a transfer looks whether a gc running in the destination has finished."""
 DURABLE_EVERY_SECONDS: Final = 1.0
 DURABLE_EVERY_OBJECTS: Final = 5_000
 """A transfer makes what it copied durable this often, so that a killed one loses at most this much.
@@ -119,8 +126,9 @@ def transfer(
 ) -> TransferResult:
     """Copy the commits of ``source``'s HEAD that ``dest`` lacks, then move ``dest``'s HEAD to it.
 
-    Open ``dest`` writable with its writer lease (the default of
-    ``Repository.open``). Writes into ``dest``, in one batch that may be
+    Open ``dest`` writable without a writer lease (``Repository.open(...,
+    writer_lease=False)``): the transfer takes it once no gc runs in
+    ``dest`` and holds it until HEAD has moved. Writes into ``dest``, in one batch that may be
     made durable in steps: every missing object, children before parents,
     each commit after its parents; then, in the final transaction, the
     merged graft table and GRAFTS (if copied commits are grafted in
@@ -138,6 +146,37 @@ def transfer(
             f"the repositories have different formats ({source.config.format_version} at {source.path}, "
             f"{dest.config.format_version} at {dest.path}): upgrade the older one first"
         )
+    if dry_run:
+        return _transfer(source, dest, force=force, dry_run=True, on_progress=on_progress)
+    with _between_gcs(dest):
+        return _transfer(source, dest, force=force, dry_run=False, on_progress=on_progress)
+
+
+@contextmanager
+def _between_gcs(dest: Repository) -> Iterator[None]:
+    """Hold the destination's writer lease for the block, taken at a moment when no gc runs there.
+
+    Never holds the lease while waiting, so a running gc's steps go on.
+    """
+    while True:
+        with ExitStack() as stack:
+            stack.enter_context(dest.writer_lease())
+            with dest.collecting() as is_no_gc:
+                pass
+            if is_no_gc:
+                yield
+                return
+        time.sleep(GC_POLL_SECONDS)
+
+
+def _transfer(
+    source: Repository,
+    dest: Repository,
+    *,
+    force: bool,
+    dry_run: bool,
+    on_progress: Callable[[TransferProgress], None] | None,
+) -> TransferResult:
     source_head = source.head_id()
     dest_head = dest.head_id()
     if source_head == dest_head:
