@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AUTHOR, Zerofs, cli_env, run_zerofs, zerofs_command
-from tests.damage import chunk_ids_of, flip_byte
+from tests.damage import chunk_ids_of, drop, flip_byte, node_id_of
 from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json
 from zerofs.chunking import ChunkParams
 from zerofs.repo import Repository
@@ -353,3 +354,31 @@ def test_gc_in_the_destination_during_pushes_never_breaks_it(large_source: Path,
         assert head_of(dest) == head_of(large_source)
         assert_complete(dest)
         json.loads(run_zerofs("pull", "--json", "--force", str(dest.parent / "empty"), repo=dest).stdout)
+
+
+def test_a_push_waits_until_a_gc_running_in_the_destination_has_finished(large_source: Path, dest: Path) -> None:
+    push_json(large_source, dest)
+    empty = dest.parent / "empty"
+    run_zerofs("init", "-q", repo=empty)
+    json.loads(run_zerofs("pull", "--json", "--force", str(empty), repo=dest).stdout)
+    # Everything pushed is garbage now. A gc forgets garbage in steps, in id order: between two
+    # steps it may have forgotten a file, not yet the directories and commit above it.
+    path = "/data/d7/f1400"
+    above = [node_id_of(large_source, p) for p in ("/data/d7", "/data", "/")]
+    commits = [bytes.fromhex(c["commit"]) for c in log_json(large_source)]
+    gc_lock = os.open(dest / "gc.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(gc_lock, fcntl.LOCK_EX)  # a gc is running
+        drop(dest, node_id_of(large_source, path))  # its first step
+        push = _start_push(large_source, dest)
+        time.sleep(1.5)
+        assert push.poll() is None, "the push did not wait for the gc"
+        for object_id in [*above, *commits]:  # its last step; then it ends
+            drop(dest, object_id)
+    finally:
+        os.close(gc_lock)
+    out, err = push.communicate(timeout=120)
+    assert push.returncode == 0, err
+    assert json.loads(out)["commits"] == len(commits)
+    assert head_of(dest) == head_of(large_source)
+    assert_complete(dest)
