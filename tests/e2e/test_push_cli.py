@@ -382,3 +382,17 @@ def test_a_push_waits_until_a_gc_running_in_the_destination_has_finished(large_s
     assert json.loads(out)["commits"] == len(commits)
     assert head_of(dest) == head_of(large_source)
     assert_complete(dest)
+
+
+def test_a_source_cut_by_gc_after_a_push_still_fast_forwards_and_the_destination_keeps_its_history(
+    source: Path, dest: Path
+) -> None:
+    push_json(source, dest)
+    pushed = log_json(dest)
+    run_zerofs("write", "/later", input=b"1", repo=source)
+    run_zerofs("gc", "-q", "--keep-last", "1", repo=source)
+    assert len(log_json(source)) == 1
+    result = push_json(source, dest)
+    assert (result["fast_forward"], result["commits"]) == (True, 1)
+    assert log_json(dest)[1:] == pushed  # the destination did not run gc: its history stays
+    assert_complete(dest)

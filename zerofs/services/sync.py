@@ -217,6 +217,8 @@ def missing_commits(
     Also returns the commits the destination has at which the walk stopped
     (its HEAD among them on a fast-forward). Parents are read through the
     source's graft table; nothing below a commit the destination has is read.
+    A parent that gc cut from the source's history but the destination
+    still has is in the boundary too: it is still an ancestor there.
     """
     order: list[ObjectId] = []
     boundary: set[ObjectId] = set()
@@ -235,7 +237,12 @@ def missing_commits(
             continue
         stack.append((commit_id, True))
         commit = source.resolve_commit(commit_id)
-        stack.extend((parent_id, False) for parent_id in reversed(parents_of(source, commit_id, commit)))
+        grafted = parents_of(source, commit_id, commit)
+        for parent_id in commit.parent_ids:  # cut from the source's history, still in the destination's
+            if parent_id not in grafted and parent_id not in seen and dest_has(parent_id):
+                seen.add(parent_id)
+                boundary.add(parent_id)
+        stack.extend((parent_id, False) for parent_id in reversed(grafted))
     return order, boundary
 
 
@@ -283,9 +290,18 @@ def _copy(
 
 
 def _move_grafts(source: Repository, dest: Repository, batch: RepoBatch, commits: Iterable[ObjectId]) -> bool:
-    """Add the source's grafts of ``commits`` to the destination's table; False if its GRAFTS moved."""
+    """Add the source's grafts of ``commits`` to the destination's table; False if its GRAFTS moved.
+
+    Only where the destination cannot follow a copied commit's recorded
+    parents: one whose parents it has keeps its whole history there.
+    """
     source_grafts = read_grafts(source)
-    added = {commit_id: source_grafts[commit_id] for commit_id in commits if commit_id in source_grafts}
+    added = {
+        commit_id: source_grafts[commit_id]
+        for commit_id in commits
+        if commit_id in source_grafts
+        and not all(batch.has(parent_id) for parent_id in source.resolve_commit(commit_id).parent_ids)
+    }
     if not added:
         return True
     current_id = dest.get_ref(GRAFTS)
