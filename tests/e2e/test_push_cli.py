@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import AUTHOR, Zerofs, cli_env, run_zerofs, zerofs_command
 from tests.damage import chunk_ids_of, drop, flip_byte, node_id_of
 from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json
+from tests.e2e.test_output_conventions import _run_with_tty_stderr
 from zerofs.chunking import ChunkParams
 from zerofs.repo import Repository
 
@@ -396,3 +397,15 @@ def test_a_source_cut_by_gc_after_a_push_still_fast_forwards_and_the_destination
     assert (result["fast_forward"], result["commits"]) == (True, 1)
     assert log_json(dest)[1:] == pushed  # the destination did not run gc: its history stays
     assert_complete(dest)
+
+
+@pytest.mark.parametrize("quiet", [[], ["-q"], ["--json"]])
+def test_progress_shows_on_a_terminal_stderr_unless_quiet_or_json(
+    large_source: Path, dest: Path, quiet: list[str]
+) -> None:
+    code, out, shown = _run_with_tty_stderr(large_source, "push", *quiet, str(dest))
+    assert code == 0, shown
+    assert (b"pushing" in shown) is not bool(quiet)
+    assert b"pushing" not in out
+    if quiet == ["--json"]:
+        assert json.loads(out)["commits"] == 3
