@@ -129,12 +129,13 @@ def transfer(
 
     Open ``dest`` writable without a writer lease (``Repository.open(...,
     writer_lease=False)``): the transfer takes it once no gc runs in
-    ``dest`` and holds it until HEAD has moved. Writes into ``dest``, in one batch that may be
-    made durable in steps: every missing object, children before parents,
-    each commit after its parents; then, in the final transaction, the
-    merged graft table and GRAFTS (if copied commits are grafted in
-    ``source``) and HEAD, both by compare-and-swap. ``dry_run`` writes
-    nothing and counts what would be copied.
+    ``dest`` and holds it until HEAD has moved (a handle holding the lease
+    for its lifetime would wait forever for a gc that waits for it).
+    Writes into ``dest``, in one batch made durable in steps: every missing
+    object, children before parents, each commit after its parents; then,
+    in the final transaction, the merged graft table and GRAFTS (if copied
+    commits are grafted in ``source``) and HEAD, both by compare-and-swap.
+    ``dry_run`` writes nothing and counts what would be copied.
 
     Raises:
         RepositoryError: the two repositories have different formats.
