@@ -5,7 +5,8 @@ read at any offset finds its chunks by bisection and never loads the whole
 file; a chunk of zeros (a hole, ``content.is_hole``) is answered without
 reading it. A file written through the mount also gets a *spill file*, an
 unlinked host file at the same offsets as the file itself, and a list of
-dirty extents: byte ranges whose current contents are in the spill file.
+dirty extents: byte ranges whose current contents are in the spill file
+(``zerofs.mount.spill``).
 
 ``base_valid`` is where the stored contents stop counting: the base size,
 lowered by a truncation. Every byte at or past it lives in the spill file,
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import bisect
 import io
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -34,6 +34,7 @@ from typing import BinaryIO, Final, cast
 from zerofs.chunking import chunk_stream
 from zerofs.content import ContentWriter, is_hole, iter_chunk_ids, store_file
 from zerofs.errors import CorruptionError
+from zerofs.mount.spill import SpillFile
 from zerofs.objects import MAX_FANOUT, ChunkRef, FileNode, ObjectId
 from zerofs.repo import Repository
 
@@ -105,7 +106,7 @@ class FileData:
         """Start from the stored file ``base_id`` (None: a new, empty file)."""
         self.repo = repo
         self.spill_dir = spill_dir
-        self.spill_fd = -1
+        self.spill: SpillFile | None = None
         self.memory: bytearray | None = None
         self._reset(base_id, base_size)
         self.dirty = base_id is None
@@ -128,10 +129,10 @@ class FileData:
         return self._map
 
     def close(self) -> None:
-        """Release the spill file."""
-        if self.spill_fd >= 0:
-            os.close(self.spill_fd)
-            self.spill_fd = -1
+        """Release the spill file (closed on the spill closer's thread)."""
+        if self.spill is not None:
+            self.spill.close()
+            self.spill = None
         self.memory = None
 
     # -- reads ----------------------------------------------------------------
@@ -158,43 +159,39 @@ class FileData:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _read_spill(self, offset: int, end: int) -> bytes:
-        if self.spill_fd < 0:
+        if self.spill is None:
             memory = self.memory or b""
             data = bytes(memory[offset:end])
             return data + bytes(end - offset - len(data))
-        data = os.pread(self.spill_fd, end - offset, offset)
-        if len(data) < end - offset:  # past the spill file's end: never written, zeros
-            data += bytes(end - offset - len(data))
-        return data
+        return self.spill.read(offset, end - offset)
 
     # -- writes ---------------------------------------------------------------
 
     def write(self, offset: int, data: bytes) -> int:
         """Write ``data`` at ``offset`` (past the end leaves a hole of zeros)."""
         end = offset + len(data)
-        if self.spill_fd < 0 and end <= MEMORY_SPILL:
+        if self.spill is None and end <= MEMORY_SPILL:
             memory = self.memory if self.memory is not None else bytearray()
             if offset > len(memory):
                 memory.extend(bytes(offset - len(memory)))
             memory[offset:end] = data
             self.memory = memory
         else:
-            self._spill_to_file()
-            end = offset + os.pwrite(self.spill_fd, data, offset)
+            end = offset + self._spill_to_file().write(offset, data)
         if offset < self.base_valid:
             self._add_extent(offset, min(end, self.base_valid))
         self.size = max(self.size, end)
         self.dirty = True
         return end - offset
 
-    def _spill_to_file(self) -> None:
-        """Move the written data from memory to a spill file (an unlinked O_TMPFILE)."""
-        if self.spill_fd >= 0:
-            return
-        self.spill_fd = os.open(self.spill_dir, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
-        if self.memory:
-            os.pwrite(self.spill_fd, self.memory, 0)
-        self.memory = None
+    def _spill_to_file(self) -> SpillFile:
+        """The spill file, made on first use from the written data kept in memory so far."""
+        if self.spill is None:
+            self.spill = SpillFile(self.spill_dir)
+            if self.memory:
+                self.spill.write(0, self.memory)
+            self.memory = None
+        return self.spill
 
     def _add_extent(self, start: int, end: int) -> None:
         # Merge with every extent it overlaps or touches.
@@ -209,8 +206,8 @@ class FileData:
     def truncate(self, size: int) -> None:
         """Cut or extend the file to ``size`` bytes (growth reads as zeros)."""
         if size < self.size:
-            if self.spill_fd >= 0:
-                os.ftruncate(self.spill_fd, size)
+            if self.spill is not None:
+                self.spill.truncate(size)
             elif self.memory is not None:
                 del self.memory[size:]
             if size < self.base_valid:
