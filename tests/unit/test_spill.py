@@ -23,7 +23,7 @@ ops = st.lists(st.one_of(write_op, write_op, read_op, truncate_op), max_size=40)
 def test_a_spill_file_matches_a_bytearray(
     tmp_path_factory: pytest.TempPathFactory, operations: list[tuple[str, int, int]], seed: int
 ) -> None:
-    """``read`` gives what was written, and zeros where nothing was (holes, past the end)."""
+    """``read`` and ``readinto`` give what was written, and zeros where nothing was (holes, past the end)."""
     rng = random.Random(seed)
     spill = SpillFile(str(tmp_path_factory.mktemp("spill")))
     model = bytearray()
@@ -42,6 +42,9 @@ def test_a_spill_file_matches_a_bytearray(
                 expected = bytes(model[offset : offset + length])
                 expected += bytes(length - len(expected))
                 assert spill.read(offset, length) == expected
+                buffer = bytearray(b"?" * length)
+                spill.readinto(offset, memoryview(buffer))
+                assert buffer == expected
     finally:
         spill.close()
 

@@ -158,6 +158,20 @@ class FileData:
             return b""
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    def readinto(self, offset: int, buffer: memoryview) -> int:
+        """Fill ``buffer`` with the bytes at ``offset``; return how many (fewer only at end of file).
+
+        Past ``base_valid`` (all of a new file) the spill file is read straight
+        into ``buffer``: a commit of a large new file copies each byte once.
+        """
+        size = max(0, min(len(buffer), self.size - offset))
+        if self.spill is not None and offset >= self.base_valid and size:
+            self.spill.readinto(offset, buffer[:size])
+            return size
+        piece = self.read(offset, size)
+        buffer[: len(piece)] = piece
+        return len(piece)
+
     def _read_spill(self, offset: int, end: int) -> bytes:
         if self.spill is None:
             memory = self.memory or b""
@@ -311,7 +325,6 @@ class _ViewReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        piece = self.data.read(self.offset, len(buffer))
-        buffer[: len(piece)] = piece
-        self.offset += len(piece)
-        return len(piece)
+        count = self.data.readinto(self.offset, memoryview(buffer))
+        self.offset += count
+        return count
