@@ -25,6 +25,7 @@ chunk or two and the few index nodes above them.
 from __future__ import annotations
 
 import bisect
+import errno
 import io
 import threading
 from collections import OrderedDict
@@ -199,11 +200,20 @@ class FileData:
         return end - offset
 
     def _spill_to_file(self) -> SpillFile:
-        """The spill file, made on first use from the written data kept in memory so far."""
+        """The spill file, made on first use from the written data kept in memory so far.
+
+        Raises:
+            OSError: the host has no room for the data in memory (which stays there, readable).
+        """
         if self.spill is None:
-            self.spill = SpillFile(self.spill_dir)
-            if self.memory:
-                self.spill.write(0, self.memory)
+            spill = SpillFile(self.spill_dir)
+            try:
+                if self.memory and spill.write(0, self.memory) < len(self.memory):
+                    raise OSError(errno.ENOSPC, "no room for a spill file")
+            except OSError:
+                spill.close()
+                raise
+            self.spill = spill
             self.memory = None
         return self.spill
 
