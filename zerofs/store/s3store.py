@@ -1,0 +1,555 @@
+"""The S3 backend: the pack repository in a bucket, shared by many hosts, with a cache on each.
+
+Layout under ``s3://BUCKET/PREFIX/``::
+
+    config                       the repository's config (created once, with its checksum)
+    packs/H/NAME.pack            immutable packs, the local pack format byte for byte (H: first hex digit)
+    index/MS-RAND.idx            what one batch added: id -> (pack, offset, lengths, kind) (s3cache.py)
+    refs/NAME                    a ref: one 128-byte checksummed record (reflog.py), moved by If-Match
+    reflog/NAME/GENERATION       the same record, one object per move, created before the ref moves
+
+Writing a batch: blobs are appended to a pack spooled in the host cache
+(the local pack code); a full pack (``PACK_TARGET_BYTES``) is uploaded with
+``If-None-Match: *`` in the background while the next fills, at most
+``UPLOADS_IN_FLIGHT`` at once. The batch's end waits for its uploads, then
+publishes one index object naming its blobs, and only then moves refs:
+objects always before the refs that name them.
+
+Moving ref NAME from generation G (ETag E) to G+1: create
+``reflog/NAME/G+1`` (only one writer can), then replace ``refs/NAME`` if its
+ETag is still E. A create that fails means another writer moved first:
+``RefMovedError``, which the history layer answers by rebasing or merging
+its change. A writer that died between the two requests leaves the log one
+generation ahead of the ref; the next writer completes that move with the
+log's own bytes (the same bytes the dead writer would have written, so two
+writers completing it agree) before it tries again. Each record carries a
+random nonce, so racing writers never write identical bytes.
+
+Reads: a blob is located in the host cache (``s3cache.py``); one missing
+there makes the store list ``index/`` and load the index objects it has not
+loaded yet. Small records are kept in the cache after their first read, so
+browsing cached metadata makes no request beyond reading the ref. Every
+read is checked as local reads are: the blob header against the index, the
+payload against its id (in the repository).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Final
+
+from zerofs.errors import CorruptionError, ObjectStoreError, RepositoryError
+from zerofs.objects import ObjectId
+from zerofs.store.base import BlobInfo, RefMovedError
+from zerofs.store.codec import Record
+from zerofs.store.index import Location
+from zerofs.store.local import PACK_TARGET_BYTES, _record, decode_config_file, encode_config_file
+from zerofs.store.objects_s3 import ObjectStore, RangeRequest
+from zerofs.store.packfile import BLOB_HEADER, scan_blobs
+from zerofs.store.packs import PackFiles, PackWriter, pack_hex
+from zerofs.store.reflog import NONCE_BYTES, RefMove, decode_record, encode_record
+from zerofs.store.results import (
+    ReclaimResult,
+    ScannedRecord,
+    StorageProblem,
+    StorageProblemKind,
+    StorageUsage,
+)
+from zerofs.store.s3cache import SMALL_RECORD_BYTES, HostCache, IndexEntry, decode_index, encode_index, index_key
+
+if TYPE_CHECKING:
+    from zerofs.store.base import WriteBatch
+
+CONFIG_KEY: Final = "config"
+PACKS_PREFIX: Final = "packs"
+REFS_PREFIX: Final = "refs"
+REFLOG_PREFIX: Final = "reflog"
+SPOOL_DIR: Final = "spool"
+UPLOADS_IN_FLIGHT: Final = 2
+"""Packs uploading at once while the next fills: bounds the spool to about 3 packs."""
+INDEX_LOADS_IN_FLIGHT: Final = 8
+FLUSH_BYTES: Final = 256 << 20
+"""A long batch publishes an index object after this many new bytes: an interrupted import run again
+uploads at most this much a second time."""
+KEEP_RECORDS: Final = 512
+"""Small records read are written to the cache in groups of this many (and at close)."""
+
+
+class UnsupportedOnS3Error(RepositoryError):
+    """An operation this version does not do on an S3 repository yet."""
+
+
+def pack_key(name: bytes) -> str:
+    """Where pack ``name`` lives in the bucket."""
+    text = pack_hex(name)
+    return f"{PACKS_PREFIX}/{text[0]}/{text}.pack"
+
+
+def read_config(objects: ObjectStore, url: str) -> bytes | None:
+    """The repository's config from the bucket; None if there is none.
+
+    Raises:
+        CorruptionError: it fails its checksum.
+    """
+    found = objects.get(CONFIG_KEY)
+    if found is None:
+        return None
+    config = decode_config_file(found.data)
+    if config is None:
+        raise CorruptionError(f"the config object of the repository at {url} is damaged")
+    return config
+
+
+def create_config(objects: ObjectStore, config: bytes) -> bool:
+    """Create the config object; False if the bucket prefix has one already."""
+    return objects.create(CONFIG_KEY, encode_config_file(config)) is not None
+
+
+class S3Store:
+    """A Store over a bucket prefix, with this host's cache in ``cache_dir``."""
+
+    def __init__(self, objects: ObjectStore, url: str, cache_dir: str, *, readonly: bool = False) -> None:
+        """Use the repository at ``url`` through ``objects``; the cache lives in ``cache_dir`` (made if missing)."""
+        self.objects = objects
+        self.url = url
+        self.root = url
+        self.readonly = readonly
+        self.cache = HostCache(cache_dir)
+        self.spool = PackFiles(os.path.join(cache_dir, SPOOL_DIR))
+        self._has_refreshed = False
+        self._refresh_lock = threading.Lock()
+        self._to_keep: dict[ObjectId, Record] = {}
+        self._pending: dict[ObjectId, tuple[_Spooled, int, BlobInfo]] = {}
+        self._closed = False
+
+    # -- reads --------------------------------------------------------------------
+
+    def get(self, object_id: ObjectId) -> Record | None:
+        """The record stored under ``object_id``, from the cache or a ranged read of its pack, or None."""
+        pending = self._pending.get(object_id)
+        if pending is not None:
+            spooled, offset, info = pending
+            return _record(object_id, spooled.read(self, offset, info.stored_bytes), info, pack_hex(spooled.name))
+        record = self._to_keep.get(object_id) or self.cache.record(object_id)
+        if record is not None:
+            return record
+        location = self._locate(object_id)
+        if location is None:
+            return None
+        name = self._pack_name(location.pack_no)
+        data = self.objects.get_range(pack_key(name), location.offset, BLOB_HEADER.size + location.stored_bytes)
+        info = BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
+        record = _record(object_id, data, info, pack_hex(name))
+        if location.stored_bytes <= SMALL_RECORD_BYTES:
+            self._keep(object_id, record)
+        return record
+
+    def read_many(self, object_ids: list[ObjectId]) -> list[Record | None]:
+        """Several records, the ranged reads in flight together."""
+        located = [(i, self._locate(i)) for i in object_ids]
+        requests = [
+            RangeRequest(pack_key(self._pack_name(loc.pack_no)), loc.offset, BLOB_HEADER.size + loc.stored_bytes)
+            for _, loc in located
+            if loc is not None
+        ]
+        data = iter(self.objects.get_ranges(requests))
+        found: list[Record | None] = []
+        for object_id, location in located:
+            if location is None:
+                found.append(None)
+                continue
+            info = BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
+            found.append(_record(object_id, next(data), info, pack_hex(self._pack_name(location.pack_no))))
+        return found
+
+    def _keep(self, object_id: ObjectId, record: Record) -> None:
+        self._to_keep[object_id] = Record(record.kind, record.codec, record.raw_bytes, bytes(record.payload))
+        if len(self._to_keep) >= KEEP_RECORDS:
+            self._write_kept()
+
+    def _write_kept(self) -> None:
+        if self._to_keep:
+            self.cache.keep_records(self._to_keep)
+            self._to_keep = {}
+
+    def _pack_name(self, pack_no: int) -> bytes:
+        name = self.cache.pack_name(pack_no)
+        if name is None:
+            raise CorruptionError(f"the host cache of {self.url} names pack number {pack_no}, which it does not know")
+        return name
+
+    def _locate(self, object_id: ObjectId, *, refresh: bool = True) -> Location | None:
+        location = self.cache.locate(object_id)
+        if location is None and refresh:
+            self.refresh()
+            location = self.cache.locate(object_id)
+        return location
+
+    def refresh(self) -> int:
+        """List ``index/`` and load the index objects this cache has not loaded; return how many."""
+        with self._refresh_lock:
+            self._has_refreshed = True
+            loaded = self.cache.loaded_keys()
+            keys = [info.key for info in self.objects.list("index") if info.key not in loaded]
+            if not keys:
+                return 0
+            with ThreadPoolExecutor(INDEX_LOADS_IN_FLIGHT, thread_name_prefix="zerofs-index") as pool:
+                for key, found in zip(keys, pool.map(self.objects.get, keys), strict=True):
+                    if found is not None:  # gc deleted it since the listing: what it named is elsewhere
+                        self.cache.add(key, decode_index(found.data, f"{self.url}/{key}"))
+            return len(keys)
+
+    def info(self, object_id: ObjectId) -> BlobInfo | None:
+        """Kind and lengths of a stored blob, from the cache (refreshed once on a miss)."""
+        pending = self._pending.get(object_id)
+        if pending is not None:
+            return pending[2]
+        location = self._locate(object_id)
+        return None if location is None else BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
+
+    def has(self, object_id: ObjectId) -> bool:
+        """True if stored: the cache, refreshed on the first miss of this process only (a miss is the common case)."""
+        if object_id in self._pending:
+            return True
+        return self._locate(object_id, refresh=not self._has_refreshed) is not None
+
+    @contextmanager
+    def has_checker(self) -> Iterator[Callable[[ObjectId], bool]]:
+        """Yield ``has``."""
+        yield self.has
+
+    def iter_blobs(self, prefix: bytes = b"") -> Iterator[tuple[ObjectId, BlobInfo]]:
+        """Every stored id starting with ``prefix`` (after loading new index objects), with its info."""
+        if not self._has_refreshed:
+            self.refresh()
+        for object_id, location in self.cache.iter_locations(prefix):
+            yield object_id, BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
+
+    def get_ref(self, name: bytes) -> bytes | None:
+        """Read a ref from the bucket (one request)."""
+        current = self._read_ref(name)
+        return None if current is None else current[0].new
+
+    def _read_ref(self, name: bytes) -> tuple[RefMove, str] | None:
+        key = _ref_key(REFS_PREFIX, name)
+        found = self.objects.get(key)
+        if found is None:
+            return None
+        move = decode_record(found.data)
+        if move is None or move.name != name:
+            raise CorruptionError(f"ref {name.decode()} of the repository at {self.url} is damaged ({key})")
+        return move, found.etag
+
+    def get_meta(self, key: bytes) -> bytes | None:
+        """No metadata values are kept in the bucket (nothing reads them on S3)."""
+        return None
+
+    # -- writes -------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self, *, index_later: bool = False) -> Iterator[WriteBatch]:
+        """Yield a batch: published (packs, index object, then refs) when it ends without error.
+
+        ``index_later`` is not needed here: a batch's index object is cheap, and
+        blobs published early are harmless until a ref names them.
+        """
+        if self.readonly:
+            raise RepositoryError(f"the repository at {self.url} is open read-only")
+        batch = S3Batch(self)
+        try:
+            yield batch
+        except BaseException:
+            batch.abandon()
+            raise
+        batch.commit()
+
+    def move_ref(self, name: bytes, old: bytes | None, new: bytes) -> None:
+        """Move a ref from ``old`` to ``new`` (log object first, then the ref by If-Match).
+
+        Raises:
+            RefMovedError: the ref is not ``old`` any more, or another writer is moving it.
+        """
+        current = self._read_ref(name)
+        if (current[0].new if current is not None else None) != old:
+            raise RefMovedError(f"ref {name.decode()} of the repository at {self.url} moved during the change")
+        generation = current[0].sequence + 1 if current is not None else 0
+        move = RefMove(generation, time.time_ns(), name, old, new)
+        record = encode_record(move, os.urandom(NONCE_BYTES))
+        if self.objects.create(_log_key(name, generation), record) is None:
+            self._complete_move(name, generation, current)
+            raise RefMovedError(f"ref {name.decode()} of the repository at {self.url} moved during the change")
+        key = _ref_key(REFS_PREFIX, name)
+        done = self.objects.create(key, record) if current is None else self.objects.replace(key, record, current[1])
+        if done is None:
+            raise ObjectStoreError(
+                f"ref {name.decode()} of the repository at {self.url} was changed outside its log "
+                f"(generation {generation} is logged as this writer's)"
+            )
+
+    def _complete_move(self, name: bytes, generation: int, current: tuple[RefMove, str] | None) -> None:
+        """Finish a move another writer logged but may not have made (it may have died): write its record."""
+        logged = self.objects.get(_log_key(name, generation))
+        if logged is None:
+            return
+        move = decode_record(logged.data)
+        if move is None or move.old != (current[0].new if current is not None else None):
+            return
+        key = _ref_key(REFS_PREFIX, name)
+        with contextlib.suppress(ObjectStoreError):  # another writer completed it first
+            if current is None:
+                self.objects.create(key, logged.data)
+            else:
+                self.objects.replace(key, logged.data, current[1])
+
+    # -- maintenance ----------------------------------------------------------------
+
+    def scan(self) -> Iterator[ScannedRecord]:
+        """Every blob the index places, read pack by pack (one whole-pack read each)."""
+        if not self._has_refreshed:
+            self.refresh()
+        by_pack: dict[int, dict[int, ObjectId]] = {}
+        for object_id, location in self.cache.iter_locations():
+            by_pack.setdefault(location.pack_no, {})[location.offset] = object_id
+        for pack_no, placed in sorted(by_pack.items()):
+            name = self._pack_name(pack_no)
+            found = self.objects.get(pack_key(name))
+            if found is None:
+                for object_id in placed.values():
+                    yield ScannedRecord(object_id, None, f"its pack {pack_hex(name)} is missing")
+                continue
+            seen: set[int] = set()
+            for blob in scan_blobs(found.data):
+                expected = placed.get(blob.offset)
+                if expected is None:
+                    continue
+                seen.add(blob.offset)
+                if blob.header.object_id != expected:
+                    yield ScannedRecord(expected, None, f"its header in pack {pack_hex(name)} names another object")
+                else:
+                    yield ScannedRecord(expected, blob.record, None)
+            for offset, object_id in placed.items():
+                if offset not in seen:
+                    yield ScannedRecord(object_id, None, f"pack {pack_hex(name)} is damaged where it should be")
+
+    def check_storage(self) -> Iterator[StorageProblem]:
+        """Packs the index names that the bucket lacks, and damaged refs."""
+        if not self._has_refreshed:
+            self.refresh()
+        listed = {info.key for info in self.objects.list(PACKS_PREFIX)}
+        placed = {location.pack_no for _, location in self.cache.iter_locations()}
+        for pack_no in sorted(placed):
+            name = self._pack_name(pack_no)
+            if pack_key(name) not in listed:
+                yield StorageProblem(
+                    StorageProblemKind.PACK_MISSING, f"pack {pack_hex(name)} is missing from {self.url}"
+                )
+        for name in (b"HEAD", b"GRAFTS"):
+            try:
+                self._read_ref(name)
+            except CorruptionError as exc:
+                yield StorageProblem(StorageProblemKind.REF_LOG, str(exc))
+
+    def reclaim(self, dead_share: float, *, dry_run: bool = False) -> ReclaimResult:
+        """Not on S3 yet.
+
+        Raises:
+            UnsupportedOnS3Error: always.
+        """
+        raise UnsupportedOnS3Error(f"gc is not supported on an S3 repository yet ({self.url})")
+
+    def usage(self) -> StorageUsage:
+        """Packs in the bucket and the bytes the index places in them."""
+        packs = list(self.objects.list(PACKS_PREFIX))
+        live = sum(BLOB_HEADER.size + location.stored_bytes for _, location in self.cache.iter_locations())
+        return StorageUsage(len(packs), sum(p.size_bytes for p in packs), live, self.cache.used_bytes(), None)
+
+    def close(self) -> None:
+        """Write the records read into the cache, close it and the client."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(CorruptionError, RepositoryError):
+            self._write_kept()
+        self.spool.close()
+        self.cache.close()
+        close = getattr(self.objects, "close", None)
+        if close is not None:
+            close()
+
+
+def _ref_key(prefix: str, name: bytes) -> str:
+    return f"{prefix}/{name.decode()}"
+
+
+def _log_key(name: bytes, generation: int) -> str:
+    return f"{REFLOG_PREFIX}/{name.decode()}/{generation:016x}"
+
+
+class _Spooled:
+    """A pack of this process: written in the spool, then uploaded; read from either."""
+
+    def __init__(self, writer: PackWriter) -> None:
+        self.writer = writer
+        self.name = writer.name
+        self.upload: Future[None] | None = None
+        self.is_uploaded = False
+
+    def read(self, store: S3Store, offset: int, stored_bytes: int) -> bytes:
+        length = BLOB_HEADER.size + stored_bytes
+        if not self.is_uploaded:
+            return self.writer.read(offset, length)
+        return store.objects.get_range(pack_key(self.name), offset, length)
+
+
+class S3Batch:
+    """Writes of one batch: packs uploaded as they fill, one index object, then the refs."""
+
+    def __init__(self, store: S3Store) -> None:
+        self.store = store
+        self._writer: _Spooled | None = None
+        self._uploading: list[_Spooled] = []
+        self._new: list[IndexEntry] = []
+        self._new_bytes = 0
+        self._refs: list[tuple[bytes, bytes | None, bytes]] = []
+        self._pool: ThreadPoolExecutor | None = None
+
+    def has(self, object_id: ObjectId) -> bool:
+        """True if stored (as the cache knows) or written in this batch."""
+        return self.store.has(object_id)
+
+    def put(self, object_id: ObjectId, record: Record) -> bool:
+        """Append a record to the spooled pack unless stored; True if new."""
+        if self.has(object_id):
+            return False
+        if self._writer is None:
+            self._writer = _Spooled(self.store.spool.create())
+        writer = self._writer.writer
+        offset = writer.append(object_id, record)
+        info = BlobInfo(record.kind, len(record.payload), record.raw_bytes)
+        self.store._pending[object_id] = (self._writer, offset, info)
+        self._new.append(IndexEntry(object_id, writer.name, offset, info.stored_bytes, info.raw_bytes, info.kind))
+        self._new_bytes += BLOB_HEADER.size + info.stored_bytes
+        if writer.size >= PACK_TARGET_BYTES:
+            self._rotate()
+        if self._new_bytes >= FLUSH_BYTES:
+            self.flush()
+        return True
+
+    def _rotate(self) -> None:
+        """Close the spooled pack and upload it in the background (waiting while too many are in flight)."""
+        spooled, self._writer = self._writer, None
+        if spooled is None:
+            return
+        spooled.writer.finish()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(UPLOADS_IN_FLIGHT, thread_name_prefix="zerofs-upload")
+        spooled.upload = self._pool.submit(self._upload, spooled)
+        self._uploading.append(spooled)
+        while len(self._uploading) > UPLOADS_IN_FLIGHT:
+            self._settle(self._uploading[0])
+
+    def _upload(self, spooled: _Spooled) -> None:
+        writer = spooled.writer
+        size = os.fstat(writer.fd).st_size
+        data = os.pread(writer.fd, size, 0)
+        if self.store.objects.create(pack_key(spooled.name), data) is None:
+            raise ObjectStoreError(f"pack {pack_hex(spooled.name)} already exists in {self.store.url}")
+
+    def _settle(self, spooled: _Spooled) -> None:
+        """Wait for one upload; then drop its spooled file."""
+        assert spooled.upload is not None
+        try:
+            spooled.upload.result()
+        finally:
+            self._uploading.remove(spooled)
+            self._drop(spooled)
+        spooled.is_uploaded = True
+
+    def _drop(self, spooled: _Spooled) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.store.spool.path(spooled.name))
+        with contextlib.suppress(OSError):
+            spooled.writer.release()
+
+    def get_ref(self, name: bytes) -> bytes | None:
+        """The ref as this batch will leave it."""
+        for ref, _, new in reversed(self._refs):
+            if ref == name:
+                return new
+        return self.store.get_ref(name)
+
+    def cas_ref(self, name: bytes, expected: bytes | None, new: bytes) -> bool:
+        """Move a ref at the end of the batch if it is still ``expected``; False if it is already not."""
+        if self.get_ref(name) != expected:
+            return False
+        self._refs.append((name, expected, new))
+        return True
+
+    def delete(self, object_id: ObjectId) -> bool:
+        """Not on S3 yet (only gc deletes).
+
+        Raises:
+            UnsupportedOnS3Error: always.
+        """
+        raise UnsupportedOnS3Error(f"deleting objects (gc) is not supported on an S3 repository yet ({self.store.url})")
+
+    def put_meta(self, key: bytes, value: bytes) -> None:
+        """Not on S3 yet.
+
+        Raises:
+            UnsupportedOnS3Error: always.
+        """
+        raise UnsupportedOnS3Error(f"repository metadata cannot be set on an S3 repository yet ({self.store.url})")
+
+    def flush(self) -> None:
+        """Upload every pack so far and publish the index object naming their blobs."""
+        self._rotate()
+        while self._uploading:
+            self._settle(self._uploading[0])
+        if self._new:
+            store = self.store
+            key = index_key()
+            if store.objects.create(key, encode_index(self._new)) is None:
+                raise ObjectStoreError(f"index object {key} already exists in {store.url}")
+            store.cache.add(key, self._new)
+            for entry in self._new:
+                store._pending.pop(entry.object_id, None)
+            self._new = []
+        self._new_bytes = 0
+
+    def commit(self) -> None:
+        """Publish the blobs, then move the refs.
+
+        Raises:
+            RefMovedError: a ref moved since ``cas_ref``; the blobs are published all the same.
+        """
+        try:
+            self.flush()
+            for name, old, new in self._refs:
+                self.store.move_ref(name, old, new)
+        finally:
+            self._close_pool()
+
+    def abandon(self) -> None:
+        """The batch failed: wait for uploads in flight, forget the rest (packs nobody names are gc's)."""
+        for spooled in list(self._uploading):
+            with contextlib.suppress(Exception):
+                self._settle(spooled)
+        if self._writer is not None:
+            self._drop(self._writer)
+            self._writer = None
+        for entry in self._new:
+            self.store._pending.pop(entry.object_id, None)
+        self._new = []
+        self._close_pool()
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
