@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from zerofs.errors import RepositoryError, UsageError
-from zerofs.repo import Repository
+from zerofs.repo import Repository, is_s3_path
+
+if TYPE_CHECKING:
+    from zerofs.repo import S3Settings
 
 
 class Settings(NamedTuple):
@@ -92,6 +95,19 @@ def user_cache_dir() -> str:
     return os.path.join(base, "zerofs")
 
 
+def s3_settings(path: str) -> S3Settings | None:
+    """For an ``s3://`` repository, the AWS settings of this environment (variables and files); else None.
+
+    Raises:
+        UsageError: a malformed setting; ObjectStoreAccessError: no credentials.
+    """
+    if not is_s3_path(path):
+        return None
+    from zerofs.repo import s3_settings_from_environment
+
+    return s3_settings_from_environment(os.environ, os.path.expanduser("~"))
+
+
 def open_repository(
     found: Settings,
     *,
@@ -112,6 +128,14 @@ def open_repository(
         MountError: the command writes, and a live mount failed to commit.
     """
     path = found.repo_path
+    if is_s3_path(path):  # no mounts to settle: a mount of an S3 repository commits on its own host
+        return Repository.open(
+            path,
+            readonly=readonly,
+            writer_lease=writer_lease,
+            cache_dir=cache_dir or user_cache_dir(),
+            s3_settings=s3_settings(path),
+        )
     if not Repository.exists(path):
         if os.path.exists(path) and not os.path.isdir(path):
             raise RepositoryError(
