@@ -1,0 +1,210 @@
+"""An S3 repository through the CLI, as subprocesses, on the real SeaweedFS the tests start.
+
+Each "host" is a process with its own ``$XDG_CACHE_HOME`` (its own host
+cache); the bucket is the only thing two hosts share.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cli_env
+from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer, free_ports
+
+
+class Host:
+    """``zerofs`` run as subprocesses against one S3 repository, with this host's cache directory."""
+
+    def __init__(self, url: str, endpoint: str, cache: Path, **env: str) -> None:
+        self.url = url
+        self.cache = cache
+        self.env = {
+            **cli_env(),
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_CONFIG_FILE": os.devnull,
+            "XDG_CACHE_HOME": str(cache),
+            **env,
+        }
+
+    def run(self, *args: str, expect: int | None = 0, repo: bool = True) -> subprocess.CompletedProcess[bytes]:
+        """Run ``zerofs [--repo URL] ARGS``; assert the exit code is ``expect``."""
+        argv = [sys.executable, "-m", "zerofs", *(["--repo", self.url] if repo else []), *args]
+        proc = subprocess.run(argv, capture_output=True, env=self.env, timeout=180, check=False)
+        if expect is not None:
+            assert proc.returncode == expect, (
+                f"zerofs {' '.join(args)}: exit {proc.returncode}, expected {expect}\n"
+                f"stdout: {proc.stdout[:2000]!r}\nstderr: {proc.stderr.decode(errors='replace')[:4000]}"
+            )
+        return proc
+
+    def stderr(self, *args: str, expect: int) -> str:
+        """The standard error of a command expected to fail with ``expect``."""
+        return self.run(*args, expect=expect).stderr.decode()
+
+    def drop_cache(self) -> None:
+        """Delete this host's cache."""
+        shutil.rmtree(self.cache, ignore_errors=True)
+
+
+@pytest.fixture
+def url(bucket: str) -> str:
+    """The repository URL (not created)."""
+    return f"s3://{bucket}/team"
+
+
+@pytest.fixture
+def host(url: str, seaweed: SeaweedServer, tmp_path: Path) -> Host:
+    """A host with a repository created by ``zerofs init URL``."""
+    first = Host(url, seaweed.endpoint, tmp_path / "cache-a")
+    first.run("init", url, repo=False)
+    return first
+
+
+@pytest.fixture
+def other_host(url: str, seaweed: SeaweedServer, tmp_path: Path, host: Host) -> Host:
+    """A second host on the same repository (its own cache)."""
+    return Host(url, seaweed.endpoint, tmp_path / "cache-b")
+
+
+def make_tree(root: Path, files: int = 30) -> Path:
+    """A small host tree: text files, a larger random file (several chunks), a symlink, nested directories."""
+    (root / "sub" / "deep").mkdir(parents=True)
+    for n in range(files):
+        (root / ("sub" if n % 3 else "") / f"file{n}.txt").write_text(f"content of file {n}\n" * (n + 1))
+    (root / "sub" / "deep" / "big.bin").write_bytes(os.urandom(3 << 20))
+    (root / "link").symlink_to("sub/file1.txt")
+    return root
+
+
+def tree_listing(root: Path) -> dict[str, bytes]:
+    """Every file and link under ``root``: its relative path and its bytes (or its link target)."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            found[str(path.relative_to(root))] = b"-> " + os.readlink(path).encode()
+        elif path.is_file():
+            found[str(path.relative_to(root))] = path.read_bytes()
+    return found
+
+
+def test_init_import_browse_export_equals_the_host_tree(host: Host, tmp_path: Path) -> None:
+    source = make_tree(tmp_path / "src")
+    host.run("import", str(source), "/projects")
+    assert host.run("cat", "/projects/file0.txt").stdout == b"content of file 0\n"
+    names = host.run("ls", "/projects/sub").stdout.decode().split()
+    assert "deep" in names and "file1.txt" in names
+    assert json.loads(host.run("stat", "--json", "/projects/sub/deep/big.bin").stdout)["size"] == 3 << 20
+    host.run("clone", "-p", "/projects", "/snapshots/one")
+    log = host.run("log").stdout.decode()
+    assert "clone" in log and "import" in log
+    (source / "file0.txt").write_text("changed\n")
+    host.run("import", str(source), "/projects")
+    diff = host.run("diff", "/snapshots/one", "/projects").stdout.decode()
+    assert "file0.txt" in diff and "big.bin" not in diff
+    host.run("export", "/projects", str(tmp_path / "out"))
+    assert tree_listing(tmp_path / "out") == tree_listing(source)
+    host.run("fsck", "--read-data")
+
+
+def test_deleting_the_cache_between_commands_loses_nothing(host: Host, tmp_path: Path) -> None:
+    source = make_tree(tmp_path / "src")
+    host.run("import", str(source), "/p")
+    host.drop_cache()
+    assert host.run("cat", "/p/sub/deep/big.bin").stdout == (source / "sub" / "deep" / "big.bin").read_bytes()
+    host.drop_cache()
+    host.run("clone", "/p", "/q")  # a write on an empty cache: learns the index first
+    host.drop_cache()
+    host.run("export", "/q", str(tmp_path / "out"))
+    assert tree_listing(tmp_path / "out") == tree_listing(source)
+    host.drop_cache()
+    host.run("fsck", "--read-data")
+
+
+def test_a_second_host_sees_what_the_first_wrote(host: Host, other_host: Host, tmp_path: Path) -> None:
+    source = make_tree(tmp_path / "src", files=5)
+    host.run("import", str(source), "/a")
+    assert other_host.run("cat", "/a/file0.txt").stdout == b"content of file 0\n"
+    other_host.run("import", str(source), "/b")  # everything is stored already: dedup across hosts
+    stats = json.loads(other_host.run("import", "--json", str(source), "/c").stdout)
+    assert stats["new_bytes"] == 0
+    assert host.run("cat", "/b/sub/file1.txt").stdout == (source / "sub" / "file1.txt").read_bytes()
+
+
+def test_two_hosts_writing_at_once_both_land(host: Host, other_host: Host, tmp_path: Path) -> None:
+    trees = {name: make_tree(tmp_path / name, files=12) for name in ("one", "two")}
+    errors: list[str] = []
+
+    def write(who: Host, name: str) -> None:
+        for round_no in range(3):
+            proc = who.run("import", "-p", str(trees[name]), f"/{name}/{round_no}", expect=None)
+            if proc.returncode != 0:
+                errors.append(proc.stderr.decode())
+            proc = who.run("clone", f"/{name}/{round_no}", f"/{name}-copy-{round_no}", expect=None)
+            if proc.returncode != 0:
+                errors.append(proc.stderr.decode())
+
+    threads = [threading.Thread(target=write, args=pair) for pair in ((host, "one"), (other_host, "two"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for name in ("one", "two"):
+        for round_no in range(3):
+            for path in (f"/{name}/{round_no}", f"/{name}-copy-{round_no}"):
+                out = tmp_path / "out" / path.strip("/").replace("/", "_")
+                out.parent.mkdir(exist_ok=True)
+                host.run("export", path, str(out))
+                assert tree_listing(out) == tree_listing(trees[name])
+    other_host.run("fsck", "--read-data")
+
+
+def test_init_twice_is_a_conflict(host: Host) -> None:
+    assert "already exists" in host.stderr("init", host.url, expect=4)
+
+
+def test_no_repository_at_the_url_says_so(seaweed: SeaweedServer, bucket: str, tmp_path: Path) -> None:
+    stranger = Host(f"s3://{bucket}/nothing-here", seaweed.endpoint, tmp_path / "cache")
+    message = stranger.stderr("ls", "/", expect=5)
+    assert message.count("\n") == 1 and "no zerofs repository at s3://" in message and "zerofs init" in message
+
+
+def test_a_missing_bucket_is_one_line(seaweed: SeaweedServer, tmp_path: Path) -> None:
+    stranger = Host("s3://no-such-bucket-here/x", seaweed.endpoint, tmp_path / "cache")
+    for args in (("ls", "/"), ("init", "s3://no-such-bucket-here/x")):
+        message = stranger.run(*args, expect=5, repo=args[0] != "init").stderr.decode()
+        assert message.count("\n") == 1 and "bucket 'no-such-bucket-here' does not exist" in message
+
+
+def test_bad_credentials_are_one_line(host: Host, seaweed: SeaweedServer, tmp_path: Path) -> None:
+    intruder = Host(host.url, seaweed.endpoint, tmp_path / "cache", AWS_SECRET_ACCESS_KEY="wrong-secret")
+    message = intruder.stderr("ls", "/", expect=5)
+    assert message.count("\n") == 1 and "refused the credentials" in message
+    nobody = Host(host.url, seaweed.endpoint, tmp_path / "cache", AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="")
+    message = nobody.stderr("ls", "/", expect=5)
+    assert message.count("\n") == 1 and "no AWS credentials" in message
+
+
+def test_an_unreachable_endpoint_is_one_line_and_exit_9(host: Host, tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    lost = Host(host.url, f"http://127.0.0.1:{port}", tmp_path / "cache")
+    message = lost.stderr("ls", "/", expect=9)
+    assert message.count("\n") == 1 and "connection refused" in message
+
+
+def test_what_s3_cannot_do_yet_is_one_line(host: Host) -> None:
+    for args in (("gc",), ("upgrade",), ("fsck", "--rebuild-index")):
+        message = host.stderr(*args, expect=5)
+        assert message.count("\n") == 1 and "not supported on an S3 repository yet" in message, args
