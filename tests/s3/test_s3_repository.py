@@ -104,15 +104,18 @@ def test_init_import_browse_export_equals_the_host_tree(host: Host, tmp_path: Pa
     host.run("import", str(source), "/projects")
     assert host.run("cat", "/projects/file0.txt").stdout == b"content of file 0\n"
     names = host.run("ls", "/projects/sub").stdout.decode().split()
-    assert "deep" in names and "file1.txt" in names
+    assert "deep" in names
+    assert "file1.txt" in names
     assert json.loads(host.run("stat", "--json", "/projects/sub/deep/big.bin").stdout)["size"] == 3 << 20
     host.run("clone", "-p", "/projects", "/snapshots/one")
     log = host.run("log").stdout.decode()
-    assert "clone" in log and "import" in log
+    assert "clone" in log
+    assert "import" in log
     (source / "file0.txt").write_text("changed\n")
     host.run("import", str(source), "/projects")
     diff = host.run("diff", "/snapshots/one", "/projects").stdout.decode()
-    assert "file0.txt" in diff and "big.bin" not in diff
+    assert "file0.txt" in diff
+    assert "big.bin" not in diff
     host.run("export", "/projects", str(tmp_path / "out"))
     assert tree_listing(tmp_path / "out") == tree_listing(source)
     host.run("fsck", "--read-data")
@@ -178,33 +181,49 @@ def test_init_twice_is_a_conflict(host: Host) -> None:
 def test_no_repository_at_the_url_says_so(seaweed: SeaweedServer, bucket: str, tmp_path: Path) -> None:
     stranger = Host(f"s3://{bucket}/nothing-here", seaweed.endpoint, tmp_path / "cache")
     message = stranger.stderr("ls", "/", expect=5)
-    assert message.count("\n") == 1 and "no zerofs repository at s3://" in message and "zerofs init" in message
+    assert message.count("\n") == 1
+    assert "no zerofs repository at s3://" in message
+    assert "zerofs init" in message
 
 
 def test_a_missing_bucket_is_one_line(seaweed: SeaweedServer, tmp_path: Path) -> None:
     stranger = Host("s3://no-such-bucket-here/x", seaweed.endpoint, tmp_path / "cache")
     for args in (("ls", "/"), ("init", "s3://no-such-bucket-here/x")):
         message = stranger.run(*args, expect=5, repo=args[0] != "init").stderr.decode()
-        assert message.count("\n") == 1 and "bucket 'no-such-bucket-here' does not exist" in message
+        assert message.count("\n") == 1
+        assert "bucket 'no-such-bucket-here' does not exist" in message
 
 
 def test_bad_credentials_are_one_line(host: Host, seaweed: SeaweedServer, tmp_path: Path) -> None:
     intruder = Host(host.url, seaweed.endpoint, tmp_path / "cache", AWS_SECRET_ACCESS_KEY="wrong-secret")
     message = intruder.stderr("ls", "/", expect=5)
-    assert message.count("\n") == 1 and "refused the credentials" in message
+    assert message.count("\n") == 1
+    assert "refused the credentials" in message
     nobody = Host(host.url, seaweed.endpoint, tmp_path / "cache", AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="")
     message = nobody.stderr("ls", "/", expect=5)
-    assert message.count("\n") == 1 and "no AWS credentials" in message
+    assert message.count("\n") == 1
+    assert "no AWS credentials" in message
 
 
 def test_an_unreachable_endpoint_is_one_line_and_exit_9(host: Host, tmp_path: Path) -> None:
     (port,) = free_ports(1)
     lost = Host(host.url, f"http://127.0.0.1:{port}", tmp_path / "cache")
     message = lost.stderr("ls", "/", expect=9)
-    assert message.count("\n") == 1 and "connection refused" in message
+    assert message.count("\n") == 1
+    assert "connection refused" in message
 
 
 def test_what_s3_cannot_do_yet_is_one_line(host: Host) -> None:
-    for args in (("gc",), ("upgrade",), ("fsck", "--rebuild-index")):
+    for args in (("gc",), ("upgrade",), ("fsck", "--rebuild-index"), ("mount", "/nonexistent-mountpoint")):
         message = host.stderr(*args, expect=5)
-        assert message.count("\n") == 1 and "not supported on an S3 repository yet" in message, args
+        assert message.count("\n") == 1, args
+        assert "not supported on an S3 repository yet" in message, args
+
+
+def test_zerofs_repo_and_the_config_file_name_an_s3_repository(host: Host, tmp_path: Path) -> None:
+    host.run("mkdir", "/from-option")
+    by_variable = Host(host.url, host.env["AWS_ENDPOINT_URL"], host.cache, ZEROFS_REPO=host.url)
+    assert by_variable.run("ls", "/", repo=False).stdout.decode().split() == ["from-option"]
+    config = tmp_path / "zerofs.toml"
+    config.write_text(f'repository = "{host.url}"\n')
+    assert host.run("-c", str(config), "ls", "/", repo=False).stdout.decode().split() == ["from-option"]

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from zerofs.cli.context import open_repository, settings
-from zerofs.errors import UsageError
+from zerofs.errors import RepositoryError, UsageError
+from zerofs.repo import is_s3_path
 
 
 def mount(
@@ -36,6 +37,7 @@ def mount(
     if atime not in ATIME_POLICIES:
         raise UsageError(f"unknown --atime policy {atime!r} (choose {', '.join(ATIME_POLICIES)})")
     found = settings(repo, config)
+    _refuse_s3(found.repo_path)
     # Fail here, with the usual message and exit code, if there is no repository or no such
     # revision: the mount process can only report failures as mount errors (exit 7).
     with open_repository(found, readonly=True) as repository:
@@ -61,6 +63,17 @@ def umount(mountpoint: str, *, repo: str | None, config: str | None, quiet: bool
     from zerofs.mount.run import umount as umount_repository
 
     found = settings(repo, config)
+    _refuse_s3(found.repo_path)
     umount_repository(Path(found.repo_path), Path(mountpoint))
     if not quiet:
         sys.stderr.write(f"unmounted {mountpoint}\n")
+
+
+def _refuse_s3(path: str) -> None:
+    """The mount keeps its spill files and control sockets in a local repository's directory.
+
+    Raises:
+        RepositoryError: ``path`` is an S3 repository.
+    """
+    if is_s3_path(path):
+        raise RepositoryError(f"mount is not supported on an S3 repository yet ({path})")

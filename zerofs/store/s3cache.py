@@ -189,4 +189,3 @@ class HostCache:
     def used_bytes(self) -> int:
         """Bytes of the cache file in use."""
         return self.index.used_bytes()
-
