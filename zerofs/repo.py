@@ -63,6 +63,7 @@ if TYPE_CHECKING:  # imported where they are used: reading a file needs none of 
     from zerofs.store.objects_s3 import S3Objects
     from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, StorageUsage
     from zerofs.store.s3config import S3Settings
+    from zerofs.store.s3store import RefRecord
 
 __all__ = [
     "BlobInfo",
@@ -291,7 +292,12 @@ class Repository:
             objects.verify_conditional_writes()
             if not s3store.create_config(objects, config.to_json()):
                 raise ConflictError(f"a repository already exists at {objects.location.url}")
-            store = s3store.S3Store(objects, objects.location.url, os.path.join(cache_dir, config.repo_id))
+            store = s3store.S3Store(
+                objects,
+                objects.location.url,
+                os.path.join(cache_dir, config.repo_id),
+                s3store.repo_tag(config.repo_id),
+            )
         except BaseException:
             objects.close()
             raise
@@ -310,15 +316,42 @@ class Repository:
         objects = _s3_objects(url, settings)
         try:
             where = objects.location.url
+            known = s3store.known_config_path(cache_dir, objects.endpoint, where)
+            raw = s3store.read_known_config(known)
+            if raw is not None:  # one request (HEAD) for a command on this host's cache, not two
+                with contextlib.suppress(s3store.ReplacedRepositoryError):
+                    config = RepoConfig.from_json(raw, where)
+                    head = s3store.read_ref(objects, where, HEAD, s3store.repo_tag(config.repo_id))
+                    if head is not None:
+                        return cls._s3_repository(objects, config, cache_dir, readonly=readonly, head=head)
             raw = s3store.read_config(objects, where)
             if raw is None:
                 objects.check_bucket()  # a missing bucket says so, rather than "no repository"
                 raise RepositoryError(f"no zerofs repository at {where}", hint=Hint.INIT)
             config = RepoConfig.from_json(raw, where)
-            store = s3store.S3Store(objects, where, os.path.join(cache_dir, config.repo_id), readonly=readonly)
+            head = s3store.read_ref(objects, where, HEAD, s3store.repo_tag(config.repo_id))
+            s3store.keep_config(known, raw)
+            return cls._s3_repository(objects, config, cache_dir, readonly=readonly, head=head)
         except BaseException:
             objects.close()
             raise
+
+    @classmethod
+    def _s3_repository(
+        cls, objects: S3Objects, config: RepoConfig, cache_dir: str, *, readonly: bool, head: RefRecord | None
+    ) -> Repository:
+        """The repository over an open client, its config read, and HEAD just read (``head``)."""
+        from zerofs.store import s3store
+
+        where = objects.location.url
+        store = s3store.S3Store(
+            objects,
+            where,
+            os.path.join(cache_dir, config.repo_id),
+            s3store.repo_tag(config.repo_id),
+            readonly=readonly,
+            read_ahead={HEAD: head},
+        )
         return cls(store, config, where, None, cache_dir)
 
     @classmethod

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import cli_env
+from tests.s3.faultproxy import FaultProxy
 from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer, free_ports
+from zerofs.store.objects_s3 import S3Objects
+from zerofs.store.s3config import S3Settings, parse_s3_url
 
 
 class Host:
@@ -227,3 +230,39 @@ def test_zerofs_repo_and_the_config_file_name_an_s3_repository(host: Host, tmp_p
     config = tmp_path / "zerofs.toml"
     config.write_text(f'repository = "{host.url}"\n')
     assert host.run("-c", str(config), "ls", "/", repo=False).stdout.decode().split() == ["from-option"]
+
+
+def test_browsing_what_the_cache_holds_reads_only_head(
+    url: str, proxy: FaultProxy, tmp_path: Path, seaweed: SeaweedServer
+) -> None:
+    host = Host(url, proxy.endpoint, tmp_path / "cache")
+    host.run("init", url, repo=False)
+    source = make_tree(tmp_path / "src", files=5)
+    host.run("import", str(source), "/p")
+    host.run("clone", "/p", "/q")
+    refs = f"/{url[5:]}/refs"
+    for args, refs_read in (
+        (("cat", "/q/file0.txt"), ["HEAD"]),
+        (("ls", "/q/sub"), ["HEAD"]),
+        (("stat", "/q/sub/file1.txt"), ["HEAD"]),
+        (("log",), ["HEAD", "GRAFTS"]),  # a history walk reads gc's graft table too
+    ):
+        host.run(*args)  # reads what the cache lacks and keeps it
+        proxy.seen.clear()
+        host.run(*args)
+        seen = [(r.method, r.target.split("?")[0]) for r in proxy.seen]
+        assert seen == [("GET", f"{refs}/{name}") for name in refs_read], (args, seen)
+
+
+def test_a_repository_replaced_at_the_same_url_is_noticed(
+    host: Host, other_host: Host, s3_settings: S3Settings
+) -> None:
+    host.run("mkdir", "/old")
+    assert host.run("ls", "/").stdout.decode().split() == ["old"]
+    location = parse_s3_url(host.url)
+    with S3Objects(location, s3_settings) as objects:
+        for info in list(objects.list("")):
+            objects.delete(info.key)
+    other_host.run("init", host.url, repo=False)
+    other_host.run("mkdir", "/new")
+    assert host.run("ls", "/").stdout.decode().split() == ["new"]

@@ -23,7 +23,10 @@ its change. A writer that died between the two requests leaves the log one
 generation ahead of the ref; the next writer completes that move with the
 log's own bytes (the same bytes the dead writer would have written, so two
 writers completing it agree) before it tries again. Each record carries a
-random nonce, so racing writers never write identical bytes.
+nonce: the first ``TAG_BYTES`` of the repository's id, then random bytes, so
+racing writers never write identical bytes, and a host that kept the config
+of ``s3://BUCKET/PREFIX`` finds out from the ref it reads anyway that a new
+repository replaced the one it knew.
 
 Reads: a blob is located in the host cache (``s3cache.py``); one missing
 there makes the store list ``index/`` and load the index objects it has not
@@ -44,6 +47,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final
 
+import blake3
+
 from zerofs.errors import CorruptionError, ObjectStoreError, RepositoryError
 from zerofs.objects import ObjectId
 from zerofs.store.base import BlobInfo, RefMovedError
@@ -53,7 +58,7 @@ from zerofs.store.local import PACK_TARGET_BYTES, _record, decode_config_file, e
 from zerofs.store.objects_s3 import ObjectStore, RangeRequest
 from zerofs.store.packfile import BLOB_HEADER, scan_blobs
 from zerofs.store.packs import PackFiles, PackWriter, pack_hex
-from zerofs.store.reflog import NONCE_BYTES, RefMove, decode_record, encode_record
+from zerofs.store.reflog import NONCE_BYTES, RefMove, decode_record, encode_record, record_nonce
 from zerofs.store.results import (
     ReclaimResult,
     ScannedRecord,
@@ -71,18 +76,28 @@ PACKS_PREFIX: Final = "packs"
 REFS_PREFIX: Final = "refs"
 REFLOG_PREFIX: Final = "reflog"
 SPOOL_DIR: Final = "spool"
+LOCATIONS_DIR: Final = "s3-locations"
+"""In the user's cache directory: the config of each repository URL this host opened."""
 UPLOADS_IN_FLIGHT: Final = 2
 """Packs uploading at once while the next fills: bounds the spool to about 3 packs."""
 INDEX_LOADS_IN_FLIGHT: Final = 8
 FLUSH_BYTES: Final = 256 << 20
 """A long batch publishes an index object after this many new bytes: an interrupted import run again
 uploads at most this much a second time."""
+SLOW_REF_SECONDS: Final = 5.0
+"""How long a read of a ref other than HEAD is kept (``get_ref``)."""
+TAG_BYTES: Final = 6
+"""Bytes of the repository id at the start of every ref record's nonce."""
 KEEP_RECORDS: Final = 512
 """Small records read are written to the cache in groups of this many (and at close)."""
 
 
 class UnsupportedOnS3Error(RepositoryError):
     """An operation this version does not do on an S3 repository yet."""
+
+
+class ReplacedRepositoryError(RepositoryError):
+    """A ref names another repository than the config this host kept for the URL."""
 
 
 def pack_key(name: bytes) -> str:
@@ -114,9 +129,25 @@ def create_config(objects: ObjectStore, config: bytes) -> bool:
 class S3Store:
     """A Store over a bucket prefix, with this host's cache in ``cache_dir``."""
 
-    def __init__(self, objects: ObjectStore, url: str, cache_dir: str, *, readonly: bool = False) -> None:
-        """Use the repository at ``url`` through ``objects``; the cache lives in ``cache_dir`` (made if missing)."""
+    def __init__(
+        self,
+        objects: ObjectStore,
+        url: str,
+        cache_dir: str,
+        repo_tag: bytes,
+        *,
+        readonly: bool = False,
+        read_ahead: dict[bytes, RefRecord | None] | None = None,
+    ) -> None:
+        """Use the repository at ``url`` through ``objects``; the cache lives in ``cache_dir`` (made if missing).
+
+        ``repo_tag``: the first ``TAG_BYTES`` of the repository's id, which its refs carry.
+        ``read_ahead``: refs just read (``read_ref``); the first ``get_ref`` of each takes that value.
+        """
         self.objects = objects
+        self.repo_tag = repo_tag
+        self._read_ahead = dict(read_ahead or {})
+        self._slow_refs: dict[bytes, tuple[float, RefRecord | None]] = {}
         self.url = url
         self.root = url
         self.readonly = readonly
@@ -232,19 +263,24 @@ class S3Store:
             yield object_id, BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
 
     def get_ref(self, name: bytes) -> bytes | None:
-        """Read a ref from the bucket (one request)."""
-        current = self._read_ref(name)
+        """Read a ref from the bucket (one request; none for the first read of a ref ``read_ahead`` read).
+
+        Refs other than HEAD (GRAFTS: gc moves it, and history walks read it
+        once per commit) are kept for ``SLOW_REF_SECONDS`` after a read.
+        """
+        if name in self._read_ahead:
+            current = self._read_ahead.pop(name)
+        elif name != b"HEAD":
+            kept = self._slow_refs.get(name)
+            if kept is None or time.monotonic() - kept[0] > SLOW_REF_SECONDS:
+                kept = self._slow_refs[name] = (time.monotonic(), self._read_ref(name))
+            current = kept[1]
+        else:
+            current = self._read_ref(name)
         return None if current is None else current[0].new
 
-    def _read_ref(self, name: bytes) -> tuple[RefMove, str] | None:
-        key = _ref_key(REFS_PREFIX, name)
-        found = self.objects.get(key)
-        if found is None:
-            return None
-        move = decode_record(found.data)
-        if move is None or move.name != name:
-            raise CorruptionError(f"ref {name.decode()} of the repository at {self.url} is damaged ({key})")
-        return move, found.etag
+    def _read_ref(self, name: bytes) -> RefRecord | None:
+        return read_ref(self.objects, self.url, name, self.repo_tag)
 
     def get_meta(self, key: bytes) -> bytes | None:
         """No metadata values are kept in the bucket (nothing reads them on S3)."""
@@ -275,12 +311,13 @@ class S3Store:
         Raises:
             RefMovedError: the ref is not ``old`` any more, or another writer is moving it.
         """
+        self._slow_refs.pop(name, None)
         current = self._read_ref(name)
         if (current[0].new if current is not None else None) != old:
             raise RefMovedError(f"ref {name.decode()} of the repository at {self.url} moved during the change")
         generation = current[0].sequence + 1 if current is not None else 0
         move = RefMove(generation, time.time_ns(), name, old, new)
-        record = encode_record(move, os.urandom(NONCE_BYTES))
+        record = encode_record(move, self.repo_tag + os.urandom(NONCE_BYTES - TAG_BYTES))
         if self.objects.create(_log_key(name, generation), record) is None:
             self._complete_move(name, generation, current)
             raise RefMovedError(f"ref {name.decode()} of the repository at {self.url} moved during the change")
@@ -383,6 +420,61 @@ class S3Store:
             close()
 
 
+RefRecord = tuple[RefMove, str]
+"""A ref's record and the ETag of the object holding it."""
+
+
+def read_ref(objects: ObjectStore, url: str, name: bytes, repo_tag: bytes) -> RefRecord | None:
+    """Read ref ``name`` of the repository at ``url`` (one request); None if it is not set.
+
+    Raises:
+        CorruptionError: its record is damaged.
+        ReplacedRepositoryError: it belongs to another repository than ``repo_tag`` names.
+    """
+    key = _ref_key(REFS_PREFIX, name)
+    found = objects.get(key)
+    if found is None:
+        return None
+    move = decode_record(found.data)
+    if move is None or move.name != name:
+        raise CorruptionError(f"ref {name.decode()} of the repository at {url} is damaged ({key})")
+    if record_nonce(found.data)[:TAG_BYTES] != repo_tag:
+        raise ReplacedRepositoryError(
+            f"ref {name.decode()} at {url} belongs to another repository than the one this host knew there"
+        )
+    return move, found.etag
+
+
+def repo_tag(repo_id: str) -> bytes:
+    """What a repository's refs carry of its id."""
+    return bytes.fromhex(repo_id)[:TAG_BYTES]
+
+
+def known_config_path(cache_root: str, endpoint: str, url: str) -> str:
+    """Where this host keeps the config of the repository at ``url`` on ``endpoint`` (saves a request per command)."""
+    digest = blake3.blake3(f"{endpoint}\n{url}".encode()).hexdigest()[:32]
+    return os.path.join(cache_root, LOCATIONS_DIR, digest)
+
+
+def read_known_config(path: str) -> bytes | None:
+    """The config kept at ``path``, or None (absent or damaged)."""
+    try:
+        with open(path, "rb") as handle:
+            return decode_config_file(handle.read())
+    except OSError:
+        return None
+
+
+def keep_config(path: str, config: bytes) -> None:
+    """Keep a repository's config on this host (a cache: failures are ignored)."""
+    with contextlib.suppress(OSError):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(encode_config_file(config))
+        os.replace(temporary, path)
+
+
 def _ref_key(prefix: str, name: bytes) -> str:
     return f"{prefix}/{name.decode()}"
 
@@ -482,7 +574,8 @@ class S3Batch:
         for ref, _, new in reversed(self._refs):
             if ref == name:
                 return new
-        return self.store.get_ref(name)
+        current = self.store._read_ref(name)  # fresh: the compare-and-swap decides on it
+        return None if current is None else current[0].new
 
     def cas_ref(self, name: bytes, expected: bytes | None, new: bytes) -> bool:
         """Move a ref at the end of the batch if it is still ``expected``; False if it is already not."""
