@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,9 @@ from tests.conftest import cli_env
 from tests.s3.faultproxy import FaultProxy
 from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer, free_ports
 from zerofs.store.objects_s3 import S3Objects
+from zerofs.store.s3cache import decode_index
 from zerofs.store.s3config import S3Settings, parse_s3_url
+from zerofs.store.s3store import pack_key
 
 
 class Host:
@@ -51,6 +55,11 @@ class Host:
                 f"stdout: {proc.stdout[:2000]!r}\nstderr: {proc.stderr.decode(errors='replace')[:4000]}"
             )
         return proc
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start ``zerofs --repo URL ARGS`` without waiting for it."""
+        argv = [sys.executable, "-m", "zerofs", "--repo", self.url, *args]
+        return subprocess.Popen(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def stderr(self, *args: str, expect: int) -> str:
         """The standard error of a command expected to fail with ``expect``."""
@@ -266,3 +275,44 @@ def test_a_repository_replaced_at_the_same_url_is_noticed(
     other_host.run("init", host.url, repo=False)
     other_host.run("mkdir", "/new")
     assert host.run("ls", "/").stdout.decode().split() == ["new"]
+
+
+def indexed_pack_bytes(objects: S3Objects) -> int:
+    """Bytes of the packs that index objects name (packs uploaded but not yet indexed are not counted)."""
+    named = set()
+    for info in objects.list("index"):
+        found = objects.get(info.key)
+        assert found is not None
+        named.update(pack_key(entry.pack_name) for entry in decode_index(found.data, info.key))
+    return sum(info.size_bytes for info in objects.list("packs") if info.key in named)
+
+
+def test_an_import_killed_during_uploads_runs_again_uploading_only_what_is_missing(
+    url: str, proxy: FaultProxy, tmp_path: Path, s3_settings: S3Settings
+) -> None:
+    host = Host(url, proxy.endpoint, tmp_path / "cache")
+    host.run("init", url, repo=False)
+    source = tmp_path / "src"
+    source.mkdir()
+    for n in range(5):
+        (source / f"big{n}.bin").write_bytes(os.urandom(24 << 20))  # about four 32 MiB packs in all
+    with S3Objects(parse_s3_url(url), s3_settings) as objects:
+        before = len(list(objects.list("index")))
+        importer = host.start("import", str(source), "/big")
+        deadline = time.monotonic() + 120
+        while len(list(objects.list("index"))) == before:  # until the first pack is published
+            assert importer.poll() is None, "the import ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        importer.send_signal(signal.SIGKILL)
+        importer.wait()
+        published = indexed_pack_bytes(objects)
+    assert host.run("ls", "/").stdout == b""  # nothing was committed, and the repository opens
+    proxy.seen.clear()
+    host.run("import", str(source), "/big")
+    uploaded = sum(r.body_bytes for r in proxy.seen if r.method == "PUT" and "/packs/" in r.target)
+    assert published >= 32 << 20
+    assert uploaded <= (120 << 20) + (1 << 20) - published  # the published packs were not sent again
+    host.run("export", "/big", str(tmp_path / "out"))
+    assert tree_listing(tmp_path / "out") == tree_listing(source)
+    host.run("fsck", "--read-data")

@@ -11,9 +11,11 @@ Layout under ``s3://BUCKET/PREFIX/``::
 Writing a batch: blobs are appended to a pack spooled in the host cache
 (the local pack code); a full pack (``PACK_TARGET_BYTES``) is uploaded with
 ``If-None-Match: *`` in the background while the next fills, at most
-``UPLOADS_IN_FLIGHT`` at once. The batch's end waits for its uploads, then
-publishes one index object naming its blobs, and only then moves refs:
-objects always before the refs that name them.
+``UPLOADS_IN_FLIGHT`` at once. Each uploaded pack is followed by one index
+object naming its blobs (so an interrupted import run again uploads only
+the packs that were in flight); the batch's end waits for its uploads and
+their index objects, and only then moves refs: objects always before the
+refs that name them.
 
 Moving ref NAME from generation G (ETag E) to G+1: create
 ``reflog/NAME/G+1`` (only one writer can), then replace ``refs/NAME`` if its
@@ -81,9 +83,6 @@ LOCATIONS_DIR: Final = "s3-locations"
 UPLOADS_IN_FLIGHT: Final = 2
 """Packs uploading at once while the next fills: bounds the spool to about 3 packs."""
 INDEX_LOADS_IN_FLIGHT: Final = 8
-FLUSH_BYTES: Final = 256 << 20
-"""A long batch publishes an index object after this many new bytes: an interrupted import run again
-uploads at most this much a second time."""
 SLOW_REF_SECONDS: Final = 5.0
 """How long a read of a ref other than HEAD is kept (``get_ref``)."""
 TAG_BYTES: Final = 6
@@ -491,6 +490,8 @@ class _Spooled:
         self.name = writer.name
         self.upload: Future[None] | None = None
         self.is_uploaded = False
+        self.entries: list[IndexEntry] = []
+        """The blobs appended to it, for its index object."""
 
     def read(self, store: S3Store, offset: int, stored_bytes: int) -> bytes:
         length = BLOB_HEADER.size + stored_bytes
@@ -500,14 +501,12 @@ class _Spooled:
 
 
 class S3Batch:
-    """Writes of one batch: packs uploaded as they fill, one index object, then the refs."""
+    """Writes of one batch: packs uploaded as they fill, each followed by its index object; then the refs."""
 
     def __init__(self, store: S3Store) -> None:
         self.store = store
         self._writer: _Spooled | None = None
         self._uploading: list[_Spooled] = []
-        self._new: list[IndexEntry] = []
-        self._new_bytes = 0
         self._refs: list[tuple[bytes, bytes | None, bytes]] = []
         self._pool: ThreadPoolExecutor | None = None
 
@@ -525,12 +524,10 @@ class S3Batch:
         offset = writer.append(object_id, record)
         info = BlobInfo(record.kind, len(record.payload), record.raw_bytes)
         self.store._pending[object_id] = (self._writer, offset, info)
-        self._new.append(IndexEntry(object_id, writer.name, offset, info.stored_bytes, info.raw_bytes, info.kind))
-        self._new_bytes += BLOB_HEADER.size + info.stored_bytes
+        entry = IndexEntry(object_id, writer.name, offset, info.stored_bytes, info.raw_bytes, info.kind)
+        self._writer.entries.append(entry)
         if writer.size >= PACK_TARGET_BYTES:
             self._rotate()
-        if self._new_bytes >= FLUSH_BYTES:
-            self.flush()
         return True
 
     def _rotate(self) -> None:
@@ -543,6 +540,8 @@ class S3Batch:
             self._pool = ThreadPoolExecutor(UPLOADS_IN_FLIGHT, thread_name_prefix="zerofs-upload")
         spooled.upload = self._pool.submit(self._upload, spooled)
         self._uploading.append(spooled)
+        for done in [s for s in self._uploading if s.upload is not None and s.upload.done()]:
+            self._settle(done)
         while len(self._uploading) > UPLOADS_IN_FLIGHT:
             self._settle(self._uploading[0])
 
@@ -554,7 +553,12 @@ class S3Batch:
             raise ObjectStoreError(f"pack {pack_hex(spooled.name)} already exists in {self.store.url}")
 
     def _settle(self, spooled: _Spooled) -> None:
-        """Wait for one upload; then drop its spooled file."""
+        """Wait for one upload, drop its spooled file, and publish its index object.
+
+        One index object per pack: an import killed at any point leaves
+        every pack it finished uploading findable, so running it again
+        uploads only the packs that were in flight.
+        """
         assert spooled.upload is not None
         try:
             spooled.upload.result()
@@ -562,6 +566,14 @@ class S3Batch:
             self._uploading.remove(spooled)
             self._drop(spooled)
         spooled.is_uploaded = True
+        if spooled.entries:
+            store = self.store
+            key = index_key()
+            if store.objects.create(key, encode_index(spooled.entries)) is None:
+                raise ObjectStoreError(f"index object {key} already exists in {store.url}")
+            store.cache.add(key, spooled.entries)
+            for entry in spooled.entries:
+                store._pending.pop(entry.object_id, None)
 
     def _drop(self, spooled: _Spooled) -> None:
         with contextlib.suppress(OSError):
@@ -601,20 +613,10 @@ class S3Batch:
         raise UnsupportedOnS3Error(f"repository metadata cannot be set on an S3 repository yet ({self.store.url})")
 
     def flush(self) -> None:
-        """Upload every pack so far and publish the index object naming their blobs."""
+        """Upload every pack so far and publish the index objects naming their blobs."""
         self._rotate()
         while self._uploading:
             self._settle(self._uploading[0])
-        if self._new:
-            store = self.store
-            key = index_key()
-            if store.objects.create(key, encode_index(self._new)) is None:
-                raise ObjectStoreError(f"index object {key} already exists in {store.url}")
-            store.cache.add(key, self._new)
-            for entry in self._new:
-                store._pending.pop(entry.object_id, None)
-            self._new = []
-        self._new_bytes = 0
 
     def commit(self) -> None:
         """Publish the blobs, then move the refs.
@@ -630,16 +632,21 @@ class S3Batch:
             self._close_pool()
 
     def abandon(self) -> None:
-        """The batch failed: wait for uploads in flight, forget the rest (packs nobody names are gc's)."""
+        """The batch failed: publish the uploads in flight that succeed, forget the open pack.
+
+        Packs nobody names are gc's to remove after its grace period.
+        """
         for spooled in list(self._uploading):
             with contextlib.suppress(Exception):
                 self._settle(spooled)
         if self._writer is not None:
+            for entry in self._writer.entries:
+                self.store._pending.pop(entry.object_id, None)
             self._drop(self._writer)
             self._writer = None
-        for entry in self._new:
-            self.store._pending.pop(entry.object_id, None)
-        self._new = []
+        for object_id, (spooled, _, _) in list(self.store._pending.items()):
+            if not spooled.is_uploaded:  # an upload that failed: its blobs are not stored
+                del self.store._pending[object_id]
         self._close_pool()
 
     def _close_pool(self) -> None:
