@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import cli_env
 from tests.s3.faultproxy import FaultProxy
-from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer, free_ports
+from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer, free_ports, start_server
 from zerofs.store.objects_s3 import S3Objects
 from zerofs.store.s3cache import decode_index
 from zerofs.store.s3config import S3Settings, parse_s3_url
@@ -316,3 +316,70 @@ def test_an_import_killed_during_uploads_runs_again_uploading_only_what_is_missi
     host.run("export", "/big", str(tmp_path / "out"))
     assert tree_listing(tmp_path / "out") == tree_listing(source)
     host.run("fsck", "--read-data")
+
+
+def one_pack(objects: S3Objects) -> str:
+    """The key of the largest pack in the bucket (the one a test's big file is in)."""
+    return max(objects.list("packs"), key=lambda info: info.size_bytes).key
+
+
+def test_a_flipped_byte_in_a_pack_is_reported_never_returned(
+    host: Host, tmp_path: Path, s3_settings: S3Settings
+) -> None:
+    source = make_tree(tmp_path / "src", files=3)
+    host.run("import", str(source), "/p")
+    with S3Objects(parse_s3_url(host.url), s3_settings) as objects:
+        key = one_pack(objects)
+        found = objects.get(key)
+        assert found is not None
+        damaged = bytearray(found.data)
+        damaged[len(damaged) // 2] ^= 0x01
+        assert objects.replace(key, damaged, found.etag) is not None
+    host.drop_cache()
+    message = host.stderr("export", "/p", str(tmp_path / "out"), expect=6)
+    assert message.count("\n") == 1
+    assert "does not match its hash" in message
+    report = host.run("fsck", "--read-data", expect=6).stdout.decode()
+    assert "/p/sub/deep/big.bin" in report
+    assert host.run("cat", "/p/file0.txt").stdout == b"content of file 0\n"  # the rest reads as it was
+
+
+def test_a_deleted_pack_is_named_by_fsck(host: Host, tmp_path: Path, s3_settings: S3Settings) -> None:
+    source = make_tree(tmp_path / "src", files=3)
+    (source / "sub" / "deep" / "big.bin").write_bytes(os.urandom(40 << 20))  # its first pack holds chunks only
+    host.run("import", str(source), "/p")
+    with S3Objects(parse_s3_url(host.url), s3_settings) as objects:
+        objects.delete(one_pack(objects))
+    message = host.stderr("cat", "/p/sub/deep/big.bin", expect=6)
+    assert message.count("\n") == 1
+    assert "missing" in message
+    report = host.run("fsck", "--read-data", expect=6).stdout.decode()
+    assert "/p/sub/deep/big.bin" in report
+    assert "missing" in report
+
+
+def test_a_server_stopped_during_an_import_fails_it_cleanly_and_a_rerun_completes(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "own-server")
+    try:
+        server.create_bucket("data")
+        host = Host("s3://data/repo", server.endpoint, tmp_path / "cache")
+        host.run("init", host.url, repo=False)
+        source = tmp_path / "src"
+        source.mkdir()
+        for n in range(4):
+            (source / f"big{n}.bin").write_bytes(os.urandom(24 << 20))
+        importer = host.start("import", str(source), "/big")
+        time.sleep(1.0)
+        server.stop()
+        _, stderr = importer.communicate(timeout=120)
+        message = stderr.decode()
+        assert importer.returncode == 9, message
+        assert message.count("\n") == 1
+        assert "cannot reach" in message
+        server.start()
+        assert host.run("ls", "/").stdout == b""
+        host.run("import", str(source), "/big")
+        host.run("export", "/big", str(tmp_path / "out"))
+        assert tree_listing(tmp_path / "out") == tree_listing(source)
+    finally:
+        server.stop()
