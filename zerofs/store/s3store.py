@@ -56,8 +56,8 @@ from zerofs.objects import ObjectId
 from zerofs.store.base import BlobInfo, RefMovedError
 from zerofs.store.codec import Record
 from zerofs.store.index import Location
-from zerofs.store.local import PACK_TARGET_BYTES, _record, decode_config_file, encode_config_file
-from zerofs.store.objects_s3 import ObjectStore, RangeRequest
+from zerofs.store.local import PACK_TARGET_BYTES, blob_record, decode_config_file, encode_config_file
+from zerofs.store.objects_s3 import ObjectStore
 from zerofs.store.packfile import BLOB_HEADER, scan_blobs
 from zerofs.store.packs import PackFiles, PackWriter, pack_hex
 from zerofs.store.reflog import NONCE_BYTES, RefMove, decode_record, encode_record, record_nonce
@@ -155,6 +155,7 @@ class S3Store:
         self._has_refreshed = False
         self._refresh_lock = threading.Lock()
         self._to_keep: dict[ObjectId, Record] = {}
+        self._keep_lock = threading.Lock()
         self._pending: dict[ObjectId, tuple[_Spooled, int, BlobInfo]] = {}
         self._closed = False
 
@@ -165,8 +166,11 @@ class S3Store:
         pending = self._pending.get(object_id)
         if pending is not None:
             spooled, offset, info = pending
-            return _record(object_id, spooled.read(self, offset, info.stored_bytes), info, pack_hex(spooled.name))
-        record = self._to_keep.get(object_id) or self.cache.record(object_id)
+            return blob_record(object_id, spooled.read(self, offset, info.stored_bytes), info, pack_hex(spooled.name))
+        with self._keep_lock:
+            record = self._to_keep.get(object_id)
+        if record is None:
+            record = self.cache.record(object_id)
         if record is not None:
             return record
         location = self._locate(object_id)
@@ -175,38 +179,25 @@ class S3Store:
         name = self._pack_name(location.pack_no)
         data = self.objects.get_range(pack_key(name), location.offset, BLOB_HEADER.size + location.stored_bytes)
         info = BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
-        record = _record(object_id, data, info, pack_hex(name))
+        record = blob_record(object_id, data, info, pack_hex(name))
         if location.stored_bytes <= SMALL_RECORD_BYTES:
             self._keep(object_id, record)
         return record
 
-    def read_many(self, object_ids: list[ObjectId]) -> list[Record | None]:
-        """Several records, the ranged reads in flight together."""
-        located = [(i, self._locate(i)) for i in object_ids]
-        requests = [
-            RangeRequest(pack_key(self._pack_name(loc.pack_no)), loc.offset, BLOB_HEADER.size + loc.stored_bytes)
-            for _, loc in located
-            if loc is not None
-        ]
-        data = iter(self.objects.get_ranges(requests))
-        found: list[Record | None] = []
-        for object_id, location in located:
-            if location is None:
-                found.append(None)
-                continue
-            info = BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
-            found.append(_record(object_id, next(data), info, pack_hex(self._pack_name(location.pack_no))))
-        return found
-
     def _keep(self, object_id: ObjectId, record: Record) -> None:
-        self._to_keep[object_id] = Record(record.kind, record.codec, record.raw_bytes, bytes(record.payload))
-        if len(self._to_keep) >= KEEP_RECORDS:
-            self._write_kept()
+        """Keep a small record read (export reads from several threads)."""
+        with self._keep_lock:
+            self._to_keep[object_id] = Record(record.kind, record.codec, record.raw_bytes, bytes(record.payload))
+            if len(self._to_keep) < KEEP_RECORDS:
+                return
+            kept, self._to_keep = self._to_keep, {}
+        self.cache.keep_records(kept)
 
     def _write_kept(self) -> None:
-        if self._to_keep:
-            self.cache.keep_records(self._to_keep)
-            self._to_keep = {}
+        with self._keep_lock:
+            kept, self._to_keep = self._to_keep, {}
+        if kept:
+            self.cache.keep_records(kept)
 
     def _pack_name(self, pack_no: int) -> bytes:
         name = self.cache.pack_name(pack_no)
