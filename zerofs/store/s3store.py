@@ -8,8 +8,8 @@ Layout under ``s3://BUCKET/PREFIX/``::
     refs/NAME                    a ref: one 128-byte checksummed record (reflog.py), moved by If-Match
     reflog/NAME/GENERATION       the same record, one object per move, created before the ref moves
 
-Writing a batch: blobs are appended to a pack spooled in the host cache
-(the local pack code); a full pack (``PACK_TARGET_BYTES``) is uploaded with
+Writing a batch: blobs are appended to a pack built in memory (the pack
+format of ``packfile.py``, byte for byte); a full pack (``PACK_TARGET_BYTES``) is uploaded with
 ``If-None-Match: *`` in the background while the next fills, at most
 ``UPLOADS_IN_FLIGHT`` at once. Each uploaded pack is followed by one index
 object naming its blobs (so an interrupted import run again uploads only
@@ -58,8 +58,8 @@ from zerofs.store.codec import Record
 from zerofs.store.index import Location
 from zerofs.store.local import PACK_TARGET_BYTES, blob_record, decode_config_file, encode_config_file
 from zerofs.store.objects_s3 import ObjectStore
-from zerofs.store.packfile import BLOB_HEADER, scan_blobs
-from zerofs.store.packs import PackFiles, PackWriter, pack_hex
+from zerofs.store.packfile import BLOB_HEADER, blob_header, pack_header, scan_blobs, trailer
+from zerofs.store.packs import NAME_BYTES, pack_hex
 from zerofs.store.reflog import NONCE_BYTES, RefMove, decode_record, encode_record, record_nonce
 from zerofs.store.results import (
     ReclaimResult,
@@ -77,11 +77,10 @@ CONFIG_KEY: Final = "config"
 PACKS_PREFIX: Final = "packs"
 REFS_PREFIX: Final = "refs"
 REFLOG_PREFIX: Final = "reflog"
-SPOOL_DIR: Final = "spool"
 LOCATIONS_DIR: Final = "s3-locations"
 """In the user's cache directory: the config of each repository URL this host opened."""
 UPLOADS_IN_FLIGHT: Final = 2
-"""Packs uploading at once while the next fills: bounds the spool to about 3 packs."""
+"""Packs uploading at once while the next fills: a batch holds at most 3 packs in memory."""
 INDEX_LOADS_IN_FLIGHT: Final = 8
 SLOW_REF_SECONDS: Final = 5.0
 """How long a read of a ref other than HEAD is kept (``get_ref``)."""
@@ -151,12 +150,11 @@ class S3Store:
         self.root = url
         self.readonly = readonly
         self.cache = HostCache(cache_dir)
-        self.spool = PackFiles(os.path.join(cache_dir, SPOOL_DIR))
         self._has_refreshed = False
         self._refresh_lock = threading.Lock()
         self._to_keep: dict[ObjectId, Record] = {}
         self._keep_lock = threading.Lock()
-        self._pending: dict[ObjectId, tuple[_Spooled, int, BlobInfo]] = {}
+        self._pending: dict[ObjectId, tuple[_NewPack, int, BlobInfo]] = {}
         self._closed = False
 
     # -- reads --------------------------------------------------------------------
@@ -165,8 +163,8 @@ class S3Store:
         """The record stored under ``object_id``, from the cache or a ranged read of its pack, or None."""
         pending = self._pending.get(object_id)
         if pending is not None:
-            spooled, offset, info = pending
-            return blob_record(object_id, spooled.read(self, offset, info.stored_bytes), info, pack_hex(spooled.name))
+            pack, offset, info = pending
+            return blob_record(object_id, pack.read(self, offset, info.stored_bytes), info, pack_hex(pack.name))
         with self._keep_lock:
             record = self._to_keep.get(object_id)
         if record is None:
@@ -403,7 +401,6 @@ class S3Store:
         self._closed = True
         with contextlib.suppress(CorruptionError, RepositoryError):
             self._write_kept()
-        self.spool.close()
         self.cache.close()
         close = getattr(self.objects, "close", None)
         if close is not None:
@@ -473,21 +470,42 @@ def _log_key(name: bytes, generation: int) -> str:
     return f"{REFLOG_PREFIX}/{name.decode()}/{generation:016x}"
 
 
-class _Spooled:
-    """A pack of this process: written in the spool, then uploaded; read from either."""
+class _NewPack:
+    """A pack of this process: built in memory (the pack format of ``packfile.py``), then uploaded.
 
-    def __init__(self, writer: PackWriter) -> None:
-        self.writer = writer
-        self.name = writer.name
+    Read from memory until it is uploaded, from the bucket after. Memory,
+    not a file: the bytes go to the network once, nothing needs them
+    durable here (a crash loses only what no index object names yet), and
+    ``UPLOADS_IN_FLIGHT`` bounds how many are held.
+    """
+
+    def __init__(self) -> None:
+        self.name = os.urandom(NAME_BYTES)
+        self.data = bytearray(pack_header())
+        self.offsets: list[int] = []
         self.upload: Future[None] | None = None
         self.is_uploaded = False
         self.entries: list[IndexEntry] = []
         """The blobs appended to it, for its index object."""
 
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def append(self, object_id: ObjectId, record: Record) -> int:
+        offset = len(self.data)
+        self.data += blob_header(object_id, record)
+        self.data += record.payload
+        self.offsets.append(offset)
+        return offset
+
+    def finish(self) -> None:
+        self.data += trailer(self.offsets, len(self.data))
+
     def read(self, store: S3Store, offset: int, stored_bytes: int) -> bytes:
         length = BLOB_HEADER.size + stored_bytes
         if not self.is_uploaded:
-            return self.writer.read(offset, length)
+            return bytes(self.data[offset : offset + length])
         return store.objects.get_range(pack_key(self.name), offset, length)
 
 
@@ -496,8 +514,8 @@ class S3Batch:
 
     def __init__(self, store: S3Store) -> None:
         self.store = store
-        self._writer: _Spooled | None = None
-        self._uploading: list[_Spooled] = []
+        self._writer: _NewPack | None = None
+        self._uploading: list[_NewPack] = []
         self._refs: list[tuple[bytes, bytes | None, bytes]] = []
         self._pool: ThreadPoolExecutor | None = None
 
@@ -506,71 +524,65 @@ class S3Batch:
         return self.store.has(object_id)
 
     def put(self, object_id: ObjectId, record: Record) -> bool:
-        """Append a record to the spooled pack unless stored; True if new."""
+        """Append a record to the pack being built unless stored; True if new."""
         if self.has(object_id):
             return False
         if self._writer is None:
-            self._writer = _Spooled(self.store.spool.create())
-        writer = self._writer.writer
+            self._writer = _NewPack()
+        writer = self._writer
         offset = writer.append(object_id, record)
         info = BlobInfo(record.kind, len(record.payload), record.raw_bytes)
-        self.store._pending[object_id] = (self._writer, offset, info)
-        entry = IndexEntry(object_id, writer.name, offset, info.stored_bytes, info.raw_bytes, info.kind)
-        self._writer.entries.append(entry)
+        self.store._pending[object_id] = (writer, offset, info)
+        writer.entries.append(IndexEntry(object_id, writer.name, offset, info.stored_bytes, info.raw_bytes, info.kind))
         if writer.size >= PACK_TARGET_BYTES:
             self._rotate()
         return True
 
     def _rotate(self) -> None:
-        """Close the spooled pack and upload it in the background (waiting while too many are in flight)."""
-        spooled, self._writer = self._writer, None
-        if spooled is None:
+        """Close the pack being built and upload it in the background (waiting while too many are in flight)."""
+        pack, self._writer = self._writer, None
+        if pack is None:
             return
-        spooled.writer.finish()
+        pack.finish()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(UPLOADS_IN_FLIGHT, thread_name_prefix="zerofs-upload")
-        spooled.upload = self._pool.submit(self._upload, spooled)
-        self._uploading.append(spooled)
+        pack.upload = self._pool.submit(self._upload, pack)
+        self._uploading.append(pack)
         for done in [s for s in self._uploading if s.upload is not None and s.upload.done()]:
             self._settle(done)
         while len(self._uploading) > UPLOADS_IN_FLIGHT:
             self._settle(self._uploading[0])
 
-    def _upload(self, spooled: _Spooled) -> None:
-        writer = spooled.writer
-        size = os.fstat(writer.fd).st_size
-        data = os.pread(writer.fd, size, 0)
-        if self.store.objects.create(pack_key(spooled.name), data) is None:
-            raise ObjectStoreError(f"pack {pack_hex(spooled.name)} already exists in {self.store.url}")
+    def _upload(self, pack: _NewPack) -> None:
+        if self.store.objects.create(pack_key(pack.name), pack.data) is None:
+            raise ObjectStoreError(f"pack {pack_hex(pack.name)} already exists in {self.store.url}")
 
-    def _settle(self, spooled: _Spooled) -> None:
-        """Wait for one upload, drop its spooled file, and publish its index object.
+    def _settle(self, pack: _NewPack) -> None:
+        """Wait for one upload, let go of its bytes, and publish its index object.
 
         One index object per pack: an import killed at any point leaves
         every pack it finished uploading findable, so running it again
         uploads only the packs that were in flight.
         """
-        assert spooled.upload is not None
+        assert pack.upload is not None
         try:
-            spooled.upload.result()
+            pack.upload.result()
         finally:
-            self._uploading.remove(spooled)
-            self._drop(spooled)
-        spooled.is_uploaded = True
-        if spooled.entries:
+            self._uploading.remove(pack)
+        pack.is_uploaded = True  # reads go to the bucket from now on
+        self._drop(pack)
+        if pack.entries:
             store = self.store
             key = index_key()
-            if store.objects.create(key, encode_index(spooled.entries)) is None:
+            if store.objects.create(key, encode_index(pack.entries)) is None:
                 raise ObjectStoreError(f"index object {key} already exists in {store.url}")
-            store.cache.add(key, spooled.entries)
-            for entry in spooled.entries:
+            store.cache.add(key, pack.entries)
+            for entry in pack.entries:
                 store._pending.pop(entry.object_id, None)
 
-    def _drop(self, spooled: _Spooled) -> None:
-        with contextlib.suppress(OSError):
-            os.unlink(self.store.spool.path(spooled.name))
-        with contextlib.suppress(OSError):
-            spooled.writer.release()
+    @staticmethod
+    def _drop(pack: _NewPack) -> None:
+        pack.data = bytearray()
 
     def get_ref(self, name: bytes) -> bytes | None:
         """The ref as this batch will leave it."""
@@ -627,16 +639,16 @@ class S3Batch:
 
         Packs nobody names are gc's to remove after its grace period.
         """
-        for spooled in list(self._uploading):
+        for pack in list(self._uploading):
             with contextlib.suppress(Exception):
-                self._settle(spooled)
+                self._settle(pack)
         if self._writer is not None:
             for entry in self._writer.entries:
                 self.store._pending.pop(entry.object_id, None)
             self._drop(self._writer)
             self._writer = None
-        for object_id, (spooled, _, _) in list(self.store._pending.items()):
-            if not spooled.is_uploaded:  # an upload that failed: its blobs are not stored
+        for object_id, (pack, _, _) in list(self.store._pending.items()):
+            if not pack.is_uploaded:  # an upload that failed: its blobs are not stored
                 del self.store._pending[object_id]
         self._close_pool()
 
