@@ -289,6 +289,10 @@ class Repository:
         objects = _s3_objects(url, settings)
         try:
             objects.check_bucket()
+            if s3store.read_config(objects, objects.location.url) is not None:
+                raise ConflictError(f"a repository already exists at {objects.location.url}")
+            if next(iter(objects.list("")), None) is not None:  # leftovers of another repository, say
+                raise ConflictError(f"{objects.location.url} is not empty (pass an empty bucket prefix)")
             objects.verify_conditional_writes()
             if not s3store.create_config(objects, config.to_json()):
                 raise ConflictError(f"a repository already exists at {objects.location.url}")

@@ -186,8 +186,11 @@ def test_two_hosts_writing_at_once_both_land(host: Host, other_host: Host, tmp_p
     other_host.run("fsck", "--read-data")
 
 
-def test_init_twice_is_a_conflict(host: Host) -> None:
-    assert "already exists" in host.stderr("init", host.url, expect=4)
+def test_init_twice_is_a_conflict(host: Host, s3_settings: S3Settings) -> None:
+    assert "already exists" in host.run("init", host.url, repo=False, expect=4).stderr.decode()
+    with S3Objects(parse_s3_url(host.url + "/other"), s3_settings) as objects:
+        assert objects.create("stray", b"something else's") is not None
+    assert "is not empty" in host.run("init", host.url + "/other", repo=False, expect=4).stderr.decode()
 
 
 def test_no_repository_at_the_url_says_so(seaweed: SeaweedServer, bucket: str, tmp_path: Path) -> None:
