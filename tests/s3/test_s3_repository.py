@@ -386,3 +386,43 @@ def test_a_server_stopped_during_an_import_fails_it_cleanly_and_a_rerun_complete
         assert tree_listing(tmp_path / "out") == tree_listing(source)
     finally:
         server.stop()
+
+
+def flip_a_byte(objects: S3Objects, key: str, at: int) -> None:
+    """Flip one bit of object ``key`` at byte ``at`` (negative: from its end)."""
+    found = objects.get(key)
+    assert found is not None
+    damaged = bytearray(found.data)
+    damaged[at] ^= 0x01
+    assert objects.replace(key, damaged, found.etag) is not None
+
+
+def test_a_damaged_head_object_is_read_from_its_log_and_reported(
+    host: Host, tmp_path: Path, s3_settings: S3Settings
+) -> None:
+    host.run("mkdir", "/a")
+    host.run("mkdir", "/b")
+    with S3Objects(parse_s3_url(host.url), s3_settings) as objects:
+        flip_a_byte(objects, "refs/HEAD", 40)
+    assert host.run("ls", "/").stdout.decode().split() == ["a", "b"]  # HEAD as its log has it: no rollback
+    report = host.run("fsck", expect=6).stdout.decode()
+    assert "refs/HEAD is damaged" in report
+    host.run("mkdir", "/c")  # the next commit rewrites it
+    assert host.run("ls", "/").stdout.decode().split() == ["a", "b", "c"]
+    host.run("fsck")
+
+
+def test_a_damaged_index_object_is_reported_and_what_it_names_is_missing_not_wrong(
+    host: Host, tmp_path: Path, s3_settings: S3Settings
+) -> None:
+    source = make_tree(tmp_path / "src", files=3)
+    host.run("import", str(source), "/p")
+    with S3Objects(parse_s3_url(host.url), s3_settings) as objects:
+        newest = max(objects.list("index"), key=lambda info: info.key).key
+        flip_a_byte(objects, newest, -10)
+    host.drop_cache()
+    message = host.stderr("ls", "/p", expect=6)
+    assert message.count("\n") == 1
+    assert "missing" in message
+    report = host.run("fsck", expect=6).stdout.decode()
+    assert f"index object {host.url}/{newest} is damaged" in report

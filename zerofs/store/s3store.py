@@ -151,6 +151,8 @@ class S3Store:
         self.readonly = readonly
         self.cache = HostCache(cache_dir)
         self._has_refreshed = False
+        self.damaged_index: dict[str, str] = {}
+        """Index objects that failed their checksum in a refresh, and why (``check_storage`` reports them)."""
         self._refresh_lock = threading.Lock()
         self._to_keep: dict[ObjectId, Record] = {}
         self._keep_lock = threading.Lock()
@@ -220,8 +222,12 @@ class S3Store:
                 return 0
             with ThreadPoolExecutor(INDEX_LOADS_IN_FLIGHT, thread_name_prefix="zerofs-index") as pool:
                 for key, found in zip(keys, pool.map(self.objects.get, keys), strict=True):
-                    if found is not None:  # gc deleted it since the listing: what it named is elsewhere
+                    if found is None:  # gc deleted it since the listing: what it named is elsewhere
+                        continue
+                    try:
                         self.cache.add(key, decode_index(found.data, f"{self.url}/{key}"))
+                    except CorruptionError as exc:  # not marked loaded: what only it names reads as missing
+                        self.damaged_index[key] = str(exc)
             return len(keys)
 
     def info(self, object_id: ObjectId) -> BlobInfo | None:
@@ -374,11 +380,17 @@ class S3Store:
                 yield StorageProblem(
                     StorageProblemKind.PACK_MISSING, f"pack {pack_hex(name)} is missing from {self.url}"
                 )
+        for detail in self.damaged_index.values():
+            yield StorageProblem(StorageProblemKind.INDEX_ENTRY, detail)
         for name in (b"HEAD", b"GRAFTS"):
-            try:
-                self._read_ref(name)
-            except CorruptionError as exc:
-                yield StorageProblem(StorageProblemKind.REF_LOG, str(exc))
+            key = _ref_key(REFS_PREFIX, name)
+            found = self.objects.get(key)
+            if found is not None and decode_record(found.data) is None:
+                yield StorageProblem(
+                    StorageProblemKind.REF_LOG,
+                    f"ref object {self.url}/{key} is damaged (it is read from its log, reflog/{name.decode()}/, "
+                    "until the next commit rewrites it)",
+                )
 
     def reclaim(self, dead_share: float, *, dry_run: bool = False) -> ReclaimResult:
         """Not on S3 yet.
@@ -422,14 +434,31 @@ def read_ref(objects: ObjectStore, url: str, name: bytes, repo_tag: bytes) -> Re
     found = objects.get(key)
     if found is None:
         return None
-    move = decode_record(found.data)
-    if move is None or move.name != name:
-        raise CorruptionError(f"ref {name.decode()} of the repository at {url} is damaged ({key})")
-    if record_nonce(found.data)[:TAG_BYTES] != repo_tag:
+    data = found.data
+    move = decode_record(data)
+    if move is None or move.name != name:  # damaged: its log holds every value it had
+        logged = _last_logged(objects, name)
+        if logged is None:
+            raise CorruptionError(
+                f"ref {name.decode()} of the repository at {url} is damaged ({key}), and so is its log"
+            )
+        move, data = logged
+    if record_nonce(data)[:TAG_BYTES] != repo_tag:
         raise ReplacedRepositoryError(
             f"ref {name.decode()} at {url} belongs to another repository than the one this host knew there"
         )
     return move, found.etag
+
+
+def _last_logged(objects: ObjectStore, name: bytes) -> tuple[RefMove, bytes] | None:
+    """The last intact record of ref ``name``'s log (generations sort as keys: 16 hex digits), and its bytes."""
+    keys = [info.key for info in objects.list(f"{REFLOG_PREFIX}/{name.decode()}")]
+    for key in reversed(keys):
+        found = objects.get(key)
+        move = None if found is None else decode_record(found.data)
+        if found is not None and move is not None and move.name == name:
+            return move, found.data
+    return None
 
 
 def repo_tag(repo_id: str) -> bytes:
