@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Final
 import blake3
 
 from zerofs.errors import CorruptionError, ObjectStoreError, RepositoryError
-from zerofs.objects import ObjectId
+from zerofs.objects import ID_BYTES, ObjectId
 from zerofs.store.base import BlobInfo, RefMovedError
 from zerofs.store.codec import Record
 from zerofs.store.index import Location
@@ -305,6 +305,8 @@ class S3Store:
         Raises:
             RefMovedError: the ref is not ``old`` any more, or another writer is moving it.
         """
+        if len(new) != ID_BYTES:  # a ref record holds an object id; anything else would be cut or padded
+            raise RepositoryError(f"internal error: ref {name.decode()} set to {len(new)} bytes, not an object id")
         self._slow_refs.pop(name, None)
         current = self._read_ref(name)
         if (current[0].new if current is not None else None) != old:
