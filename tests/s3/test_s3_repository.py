@@ -14,11 +14,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import cli_env
+from tests.e2e.mountutil import force_unmount, require_fuse
 from tests.s3.faultproxy import FaultProxy
 from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer, free_ports, start_server
 from zerofs.store.objects_s3 import S3Objects
@@ -229,7 +231,7 @@ def test_an_unreachable_endpoint_is_one_line_and_exit_9(host: Host, tmp_path: Pa
 
 
 def test_what_s3_cannot_do_yet_is_one_line(host: Host) -> None:
-    for args in (("gc",), ("upgrade",), ("fsck", "--rebuild-index"), ("mount", "/nonexistent-mountpoint")):
+    for args in (("gc",), ("upgrade",), ("fsck", "--rebuild-index")):
         message = host.stderr(*args, expect=5)
         assert message.count("\n") == 1, args
         assert "not supported on an S3 repository yet" in message, args
@@ -426,3 +428,40 @@ def test_a_damaged_index_object_is_reported_and_what_it_names_is_missing_not_wro
     assert "missing" in message
     report = host.run("fsck", expect=6).stdout.decode()
     assert f"index object {host.url}/{newest} is damaged" in report
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 15.0) -> None:
+    """Poll ``check`` until it holds; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "not seen in time"
+        time.sleep(0.1)
+
+
+def test_a_mount_on_each_host_sees_the_others_writes_and_both_land(
+    host: Host, other_host: Host, tmp_path: Path
+) -> None:
+    require_fuse()
+    points = [tmp_path / "mnt-a", tmp_path / "mnt-b"]
+    hosts = [host, other_host]
+    for who, point in zip(hosts, points, strict=True):
+        point.mkdir()
+        who.run("mount", str(point))
+    try:
+        (points[0] / "from-a.txt").write_bytes(b"written on host a\n")
+        os.sync()  # the mount commits on fsync; a plain close waits for its interval
+        with open(points[0] / "from-a.txt", "rb+") as handle:
+            os.fsync(handle.fileno())
+        wait_for(lambda: (points[1] / "from-a.txt").exists())
+        assert (points[1] / "from-a.txt").read_bytes() == b"written on host a\n"
+        (points[1] / "from-b.txt").write_bytes(b"written on host b\n")
+        with open(points[1] / "from-b.txt", "rb+") as handle:
+            os.fsync(handle.fileno())
+        wait_for(lambda: (points[0] / "from-b.txt").exists())
+    finally:
+        for who, point in zip(hosts, points, strict=True):
+            proc = who.run("umount", str(point), expect=None)
+            if proc.returncode != 0:
+                force_unmount(point)
+    assert sorted(host.run("ls", "/").stdout.decode().split()) == ["from-a.txt", "from-b.txt"]
+    assert host.run("cat", "/from-b.txt").stdout == b"written on host b\n"

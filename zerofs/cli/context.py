@@ -95,6 +95,13 @@ def user_cache_dir() -> str:
     return os.path.join(base, "zerofs")
 
 
+def s3_mount_dir(url: str) -> str:
+    """Where this host keeps the mounts of the S3 repository at ``url`` (records, sockets, spill files)."""
+    import hashlib
+
+    return os.path.join(user_cache_dir(), "s3-mounts", hashlib.sha256(url.encode()).hexdigest()[:32])
+
+
 def s3_settings(path: str) -> S3Settings | None:
     """For an ``s3://`` repository, the AWS settings of this environment (variables and files); else None.
 
@@ -128,7 +135,11 @@ def open_repository(
         MountError: the command writes, and a live mount failed to commit.
     """
     path = found.repo_path
-    if is_s3_path(path):  # no mounts to settle: a mount of an S3 repository commits on its own host
+    if is_s3_path(path):
+        if settle_mounts:  # this host's mounts of it; another host's commit on their own
+            from zerofs.mount.control import commit_mounts
+
+            commit_mounts(s3_mount_dir(path), writing=not readonly, warn=_warn)
         return Repository.open(
             path,
             readonly=readonly,
