@@ -23,8 +23,10 @@ from tests.conftest import cli_env
 from tests.e2e.mountutil import force_unmount, require_fuse
 from tests.s3.faultproxy import FaultProxy
 from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer, free_ports, start_server
+from zerofs.objects import Kind
+from zerofs.store.codec import CODEC_RAW, Record
 from zerofs.store.objects_s3 import S3Objects
-from zerofs.store.s3cache import decode_index
+from zerofs.store.s3cache import HostCache, decode_index
 from zerofs.store.s3config import S3Settings, parse_s3_url
 from zerofs.store.s3store import pack_key
 
@@ -465,3 +467,21 @@ def test_a_mount_on_each_host_sees_the_others_writes_and_both_land(
                 force_unmount(point)
     assert sorted(host.run("ls", "/").stdout.decode().split()) == ["from-a.txt", "from-b.txt"]
     assert host.run("cat", "/from-b.txt").stdout == b"written on host b\n"
+
+
+def test_damaged_records_in_the_host_cache_are_read_again_from_the_bucket(host: Host, tmp_path: Path) -> None:
+    source = make_tree(tmp_path / "src", files=5)
+    host.run("import", str(source), "/p")
+    host.run("ls", "-R", "/p")  # the cache keeps the directories read
+    (cache_file,) = host.cache.glob("zerofs/*/s3-cache.mdb")
+    cache = HostCache(str(cache_file.parent))
+    try:
+        with cache.index.reading() as txn:
+            ids = [bytes(key) for key, _ in txn.cursor(db=cache.records)]
+        assert ids
+        cache.keep_records({object_id: Record(Kind.DIR, CODEC_RAW, 7, b"garbage") for object_id in ids})
+    finally:
+        cache.close()
+    assert host.run("cat", "/p/sub/file1.txt").stdout == (source / "sub" / "file1.txt").read_bytes()
+    host.run("export", "/p", str(tmp_path / "out"))
+    assert tree_listing(tmp_path / "out") == tree_listing(source)

@@ -51,10 +51,11 @@ from typing import TYPE_CHECKING, Final
 
 import blake3
 
-from zerofs.errors import CorruptionError, ObjectStoreError, RepositoryError
+from zerofs.errors import CorruptionError, DamagedObjectError, ObjectStoreError, RepositoryError
 from zerofs.objects import ID_BYTES, ObjectId
 from zerofs.store.base import BlobInfo, RefMovedError
 from zerofs.store.codec import Record
+from zerofs.store.codec import decode_record as decode_body
 from zerofs.store.index import Location
 from zerofs.store.local import PACK_TARGET_BYTES, blob_record, decode_config_file, encode_config_file
 from zerofs.store.objects_s3 import ObjectStore
@@ -170,7 +171,7 @@ class S3Store:
         with self._keep_lock:
             record = self._to_keep.get(object_id)
         if record is None:
-            record = self.cache.record(object_id)
+            record = self._cached_record(object_id)
         if record is not None:
             return record
         location = self._locate(object_id)
@@ -182,6 +183,17 @@ class S3Store:
         record = blob_record(object_id, data, info, pack_hex(name))
         if location.stored_bytes <= SMALL_RECORD_BYTES:
             self._keep(object_id, record)
+        return record
+
+    def _cached_record(self, object_id: ObjectId) -> Record | None:
+        """A record from the host cache, if it verifies: a damaged cache entry is read again from the bucket."""
+        record = self.cache.record(object_id)
+        if record is None:
+            return None
+        try:
+            decode_body(object_id, record)
+        except DamagedObjectError:
+            return None
         return record
 
     def _keep(self, object_id: ObjectId, record: Record) -> None:
