@@ -296,6 +296,8 @@ class Repository:
             objects.verify_conditional_writes()
             if not s3store.create_config(objects, config.to_json()):
                 raise ConflictError(f"a repository already exists at {objects.location.url}")
+            known = s3store.known_config_path(cache_dir, objects.endpoint, objects.location.url)
+            s3store.keep_config(known, config.to_json())
             store = s3store.S3Store(
                 objects,
                 objects.location.url,
