@@ -22,6 +22,8 @@ class Hint(enum.Enum):
     """Rebuild the repository's index from its pack files."""
     UPGRADE = "upgrade"
     """Convert the repository to the current format."""
+    INIT = "init"
+    """There is no repository where the options say: create one."""
 
 
 class ZerofsError(Exception):
@@ -82,6 +84,9 @@ class ObjectStoreError(RepositoryError):
 class ObjectStoreUnreachableError(ObjectStoreError):
     """The object storage endpoint could not be reached, timed out, or kept failing (5xx) through every retry."""
 
+    exit_code = 9
+    summary = "the object storage (S3) could not be reached, or kept failing through every retry"
+
 
 class BucketNotFoundError(ObjectStoreError):
     """The bucket a repository URL names does not exist at the endpoint."""
@@ -127,7 +132,16 @@ class MountError(ZerofsError):
 def exit_code_table() -> list[tuple[int, str]]:
     """Return (code, meaning) rows for --help, the man pages and the README."""
     rows = {0: "success", EXIT_BUG: "a bug in zerofs (traceback with --debug)"}
-    for cls in (UsageError, NotFoundError, ConflictError, RepositoryError, CorruptionError, MountError, HostIOError):
+    for cls in (
+        UsageError,
+        NotFoundError,
+        ConflictError,
+        RepositoryError,
+        CorruptionError,
+        MountError,
+        HostIOError,
+        ObjectStoreUnreachableError,
+    ):
         rows[cls.exit_code] = cls.summary
     rows[EXIT_INTERRUPTED] = "interrupted (Ctrl-C)"
     return sorted(rows.items())

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Final, NamedTuple, TypeVar
 
@@ -60,7 +60,10 @@ if TYPE_CHECKING:  # imported where they are used: reading a file needs none of 
     from zerofs.store.filecache import FileCache
     from zerofs.store.legacy import UpgradeResult
     from zerofs.store.maintenance import RebuildResult
+    from zerofs.store.objects_s3 import S3Objects
     from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, StorageUsage
+    from zerofs.store.s3config import S3Settings
+    from zerofs.store.s3store import RefRecord
 
 __all__ = [
     "BlobInfo",
@@ -72,6 +75,7 @@ __all__ = [
     "RepoBatch",
     "RepoConfig",
     "Repository",
+    "S3Settings",
     "ScannedRecord",
     "Staging",
     "StorageProblem",
@@ -86,6 +90,7 @@ _LAZY: Final = {
     "StorageUsage": "zerofs.store.results",
     "RebuildResult": "zerofs.store.maintenance",
     "UpgradeResult": "zerofs.store.legacy",
+    "S3Settings": "zerofs.store.s3config",
 }
 
 
@@ -115,6 +120,7 @@ a larger one waits for gc --compact."""
 HEAD: Final = b"HEAD"
 
 N = TypeVar("N", FileNode, ChunkListNode, DirNode, SymlinkNode, SpecialNode, Commit)
+T = TypeVar("T")
 
 
 class RepoConfig(NamedTuple):
@@ -227,16 +233,26 @@ class Repository:
         author: str,
         chunk_params: ChunkParams | None = None,
         compression_level: int = DEFAULT_COMPRESSION_LEVEL,
+        s3_settings: S3Settings | None = None,
+        cache_dir: str | None = None,
     ) -> Repository:
-        """Create a repository at ``path`` (a new or empty directory).
+        """Create a repository at ``path`` (a new or empty directory, or an ``s3://`` URL).
 
         Writes the config, then an empty root directory and a first commit,
-        then HEAD.
+        then HEAD. An S3 repository needs ``s3_settings`` and a ``cache_dir``
+        (its host cache goes in a directory named by the repository's id).
 
         Raises:
             ConflictError: a repository (or other files) already exists there.
         """
         path = os.fspath(path)
+        config = RepoConfig(
+            REPO_FORMAT_VERSION, chunk_params or ChunkParams(), compression_level, os.urandom(16).hex(), time.time_ns()
+        )
+        if is_s3_path(path):
+            repo = cls._init_s3(path, config, _needs(s3_settings, path), _needs(cache_dir, path))
+            repo._first_commit(author)
+            return repo
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
             if is_local_repository(path) or os.path.exists(os.path.join(path, LEGACY_DATA_FILE)):
                 raise ConflictError(f"a repository already exists at {path}")
@@ -245,19 +261,104 @@ class Repository:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
             raise RepositoryError(f"cannot create {path}: {exc.strerror}") from exc
-        config = RepoConfig(
-            REPO_FORMAT_VERSION, chunk_params or ChunkParams(), compression_level, os.urandom(16).hex(), time.time_ns()
-        )
         repo = cls(
             PackStore.create(path, config.to_json()), config, path, RepoLocks(path, readonly=False, writer_lease=True)
         )
-        staging = Staging(repo)
+        repo._first_commit(author)
+        return repo
+
+    def _first_commit(self, author: str) -> None:
+        """Write an empty root directory and the first commit, then HEAD."""
+        staging = Staging(self)
         root_id = staging.put(DirNode())
-        commit_id = staging.put(Commit(root_id, (), config.created_ns, author, "init", {"op": "init"}))
-        with repo.batch() as batch:
+        commit_id = staging.put(Commit(root_id, (), self.config.created_ns, author, "init", {"op": "init"}))
+        with self.batch() as batch:
             staging.write_to(batch)
             batch.cas_ref(HEAD, None, commit_id)
-        return repo
+
+    @classmethod
+    def _init_s3(cls, url: str, config: RepoConfig, settings: S3Settings, cache_dir: str) -> Repository:
+        """Create the config object of a new S3 repository (after checking the service can hold one).
+
+        Raises:
+            ConflictError: the bucket prefix holds a repository already.
+            ObjectStoreError: the bucket is missing or unusable, or ignores conditional writes.
+        """
+        from zerofs.store import s3store
+
+        objects = _s3_objects(url, settings)
+        try:
+            objects.check_bucket()
+            if s3store.read_config(objects, objects.location.url) is not None:
+                raise ConflictError(f"a repository already exists at {objects.location.url}")
+            if next(iter(objects.list("")), None) is not None:  # leftovers of another repository, say
+                raise ConflictError(f"{objects.location.url} is not empty (pass an empty bucket prefix)")
+            objects.verify_conditional_writes()
+            if not s3store.create_config(objects, config.to_json()):
+                raise ConflictError(f"a repository already exists at {objects.location.url}")
+            known = s3store.known_config_path(cache_dir, objects.endpoint, objects.location.url)
+            s3store.keep_config(known, config.to_json())
+            store = s3store.S3Store(
+                objects,
+                objects.location.url,
+                os.path.join(cache_dir, config.repo_id),
+                s3store.repo_tag(config.repo_id),
+            )
+        except BaseException:
+            objects.close()
+            raise
+        return cls(store, config, objects.location.url, None, cache_dir)
+
+    @classmethod
+    def _open_s3(cls, url: str, settings: S3Settings, cache_dir: str, *, readonly: bool) -> Repository:
+        """Open an S3 repository: its config from the bucket, its host cache in ``cache_dir``.
+
+        Raises:
+            RepositoryError: no repository there (hint: init), or of another format.
+            ObjectStoreError: the bucket is missing, the service unreachable or the credentials refused.
+        """
+        from zerofs.store import s3store
+
+        objects = _s3_objects(url, settings)
+        try:
+            where = objects.location.url
+            known = s3store.known_config_path(cache_dir, objects.endpoint, where)
+            raw = s3store.read_known_config(known)
+            if raw is not None:  # one request (HEAD) for a command on this host's cache, not two
+                with contextlib.suppress(s3store.ReplacedRepositoryError):
+                    config = RepoConfig.from_json(raw, where)
+                    head = s3store.read_ref(objects, where, HEAD, s3store.repo_tag(config.repo_id))
+                    if head is not None:
+                        return cls._s3_repository(objects, config, cache_dir, readonly=readonly, head=head)
+            raw = s3store.read_config(objects, where)
+            if raw is None:
+                objects.check_bucket()  # a missing bucket says so, rather than "no repository"
+                raise RepositoryError(f"no zerofs repository at {where}", hint=Hint.INIT)
+            config = RepoConfig.from_json(raw, where)
+            head = s3store.read_ref(objects, where, HEAD, s3store.repo_tag(config.repo_id))
+            s3store.keep_config(known, raw)
+            return cls._s3_repository(objects, config, cache_dir, readonly=readonly, head=head)
+        except BaseException:
+            objects.close()
+            raise
+
+    @classmethod
+    def _s3_repository(
+        cls, objects: S3Objects, config: RepoConfig, cache_dir: str, *, readonly: bool, head: RefRecord | None
+    ) -> Repository:
+        """The repository over an open client, its config read, and HEAD just read (``head``)."""
+        from zerofs.store import s3store
+
+        where = objects.location.url
+        store = s3store.S3Store(
+            objects,
+            where,
+            os.path.join(cache_dir, config.repo_id),
+            s3store.repo_tag(config.repo_id),
+            readonly=readonly,
+            read_ahead={HEAD: head},
+        )
+        return cls(store, config, where, None, cache_dir)
 
     @classmethod
     def open(
@@ -267,18 +368,23 @@ class Repository:
         readonly: bool = False,
         writer_lease: bool = True,
         cache_dir: str | None = None,
+        s3_settings: S3Settings | None = None,
     ) -> Repository:
-        """Open the repository at ``path``, and check its HEAD against its ref log.
+        """Open the repository at ``path`` (a directory or an ``s3://`` URL).
 
+        A local repository's HEAD is checked against its ref log.
         ``writer_lease`` false: gc (which takes the lease exclusively in
         steps) and a mount (which takes it around each commit). ``cache_dir``:
-        see ``__init__``.
+        see ``__init__`` (an S3 repository needs it, and ``s3_settings``).
 
         Raises:
             RepositoryError: none there, of an older format (hint: upgrade) or a newer one.
             CorruptionError: its index is missing, damaged or behind its ref log (hint: rebuild).
+            ObjectStoreError: an S3 repository's service cannot be used.
         """
         path = os.fspath(path)
+        if is_s3_path(path):
+            return cls._open_s3(path, _needs(s3_settings, path), _needs(cache_dir, path), readonly=readonly)
         _require_current(path)
         locks = RepoLocks(path, readonly=readonly, writer_lease=writer_lease)
         try:
@@ -297,8 +403,10 @@ class Repository:
 
     @staticmethod
     def exists(path: str | os.PathLike[str]) -> bool:
-        """True if ``path`` holds a repository, of this format or an older one."""
+        """True if ``path`` holds a repository, of this format or an older one (an ``s3://`` URL: not checked here)."""
         path = os.fspath(path)
+        if is_s3_path(path):
+            return True
         return is_local_repository(path) or os.path.exists(os.path.join(path, LEGACY_DATA_FILE))
 
     @classmethod
@@ -313,6 +421,7 @@ class Repository:
         from zerofs.store import maintenance
 
         path = os.fspath(path)
+        _refuse_s3(path, "fsck --rebuild-index")
         _require_current(path)
         locks = RepoLocks(path, readonly=False, writer_lease=False)
         try:
@@ -339,6 +448,7 @@ class Repository:
         from zerofs.store import legacy
 
         path = os.fspath(path)
+        _refuse_s3(path, "upgrade")
         if not legacy.is_format1(path):
             if is_local_repository(path):  # nothing to convert; remove what a kill after the switch left
                 RepoConfig.from_json(_readable_config(path), path)  # a development format cannot be converted
@@ -601,7 +711,13 @@ class Repository:
         return self._locks.alone() if self._locks is not None else _granted()
 
     def collecting(self) -> AbstractContextManager[bool]:
-        """Hold the one-gc-at-a-time lock for a block if free; yields whether held."""
+        """Hold the one-gc-at-a-time lock for a block if free; yields whether held.
+
+        Raises:
+            RepositoryError: an S3 repository (gc across hosts is not built yet).
+        """
+        if self.path is not None:
+            _refuse_s3(self.path, "gc")
         return self._locks.collecting() if self._locks is not None else _granted()
 
     def is_open_elsewhere(self) -> bool:
@@ -675,6 +791,49 @@ class Repository:
         """(pack file, offset, length) of a stored object, for tools that inspect packs on purpose."""
         store = self._store
         return store.locate(blob_id) if isinstance(store, PackStore) else None
+
+
+def is_s3_path(path: str) -> bool:
+    """True if ``path`` names an S3 repository (``s3://BUCKET/PREFIX``)."""
+    return path.startswith("s3://")
+
+
+def s3_settings_from_environment(environ: Mapping[str, str], home: str) -> S3Settings:
+    """The AWS settings (endpoint, region, credentials) ``environ`` and the files under ``home`` give.
+
+    Raises:
+        UsageError: a malformed setting; ObjectStoreAccessError: no credentials.
+    """
+    from pathlib import Path
+
+    from zerofs.store.s3config import settings_from_environment
+
+    return settings_from_environment(environ, Path(home))
+
+
+def _needs(value: T | None, url: str) -> T:
+    """``value``, which an S3 repository needs (a caller's bug if missing)."""
+    if value is None:
+        raise RepositoryError(f"internal error: opening {url} needs S3 settings and a cache directory")
+    return value
+
+
+def _s3_objects(url: str, settings: S3Settings) -> S3Objects:
+    """The object-store client for ``url`` (imported here: local repositories never load it)."""
+    from zerofs.store.objects_s3 import S3Objects
+    from zerofs.store.s3config import parse_s3_url
+
+    return S3Objects(parse_s3_url(url), settings)
+
+
+def _refuse_s3(path: str, what: str) -> None:
+    """Refuse an operation this version does not do on S3.
+
+    Raises:
+        RepositoryError: ``path`` is an S3 URL.
+    """
+    if is_s3_path(path):
+        raise RepositoryError(f"{what} is not supported on an S3 repository yet ({path})")
 
 
 def _require_current(path: str) -> None:

@@ -92,13 +92,21 @@ def _where(ctx: typer.Context, repo: str | None, config: str | None) -> dict[str
 @app.command()
 def init(
     ctx: typer.Context,
+    location: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[LOCATION]",
+            show_default=False,
+            help="Where to create it: a directory or s3://BUCKET/PREFIX (same as --repo).",
+        ),
+    ] = None,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a repository (default: $XDG_DATA_HOME/zerofs)."""
-    commands.init(quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
+    """Create a repository (default: $XDG_DATA_HOME/zerofs), in a directory or an S3 bucket."""
+    commands.init(location=location, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()

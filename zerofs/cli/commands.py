@@ -19,7 +19,7 @@ import sys
 from collections import deque
 from typing import TYPE_CHECKING
 
-from zerofs.cli.context import open_repository, settings, user_cache_dir
+from zerofs.cli.context import open_repository, s3_settings, settings, user_cache_dir
 from zerofs.errors import UsageError
 from zerofs.paths import RevPath, StorePath
 from zerofs.repo import Repository
@@ -65,21 +65,30 @@ def _report(commit_id: bytes | None, message: str, quiet: bool, as_json: bool) -
 # -- repository -------------------------------------------------------------------
 
 
-def init(*, repo: str | None, config: str | None, quiet: bool, as_json: bool) -> None:
-    """Create a repository where the options say.
+def init(*, location: str | None = None, repo: str | None, config: str | None, quiet: bool, as_json: bool) -> None:
+    """Create a repository at ``location``, else where the options say.
 
     Raises:
-        UsageError: the config's compression level is out of range.
+        UsageError: the config's compression level is out of range, or LOCATION and --repo disagree.
     """
     from zerofs.history import author
 
-    found = settings(repo, config)
+    if location is not None and repo is not None and location != repo:
+        raise UsageError(f"init: LOCATION {location!r} and --repo {repo!r} disagree; give one")
+    found = settings(location or repo, config)
     level = found.defaults.get("compression_level", 3)
     if not isinstance(level, int) or not 1 <= level <= 19:
         raise UsageError(
             f"config file {config}: [defaults] compression_level must be an integer from 1 to 19, not {level!r}"
         )
-    created = Repository.init(found.repo_path, author=author(), compression_level=level)
+    s3 = s3_settings(found.repo_path)
+    created = Repository.init(
+        found.repo_path,
+        author=author(),
+        compression_level=level,
+        s3_settings=s3,
+        cache_dir=user_cache_dir() if s3 is not None else None,
+    )
     if as_json:
         from zerofs.cli import render
 

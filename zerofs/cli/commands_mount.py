@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from zerofs.cli.context import open_repository, settings
+from zerofs.cli.context import open_repository, s3_mount_dir, s3_settings, settings, user_cache_dir
 from zerofs.errors import UsageError
+from zerofs.repo import Repository, is_s3_path
+
+if TYPE_CHECKING:
+    from zerofs.mount.run import MountSource
 
 
 def mount(
@@ -38,10 +43,15 @@ def mount(
     found = settings(repo, config)
     # Fail here, with the usual message and exit code, if there is no repository or no such
     # revision: the mount process can only report failures as mount errors (exit 7).
-    with open_repository(found, readonly=True) as repository:
-        commit_hex = None if at is None else resolve_revision(repository, at).hex()
+    if is_s3_path(found.repo_path):
+        # Not here: the object-store client's threads do not survive the fork into the mount process,
+        # so only that process talks to the bucket (and reports a bad revision itself, exit 7).
+        commit_hex = at
+    else:
+        with open_repository(found, readonly=True) as repository:
+            commit_hex = None if at is None else resolve_revision(repository, at).hex()
     mount_repository(
-        Path(found.repo_path),
+        _source(found.repo_path),
         Path(mountpoint),
         revision=commit_hex,
         read_only=read_only or at is not None,
@@ -61,6 +71,20 @@ def umount(mountpoint: str, *, repo: str | None, config: str | None, quiet: bool
     from zerofs.mount.run import umount as umount_repository
 
     found = settings(repo, config)
-    umount_repository(Path(found.repo_path), Path(mountpoint))
+    umount_repository(_source(found.repo_path), Path(mountpoint))
     if not quiet:
         sys.stderr.write(f"unmounted {mountpoint}\n")
+
+
+def _source(path: str) -> MountSource:
+    """What the mount process opens: a local repository, or an S3 one with this host's cache and AWS settings."""
+    from zerofs.mount.run import MountSource, local_source
+
+    if not is_s3_path(path):
+        return local_source(Path(path))
+    aws, cache_dir = s3_settings(path), user_cache_dir()
+    return MountSource(
+        path,
+        Path(s3_mount_dir(path)),
+        lambda: Repository.open(path, readonly=False, writer_lease=False, cache_dir=cache_dir, s3_settings=aws),
+    )

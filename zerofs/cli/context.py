@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from zerofs.errors import RepositoryError, UsageError
-from zerofs.repo import Repository
+from zerofs.repo import Repository, is_s3_path
+
+if TYPE_CHECKING:
+    from zerofs.repo import S3Settings
 
 REPOSITORY_ARGUMENTS: Final = ("DESTINATION", "SOURCE")
 """Command arguments that name a second repository (push, pull): ``locate``'s ``source``."""
@@ -88,7 +91,9 @@ def locate(text: str, source: str) -> Settings:
 
 
 def is_same_repository(first: Settings, second: Settings) -> bool:
-    """True if both name one repository (through any path: symlinks, ``..``)."""
+    """True if both name one repository (through any path: symlinks, ``..``; an S3 URL by its text)."""
+    if is_s3_path(first.repo_path) or is_s3_path(second.repo_path):
+        return first.repo_path.rstrip("/") == second.repo_path.rstrip("/")
     try:
         return os.path.samefile(first.repo_path, second.repo_path)
     except OSError:  # one of them does not exist: opening it will say so
@@ -115,6 +120,26 @@ def user_cache_dir() -> str:
     return os.path.join(base, "zerofs")
 
 
+def s3_mount_dir(url: str) -> str:
+    """Where this host keeps the mounts of the S3 repository at ``url`` (records, sockets, spill files)."""
+    import hashlib
+
+    return os.path.join(user_cache_dir(), "s3-mounts", hashlib.sha256(url.encode()).hexdigest()[:32])
+
+
+def s3_settings(path: str) -> S3Settings | None:
+    """For an ``s3://`` repository, the AWS settings of this environment (variables and files); else None.
+
+    Raises:
+        UsageError: a malformed setting; ObjectStoreAccessError: no credentials.
+    """
+    if not is_s3_path(path):
+        return None
+    from zerofs.repo import s3_settings_from_environment
+
+    return s3_settings_from_environment(os.environ, os.path.expanduser("~"))
+
+
 def open_repository(
     found: Settings,
     *,
@@ -135,6 +160,18 @@ def open_repository(
         MountError: the command writes, and a live mount failed to commit.
     """
     path = found.repo_path
+    if is_s3_path(path):
+        if settle_mounts:  # this host's mounts of it; another host's commit on their own
+            from zerofs.mount.control import commit_mounts
+
+            commit_mounts(s3_mount_dir(path), writing=not readonly, warn=_warn)
+        return Repository.open(
+            path,
+            readonly=readonly,
+            writer_lease=writer_lease,
+            cache_dir=cache_dir or user_cache_dir(),
+            s3_settings=s3_settings(path),
+        )
     if not Repository.exists(path):
         if os.path.exists(path) and not os.path.isdir(path):
             raise RepositoryError(

@@ -88,6 +88,8 @@ def _learn_more(exc: ZerofsError) -> str:
         return " (nothing is lost from the packs: run zerofs fsck --rebuild-index)"
     if exc.hint is Hint.UPGRADE:
         return " (run zerofs upgrade)"
+    if exc.hint is Hint.INIT:
+        return " (create one with zerofs init)"
     if isinstance(exc, CorruptionError) and "fsck" not in exc.message:
         return " (run zerofs fsck --read-data to see which paths it affects)"
     return ""

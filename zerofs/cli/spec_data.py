@@ -128,6 +128,21 @@ SPEC: Final[Spec] = {
             "allow_interspersed_args": True,
             "params": [
                 {
+                    "name": "location",
+                    "kind": "argument",
+                    "opts": [],
+                    "secondary_opts": [],
+                    "is_flag": False,
+                    "nargs": 1,
+                    "type": "str",
+                    "required": False,
+                    "default": None,
+                    "min": None,
+                    "max": None,
+                    "path_checks": [],
+                    "is_fast": True,
+                },
+                {
                     "name": "repo",
                     "kind": "option",
                     "opts": [

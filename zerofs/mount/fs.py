@@ -462,8 +462,7 @@ class ZerofsOperations(pyfuse3.Operations):
             await self.commit("fsync")
 
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
-        assert self.repo.path is not None
-        host = os.statvfs(self.repo.path)
+        host = os.statvfs(self.overlay.spill_dir)  # beside the repository (or its host cache, on S3)
         data = pyfuse3.StatvfsData()
         data.f_bsize = host.f_bsize
         data.f_frsize = host.f_frsize

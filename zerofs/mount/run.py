@@ -22,9 +22,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from zerofs.errors import MountError, NotFoundError, ZerofsError
 from zerofs.history import resolve_revision
@@ -40,8 +41,29 @@ READ_AHEAD_KB: Final = 1024
 log = logging.getLogger("zerofs.mount")
 
 
+class MountSource(NamedTuple):
+    """The repository a mount serves: its name, where this host keeps its mounts, how to open it."""
+
+    name: str
+    """The mount's source field: a local repository's real path, or an S3 repository's URL."""
+    state_dir: Path
+    """Holds ``mounts/`` (records, control sockets, spill files, the log): a local repository's own
+    directory, or a directory of this host's cache for an S3 repository."""
+    open: Callable[[], Repository]
+    """Open the repository for the mount process (read-write, without a writer lease)."""
+
+
+def local_source(repo_path: Path) -> MountSource:
+    """The source of a local repository's mount."""
+    return MountSource(
+        os.path.realpath(repo_path),
+        repo_path,
+        lambda: Repository.open(repo_path, readonly=False, writer_lease=False),
+    )
+
+
 def mount(
-    repo_path: Path,
+    source: MountSource,
     mountpoint: Path,
     *,
     revision: str | None,
@@ -63,7 +85,7 @@ def mount(
     """
     target = _check_mountpoint(mountpoint)
     serve = functools.partial(
-        _serve, repo_path, target, revision, read_only, commit_interval, allow_other, atime, counts_path=request_counts
+        _serve, source, target, revision, read_only, commit_interval, allow_other, atime, counts_path=request_counts
     )
     if foreground:
         serve(ready_fd=-1)
@@ -75,7 +97,7 @@ def mount(
         code = 0
         try:
             os.setsid()
-            _detach_stdio(repo_path)
+            _detach_stdio(source.state_dir)
             serve(ready_fd=write_end)
         except ZerofsError as exc:
             _report(write_end, f"error: {exc}")
@@ -108,10 +130,10 @@ def _check_mountpoint(mountpoint: Path) -> Path:
     return target
 
 
-def _detach_stdio(repo_path: Path) -> None:
-    mounts = repo_path / MOUNTS_DIR
+def _detach_stdio(state_dir: Path) -> None:
+    mounts = state_dir / MOUNTS_DIR
     try:
-        mounts.mkdir(exist_ok=True)
+        mounts.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(mounts / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     except OSError as exc:  # stderr is still the terminal here: a traceback would reach the user
         raise MountError(
@@ -133,7 +155,7 @@ def _report(fd: int, message: str) -> None:
 
 
 def _serve(
-    repo_path: Path,
+    source: MountSource,
     mountpoint: Path,
     revision: str | None,
     read_only: bool,
@@ -152,9 +174,9 @@ def _serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s zerofs mount[%(process)d] %(levelname)s %(message)s")
     read_only = read_only or revision is not None
     _raise_file_limit()
-    repo = Repository.open(repo_path, readonly=False, writer_lease=False)
-    spill_dir = repo_path / MOUNTS_DIR
-    spill_dir.mkdir(exist_ok=True)
+    repo = source.open()
+    spill_dir = source.state_dir / MOUNTS_DIR
+    spill_dir.mkdir(parents=True, exist_ok=True)
     pid_file = spill_dir / str(os.getpid())
     try:
         commit_id = resolve_revision(repo, revision)
@@ -173,7 +195,7 @@ def _serve(
         options = set(pyfuse3.default_options)
         # The source field names the repository: umount checks it before touching the mount.
         # noatime: the kernel leaves access times to the mount (ZerofsOperations sets them).
-        options |= {f"fsname={os.path.realpath(repo_path)}", "subtype=zerofs", "noatime"}
+        options |= {f"fsname={source.name}", "subtype=zerofs", "noatime"}
         if read_only:
             options.add("ro")
         if allow_other:
@@ -183,9 +205,9 @@ def _serve(
         except RuntimeError as exc:
             raise MountError(f"cannot mount at {mountpoint}: {exc}") from exc
         # Commands ask a read-write mount to commit before they run (zerofs.mount.control).
-        listener = None if read_only else control.listen(str(repo_path), os.getpid())
+        listener = None if read_only else control.listen(str(source.state_dir), os.getpid())
         pid_file.write_text(f"{mountpoint}\n")
-        log.info("mounted %s at %s (%s)", repo_path, mountpoint, "read-only" if read_only else "read-write")
+        log.info("mounted %s at %s (%s)", source.name, mountpoint, "read-only" if read_only else "read-write")
         unmounted = False
         try:
             trio.run(_main, ops, mountpoint, ready_fd, listener)
@@ -194,7 +216,7 @@ def _serve(
             _final_commit(ops, listener)
             if listener is not None:
                 listener.close()
-                control.remove(str(repo_path), os.getpid())
+                control.remove(str(source.state_dir), os.getpid())
             pyfuse3.close(unmount=not unmounted)
             log.info("unmounted %s after %d commits", mountpoint, ops.commits)
             if counts_path and counts is not None:
@@ -310,9 +332,9 @@ def _is_mounted(mountpoint: Path) -> bool:
     return mounted_at(mountpoint) is not None
 
 
-def mount_process(repo_path: Path, mountpoint: Path) -> int | None:
-    """Return the pid of the live mount process serving ``mountpoint`` from this repository."""
-    mounts = repo_path / MOUNTS_DIR
+def mount_process(state_dir: Path, mountpoint: Path) -> int | None:
+    """Return the pid of the live mount process serving ``mountpoint`` from the repository of ``state_dir``."""
+    mounts = state_dir / MOUNTS_DIR
     if not mounts.is_dir():
         return None
     for record in mounts.iterdir():
@@ -337,7 +359,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def umount(repo_path: Path, mountpoint: Path) -> None:
+def umount(source: MountSource, mountpoint: Path) -> None:
     """Commit what the mount at ``mountpoint`` has pending, unmount it, and wait for its process.
 
     Raises:
@@ -350,14 +372,14 @@ def umount(repo_path: Path, mountpoint: Path) -> None:
         raise NotFoundError(f"nothing is mounted at {mountpoint}")
     if kind != "fuse.zerofs":
         raise MountError(f"{mountpoint} is a {kind} mount, not a zerofs mount")
-    source = _mount_field(target, -2)
-    if source is not None and source != os.path.realpath(repo_path):
+    mounted_from = _mount_field(target, -2)
+    if mounted_from is not None and mounted_from != source.name:
         # Another repository's mount: its process is not ours to signal, nor its mount to detach.
         raise MountError(
-            f"{mountpoint} is a mount of the repository at {source}; "
-            f"unmount it with: zerofs --repo {source} umount {mountpoint}"
+            f"{mountpoint} is a mount of the repository at {mounted_from}; "
+            f"unmount it with: zerofs --repo {mounted_from} umount {mountpoint}"
         )
-    pid = mount_process(repo_path, target)
+    pid = mount_process(source.state_dir, target)
     if pid is None:
         # Its process is gone (killed): detach the dead mount point.
         _fusermount(target, lazy=True)

@@ -95,8 +95,21 @@ def index_damaged(detail: str, root: str = "") -> CorruptionError:
 class LmdbIndex:
     """The LMDB environment of one repository."""
 
-    def __init__(self, root: str, *, create: bool = False, readonly: bool = False, file_name: str = INDEX_FILE) -> None:
+    def __init__(
+        self,
+        root: str,
+        *,
+        create: bool = False,
+        readonly: bool = False,
+        file_name: str = INDEX_FILE,
+        extra_databases: tuple[bytes, ...] = (),
+        sync: bool = True,
+    ) -> None:
         """Open (or with ``create``, make) ``root/index.mdb``.
+
+        ``extra_databases``: more named databases, in ``self.extra`` (an S3
+        repository's host cache keeps records there). ``sync`` false: commits
+        are not flushed to disk (a cache that can be rebuilt).
 
         Raises:
             CorruptionError: the index is missing, truncated or not an LMDB file.
@@ -118,13 +131,14 @@ class LmdbIndex:
                 self.path,
                 subdir=False,
                 map_size=MAP_BYTES,
-                max_dbs=len(DATABASES),
+                max_dbs=len(DATABASES) + len(extra_databases),
                 readonly=readonly,
                 create=create,
                 max_readers=1024,
                 readahead=False,
                 meminit=False,
                 lock=True,
+                sync=sync,
             )
         except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError, lmdb.PageNotFoundError) as exc:
             raise index_damaged(str(exc).removeprefix(f"{self.path}: "), root) from exc
@@ -136,6 +150,7 @@ class LmdbIndex:
             self.blobs, self.packs, self.refs, self.meta = (
                 self.env.open_db(name, create=create and not readonly) for name in DATABASES
             )
+            self.extra = {name: self.env.open_db(name, create=create and not readonly) for name in extra_databases}
         except lmdb.Error as exc:
             self.env.close()
             raise index_damaged(str(exc), root) from exc

@@ -180,7 +180,7 @@ class PackStore:
         if pending is not None:
             writer, offset, info = pending
             data = writer.read(offset, BLOB_HEADER.size + info.stored_bytes)
-            return _record(object_id, data, info, pack_hex(writer.name))
+            return blob_record(object_id, data, info, pack_hex(writer.name))
         location = self.index.locate(object_id)
         if location is None:
             return None
@@ -202,7 +202,7 @@ class PackStore:
                 f"object {object_id.hex()[:16]} cannot be read from pack {pack_hex(name)}: {exc.strerror or exc}"
             ) from exc
         info = BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
-        return _record(object_id, data, info, pack_hex(name))
+        return blob_record(object_id, data, info, pack_hex(name))
 
     def info(self, object_id: ObjectId) -> BlobInfo | None:
         """Kind and lengths of a blob, from the index."""
@@ -439,7 +439,7 @@ def _log_moves(store: PackStore, moves: list[tuple[bytes, bytes | None, bytes]])
             store.reflog.append(name, old, new, now_ns)
 
 
-def _record(object_id: ObjectId, data: bytes, info: BlobInfo, pack: str) -> Record:
+def blob_record(object_id: ObjectId, data: bytes, info: BlobInfo, pack: str) -> Record:
     """The record in a blob's bytes, if its header is what the index says.
 
     Raises:

@@ -37,6 +37,10 @@ MAGIC: Final = b"ZR"
 VERSION: Final = 1
 RECORD: Final = struct.Struct("<2sBBQq16s32s32s12x16s")
 """magic, version, flags, sequence, time ns, ref name (NUL-padded), old, new, reserved, checksum."""
+_RECORD_WITH_NONCE: Final = struct.Struct("<2sBBQq16s32s32s12s16s")
+"""The same record with its 12 reserved bytes filled: an S3 ref's writer nonce (see s3store.py)."""
+NONCE_BYTES: Final = 12
+_NONCE_AT: Final = RECORD.size - 16 - NONCE_BYTES
 FILE_HEADER: Final = b"zerofs ref log 1\n".ljust(32, b"\0")
 _UNSET: Final = b"\0" * 32
 _TAIL_RECORDS: Final = 16
@@ -60,12 +64,21 @@ class LogDamage(NamedTuple):
     detail: str
 
 
-def encode_record(move: RefMove) -> bytes:
-    """Return the fixed-size, checksummed form of a move."""
-    body = RECORD.pack(MAGIC, VERSION, 0, move.sequence, move.time_ns, move.name, move.old or _UNSET, move.new, b"")[
-        :-16
-    ]
+def encode_record(move: RefMove, nonce: bytes = b"") -> bytes:
+    """Return the fixed-size, checksummed form of a move.
+
+    ``nonce`` (up to ``NONCE_BYTES``) goes in the reserved bytes: racing
+    writers of one S3 ref make their values unique with it, so that "the
+    object holds my bytes" means "my write took effect".
+    """
+    fields = (MAGIC, VERSION, 0, move.sequence, move.time_ns, move.name, move.old or _UNSET, move.new)
+    body = _RECORD_WITH_NONCE.pack(*fields, nonce, b"")[:-16]
     return body + blake3.blake3(body).digest(16)
+
+
+def record_nonce(data: bytes) -> bytes:
+    """The reserved bytes of a record (``encode_record``'s ``nonce``, zero-padded)."""
+    return data[_NONCE_AT : _NONCE_AT + NONCE_BYTES]
 
 
 def decode_record(data: bytes) -> RefMove | None:

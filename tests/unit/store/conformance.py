@@ -31,6 +31,11 @@ def payload(store: Any, object_id: bytes) -> bytes | None:
     return None if record is None else bytes(record.payload)
 
 
+def ref(label: bytes) -> bytes:
+    """A ref value: an object id's length (32 bytes), recognisable by its label."""
+    return label.ljust(32, b"-")
+
+
 class Boom(Exception):
     """Raised inside a batch to abort it."""
 
@@ -164,31 +169,31 @@ class StoreConformance:
     def test_batch_aborted_on_exception_writes_nothing(self, store: Any) -> None:
         with store.batch() as batch:
             batch.put(some_id(0), rec(b"kept"))
-            assert batch.cas_ref(b"HEAD", None, b"h0")
+            assert batch.cas_ref(b"HEAD", None, ref(b"h0"))
         with pytest.raises(Boom), store.batch() as batch:  # noqa: PT012 - the batch body is the point
             batch.put(some_id(1), rec(b"lost"))
             batch.put_meta(b"k", b"lost")
             assert batch.delete(some_id(0))
-            assert batch.cas_ref(b"HEAD", b"h0", b"h1")
+            assert batch.cas_ref(b"HEAD", ref(b"h0"), ref(b"h1"))
             raise Boom
         assert store.get(some_id(1)) is None
         assert not store.has(some_id(1))
         assert store.get_meta(b"k") is None
-        assert store.get_ref(b"HEAD") == b"h0"
+        assert store.get_ref(b"HEAD") == ref(b"h0")
         assert payload(store, some_id(0)) == b"kept"
         assert [i for i, _ in store.iter_blobs()] == [some_id(0)]
 
     def test_failed_cas_at_commit_keeps_only_the_blobs(self, store: Any) -> None:
         with store.batch() as batch:
             batch.put(some_id(0), rec(b"zero"))
-            batch.cas_ref(b"HEAD", None, b"h0")
+            batch.cas_ref(b"HEAD", None, ref(b"h0"))
         with pytest.raises(RefMovedError), store.batch() as batch:  # noqa: PT012 - the batch body is the point
             batch.put(some_id(1), rec(b"blob of the losing writer"))
             batch.put_meta(b"k", b"v")
             assert batch.delete(some_id(0))
-            assert batch.cas_ref(b"HEAD", b"h0", b"mine")
-            self.move_ref_elsewhere(store, b"HEAD", b"theirs")
-        assert store.get_ref(b"HEAD") == b"theirs"
+            assert batch.cas_ref(b"HEAD", ref(b"h0"), ref(b"mine"))
+            self.move_ref_elsewhere(store, b"HEAD", ref(b"theirs"))
+        assert store.get_ref(b"HEAD") == ref(b"theirs")
         assert payload(store, some_id(1)) == b"blob of the losing writer"
         assert payload(store, some_id(0)) == b"zero", "a deletion landed with a failed compare-and-swap"
         assert store.get_meta(b"k") is None
@@ -200,36 +205,36 @@ class StoreConformance:
 
     def test_cas_ref_create_expects_none(self, store: Any) -> None:
         with store.batch() as batch:
-            assert batch.cas_ref(b"HEAD", b"something", b"h1") is False
+            assert batch.cas_ref(b"HEAD", ref(b"something"), ref(b"h1")) is False
             assert batch.get_ref(b"HEAD") is None
-            assert batch.cas_ref(b"HEAD", None, b"h1") is True
-            assert batch.get_ref(b"HEAD") == b"h1"
-        assert store.get_ref(b"HEAD") == b"h1"
+            assert batch.cas_ref(b"HEAD", None, ref(b"h1")) is True
+            assert batch.get_ref(b"HEAD") == ref(b"h1")
+        assert store.get_ref(b"HEAD") == ref(b"h1")
 
     def test_cas_ref_wrong_expected_fails_right_one_succeeds(self, store: Any) -> None:
         with store.batch() as batch:
-            assert batch.cas_ref(b"HEAD", None, b"h1")
+            assert batch.cas_ref(b"HEAD", None, ref(b"h1"))
         with store.batch() as batch:
-            assert batch.cas_ref(b"HEAD", None, b"h2") is False
-            assert batch.cas_ref(b"HEAD", b"h0", b"h2") is False
-            assert batch.get_ref(b"HEAD") == b"h1"
-        assert store.get_ref(b"HEAD") == b"h1"
+            assert batch.cas_ref(b"HEAD", None, ref(b"h2")) is False
+            assert batch.cas_ref(b"HEAD", ref(b"h0"), ref(b"h2")) is False
+            assert batch.get_ref(b"HEAD") == ref(b"h1")
+        assert store.get_ref(b"HEAD") == ref(b"h1")
         with store.batch() as batch:
-            assert batch.cas_ref(b"HEAD", b"h1", b"h2") is True
-        assert store.get_ref(b"HEAD") == b"h2"
+            assert batch.cas_ref(b"HEAD", ref(b"h1"), ref(b"h2")) is True
+        assert store.get_ref(b"HEAD") == ref(b"h2")
 
     def test_refs_are_independent(self, store: Any) -> None:
         with store.batch() as batch:
-            assert batch.cas_ref(b"HEAD", None, b"a")
-            assert batch.cas_ref(b"other", None, b"b")
-        assert store.get_ref(b"HEAD") == b"a"
-        assert store.get_ref(b"other") == b"b"
+            assert batch.cas_ref(b"HEAD", None, ref(b"a"))
+            assert batch.cas_ref(b"other", None, ref(b"b"))
+        assert store.get_ref(b"HEAD") == ref(b"a")
+        assert store.get_ref(b"other") == ref(b"b")
 
     def test_batch_sees_refs_committed_before_it(self, store: Any) -> None:
         with store.batch() as batch:
-            batch.cas_ref(b"HEAD", None, b"a")
+            batch.cas_ref(b"HEAD", None, ref(b"a"))
         with store.batch() as batch:
-            assert batch.get_ref(b"HEAD") == b"a"
+            assert batch.get_ref(b"HEAD") == ref(b"a")
 
     # -- meta and cache ---------------------------------------------------
 
@@ -246,8 +251,8 @@ class StoreConformance:
         key = some_id(7)
         with store.batch() as batch:
             batch.put_meta(key, b"meta")
-            batch.cas_ref(key, None, b"ref")
+            batch.cas_ref(key, None, ref(b"ref"))
         assert store.get(key) is None
         assert store.get_meta(key) == b"meta"
-        assert store.get_ref(key) == b"ref"
+        assert store.get_ref(key) == ref(b"ref")
         assert list(store.iter_blobs()) == []

@@ -1,0 +1,701 @@
+"""The S3 backend: the pack repository in a bucket, shared by many hosts, with a cache on each.
+
+Layout under ``s3://BUCKET/PREFIX/``::
+
+    config                       the repository's config (created once, with its checksum)
+    packs/H/NAME.pack            immutable packs, the local pack format byte for byte (H: first hex digit)
+    index/MS-RAND.idx            what one batch added: id -> (pack, offset, lengths, kind) (s3cache.py)
+    refs/NAME                    a ref: one 128-byte checksummed record (reflog.py), moved by If-Match
+    reflog/NAME/GENERATION       the same record, one object per move, created before the ref moves
+
+Writing a batch: blobs are appended to a pack built in memory (the pack
+format of ``packfile.py``, byte for byte); a full pack (``PACK_TARGET_BYTES``) is uploaded with
+``If-None-Match: *`` in the background while the next fills, at most
+``UPLOADS_IN_FLIGHT`` at once. Each uploaded pack is followed by one index
+object naming its blobs (so an interrupted import run again uploads only
+the packs that were in flight); the batch's end waits for its uploads and
+their index objects, and only then moves refs: objects always before the
+refs that name them.
+
+Moving ref NAME from generation G (ETag E) to G+1: create
+``reflog/NAME/G+1`` (only one writer can), then replace ``refs/NAME`` if its
+ETag is still E. A create that fails means another writer moved first:
+``RefMovedError``, which the history layer answers by rebasing or merging
+its change. A writer that died between the two requests leaves the log one
+generation ahead of the ref; the next writer completes that move with the
+log's own bytes (the same bytes the dead writer would have written, so two
+writers completing it agree) before it tries again. Each record carries a
+nonce: the first ``TAG_BYTES`` of the repository's id, then random bytes, so
+racing writers never write identical bytes, and a host that kept the config
+of ``s3://BUCKET/PREFIX`` finds out from the ref it reads anyway that a new
+repository replaced the one it knew.
+
+Reads: a blob is located in the host cache (``s3cache.py``); one missing
+there makes the store list ``index/`` and load the index objects it has not
+loaded yet. Small records are kept in the cache after their first read, so
+browsing cached metadata makes no request beyond reading the ref. Every
+read is checked as local reads are: the blob header against the index, the
+payload against its id (in the repository).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Final
+
+import blake3
+
+from zerofs.errors import CorruptionError, DamagedObjectError, ObjectStoreError, RepositoryError
+from zerofs.objects import ID_BYTES, ObjectId
+from zerofs.store.base import BlobInfo, RefMovedError
+from zerofs.store.codec import Record
+from zerofs.store.codec import decode_record as decode_body
+from zerofs.store.index import Location
+from zerofs.store.local import PACK_TARGET_BYTES, blob_record, decode_config_file, encode_config_file
+from zerofs.store.objects_s3 import ObjectStore
+from zerofs.store.packfile import BLOB_HEADER, blob_header, pack_header, scan_blobs, trailer
+from zerofs.store.packs import NAME_BYTES, pack_hex
+from zerofs.store.reflog import NONCE_BYTES, RefMove, decode_record, encode_record, record_nonce
+from zerofs.store.results import (
+    ReclaimResult,
+    ScannedRecord,
+    StorageProblem,
+    StorageProblemKind,
+    StorageUsage,
+)
+from zerofs.store.s3cache import SMALL_RECORD_BYTES, HostCache, IndexEntry, decode_index, encode_index, index_key
+
+if TYPE_CHECKING:
+    from zerofs.store.base import WriteBatch
+
+CONFIG_KEY: Final = "config"
+PACKS_PREFIX: Final = "packs"
+REFS_PREFIX: Final = "refs"
+REFLOG_PREFIX: Final = "reflog"
+LOCATIONS_DIR: Final = "s3-locations"
+"""In the user's cache directory: the config of each repository URL this host opened."""
+UPLOADS_IN_FLIGHT: Final = 2
+"""Packs uploading at once while the next fills: a batch holds at most 3 packs in memory."""
+INDEX_LOADS_IN_FLIGHT: Final = 8
+SLOW_REF_SECONDS: Final = 5.0
+"""How long a read of a ref other than HEAD is kept (``get_ref``)."""
+TAG_BYTES: Final = 6
+"""Bytes of the repository id at the start of every ref record's nonce."""
+KEEP_RECORDS: Final = 512
+"""Small records read are written to the cache in groups of this many (and at close)."""
+
+
+class UnsupportedOnS3Error(RepositoryError):
+    """An operation this version does not do on an S3 repository yet."""
+
+
+class ReplacedRepositoryError(RepositoryError):
+    """A ref names another repository than the config this host kept for the URL."""
+
+
+def pack_key(name: bytes) -> str:
+    """Where pack ``name`` lives in the bucket."""
+    text = pack_hex(name)
+    return f"{PACKS_PREFIX}/{text[0]}/{text}.pack"
+
+
+def read_config(objects: ObjectStore, url: str) -> bytes | None:
+    """The repository's config from the bucket; None if there is none.
+
+    Raises:
+        CorruptionError: it fails its checksum.
+    """
+    found = objects.get(CONFIG_KEY)
+    if found is None:
+        return None
+    config = decode_config_file(found.data)
+    if config is None:
+        raise CorruptionError(f"the config object of the repository at {url} is damaged")
+    return config
+
+
+def create_config(objects: ObjectStore, config: bytes) -> bool:
+    """Create the config object; False if the bucket prefix has one already."""
+    return objects.create(CONFIG_KEY, encode_config_file(config)) is not None
+
+
+class S3Store:
+    """A Store over a bucket prefix, with this host's cache in ``cache_dir``."""
+
+    def __init__(
+        self,
+        objects: ObjectStore,
+        url: str,
+        cache_dir: str,
+        repo_tag: bytes,
+        *,
+        readonly: bool = False,
+        read_ahead: dict[bytes, RefRecord | None] | None = None,
+    ) -> None:
+        """Use the repository at ``url`` through ``objects``; the cache lives in ``cache_dir`` (made if missing).
+
+        ``repo_tag``: the first ``TAG_BYTES`` of the repository's id, which its refs carry.
+        ``read_ahead``: refs just read (``read_ref``); the first ``get_ref`` of each takes that value.
+        """
+        self.objects = objects
+        self.repo_tag = repo_tag
+        self._read_ahead = dict(read_ahead or {})
+        self._slow_refs: dict[bytes, tuple[float, RefRecord | None]] = {}
+        self.url = url
+        self.root = url
+        self.readonly = readonly
+        self.cache = HostCache(cache_dir)
+        self._has_refreshed = False
+        self.damaged_index: dict[str, str] = {}
+        """Index objects that failed their checksum in a refresh, and why (``check_storage`` reports them)."""
+        self._refresh_lock = threading.Lock()
+        self._to_keep: dict[ObjectId, Record] = {}
+        self._keep_lock = threading.Lock()
+        self._pending: dict[ObjectId, tuple[_NewPack, int, BlobInfo]] = {}
+        self._closed = False
+
+    # -- reads --------------------------------------------------------------------
+
+    def get(self, object_id: ObjectId) -> Record | None:
+        """The record stored under ``object_id``, from the cache or a ranged read of its pack, or None."""
+        pending = self._pending.get(object_id)
+        if pending is not None:
+            pack, offset, info = pending
+            return blob_record(object_id, pack.read(self, offset, info.stored_bytes), info, pack_hex(pack.name))
+        with self._keep_lock:
+            record = self._to_keep.get(object_id)
+        if record is None:
+            record = self._cached_record(object_id)
+        if record is not None:
+            return record
+        location = self._locate(object_id)
+        if location is None:
+            return None
+        name = self._pack_name(location.pack_no)
+        data = self.objects.get_range(pack_key(name), location.offset, BLOB_HEADER.size + location.stored_bytes)
+        info = BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
+        record = blob_record(object_id, data, info, pack_hex(name))
+        if location.stored_bytes <= SMALL_RECORD_BYTES:
+            self._keep(object_id, record)
+        return record
+
+    def _cached_record(self, object_id: ObjectId) -> Record | None:
+        """A record from the host cache, if it verifies: a damaged cache entry is read again from the bucket."""
+        record = self.cache.record(object_id)
+        if record is None:
+            return None
+        try:
+            decode_body(object_id, record)
+        except DamagedObjectError:
+            return None
+        return record
+
+    def _keep(self, object_id: ObjectId, record: Record) -> None:
+        """Keep a small record read (export reads from several threads)."""
+        with self._keep_lock:
+            self._to_keep[object_id] = Record(record.kind, record.codec, record.raw_bytes, bytes(record.payload))
+            if len(self._to_keep) < KEEP_RECORDS:
+                return
+            kept, self._to_keep = self._to_keep, {}
+        self.cache.keep_records(kept)
+
+    def _write_kept(self) -> None:
+        with self._keep_lock:
+            kept, self._to_keep = self._to_keep, {}
+        if kept:
+            self.cache.keep_records(kept)
+
+    def _pack_name(self, pack_no: int) -> bytes:
+        name = self.cache.pack_name(pack_no)
+        if name is None:
+            raise CorruptionError(f"the host cache of {self.url} names pack number {pack_no}, which it does not know")
+        return name
+
+    def _locate(self, object_id: ObjectId, *, refresh: bool = True) -> Location | None:
+        location = self.cache.locate(object_id)
+        if location is None and refresh:
+            self.refresh()
+            location = self.cache.locate(object_id)
+        return location
+
+    def refresh(self) -> int:
+        """List ``index/`` and load the index objects this cache has not loaded; return how many."""
+        with self._refresh_lock:
+            self._has_refreshed = True
+            loaded = self.cache.loaded_keys()
+            keys = [info.key for info in self.objects.list("index") if info.key not in loaded]
+            if not keys:
+                return 0
+            with ThreadPoolExecutor(INDEX_LOADS_IN_FLIGHT, thread_name_prefix="zerofs-index") as pool:
+                for key, found in zip(keys, pool.map(self.objects.get, keys), strict=True):
+                    if found is None:  # gc deleted it since the listing: what it named is elsewhere
+                        continue
+                    try:
+                        self.cache.add(key, decode_index(found.data, f"{self.url}/{key}"))
+                    except CorruptionError as exc:  # not marked loaded: what only it names reads as missing
+                        self.damaged_index[key] = str(exc)
+            return len(keys)
+
+    def info(self, object_id: ObjectId) -> BlobInfo | None:
+        """Kind and lengths of a stored blob, from the cache (refreshed once on a miss)."""
+        pending = self._pending.get(object_id)
+        if pending is not None:
+            return pending[2]
+        location = self._locate(object_id)
+        return None if location is None else BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
+
+    def has(self, object_id: ObjectId) -> bool:
+        """True if stored: the cache, refreshed on the first miss of this process only (a miss is the common case)."""
+        if object_id in self._pending:
+            return True
+        return self._locate(object_id, refresh=not self._has_refreshed) is not None
+
+    @contextmanager
+    def has_checker(self) -> Iterator[Callable[[ObjectId], bool]]:
+        """Yield ``has``."""
+        yield self.has
+
+    def iter_blobs(self, prefix: bytes = b"") -> Iterator[tuple[ObjectId, BlobInfo]]:
+        """Every stored id starting with ``prefix`` (after loading new index objects), with its info."""
+        if not self._has_refreshed:
+            self.refresh()
+        for object_id, location in self.cache.iter_locations(prefix):
+            yield object_id, BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
+
+    def get_ref(self, name: bytes) -> bytes | None:
+        """Read a ref from the bucket (one request; none for the first read of a ref ``read_ahead`` read).
+
+        Refs other than HEAD (GRAFTS: gc moves it, and history walks read it
+        once per commit) are kept for ``SLOW_REF_SECONDS`` after a read.
+        """
+        if name in self._read_ahead:
+            current = self._read_ahead.pop(name)
+        elif name != b"HEAD":
+            kept = self._slow_refs.get(name)
+            if kept is None or time.monotonic() - kept[0] > SLOW_REF_SECONDS:
+                kept = self._slow_refs[name] = (time.monotonic(), self._read_ref(name))
+            current = kept[1]
+        else:
+            current = self._read_ref(name)
+        return None if current is None else current[0].new
+
+    def _read_ref(self, name: bytes) -> RefRecord | None:
+        return read_ref(self.objects, self.url, name, self.repo_tag)
+
+    def get_meta(self, key: bytes) -> bytes | None:
+        """No metadata values are kept in the bucket (nothing reads them on S3)."""
+        return None
+
+    # -- writes -------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self, *, index_later: bool = False) -> Iterator[WriteBatch]:
+        """Yield a batch: published (packs, index object, then refs) when it ends without error.
+
+        ``index_later`` is not needed here: a batch's index object is cheap, and
+        blobs published early are harmless until a ref names them.
+        """
+        if self.readonly:
+            raise RepositoryError(f"the repository at {self.url} is open read-only")
+        batch = S3Batch(self)
+        try:
+            yield batch
+        except BaseException:
+            batch.abandon()
+            raise
+        batch.commit()
+
+    def move_ref(self, name: bytes, old: bytes | None, new: bytes) -> None:
+        """Move a ref from ``old`` to ``new`` (log object first, then the ref by If-Match).
+
+        Raises:
+            RefMovedError: the ref is not ``old`` any more, or another writer is moving it.
+        """
+        if len(new) != ID_BYTES:  # a ref record holds an object id; anything else would be cut or padded
+            raise RepositoryError(f"internal error: ref {name.decode()} set to {len(new)} bytes, not an object id")
+        self._slow_refs.pop(name, None)
+        current = self._read_ref(name)
+        if (current[0].new if current is not None else None) != old:
+            raise RefMovedError(f"ref {name.decode()} of the repository at {self.url} moved during the change")
+        generation = current[0].sequence + 1 if current is not None else 0
+        move = RefMove(generation, time.time_ns(), name, old, new)
+        record = encode_record(move, self.repo_tag + os.urandom(NONCE_BYTES - TAG_BYTES))
+        if self.objects.create(_log_key(name, generation), record) is None:
+            self._complete_move(name, generation, current)
+            raise RefMovedError(f"ref {name.decode()} of the repository at {self.url} moved during the change")
+        key = _ref_key(REFS_PREFIX, name)
+        done = self.objects.create(key, record) if current is None else self.objects.replace(key, record, current[1])
+        if done is None:
+            raise ObjectStoreError(
+                f"ref {name.decode()} of the repository at {self.url} was changed outside its log "
+                f"(generation {generation} is logged as this writer's)"
+            )
+
+    def _complete_move(self, name: bytes, generation: int, current: tuple[RefMove, str] | None) -> None:
+        """Finish a move another writer logged but may not have made (it may have died): write its record."""
+        logged = self.objects.get(_log_key(name, generation))
+        if logged is None:
+            return
+        move = decode_record(logged.data)
+        if move is None or move.old != (current[0].new if current is not None else None):
+            return
+        key = _ref_key(REFS_PREFIX, name)
+        with contextlib.suppress(ObjectStoreError):  # another writer completed it first
+            if current is None:
+                self.objects.create(key, logged.data)
+            else:
+                self.objects.replace(key, logged.data, current[1])
+
+    # -- maintenance ----------------------------------------------------------------
+
+    def scan(self) -> Iterator[ScannedRecord]:
+        """Every blob the index places, read pack by pack (one whole-pack read each)."""
+        if not self._has_refreshed:
+            self.refresh()
+        by_pack: dict[int, dict[int, ObjectId]] = {}
+        for object_id, location in self.cache.iter_locations():
+            by_pack.setdefault(location.pack_no, {})[location.offset] = object_id
+        for pack_no, placed in sorted(by_pack.items()):
+            name = self._pack_name(pack_no)
+            found = self.objects.get(pack_key(name))
+            if found is None:
+                for object_id in placed.values():
+                    yield ScannedRecord(object_id, None, f"its pack {pack_hex(name)} is missing")
+                continue
+            seen: set[int] = set()
+            for blob in scan_blobs(found.data):
+                expected = placed.get(blob.offset)
+                if expected is None:
+                    continue
+                seen.add(blob.offset)
+                if blob.header.object_id != expected:
+                    yield ScannedRecord(expected, None, f"its header in pack {pack_hex(name)} names another object")
+                else:
+                    yield ScannedRecord(expected, blob.record, None)
+            for offset, object_id in placed.items():
+                if offset not in seen:
+                    yield ScannedRecord(object_id, None, f"pack {pack_hex(name)} is damaged where it should be")
+
+    def check_storage(self) -> Iterator[StorageProblem]:
+        """Packs the index names that the bucket lacks, and damaged refs."""
+        if not self._has_refreshed:
+            self.refresh()
+        listed = {info.key for info in self.objects.list(PACKS_PREFIX)}
+        placed = {location.pack_no for _, location in self.cache.iter_locations()}
+        for pack_no in sorted(placed):
+            name = self._pack_name(pack_no)
+            if pack_key(name) not in listed:
+                yield StorageProblem(
+                    StorageProblemKind.PACK_MISSING, f"pack {pack_hex(name)} is missing from {self.url}"
+                )
+        for detail in self.damaged_index.values():
+            yield StorageProblem(StorageProblemKind.INDEX_ENTRY, detail)
+        for name in (b"HEAD", b"GRAFTS"):
+            key = _ref_key(REFS_PREFIX, name)
+            found = self.objects.get(key)
+            if found is not None and decode_record(found.data) is None:
+                yield StorageProblem(
+                    StorageProblemKind.REF_LOG,
+                    f"ref object {self.url}/{key} is damaged (it is read from its log, reflog/{name.decode()}/, "
+                    "until the next commit rewrites it)",
+                )
+
+    def reclaim(self, dead_share: float, *, dry_run: bool = False) -> ReclaimResult:
+        """Not on S3 yet.
+
+        Raises:
+            UnsupportedOnS3Error: always.
+        """
+        raise UnsupportedOnS3Error(f"gc is not supported on an S3 repository yet ({self.url})")
+
+    def usage(self) -> StorageUsage:
+        """Packs in the bucket and the bytes the index places in them."""
+        packs = list(self.objects.list(PACKS_PREFIX))
+        live = sum(BLOB_HEADER.size + location.stored_bytes for _, location in self.cache.iter_locations())
+        return StorageUsage(len(packs), sum(p.size_bytes for p in packs), live, self.cache.used_bytes(), None)
+
+    def close(self) -> None:
+        """Write the records read into the cache, close it and the client."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(CorruptionError, RepositoryError):
+            self._write_kept()
+        self.cache.close()
+        close = getattr(self.objects, "close", None)
+        if close is not None:
+            close()
+
+
+RefRecord = tuple[RefMove, str]
+"""A ref's record and the ETag of the object holding it."""
+
+
+def read_ref(objects: ObjectStore, url: str, name: bytes, repo_tag: bytes) -> RefRecord | None:
+    """Read ref ``name`` of the repository at ``url`` (one request); None if it is not set.
+
+    Raises:
+        CorruptionError: its record is damaged.
+        ReplacedRepositoryError: it belongs to another repository than ``repo_tag`` names.
+    """
+    key = _ref_key(REFS_PREFIX, name)
+    found = objects.get(key)
+    if found is None:
+        return None
+    data = found.data
+    move = decode_record(data)
+    if move is None or move.name != name:  # damaged: its log holds every value it had
+        logged = _last_logged(objects, name)
+        if logged is None:
+            raise CorruptionError(
+                f"ref {name.decode()} of the repository at {url} is damaged ({key}), and so is its log"
+            )
+        move, data = logged
+    if record_nonce(data)[:TAG_BYTES] != repo_tag:
+        raise ReplacedRepositoryError(
+            f"ref {name.decode()} at {url} belongs to another repository than the one this host knew there"
+        )
+    return move, found.etag
+
+
+def _last_logged(objects: ObjectStore, name: bytes) -> tuple[RefMove, bytes] | None:
+    """The last intact record of ref ``name``'s log (generations sort as keys: 16 hex digits), and its bytes."""
+    keys = [info.key for info in objects.list(f"{REFLOG_PREFIX}/{name.decode()}")]
+    for key in reversed(keys):
+        found = objects.get(key)
+        move = None if found is None else decode_record(found.data)
+        if found is not None and move is not None and move.name == name:
+            return move, found.data
+    return None
+
+
+def repo_tag(repo_id: str) -> bytes:
+    """What a repository's refs carry of its id."""
+    return bytes.fromhex(repo_id)[:TAG_BYTES]
+
+
+def known_config_path(cache_root: str, endpoint: str, url: str) -> str:
+    """Where this host keeps the config of the repository at ``url`` on ``endpoint`` (saves a request per command)."""
+    digest = blake3.blake3(f"{endpoint}\n{url}".encode()).hexdigest()[:32]
+    return os.path.join(cache_root, LOCATIONS_DIR, digest)
+
+
+def read_known_config(path: str) -> bytes | None:
+    """The config kept at ``path``, or None (absent or damaged)."""
+    try:
+        with open(path, "rb") as handle:
+            return decode_config_file(handle.read())
+    except OSError:
+        return None
+
+
+def keep_config(path: str, config: bytes) -> None:
+    """Keep a repository's config on this host (a cache: failures are ignored)."""
+    with contextlib.suppress(OSError):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(encode_config_file(config))
+        os.replace(temporary, path)
+
+
+def _ref_key(prefix: str, name: bytes) -> str:
+    return f"{prefix}/{name.decode()}"
+
+
+def _log_key(name: bytes, generation: int) -> str:
+    return f"{REFLOG_PREFIX}/{name.decode()}/{generation:016x}"
+
+
+class _NewPack:
+    """A pack of this process: built in memory (the pack format of ``packfile.py``), then uploaded.
+
+    Read from memory until it is uploaded, from the bucket after. Memory,
+    not a file: the bytes go to the network once, nothing needs them
+    durable here (a crash loses only what no index object names yet), and
+    ``UPLOADS_IN_FLIGHT`` bounds how many are held.
+    """
+
+    def __init__(self) -> None:
+        self.name = os.urandom(NAME_BYTES)
+        self.data = bytearray(pack_header())
+        self.offsets: list[int] = []
+        self.upload: Future[None] | None = None
+        self.is_uploaded = False
+        self.entries: list[IndexEntry] = []
+        """The blobs appended to it, for its index object."""
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def append(self, object_id: ObjectId, record: Record) -> int:
+        offset = len(self.data)
+        self.data += blob_header(object_id, record)
+        self.data += record.payload
+        self.offsets.append(offset)
+        return offset
+
+    def finish(self) -> None:
+        self.data += trailer(self.offsets, len(self.data))
+
+    def read(self, store: S3Store, offset: int, stored_bytes: int) -> bytes:
+        length = BLOB_HEADER.size + stored_bytes
+        if not self.is_uploaded:
+            return bytes(self.data[offset : offset + length])
+        return store.objects.get_range(pack_key(self.name), offset, length)
+
+
+class S3Batch:
+    """Writes of one batch: packs uploaded as they fill, each followed by its index object; then the refs."""
+
+    def __init__(self, store: S3Store) -> None:
+        self.store = store
+        self._writer: _NewPack | None = None
+        self._uploading: list[_NewPack] = []
+        self._refs: list[tuple[bytes, bytes | None, bytes]] = []
+        self._pool: ThreadPoolExecutor | None = None
+
+    def has(self, object_id: ObjectId) -> bool:
+        """True if stored (as the cache knows) or written in this batch."""
+        return self.store.has(object_id)
+
+    def put(self, object_id: ObjectId, record: Record) -> bool:
+        """Append a record to the pack being built unless stored; True if new."""
+        if self.has(object_id):
+            return False
+        if self._writer is None:
+            self._writer = _NewPack()
+        writer = self._writer
+        offset = writer.append(object_id, record)
+        info = BlobInfo(record.kind, len(record.payload), record.raw_bytes)
+        self.store._pending[object_id] = (writer, offset, info)
+        writer.entries.append(IndexEntry(object_id, writer.name, offset, info.stored_bytes, info.raw_bytes, info.kind))
+        if writer.size >= PACK_TARGET_BYTES:
+            self._rotate()
+        return True
+
+    def _rotate(self) -> None:
+        """Close the pack being built and upload it in the background (waiting while too many are in flight)."""
+        pack, self._writer = self._writer, None
+        if pack is None:
+            return
+        pack.finish()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(UPLOADS_IN_FLIGHT, thread_name_prefix="zerofs-upload")
+        pack.upload = self._pool.submit(self._upload, pack)
+        self._uploading.append(pack)
+        for done in [s for s in self._uploading if s.upload is not None and s.upload.done()]:
+            self._settle(done)
+        while len(self._uploading) > UPLOADS_IN_FLIGHT:
+            self._settle(self._uploading[0])
+
+    def _upload(self, pack: _NewPack) -> None:
+        if self.store.objects.create(pack_key(pack.name), pack.data) is None:
+            raise ObjectStoreError(f"pack {pack_hex(pack.name)} already exists in {self.store.url}")
+
+    def _settle(self, pack: _NewPack) -> None:
+        """Wait for one upload, let go of its bytes, and publish its index object.
+
+        One index object per pack: an import killed at any point leaves
+        every pack it finished uploading findable, so running it again
+        uploads only the packs that were in flight.
+        """
+        assert pack.upload is not None
+        try:
+            pack.upload.result()
+        finally:
+            self._uploading.remove(pack)
+        pack.is_uploaded = True  # reads go to the bucket from now on
+        self._drop(pack)
+        if pack.entries:
+            store = self.store
+            key = index_key()
+            if store.objects.create(key, encode_index(pack.entries)) is None:
+                raise ObjectStoreError(f"index object {key} already exists in {store.url}")
+            store.cache.add(key, pack.entries)
+            for entry in pack.entries:
+                store._pending.pop(entry.object_id, None)
+
+    @staticmethod
+    def _drop(pack: _NewPack) -> None:
+        pack.data = bytearray()
+
+    def get_ref(self, name: bytes) -> bytes | None:
+        """The ref as this batch will leave it."""
+        for ref, _, new in reversed(self._refs):
+            if ref == name:
+                return new
+        current = self.store._read_ref(name)  # fresh: the compare-and-swap decides on it
+        return None if current is None else current[0].new
+
+    def cas_ref(self, name: bytes, expected: bytes | None, new: bytes) -> bool:
+        """Move a ref at the end of the batch if it is still ``expected``; False if it is already not."""
+        if self.get_ref(name) != expected:
+            return False
+        self._refs.append((name, expected, new))
+        return True
+
+    def delete(self, object_id: ObjectId) -> bool:
+        """Not on S3 yet (only gc deletes).
+
+        Raises:
+            UnsupportedOnS3Error: always.
+        """
+        raise UnsupportedOnS3Error(f"deleting objects (gc) is not supported on an S3 repository yet ({self.store.url})")
+
+    def put_meta(self, key: bytes, value: bytes) -> None:
+        """Not on S3 yet.
+
+        Raises:
+            UnsupportedOnS3Error: always.
+        """
+        raise UnsupportedOnS3Error(f"repository metadata cannot be set on an S3 repository yet ({self.store.url})")
+
+    def flush(self) -> None:
+        """Upload every pack so far and publish the index objects naming their blobs."""
+        self._rotate()
+        while self._uploading:
+            self._settle(self._uploading[0])
+
+    def commit(self) -> None:
+        """Publish the blobs, then move the refs.
+
+        Raises:
+            RefMovedError: a ref moved since ``cas_ref``; the blobs are published all the same.
+        """
+        try:
+            self.flush()
+            for name, old, new in self._refs:
+                self.store.move_ref(name, old, new)
+        finally:
+            self._close_pool()
+
+    def abandon(self) -> None:
+        """The batch failed: publish the uploads in flight that succeed, forget the open pack.
+
+        Packs nobody names are gc's to remove after its grace period.
+        """
+        for pack in list(self._uploading):
+            with contextlib.suppress(Exception):
+                self._settle(pack)
+        if self._writer is not None:
+            for entry in self._writer.entries:
+                self.store._pending.pop(entry.object_id, None)
+            self._drop(self._writer)
+            self._writer = None
+        for object_id, (pack, _, _) in list(self.store._pending.items()):
+            if not pack.is_uploaded:  # an upload that failed: its blobs are not stored
+                del self.store._pending[object_id]
+        self._close_pool()
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
