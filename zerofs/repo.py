@@ -710,6 +710,11 @@ class Repository:
         """Hold the repository exclusively for a block if nobody else has it open; yields whether held."""
         return self._locks.alone() if self._locks is not None else _granted()
 
+    @property
+    def has_gc(self) -> bool:
+        """False for a repository gc cannot run on yet (S3): nothing there ever waits for a gc."""
+        return self.path is None or not is_s3_path(self.path)
+
     def collecting(self) -> AbstractContextManager[bool]:
         """Hold the one-gc-at-a-time lock for a block if free; yields whether held.
 

@@ -49,10 +49,12 @@ class Host:
             **env,
         }
 
-    def run(self, *args: str, expect: int | None = 0, repo: bool = True) -> subprocess.CompletedProcess[bytes]:
-        """Run ``zerofs [--repo URL] ARGS``; assert the exit code is ``expect``."""
+    def run(
+        self, *args: str, expect: int | None = 0, repo: bool = True, input: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run ``zerofs [--repo URL] ARGS`` (``input`` on its stdin); assert the exit code is ``expect``."""
         argv = [sys.executable, "-m", "zerofs", *(["--repo", self.url] if repo else []), *args]
-        proc = subprocess.run(argv, capture_output=True, env=self.env, timeout=180, check=False)
+        proc = subprocess.run(argv, capture_output=True, env=self.env, timeout=180, check=False, input=input)
         if expect is not None:
             assert proc.returncode == expect, (
                 f"zerofs {' '.join(args)}: exit {proc.returncode}, expected {expect}\n"
@@ -485,3 +487,29 @@ def test_damaged_records_in_the_host_cache_are_read_again_from_the_bucket(host: 
     assert host.run("cat", "/p/sub/file1.txt").stdout == (source / "sub" / "file1.txt").read_bytes()
     host.run("export", "/p", str(tmp_path / "out"))
     assert tree_listing(tmp_path / "out") == tree_listing(source)
+
+
+def test_push_to_and_pull_from_s3_send_only_what_is_missing(host: Host, tmp_path: Path) -> None:
+    """push and pull between local repositories and an S3 one; a push of one change is small; no forced rewrite."""
+    local, other = str(tmp_path / "local"), str(tmp_path / "other")
+    tree = make_tree(tmp_path / "tree")
+    host.run("--repo", local, "init", repo=False)
+    host.run("--repo", local, "import", str(tree), "/data", repo=False)
+    first = json.loads(host.run("--repo", local, "push", "--json", host.url, repo=False).stdout)
+    assert first["objects"] > 30
+    assert host.run("cat", "/data/file0.txt").stdout == (tree / "file0.txt").read_bytes()
+    host.run("--repo", local, "write", "/data/file0.txt", repo=False, input=b"changed\n")
+    second = json.loads(host.run("--repo", local, "push", "--json", host.url, repo=False).stdout)
+    assert 0 < second["objects"] < 10
+    assert host.run("cat", "/data/file0.txt").stdout == b"changed\n"
+    host.run("clone", "/data", "/snap")  # a commit made on S3, pulled into a new local repository
+    host.run("--repo", other, "init", repo=False)
+    host.run("--repo", other, "pull", host.url, repo=False)
+    out = tmp_path / "out"
+    host.run("--repo", other, "export", "/snap", str(out), repo=False)
+    assert tree_listing(out) == {**tree_listing(tree), "file0.txt": b"changed\n"}
+    host.run("--repo", local, "rm", "/data/file3.txt", repo=False)  # local and S3 have diverged
+    head = host.run("log", "-n", "1", "--json").stdout
+    host.run("--repo", local, "push", host.url, repo=False, expect=4)
+    assert host.run("log", "-n", "1", "--json").stdout == head
+    host.run("fsck", "--read-data")

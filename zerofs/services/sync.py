@@ -163,6 +163,9 @@ def _between_gcs(dest: Repository) -> Iterator[None]:
     while True:
         with ExitStack() as stack:
             stack.enter_context(dest.writer_lease())
+            if not dest.has_gc:
+                yield
+                return
             with dest.collecting() as is_no_gc:
                 pass
             if is_no_gc:
