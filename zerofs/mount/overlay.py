@@ -50,6 +50,9 @@ RELATIME_SECONDS: Final = 24 * 3600
 ATIME_POLICIES: Final = ("relatime", "strictatime", "noatime")
 INCREMENTAL_MAX: Final = 16
 """Above this many changed names, a directory is rebuilt from its listing instead of put name by name."""
+EMPTY_FILE: Final = FileNode(0, 0, ())
+EMPTY_DIR: Final = DirNode()
+_EMPTY_NODES: Final = frozenset({(FileNode, EMPTY_FILE), (DirNode, EMPTY_DIR)})
 
 
 class FsError(Exception):
@@ -148,6 +151,8 @@ class Overlay:
         self.first_change = ""
         self.only_accessed: set[int] = set()
         """Inodes marked changed by a read alone since the last commit (a write to one is still counted)."""
+        self._empty_encodings: dict[tuple[type, Node], tuple[ObjectId, Record]] = {}
+        """Every new file and directory starts as one of two nodes: each is encoded once per mount (#12)."""
 
     # -- lookups ----------------------------------------------------------
 
@@ -296,16 +301,27 @@ class Overlay:
         self.check_name(entry.name)
         if self.lookup(parent, entry.name) is not None:
             raise FsError(errno.EEXIST)
-        node_id, record = self.repo.encode_node(node)
+        node_id, record = self._encode(node)
         self.pending[node_id] = (record, node)
         inode = self._new(parent, entry._replace(id=node_id))
         if isinstance(node, DirNode):
             inode.complete = True
             inode.subdirs = 0
+        elif node is EMPTY_FILE:
+            inode.data = FileData(self.repo, None, 0, self.spill_dir)  # new and empty: nothing stored to read
         self._count_subdir(parent, inode, 1)
         self.dir_changed(parent, entry.mtime_ns)
         self._note(inode, "created")
         return inode
+
+    def _encode(self, node: FileNode | DirNode | SymlinkNode | SpecialNode) -> tuple[ObjectId, Record]:
+        key = (type(node), node)
+        if key not in _EMPTY_NODES:
+            return self.repo.encode_node(node)
+        encoded = self._empty_encodings.get(key)
+        if encoded is None:
+            encoded = self._empty_encodings[key] = self.repo.encode_node(node)
+        return encoded
 
     def _detach(self, parent: Inode, name: bytes) -> Inode:
         """Take a name out of its directory for good; the inode lives on while open or known."""
