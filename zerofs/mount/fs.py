@@ -1,8 +1,10 @@
 """The pyfuse3 file system: kernel requests in, overlay operations out.
 
 Everything runs on one trio event loop. A commit freezes what changed and
-stores it on a worker thread; requests that change the tree wait for it
-(``_settled``), reads and lookups do not. Another process's
+stores it on a worker thread while requests go on changing the tree (the
+overlay keeps what changed meanwhile for the next commit); only a write or
+truncation of a file whose contents the commit is storing waits for it
+(``_settled``). Another process's
 commits are noticed by polling HEAD (a read transaction every
 ``POLL_SECONDS``): a clean mount moves onto the new tree at once and tells
 the kernel what to forget; a mount with changes commits them first, merged
@@ -90,8 +92,6 @@ class ZerofsOperations(pyfuse3.Operations):
         self.repo = repo
         self.read_only = read_only
         self.atime = "noatime" if read_only else atime
-        self._accessed_meanwhile: list[Inode] = []
-        """Inodes read while a commit was storing: marked again once it is done (it clears the marks)."""
         self.follow = follow
         self.commit_interval = commit_interval
         self.synced_commit = commit_id
@@ -154,10 +154,7 @@ class ZerofsOperations(pyfuse3.Operations):
             # Attributes only: no lock the kernel holds during an open is taken, so this cannot deadlock.
             with contextlib.suppress(OSError):
                 pyfuse3.invalidate_inode(inode.ino, attr_only=True)
-        is_committing = self._committing is not None
-        self.overlay.accessed(inode, now_ns, mark=not is_committing)
-        if is_committing:
-            self._accessed_meanwhile.append(inode)
+        self.overlay.accessed(inode, now_ns)
 
     def _small_node(self, node_id: ObjectId, node_type: type[N]) -> N:
         """A symlink's or special file's node: made by this mount and not yet written, or stored."""
@@ -169,13 +166,13 @@ class ZerofsOperations(pyfuse3.Operations):
     def _special(self, inode: Inode) -> SpecialNode:
         return self._small_node(inode.entry.id, SpecialNode)
 
-    async def _settled(self) -> None:
-        """Wait until no commit is in progress: changes must not reach a tree being committed.
+    async def _settled(self, node: Inode) -> None:
+        """Wait while a commit stores ``node``'s contents (its thread reads them): call before changing them.
 
-        No checkpoint when none is: the request then runs to its end without
-        another task in between, which is what makes it atomic.
+        No checkpoint when it does not: the request then runs to its end
+        without another task in between, which is what makes it atomic.
         """
-        while self._committing is not None:
+        while node.ino in self.overlay.storing and self._committing is not None:
             await self._committing.wait()
 
     def _writable(self) -> None:
@@ -228,8 +225,9 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         with _errors():
             self._writable()
-            await self._settled()
             node = self.overlay.get(inode)
+            if fields.update_size:
+                await self._settled(node)
             entry = node.entry
             now = time.time_ns()
             if fields.update_size:
@@ -301,7 +299,6 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         with _errors():
             self._writable()
-            await self._settled()
             entry = _new_entry(name, Kind.DIR, stat.S_IFDIR | (mode & 0o7777), ctx)
             node = self.overlay.create(self.overlay.get(parent_inode), entry, EMPTY_DIR)
             node.lookups += 1
@@ -310,7 +307,6 @@ class ZerofsOperations(pyfuse3.Operations):
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         with _errors():
             self._writable()
-            await self._settled()
             self.overlay.rmdir(self.overlay.get(parent_inode), name)
 
     async def symlink(
@@ -318,7 +314,6 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         with _errors():
             self._writable()
-            await self._settled()
             entry = _new_entry(name, Kind.SYMLINK, stat.S_IFLNK | 0o777, ctx)._replace(size_bytes=len(target))
             node = self.overlay.create(self.overlay.get(parent_inode), entry, SymlinkNode(target))
             node.lookups += 1
@@ -327,7 +322,6 @@ class ZerofsOperations(pyfuse3.Operations):
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         with _errors():
             self._writable()
-            await self._settled()
             self.overlay.unlink(self.overlay.get(parent_inode), name)
 
     async def rename(
@@ -341,7 +335,6 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> None:
         with _errors():
             self._writable()
-            await self._settled()
             old_parent = self.overlay.get(parent_inode_old)
             new_parent = self.overlay.get(parent_inode_new)
             if flags & pyfuse3.RENAME_EXCHANGE:
@@ -363,7 +356,6 @@ class ZerofsOperations(pyfuse3.Operations):
         """Create a regular file, FIFO, socket (bind(2)) or device (the kernel checks CAP_MKNOD first)."""
         with _errors():
             self._writable()
-            await self._settled()
             if stat.S_ISREG(mode):
                 node = self._create_file(parent_inode, name, mode, ctx)
             else:
@@ -402,7 +394,6 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         with _errors():
             self._writable()
-            await self._settled()
             node = self._create_file(parent_inode, name, mode, ctx)
             node.lookups += 1
             return self._open_handle(node, flags), self._attrs(node)
@@ -417,7 +408,7 @@ class ZerofsOperations(pyfuse3.Operations):
             if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
                 self._writable()
             if flags & os.O_TRUNC:
-                await self._settled()
+                await self._settled(node)
                 self.overlay.file_data(node).truncate(0)
                 self.overlay.wrote(node, time.time_ns())
             elif flags & os.O_ACCMODE == os.O_RDONLY:
@@ -439,8 +430,8 @@ class ZerofsOperations(pyfuse3.Operations):
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         with _errors():
             self._writable()
-            await self._settled()
             node, flags = self._handles[fh]
+            await self._settled(node)
             data = self.overlay.file_data(node)
             if flags & os.O_APPEND:
                 off = data.size
@@ -485,7 +476,6 @@ class ZerofsOperations(pyfuse3.Operations):
         with _errors():
             self._writable()
             _check_xattr(name)
-            await self._settled()
             node = self.overlay.get(inode)
             xattrs = dict(node.entry.xattrs)
             xattrs[name] = value
@@ -509,7 +499,6 @@ class ZerofsOperations(pyfuse3.Operations):
         with _errors():
             self._writable()
             _check_xattr(name)
-            await self._settled()
             node = self.overlay.get(inode)
             xattrs = dict(node.entry.xattrs)
             if xattrs.pop(name, None) is None:
@@ -521,13 +510,17 @@ class ZerofsOperations(pyfuse3.Operations):
     async def commit(self, reason: str) -> None:
         """Commit what changed (if anything), merged onto HEAD; then show the merged tree."""
         async with self.lock:
+            message = f"mount: {self.overlay.summary()}"
             plan = self.overlay.snapshot()
             if plan is None:
                 return
-            message = f"mount: {self.overlay.summary()}"
             self._committing = trio.Event()
             try:
-                outcome = await trio.to_thread.run_sync(self._store_and_commit, plan, message, reason)
+                try:
+                    outcome = await trio.to_thread.run_sync(self._store_and_commit, plan, message, reason)
+                except BaseException:
+                    self.overlay.abandoned()
+                    raise
                 results, commit_id, merged_root = outcome
                 self.overlay.committed(plan, results)
                 self.commits += 1
@@ -542,16 +535,10 @@ class ZerofsOperations(pyfuse3.Operations):
                 log.exception("commit failed (a bug in zerofs), changes kept in memory")
                 raise pyfuse3.FUSEError(errno.EIO) from exc
             finally:
+                self.overlay.storing.clear()  # even after a bug: a writer waiting must not wait forever
                 done, self._committing = self._committing, None
-                self._mark_accessed_meanwhile()
                 done.set()
         await self._invalidate(invalidations)
-
-    def _mark_accessed_meanwhile(self) -> None:
-        """Mark again the atimes moved while a commit stored (its end cleared their marks)."""
-        for inode in self._accessed_meanwhile:
-            self.overlay.touch(inode)
-        self._accessed_meanwhile.clear()
 
     async def commit_for_command(self) -> str | None:
         """Commit every write served so far, for a command about to run; return why it failed, or None."""
@@ -610,6 +597,12 @@ class ZerofsOperations(pyfuse3.Operations):
             return results, commit_id, outcome.root_id
 
     def _move_to(self, commit_id: ObjectId, root_id: ObjectId) -> list[tuple[int, bytes | None]]:
+        if self.overlay.root.dirty:
+            # Changed while the commit stored: keep showing our tree. The next commit merges it onto
+            # HEAD from the root just stored, so what others committed since comes in then.
+            self.synced_commit = commit_id
+            self.synced_root = self.overlay.root.entry.id
+            return []
         invalidations: list[tuple[int, bytes | None]] = []
         self.overlay.rebase(root_id, lambda ino, name: invalidations.append((ino, name)))
         self.synced_commit = commit_id

@@ -22,19 +22,26 @@ then path copying from the stored nodes: ``dir_remove`` and ``dir_put`` of
 the changed names only, so its cost follows what changed, and renaming a
 directory of 100,000 files touches two directory entries.
 
-Commit in three steps, so the file system keeps answering reads while data
-is stored: ``snapshot`` (on the event loop, under the mount's write lock)
-freezes what changed into a plan; ``store_plan`` (on a worker thread) writes
-the file contents and directory nodes; ``committed`` (on the event loop
-again) records the new ids. Writers wait on the lock meanwhile; lookups may
-add clean inodes, which the plan does not include.
+Commit in three steps, so the file system keeps answering, and changing,
+while data is stored: ``snapshot`` (on the event loop) freezes what changed
+into a plan; ``store_plan`` (on a worker thread) writes the file contents and
+directory nodes, reading the plan only; ``committed`` (on the event loop
+again) records the new ids. The tree keeps changing meanwhile (#12): each
+mark carries the *epoch* it was made in, a snapshot starts a new epoch, and
+``committed`` clears only the marks of the epochs it stored, so a name
+changed while the commit stored stays marked for the next one (a mark made
+again in the new epoch replaces the old one, up to the root). The plan holds
+its own copies of the entries and of the small pending nodes; the one thing
+it shares with the live tree is the contents of the files it stores
+(``storing``): a write or truncation of one of those waits for the commit's
+end, and such a file's contents are not closed before it.
 """
 
 from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final, NamedTuple
 
 from zerofs.content import BatchSink, ContentWriter
@@ -89,8 +96,10 @@ class Inode:
         self.kids: dict[bytes, Inode] = {}
         self.complete = False
         """Every name of the directory is in ``kids`` (no need to ask the stored node)."""
-        self.changed: set[bytes] = set()
-        self.removed: set[bytes] = set()
+        self.changed: dict[bytes, int] = {}
+        """Names whose entry must be put again (from the child inode), each with the epoch of its mark."""
+        self.removed: dict[bytes, int] = {}
+        """Names to remove from the stored node, each with the epoch of its mark."""
         self.data: FileData | None = None
         self.opens = 0
         self.lookups = 0
@@ -117,6 +126,7 @@ class DirPlan(NamedTuple):
     """A changed directory, frozen for a commit."""
 
     inode: Inode
+    entry: DirEntry
     base_id: ObjectId
     removed: tuple[bytes, ...]
     changed: tuple[DirEntry | DirPlan | FilePlan, ...]
@@ -151,6 +161,11 @@ class Overlay:
         self.first_change = ""
         self.only_accessed: set[int] = set()
         """Inodes marked changed by a read alone since the last commit (a write to one is still counted)."""
+        self.epoch = 0
+        """Marks made now carry this; a snapshot freezes the marks of this epoch and the ones before it."""
+        self.storing: set[int] = set()
+        """Inodes whose contents the commit in flight stores (reads on its thread): not to be written meanwhile."""
+        self._planned: _Planned | None = None
         self._empty_encodings: dict[tuple[type, Node], tuple[ObjectId, Record]] = {}
         """Every new file and directory starts as one of two nodes: each is encoded once per mount (#12)."""
 
@@ -246,13 +261,23 @@ class Overlay:
         self.counts[what] = self.counts.get(what, 0) + 1
 
     def touch(self, inode: Inode) -> None:
-        """Mark ``inode``'s entry as changed in its parent, and so on up to the root."""
+        """Mark ``inode``'s entry as changed in its parent, and so on up to the root.
+
+        A name marked in this epoch has every ancestor marked in it too, so
+        the walk stops there; a mark of an earlier epoch (frozen in a commit
+        in flight) is made again.
+        """
+        epoch = self.epoch
         child, parent = inode, inode.parent
         while parent is not None:
-            if child.name in parent.changed:
+            if parent.changed.get(child.name) == epoch:
                 return
-            parent.changed.add(child.name)
+            parent.changed[child.name] = epoch
             child, parent = parent, parent.parent
+
+    def _is_marked(self, inode: Inode) -> bool:
+        """True if ``inode``'s entry is marked changed in this epoch (so its next change needs no new mark)."""
+        return inode.parent is not None and inode.parent.changed.get(inode.name) == self.epoch
 
     def set_entry(self, inode: Inode, entry: DirEntry, now_ns: int, what: str = "changed") -> None:
         """Change an inode's metadata (which sets its ctime to ``now_ns``).
@@ -263,15 +288,10 @@ class Overlay:
         inode.entry = entry.unlinked().changed_at(now_ns)
         self._note(inode, what)
 
-    def accessed(self, inode: Inode, now_ns: int, *, mark: bool = True) -> None:
-        """Set an inode's atime (it was read), to be stored by the next commit.
-
-        ``mark`` False while a commit stores: its end clears the marks of the
-        directories it stored, which would leave this one marked under an
-        unmarked parent, unseen by every later commit; ``touch`` it after.
-        """
+    def accessed(self, inode: Inode, now_ns: int) -> None:
+        """Set an inode's atime (it was read), to be stored by the next commit."""
         inode.entry = inode.entry._replace(atime_ns=now_ns)
-        if mark and inode.parent is not None and inode.name not in inode.parent.changed:
+        if inode.parent is not None and not self._is_marked(inode):
             self.only_accessed.add(inode.ino)
             self._note(inode, "accessed")
 
@@ -283,7 +303,7 @@ class Overlay:
 
     def wrote(self, inode: Inode, now_ns: int) -> None:
         """Record a change of a file's contents (a write or a truncation); it leaves its hard-link group."""
-        first = inode.name not in (inode.parent.changed if inode.parent else ()) or inode.ino in self.only_accessed
+        first = not self._is_marked(inode) or inode.ino in self.only_accessed
         self.only_accessed.discard(inode.ino)
         inode.entry = inode.entry.unlinked()._replace(mtime_ns=now_ns, ctime_ns=now_ns, size_bytes=inode.size)
         if first:
@@ -336,7 +356,7 @@ class Overlay:
         """Forget a detached inode nothing refers to any more."""
         if inode.parent is None and inode.ino != ROOT_INO and inode.opens == 0 and inode.lookups <= 0:
             self.inodes.pop(inode.ino, None)
-            if inode.data is not None:
+            if inode.data is not None and inode.ino not in self.storing:  # else closed once stored
                 inode.data.close()
                 inode.data = None
 
@@ -413,18 +433,26 @@ class Overlay:
         self.dir_changed(parent, time.time_ns())
         self._count_subdir(parent, parent.kids[name], -1)
         del parent.kids[name]
-        parent.changed.discard(name)
-        parent.removed.add(name)
+        parent.changed.pop(name, None)
+        parent.removed[name] = self.epoch
         self.touch(parent)
 
     # -- commit ---------------------------------------------------------------
 
     def snapshot(self) -> DirPlan | None:
-        """Freeze what changed since the last commit; None when nothing did."""
+        """Freeze what changed since the last commit and start a new epoch; None when nothing changed.
+
+        The counts for the commit message start again too (``summary`` first).
+        """
         if not self.root.dirty:
             return None
         plan = self._plan(self.root)
         assert isinstance(plan, DirPlan)
+        self._planned = _Planned(self.epoch, dict(self.pending), self.counts, self.first_change)
+        self.storing = {file_plan.inode.ino for file_plan in _file_plans(plan)}
+        self.epoch += 1
+        self.counts, self.first_change = {}, ""
+        self.only_accessed.clear()
         return plan
 
     def _plan(self, inode: Inode) -> DirEntry | Plan:
@@ -432,7 +460,7 @@ class Overlay:
             if not inode.dirty:
                 return inode.entry
             changed = tuple(self._plan(inode.kids[name]) for name in sorted(inode.changed))
-            return DirPlan(inode, inode.entry.id, tuple(sorted(inode.removed)), changed)
+            return DirPlan(inode, inode.entry, inode.entry.id, tuple(sorted(inode.removed)), changed)
         if inode.data is not None and inode.data.dirty:
             return FilePlan(inode, inode.entry, inode.data)
         return inode.entry
@@ -442,8 +470,9 @@ class Overlay:
 
         Runs on a worker thread: reads the plan, never the live inodes.
         """
+        assert self._planned is not None
         sink = _PlanSink(sink.repo, sink.batch)
-        for node_id, (record, node) in list(self.pending.items()):
+        for node_id, (record, node) in self._planned.pending.items():
             sink.put_record(node_id, record)
             sink.staged[node_id] = node
         results: dict[int, DirEntry] = {}
@@ -471,19 +500,30 @@ class Overlay:
                     entries.pop(name, None)
                 entries.update((e.name, e) for e in changed)
                 dir_id = build_dir(sink, list(entries.values()))
-            entry = plan.inode.entry.pointing_at(dir_id)
+            entry = plan.entry.pointing_at(dir_id)
         results[plan.inode.ino] = entry
         return entry
 
     def committed(self, plan: DirPlan, results: dict[int, DirEntry]) -> None:
-        """Record a stored plan: its inodes now stand for stored nodes again."""
-        self.pending.clear()
-        self.counts.clear()
-        self.first_change = ""
-        self.only_accessed.clear()
-        self._mark_stored(plan, results)
+        """Record a stored plan: its inodes stand for stored nodes again, but for what changed meanwhile."""
+        planned, self._planned = self._planned, None
+        assert planned is not None
+        self.storing.clear()
+        for node_id in planned.pending:
+            self.pending.pop(node_id, None)
+        self._mark_stored(plan, results, planned.epoch)
 
-    def _mark_stored(self, plan: Plan, results: dict[int, DirEntry]) -> None:
+    def abandoned(self) -> None:
+        """The commit of the last snapshot failed: its marks stay, and so do its counts, for the next one."""
+        planned, self._planned = self._planned, None
+        self.storing.clear()
+        if planned is None:
+            return
+        for what, n in planned.counts.items():
+            self.counts[what] = self.counts.get(what, 0) + n
+        self.first_change = planned.first_change or self.first_change
+
+    def _mark_stored(self, plan: Plan, results: dict[int, DirEntry], epoch: int) -> None:
         entry = results[plan.inode.ino]
         inode = plan.inode
         inode.entry = inode.entry.pointing_at(entry.id, entry.size_bytes)
@@ -493,11 +533,11 @@ class Overlay:
                 plan.data.close()
                 inode.data = None
             return
-        inode.changed.clear()
-        inode.removed.clear()
+        _clear_marks(inode.changed, epoch)
+        _clear_marks(inode.removed, epoch)
         for child in plan.changed:
             if not isinstance(child, DirEntry):
-                self._mark_stored(child, results)
+                self._mark_stored(child, results, epoch)
 
     def summary(self) -> str:
         """A one-line description of the changes since the last commit."""
@@ -543,6 +583,34 @@ class Overlay:
                 kid.data = None
             invalidate(kid.ino, None)
         invalidate(directory.ino, None)
+
+
+class _Planned(NamedTuple):
+    """What a snapshot froze besides its plan."""
+
+    epoch: int
+    pending: dict[ObjectId, tuple[Record, Node]]
+    counts: dict[str, int]
+    first_change: str
+
+
+def _file_plans(plan: Plan) -> Iterator[FilePlan]:
+    if isinstance(plan, FilePlan):
+        yield plan
+        return
+    for child in plan.changed:
+        if not isinstance(child, DirEntry):
+            yield from _file_plans(child)
+
+
+def _clear_marks(marks: dict[bytes, int], epoch: int) -> None:
+    """Forget the marks a commit stored (made in ``epoch`` or before); keep the ones made while it stored."""
+    if any(mark_epoch > epoch for mark_epoch in marks.values()):
+        kept = {name: mark_epoch for name, mark_epoch in marks.items() if mark_epoch > epoch}
+        marks.clear()
+        marks.update(kept)
+    else:
+        marks.clear()
 
 
 def atime_is_due(entry: DirEntry, now_ns: int, policy: str) -> bool:
