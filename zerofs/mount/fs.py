@@ -100,6 +100,10 @@ class ZerofsOperations(pyfuse3.Operations):
         self.lock = trio.Lock()
         """Held by a commit from its snapshot to its last step; one commit at a time."""
         self._committing: trio.Event | None = None
+        self._is_holding = False
+        """The commit running moves the mount onto others' changes: every change waits for it."""
+        self._is_behind = False
+        """HEAD holds others' changes the mount does not show: its last commit ended with more pending."""
         self._handles: dict[int, tuple[Inode, int]] = {}
         self._dir_handles: dict[int, tuple[Inode, list[Inode]]] = {}
         self._next_fh = 1
@@ -166,13 +170,19 @@ class ZerofsOperations(pyfuse3.Operations):
     def _special(self, inode: Inode) -> SpecialNode:
         return self._small_node(inode.entry.id, SpecialNode)
 
-    async def _settled(self, node: Inode) -> None:
-        """Wait while a commit stores ``node``'s contents (its thread reads them): call before changing them.
+    async def _settled(self, node: Inode | None = None) -> None:
+        """Wait while a commit needs what a request would change: call before changing the tree.
 
-        No checkpoint when it does not: the request then runs to its end
-        without another task in between, which is what makes it atomic.
+        A commit stores while the tree changes, but its thread reads the
+        contents of the files it stores (``node``'s, if it is one of them),
+        and a commit that moves the mount onto other processes' changes
+        (``_is_holding``) needs the whole tree to stay as it is. No checkpoint
+        when none of this holds: the request then runs to its end without
+        another task in between, which is what makes it atomic.
         """
-        while node.ino in self.overlay.storing and self._committing is not None:
+        while self._committing is not None and (
+            self._is_holding or (node is not None and node.ino in self.overlay.storing)
+        ):
             await self._committing.wait()
 
     def _writable(self) -> None:
@@ -226,8 +236,7 @@ class ZerofsOperations(pyfuse3.Operations):
         with _errors():
             self._writable()
             node = self.overlay.get(inode)
-            if fields.update_size:
-                await self._settled(node)
+            await self._settled(node if fields.update_size else None)
             entry = node.entry
             now = time.time_ns()
             if fields.update_size:
@@ -299,6 +308,7 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         with _errors():
             self._writable()
+            await self._settled()
             entry = _new_entry(name, Kind.DIR, stat.S_IFDIR | (mode & 0o7777), ctx)
             node = self.overlay.create(self.overlay.get(parent_inode), entry, EMPTY_DIR)
             node.lookups += 1
@@ -307,6 +317,7 @@ class ZerofsOperations(pyfuse3.Operations):
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         with _errors():
             self._writable()
+            await self._settled()
             self.overlay.rmdir(self.overlay.get(parent_inode), name)
 
     async def symlink(
@@ -314,6 +325,7 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         with _errors():
             self._writable()
+            await self._settled()
             entry = _new_entry(name, Kind.SYMLINK, stat.S_IFLNK | 0o777, ctx)._replace(size_bytes=len(target))
             node = self.overlay.create(self.overlay.get(parent_inode), entry, SymlinkNode(target))
             node.lookups += 1
@@ -322,6 +334,7 @@ class ZerofsOperations(pyfuse3.Operations):
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         with _errors():
             self._writable()
+            await self._settled()
             self.overlay.unlink(self.overlay.get(parent_inode), name)
 
     async def rename(
@@ -335,6 +348,7 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> None:
         with _errors():
             self._writable()
+            await self._settled()
             old_parent = self.overlay.get(parent_inode_old)
             new_parent = self.overlay.get(parent_inode_new)
             if flags & pyfuse3.RENAME_EXCHANGE:
@@ -356,6 +370,7 @@ class ZerofsOperations(pyfuse3.Operations):
         """Create a regular file, FIFO, socket (bind(2)) or device (the kernel checks CAP_MKNOD first)."""
         with _errors():
             self._writable()
+            await self._settled()
             if stat.S_ISREG(mode):
                 node = self._create_file(parent_inode, name, mode, ctx)
             else:
@@ -394,6 +409,7 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         with _errors():
             self._writable()
+            await self._settled()
             node = self._create_file(parent_inode, name, mode, ctx)
             node.lookups += 1
             return self._open_handle(node, flags), self._attrs(node)
@@ -476,6 +492,7 @@ class ZerofsOperations(pyfuse3.Operations):
         with _errors():
             self._writable()
             _check_xattr(name)
+            await self._settled()
             node = self.overlay.get(inode)
             xattrs = dict(node.entry.xattrs)
             xattrs[name] = value
@@ -499,6 +516,7 @@ class ZerofsOperations(pyfuse3.Operations):
         with _errors():
             self._writable()
             _check_xattr(name)
+            await self._settled()
             node = self.overlay.get(inode)
             xattrs = dict(node.entry.xattrs)
             if xattrs.pop(name, None) is None:
@@ -515,6 +533,7 @@ class ZerofsOperations(pyfuse3.Operations):
             if plan is None:
                 return
             self._committing = trio.Event()
+            self._is_holding = self._is_behind
             try:
                 try:
                     outcome = await trio.to_thread.run_sync(self._store_and_commit, plan, message, reason)
@@ -536,7 +555,7 @@ class ZerofsOperations(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.EIO) from exc
             finally:
                 self.overlay.storing.clear()  # even after a bug: a writer waiting must not wait forever
-                done, self._committing = self._committing, None
+                done, self._committing, self._is_holding = self._committing, None, False
                 done.set()
         await self._invalidate(invalidations)
 
@@ -599,10 +618,13 @@ class ZerofsOperations(pyfuse3.Operations):
     def _move_to(self, commit_id: ObjectId, root_id: ObjectId) -> list[tuple[int, bytes | None]]:
         if self.overlay.root.dirty:
             # Changed while the commit stored: keep showing our tree. The next commit merges it onto
-            # HEAD from the root just stored, so what others committed since comes in then.
+            # HEAD from the root just stored; if others' changes came in with this one, it comes at
+            # once (``follow_head``) and holds every change until it is done, so they show.
+            self._is_behind = root_id != self.overlay.root.entry.id
             self.synced_commit = commit_id
             self.synced_root = self.overlay.root.entry.id
             return []
+        self._is_behind = False
         invalidations: list[tuple[int, bytes | None]] = []
         self.overlay.rebase(root_id, lambda ino, name: invalidations.append((ino, name)))
         self.synced_commit = commit_id
@@ -616,13 +638,13 @@ class ZerofsOperations(pyfuse3.Operations):
     async def follow_head(self) -> None:
         """Notice commits made by other processes: move onto them (committing ours first)."""
         head_id = self.repo.get_ref(HEAD)
-        if head_id is None or head_id == self.synced_commit:
+        if head_id is None or (head_id == self.synced_commit and not self._is_behind):
             return
         if self.overlay.root.dirty:
             await self.commit("another process committed")
             return
         async with self.lock:
-            if self.overlay.root.dirty or head_id == self.synced_commit:
+            if self.overlay.root.dirty or (head_id == self.synced_commit and not self._is_behind):
                 return
             commit = self.repo.get_typed(head_id, Commit)
             invalidations = self._move_to(head_id, commit.root_id)
