@@ -79,13 +79,13 @@ def test_changes_made_while_a_commit_stores_go_into_the_next_one(overlay: Overla
     repo, root = overlay.repo, overlay.root
     a, e = child(overlay, root, b"a"), child(overlay, root, b"e")
     f = child(overlay, a, b"f")
-    one = new_file(overlay, a, b"one", b"first")
+    new_file(overlay, a, b"one", b"first")
     overlay.set_entry(f, f.entry._replace(mode=stat.S_IFREG | 0o600), NOW + 1)
     before = stored(repo, root.entry.id)
 
     plan = overlay.snapshot()
     assert plan is not None
-    assert overlay.storing == {one.ino}, "only the new file's contents are read by the store"
+    assert overlay.storing == set(), "a small file's contents are copied into the plan"
     # Changes before the store runs, some under names the plan holds.
     new_file(overlay, a, b"two", b"second")
     overlay.rename(a, b"f", e, b"f2", noreplace=False)
@@ -181,3 +181,27 @@ def test_a_directory_renamed_while_it_is_stored_lands_under_its_old_name_first(o
     final = stored(repo, results[ROOT_INO].id)
     assert final["/a/b2/x"] == (Kind.FILE, b"inside", 0o644)
     assert not any(path.startswith("/a/b/") or path == "/a/b" for path in final)
+
+
+def test_a_file_written_while_its_copy_is_stored_is_stored_again(overlay: Overlay) -> None:
+    repo, root = overlay.repo, overlay.root
+    a = child(overlay, root, b"a")
+    small = new_file(overlay, a, b"small", b"v1")
+    big = new_file(overlay, a, b"big", b"b" * 100_000)  # past MEMORY_SPILL: in a spill file, not copied
+    plan = overlay.snapshot()
+    assert plan is not None
+    assert overlay.storing == {big.ino}
+    overlay.file_data(small).write(0, b"v2!")
+    overlay.wrote(small, NOW + 1)
+    results = store(overlay, plan)
+    overlay.committed(plan, results)
+    first = stored(repo, results[ROOT_INO].id)
+    assert (first["/a/small"][1], first["/a/big"][1]) == (b"v1", b"b" * 100_000)
+    assert root.dirty
+    assert overlay.file_data(small).read(0, 10) == b"v2!"
+    plan = overlay.snapshot()
+    assert plan is not None
+    results = store(overlay, plan)
+    overlay.committed(plan, results)
+    assert not root.dirty
+    assert stored(repo, results[ROOT_INO].id)["/a/small"][1] == b"v2!"

@@ -31,10 +31,12 @@ mark carries the *epoch* it was made in, a snapshot starts a new epoch, and
 ``committed`` clears only the marks of the epochs it stored, so a name
 changed while the commit stored stays marked for the next one (a mark made
 again in the new epoch replaces the old one, up to the root). The plan holds
-its own copies of the entries and of the small pending nodes; the one thing
-it shares with the live tree is the contents of the files it stores
-(``storing``): a write or truncation of one of those waits for the commit's
-end, and such a file's contents are not closed before it.
+its own copies of the entries, of the small pending nodes and of the
+contents of files whose written data is in memory (``FileData.frozen``);
+the one thing it shares with the live tree is the contents of files written
+past that (``storing``): a write or truncation of one of those waits for the
+commit's end, and such a file's contents are not closed before it. A file
+written after its copy was taken stays dirty for the next commit.
 """
 
 from __future__ import annotations
@@ -449,7 +451,9 @@ class Overlay:
         plan = self._plan(self.root)
         assert isinstance(plan, DirPlan)
         self._planned = _Planned(self.epoch, dict(self.pending), self.counts, self.first_change)
-        self.storing = {file_plan.inode.ino for file_plan in _file_plans(plan)}
+        self.storing = {
+            file_plan.inode.ino for file_plan in _file_plans(plan) if file_plan.data is file_plan.inode.data
+        }
         self.epoch += 1
         self.counts, self.first_change = {}, ""
         self.only_accessed.clear()
@@ -462,7 +466,7 @@ class Overlay:
             changed = tuple(self._plan(inode.kids[name]) for name in sorted(inode.changed))
             return DirPlan(inode, inode.entry, inode.entry.id, tuple(sorted(inode.removed)), changed)
         if inode.data is not None and inode.data.dirty:
-            return FilePlan(inode, inode.entry, inode.data)
+            return FilePlan(inode, inode.entry, inode.data.frozen() or inode.data)
         return inode.entry
 
     def store_plan(self, plan: DirPlan, sink: BatchSink, writer: ContentWriter) -> dict[int, DirEntry]:
@@ -528,9 +532,12 @@ class Overlay:
         inode = plan.inode
         inode.entry = inode.entry.pointing_at(entry.id, entry.size_bytes)
         if isinstance(plan, FilePlan):
-            plan.data.committed(entry.id)
+            data = inode.data
+            if data is None or data.version != plan.data.version:
+                return  # written since the snapshot (a copy was stored): stored again by the next commit
+            data.committed(entry.id)
             if inode.opens == 0:  # nobody has it open: drop the spill file and the chunk map
-                plan.data.close()
+                data.close()
                 inode.data = None
             return
         _clear_marks(inode.changed, epoch)
