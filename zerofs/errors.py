@@ -75,6 +75,26 @@ class DiskFullError(RepositoryError):
     """The file system holding the repository has no room left."""
 
 
+class ObjectStoreError(RepositoryError):
+    """Object storage (S3) refused or failed a request in a way retrying now will not fix."""
+
+
+class ObjectStoreUnreachableError(ObjectStoreError):
+    """The object storage endpoint could not be reached, timed out, or kept failing (5xx) through every retry."""
+
+
+class BucketNotFoundError(ObjectStoreError):
+    """The bucket a repository URL names does not exist at the endpoint."""
+
+
+class ObjectStoreAccessError(ObjectStoreError):
+    """The object storage refused the credentials (unknown key, bad signature) or denied the request."""
+
+
+class ConditionalWritesUnsupportedError(ObjectStoreError):
+    """The object storage ignores or rejects If-None-Match / If-Match writes, which zerofs needs to be safe."""
+
+
 class CorruptionError(ZerofsError):
     """A stored object is missing, undecodable, or does not hash to its id."""
 

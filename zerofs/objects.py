@@ -285,6 +285,10 @@ class DirEntry(NamedTuple):
         )
         return self._replace(xattrs=xattrs)
 
+    def without_created(self) -> DirEntry:
+        """Return this entry without its creation record (it no longer starts a scope of its own)."""
+        return self._replace(xattrs=tuple(x for x in self.xattrs if x[0] != CREATED_XATTR))
+
     @property
     def is_link_scope(self) -> bool:
         """True if this name starts a hard-link scope (it carries ``CREATED_XATTR``; see ``LINK_XATTR``)."""
@@ -304,6 +308,20 @@ class DirEntry(NamedTuple):
             return self._replace(xattrs=((LINK_XATTR, link_id),))
         kept = (x for x in self.xattrs if x[0] != LINK_XATTR)
         return self._replace(xattrs=tuple(sorted((*kept, (LINK_XATTR, link_id)))))
+
+    @property
+    def is_linked(self) -> bool:
+        """True for a non-directory name in a hard-link group (a name that starts a scope never is)."""
+        return self.kind is not Kind.DIR and self.link_id is not None and not self.is_link_scope
+
+    def link_key(self) -> tuple[object, ...]:
+        """What the names of one hard-link group agree on within their scope: link id, contents and metadata.
+
+        Names with one link id that differ in any of these (one was changed
+        on its own) are separate files.
+        """
+        kept = tuple(x for x in self.xattrs if is_kept_xattr(x[0]))
+        return (self.link_id, self.kind, self.id, self.mode, self.uid, self.gid, self.mtime_ns, kept)
 
     def unlinked(self) -> DirEntry:
         """Return this entry out of its hard-link group (its data or metadata changed on its own)."""

@@ -395,6 +395,22 @@ class Repository:
             raise MissingObjectError(f"object {node_id.hex()[:16]} is missing from the repository")
         return record.kind, decode_record(node_id, record)
 
+    def read_record(self, object_id: ObjectId) -> tuple[Record, bytes]:
+        """Return an object's record as stored and the body it decodes to, verified against its id.
+
+        For copying an object to another repository as it is stored (no
+        re-compression): the record is checked here, between leaving this
+        store and being handed to another.
+
+        Raises:
+            MissingObjectError: it is not stored.
+            DamagedObjectError: it does not decode to what its id says.
+        """
+        record = self._store.get(object_id)
+        if record is None:
+            raise MissingObjectError(f"object {object_id.hex()[:16]} is missing from the repository")
+        return record, decode_record(object_id, record)
+
     def get_node(self, node_id: ObjectId) -> Node:
         """Return the decoded node with this id (cached; nodes are immutable)."""
         node = self._cached(node_id)

@@ -2,11 +2,12 @@
 
 A seeded generator draws a long sequence of file operations (writes at random offsets, past the end
 too, appends, truncates, mkdir, rmdir, unlink, renames of files and directories over existing
-targets, symlinks, FIFOs and (as root) devices, chmod, chown, utime and utimensat with UTIME_NOW and
+targets, symlinks, FIFOs and (as root) devices, hard links, chmod, chown, utime and utimensat with UTIME_NOW and
 UTIME_OMIT, setxattr and removexattr of user.* attributes, fsync, operations on open handles) and
 applies each one both to a host directory and to a real mount. Every operation must succeed or fail
 alike (same errno), and the two trees must stay equal: names, types, contents, sizes, symlink
-targets, device numbers, mode bits, owners, user.* extended attributes and the atimes and mtimes the
+targets, device numbers, mode bits, owners, which names are one file (link counts and groups), user.*
+extended attributes and the atimes and mtimes the
 test set explicitly (the atimes lie in the future, where relatime never moves them on either side,
 so reads do not blur them). The mount is unmounted and mounted again now and then; after each
 unmount ``zerofs export`` of the repository must equal the host tree too.
@@ -61,7 +62,11 @@ OWNERS = [0, 1000, 65534] if os.geteuid() == 0 else [os.geteuid()]
 
 
 Outcome = tuple[str, object]
-Entry = tuple[str, int, int, int, int | None, str, int | None, int | None, tuple[tuple[str, bytes], ...]]
+Fields = tuple[str, int, int, int, int | None, str, int | None, int | None, tuple[tuple[str, bytes], ...]]
+Entry = tuple[
+    str, int, int, int, int | None, str, int | None, int | None, tuple[tuple[str, bytes], ...], int, tuple[str, ...]
+]
+"""Fields, then for a regular file its link count and the names of the same file (for others: 0 and ())."""
 XATTR_NAMES = ["user.a", "user.tag", "user." + "k" * 200]
 
 
@@ -86,7 +91,9 @@ def snapshot(root: Path, explicit_mtimes: set[int], explicit_atimes: set[int] | 
     An mtime or atime is recorded only when it is one the test set explicitly; any other is the clock's.
     """
     atimes = explicit_atimes or set()
-    entries: dict[str, Entry] = {}
+    entries: dict[str, Fields] = {}
+    names_of: dict[int, list[str]] = {}
+    inode_of: dict[str, tuple[int, int]] = {}
 
     def walk(rel: str) -> None:
         for name in sorted(os.listdir(root / rel if rel else root)):
@@ -108,13 +115,19 @@ def snapshot(root: Path, explicit_mtimes: set[int], explicit_atimes: set[int] | 
                 assert len(data) == st.st_size, f"{path}: read {len(data)} bytes, stat says {st.st_size}"
                 digest = hashlib.sha256(data).hexdigest()
                 entries[child] = ("file", mode, st.st_uid, st.st_gid, st.st_size, digest, mtime, atime, xattrs)
+                inode_of[child] = (st.st_ino, st.st_nlink)
+                names_of.setdefault(st.st_ino, []).append(child)
             else:
                 kind = SPECIAL_NAMES.get(stat.S_IFMT(st.st_mode), f"other {stat.S_IFMT(st.st_mode):o}")
                 device = f"{os.major(st.st_rdev)},{os.minor(st.st_rdev)}" if kind.endswith("dev") else ""
                 entries[child] = (kind, mode, st.st_uid, st.st_gid, None, device, mtime, atime, xattrs)
 
     walk("")
-    return entries
+    result: dict[str, Entry] = {}
+    for rel, fields in entries.items():
+        ino, nlink = inode_of.get(rel, (0, 0))
+        result[rel] = (*fields, nlink, tuple(sorted(names_of.get(ino, ())) if ino else ()))
+    return result
 
 
 ENTRY_FIELDS = (
@@ -126,6 +139,9 @@ ENTRY_FIELDS = (
     "content sha256, target or device",
     "explicit mtime",
     "explicit atime",
+    "user xattrs",
+    "link count",
+    "names of the same file",
 )
 
 
@@ -172,7 +188,7 @@ class Scenario:
         self.history: list[str] = []
         self.exports = 0
         self.fsync_checks = 0
-        self.made: dict[str, int] = {"fifo": 0, "device": 0, "xattr": 0}
+        self.made: dict[str, int] = {"fifo": 0, "device": 0, "xattr": 0, "link": 0}
 
     # -- reporting -------------------------------------------------------------------------------
 
@@ -286,6 +302,7 @@ class Scenario:
             (6, self.op_unlink),
             (12, self.op_rename),
             (5, self.op_symlink),
+            (5, self.op_link),
             (3, self.op_mkfifo),
             (2 if IS_ROOT else 0, self.op_mknod),
             (5, self.op_chmod),
@@ -396,6 +413,16 @@ class Scenario:
         rel = self.fresh_path()
         target = self.rng.choice(TARGETS)
         self.both(f"symlink {rel[:40]!r} -> {target[:40]!r}", lambda root: os.symlink(target, root / rel))
+
+    def op_link(self) -> None:
+        source = self.existing("file") if self.rng.random() < 0.9 else self.any_path()
+        source = source or self.fresh_path()
+        target = self.fresh_path() if self.rng.random() < 0.85 else (self.existing() or self.fresh_path())
+        outcome = self.both(
+            f"link {source[:40]!r} -> {target[:40]!r}", lambda root: os.link(root / source, root / target)
+        )
+        if outcome[0] == "ok":
+            self.made["link"] += 1
 
     def op_mkfifo(self) -> None:
         rel = self.fresh_path()
@@ -619,6 +646,7 @@ def test_random_operations_match_a_host_directory(cli_repo: Path, tmp_path: Path
     assert scenario.made["fifo"] > 0, "the run made no FIFO"
     assert scenario.made["device"] > 0 or not IS_ROOT, "the run (as root) made no device"
     assert scenario.made["xattr"] > 0, "the run set no extended attribute"
+    assert scenario.made["link"] > 0, "the run made no hard link"
     messages = [commit["message"] for commit in log_json(cli_repo)]
     assert messages[-1] == "init"
     assert len(messages) > 1, "the mount changed files but made no commit"

@@ -561,18 +561,6 @@ def test_symlink_and_readlink(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) ->
     assert store_names(zerofs, "/") == ["abs", "dir", "rel"]
 
 
-def test_hard_links_fail_with_eperm(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
-    """link(2) is refused with EPERM and creates nothing."""
-    with mounted(cli_repo, tmp_path / "mnt") as m:
-        (m.path / "f").write_bytes(b"f")
-        assert fails_with(os.link, m.path / "f", m.path / "g") == "EPERM"
-        assert not (m.path / "g").exists()
-        assert os.stat(m.path / "f").st_nlink == 1
-        proc = subprocess.run(["ln", str(m.path / "f"), str(m.path / "h")], capture_output=True, check=False)
-        assert proc.returncode != 0
-        assert os.listdir(m.path) == ["f"]
-
-
 # ---------------------------------------------------------------- metadata
 
 

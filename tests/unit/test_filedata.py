@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import random
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.e2e.helpers import tmpfs
 from zerofs.chunking import ChunkParams
 from zerofs.content import BatchSink, ContentWriter, iter_file_bytes
 from zerofs.mount.filedata import FileData
@@ -96,3 +98,22 @@ def test_a_small_write_into_a_large_file_stores_a_few_chunks(repo: Repository, t
     expected = data[: 32 << 20] + b"z" * 4096 + data[(32 << 20) + 4096 :]
     assert b"".join(iter_file_bytes(repo, new_id)) == expected
     file_data.close()
+
+
+def test_spilling_into_a_nearly_full_disk_keeps_the_data_or_fails(repo: Repository, tmp_path: Path) -> None:
+    """Written data moving from memory to a spill file with no room for it: ENOSPC, and still readable."""
+    with tmpfs(tmp_path / "small", "1m") as small:
+        filler = small / "filler"
+        with open(filler, "wb") as file:
+            file.write(b"f" * (os.statvfs(small).f_bavail * os.statvfs(small).f_frsize - 8192))
+        assert os.statvfs(small).f_bavail * os.statvfs(small).f_frsize == 8192
+        file_data = FileData(repo, None, 0, str(small))
+        try:
+            file_data.write(0, b"m" * 20_000)  # in memory
+            with pytest.raises(OSError) as full:  # noqa: PT011 - the errno is what the kernel gets
+                file_data.write(40_000, b"s" * 100)  # past 32 KiB: into a spill file, with the 20,000 bytes
+            assert full.value.errno == errno.ENOSPC
+            assert file_data.read(0, 20_000) == b"m" * 20_000
+            assert file_data.size == 20_000
+        finally:
+            file_data.close()

@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 import typer
 
 from zerofs import __version__
-from zerofs.cli import commands, commands_gc, commands_help, commands_mount
+from zerofs.cli import commands, commands_gc, commands_help, commands_mount, commands_sync
 from zerofs.cli.completion import (
     complete_path_or_revision,
     complete_revision,
@@ -197,6 +197,8 @@ def clone(
     """Clone SOURCE to DESTINATION: an instant snapshot, whatever its size.
 
     SOURCE may name a revision (HEAD~3:/data): restoring from history is a clone too.
+    Names hard-linked inside SOURCE stay linked to each other in the clone, never
+    to SOURCE's names, so a snapshot stays as it was whatever is written later.
     """
     commands.clone(
         source,
@@ -706,6 +708,64 @@ def prune(
     )
 
 
+# -- between repositories ----------------------------------------------------------------
+
+TransferForceOpt = Annotated[
+    bool,
+    typer.Option("--force", "-f", help="Move the other HEAD even if it is not an ancestor (drops its commits)."),
+]
+TransferDryRunOpt = Annotated[bool, typer.Option("--dry-run", "-n", help="Count what would be copied; change nothing.")]
+
+
+@app.command()
+def push(
+    ctx: typer.Context,
+    destination: Annotated[
+        str, typer.Argument(metavar="DESTINATION", help="Repository to copy into (a directory made by init).")
+    ],
+    force: TransferForceOpt = False,
+    dry_run: TransferDryRunOpt = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy this repository's HEAD, with the commits and objects DESTINATION lacks, and move its HEAD.
+
+    Only what DESTINATION lacks is sent, so a small change costs little in a
+    tree of any size; records are copied as stored and verified on the way.
+    DESTINATION's HEAD moves last, by compare-and-swap, and only forward (its
+    HEAD must be an ancestor of this one, or it must be fresh from init)
+    unless --force. An interrupted push can simply be run again: it sends
+    only what is still missing. Chunk sizes may differ between the two.
+    Example: zerofs push /mnt/backup/zerofs
+    """
+    commands_sync.push(
+        destination, force=force, dry_run=dry_run, quiet=quiet, as_json=as_json, **_where(ctx, repo, config)
+    )
+
+
+@app.command()
+def pull(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Repository to copy from.")],
+    force: TransferForceOpt = False,
+    dry_run: TransferDryRunOpt = False,
+    repo: RepoOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy SOURCE's HEAD, with the commits and objects this repository lacks, and move this HEAD to it.
+
+    The reverse of push, with the same guarantees: only what is missing is
+    copied, verified, and this repository's HEAD moves last, only forward
+    unless --force. A live mount of this repository commits first and then
+    shows the pulled tree. Example: zerofs pull /mnt/backup/zerofs
+    """
+    commands_sync.pull(source, force=force, dry_run=dry_run, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
+
+
 MountpointArg = Annotated[
     str, typer.Argument(metavar="MOUNTPOINT", help="An existing directory on the host.", show_default=False)
 ]
@@ -758,7 +818,8 @@ def mount(
     umount, or SIGTERM/SIGINT to the mount process); each commit appears in
     `zerofs log` as "mount: ...". FIFOs, sockets and device nodes can be created
     (devices only by root); the mount is nodev, so devices cannot be opened in
-    it. Hard links are refused with EPERM.
+    it. Hard links work within one import, clone or write target; a link into
+    another fails with EXDEV, as across btrfs subvolumes.
     Example: zerofs mount ~/z; zerofs mount --at HEAD~5 ~/old
     """
     commands_mount.mount(

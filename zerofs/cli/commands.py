@@ -470,6 +470,7 @@ _MORE_COMMANDS = (
     "zerofs.cli.commands_history",
     "zerofs.cli.commands_usage",
     "zerofs.cli.commands_gc",
+    "zerofs.cli.commands_sync",
     "zerofs.cli.commands_mount",
     "zerofs.cli.commands_help",
 )

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from zerofs.errors import RepositoryError, UsageError
 from zerofs.repo import Repository
+
+REPOSITORY_ARGUMENTS: Final = ("DESTINATION", "SOURCE")
+"""Command arguments that name a second repository (push, pull): ``locate``'s ``source``."""
 
 
 class Settings(NamedTuple):
@@ -72,6 +75,26 @@ def settings(repo: str | None, config: str | None) -> Settings:
     return Settings(os.path.join(xdg, "zerofs"), "default", defaults)
 
 
+def locate(text: str, source: str) -> Settings:
+    """Where another repository is, as named on the command line (push's DEST, pull's SRC).
+
+    The one parser of such names: a path now; object storage (``s3://``)
+    extends it. ``source`` names the argument in messages.
+
+    Raises:
+        UsageError: the name cannot be a repository's.
+    """
+    return Settings(_repo_path(text, source), source, {})
+
+
+def is_same_repository(first: Settings, second: Settings) -> bool:
+    """True if both name one repository (through any path: symlinks, ``..``)."""
+    try:
+        return os.path.samefile(first.repo_path, second.repo_path)
+    except OSError:  # one of them does not exist: opening it will say so
+        return False
+
+
 def _repo_path(text: str, source: str) -> str:
     """The repository path ``source`` gives, with ``~`` expanded.
 
@@ -115,12 +138,13 @@ def open_repository(
     if not Repository.exists(path):
         if os.path.exists(path) and not os.path.isdir(path):
             raise RepositoryError(
-                f"{path} ({found.source}) is a file, not a zerofs repository (pass --repo the repository's directory)"
+                f"{path} ({found.source}) is a file, not a zerofs repository "
+                f"(pass {_naming(found)} the repository's directory)"
             )
         if _has_entries(path):  # init would refuse it: do not suggest init
             raise RepositoryError(
                 f"no zerofs repository at {path} ({found.source}): it is a directory of other files "
-                "(pass --repo the repository's directory)"
+                f"(pass {_naming(found)} the repository's directory)"
             )
         how = (
             "zerofs init (or pass --repo to use another)" if found.source == "default" else f"zerofs --repo {path} init"
@@ -131,6 +155,11 @@ def open_repository(
 
         commit_mounts(path, writing=not readonly, warn=_warn)
     return Repository.open(path, readonly=readonly, writer_lease=writer_lease, cache_dir=cache_dir)
+
+
+def _naming(found: Settings) -> str:
+    """What names the repository on the command line: --repo, or a command's argument (push's DESTINATION)."""
+    return found.source if found.source in REPOSITORY_ARGUMENTS else "--repo"
 
 
 def _warn(message: str) -> None:

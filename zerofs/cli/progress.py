@@ -8,14 +8,16 @@ from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from zerofs.services.importer import ImportProgress
+    from zerofs.services.sync import TransferProgress
 
 _REFRESH_SECONDS = 0.1
 
 
 class _Bar:
-    def __init__(self, enabled: bool, label: str) -> None:
+    def __init__(self, enabled: bool, label: str, unit: str = "files") -> None:
         self.enabled = enabled
         self.label = label
+        self.unit = unit
         self._progress: Any = None
         self._task: Any = None
         self._last = 0.0
@@ -37,7 +39,7 @@ class _Bar:
                 TextColumn("{task.description}"),
                 DownloadColumn(),
                 TransferSpeedColumn(),
-                TextColumn("{task.fields[files]} files"),
+                TextColumn("{task.fields[files]} " + self.unit),
                 TimeElapsedColumn(),
                 transient=True,
                 # stderr, which is the terminal we checked; stdout may be a pipe carrying data.
@@ -81,6 +83,18 @@ class ExportBar(_Bar):
     def update(self, files: int, written_bytes: int) -> None:
         """Called by the exporter after each file."""
         self._show(files, written_bytes)
+
+
+class TransferBar(_Bar):
+    """Objects and stored bytes copied so far by a push or pull."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        """Show nothing unless ``enabled``; ``label`` is the verb ("pushing", "pulling")."""
+        super().__init__(enabled, label, "objects")
+
+    def update(self, progress: TransferProgress) -> None:
+        """Called by the transfer after each object."""
+        self._show(progress.objects, progress.stored_bytes)
 
 
 class GcBar:

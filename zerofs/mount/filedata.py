@@ -5,7 +5,8 @@ read at any offset finds its chunks by bisection and never loads the whole
 file; a chunk of zeros (a hole, ``content.is_hole``) is answered without
 reading it. A file written through the mount also gets a *spill file*, an
 unlinked host file at the same offsets as the file itself, and a list of
-dirty extents: byte ranges whose current contents are in the spill file.
+dirty extents: byte ranges whose current contents are in the spill file
+(``zerofs.mount.spill``).
 
 ``base_valid`` is where the stored contents stop counting: the base size,
 lowered by a truncation. Every byte at or past it lives in the spill file,
@@ -25,8 +26,8 @@ from __future__ import annotations
 
 import bisect
 import copy
+import errno
 import io
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from typing import BinaryIO, Final, cast
 from zerofs.chunking import chunk_stream
 from zerofs.content import ContentWriter, is_hole, iter_chunk_ids, store_file
 from zerofs.errors import CorruptionError
+from zerofs.mount.spill import SpillFile
 from zerofs.objects import MAX_FANOUT, ChunkRef, FileNode, ObjectId
 from zerofs.repo import Repository
 
@@ -106,7 +108,7 @@ class FileData:
         """Start from the stored file ``base_id`` (None: a new, empty file)."""
         self.repo = repo
         self.spill_dir = spill_dir
-        self.spill_fd = -1
+        self.spill: SpillFile | None = None
         self.memory: bytearray | None = None
         self.version = 0
         """Counts the changes of contents: a commit that stored a copy knows whether it is still current."""
@@ -131,10 +133,10 @@ class FileData:
         return self._map
 
     def close(self) -> None:
-        """Release the spill file."""
-        if self.spill_fd >= 0:
-            os.close(self.spill_fd)
-            self.spill_fd = -1
+        """Release the spill file (closed on the spill closer's thread)."""
+        if self.spill is not None:
+            self.spill.close()
+            self.spill = None
         self.memory = None
 
     # -- reads ----------------------------------------------------------------
@@ -160,30 +162,40 @@ class FileData:
             return b""
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    def readinto(self, offset: int, buffer: memoryview) -> int:
+        """Fill ``buffer`` with the bytes at ``offset``; return how many (fewer only at end of file).
+
+        Past ``base_valid`` (all of a new file) the spill file is read straight
+        into ``buffer``: a commit of a large new file copies each byte once.
+        """
+        size = max(0, min(len(buffer), self.size - offset))
+        if self.spill is not None and offset >= self.base_valid and size:
+            self.spill.readinto(offset, buffer[:size])
+            return size
+        piece = self.read(offset, size)
+        buffer[: len(piece)] = piece
+        return len(piece)
+
     def _read_spill(self, offset: int, end: int) -> bytes:
-        if self.spill_fd < 0:
+        if self.spill is None:
             memory = self.memory or b""
             data = bytes(memory[offset:end])
             return data + bytes(end - offset - len(data))
-        data = os.pread(self.spill_fd, end - offset, offset)
-        if len(data) < end - offset:  # past the spill file's end: never written, zeros
-            data += bytes(end - offset - len(data))
-        return data
+        return self.spill.read(offset, end - offset)
 
     # -- writes ---------------------------------------------------------------
 
     def write(self, offset: int, data: bytes) -> int:
         """Write ``data`` at ``offset`` (past the end leaves a hole of zeros)."""
         end = offset + len(data)
-        if self.spill_fd < 0 and end <= MEMORY_SPILL:
+        if self.spill is None and end <= MEMORY_SPILL:
             memory = self.memory if self.memory is not None else bytearray()
             if offset > len(memory):
                 memory.extend(bytes(offset - len(memory)))
             memory[offset:end] = data
             self.memory = memory
         else:
-            self._spill_to_file()
-            end = offset + os.pwrite(self.spill_fd, data, offset)
+            end = offset + self._spill_to_file().write(offset, data)
         if offset < self.base_valid:
             self._add_extent(offset, min(end, self.base_valid))
         self.size = max(self.size, end)
@@ -191,14 +203,23 @@ class FileData:
         self.version += 1
         return end - offset
 
-    def _spill_to_file(self) -> None:
-        """Move the written data from memory to a spill file (an unlinked O_TMPFILE)."""
-        if self.spill_fd >= 0:
-            return
-        self.spill_fd = os.open(self.spill_dir, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
-        if self.memory:
-            os.pwrite(self.spill_fd, self.memory, 0)
-        self.memory = None
+    def _spill_to_file(self) -> SpillFile:
+        """The spill file, made on first use from the written data kept in memory so far.
+
+        Raises:
+            OSError: the host has no room for the data in memory (which stays there, readable).
+        """
+        if self.spill is None:
+            spill = SpillFile(self.spill_dir)
+            try:
+                if self.memory and spill.write(0, self.memory) < len(self.memory):
+                    raise OSError(errno.ENOSPC, "no room for a spill file")
+            except OSError:
+                spill.close()
+                raise
+            self.spill = spill
+            self.memory = None
+        return self.spill
 
     def _add_extent(self, start: int, end: int) -> None:
         # Merge with every extent it overlaps or touches.
@@ -213,8 +234,8 @@ class FileData:
     def truncate(self, size: int) -> None:
         """Cut or extend the file to ``size`` bytes (growth reads as zeros)."""
         if size < self.size:
-            if self.spill_fd >= 0:
-                os.ftruncate(self.spill_fd, size)
+            if self.spill is not None:
+                self.spill.truncate(size)
             elif self.memory is not None:
                 del self.memory[size:]
             if size < self.base_valid:
@@ -236,7 +257,7 @@ class FileData:
         much as the file): the commit then reads this object, which must not
         change until it is done. The copy shares the stored chunks (read-only).
         """
-        if self.spill_fd >= 0:
+        if self.spill is not None:
             return None
         clone = copy.copy(self)
         clone.memory = bytearray(self.memory) if self.memory is not None else None
@@ -333,7 +354,6 @@ class _ViewReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        piece = self.data.read(self.offset, len(buffer))
-        buffer[: len(piece)] = piece
-        self.offset += len(piece)
-        return len(piece)
+        count = self.data.readinto(self.offset, memoryview(buffer))
+        self.offset += count
+        return count

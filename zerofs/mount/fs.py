@@ -105,7 +105,7 @@ class ZerofsOperations(pyfuse3.Operations):
         self._is_behind = False
         """HEAD holds others' changes the mount does not show: its last commit ended with more pending."""
         self._handles: dict[int, tuple[Inode, int]] = {}
-        self._dir_handles: dict[int, tuple[Inode, list[Inode]]] = {}
+        self._dir_handles: dict[int, tuple[Inode, list[tuple[bytes, Inode]]]] = {}
         self._next_fh = 1
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zerofs-commit")
         self.commits = 0
@@ -136,11 +136,11 @@ class ZerofsOperations(pyfuse3.Operations):
         return attrs
 
     def _link_count(self, inode: Inode, is_listing: bool) -> int:
-        """0 for a removed name still open; a directory: 2 and one per subdirectory (its ``..``)."""
+        """0 for a removed name still open; one per name (hard links); a directory: 2 and one per subdirectory."""
         if inode.parent is None and inode.ino != ROOT_INO:
             return 0
         if not inode.is_dir:
-            return 1
+            return 1 + len(inode.aliases)
         if is_listing and inode.subdirs is None:
             return 2  # not worth reading a directory per name listed
         return 2 + self.overlay.subdir_count(inode)
@@ -293,8 +293,7 @@ class ZerofsOperations(pyfuse3.Operations):
                     kid = directory if index == 0 else (directory.parent or directory)
                     name = b"." if index == 0 else b".."
                 else:
-                    kid = kids[index - 2]
-                    name = kid.name
+                    name, kid = kids[index - 2]
                 if not pyfuse3.readdir_reply(token, name, self._attrs(kid, is_listing=True), index + 1):
                     return
                 if index >= 2:
@@ -362,7 +361,13 @@ class ZerofsOperations(pyfuse3.Operations):
     async def link(
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        raise pyfuse3.FUSEError(errno.EROFS if self.read_only else errno.EPERM)
+        with _errors():
+            self._writable()
+            await self._settled()
+            node = self.overlay.get(inode)
+            self.overlay.link(node, self.overlay.get(new_parent_inode), new_name, time.time_ns())
+            node.lookups += 1
+            return self._attrs(node)
 
     async def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext

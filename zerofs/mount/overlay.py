@@ -42,13 +42,24 @@ written after its copy was taken stays dirty for the next commit.
 from __future__ import annotations
 
 import errno
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Final, NamedTuple
 
 from zerofs.content import BatchSink, ContentWriter
 from zerofs.mount.filedata import FileData
-from zerofs.objects import DirEntry, DirNode, FileNode, Kind, Node, ObjectId, SpecialNode, SymlinkNode
+from zerofs.objects import (
+    LINK_ID_BYTES,
+    DirEntry,
+    DirNode,
+    FileNode,
+    Kind,
+    Node,
+    ObjectId,
+    SpecialNode,
+    SymlinkNode,
+)
 from zerofs.repo import N, Record, RepoBatch, Repository
 from zerofs.tree import build_dir, dir_get, dir_put, dir_remove, iter_dir, root_entry
 
@@ -76,6 +87,7 @@ class Inode:
     """One place in the mounted tree."""
 
     __slots__ = (
+        "aliases",
         "changed",
         "complete",
         "data",
@@ -107,6 +119,19 @@ class Inode:
         self.lookups = 0
         self.subdirs: int | None = None
         """How many subdirectories a directory has now (its link count is 2 more), None until asked."""
+        self.aliases: list[tuple[Inode, bytes]] = []
+        """The other places (directory, name) of a file with hard links; ``parent`` and ``name`` are its first."""
+
+    @property
+    def places(self) -> list[tuple[Inode, bytes]]:
+        """Every (directory, name) this inode stands at: none once removed, several for hard links."""
+        if self.parent is None:
+            return []
+        return [(self.parent, self.name), *self.aliases]
+
+    def entry_as(self, name: bytes) -> DirEntry:
+        """The inode's entry under one of its names."""
+        return self.entry if name == self.entry.name else self.entry.renamed(name)
 
     @property
     def is_dir(self) -> bool:
@@ -145,6 +170,8 @@ class FilePlan(NamedTuple):
 Plan = DirPlan | FilePlan
 Invalidate = Callable[[int, bytes | None], None]
 """(inode, name): forget a directory entry (name) or an inode's cache (name None)."""
+LinkKey = tuple[object, ...]
+Path = tuple[bytes, ...]
 
 
 class Overlay:
@@ -170,6 +197,10 @@ class Overlay:
         self._planned: _Planned | None = None
         self._empty_encodings: dict[tuple[type, Node], tuple[ObjectId, Record]] = {}
         """Every new file and directory starts as one of two nodes: each is encoded once per mount (#12)."""
+        self.groups: dict[tuple[int, LinkKey], Inode] = {}
+        """Hard-link groups loaded from the store, by scope inode and ``DirEntry.link_key``: their one inode."""
+        self._unloaded_links: dict[int, dict[LinkKey, list[Path]]] = {}
+        """Per scope inode: where its stored linked names not yet loaded are (one walk; dropped when names change)."""
 
     # -- lookups ----------------------------------------------------------
 
@@ -185,11 +216,89 @@ class Overlay:
         return inode
 
     def _new(self, parent: Inode, entry: DirEntry) -> Inode:
+        """Load a stored name: a new inode, or the inode its hard-link group already has."""
+        if entry.is_linked:
+            return self._new_linked(parent, entry)
+        return self._make(parent, entry)
+
+    def _make(self, parent: Inode, entry: DirEntry) -> Inode:
         inode = Inode(self._next_ino, parent, entry)
         self._next_ino += 1
         self.inodes[inode.ino] = inode
         parent.kids[entry.name] = inode
         return inode
+
+    def _new_linked(self, parent: Inode, entry: DirEntry) -> Inode:
+        """Load a name of a stored hard-link group, with every other name of the group in its scope.
+
+        The first name loaded makes the inode; the others are found by one
+        walk of the scope (kept until names change) and loaded at once, so
+        the link count is right from the first stat and a change reaches
+        every name.
+        """
+        scope = self.scope_of(parent)
+        key = (scope.ino, entry.link_key())
+        inode = self.groups.get(key)
+        if inode is not None and inode.parent is not None:
+            inode.aliases.append((parent, entry.name))
+            parent.kids[entry.name] = inode
+            return inode
+        inode = self._make(parent, entry)
+        self.groups[key] = inode
+        for path in self._unloaded_group_names(scope).pop(key[1], ()):
+            self._load_path(scope, path)
+        return inode
+
+    def _unloaded_group_names(self, scope: Inode) -> dict[LinkKey, list[Path]]:
+        found = self._unloaded_links.get(scope.ino)
+        if found is None:
+            found = {}
+            for path, key, loaded in self._linked_names(scope):
+                if not loaded:
+                    assert isinstance(key, tuple)
+                    found.setdefault(key, []).append(path)
+            self._unloaded_links[scope.ino] = found
+        return found
+
+    def _load_path(self, scope: Inode, path: Path) -> None:
+        node: Inode | None = scope
+        for name in path:
+            if node is None or not node.is_dir:
+                return
+            node = self.lookup(node, name)
+
+    def _linked_names(self, scope: Inode) -> Iterator[tuple[Path, object, bool]]:
+        """Every name in ``scope`` that may have other names: (path from the scope, group key, loaded?).
+
+        A loaded name's key is its inode number; a stored one's its
+        ``DirEntry.link_key``. Nested scopes are not entered.
+        """
+        stack: list[tuple[Path, Inode | DirEntry]] = [((), scope)]
+        while stack:
+            path, node = stack.pop()
+            if isinstance(node, Inode):
+                for name, kid in node.kids.items():
+                    if kid.is_dir and not kid.entry.is_link_scope:
+                        stack.append(((*path, name), kid))
+                    elif not kid.is_dir and (kid.aliases or kid.entry.is_linked):
+                        yield (*path, name), kid.ino, True
+                if node.complete:
+                    continue
+                hidden = node.kids.keys() | node.removed
+                entries: Iterator[DirEntry] = (e for e in iter_dir(self.repo, node.entry.id) if e.name not in hidden)
+            else:
+                entries = iter_dir(self.repo, node.id)
+            for entry in entries:
+                if entry.is_linked:
+                    yield (*path, entry.name), entry.link_key(), False
+                elif entry.is_dir and not entry.is_link_scope:
+                    stack.append(((*path, entry.name), entry))
+
+    def scope_of(self, directory: Inode) -> Inode:
+        """The hard-link scope a directory is in (``objects.LINK_XATTR``): itself or an ancestor, else the root."""
+        while directory.parent is not None and not directory.entry.is_link_scope:
+            directory = directory.parent
+        return directory
 
     def lookup(self, parent: Inode, name: bytes) -> Inode | None:
         """Return the child called ``name``, or None."""
@@ -201,10 +310,10 @@ class Overlay:
         entry = dir_get(self.repo, parent.entry.id, name)
         return None if entry is None else self._new(parent, entry)
 
-    def children(self, parent: Inode) -> list[Inode]:
-        """Return every child of a directory, sorted by name."""
+    def children(self, parent: Inode) -> list[tuple[bytes, Inode]]:
+        """Return every (name, child) of a directory, sorted by name (a file with hard links has several names)."""
         self._load(parent)
-        return [parent.kids[name] for name in sorted(parent.kids)]
+        return sorted(parent.kids.items())
 
     def _load(self, parent: Inode) -> None:
         if parent.complete:
@@ -246,10 +355,10 @@ class Overlay:
 
     # -- changes ------------------------------------------------------------
 
-    @staticmethod
-    def dir_changed(directory: Inode, now_ns: int) -> None:
+    def dir_changed(self, directory: Inode, now_ns: int) -> None:
         """A name in ``directory`` came or went: set its mtime and ctime, as POSIX does."""
         directory.entry = directory.entry._replace(mtime_ns=now_ns, ctime_ns=now_ns)
+        self._unloaded_links.clear()
 
     def _note(self, inode: Inode, what: str) -> None:
         """Record that ``inode``'s entry (or what it points at) changed, in every ancestor."""
@@ -263,31 +372,24 @@ class Overlay:
         self.counts[what] = self.counts.get(what, 0) + 1
 
     def touch(self, inode: Inode) -> None:
-        """Mark ``inode``'s entry as changed in its parent, and so on up to the root.
+        """Mark ``inode``'s entry as changed in its parent (in every parent, for hard links), up to the root.
 
         A name marked in this epoch has every ancestor marked in it too, so
         the walk stops there; a mark of an earlier epoch (frozen in a commit
         in flight) is made again.
         """
-        epoch = self.epoch
-        child, parent = inode, inode.parent
-        while parent is not None:
-            if parent.changed.get(child.name) == epoch:
-                return
-            parent.changed[child.name] = epoch
-            child, parent = parent, parent.parent
+        if inode.parent is not None:
+            _touch_at(inode.parent, inode.name, self.epoch)
+        for parent, name in inode.aliases:
+            _touch_at(parent, name, self.epoch)
 
     def _is_marked(self, inode: Inode) -> bool:
         """True if ``inode``'s entry is marked changed in this epoch (so its next change needs no new mark)."""
         return inode.parent is not None and inode.parent.changed.get(inode.name) == self.epoch
 
     def set_entry(self, inode: Inode, entry: DirEntry, now_ns: int, what: str = "changed") -> None:
-        """Change an inode's metadata (which sets its ctime to ``now_ns``).
-
-        The name leaves its hard-link group (``DirEntry.unlinked``): the other
-        names did not change with it, so an export must not link them.
-        """
-        inode.entry = entry.unlinked().changed_at(now_ns)
+        """Change an inode's metadata (which sets its ctime to ``now_ns``), under every name it has."""
+        inode.entry = entry.changed_at(now_ns)
         self._note(inode, what)
 
     def accessed(self, inode: Inode, now_ns: int) -> None:
@@ -304,10 +406,10 @@ class Overlay:
         return inode.data
 
     def wrote(self, inode: Inode, now_ns: int) -> None:
-        """Record a change of a file's contents (a write or a truncation); it leaves its hard-link group."""
+        """Record a change of a file's contents (a write or a truncation), under every name it has."""
         first = not self._is_marked(inode) or inode.ino in self.only_accessed
         self.only_accessed.discard(inode.ino)
-        inode.entry = inode.entry.unlinked()._replace(mtime_ns=now_ns, ctime_ns=now_ns, size_bytes=inode.size)
+        inode.entry = inode.entry._replace(mtime_ns=now_ns, ctime_ns=now_ns, size_bytes=inode.size)
         if first:
             self._note(inode, "wrote")
 
@@ -345,13 +447,42 @@ class Overlay:
             encoded = self._empty_encodings[key] = self.repo.encode_node(node)
         return encoded
 
+    def link(self, inode: Inode, parent: Inode, name: bytes, now_ns: int) -> None:
+        """Give a file another name (a hard link), in the same scope (else EXDEV, as btrfs across subvolumes).
+
+        A file linked for the first time gets a new link id; a name that
+        starts a scope of its own (a clone or write target) gives that up,
+        since such a name is never linked (``objects.LINK_XATTR``).
+        """
+        self.check_name(name)
+        if inode.is_dir:
+            raise FsError(errno.EPERM)
+        if inode.parent is None:
+            raise FsError(errno.ENOENT)
+        if self.lookup(parent, name) is not None:
+            raise FsError(errno.EEXIST)
+        if self.scope_of(parent) is not self.scope_of(inode.parent):
+            raise FsError(errno.EXDEV)
+        entry = inode.entry
+        if not entry.is_linked:
+            entry = entry.without_created().with_link(os.urandom(LINK_ID_BYTES))
+        inode.entry = entry.changed_at(now_ns)
+        inode.aliases.append((parent, name))
+        parent.kids[name] = inode
+        self.dir_changed(parent, now_ns)
+        self._note(inode, "linked")
+
     def _detach(self, parent: Inode, name: bytes) -> Inode:
-        """Take a name out of its directory for good; the inode lives on while open or known."""
+        """Take a name out of its directory for good; the inode lives on while open, known or linked."""
         kid = parent.kids[name]
         self._detach_keep(parent, name)
-        kid.parent = None
-        kid.entry = kid.entry.changed_at(time.time_ns())  # its link count fell to 0
-        self.release_if_unused(kid)
+        kid.entry = kid.entry.changed_at(time.time_ns())  # its link count fell
+        if kid.aliases:
+            _drop_place(kid, parent, name)
+            self.touch(kid)  # the other names store the new ctime
+        else:
+            kid.parent = None
+            self.release_if_unused(kid)
         return kid
 
     def release_if_unused(self, inode: Inode) -> None:
@@ -393,6 +524,7 @@ class Overlay:
         target = self.lookup(new_parent, new)
         if target is kid:
             return
+        self._check_scopes(kid, old_parent, new_parent)
         if target is not None:
             if noreplace:
                 raise FsError(errno.EEXIST)
@@ -405,8 +537,8 @@ class Overlay:
             self._detach(new_parent, new)
         self._detach_keep(old_parent, old)
         now_ns = time.time_ns()
-        kid.parent, kid.name = new_parent, new
-        kid.entry = kid.entry.renamed(new).changed_at(now_ns)  # Linux sets a renamed inode's ctime
+        _move_place(kid, old_parent, old, new_parent, new)
+        kid.entry = kid.entry.changed_at(now_ns)  # Linux sets a renamed inode's ctime
         new_parent.kids[new] = kid
         self._count_subdir(new_parent, kid, 1)
         self.dir_changed(new_parent, now_ns)
@@ -419,16 +551,47 @@ class Overlay:
             raise FsError(errno.ENOENT)
         if first is second:
             return
+        self._check_scopes(first, a_parent, b_parent)
+        self._check_scopes(second, b_parent, a_parent)
         if first.is_dir != second.is_dir:
             a_parent.subdirs = b_parent.subdirs = None  # counted again when next asked
         now_ns = time.time_ns()
+        _move_place(first, a_parent, a, b_parent, b)
+        _move_place(second, b_parent, b, a_parent, a)
         for parent, name, kid in ((a_parent, a, second), (b_parent, b, first)):
-            kid.parent, kid.name = parent, name
-            kid.entry = kid.entry.renamed(name).changed_at(now_ns)
+            kid.entry = kid.entry.changed_at(now_ns)
             parent.kids[name] = kid
             self.dir_changed(parent, now_ns)
         self._note(first, "renamed")
         self._note(second, "renamed")
+
+    def _check_scopes(self, kid: Inode, old_parent: Inode, new_parent: Inode) -> None:
+        """Refuse (EXDEV) a move into another scope that would split a hard-link group.
+
+        A file with several names cannot leave its scope; a directory can
+        unless it holds some names of a group and not the others, which costs
+        a walk of the scope it leaves (only for such moves).
+        """
+        if old_parent is new_parent or (kid.is_dir and kid.entry.is_link_scope):
+            return
+        old_scope = self.scope_of(old_parent)
+        if old_scope is self.scope_of(new_parent):
+            return
+        if not kid.is_dir:
+            if kid.aliases:
+                raise FsError(errno.EXDEV)
+            return
+        prefix: list[bytes] = []
+        node = kid
+        while node is not old_scope and node.parent is not None:
+            prefix.append(node.name)
+            node = node.parent
+        inside = tuple(reversed(prefix))
+        seen: dict[object, set[bool]] = {}
+        for path, key, _ in self._linked_names(old_scope):
+            seen.setdefault(key, set()).add(path[: len(inside)] == inside)
+        if any(len(where) == 2 for where in seen.values()):
+            raise FsError(errno.EXDEV)
 
     def _detach_keep(self, parent: Inode, name: bytes) -> None:
         """Take a name out of its directory, keeping the inode alive (it is moving)."""
@@ -448,7 +611,7 @@ class Overlay:
         """
         if not self.root.dirty:
             return None
-        plan = self._plan(self.root)
+        plan = self._plan(self.root, self.root.name)
         assert isinstance(plan, DirPlan)
         self._planned = _Planned(self.epoch, dict(self.pending), self.counts, self.first_change)
         self.storing = {
@@ -459,15 +622,16 @@ class Overlay:
         self.only_accessed.clear()
         return plan
 
-    def _plan(self, inode: Inode) -> DirEntry | Plan:
+    def _plan(self, inode: Inode, name: bytes) -> DirEntry | Plan:
+        """The plan for ``inode`` under ``name`` (a file with hard links is planned under each of its names)."""
         if inode.is_dir:
             if not inode.dirty:
                 return inode.entry
-            changed = tuple(self._plan(inode.kids[name]) for name in sorted(inode.changed))
+            changed = tuple(self._plan(inode.kids[kid], kid) for kid in sorted(inode.changed))
             return DirPlan(inode, inode.entry, inode.entry.id, tuple(sorted(inode.removed)), changed)
         if inode.data is not None and inode.data.dirty:
-            return FilePlan(inode, inode.entry, inode.data.frozen() or inode.data)
-        return inode.entry
+            return FilePlan(inode, inode.entry_as(name), inode.data.frozen() or inode.data)
+        return inode.entry_as(name)
 
     def store_plan(self, plan: DirPlan, sink: BatchSink, writer: ContentWriter) -> dict[int, DirEntry]:
         """Write the plan's contents and directories; return the new entry of every planned inode.
@@ -485,8 +649,12 @@ class Overlay:
 
     def _store(self, plan: Plan, sink: BatchSink, writer: ContentWriter, results: dict[int, DirEntry]) -> DirEntry:
         if isinstance(plan, FilePlan):
-            file_id, node = plan.data.store(writer)
-            entry = plan.entry.pointing_at(file_id, node.size_bytes)
+            stored = results.get(plan.inode.ino)
+            if stored is None:
+                file_id, node = plan.data.store(writer)
+                entry = plan.entry.pointing_at(file_id, node.size_bytes)
+            else:  # another name of the same file, stored already
+                entry = plan.entry.pointing_at(stored.id, stored.size_bytes)
         else:
             changed = [c if isinstance(c, DirEntry) else self._store(c, sink, writer, results) for c in plan.changed]
             dir_id = plan.base_id
@@ -533,8 +701,10 @@ class Overlay:
         inode.entry = inode.entry.pointing_at(entry.id, entry.size_bytes)
         if isinstance(plan, FilePlan):
             data = inode.data
-            if data is None or data.version != plan.data.version:
-                return  # written since the snapshot (a copy was stored): stored again by the next commit
+            if data is None or not data.dirty or data.version != plan.data.version:
+                # Another name of the file, marked already; or written since its copy was taken
+                # for this commit: then it stays dirty for the next one.
+                return
             data.committed(entry.id)
             if inode.opens == 0:  # nobody has it open: drop the spill file and the chunk map
                 data.close()
@@ -563,6 +733,7 @@ class Overlay:
         with its new entry, and subtrees whose ids are unchanged are skipped.
         """
         assert not self.root.dirty
+        self._unloaded_links.clear()
         if root_id != self.root.entry.id:
             self.root.entry = self.root.entry.pointing_at(root_id)
             self._refresh(self.root, invalidate)
@@ -572,12 +743,17 @@ class Overlay:
         directory.subdirs = None
         for name, kid in list(directory.kids.items()):
             entry = dir_get(self.repo, directory.entry.id, name)
-            if entry == kid.entry:
+            if entry == kid.entry_as(name):
                 continue
-            if entry is None or entry.kind is not kid.entry.kind:
+            if entry is None or entry.kind is not kid.entry.kind or kid.aliases:
+                # Gone, or another kind; or one name of a linked file changed: loaded again when asked.
                 del directory.kids[name]
-                kid.parent = None
-                self.release_if_unused(kid)
+                if kid.aliases:
+                    _drop_place(kid, directory, name)
+                    invalidate(kid.ino, None)
+                else:
+                    kid.parent = None
+                    self.release_if_unused(kid)
                 invalidate(directory.ino, name)
                 continue
             old = kid.entry
@@ -618,6 +794,34 @@ def _clear_marks(marks: dict[bytes, int], epoch: int) -> None:
         marks.update(kept)
     else:
         marks.clear()
+
+
+def _touch_at(parent: Inode, name: bytes, epoch: int) -> None:
+    """Mark ``name`` as changed in ``parent`` in ``epoch``, and ``parent`` in its own parent, up to the root."""
+    directory: Inode | None = parent
+    while directory is not None:
+        if directory.changed.get(name) == epoch:
+            return
+        directory.changed[name] = epoch
+        name, directory = directory.name, directory.parent
+
+
+def _drop_place(inode: Inode, parent: Inode, name: bytes) -> None:
+    """Forget one of the names of a file with several; the next becomes its first."""
+    if inode.parent is parent and inode.name == name:
+        inode.parent, inode.name = inode.aliases.pop(0)
+        inode.entry = inode.entry.renamed(inode.name)
+    else:
+        inode.aliases = [(p, n) for p, n in inode.aliases if not (p is parent and n == name)]
+
+
+def _move_place(inode: Inode, old_parent: Inode, old: bytes, new_parent: Inode, new: bytes) -> None:
+    """Move one of an inode's names: its first (which names its entry) or one of its hard links."""
+    if inode.parent is old_parent and inode.name == old:
+        inode.parent, inode.name = new_parent, new
+        inode.entry = inode.entry.renamed(new)
+    else:
+        inode.aliases = [(new_parent, new) if p is old_parent and n == old else (p, n) for p, n in inode.aliases]
 
 
 def atime_is_due(entry: DirEntry, now_ns: int, policy: str) -> bool:

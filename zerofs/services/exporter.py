@@ -256,7 +256,7 @@ def _process_umask() -> int:
     return 0o777
 
 
-_LinkKey: TypeAlias = tuple[int, bytes, ObjectId, int, int, int, int, tuple[tuple[bytes, bytes], ...]]
+_LinkKey: TypeAlias = tuple[int, tuple[object, ...]]
 """A name that may be linked to another: scope, link id, and what both names must agree on."""
 
 
@@ -270,9 +270,8 @@ class _Written:
     inode: int
 
 
-def _link_key(scope: int, entry: DirEntry, link_id: bytes) -> _LinkKey:
-    kept = tuple(x for x in entry.xattrs if is_kept_xattr(x[0]))
-    return (scope, link_id, entry.id, entry.mode, entry.uid, entry.gid, entry.mtime_ns, kept)
+def _link_key(scope: int, entry: DirEntry) -> _LinkKey:
+    return (scope, entry.link_key())
 
 
 class _Exporter:
@@ -403,9 +402,8 @@ class _Exporter:
             group: list[DirEntry] = []
             try:
                 for child in list_dir(self.repo, entry.id):
-                    link_id = child.link_id
-                    if child.kind is Kind.FILE and link_id is not None and not child.is_link_scope:
-                        self.export_linked(fd, child, link_id)
+                    if child.kind is Kind.FILE and child.is_linked:
+                        self.export_linked(fd, child)
                     elif child.kind is Kind.FILE:
                         group.append(child)
                         if len(group) >= FILES_PER_TASK:
@@ -441,10 +439,10 @@ class _Exporter:
             scope = self.dirs[parent_fd][1]
         self.dirs[fd] = (path, scope)
 
-    def export_linked(self, dir_fd: int, entry: DirEntry, link_id: bytes) -> None:
+    def export_linked(self, dir_fd: int, entry: DirEntry) -> None:
         """Export a name of a link group (on the walking thread): a link to the group's first name, if it agrees."""
         path, scope = self.dirs[dir_fd]
-        key = _link_key(scope, entry, link_id)
+        key = _link_key(scope, entry)
         first = self.written.get(key)
         if first is not None and self.link(dir_fd, entry.name, first):
             return

@@ -1,0 +1,132 @@
+"""Command bodies for push and pull (issue #13): same contract as ``commands.py``.
+
+Plain functions taking parsed values, named like the typer command that calls
+them; commands.__getattr__ finds them for the fast path.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from zerofs.cli.context import Settings, is_same_repository, locate, open_repository, settings
+from zerofs.errors import ConflictError, UsageError
+
+if TYPE_CHECKING:
+    from zerofs.repo import Repository
+    from zerofs.services.sync import NotFastForwardError, TransferResult
+
+
+def push(
+    destination: str,
+    *,
+    force: bool,
+    dry_run: bool,
+    repo: str | None,
+    config: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Copy this repository's HEAD and what it needs into DESTINATION, then move DESTINATION's HEAD."""
+    here = settings(repo, config)
+    there = locate(destination, "DESTINATION")
+    _transfer("push", here, there, force=force, dry_run=dry_run, quiet=quiet, as_json=as_json)
+
+
+def pull(
+    source: str,
+    *,
+    force: bool,
+    dry_run: bool,
+    repo: str | None,
+    config: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Copy SOURCE's HEAD and what it needs into this repository, then move this repository's HEAD."""
+    here = settings(repo, config)
+    there = locate(source, "SOURCE")
+    _transfer("pull", there, here, force=force, dry_run=dry_run, quiet=quiet, as_json=as_json)
+
+
+def _transfer(
+    verb: str, source: Settings, dest: Settings, *, force: bool, dry_run: bool, quiet: bool, as_json: bool
+) -> None:
+    """Open both repositories (never one twice), transfer, render.
+
+    Raises:
+        UsageError: both name the same repository.
+        ConflictError: not a fast-forward (without ``force``), or the destination's HEAD moved.
+    """
+    from zerofs.cli.progress import TransferBar
+    from zerofs.services.sync import NotFastForwardError, transfer
+
+    if is_same_repository(source, dest):
+        raise UsageError(f"{source.repo_path} and {dest.repo_path} are the same repository: nothing to {verb}")
+    # The source is only read (a live mount on it commits first, like any reader);
+    # the transfer takes the destination's writer lease itself, between two gcs.
+    with (
+        open_repository(source, readonly=True) as source_repo,
+        open_repository(dest, readonly=dry_run, writer_lease=False) as dest_repo,
+        TransferBar(not quiet and not as_json and sys.stderr.isatty(), f"{verb}ing") as bar,
+    ):
+        try:
+            result = transfer(
+                source_repo,
+                dest_repo,
+                force=force,
+                dry_run=dry_run,
+                on_progress=bar.update if bar.enabled else None,
+            )
+        except NotFastForwardError as exc:
+            raise ConflictError(_not_fast_forward(verb, exc, source_repo, dest_repo)) from exc
+    _render(verb, result, source.repo_path, dest.repo_path, quiet=quiet, as_json=as_json)
+
+
+def _not_fast_forward(verb: str, exc: NotFastForwardError, source: Repository, dest: Repository) -> str:
+    """Word a refused transfer for the side the user is on (the repository of --repo is "this")."""
+    ids = f"its HEAD {exc.dest_head.hex()[:12]} is not an ancestor of {exc.source_head.hex()[:12]}"
+    if verb == "push":
+        return (
+            f"push refused: {dest.path} has commits this repository lacks ({ids}); "
+            f"pull first, or pass --force to replace its HEAD"
+        )
+    return (
+        f"pull refused: this repository has commits {source.path} lacks ({ids}); "
+        "pass --force to replace this repository's HEAD"
+    )
+
+
+def _render(verb: str, result: TransferResult, source: str, dest: str, *, quiet: bool, as_json: bool) -> None:
+    from zerofs.cli import render
+
+    if as_json:
+        render.print_json(
+            {
+                "direction": verb,
+                "source": source,
+                "destination": dest,
+                "dry_run": result.dry_run,
+                "up_to_date": result.is_up_to_date,
+                "fast_forward": result.is_fast_forward,
+                "head_before": result.dest_head_before.hex(),
+                "head_after": result.dest_head_after.hex(),
+                "source_head": result.source_head.hex(),
+                "commits": result.commits,
+                "objects": result.objects,
+                "bytes": result.stored_bytes,
+            }
+        )
+        return
+    if quiet:
+        return
+    if result.is_up_to_date:
+        sys.stderr.write(f"{dest} is up to date ({result.source_head.hex()[:12]})\n")
+        return
+    done = f"would {verb}" if result.dry_run else f"{verb}ed"
+    forced = "" if result.is_fast_forward else " (forced: its old HEAD is no longer in its history)"
+    sys.stderr.write(
+        f"{done} {result.commits} commits, {result.objects} objects, {render.human_size(result.stored_bytes)} "
+        f"{'to' if verb == 'push' else 'from'} {dest if verb == 'push' else source}: HEAD "
+        f"{result.dest_head_before.hex()[:12]} -> {result.source_head.hex()[:12]}{forced}\n"
+    )
