@@ -25,6 +25,7 @@ chunk or two and the few index nodes above them.
 from __future__ import annotations
 
 import bisect
+import copy
 import errno
 import io
 import threading
@@ -109,6 +110,8 @@ class FileData:
         self.spill_dir = spill_dir
         self.spill: SpillFile | None = None
         self.memory: bytearray | None = None
+        self.version = 0
+        """Counts the changes of contents: a commit that stored a copy knows whether it is still current."""
         self._reset(base_id, base_size)
         self.dirty = base_id is None
 
@@ -197,6 +200,7 @@ class FileData:
             self._add_extent(offset, min(end, self.base_valid))
         self.size = max(self.size, end)
         self.dirty = True
+        self.version += 1
         return end - offset
 
     def _spill_to_file(self) -> SpillFile:
@@ -242,8 +246,23 @@ class FileData:
                     self.ends[-1] = size
         self.size = size
         self.dirty = True
+        self.version += 1
 
     # -- commit ---------------------------------------------------------------
+
+    def frozen(self) -> FileData | None:
+        """Return a copy of the current contents for a commit to store while this file goes on changing.
+
+        None when written data lives in a spill file (a copy would cost as
+        much as the file): the commit then reads this object, which must not
+        change until it is done. The copy shares the stored chunks (read-only).
+        """
+        if self.spill is not None:
+            return None
+        clone = copy.copy(self)
+        clone.memory = bytearray(self.memory) if self.memory is not None else None
+        clone.starts, clone.ends = list(self.starts), list(self.ends)
+        return clone
 
     def store(self, writer: ContentWriter) -> tuple[ObjectId, FileNode]:
         """Store the current contents through ``writer``; return the file node id and node.

@@ -1,8 +1,10 @@
 """The pyfuse3 file system: kernel requests in, overlay operations out.
 
 Everything runs on one trio event loop. A commit freezes what changed and
-stores it on a worker thread; requests that change the tree wait for it
-(``_settled``), reads and lookups do not. Another process's
+stores it on a worker thread while requests go on changing the tree (the
+overlay keeps what changed meanwhile for the next commit); only a write or
+truncation of a file whose contents the commit is storing waits for it
+(``_settled``). Another process's
 commits are noticed by polling HEAD (a read transaction every
 ``POLL_SECONDS``): a clean mount moves onto the new tree at once and tells
 the kernel what to forget; a mount with changes commits them first, merged
@@ -31,8 +33,18 @@ from zerofs.content import BatchSink, ContentWriter
 from zerofs.errors import ZerofsError
 from zerofs.history import HEAD, apply_change
 from zerofs.mount import control
-from zerofs.mount.overlay import ATIME_POLICIES, ROOT_INO, DirPlan, FsError, Inode, Overlay, atime_is_due
-from zerofs.objects import Commit, DirEntry, DirNode, FileNode, Kind, ObjectId, SpecialNode, SymlinkNode, special_node
+from zerofs.mount.overlay import (
+    ATIME_POLICIES,
+    EMPTY_DIR,
+    EMPTY_FILE,
+    ROOT_INO,
+    DirPlan,
+    FsError,
+    Inode,
+    Overlay,
+    atime_is_due,
+)
+from zerofs.objects import Commit, DirEntry, Kind, ObjectId, SpecialNode, SymlinkNode, special_node
 from zerofs.repo import N, Repository, Staging
 from zerofs.tree import merge3
 
@@ -80,8 +92,6 @@ class ZerofsOperations(pyfuse3.Operations):
         self.repo = repo
         self.read_only = read_only
         self.atime = "noatime" if read_only else atime
-        self._accessed_meanwhile: list[Inode] = []
-        """Inodes read while a commit was storing: marked again once it is done (it clears the marks)."""
         self.follow = follow
         self.commit_interval = commit_interval
         self.synced_commit = commit_id
@@ -90,6 +100,10 @@ class ZerofsOperations(pyfuse3.Operations):
         self.lock = trio.Lock()
         """Held by a commit from its snapshot to its last step; one commit at a time."""
         self._committing: trio.Event | None = None
+        self._is_holding = False
+        """The commit running moves the mount onto others' changes: every change waits for it."""
+        self._is_behind = False
+        """HEAD holds others' changes the mount does not show: its last commit ended with more pending."""
         self._handles: dict[int, tuple[Inode, int]] = {}
         self._dir_handles: dict[int, tuple[Inode, list[tuple[bytes, Inode]]]] = {}
         self._next_fh = 1
@@ -144,10 +158,7 @@ class ZerofsOperations(pyfuse3.Operations):
             # Attributes only: no lock the kernel holds during an open is taken, so this cannot deadlock.
             with contextlib.suppress(OSError):
                 pyfuse3.invalidate_inode(inode.ino, attr_only=True)
-        is_committing = self._committing is not None
-        self.overlay.accessed(inode, now_ns, mark=not is_committing)
-        if is_committing:
-            self._accessed_meanwhile.append(inode)
+        self.overlay.accessed(inode, now_ns)
 
     def _small_node(self, node_id: ObjectId, node_type: type[N]) -> N:
         """A symlink's or special file's node: made by this mount and not yet written, or stored."""
@@ -159,13 +170,19 @@ class ZerofsOperations(pyfuse3.Operations):
     def _special(self, inode: Inode) -> SpecialNode:
         return self._small_node(inode.entry.id, SpecialNode)
 
-    async def _settled(self) -> None:
-        """Wait until no commit is in progress: changes must not reach a tree being committed.
+    async def _settled(self, node: Inode | None = None) -> None:
+        """Wait while a commit needs what a request would change: call before changing the tree.
 
-        No checkpoint when none is: the request then runs to its end without
+        A commit stores while the tree changes, but its thread reads the
+        contents of the files it stores (``node``'s, if it is one of them),
+        and a commit that moves the mount onto other processes' changes
+        (``_is_holding``) needs the whole tree to stay as it is. No checkpoint
+        when none of this holds: the request then runs to its end without
         another task in between, which is what makes it atomic.
         """
-        while self._committing is not None:
+        while self._committing is not None and (
+            self._is_holding or (node is not None and node.ino in self.overlay.storing)
+        ):
             await self._committing.wait()
 
     def _writable(self) -> None:
@@ -191,8 +208,8 @@ class ZerofsOperations(pyfuse3.Operations):
                 if len(name) > 255:
                     raise FsError(errno.ENAMETOOLONG)
                 found = self.overlay.lookup(parent, name)
-                if found is None:
-                    raise FsError(errno.ENOENT)
+                if found is None:  # every create is preceded by one: answered without a second exception
+                    raise pyfuse3.FUSEError(errno.ENOENT)
                 inode = found
             inode.lookups += 1
             return self._attrs(inode)
@@ -218,8 +235,8 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> pyfuse3.EntryAttributes:
         with _errors():
             self._writable()
-            await self._settled()
             node = self.overlay.get(inode)
+            await self._settled(node if fields.update_size else None)
             entry = node.entry
             now = time.time_ns()
             if fields.update_size:
@@ -292,7 +309,7 @@ class ZerofsOperations(pyfuse3.Operations):
             self._writable()
             await self._settled()
             entry = _new_entry(name, Kind.DIR, stat.S_IFDIR | (mode & 0o7777), ctx)
-            node = self.overlay.create(self.overlay.get(parent_inode), entry, DirNode())
+            node = self.overlay.create(self.overlay.get(parent_inode), entry, EMPTY_DIR)
             node.lookups += 1
             return self._attrs(node)
 
@@ -380,9 +397,7 @@ class ZerofsOperations(pyfuse3.Operations):
 
     def _create_file(self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext) -> Inode:
         entry = _new_entry(name, Kind.FILE, stat.S_IFREG | (mode & 0o7777), ctx)
-        node = self.overlay.create(self.overlay.get(parent_inode), entry, FileNode(0, 0, ()))
-        self.overlay.file_data(node).dirty = True
-        return node
+        return self.overlay.create(self.overlay.get(parent_inode), entry, EMPTY_FILE)
 
     def _open_handle(self, node: Inode, flags: int) -> pyfuse3.FileInfo:
         fh = self._next_fh
@@ -414,7 +429,7 @@ class ZerofsOperations(pyfuse3.Operations):
             if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
                 self._writable()
             if flags & os.O_TRUNC:
-                await self._settled()
+                await self._settled(node)
                 self.overlay.file_data(node).truncate(0)
                 self.overlay.wrote(node, time.time_ns())
             elif flags & os.O_ACCMODE == os.O_RDONLY:
@@ -436,8 +451,8 @@ class ZerofsOperations(pyfuse3.Operations):
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         with _errors():
             self._writable()
-            await self._settled()
             node, flags = self._handles[fh]
+            await self._settled(node)
             data = self.overlay.file_data(node)
             if flags & os.O_APPEND:
                 off = data.size
@@ -488,12 +503,14 @@ class ZerofsOperations(pyfuse3.Operations):
             self.overlay.set_entry(node, node.entry._replace(xattrs=tuple(sorted(xattrs.items()))), time.time_ns())
 
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        # The kernel asks for security.capability on every write(): answered without a second exception.
+        if not name.startswith(XATTR_PREFIX):
+            raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
         with _errors():
-            _check_xattr(name)
-            value = dict(self.overlay.get(inode).entry.xattrs).get(name)
-            if value is None:
-                raise FsError(pyfuse3.ENOATTR)
-            return value
+            for key, value in self.overlay.get(inode).entry.xattrs:
+                if key == name:
+                    return value
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
 
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
         with _errors():
@@ -515,13 +532,18 @@ class ZerofsOperations(pyfuse3.Operations):
     async def commit(self, reason: str) -> None:
         """Commit what changed (if anything), merged onto HEAD; then show the merged tree."""
         async with self.lock:
+            message = f"mount: {self.overlay.summary()}"
             plan = self.overlay.snapshot()
             if plan is None:
                 return
-            message = f"mount: {self.overlay.summary()}"
             self._committing = trio.Event()
+            self._is_holding = self._is_behind
             try:
-                outcome = await trio.to_thread.run_sync(self._store_and_commit, plan, message, reason)
+                try:
+                    outcome = await trio.to_thread.run_sync(self._store_and_commit, plan, message, reason)
+                except BaseException:
+                    self.overlay.abandoned()
+                    raise
                 results, commit_id, merged_root = outcome
                 self.overlay.committed(plan, results)
                 self.commits += 1
@@ -536,16 +558,10 @@ class ZerofsOperations(pyfuse3.Operations):
                 log.exception("commit failed (a bug in zerofs), changes kept in memory")
                 raise pyfuse3.FUSEError(errno.EIO) from exc
             finally:
-                done, self._committing = self._committing, None
-                self._mark_accessed_meanwhile()
+                self.overlay.storing.clear()  # even after a bug: a writer waiting must not wait forever
+                done, self._committing, self._is_holding = self._committing, None, False
                 done.set()
         await self._invalidate(invalidations)
-
-    def _mark_accessed_meanwhile(self) -> None:
-        """Mark again the atimes moved while a commit stored (its end cleared their marks)."""
-        for inode in self._accessed_meanwhile:
-            self.overlay.touch(inode)
-        self._accessed_meanwhile.clear()
 
     async def commit_for_command(self) -> str | None:
         """Commit every write served so far, for a command about to run; return why it failed, or None."""
@@ -604,6 +620,15 @@ class ZerofsOperations(pyfuse3.Operations):
             return results, commit_id, outcome.root_id
 
     def _move_to(self, commit_id: ObjectId, root_id: ObjectId) -> list[tuple[int, bytes | None]]:
+        if self.overlay.root.dirty:
+            # Changed while the commit stored: keep showing our tree. The next commit merges it onto
+            # HEAD from the root just stored; if others' changes came in with this one, it comes at
+            # once (``follow_head``) and holds every change until it is done, so they show.
+            self._is_behind = root_id != self.overlay.root.entry.id
+            self.synced_commit = commit_id
+            self.synced_root = self.overlay.root.entry.id
+            return []
+        self._is_behind = False
         invalidations: list[tuple[int, bytes | None]] = []
         self.overlay.rebase(root_id, lambda ino, name: invalidations.append((ino, name)))
         self.synced_commit = commit_id
@@ -617,13 +642,13 @@ class ZerofsOperations(pyfuse3.Operations):
     async def follow_head(self) -> None:
         """Notice commits made by other processes: move onto them (committing ours first)."""
         head_id = self.repo.get_ref(HEAD)
-        if head_id is None or head_id == self.synced_commit:
+        if head_id is None or (head_id == self.synced_commit and not self._is_behind):
             return
         if self.overlay.root.dirty:
             await self.commit("another process committed")
             return
         async with self.lock:
-            if self.overlay.root.dirty or head_id == self.synced_commit:
+            if self.overlay.root.dirty or (head_id == self.synced_commit and not self._is_behind):
                 return
             commit = self.repo.get_typed(head_id, Commit)
             invalidations = self._move_to(head_id, commit.root_id)

@@ -22,12 +22,21 @@ then path copying from the stored nodes: ``dir_remove`` and ``dir_put`` of
 the changed names only, so its cost follows what changed, and renaming a
 directory of 100,000 files touches two directory entries.
 
-Commit in three steps, so the file system keeps answering reads while data
-is stored: ``snapshot`` (on the event loop, under the mount's write lock)
-freezes what changed into a plan; ``store_plan`` (on a worker thread) writes
-the file contents and directory nodes; ``committed`` (on the event loop
-again) records the new ids. Writers wait on the lock meanwhile; lookups may
-add clean inodes, which the plan does not include.
+Commit in three steps, so the file system keeps answering, and changing,
+while data is stored: ``snapshot`` (on the event loop) freezes what changed
+into a plan; ``store_plan`` (on a worker thread) writes the file contents and
+directory nodes, reading the plan only; ``committed`` (on the event loop
+again) records the new ids. The tree keeps changing meanwhile (#12): each
+mark carries the *epoch* it was made in, a snapshot starts a new epoch, and
+``committed`` clears only the marks of the epochs it stored, so a name
+changed while the commit stored stays marked for the next one (a mark made
+again in the new epoch replaces the old one, up to the root). The plan holds
+its own copies of the entries, of the small pending nodes and of the
+contents of files whose written data is in memory (``FileData.frozen``);
+the one thing it shares with the live tree is the contents of files written
+past that (``storing``): a write or truncation of one of those waits for the
+commit's end, and such a file's contents are not closed before it. A file
+written after its copy was taken stays dirty for the next commit.
 """
 
 from __future__ import annotations
@@ -61,6 +70,9 @@ RELATIME_SECONDS: Final = 24 * 3600
 ATIME_POLICIES: Final = ("relatime", "strictatime", "noatime")
 INCREMENTAL_MAX: Final = 16
 """Above this many changed names, a directory is rebuilt from its listing instead of put name by name."""
+EMPTY_FILE: Final = FileNode(0, 0, ())
+EMPTY_DIR: Final = DirNode()
+_EMPTY_NODES: Final = frozenset({(FileNode, EMPTY_FILE), (DirNode, EMPTY_DIR)})
 
 
 class FsError(Exception):
@@ -98,8 +110,10 @@ class Inode:
         self.kids: dict[bytes, Inode] = {}
         self.complete = False
         """Every name of the directory is in ``kids`` (no need to ask the stored node)."""
-        self.changed: set[bytes] = set()
-        self.removed: set[bytes] = set()
+        self.changed: dict[bytes, int] = {}
+        """Names whose entry must be put again (from the child inode), each with the epoch of its mark."""
+        self.removed: dict[bytes, int] = {}
+        """Names to remove from the stored node, each with the epoch of its mark."""
         self.data: FileData | None = None
         self.opens = 0
         self.lookups = 0
@@ -139,6 +153,7 @@ class DirPlan(NamedTuple):
     """A changed directory, frozen for a commit."""
 
     inode: Inode
+    entry: DirEntry
     base_id: ObjectId
     removed: tuple[bytes, ...]
     changed: tuple[DirEntry | DirPlan | FilePlan, ...]
@@ -175,6 +190,13 @@ class Overlay:
         self.first_change = ""
         self.only_accessed: set[int] = set()
         """Inodes marked changed by a read alone since the last commit (a write to one is still counted)."""
+        self.epoch = 0
+        """Marks made now carry this; a snapshot freezes the marks of this epoch and the ones before it."""
+        self.storing: set[int] = set()
+        """Inodes whose contents the commit in flight stores (reads on its thread): not to be written meanwhile."""
+        self._planned: _Planned | None = None
+        self._empty_encodings: dict[tuple[type, Node], tuple[ObjectId, Record]] = {}
+        """Every new file and directory starts as one of two nodes: each is encoded once per mount (#12)."""
         self.groups: dict[tuple[int, LinkKey], Inode] = {}
         """Hard-link groups loaded from the store, by scope inode and ``DirEntry.link_key``: their one inode."""
         self._unloaded_links: dict[int, dict[LinkKey, list[Path]]] = {}
@@ -350,26 +372,30 @@ class Overlay:
         self.counts[what] = self.counts.get(what, 0) + 1
 
     def touch(self, inode: Inode) -> None:
-        """Mark ``inode``'s entry as changed in its parent (in every parent, for hard links), up to the root."""
+        """Mark ``inode``'s entry as changed in its parent (in every parent, for hard links), up to the root.
+
+        A name marked in this epoch has every ancestor marked in it too, so
+        the walk stops there; a mark of an earlier epoch (frozen in a commit
+        in flight) is made again.
+        """
         if inode.parent is not None:
-            _touch_at(inode.parent, inode.name)
+            _touch_at(inode.parent, inode.name, self.epoch)
         for parent, name in inode.aliases:
-            _touch_at(parent, name)
+            _touch_at(parent, name, self.epoch)
+
+    def _is_marked(self, inode: Inode) -> bool:
+        """True if ``inode``'s entry is marked changed in this epoch (so its next change needs no new mark)."""
+        return inode.parent is not None and inode.parent.changed.get(inode.name) == self.epoch
 
     def set_entry(self, inode: Inode, entry: DirEntry, now_ns: int, what: str = "changed") -> None:
         """Change an inode's metadata (which sets its ctime to ``now_ns``), under every name it has."""
         inode.entry = entry.changed_at(now_ns)
         self._note(inode, what)
 
-    def accessed(self, inode: Inode, now_ns: int, *, mark: bool = True) -> None:
-        """Set an inode's atime (it was read), to be stored by the next commit.
-
-        ``mark`` False while a commit stores: its end clears the marks of the
-        directories it stored, which would leave this one marked under an
-        unmarked parent, unseen by every later commit; ``touch`` it after.
-        """
+    def accessed(self, inode: Inode, now_ns: int) -> None:
+        """Set an inode's atime (it was read), to be stored by the next commit."""
         inode.entry = inode.entry._replace(atime_ns=now_ns)
-        if mark and inode.parent is not None and inode.name not in inode.parent.changed:
+        if inode.parent is not None and not self._is_marked(inode):
             self.only_accessed.add(inode.ino)
             self._note(inode, "accessed")
 
@@ -381,7 +407,7 @@ class Overlay:
 
     def wrote(self, inode: Inode, now_ns: int) -> None:
         """Record a change of a file's contents (a write or a truncation), under every name it has."""
-        first = inode.name not in (inode.parent.changed if inode.parent else ()) or inode.ino in self.only_accessed
+        first = not self._is_marked(inode) or inode.ino in self.only_accessed
         self.only_accessed.discard(inode.ino)
         inode.entry = inode.entry._replace(mtime_ns=now_ns, ctime_ns=now_ns, size_bytes=inode.size)
         if first:
@@ -399,16 +425,27 @@ class Overlay:
         self.check_name(entry.name)
         if self.lookup(parent, entry.name) is not None:
             raise FsError(errno.EEXIST)
-        node_id, record = self.repo.encode_node(node)
+        node_id, record = self._encode(node)
         self.pending[node_id] = (record, node)
         inode = self._new(parent, entry._replace(id=node_id))
         if isinstance(node, DirNode):
             inode.complete = True
             inode.subdirs = 0
+        elif node is EMPTY_FILE:
+            inode.data = FileData(self.repo, None, 0, self.spill_dir)  # new and empty: nothing stored to read
         self._count_subdir(parent, inode, 1)
         self.dir_changed(parent, entry.mtime_ns)
         self._note(inode, "created")
         return inode
+
+    def _encode(self, node: FileNode | DirNode | SymlinkNode | SpecialNode) -> tuple[ObjectId, Record]:
+        key = (type(node), node)
+        if key not in _EMPTY_NODES:
+            return self.repo.encode_node(node)
+        encoded = self._empty_encodings.get(key)
+        if encoded is None:
+            encoded = self._empty_encodings[key] = self.repo.encode_node(node)
+        return encoded
 
     def link(self, inode: Inode, parent: Inode, name: bytes, now_ns: int) -> None:
         """Give a file another name (a hard link), in the same scope (else EXDEV, as btrfs across subvolumes).
@@ -452,7 +489,7 @@ class Overlay:
         """Forget a detached inode nothing refers to any more."""
         if inode.parent is None and inode.ino != ROOT_INO and inode.opens == 0 and inode.lookups <= 0:
             self.inodes.pop(inode.ino, None)
-            if inode.data is not None:
+            if inode.data is not None and inode.ino not in self.storing:  # else closed once stored
                 inode.data.close()
                 inode.data = None
 
@@ -561,18 +598,28 @@ class Overlay:
         self.dir_changed(parent, time.time_ns())
         self._count_subdir(parent, parent.kids[name], -1)
         del parent.kids[name]
-        parent.changed.discard(name)
-        parent.removed.add(name)
+        parent.changed.pop(name, None)
+        parent.removed[name] = self.epoch
         self.touch(parent)
 
     # -- commit ---------------------------------------------------------------
 
     def snapshot(self) -> DirPlan | None:
-        """Freeze what changed since the last commit; None when nothing did."""
+        """Freeze what changed since the last commit and start a new epoch; None when nothing changed.
+
+        The counts for the commit message start again too (``summary`` first).
+        """
         if not self.root.dirty:
             return None
         plan = self._plan(self.root, self.root.name)
         assert isinstance(plan, DirPlan)
+        self._planned = _Planned(self.epoch, dict(self.pending), self.counts, self.first_change)
+        self.storing = {
+            file_plan.inode.ino for file_plan in _file_plans(plan) if file_plan.data is file_plan.inode.data
+        }
+        self.epoch += 1
+        self.counts, self.first_change = {}, ""
+        self.only_accessed.clear()
         return plan
 
     def _plan(self, inode: Inode, name: bytes) -> DirEntry | Plan:
@@ -581,9 +628,9 @@ class Overlay:
             if not inode.dirty:
                 return inode.entry
             changed = tuple(self._plan(inode.kids[kid], kid) for kid in sorted(inode.changed))
-            return DirPlan(inode, inode.entry.id, tuple(sorted(inode.removed)), changed)
+            return DirPlan(inode, inode.entry, inode.entry.id, tuple(sorted(inode.removed)), changed)
         if inode.data is not None and inode.data.dirty:
-            return FilePlan(inode, inode.entry_as(name), inode.data)
+            return FilePlan(inode, inode.entry_as(name), inode.data.frozen() or inode.data)
         return inode.entry_as(name)
 
     def store_plan(self, plan: DirPlan, sink: BatchSink, writer: ContentWriter) -> dict[int, DirEntry]:
@@ -591,8 +638,9 @@ class Overlay:
 
         Runs on a worker thread: reads the plan, never the live inodes.
         """
+        assert self._planned is not None
         sink = _PlanSink(sink.repo, sink.batch)
-        for node_id, (record, node) in list(self.pending.items()):
+        for node_id, (record, node) in self._planned.pending.items():
             sink.put_record(node_id, record)
             sink.staged[node_id] = node
         results: dict[int, DirEntry] = {}
@@ -624,35 +672,49 @@ class Overlay:
                     entries.pop(name, None)
                 entries.update((e.name, e) for e in changed)
                 dir_id = build_dir(sink, list(entries.values()))
-            entry = plan.inode.entry.pointing_at(dir_id)
+            entry = plan.entry.pointing_at(dir_id)
         results[plan.inode.ino] = entry
         return entry
 
     def committed(self, plan: DirPlan, results: dict[int, DirEntry]) -> None:
-        """Record a stored plan: its inodes now stand for stored nodes again."""
-        self.pending.clear()
-        self.counts.clear()
-        self.first_change = ""
-        self.only_accessed.clear()
-        self._mark_stored(plan, results)
+        """Record a stored plan: its inodes stand for stored nodes again, but for what changed meanwhile."""
+        planned, self._planned = self._planned, None
+        assert planned is not None
+        self.storing.clear()
+        for node_id in planned.pending:
+            self.pending.pop(node_id, None)
+        self._mark_stored(plan, results, planned.epoch)
 
-    def _mark_stored(self, plan: Plan, results: dict[int, DirEntry]) -> None:
+    def abandoned(self) -> None:
+        """The commit of the last snapshot failed: its marks stay, and so do its counts, for the next one."""
+        planned, self._planned = self._planned, None
+        self.storing.clear()
+        if planned is None:
+            return
+        for what, n in planned.counts.items():
+            self.counts[what] = self.counts.get(what, 0) + n
+        self.first_change = planned.first_change or self.first_change
+
+    def _mark_stored(self, plan: Plan, results: dict[int, DirEntry], epoch: int) -> None:
         entry = results[plan.inode.ino]
         inode = plan.inode
         inode.entry = inode.entry.pointing_at(entry.id, entry.size_bytes)
         if isinstance(plan, FilePlan):
-            if inode.data is not plan.data or not plan.data.dirty:
-                return  # another name of the file, marked already
-            plan.data.committed(entry.id)
+            data = inode.data
+            if data is None or not data.dirty or data.version != plan.data.version:
+                # Another name of the file, marked already; or written since its copy was taken
+                # for this commit: then it stays dirty for the next one.
+                return
+            data.committed(entry.id)
             if inode.opens == 0:  # nobody has it open: drop the spill file and the chunk map
-                plan.data.close()
+                data.close()
                 inode.data = None
             return
-        inode.changed.clear()
-        inode.removed.clear()
+        _clear_marks(inode.changed, epoch)
+        _clear_marks(inode.removed, epoch)
         for child in plan.changed:
             if not isinstance(child, DirEntry):
-                self._mark_stored(child, results)
+                self._mark_stored(child, results, epoch)
 
     def summary(self) -> str:
         """A one-line description of the changes since the last commit."""
@@ -706,13 +768,41 @@ class Overlay:
         invalidate(directory.ino, None)
 
 
-def _touch_at(parent: Inode, name: bytes) -> None:
-    """Mark ``name`` as changed in ``parent``, and ``parent`` in its own parent, up to the root."""
+class _Planned(NamedTuple):
+    """What a snapshot froze besides its plan."""
+
+    epoch: int
+    pending: dict[ObjectId, tuple[Record, Node]]
+    counts: dict[str, int]
+    first_change: str
+
+
+def _file_plans(plan: Plan) -> Iterator[FilePlan]:
+    if isinstance(plan, FilePlan):
+        yield plan
+        return
+    for child in plan.changed:
+        if not isinstance(child, DirEntry):
+            yield from _file_plans(child)
+
+
+def _clear_marks(marks: dict[bytes, int], epoch: int) -> None:
+    """Forget the marks a commit stored (made in ``epoch`` or before); keep the ones made while it stored."""
+    if any(mark_epoch > epoch for mark_epoch in marks.values()):
+        kept = {name: mark_epoch for name, mark_epoch in marks.items() if mark_epoch > epoch}
+        marks.clear()
+        marks.update(kept)
+    else:
+        marks.clear()
+
+
+def _touch_at(parent: Inode, name: bytes, epoch: int) -> None:
+    """Mark ``name`` as changed in ``parent`` in ``epoch``, and ``parent`` in its own parent, up to the root."""
     directory: Inode | None = parent
     while directory is not None:
-        if name in directory.changed:
+        if directory.changed.get(name) == epoch:
             return
-        directory.changed.add(name)
+        directory.changed[name] = epoch
         name, directory = directory.name, directory.parent
 
 
