@@ -32,7 +32,7 @@ def test_an_import_reusing_a_garbage_file_node_between_two_steps_loses_nothing(c
     host.mkdir()
     data = random.Random(13).randbytes(600_000)  # a file node over several chunks
     (host / "big").write_bytes(data)
-    run_zerofs("import", host, "/a", repo=cli_repo)
+    run_zerofs("import", str(host), "/a", repo=cli_repo)
     file_id = node_id_of(cli_repo, "/a/big")
     chunks = chunk_ids_of(cli_repo, "/a/big")
     # The file node sorts after one of its chunks: in id order, that chunk is forgotten first.
@@ -45,7 +45,7 @@ def test_an_import_reusing_a_garbage_file_node_between_two_steps_loses_nothing(c
         def between_steps(phase: str, _count: int) -> None:
             if phase == "deleted" and not reused and not all(repo.has(chunk) for chunk in chunks):
                 # The host file is unchanged: the import reuses the file node if it is still indexed.
-                run_zerofs("import", host, "/b", repo=cli_repo)
+                run_zerofs("import", str(host), "/b", repo=cli_repo)
                 reused.append(repo.has(file_id))
 
         collect_garbage(repo, Retention(keep_last=1), on_progress=between_steps, step_objects=1)
@@ -82,7 +82,7 @@ def test_between_any_two_steps_every_indexed_object_references_only_indexed_obje
     (host / "link").symlink_to("d0/f0")
     for n in range(3):  # three versions of one tree, each with other contents in one file
         (host / f"d{n}" / "f0").write_bytes(rng.randbytes(150_000))
-        run_zerofs("import", host, f"/t{n}", repo=cli_repo)
+        run_zerofs("import", str(host), f"/t{n}", repo=cli_repo)
     for n in range(2):  # garbage shares much with the tree kept
         run_zerofs("rm", "-r", f"/t{n}", repo=cli_repo)
     boundaries: list[list[tuple[str, str]]] = []
