@@ -36,21 +36,27 @@ clone and mount:
    still indexed of the garbage is closed downwards (an indexed object's
    children are indexed: garbage ones come later in the order, kept ones
    are never forgotten), and a mark only ever removes whole downward-closed
-   sets from the garbage, so the order stays valid step after step. So
-   "the repository has X" keeps meaning "it has all X references", at every
-   moment a writer can look, and no writer has to wait for a gc to end.
-   The cost: one read of every garbage metadata node (not of chunks), and a
-   few sets of ids as large as the garbage, beside the mark's.
+   sets from the garbage, so the order stays valid step after step. So,
+   for every object gc listed, "the repository has X" keeps meaning "it has
+   all X references" at every moment a writer can look. The cost: one read
+   of every garbage metadata node (as the mark reads each kept one; chunks
+   are not read), and while ordering, a map and a set of ids as large as
+   the garbage beside its list.
 
    Not covered: objects stored after the listing that no commit names when
-   a step runs (a writer that failed between two steps: a transfer whose
-   compare-and-swap lost, a killed import) are neither candidates nor
-   marked. They stay, and may reference garbage this gc goes on to forget.
-   Writers that build bottom-up check every child and store it again, so
-   only a writer that trusts ``has`` from the top down would build on one:
-   a push, which therefore does not run beside a sweep (services/sync.py).
+   a step runs (left by a writer that failed between two steps: a transfer
+   whose compare-and-swap lost, a killed import whose batch was partly
+   durable) are neither candidates nor marked, and a forgotten candidate a
+   failed writer stored again is indexed once more. They stay, and may
+   reference garbage this gc goes on to forget. A writer that stores
+   bottom-up checks every child again, but one that reuses an id without
+   looking below it could build on such an object: a push skipping what
+   the destination has, the importer's host-file cache, a clone of a
+   commit named by its id. Push does not run beside a sweep
+   (services/sync.py), which keeps its own leftovers out of this window.
    Marking from such objects at each step (they sit in packs written since
-   the listing) would close this; it is not done yet.
+   the listing) would close it; that is not done yet.
+
 4. **Reclaim**, without the writers' lock (only one gc at a time): packs
    that hold no indexed object are deleted; packs whose dead bytes reach
    ``DEAD_SHARE`` (and packs a dead writer left without a trailer) have
@@ -66,8 +72,8 @@ so a crash leaves either the old history with all its objects, or the cut
 history with some garbage left over for the next gc. An object reachable
 from a kept commit is never forgotten (the mark covers every kept commit at
 the moment of each step, because no commit can land while the step holds
-the lock, and what a new commit reuses of the garbage is still whole, see
-"Referrers first"), and never loses its bytes (a pack is deleted only after the
+the lock, and what a new commit reuses of the garbage gc listed is still
+whole, see "Referrers first"), and never loses its bytes (a pack is deleted only after the
 index names a durable copy of everything live in it). A crash while
 reclaiming leaves at most a new pack nobody names, which the next gc
 deletes.
