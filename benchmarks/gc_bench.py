@@ -27,6 +27,14 @@ half
     rm, du after gc, gc's ``bytes_freed``, the ratio (du fall) / (bytes freed)
     against the target >= 0.8, and gc's wall time.
 
+tree
+    (issue #13: gc forgets garbage referrers first, reading every garbage
+    directory, file and chunk-list node to order them.) A tree of 30,000
+    directories (in 100 parents) of 2 files of a few bytes each, imported
+    once and removed with one ``rm``: about 36,000 garbage metadata nodes
+    and 96,000 garbage objects. Each run copies that repository and times
+    ``zerofs gc --keep-last 1`` as a whole process, with its peak RSS.
+
 Every size is du's: the allocated bytes (st_blocks * 512) of everything in
 the repository directory, after the processes have exited and a ``sync``
 (``run.du_bytes``), never zerofs's own accounting. zerofs runs as a CLI
@@ -34,7 +42,7 @@ process (the ``zerofs`` console script next to this interpreter, else
 ``python -m zerofs``), with $XDG_CACHE_HOME (the host-file cache) in the
 scratch directory.
 
-Run: .venv/bin/python benchmarks/gc_bench.py [--quick] [--runs N] [--only history,half] [--json FILE]
+Run: .venv/bin/python benchmarks/gc_bench.py [--quick] [--runs N] [--only history,half,tree] [--json FILE]
 """
 
 from __future__ import annotations
@@ -61,7 +69,7 @@ KIB = 1 << 10
 MIB = 1 << 20
 TARGET_RATIO = 0.8
 """Issue #11: after deleting half the data, du falls by at least this share of what gc freed."""
-SECTIONS = ("history", "half")
+SECTIONS = ("history", "half", "tree")
 
 
 # -- running zerofs --------------------------------------------------------------------
@@ -378,6 +386,62 @@ def section_half(args: argparse.Namespace, z: list[str], results: dict[str, Any]
             shutil.rmtree(work, ignore_errors=True)
 
 
+# -- section: tree -----------------------------------------------------------------------
+
+
+def run_with_rss(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Run a whole process; return (seconds, its peak RSS in bytes). Raises CommandFailed."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise CommandFailed(f"{' '.join(cmd)}: exit {proc.returncode}\n{err[-3000:].decode(errors='replace')}")
+    return seconds, usage.ru_maxrss * KIB
+
+
+def build_tree_garbage(work: Path, z: list[str], env: dict[str, str], dirs: int) -> Path:
+    host = work / "tree"
+    for d in range(dirs):
+        leaf = host / f"a{d // 300}" / f"b{d}"
+        leaf.mkdir(parents=True)
+        for f in range(2):
+            (leaf / f"f{f}").write_text(f"file {d} {f}\n")
+    repo = work / "repo"
+    base = [*z, "--repo", str(repo)]
+    run([*base, "init", "-q"], env)
+    run([*base, "import", str(host), "/t", "-q"], env)
+    run([*base, "rm", "-r", "/t", "-q"], env)
+    shutil.rmtree(host)
+    return repo
+
+
+def section_tree(args: argparse.Namespace, z: list[str], results: dict[str, Any]) -> None:
+    dirs = 3000 if args.quick else 30_000
+    print(f"\n== tree: gc --keep-last 1 after removing a tree of {dirs:,} directories of 2 tiny files")
+    work = scratch_dir(args.workdir, "zerofs-gc-tree-")
+    try:
+        env = bench_env(work)
+        built = build_tree_garbage(work, z, env, dirs)
+        rows = []
+        for i in range(args.runs):
+            repo = work / "run"
+            shutil.copytree(built, repo)
+            os.sync()
+            seconds, rss = run_with_rss([*z, "--repo", str(repo), "gc", "--keep-last", "1", "-q"], env)
+            rows.append({"gc_s": seconds, "peak_rss": rss})
+            print(f"  run {i + 1}: gc {seconds:.2f} s, peak RSS {fmt_mib(rss)}")
+            shutil.rmtree(repo)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rss = fmt_mib(median_of(rows, "peak_rss"))
+    print(f"  medians of {args.runs} runs: gc {median_of(rows, 'gc_s'):.2f} s, peak RSS {rss}")
+    results["tree"] = {"dirs": dirs, "runs": rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs per measure (median); default 3")
@@ -399,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     sections: dict[str, Callable[[argparse.Namespace, list[str], dict[str, Any]], None]] = {
         "history": section_history,
         "half": section_half,
+        "tree": section_tree,
     }
     started = time.perf_counter()
     failed = False

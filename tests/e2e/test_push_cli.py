@@ -366,20 +366,21 @@ def test_a_push_waits_until_a_gc_running_in_the_destination_has_finished(large_s
     empty = dest.parent / "empty"
     run_zerofs("init", "-q", repo=empty)
     json.loads(run_zerofs("pull", "--json", "--force", str(empty), repo=dest).stdout)
-    # Everything pushed is garbage now. A gc forgets garbage in steps, in id order: between two
-    # steps it may have forgotten a file, not yet the directories and commit above it.
+    # Everything pushed is garbage now, and a gc sweeps it in steps, referrers first: commits,
+    # then directories, then files. The push waits until the gc has finished (services/sync.py:
+    # a transfer that failed beside a sweep would leave objects over garbage the gc forgets).
     path = "/data/d7/f1400"
     above = [node_id_of(large_source, p) for p in ("/data/d7", "/data", "/")]
     commits = [bytes.fromhex(c["commit"]) for c in log_json(large_source)]
     gc_lock = os.open(dest / "gc.lock", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(gc_lock, fcntl.LOCK_EX)  # a gc is running
-        drop(dest, node_id_of(large_source, path))  # its first step
+        for object_id in [*commits, *above]:  # its first step
+            drop(dest, object_id)
         push = _start_push(large_source, dest)
         time.sleep(1.5)
         assert push.poll() is None, "the push did not wait for the gc"
-        for object_id in [*above, *commits]:  # its last step; then it ends
-            drop(dest, object_id)
+        drop(dest, node_id_of(large_source, path))  # its last step; then it ends
     finally:
         os.close(gc_lock)
     out, err = push.communicate(timeout=120)

@@ -22,6 +22,41 @@ clone and mount:
    new table (first step) and forgets up to ``STEP_OBJECTS`` unmarked
    objects. Forgetting removes index entries only; the bytes stay in their
    packs.
+
+   **Referrers first.** Between two steps writers run, and a writer may
+   build on a garbage object that is still indexed: the host-file cache
+   names a file node, a clone of an old revision takes its subtree, a push
+   asks ``has`` and skips what is there. The next step marks it kept, with
+   everything below it; so what is below it must still be there. The sweep
+   therefore forgets garbage in a topological order of the garbage graph
+   (``referrers_first``): graft tables, then commits, directories top-down,
+   file and chunk-list nodes, in reverse post-order of one depth-first walk
+   that reads each garbage node once; then chunks, symlinks and special
+   files, which reference nothing. After any prefix of that order, what is
+   still indexed of the garbage is closed downwards (an indexed object's
+   children are indexed: garbage ones come later in the order, kept ones
+   are never forgotten), and a mark only ever removes whole downward-closed
+   sets from the garbage, so the order stays valid step after step. So,
+   for every object gc listed, "the repository has X" keeps meaning "it has
+   all X references" at every moment a writer can look. The cost: one read
+   of every garbage metadata node (as the mark reads each kept one; chunks
+   are not read), and while ordering, a map and a set of ids as large as
+   the garbage beside its list.
+
+   Not covered: objects stored after the listing that no commit names when
+   a step runs (left by a writer that failed between two steps: a transfer
+   whose compare-and-swap lost, a killed import whose batch was partly
+   durable) are neither candidates nor marked, and a forgotten candidate a
+   failed writer stored again is indexed once more. They stay, and may
+   reference garbage this gc goes on to forget. A writer that stores
+   bottom-up checks every child again, but one that reuses an id without
+   looking below it could build on such an object: a push skipping what
+   the destination has, the importer's host-file cache, a clone of a
+   commit named by its id. Push does not run beside a sweep
+   (services/sync.py), which keeps its own leftovers out of this window.
+   Marking from such objects at each step (they sit in packs written since
+   the listing) would close it; that is not done yet.
+
 4. **Reclaim**, without the writers' lock (only one gc at a time): packs
    that hold no indexed object are deleted; packs whose dead bytes reach
    ``DEAD_SHARE`` (and packs a dead writer left without a trailer) have
@@ -37,7 +72,8 @@ so a crash leaves either the old history with all its objects, or the cut
 history with some garbage left over for the next gc. An object reachable
 from a kept commit is never forgotten (the mark covers every kept commit at
 the moment of each step, because no commit can land while the step holds
-the lock), and never loses its bytes (a pack is deleted only after the
+the lock, and what a new commit reuses of the garbage gc listed is still
+whole, see "Referrers first"), and never loses its bytes (a pack is deleted only after the
 index names a durable copy of everything live in it). A crash while
 reclaiming leaves at most a new pack nobody names, which the next gc
 deletes.
@@ -53,9 +89,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from zerofs.errors import ConflictError
+from zerofs.errors import ConflictError, CorruptionError
 from zerofs.history import GRAFTS, encode_grafts, read_grafts
-from zerofs.objects import Commit, Kind, ObjectId
+from zerofs.objects import Commit, Kind, ObjectId, decode, iter_child_ids
 from zerofs.repo import Repository
 from zerofs.retention import Retention, parse_duration, select_kept
 from zerofs.tree import iter_reachable
@@ -144,6 +180,7 @@ def collect_garbage(
     dry_run: bool = False,
     compact: bool = False,
     on_progress: Callable[[str, int], None] | None = None,
+    step_objects: int = STEP_OBJECTS,
 ) -> GcResult:
     """Cut history to ``policy``, forget every object no kept commit reaches, give the space back.
 
@@ -169,7 +206,7 @@ def collect_garbage(
                 f"the repository at {repo.path} is open in another process; close it (or unmount it) "
                 "and run gc --compact again"
             )
-        return _collect(repo, policy, dry_run=dry_run, compact=compact, on_progress=on_progress)
+        return _collect(repo, policy, dry_run=dry_run, compact=compact, on_progress=on_progress, step=step_objects)
 
 
 def _collect(
@@ -179,6 +216,7 @@ def _collect(
     dry_run: bool,
     compact: bool,
     on_progress: Callable[[str, int], None] | None,
+    step: int,
 ) -> GcResult:
     grafts = read_grafts(repo)
     grafts_id = repo.get_ref(GRAFTS)
@@ -197,11 +235,12 @@ def _collect(
         freed = sum(info.stored_bytes for _, info in garbage)
         return GcResult(len(history), len(kept), removed, len(garbage), freed, True, 0.0)
     # Objects stored after this listing are not candidates: they belong to writers
-    # that started after the mark, and are referenced or left for the next gc.
-    candidates = [object_id for object_id, _ in repo.iter_blobs() if object_id not in marked]
+    # that started after the mark, and are referenced or left for the next gc
+    # (see "Not covered" above).
+    candidates = referrers_first(repo, {i: info.kind for i, info in repo.iter_blobs() if i not in marked})
     sweep = _Sweep(head_id, marked, new_grafts, grafts_id, is_cut=new_grafts != grafts)
-    for start in range(0, max(len(candidates), 1), STEP_OBJECTS):
-        _sweep_step(repo, sweep, candidates[start : start + STEP_OBJECTS])
+    for start in range(0, max(len(candidates), 1), step):
+        _sweep_step(repo, sweep, candidates[start : start + step])
         if on_progress is not None:
             on_progress("deleted", sweep.deleted)
     reclaimed = repo.reclaim(DEAD_SHARE)
@@ -219,6 +258,74 @@ def _collect(
         reclaimed.bytes_reclaimed,
         compacted,
     )
+
+
+# -- sweep order --------------------------------------------------------------------
+
+_LEAVES: Final = frozenset({Kind.CHUNK, Kind.SYMLINK, Kind.SPECIAL})
+"""Kinds that reference nothing: never read to order the sweep, forgotten last."""
+
+
+def referrers_first(repo: Repository, garbage: dict[ObjectId, Kind]) -> list[ObjectId]:
+    """Return ``garbage`` in an order that puts every object before each garbage object it references.
+
+    Graft tables first (nothing references one), then the commit, directory,
+    file and chunk-list nodes in reverse post-order of a depth-first walk of
+    the garbage graph (each read once, not cached: the garbage can be far
+    larger than the node cache), then chunks, symlinks and special files,
+    which reference nothing and are not read. A node that cannot be read
+    goes first with the graft tables, before anything it may reference.
+    """
+    unvisited = {object_id for object_id, kind in garbage.items() if kind not in _LEAVES and kind is not Kind.GRAFTS}
+    first = [object_id for object_id, kind in garbage.items() if kind is Kind.GRAFTS]
+    post_order: list[ObjectId] = []
+    for root_id in garbage:
+        if root_id in unvisited:
+            unvisited.discard(root_id)
+            _walk_garbage(repo, root_id, unvisited, post_order, first)
+    post_order.reverse()
+    return [*first, *post_order, *(object_id for object_id, kind in garbage.items() if kind in _LEAVES)]
+
+
+def _walk_garbage(
+    repo: Repository,
+    root_id: ObjectId,
+    unvisited: set[ObjectId],
+    post_order: list[ObjectId],
+    unreadable: list[ObjectId],
+) -> None:
+    """Append the garbage nodes below ``root_id`` still in ``unvisited``, then ``root_id``, to ``post_order``.
+
+    Children come before their referrers. Iterative: a deep tree or a long
+    chain of removed commits needs no recursion.
+    """
+    stack = [(root_id, _garbage_children(repo, root_id, unvisited))]
+    while stack:
+        node_id, children = stack[-1]
+        if children is None:
+            stack.pop()
+            unreadable.append(node_id)
+            continue
+        for child_id in children:
+            if child_id in unvisited:
+                unvisited.discard(child_id)
+                stack.append((child_id, _garbage_children(repo, child_id, unvisited)))
+                break
+        else:
+            stack.pop()
+            post_order.append(node_id)
+
+
+def _garbage_children(repo: Repository, node_id: ObjectId, unvisited: set[ObjectId]) -> Iterator[ObjectId] | None:
+    """The garbage nodes ``node_id`` references and the walk has not reached, or None if it cannot be read."""
+    try:
+        node = decode(*repo.get_record_body(node_id), node_id.hex())
+    except CorruptionError:
+        return None
+    return iter([child_id for _, child_id in iter_child_ids(node) if child_id in unvisited])
+
+
+# -- retention -----------------------------------------------------------------------
 
 
 def _cut(

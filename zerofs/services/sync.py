@@ -31,11 +31,19 @@ gc in the destination: the transfer holds the destination's writer lease
 from before it reads the destination's HEAD until HEAD has moved, so no
 deletion step of a gc runs while an object it relies on (one it skipped
 because the destination had it, or one it wrote) is not yet referenced;
-gc's next step marks the commits the new HEAD brought. It also waits until
-no gc is running before it takes the lease: gc forgets garbage in steps,
-in id order, so between two steps the destination may hold a garbage
-directory whose children an earlier step forgot, and "the destination has
-X" would not imply it has what X references. History cut by gc in
+gc's next step marks the commits the new HEAD brought. Between two steps
+of a gc, what is indexed of its garbage is closed downwards (gc forgets
+referrers first), so "the destination has X" still implies it has what X
+references. The transfer still waits until no gc is running before it
+takes the lease, for its own leftovers: a transfer that fails after
+copying (HEAD moved, killed) leaves objects nothing names, and if it ran
+between two steps of a gc they may reference garbage it skipped because
+the destination had it. That gc did not list them (they came after its
+listing), so it keeps them but goes on forgetting that garbage, and a
+re-run that finds them would skip them and move HEAD onto missing
+objects. Not copying beside a gc's sweep keeps a transfer's leftovers
+out of that window; a gc that starts during a transfer is the narrower
+case that remains (see gc's module docstring). History cut by gc in
 the source: commits are walked through the source's graft table, and the
 grafts of the copied commits are added to the destination's table (GRAFTS
 moves by compare-and-swap with HEAD), so the destination never follows a
