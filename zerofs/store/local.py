@@ -344,12 +344,21 @@ class PackStore:
         return maintenance.usage(self)
 
     def verify_refs(self, first_parent: Callable[[bytes], bytes | None]) -> None:
-        """Compare HEAD with the ref log (see reflog.py).
+        """Compare HEAD with the ref log (see reflog.py), holding the log's lock shared.
+
+        Writers hold it from before their index transaction to after their
+        append, so a ref moved by another process between the two reads is
+        never taken for a lost transaction.
 
         Raises:
             CorruptionError: the index lost a move the log records, or they disagree.
         """
-        _verify_refs(self, first_parent)
+        fd = self.reflog.lock(shared=True)
+        try:
+            _verify_refs(self, first_parent)
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
     def compact_index(self) -> tuple[int, int]:
         """Rewrite the index in full pages, without free ones (needs the repository to itself); (before, after)."""

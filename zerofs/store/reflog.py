@@ -149,8 +149,11 @@ class RefLog:
         if position != len(data):
             yield LogDamage(position, f"{len(data) - position} bytes of a torn record at the end")
 
-    def lock(self) -> int:
-        """Take the append lock (exclusive, blocking); return the descriptor holding it.
+    def lock(self, *, shared: bool = False) -> int:
+        """Take the append lock (exclusive, blocking; ``shared`` for a reader); return the descriptor holding it.
+
+        A reader that compares the log with the index holds it shared, so no
+        writer moves a ref between its two reads.
 
         The lock is a file of its own beside the log, so a log replaced by
         ``rewrite`` is never appended to through a stale descriptor. Returns
@@ -161,7 +164,7 @@ class RefLog:
             fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError:
             return -1
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         return fd
 
     def append(self, name: bytes, old: bytes | None, new: bytes, time_ns: int) -> None:
