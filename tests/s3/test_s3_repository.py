@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import cli_env
 from tests.e2e.mountutil import force_unmount, require_fuse
+from tests.s3.conftest import fast_settings
 from tests.s3.faultproxy import FaultProxy
 from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer, free_ports, start_server
 from zerofs.objects import Kind
@@ -375,10 +376,14 @@ def test_a_server_stopped_during_an_import_fails_it_cleanly_and_a_rerun_complete
         host.run("init", host.url, repo=False)
         source = tmp_path / "src"
         source.mkdir()
-        for n in range(4):
+        for n in range(8):
             (source / f"big{n}.bin").write_bytes(os.urandom(24 << 20))
         importer = host.start("import", str(source), "/big")
-        time.sleep(1.0)
+        with S3Objects(parse_s3_url(host.url), fast_settings(server.endpoint)) as objects:
+            deadline = time.monotonic() + 60
+            while not any(True for _ in objects.list("packs")) and time.monotonic() < deadline:
+                time.sleep(0.02)  # stop the server once the first pack landed: the import is then mid-way
+        assert importer.poll() is None, "the import ended before the server was stopped"
         server.stop()
         _, stderr = importer.communicate(timeout=120)
         message = stderr.decode()
