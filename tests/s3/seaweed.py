@@ -171,6 +171,9 @@ class SeaweedServer:
             "-webdav=false",
             "-master.telemetry=false",
             "-volume.preStopSeconds=0",
+            # Each bucket is a collection with volumes of its own; the default cap (free disk / 128 MiB) runs
+            # out after about 60 buckets on this machine ("no free volumes left", a 500). Volumes are sparse.
+            "-volume.max=5000",
             f"-admin.dataDir={self.root / 'admin'}",
             f"-filer.localSocket={self.root / 'filer.sock'}",
             f"-s3.localSocket={self.root / 's3.sock'}",
