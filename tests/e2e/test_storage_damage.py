@@ -30,6 +30,7 @@ import pytest
 
 from tests import damage
 from tests.conftest import cli_env, run_zerofs
+from tests.e2e.helpers import fsck_warnings
 from zerofs.errors import ConflictError, CorruptionError, RepositoryError
 from zerofs.history import GRAFTS
 from zerofs.repo import Repository
@@ -841,3 +842,18 @@ def test_config_gone_from_both_places_is_one_line(commands: Commands, sweep_temp
     for outcome in commands.run(repo, ["log"], ["fsck", "--rebuild-index"]):
         assert misbehaviour(outcome, allowed=DAMAGE_EXITS) is None, misbehaviour(outcome)
         assert outcome.rc != 0, str(outcome)
+
+
+def test_a_log_a_dead_writer_left_behind_is_completed_by_the_next_writable_open(cli_repo: Path) -> None:
+    """A writer killed between its index transaction and its log append: readers warn, the next writer completes it."""
+    zerofs = zerofs_in(cli_repo)
+    zerofs("write", "-p", "/a/f", input=b"one")
+    log_before = (cli_repo / "refs.log").read_bytes()
+    zerofs("write", "/a/g", input=b"two")
+    (cli_repo / "refs.log").write_bytes(log_before)  # the append of that commit never happened
+    head = json.loads(zerofs("log", "-n", "1", "--json").stdout)["commit"]
+    assert any("lags behind the index is harmless" in w for w in fsck_warnings(cli_repo, "log lags"))
+    assert (cli_repo / "refs.log").read_bytes() == log_before  # read-only commands leave it
+    zerofs("gc")  # a writable open, which moves no ref: it completes the log
+    assert read_refs_log(cli_repo)[-1].new.hex() == head
+    assert fsck_warnings(cli_repo, "after gc") == []

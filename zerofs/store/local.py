@@ -348,17 +348,38 @@ class PackStore:
 
         Writers hold it from before their index transaction to after their
         append, so a ref moved by another process between the two reads is
-        never taken for a lost transaction.
+        never taken for a lost transaction. A writable open completes a log
+        that lags behind the index (a writer died between its index
+        transaction and its append), as the next ref move would.
 
         Raises:
             CorruptionError: the index lost a move the log records, or they disagree.
         """
         fd = self.reflog.lock(shared=True)
         try:
-            _verify_refs(self, first_parent)
+            lagging = _verify_refs(self, first_parent)
         finally:
             if fd >= 0:
                 os.close(fd)
+        if lagging and not self.readonly:
+            self._complete_log(lagging)
+
+    def _complete_log(self, lagging: list[tuple[bytes, bytes]]) -> None:
+        """Append the moves a dead writer left out of the log: (ref, where the log has it), under the append lock."""
+        fd = self.reflog.lock()
+        if fd < 0:
+            return
+        try:
+            last = self.reflog.last_moves()
+            for name, logged in lagging:
+                current = self.get_ref(name)
+                move = last.get(name)
+                if move is not None and move.new == logged and current is not None and current != logged:
+                    self.reflog.append(name, logged, current, time.time_ns())
+        except OSError:
+            pass  # a full disk: the log still lags, which is harmless, and the next writer tries again
+        finally:
+            os.close(fd)
 
     def compact_index(self) -> tuple[int, int]:
         """Rewrite the index in full pages, without free ones (needs the repository to itself); (before, after)."""
@@ -384,8 +405,10 @@ class PackStore:
         self.index.close()
 
 
-def _verify_refs(store: PackStore, first_parent: Callable[[bytes], bytes | None]) -> None:
-    """Refuse an index that lost a ref move the log records (see reflog.py).
+def _verify_refs(store: PackStore, first_parent: Callable[[bytes], bytes | None]) -> list[tuple[bytes, bytes]]:
+    """Refuse an index that lost a ref move the log records (see reflog.py); return the refs the log lags on.
+
+    Each lagging ref comes with the value the log has for it.
 
     A damaged last record is a move the log cannot tell: if the index is
     exactly where the log was before it, the index may have lost that move,
@@ -396,6 +419,7 @@ def _verify_refs(store: PackStore, first_parent: Callable[[bytes], bytes | None]
         CorruptionError: with the hint to rebuild the index.
     """
     last = store.reflog.last_moves()
+    lagging: list[tuple[bytes, bytes]] = []
     if store.reflog.has_damaged_end() and all(store.get_ref(name) == move.new for name, move in last.items()):
         raise CorruptionError(
             f"the last record of the ref log of the repository at {store.root} is damaged, and the index is where "
@@ -407,13 +431,15 @@ def _verify_refs(store: PackStore, first_parent: Callable[[bytes], bytes | None]
         if current == move.new:
             continue
         if current is not None and current != move.old and _descends(current, move.new, name, first_parent):
-            continue  # the log lags behind the index: harmless, the next writer records the move
+            lagging.append((name, move.new))  # the log lags behind the index: harmless, completed by a writer
+            continue
         raise CorruptionError(
             f"the index of the repository at {store.root} has {name.decode()} at "
             f"{current.hex()[:12] if current else 'nothing'} but its ref log says {move.new.hex()[:12]}: "
             "the index lost a transaction",
             hint=Hint.REBUILD_INDEX,
         )
+    return lagging
 
 
 def _descends(current: bytes, ancestor: bytes, name: bytes, first_parent: Callable[[bytes], bytes | None]) -> bool:
