@@ -99,6 +99,26 @@ class WriteBatch(Protocol):
         ...
 
 
+RefMoves = list[tuple[bytes, bytes | None, bytes]]
+"""A batch's ref moves, in order: (name, expected value, new value), applied when it commits."""
+
+
+def moved_to(moves: RefMoves, name: bytes) -> bytes | None:
+    """Where a batch's moves leave ref ``name``; None if they do not move it."""
+    for ref, _, new in reversed(moves):
+        if ref == name:
+            return new
+    return None
+
+
+def add_move(moves: RefMoves, name: bytes, expected: bytes | None, new: bytes, current: bytes | None) -> bool:
+    """A batch's ``cas_ref``: record the move if the ref is ``expected`` as the batch sees it (``current``)."""
+    if current != expected:
+        return False
+    moves.append((name, expected, new))
+    return True
+
+
 class Store(Protocol):
     """A repository's storage backend."""
 

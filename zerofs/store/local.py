@@ -38,7 +38,7 @@ import lmdb
 
 from zerofs.errors import CorruptionError, DamagedObjectError, Hint, MissingObjectError, RepositoryError, ZerofsError
 from zerofs.objects import ObjectId
-from zerofs.store.base import BlobInfo, RefMovedError
+from zerofs.store.base import BlobInfo, RefMovedError, RefMoves, add_move, moved_to
 from zerofs.store.codec import Record
 from zerofs.store.index import LmdbIndex, Location, decode_location, encode_location, index_damaged
 from zerofs.store.packfile import BLOB_HEADER, parse_blob_header
@@ -513,7 +513,7 @@ class PackBatch:
         store._carried = []
         self._new_bytes = 0
         self._started = time.monotonic()
-        self._refs: list[tuple[bytes, bytes | None, bytes]] = []
+        self._refs: RefMoves = []
         self._meta: dict[bytes, bytes] = {}
         self._deleted: list[ObjectId] = []
         self._reader: lmdb.Transaction[bytes] | None = None
@@ -559,17 +559,14 @@ class PackBatch:
 
     def get_ref(self, name: bytes) -> bytes | None:
         """The ref as this batch will leave it."""
-        for ref, _, new in reversed(self._refs):
-            if ref == name:
-                return new
+        moved = moved_to(self._refs, name)
+        if moved is not None:
+            return moved
         return self.store.get_ref(name)
 
     def cas_ref(self, name: bytes, expected: bytes | None, new: bytes) -> bool:
         """Move a ref at the end of the batch if it is still ``expected``; False if it is already not."""
-        if self.get_ref(name) != expected:
-            return False
-        self._refs.append((name, expected, new))
-        return True
+        return add_move(self._refs, name, expected, new, self.get_ref(name))
 
     def delete(self, object_id: ObjectId) -> bool:
         """Forget a blob at the end of the batch; True if it is indexed."""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from zerofs.objects import ObjectId
-from zerofs.store.base import BlobInfo, RefMovedError
+from zerofs.store.base import BlobInfo, RefMovedError, RefMoves, add_move, moved_to
 from zerofs.store.codec import Record
 from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, StorageUsage
 
@@ -92,7 +92,7 @@ class MemoryBatch:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self._objects: dict[bytes, Record] = {}
-        self._refs: list[tuple[bytes, bytes | None, bytes]] = []
+        self._refs: RefMoves = []
         self._meta: dict[bytes, bytes] = {}
         self._deleted: list[bytes] = []
 
@@ -109,17 +109,14 @@ class MemoryBatch:
 
     def get_ref(self, name: bytes) -> bytes | None:
         """Return the ref as this batch will leave it."""
-        for ref, _, new in reversed(self._refs):
-            if ref == name:
-                return new
+        moved = moved_to(self._refs, name)
+        if moved is not None:
+            return moved
         return self._store.refs.get(name)
 
     def cas_ref(self, name: bytes, expected: bytes | None, new: bytes) -> bool:
         """Move a ref at the end if it is still ``expected``."""
-        if self.get_ref(name) != expected:
-            return False
-        self._refs.append((name, expected, new))
-        return True
+        return add_move(self._refs, name, expected, new, self.get_ref(name))
 
     def delete(self, object_id: ObjectId) -> bool:
         """Forget a record at the end; True if there is one."""

@@ -53,7 +53,7 @@ import blake3
 
 from zerofs.errors import CorruptionError, DamagedObjectError, ObjectStoreError, RepositoryError
 from zerofs.objects import ID_BYTES, ObjectId
-from zerofs.store.base import BlobInfo, RefMovedError
+from zerofs.store.base import BlobInfo, RefMovedError, RefMoves, add_move, moved_to
 from zerofs.store.codec import Record
 from zerofs.store.codec import decode_record as decode_body
 from zerofs.store.index import Location
@@ -559,7 +559,7 @@ class S3Batch:
         self.store = store
         self._writer: _NewPack | None = None
         self._uploading: list[_NewPack] = []
-        self._refs: list[tuple[bytes, bytes | None, bytes]] = []
+        self._refs: RefMoves = []
         self._pool: ThreadPoolExecutor | None = None
 
     def has(self, object_id: ObjectId) -> bool:
@@ -629,18 +629,15 @@ class S3Batch:
 
     def get_ref(self, name: bytes) -> bytes | None:
         """The ref as this batch will leave it."""
-        for ref, _, new in reversed(self._refs):
-            if ref == name:
-                return new
+        moved = moved_to(self._refs, name)
+        if moved is not None:
+            return moved
         current = self.store._read_ref(name)  # fresh: the compare-and-swap decides on it
         return None if current is None else current[0].new
 
     def cas_ref(self, name: bytes, expected: bytes | None, new: bytes) -> bool:
         """Move a ref at the end of the batch if it is still ``expected``; False if it is already not."""
-        if self.get_ref(name) != expected:
-            return False
-        self._refs.append((name, expected, new))
-        return True
+        return add_move(self._refs, name, expected, new, self.get_ref(name))
 
     def delete(self, object_id: ObjectId) -> bool:
         """Not on S3 yet (only gc deletes).
