@@ -10,7 +10,11 @@ Measures, as whole ``zerofs`` processes (the way a user meets them):
 - ``cat`` of a small file with a warm host cache (S3) and on the local
   repository;
 - ``ls -R`` of the imported tree on a host with an empty cache, and the
-  requests it makes.
+  requests it makes;
+- ``restic backup`` of the same tree into a new restic repository in the same
+  bucket server (restic's S3 backend), when ``restic`` is installed, and the
+  ratio of the two import times (issue #13's target: zerofs at least 1.5x
+  restic's speed). restic encrypts; zerofs does not yet (issue #15).
 
 Medians of ``--rounds`` runs. Usage::
 
@@ -62,6 +66,16 @@ def zerofs(env: dict[str, str], *args: str) -> float:
     return elapsed
 
 
+def restic(env: dict[str, str], repository: str, *args: str) -> float:
+    """Run restic on ``repository``; return its wall time in seconds."""
+    started = time.perf_counter()
+    proc = subprocess.run(["restic", "-r", repository, *args], env=env, capture_output=True, check=False)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"restic {' '.join(args)} failed: {proc.stderr.decode()}")
+    return elapsed
+
+
 def main() -> None:
     """Run the measurements and print them as JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -84,7 +98,8 @@ def main() -> None:
         direct = {**base, "AWS_ENDPOINT_URL": server.endpoint}
         counted = {**base, "AWS_ENDPOINT_URL": proxy.endpoint}
         results: dict[str, list[float]] = {"import_s3_s": [], "import_local_s": [], "cat_s3_warm_s": []}
-        results |= {"cat_local_s": [], "ls_r_s3_cold_s": []}
+        results |= {"cat_local_s": [], "ls_r_s3_cold_s": [], "restic_backup_s3_s": []}
+        has_restic = shutil.which("restic") is not None
         for round_no in range(options.rounds):
             bucket = f"bench{round_no}"
             server.create_bucket(bucket)
@@ -100,6 +115,11 @@ def main() -> None:
             results["cat_local_s"].append(zerofs(env, "--repo", local, "cat", "/t/d000/f00001.txt"))
             cold = {**env, "XDG_CACHE_HOME": str(work / f"cold{round_no}")}
             results["ls_r_s3_cold_s"].append(zerofs(cold, "--repo", url, "ls", "-R", "/t"))
+            if has_restic:
+                restic_env = {**env, "RESTIC_PASSWORD": "bench", "AWS_DEFAULT_REGION": REGION}
+                repository = f"s3:{server.endpoint}/{bucket}/restic"
+                restic(restic_env, repository, "init")
+                results["restic_backup_s3_s"].append(restic(restic_env, repository, "backup", "-q", str(work / "tree")))
         server.create_bucket("counted")
         env = {**counted, "XDG_CACHE_HOME": str(work / "cache-counted")}
         zerofs(env, "init", "s3://counted/repo")
@@ -110,7 +130,10 @@ def main() -> None:
         cold = {**env, "XDG_CACHE_HOME": str(work / "cache-counted-cold")}
         zerofs(cold, "--repo", "s3://counted/repo", "ls", "-R", "/t")
         ls_requests = len(proxy.seen)
-        report: dict[str, object] = {k: round(statistics.median(v), 3) for k, v in results.items()}
+        report: dict[str, object] = {k: round(statistics.median(v), 3) for k, v in results.items() if v}
+        if results["restic_backup_s3_s"]:
+            restic_s = statistics.median(results["restic_backup_s3_s"])
+            report["import_speed_vs_restic"] = round(restic_s / statistics.median(results["import_s3_s"]), 2)
         report |= {
             "files": options.files,
             "tree_mib": round(tree_bytes / MIB, 1),
