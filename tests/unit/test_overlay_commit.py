@@ -8,35 +8,17 @@ is read back: the first holds exactly the snapshot, the second everything.
 
 from __future__ import annotations
 
-import io
 import stat
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import pytest
-
+from tests.unit.conftest import NOW
 from zerofs.content import BatchSink, ContentWriter, iter_file_bytes
 from zerofs.mount.overlay import EMPTY_DIR, EMPTY_FILE, ROOT_INO, DirPlan, Inode, Overlay
 from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode
-from zerofs.paths import StorePath
 from zerofs.repo import Repository
-from zerofs.services import edit
 from zerofs.tree import iter_dir
 
-NOW = 1_700_000_000_000_000_000
 Tree = dict[str, tuple[Kind, bytes, int]]
-
-
-@pytest.fixture
-def overlay(repo: Repository, tmp_path: Path) -> Overlay:
-    """An overlay over /a (subdirectories b and c, a file f) and /e (empty)."""
-    for path in ("/a/b", "/a/c", "/e"):
-        edit.mkdir(repo, StorePath.parse(path), parents=True)
-    edit.write_file(repo, StorePath.parse("/a/f"), io.BytesIO(b"x"))
-    root_id = repo.resolve_commit(repo.head_id()).root_id
-    spill = tmp_path / "spill"
-    spill.mkdir()
-    return Overlay(repo, root_id, str(spill), NOW)
 
 
 def store(overlay: Overlay, plan: DirPlan) -> dict[int, DirEntry]:

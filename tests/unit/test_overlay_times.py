@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import stat
-from pathlib import Path
 
 import pytest
 
+from tests.unit.conftest import NOW
 from zerofs.mount.overlay import RELATIME_SECONDS, Overlay, atime_is_due
 from zerofs.objects import DirEntry, DirNode, Kind
-from zerofs.paths import StorePath
-from zerofs.repo import Repository
-from zerofs.services import edit
 
 DAY_NS = RELATIME_SECONDS * 10**9
-NOW = 1_700_000_000_000_000_000
 
 
 def entry_at(atime_ns: int, mtime_ns: int, ctime_ns: int) -> DirEntry:
@@ -38,18 +33,6 @@ def test_relatime_rule(atime: int, mtime: int, ctime: int, due: bool) -> None:
     assert atime_is_due(entry, NOW, "relatime") is due
     assert atime_is_due(entry, NOW, "strictatime") is True
     assert atime_is_due(entry, NOW, "noatime") is False
-
-
-@pytest.fixture
-def overlay(repo: Repository, tmp_path: Path) -> Overlay:
-    """An overlay over /a (subdirectories b and c, a file f) and /e (empty)."""
-    for path in ("/a/b", "/a/c", "/e"):
-        edit.mkdir(repo, StorePath.parse(path), parents=True)
-    edit.write_file(repo, StorePath.parse("/a/f"), io.BytesIO(b"x"))
-    root_id = repo.resolve_commit(repo.head_id()).root_id
-    spill = tmp_path / "spill"
-    spill.mkdir()
-    return Overlay(repo, root_id, str(spill), NOW)
 
 
 def test_subdirectories_are_counted_once_then_kept_up_to_date(overlay: Overlay) -> None:
