@@ -52,6 +52,8 @@ RECORD_HEAD: Final = struct.Struct("<BBI")
 SMALL_RECORD_BYTES: Final = 64 << 10
 """Records up to this long (stored) are kept in the cache after a read."""
 _EXTRA: Final = (b"loaded", b"pack-names", b"records")
+DONE_SUFFIX: Final = ".done"
+"""The suffix of a finished gc's marker (``s3gc.py``), kept in ``loaded`` once the cache reflects it."""
 
 
 class IndexEntry(NamedTuple):
@@ -77,8 +79,29 @@ def encode_index(entries: Iterable[IndexEntry]) -> bytes:
         INDEX_ENTRY.pack(e.object_id, e.pack_name, e.offset, e.stored_bytes, e.raw_bytes, e.kind)
         for e in sorted(entries)
     )
+    return seal(INDEX_MAGIC, body)
+
+
+def seal(magic: bytes, body: bytes) -> bytes:
+    """``body`` compressed, after ``magic`` and the BLAKE3 of the compressed bytes (index objects, gc plans)."""
     frame = zstandard.ZstdCompressor(level=3).compress(body)
-    return INDEX_MAGIC + blake3.blake3(frame).digest() + frame
+    return magic + blake3.blake3(frame).digest() + frame
+
+
+def unseal(magic: bytes, data: bytes, what: str) -> bytes:
+    """The body ``seal`` made.
+
+    Raises:
+        CorruptionError: another magic, a checksum that fails, or a frame that does not decompress.
+    """
+    start = len(magic) + 32
+    frame = data[start:]
+    if not data.startswith(magic) or blake3.blake3(frame).digest() != data[len(magic) : start]:
+        raise CorruptionError(f"{what} is damaged (it fails its checksum)")
+    try:
+        return zstandard.ZstdDecompressor().decompress(frame)
+    except zstandard.ZstdError as exc:
+        raise CorruptionError(f"{what} is damaged ({exc})") from exc
 
 
 def decode_index(data: bytes, where: str) -> list[IndexEntry]:
@@ -87,15 +110,11 @@ def decode_index(data: bytes, where: str) -> list[IndexEntry]:
     Raises:
         CorruptionError: it fails its checksum or does not decode.
     """
-    start = len(INDEX_MAGIC) + 32
-    frame = data[start:]
-    if not data.startswith(INDEX_MAGIC) or blake3.blake3(frame).digest() != data[len(INDEX_MAGIC) : start]:
-        raise CorruptionError(f"index object {where} is damaged (it fails its checksum)")
+    body = unseal(INDEX_MAGIC, data, f"index object {where}")
     try:
-        body = zstandard.ZstdDecompressor().decompress(frame)
         rows = INDEX_ENTRY.iter_unpack(body)
         entries = [IndexEntry(bytes(i), bytes(p), o, s, r, Kind(k)) for i, p, o, s, r, k in rows]
-    except (zstandard.ZstdError, struct.error, ValueError) as exc:
+    except (struct.error, ValueError) as exc:
         raise CorruptionError(f"index object {where} is damaged ({exc})") from exc
     return entries
 
@@ -164,23 +183,49 @@ class HostCache:
 
         A blob the cache places already keeps its place: every copy is a valid one.
         """
+        with self.index.writing() as txn:
+            self._add(txn, key, entries)
+
+    def _add(self, txn: lmdb.Transaction[bytes], key: str | None, entries: Iterable[IndexEntry]) -> None:
+        index = self.index
+        numbers: dict[bytes, int] = {}
+        for entry in entries:
+            pack_no = numbers.get(entry.pack_name)
+            if pack_no is None:
+                raw = txn.get(entry.pack_name, db=self.pack_names)
+                if raw is None:
+                    pack_no = index.new_pack_no(txn, entry.pack_name)
+                    txn.put(entry.pack_name, PACK_KEY.pack(pack_no), db=self.pack_names)
+                else:
+                    (pack_no,) = PACK_KEY.unpack(raw)
+                numbers[entry.pack_name] = pack_no
+            location = Location(pack_no, entry.offset, entry.stored_bytes, entry.raw_bytes, entry.kind)
+            txn.put(entry.object_id, encode_location(location), db=index.blobs, overwrite=False)
+        if key is not None:
+            txn.put(key.encode(), b"1", db=self.loaded)
+
+    def replace_index(self, objects: dict[str, list[IndexEntry]], finished_gcs: Iterable[str]) -> None:
+        """Forget every placed blob and loaded index object, then load ``objects`` (key -> entries), at once.
+
+        After a gc deleted packs: entries the cache kept from index objects the
+        gc superseded would place blobs in packs that are gone. Records stay
+        (they are checked against their ids, and read only while placed).
+        ``finished_gcs``: the done markers of the gcs this index reflects (``finished_gcs``).
+        Pack numbers are never reused, so a number another process looked up
+        before the swap names no pack after it, never another pack.
+        """
         index = self.index
         with index.writing() as txn:
-            numbers: dict[bytes, int] = {}
-            for entry in entries:
-                pack_no = numbers.get(entry.pack_name)
-                if pack_no is None:
-                    raw = txn.get(entry.pack_name, db=self.pack_names)
-                    if raw is None:
-                        pack_no = index.new_pack_no(txn, entry.pack_name)
-                        txn.put(entry.pack_name, PACK_KEY.pack(pack_no), db=self.pack_names)
-                    else:
-                        (pack_no,) = PACK_KEY.unpack(raw)
-                    numbers[entry.pack_name] = pack_no
-                location = Location(pack_no, entry.offset, entry.stored_bytes, entry.raw_bytes, entry.kind)
-                txn.put(entry.object_id, encode_location(location), db=index.blobs, overwrite=False)
-            if key is not None:
+            for database in (index.blobs, index.packs, self.pack_names, self.loaded):
+                txn.drop(database, delete=False)
+            for key, entries in objects.items():
+                self._add(txn, key, entries)
+            for key in finished_gcs:
                 txn.put(key.encode(), b"1", db=self.loaded)
+
+    def finished_gcs(self) -> set[str]:
+        """The done markers (``gc/plans/*.done``) of the gcs whose result this cache has loaded."""
+        return {key for key in self.loaded_keys() if key.endswith(DONE_SUFFIX)}
 
     def iter_locations(self, prefix: bytes = b"") -> Iterator[tuple[ObjectId, Location]]:
         """Every placed blob starting with ``prefix``, in id order."""
