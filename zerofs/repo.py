@@ -34,6 +34,7 @@ from zerofs.errors import (
     Hint,
     MissingObjectError,
     RepositoryError,
+    UsageError,
 )
 from zerofs.objects import (
     ChunkListNode,
@@ -62,8 +63,9 @@ if TYPE_CHECKING:  # imported where they are used: reading a file needs none of 
     from zerofs.store.maintenance import RebuildResult
     from zerofs.store.objects_s3 import S3Objects
     from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, StorageUsage
+    from zerofs.store.s3collect import SharedCollection
     from zerofs.store.s3config import S3Settings
-    from zerofs.store.s3store import RefRecord
+    from zerofs.store.s3store import RefRecord, S3Store
 
 __all__ = [
     "BlobInfo",
@@ -131,19 +133,21 @@ class RepoConfig(NamedTuple):
     compression_level: int
     repo_id: str
     created_ns: int
+    gc_grace_s: int | None = None
+    """An S3 repository's gc grace period (``store/s3gc.py``); None for a local one."""
 
     def to_json(self) -> bytes:
         """Return the canonical JSON stored in the repository's metadata."""
-        return json.dumps(
-            {
-                "format_version": self.format_version,
-                "chunking": self.chunk_params.to_dict(),
-                "compression_level": self.compression_level,
-                "repo_id": self.repo_id,
-                "created_ns": self.created_ns,
-            },
-            sort_keys=True,
-        ).encode()
+        fields: dict[str, object] = {
+            "format_version": self.format_version,
+            "chunking": self.chunk_params.to_dict(),
+            "compression_level": self.compression_level,
+            "repo_id": self.repo_id,
+            "created_ns": self.created_ns,
+        }
+        if self.gc_grace_s is not None:
+            fields["gc_grace_s"] = self.gc_grace_s
+        return json.dumps(fields, sort_keys=True).encode()
 
     @classmethod
     def from_json_any(cls, raw: bytes, where: str) -> RepoConfig:
@@ -192,8 +196,9 @@ class RepoConfig(NamedTuple):
                 int(data["compression_level"]),
                 str(data["repo_id"]),
                 int(data["created_ns"]),
+                int(data["gc_grace_s"]) if "gc_grace_s" in data else None,
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise RepositoryError(f"repository at {where} has incomplete configuration") from exc
 
 
@@ -235,8 +240,12 @@ class Repository:
         compression_level: int = DEFAULT_COMPRESSION_LEVEL,
         s3_settings: S3Settings | None = None,
         cache_dir: str | None = None,
+        gc_grace_s: int | None = None,
     ) -> Repository:
         """Create a repository at ``path`` (a new or empty directory, or an ``s3://`` URL).
+
+        ``gc_grace_s``: an S3 repository's gc grace period (default ``DEFAULT_GRACE_S``
+        of ``store/s3gc.py``); a local repository has none.
 
         Writes the config, then an empty root directory and a first commit,
         then HEAD. An S3 repository needs ``s3_settings`` and a ``cache_dir``
@@ -250,9 +259,14 @@ class Repository:
             REPO_FORMAT_VERSION, chunk_params or ChunkParams(), compression_level, os.urandom(16).hex(), time.time_ns()
         )
         if is_s3_path(path):
+            from zerofs.store.s3gc import DEFAULT_GRACE_S
+
+            config = config._replace(gc_grace_s=DEFAULT_GRACE_S if gc_grace_s is None else gc_grace_s)
             repo = cls._init_s3(path, config, _needs(s3_settings, path), _needs(cache_dir, path))
             repo._first_commit(author)
             return repo
+        if gc_grace_s is not None:
+            raise UsageError("a gc grace period is set for S3 repositories only (a local gc needs none)")
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
             if is_local_repository(path) or os.path.exists(os.path.join(path, LEGACY_DATA_FILE)):
                 raise ConflictError(f"a repository already exists at {path}")
@@ -303,6 +317,7 @@ class Repository:
                 objects.location.url,
                 os.path.join(cache_dir, config.repo_id),
                 s3store.repo_tag(config.repo_id),
+                grace_s=_grace(config),
             )
         except BaseException:
             objects.close()
@@ -357,6 +372,7 @@ class Repository:
             s3store.repo_tag(config.repo_id),
             readonly=readonly,
             read_ahead={HEAD: head},
+            grace_s=_grace(config),
         )
         return cls(store, config, where, None, cache_dir)
 
@@ -711,19 +727,39 @@ class Repository:
         return self._locks.alone() if self._locks is not None else _granted()
 
     @property
-    def has_gc(self) -> bool:
-        """False for a repository gc cannot run on yet (S3): nothing there ever waits for a gc."""
-        return self.path is None or not is_s3_path(self.path)
+    def is_shared(self) -> bool:
+        """True for a repository on S3: gc runs in phases (``store/s3gc.py``) and never excludes writers."""
+        return self.path is not None and is_s3_path(self.path)
 
-    def collecting(self) -> AbstractContextManager[bool]:
+    def collecting(self, *, break_lock: bool = False) -> AbstractContextManager[bool]:
         """Hold the one-gc-at-a-time lock for a block if free; yields whether held.
 
-        Raises:
-            RepositoryError: an S3 repository (gc across hosts is not built yet).
+        ``break_lock``: on S3, first remove the lock of a gc that died (a local
+        gc's lock goes with its process).
         """
-        if self.path is not None:
-            _refuse_s3(self.path, "gc")
+        if self.is_shared:
+            from zerofs.store.s3collect import gc_lock
+
+            return gc_lock(self._s3_store(), break_lock=break_lock)
         return self._locks.collecting() if self._locks is not None else _granted()
+
+    def gc_lock_holder(self) -> str:
+        """Who holds an S3 repository's gc lock, as it wrote it down."""
+        from zerofs.store.s3collect import lock_holder
+
+        return lock_holder(self._s3_store())
+
+    def publish_collection(self, marked: set[ObjectId], dead_share: float) -> SharedCollection:
+        """S3: publish a gc plan against what ``marked`` leaves unreached (``store/s3collect.py``)."""
+        from zerofs.store.s3collect import SharedCollection
+
+        return SharedCollection.publish(self._s3_store(), marked, dead_share)
+
+    def _s3_store(self) -> S3Store:
+        from zerofs.store.s3store import S3Store
+
+        assert isinstance(self._store, S3Store)
+        return self._store
 
     def is_open_elsewhere(self) -> bool:
         """True if another handle, in any process, has this repository open."""
@@ -814,6 +850,13 @@ def s3_settings_from_environment(environ: Mapping[str, str], home: str) -> S3Set
     from zerofs.store.s3config import settings_from_environment
 
     return settings_from_environment(environ, Path(home))
+
+
+def _grace(config: RepoConfig) -> float:
+    """The gc grace period of an S3 repository (one made before it was recorded: the default)."""
+    from zerofs.store.s3gc import DEFAULT_GRACE_S
+
+    return DEFAULT_GRACE_S if config.gc_grace_s is None else config.gc_grace_s
 
 
 def _needs(value: T | None, url: str) -> T:

@@ -236,7 +236,7 @@ def test_an_unreachable_endpoint_is_one_line_and_exit_9(host: Host, tmp_path: Pa
 
 
 def test_what_s3_cannot_do_yet_is_one_line(host: Host) -> None:
-    for args in (("gc",), ("upgrade",), ("fsck", "--rebuild-index")):
+    for args in (("upgrade",), ("fsck", "--rebuild-index")):
         message = host.stderr(*args, expect=5)
         assert message.count("\n") == 1, args
         assert "not supported on an S3 repository yet" in message, args

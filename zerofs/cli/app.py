@@ -100,13 +100,24 @@ def init(
             help="Where to create it: a directory or s3://BUCKET/PREFIX (same as --repo).",
         ),
     ] = None,
+    gc_grace: Annotated[
+        int | None,
+        typer.Option(
+            "--gc-grace",
+            metavar="SECONDS",
+            min=1,
+            show_default=False,
+            help="S3 only: how long gc waits between publishing what it will delete and deleting it, so that "
+            "writers on every host learn of it first (default 1800). Fixed for the repository's life.",
+        ),
+    ] = None,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a repository (default: $XDG_DATA_HOME/zerofs), in a directory or an S3 bucket."""
-    commands.init(location=location, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
+    commands.init(location=location, gc_grace=gc_grace, quiet=quiet, as_json=as_json, **_where(ctx, repo, config))
 
 
 @app.command()
@@ -638,6 +649,12 @@ def gc(
     compact: Annotated[
         bool, typer.Option("--compact", help="Then rewrite the index without its free pages (needs it to itself).")
     ] = False,
+    break_lock: Annotated[
+        bool,
+        typer.Option(
+            "--break-lock", help="S3 only: first remove the lock of a gc that died (make sure none is running)."
+        ),
+    ] = False,
     repo: RepoOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
@@ -653,6 +670,11 @@ def gc(
     and mount: it forgets objects only in short steps taken in gaps between
     writers, never one a writer in flight may reference, and rewrites packs
     without stopping anyone.
+    On S3, where other hosts write at any moment, gc publishes what it will
+    delete, waits the repository's grace period (zerofs init --gc-grace,
+    default 30 minutes) while writers on every host learn of it and copy
+    what they reuse, marks again, and only then deletes; one gc at a time
+    (a lock object; --break-lock removes one a killed gc left).
     Examples: zerofs gc --keep-last 10 --keep-within 30d --dry-run
     """
     commands_gc.gc(
@@ -665,6 +687,7 @@ def gc(
         keep_yearly=keep_yearly,
         dry_run=dry_run,
         compact=compact,
+        break_lock=break_lock,
         quiet=quiet,
         as_json=as_json,
         **_where(ctx, repo, config),

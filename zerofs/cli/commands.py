@@ -65,11 +65,20 @@ def _report(commit_id: bytes | None, message: str, quiet: bool, as_json: bool) -
 # -- repository -------------------------------------------------------------------
 
 
-def init(*, location: str | None = None, repo: str | None, config: str | None, quiet: bool, as_json: bool) -> None:
+def init(
+    *,
+    location: str | None = None,
+    gc_grace: int | None = None,
+    repo: str | None,
+    config: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Create a repository at ``location``, else where the options say.
 
     Raises:
-        UsageError: the config's compression level is out of range, or LOCATION and --repo disagree.
+        UsageError: the config's compression level is out of range, LOCATION and --repo disagree,
+            or a gc grace period for a local repository.
     """
     from zerofs.history import author
 
@@ -88,6 +97,7 @@ def init(*, location: str | None = None, repo: str | None, config: str | None, q
         compression_level=level,
         s3_settings=s3,
         cache_dir=user_cache_dir() if s3 is not None else None,
+        gc_grace_s=gc_grace,
     )
     if as_json:
         from zerofs.cli import render
@@ -98,6 +108,7 @@ def init(*, location: str | None = None, repo: str | None, config: str | None, q
                 "format_version": created.config.format_version,
                 "chunking": created.config.chunk_params.to_dict(),
                 "compression_level": created.config.compression_level,
+                "gc_grace_s": created.config.gc_grace_s,
             }
         )
     else:

@@ -28,6 +28,7 @@ def gc(
     dry_run: bool,
     compact: bool,
     repo: str | None,
+    break_lock: bool = False,
     config: str | None,
     quiet: bool,
     as_json: bool,
@@ -45,7 +46,9 @@ def gc(
     try:
         with GcBar(enabled=not quiet and not as_json and sys.stderr.isatty()) as bar:
             progress = bar.update if bar.enabled else None
-            result = collect_garbage(repository, policy, dry_run=dry_run, compact=compact, on_progress=progress)
+            result = collect_garbage(
+                repository, policy, dry_run=dry_run, compact=compact, on_progress=progress, break_lock=break_lock
+            )
     finally:
         repository.close()
     removed = [

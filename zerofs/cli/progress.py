@@ -118,8 +118,8 @@ class GcBar:
     def update(self, phase: str, count: int) -> None:
         """Called by gc after marking ("marked", objects) and after each deletion step ("deleted", objects)."""
         if self._status is not None:
-            what = "objects reachable" if phase == "marked" else "objects deleted"
-            self._status.update(f"gc: {count:,} {what}")
+            what = {"marked": "objects reachable", "planned": "objects planned for deletion; waiting the grace period"}
+            self._status.update(f"gc: {count:,} {what.get(phase, 'objects deleted')}")
 
     def __exit__(self, *exc: object) -> None:
         if self._status is not None:

@@ -143,6 +143,23 @@ SPEC: Final[Spec] = {
                     "is_fast": True,
                 },
                 {
+                    "name": "gc_grace",
+                    "kind": "option",
+                    "opts": [
+                        "--gc-grace",
+                    ],
+                    "secondary_opts": [],
+                    "is_flag": False,
+                    "nargs": 1,
+                    "type": "int",
+                    "required": False,
+                    "default": None,
+                    "min": 1,
+                    "max": None,
+                    "path_checks": [],
+                    "is_fast": True,
+                },
+                {
                     "name": "repo",
                     "kind": "option",
                     "opts": [
@@ -2708,6 +2725,23 @@ SPEC: Final[Spec] = {
                     "kind": "option",
                     "opts": [
                         "--compact",
+                    ],
+                    "secondary_opts": [],
+                    "is_flag": True,
+                    "nargs": 1,
+                    "type": "bool",
+                    "required": False,
+                    "default": False,
+                    "min": None,
+                    "max": None,
+                    "path_checks": [],
+                    "is_fast": True,
+                },
+                {
+                    "name": "break_lock",
+                    "kind": "option",
+                    "opts": [
+                        "--break-lock",
                     ],
                     "secondary_opts": [],
                     "is_flag": True,

@@ -89,7 +89,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from zerofs.errors import ConflictError, CorruptionError
+from zerofs.errors import ConflictError, CorruptionError, UsageError
 from zerofs.history import GRAFTS, encode_grafts, read_grafts
 from zerofs.objects import Commit, Kind, ObjectId, decode, iter_child_ids
 from zerofs.repo import Repository
@@ -181,6 +181,7 @@ def collect_garbage(
     compact: bool = False,
     on_progress: Callable[[str, int], None] | None = None,
     step_objects: int = STEP_OBJECTS,
+    break_lock: bool = False,
 ) -> GcResult:
     """Cut history to ``policy``, forget every object no kept commit reaches, give the space back.
 
@@ -191,16 +192,31 @@ def collect_garbage(
     index next, old pack last). With ``compact``, finally rewrites the index
     without its free pages (this needs the repository to itself).
 
+    On S3 (``repo.is_shared``) gc runs in phases instead, and never excludes
+    writers: see ``_collect_shared``. ``break_lock``: remove the lock a gc
+    that died left there first.
+
     Raises:
-        UsageError: a malformed retention option.
+        UsageError: a malformed retention option, or ``compact`` or ``break_lock`` where they do not apply.
         ConflictError: another gc is running, or ``compact`` while another
             process has the repository open.
     """
     if policy.keep_within:
         parse_duration(policy.keep_within)
-    with repo.collecting() as is_only_gc:
+    if repo.is_shared and compact:
+        raise UsageError("gc --compact applies to local repositories only (an S3 repository's index is its bucket)")
+    if break_lock and not repo.is_shared:
+        raise UsageError("gc --break-lock applies to S3 repositories only (a local gc's lock goes with its process)")
+    with repo.collecting(break_lock=break_lock) as is_only_gc:
         if not is_only_gc:
+            if repo.is_shared:
+                raise ConflictError(
+                    f"another gc is running on the repository at {repo.path} ({repo.gc_lock_holder()}); "
+                    "if it is not, run gc with --break-lock"
+                )
             raise ConflictError(f"another gc is running on the repository at {repo.path}; wait for it to finish")
+        if repo.is_shared:
+            return _collect_shared(repo, policy, dry_run=dry_run, on_progress=on_progress)
         if compact and not dry_run and repo.is_open_elsewhere():
             raise ConflictError(
                 f"the repository at {repo.path} is open in another process; close it (or unmount it) "
@@ -218,27 +234,17 @@ def _collect(
     on_progress: Callable[[str, int], None] | None,
     step: int,
 ) -> GcResult:
-    grafts = read_grafts(repo)
-    grafts_id = repo.get_ref(GRAFTS)
-    head_id = repo.head_id()
-    history = list(walk_history(repo, head_id, grafts, set()))
-    kept_ids = select_kept([(commit_id, commit.time_ns) for commit_id, commit in history], policy)
-    kept = [(commit_id, commit) for commit_id, commit in history if commit_id in kept_ids]
-    removed = tuple((commit_id, commit) for commit_id, commit in history if commit_id not in kept_ids)
-    new_grafts = _cut(grafts, history, kept)
-    marked: set[ObjectId] = set() if grafts_id is None else {grafts_id}
-    mark(repo, [commit_id for commit_id, _ in kept], marked)
-    if on_progress is not None:
-        on_progress("marked", len(marked))
+    retained = _retain(repo, policy, on_progress)
+    history, kept, removed, marked = retained.history, retained.kept, retained.removed, retained.marked
     if dry_run:
-        garbage = [(object_id, info) for object_id, info in repo.iter_blobs() if object_id not in marked]
-        freed = sum(info.stored_bytes for _, info in garbage)
-        return GcResult(len(history), len(kept), removed, len(garbage), freed, True, 0.0)
+        return _dry_run(repo, retained)
     # Objects stored after this listing are not candidates: they belong to writers
     # that started after the mark, and are referenced or left for the next gc
     # (see "Not covered" above).
     candidates = referrers_first(repo, {i: info.kind for i, info in repo.iter_blobs() if i not in marked})
-    sweep = _Sweep(head_id, marked, new_grafts, grafts_id, is_cut=new_grafts != grafts)
+    sweep = _Sweep(
+        retained.head_id, marked, retained.new_grafts, retained.grafts_id, is_cut=retained.new_grafts != retained.grafts
+    )
     for start in range(0, max(len(candidates), 1), step):
         _sweep_step(repo, sweep, candidates[start : start + step])
         if on_progress is not None:
@@ -257,6 +263,98 @@ def _collect(
         reclaimed.packs_rewritten,
         reclaimed.bytes_reclaimed,
         compacted,
+    )
+
+
+@dataclass
+class _Retained:
+    """History as gc found it, what the policy keeps, and what the kept commits reach."""
+
+    head_id: ObjectId
+    grafts: dict[ObjectId, tuple[ObjectId, ...]]
+    grafts_id: ObjectId | None
+    history: list[tuple[ObjectId, Commit]]
+    kept: list[tuple[ObjectId, Commit]]
+    removed: tuple[tuple[ObjectId, Commit], ...]
+    new_grafts: dict[ObjectId, tuple[ObjectId, ...]]
+    marked: set[ObjectId]
+
+
+def _retain(repo: Repository, policy: Retention, on_progress: Callable[[str, int], None] | None) -> _Retained:
+    """Apply the retention policy to history from HEAD, and mark what the kept commits (and the grafts) reach."""
+    grafts = read_grafts(repo)
+    grafts_id = repo.get_ref(GRAFTS)
+    head_id = repo.head_id()
+    history = list(walk_history(repo, head_id, grafts, set()))
+    kept_ids = select_kept([(commit_id, commit.time_ns) for commit_id, commit in history], policy)
+    kept = [(commit_id, commit) for commit_id, commit in history if commit_id in kept_ids]
+    removed = tuple((commit_id, commit) for commit_id, commit in history if commit_id not in kept_ids)
+    marked: set[ObjectId] = set() if grafts_id is None else {grafts_id}
+    mark(repo, [commit_id for commit_id, _ in kept], marked)
+    if on_progress is not None:
+        on_progress("marked", len(marked))
+    return _Retained(head_id, grafts, grafts_id, history, kept, removed, _cut(grafts, history, kept), marked)
+
+
+def _dry_run(repo: Repository, retained: _Retained) -> GcResult:
+    """What gc would forget: every stored object the kept commits do not reach."""
+    garbage = [(object_id, info) for object_id, info in repo.iter_blobs() if object_id not in retained.marked]
+    freed = sum(info.stored_bytes for _, info in garbage)
+    return GcResult(len(retained.history), len(retained.kept), retained.removed, len(garbage), freed, True, 0.0)
+
+
+# -- gc on S3 ------------------------------------------------------------------------
+
+
+def _collect_shared(
+    repo: Repository, policy: Retention, *, dry_run: bool, on_progress: Callable[[str, int], None] | None
+) -> GcResult:
+    """Gc of a repository many hosts share (S3): plan, wait the grace period, mark again, then delete.
+
+    The protocol and why it is safe are in ``store/s3gc.py``. Here: cut
+    history (the graft table is written first, as locally), mark, have the
+    store publish the plan, wait, mark from every commit that landed
+    meanwhile and every node stored meanwhile (all kept), then have the
+    store copy out what is marked and delete the rest.
+    """
+    retained = _retain(repo, policy, on_progress)
+    if dry_run:
+        return _dry_run(repo, retained)
+    marked = retained.marked
+    if retained.new_grafts != retained.grafts:
+        with repo.batch() as batch:
+            grafts_id = batch.put_blob(Kind.GRAFTS, encode_grafts(retained.new_grafts))
+            if not batch.cas_ref(GRAFTS, retained.grafts_id, grafts_id):
+                raise ConflictError("another gc cut the history while this one ran; run gc again")
+        marked.add(grafts_id)
+    collection = repo.publish_collection(marked, DEAD_SHARE)
+    if on_progress is not None:
+        on_progress("planned", len(collection.plan.doomed))
+    waited = collection.wait()
+    sweep = _Sweep(retained.head_id, marked, retained.new_grafts, None)
+    _mark_new_commits(repo, sweep)
+    for node_id, kind in collection.nodes_stored_since():
+        if node_id in marked:
+            continue
+        if kind is Kind.COMMIT:
+            mark(repo, [node_id], marked)
+        else:
+            for _ in iter_reachable(repo, node_id, kind=kind, seen=marked):
+                pass
+    reclaimed, deleted, freed = collection.finish(marked)
+    if on_progress is not None:
+        on_progress("deleted", deleted)
+    return GcResult(
+        len(retained.history),
+        len(retained.kept),
+        retained.removed,
+        deleted,
+        freed,
+        False,
+        waited,
+        reclaimed.packs_deleted,
+        reclaimed.packs_rewritten,
+        reclaimed.bytes_reclaimed,
     )
 
 

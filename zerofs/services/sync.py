@@ -171,7 +171,7 @@ def _between_gcs(dest: Repository) -> Iterator[None]:
     while True:
         with ExitStack() as stack:
             stack.enter_context(dest.writer_lease())
-            if not dest.has_gc:
+            if dest.is_shared:  # gc there never excludes writers (store/s3gc.py)
                 yield
                 return
             with dest.collecting() as is_no_gc:

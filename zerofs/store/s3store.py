@@ -41,18 +41,19 @@ payload against its id (in the repository).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final
 
 import blake3
 
-from zerofs.errors import CorruptionError, DamagedObjectError, ObjectStoreError, RepositoryError
-from zerofs.objects import ID_BYTES, ObjectId
+from zerofs.errors import CorruptionError, DamagedObjectError, MissingObjectError, ObjectStoreError, RepositoryError
+from zerofs.objects import ID_BYTES, Commit, Kind, ObjectId, decode, iter_child_ids
 from zerofs.store.base import BlobInfo, RefMovedError, RefMoves, add_move, moved_to
 from zerofs.store.codec import Record
 from zerofs.store.codec import decode_record as decode_body
@@ -69,10 +70,21 @@ from zerofs.store.results import (
     StorageProblemKind,
     StorageUsage,
 )
-from zerofs.store.s3cache import SMALL_RECORD_BYTES, HostCache, IndexEntry, decode_index, encode_index, index_key
+from zerofs.store.s3cache import (
+    INDEX_PREFIX,
+    SMALL_RECORD_BYTES,
+    HostCache,
+    IndexEntry,
+    decode_index,
+    encode_index,
+    index_key,
+)
+from zerofs.store.s3gc import DEFAULT_GRACE_S, GcDeletedError, GcWatch, clock
 
 if TYPE_CHECKING:
     from zerofs.store.base import WriteBatch
+
+log = logging.getLogger("zerofs.store")
 
 CONFIG_KEY: Final = "config"
 PACKS_PREFIX: Final = "packs"
@@ -93,6 +105,10 @@ KEEP_RECORDS: Final = 512
 
 class UnsupportedOnS3Error(RepositoryError):
     """An operation this version does not do on an S3 repository yet."""
+
+
+class UnknownPackError(CorruptionError):
+    """The host cache placed a blob in a pack number it no longer knows (it was rebuilt meanwhile)."""
 
 
 class ReplacedRepositoryError(RepositoryError):
@@ -137,11 +153,16 @@ class S3Store:
         *,
         readonly: bool = False,
         read_ahead: dict[bytes, RefRecord | None] | None = None,
+        grace_s: float = DEFAULT_GRACE_S,
     ) -> None:
         """Use the repository at ``url`` through ``objects``; the cache lives in ``cache_dir`` (made if missing).
 
         ``repo_tag``: the first ``TAG_BYTES`` of the repository's id, which its refs carry.
         ``read_ahead``: refs just read (``read_ref``); the first ``get_ref`` of each takes that value.
+        ``grace_s``: the repository's gc grace period (``s3gc.py``). A handle
+        that may write looks at the gc plans at once (one request): what it
+        reads from then on is what the repository holds after every gc that
+        finished (the cache is rebuilt if one it does not reflect finished).
         """
         self.objects = objects
         self.repo_tag = repo_tag
@@ -159,6 +180,11 @@ class S3Store:
         self._keep_lock = threading.Lock()
         self._pending: dict[ObjectId, tuple[_NewPack, int, BlobInfo]] = {}
         self._closed = False
+        self.gc = GcWatch(objects, self.cache, url, grace_s)
+        self.copied: set[ObjectId] = set()
+        """Doomed blobs (``gc.doomed``) this process stored a copy of: present again for it."""
+        if not readonly:
+            self.look_for_gc()
 
     # -- reads --------------------------------------------------------------------
 
@@ -177,18 +203,39 @@ class S3Store:
         location = self._locate(object_id)
         if location is None:
             return None
-        name = self._pack_name(location.pack_no)
-        data = self.objects.get_range(pack_key(name), location.offset, BLOB_HEADER.size + location.stored_bytes)
-        info = BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
-        record = blob_record(object_id, data, info, pack_hex(name))
+        try:
+            record = self._read_placed(object_id, location)
+        except (MissingObjectError, UnknownPackError):  # a gc moved it (this cache does not know yet) or deleted it
+            self.look_for_gc()
+            self.refresh()
+            location = self.cache.locate(object_id)
+            if location is None:
+                return None
+            record = self._read_placed(object_id, location)
         if location.stored_bytes <= SMALL_RECORD_BYTES:
             self._keep(object_id, record)
         return record
 
+    def _read_placed(self, object_id: ObjectId, location: Location) -> Record:
+        """Read a blob where the cache places it (one ranged GET), its header checked.
+
+        Raises:
+            MissingObjectError: its pack is not in the bucket.
+            UnknownPackError: the cache was rebuilt since it was placed.
+        """
+        name = self._pack_name(location.pack_no)
+        data = self.objects.get_range(pack_key(name), location.offset, BLOB_HEADER.size + location.stored_bytes)
+        info = BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
+        return blob_record(object_id, data, info, pack_hex(name))
+
     def _cached_record(self, object_id: ObjectId) -> Record | None:
-        """A record from the host cache, if it verifies: a damaged cache entry is read again from the bucket."""
+        """A record from the host cache, if it verifies and the blob is still placed.
+
+        A damaged cache entry is read again from the bucket; a record of a
+        blob a gc deleted is not read at all (nothing may build on it).
+        """
         record = self.cache.record(object_id)
-        if record is None:
+        if record is None or self.cache.locate(object_id) is None:
             return None
         try:
             decode_body(object_id, record)
@@ -214,7 +261,7 @@ class S3Store:
     def _pack_name(self, pack_no: int) -> bytes:
         name = self.cache.pack_name(pack_no)
         if name is None:
-            raise CorruptionError(f"the host cache of {self.url} names pack number {pack_no}, which it does not know")
+            raise UnknownPackError(f"the host cache of {self.url} names pack number {pack_no}, which it does not know")
         return name
 
     def _locate(self, object_id: ObjectId, *, refresh: bool = True) -> Location | None:
@@ -229,18 +276,48 @@ class S3Store:
         with self._refresh_lock:
             self._has_refreshed = True
             loaded = self.cache.loaded_keys()
-            keys = [info.key for info in self.objects.list("index") if info.key not in loaded]
-            if not keys:
-                return 0
-            with ThreadPoolExecutor(INDEX_LOADS_IN_FLIGHT, thread_name_prefix="zerofs-index") as pool:
-                for key, found in zip(keys, pool.map(self.objects.get, keys), strict=True):
-                    if found is None:  # gc deleted it since the listing: what it named is elsewhere
-                        continue
-                    try:
-                        self.cache.add(key, decode_index(found.data, f"{self.url}/{key}"))
-                    except CorruptionError as exc:  # not marked loaded: what only it names reads as missing
-                        self.damaged_index[key] = str(exc)
+            keys = [info.key for info in self.objects.list(INDEX_PREFIX) if info.key not in loaded]
+            for key, entries in self.fetch_index(keys).items():
+                self.cache.add(key, entries)
             return len(keys)
+
+    def fetch_index(self, keys: list[str]) -> dict[str, list[IndexEntry]]:
+        """The entries of the index objects at ``keys``, several in flight.
+
+        One deleted since it was listed is left out (a gc superseded it: what
+        it named is elsewhere). A damaged one is left out and remembered in
+        ``damaged_index``: what only it names reads as missing, never wrong.
+        """
+        fetched: dict[str, list[IndexEntry]] = {}
+        if not keys:
+            return fetched
+        with ThreadPoolExecutor(INDEX_LOADS_IN_FLIGHT, thread_name_prefix="zerofs-index") as pool:
+            for key, found in zip(keys, pool.map(self.objects.get, keys), strict=True):
+                if found is None:
+                    continue
+                try:
+                    fetched[key] = decode_index(found.data, f"{self.url}/{key}")
+                except CorruptionError as exc:
+                    self.damaged_index[key] = str(exc)
+        return fetched
+
+    def rebuild_cache(self, finished_gcs: set[str]) -> None:
+        """Load the cache's index anew from the index objects in the bucket (after a gc it did not see finish)."""
+        with self._refresh_lock:
+            keys = [info.key for info in self.objects.list(INDEX_PREFIX)]
+            self.cache.replace_index(self.fetch_index(keys), finished_gcs)
+            self._has_refreshed = True
+
+    def _catch_up(self) -> None:
+        """Before a walk of the whole index: take in finished gcs and new index objects (once per process)."""
+        if not self._has_refreshed:
+            if self.gc.age == float("inf"):
+                self.look_for_gc()
+            self.refresh()
+
+    def look_for_gc(self) -> set[ObjectId]:
+        """Look at the gc plans now (``GcWatch.look``); the blobs that became doomed for this process."""
+        return self.gc.look(self.rebuild_cache)
 
     def info(self, object_id: ObjectId) -> BlobInfo | None:
         """Kind and lengths of a stored blob, from the cache (refreshed once on a miss)."""
@@ -251,9 +328,14 @@ class S3Store:
         return None if location is None else BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
 
     def has(self, object_id: ObjectId) -> bool:
-        """True if stored: the cache, refreshed on the first miss of this process only (a miss is the common case)."""
+        """True if stored: the cache, refreshed on the first miss of this process only (a miss is the common case).
+
+        A blob a gc plan dooms is absent unless this process stored it again.
+        """
         if object_id in self._pending:
             return True
+        if object_id in self.gc.doomed and object_id not in self.copied:
+            return False
         return self._locate(object_id, refresh=not self._has_refreshed) is not None
 
     @contextmanager
@@ -263,8 +345,7 @@ class S3Store:
 
     def iter_blobs(self, prefix: bytes = b"") -> Iterator[tuple[ObjectId, BlobInfo]]:
         """Every stored id starting with ``prefix`` (after loading new index objects), with its info."""
-        if not self._has_refreshed:
-            self.refresh()
+        self._catch_up()
         for object_id, location in self.cache.iter_locations(prefix):
             yield object_id, BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
 
@@ -356,8 +437,7 @@ class S3Store:
 
     def scan(self) -> Iterator[ScannedRecord]:
         """Every blob the index places, read pack by pack (one whole-pack read each)."""
-        if not self._has_refreshed:
-            self.refresh()
+        self._catch_up()
         by_pack: dict[int, dict[int, ObjectId]] = {}
         for object_id, location in self.cache.iter_locations():
             by_pack.setdefault(location.pack_no, {})[location.offset] = object_id
@@ -384,8 +464,7 @@ class S3Store:
 
     def check_storage(self) -> Iterator[StorageProblem]:
         """Packs the index names that the bucket lacks, and damaged refs."""
-        if not self._has_refreshed:
-            self.refresh()
+        self._catch_up()
         listed = {info.key for info in self.objects.list(PACKS_PREFIX)}
         placed = {location.pack_no for _, location in self.cache.iter_locations()}
         for pack_no in sorted(placed):
@@ -505,6 +584,14 @@ def keep_config(path: str, config: bytes) -> None:
         os.replace(temporary, path)
 
 
+def _child_ids(object_id: ObjectId, record: Record) -> list[ObjectId]:
+    """The blobs a node references (a commit: its tree only; parents are history, which gc cuts by grafts)."""
+    node = decode(record.kind, decode_body(object_id, record), object_id.hex())
+    if isinstance(node, Commit):
+        return [node.root_id]
+    return [child_id for _, child_id in iter_child_ids(node)]
+
+
 def _ref_key(prefix: str, name: bytes) -> str:
     return f"{prefix}/{name.decode()}"
 
@@ -527,6 +614,8 @@ class _NewPack:
         self.data = bytearray(pack_header())
         self.offsets: list[int] = []
         self.upload: Future[None] | None = None
+        self.upload_started = 0.0
+        """When its upload began (``s3gc.clock``): its index object must follow within G/4."""
         self.is_uploaded = False
         self.entries: list[IndexEntry] = []
         """The blobs appended to it, for its index object."""
@@ -545,6 +634,11 @@ class _NewPack:
     def finish(self) -> None:
         self.data += trailer(self.offsets, len(self.data))
 
+    def rename(self) -> None:
+        """Give the pack a new name (to upload it again: a gc may take the first upload for a dead writer's)."""
+        self.name = os.urandom(NAME_BYTES)
+        self.entries = [entry._replace(pack_name=self.name) for entry in self.entries]
+
     def read(self, store: S3Store, offset: int, stored_bytes: int) -> bytes:
         length = BLOB_HEADER.size + stored_bytes
         if not self.is_uploaded:
@@ -552,8 +646,21 @@ class _NewPack:
         return store.objects.get_range(pack_key(self.name), offset, length)
 
 
+NODE_KINDS: Final = frozenset({Kind.FILE, Kind.CHUNKLIST, Kind.DIR, Kind.COMMIT})
+"""Kinds that reference other blobs."""
+BATCH_LOOK_S: Final = 1.0
+"""A batch starts with a look at the gc plans unless the last one is younger than this (one LIST request)."""
+SLOW_UPLOADS: Final = 3
+"""Uploads of one pack that may each outlast G/4 before the batch gives up."""
+
+
 class S3Batch:
-    """Writes of one batch: packs uploaded as they fill, each followed by its index object; then the refs."""
+    """Writes of one batch: packs uploaded as they fill, each followed by its index object; then the refs.
+
+    The writers' side of gc across hosts (``s3gc.py``): every index object
+    and ref move is sent within G/4 of a look at the gc plans; a blob a plan
+    dooms that a node of this batch references is copied into the batch.
+    """
 
     def __init__(self, store: S3Store) -> None:
         self.store = store
@@ -561,25 +668,89 @@ class S3Batch:
         self._uploading: list[_NewPack] = []
         self._refs: RefMoves = []
         self._pool: ThreadPoolExecutor | None = None
+        self._nodes: list[ObjectId] = []
+        """The nodes this batch stored: checked again when a gc plan turns up."""
+        if store.gc.age > BATCH_LOOK_S:  # learn of a plan while what it dooms can still be copied
+            store.look_for_gc()
 
     def has(self, object_id: ObjectId) -> bool:
-        """True if stored (as the cache knows) or written in this batch."""
+        """True if stored (as the cache knows, and no gc plan dooms it) or written in this batch."""
         return self.store.has(object_id)
 
     def put(self, object_id: ObjectId, record: Record) -> bool:
         """Append a record to the pack being built unless stored; True if new."""
         if self.has(object_id):
             return False
+        self._append(object_id, record)
+        if record.kind in NODE_KINDS:
+            self._nodes.append(object_id)
+            if self.store.gc.doomed:
+                self._copy_doomed(_child_ids(object_id, record))
+        return True
+
+    def copy(self, object_id: ObjectId, record: Record) -> None:
+        """Append a record even though the repository has it (gc copying it out of a pack it deletes)."""
+        self._append(object_id, record)
+
+    def _append(self, object_id: ObjectId, record: Record) -> None:
+        store = self.store
         if self._writer is None:
             self._writer = _NewPack()
         writer = self._writer
         offset = writer.append(object_id, record)
         info = BlobInfo(record.kind, len(record.payload), record.raw_bytes)
-        self.store._pending[object_id] = (writer, offset, info)
+        store._pending[object_id] = (writer, offset, info)
         writer.entries.append(IndexEntry(object_id, writer.name, offset, info.stored_bytes, info.raw_bytes, info.kind))
+        if object_id in store.gc.doomed:
+            store.copied.add(object_id)
         if writer.size >= PACK_TARGET_BYTES:
             self._rotate()
-        return True
+
+    def _needs_copy(self, object_id: ObjectId) -> bool:
+        store = self.store
+        return object_id in store.gc.doomed and object_id not in store.copied and object_id not in store._pending
+
+    def _copy_doomed(self, object_ids: Iterable[ObjectId]) -> None:
+        """Copy into this batch each doomed blob of ``object_ids``, and every doomed blob below those.
+
+        Raises:
+            GcDeletedError: one of them is gone already (the change must be made again).
+        """
+        stack = [object_id for object_id in object_ids if self._needs_copy(object_id)]
+        while stack:
+            object_id = stack.pop()
+            if not self._needs_copy(object_id):
+                continue
+            record = self.store.get(object_id)
+            if record is None:
+                raise GcDeletedError(
+                    f"object {object_id.hex()[:16]}, which this change reuses, was deleted by a gc of "
+                    f"{self.store.url} while the change was being made; make the change again"
+                )
+            decode_body(object_id, record)  # a copy is checked like any read
+            self._append(object_id, record)
+            if record.kind in NODE_KINDS:
+                self._nodes.append(object_id)
+                stack.extend(child for child in _child_ids(object_id, record) if self._needs_copy(child))
+
+    def _look_again(self) -> None:
+        """Look at the gc plans; if one is new, copy what it dooms below this batch's nodes, and publish the copies.
+
+        The copies are published before whatever index object is about to be:
+        nothing this batch publishes may name a node whose doomed children are not safe yet.
+        """
+        if not self.store.look_for_gc():
+            return
+        for node_id in list(self._nodes):
+            record = self.store.get(node_id)
+            if record is None:
+                raise CorruptionError(f"node {node_id.hex()[:16]} this batch stored cannot be read back")
+            self._copy_doomed(_child_ids(node_id, record))
+        pack, self._writer = self._writer, None
+        if pack is not None:  # published now, ahead of the packs in flight
+            pack.finish()
+            self._upload(pack)
+            self._publish(pack)
 
     def _rotate(self) -> None:
         """Close the pack being built and upload it in the background (waiting while too many are in flight)."""
@@ -589,39 +760,65 @@ class S3Batch:
         pack.finish()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(UPLOADS_IN_FLIGHT, thread_name_prefix="zerofs-upload")
-        pack.upload = self._pool.submit(self._upload, pack)
+        pack.upload_started = clock()
+        pack.upload = self._pool.submit(self._upload_once, pack)
         self._uploading.append(pack)
         for done in [s for s in self._uploading if s.upload is not None and s.upload.done()]:
             self._settle(done)
         while len(self._uploading) > UPLOADS_IN_FLIGHT:
             self._settle(self._uploading[0])
 
-    def _upload(self, pack: _NewPack) -> None:
+    def _upload_once(self, pack: _NewPack) -> None:
         if self.store.objects.create(pack_key(pack.name), pack.data) is None:
             raise ObjectStoreError(f"pack {pack_hex(pack.name)} already exists in {self.store.url}")
 
-    def _settle(self, pack: _NewPack) -> None:
-        """Wait for one upload, let go of its bytes, and publish its index object.
+    def _upload(self, pack: _NewPack) -> None:
+        """Upload a finished pack here and now."""
+        pack.upload_started = clock()
+        self._upload_once(pack)
 
-        One index object per pack: an import killed at any point leaves
-        every pack it finished uploading findable, so running it again
-        uploads only the packs that were in flight.
-        """
+    def _settle(self, pack: _NewPack) -> None:
+        """Wait for one upload, then publish its pack."""
         assert pack.upload is not None
         try:
             pack.upload.result()
         finally:
             self._uploading.remove(pack)
+        self._publish(pack)
+
+    def _publish(self, pack: _NewPack) -> None:
+        """Publish the index object of an uploaded pack, then let go of its bytes.
+
+        One index object per pack: an import killed at any point leaves
+        every pack it finished uploading findable, so running it again
+        uploads only the packs that were in flight. The index object is sent
+        within G/4 of the pack's upload starting (or the pack is uploaded
+        again under a new name: a gc that listed the first upload without an
+        index object naming it deletes it), and of a look at the gc plans.
+        """
+        store = self.store
+        grace_s = store.gc.grace_s
+        for _ in range(SLOW_UPLOADS):
+            if clock() - pack.upload_started <= grace_s / 4:
+                break
+            pack.rename()
+            self._upload(pack)
+        else:
+            raise ObjectStoreError(
+                f"uploading a pack to {store.url} takes longer than a quarter of the repository's gc grace "
+                f"period ({grace_s:g} s), so a gc could take it for a dead writer's"
+            )
+        if not store.gc.is_fresh:
+            self._look_again()
         pack.is_uploaded = True  # reads go to the bucket from now on
-        self._drop(pack)
         if pack.entries:
-            store = self.store
             key = index_key()
             if store.objects.create(key, encode_index(pack.entries)) is None:
                 raise ObjectStoreError(f"index object {key} already exists in {store.url}")
             store.cache.add(key, pack.entries)
             for entry in pack.entries:
                 store._pending.pop(entry.object_id, None)
+        self._drop(pack)
 
     @staticmethod
     def _drop(pack: _NewPack) -> None:
@@ -662,15 +859,28 @@ class S3Batch:
             self._settle(self._uploading[0])
 
     def commit(self) -> None:
-        """Publish the blobs, then move the refs.
+        """Publish the blobs, then move the refs (within G/4 of a look at the gc plans).
 
         Raises:
             RefMovedError: a ref moved since ``cas_ref``; the blobs are published all the same.
+            GcDeletedError: a blob this batch reuses was deleted by a gc meanwhile.
         """
+        store = self.store
         try:
+            self._copy_doomed(new for _, _, new in self._refs)
             self.flush()
+            while not store.gc.is_fresh:
+                self._look_again()
+                self.flush()
             for name, old, new in self._refs:
-                self.store.move_ref(name, old, new)
+                store.move_ref(name, old, new)
+            if store.gc.age > store.gc.grace_s / 2:
+                log.warning(
+                    "zerofs: moving a ref of %s took longer than half its gc grace period (%g s); "
+                    "run `zerofs fsck` after the next gc",
+                    store.url,
+                    store.gc.grace_s,
+                )
         finally:
             self._close_pool()
 
@@ -685,11 +895,13 @@ class S3Batch:
         if self._writer is not None:
             for entry in self._writer.entries:
                 self.store._pending.pop(entry.object_id, None)
+                self.store.copied.discard(entry.object_id)
             self._drop(self._writer)
             self._writer = None
         for object_id, (pack, _, _) in list(self.store._pending.items()):
             if not pack.is_uploaded:  # an upload that failed: its blobs are not stored
                 del self.store._pending[object_id]
+                self.store.copied.discard(object_id)
         self._close_pool()
 
     def _close_pool(self) -> None:
