@@ -423,6 +423,27 @@ def test_a_damaged_head_object_is_read_from_its_log_and_reported(
     host.run("fsck")
 
 
+def test_a_rolled_back_head_object_is_reported_then_moved_forward_never_followed(
+    host: Host, s3_settings: S3Settings
+) -> None:
+    host.run("mkdir", "/a")
+    with S3Objects(parse_s3_url(host.url), s3_settings) as objects:
+        old = objects.get("refs/HEAD")
+        assert old is not None
+        host.run("mkdir", "/b")
+        host.run("mkdir", "/c")
+        current = objects.get("refs/HEAD")
+        assert current is not None
+        assert objects.replace("refs/HEAD", old.data, current.etag) is not None  # an older copy restored
+    report = host.run("fsck", expect=6).stdout.decode()
+    assert "rolled back" in report
+    assert "behind its log" in report
+    written = host.run("mkdir", "/d")  # the next commit moves HEAD forward to its log, then lands on top
+    assert "rolled back" in written.stderr.decode()
+    assert host.run("ls", "/").stdout.decode().split() == ["a", "b", "c", "d"]
+    host.run("fsck")
+
+
 def test_a_damaged_index_object_is_reported_and_what_it_names_is_missing_not_wrong(
     host: Host, tmp_path: Path, s3_settings: S3Settings
 ) -> None:

@@ -412,26 +412,48 @@ class S3Store:
             raise RefMovedError(f"ref {name.decode()} of the repository at {self.url} moved during the change")
         key = _ref_key(REFS_PREFIX, name)
         done = self.objects.create(key, record) if current is None else self.objects.replace(key, record, current[1])
+        if done is None and self._ref_holds(key, record):  # another writer completed this move for us
+            return
         if done is None:
             raise ObjectStoreError(
                 f"ref {name.decode()} of the repository at {self.url} was changed outside its log "
                 f"(generation {generation} is logged as this writer's)"
             )
 
+    def _ref_holds(self, key: str, record: bytes) -> bool:
+        found = self.objects.get(key)
+        return found is not None and found.data == record
+
     def _complete_move(self, name: bytes, generation: int, current: tuple[RefMove, str] | None) -> None:
-        """Finish a move another writer logged but may not have made (it may have died): write its record."""
-        logged = self.objects.get(_log_key(name, generation))
-        if logged is None:
+        """Move the ref to its log's last record when the log is ahead of it.
+
+        One ahead: a writer logged a move and died before making it; the log
+        record holds the bytes it would have written, so any two writers that
+        complete it agree. Further ahead: the ref object was rolled back (an
+        older copy restored over it); it is moved forward, never left behind
+        its log, and the rollback is reported.
+        """
+        newest = _last_logged(self.objects, name)
+        if newest is None:
             return
-        move = decode_record(logged.data)
-        if move is None or move.old != (current[0].new if current is not None else None):
+        move, data = newest
+        if current is not None and move.sequence <= current[0].sequence:
             return
+        if move.sequence > generation:
+            log.warning(
+                "zerofs: ref %s of %s was at generation %s, behind its log (generation %d): the ref object was "
+                "rolled back; moved it forward to the log's last record",
+                name.decode(),
+                self.url,
+                "none" if current is None else current[0].sequence,
+                move.sequence,
+            )
         key = _ref_key(REFS_PREFIX, name)
         with contextlib.suppress(ObjectStoreError):  # another writer completed it first
             if current is None:
-                self.objects.create(key, logged.data)
+                self.objects.create(key, data)
             else:
-                self.objects.replace(key, logged.data, current[1])
+                self.objects.replace(key, data, current[1])
 
     # -- maintenance ----------------------------------------------------------------
 
@@ -476,14 +498,37 @@ class S3Store:
         for detail in self.damaged_index.values():
             yield StorageProblem(StorageProblemKind.INDEX_ENTRY, detail)
         for name in (b"HEAD", b"GRAFTS"):
-            key = _ref_key(REFS_PREFIX, name)
-            found = self.objects.get(key)
-            if found is not None and decode_record(found.data) is None:
-                yield StorageProblem(
-                    StorageProblemKind.REF_LOG,
-                    f"ref object {self.url}/{key} is damaged (it is read from its log, reflog/{name.decode()}/, "
-                    "until the next commit rewrites it)",
-                )
+            yield from self._check_ref(name)
+
+    def _check_ref(self, name: bytes) -> Iterator[StorageProblem]:
+        """A damaged ref object, or one behind its log (an interrupted move, or a rollback)."""
+        key = _ref_key(REFS_PREFIX, name)
+        found = self.objects.get(key)
+        move = None if found is None else decode_record(found.data)
+        if found is not None and move is None:
+            yield StorageProblem(
+                StorageProblemKind.REF_LOG,
+                f"ref object {self.url}/{key} is damaged (it is read from its log, reflog/{name.decode()}/, "
+                "until the next commit rewrites it)",
+            )
+            return
+        newest = _last_logged(self.objects, name)
+        at = -1 if move is None else move.sequence
+        if newest is None or newest[0].sequence <= at:
+            return
+        if newest[0].sequence == at + 1:
+            yield StorageProblem(
+                StorageProblemKind.REF_LOG,
+                f"ref {name.decode()} of {self.url} is one move behind its log (a writer died between the two); "
+                "the next commit completes the move",
+                is_error=False,
+            )
+            return
+        yield StorageProblem(
+            StorageProblemKind.REF_LOG,
+            f"ref object {self.url}/{key} is at generation {at}, behind its log (generation {newest[0].sequence}): "
+            "it was rolled back or restored from an older copy; the next commit moves it forward to the log",
+        )
 
     def reclaim(self, dead_share: float, *, dry_run: bool = False) -> ReclaimResult:
         """Not on S3 yet.
