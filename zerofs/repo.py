@@ -755,6 +755,12 @@ class Repository:
 
         return SharedCollection.publish(self._s3_store(), marked, dead_share)
 
+    def rebuild_shared_index(self) -> RebuildResult:
+        """S3: index again what no intact index object names, and remove damaged ones (``store/s3collect.py``)."""
+        from zerofs.store.s3collect import rebuild_index
+
+        return rebuild_index(self._s3_store())
+
     def _s3_store(self) -> S3Store:
         from zerofs.store.s3store import S3Store
 

@@ -235,13 +235,6 @@ def test_an_unreachable_endpoint_is_one_line_and_exit_9(host: Host, tmp_path: Pa
     assert "connection refused" in message
 
 
-def test_what_s3_cannot_do_yet_is_one_line(host: Host) -> None:
-    for args in (("upgrade",), ("fsck", "--rebuild-index")):
-        message = host.stderr(*args, expect=5)
-        assert message.count("\n") == 1, args
-        assert "not supported on an S3 repository yet" in message, args
-
-
 def test_zerofs_repo_and_the_config_file_name_an_s3_repository(host: Host, tmp_path: Path) -> None:
     host.run("mkdir", "/from-option")
     by_variable = Host(host.url, host.env["AWS_ENDPOINT_URL"], host.cache, ZEROFS_REPO=host.url)
@@ -458,6 +451,19 @@ def test_a_damaged_index_object_is_reported_and_what_it_names_is_missing_not_wro
     assert "missing" in message
     report = host.run("fsck", expect=6).stdout.decode()
     assert f"index object {host.url}/{newest} is damaged" in report
+    rebuilt = host.run("fsck", "--rebuild-index").stderr.decode()  # the packs are whole: index them again
+    assert "indexed again" in rebuilt
+    assert f"removed the damaged index object {host.url}/{newest}" in rebuilt
+    exported = tmp_path / "export"
+    host.run("export", "/p", str(exported))
+    assert tree_listing(exported) == tree_listing(source)
+    other = Host(host.url, host.env["AWS_ENDPOINT_URL"], tmp_path / "fresh-cache")
+    other.run("fsck", "--read-data")
+
+
+def test_upgrade_of_an_s3_repository_says_it_is_current(host: Host) -> None:
+    assert "already of the current format" in host.run("upgrade").stderr.decode()
+    Host(host.url + "-none", host.env["AWS_ENDPOINT_URL"], host.cache).run("upgrade", expect=5)
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 15.0) -> None:

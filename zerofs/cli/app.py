@@ -585,7 +585,7 @@ def fsck(
         typer.Option(
             "--rebuild-index",
             help="First rebuild the index from the pack files and HEAD from the ref log (needs the repository "
-            "to itself).",
+            "to itself; on S3, index again what no intact index object names, while others write).",
         ),
     ] = False,
     repo: RepoOpt = None,

@@ -118,8 +118,14 @@ def init(
 
 def upgrade(*, repo: str | None, config: str | None, quiet: bool, as_json: bool) -> None:
     """Convert a format-1 repository to the current format, in place."""
+    from zerofs.repo import UpgradeResult, is_s3_path
+
     found = settings(repo, config)
-    result = Repository.upgrade(found.repo_path)
+    if is_s3_path(found.repo_path):  # S3 repositories were never of an older format: open it to check it is there
+        open_repository(found, readonly=True).close()
+        result = UpgradeResult(0, 0, 0, is_current=True)
+    else:
+        result = Repository.upgrade(found.repo_path)
     if as_json:
         from zerofs.cli import render
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from zerofs.cli.context import open_repository, settings
+from zerofs.cli.context import Settings, open_repository, settings
 from zerofs.errors import CorruptionError
 
 
@@ -56,7 +56,7 @@ def fsck(
     from zerofs.services.fsck import Finding, FsckProgress, Severity, check
 
     if rebuild_index:
-        _rebuild_index(settings(repo, config).repo_path, quiet=quiet or as_json)
+        _rebuild_index(settings(repo, config), quiet=quiet or as_json)
     findings: list[Finding] = []
     summary = None
     out = sys.stdout
@@ -87,11 +87,15 @@ def fsck(
         raise CorruptionError(f"fsck found {n_errors} problem{'s' if n_errors != 1 else ''} (see above)")
 
 
-def _rebuild_index(path: str, *, quiet: bool) -> None:
+def _rebuild_index(found: Settings, *, quiet: bool) -> None:
     """Rebuild the index from the packs; report what was found on stderr (stdout is fsck's)."""
-    from zerofs.repo import Repository
+    from zerofs.repo import Repository, is_s3_path
 
-    result = Repository.rebuild_index(path)
+    if is_s3_path(found.repo_path):
+        with open_repository(found, writer_lease=False) as repository:
+            result = repository.rebuild_shared_index()
+    else:
+        result = Repository.rebuild_index(found.repo_path)
     for problem in result.problems:
         sys.stderr.write(f"zerofs: warning: {problem}\n")
     if not quiet:

@@ -119,6 +119,23 @@ def parse_pack(data: bytes) -> ParsedPack:
     return ParsedPack(blobs, True, problems)
 
 
+def whole_blobs(data: bytes, name: bytes, problems: list[str]) -> list[ScannedBlob]:
+    """The blobs of pack ``name`` (its bytes ``data``) that can be indexed again; what is wrong goes to ``problems``.
+
+    Through a valid trailer, every blob it lists with a valid header; without
+    one, the blobs from the start that verify, up to the first that does not.
+    """
+    parsed = parse_pack(data)
+    problems.extend(f"pack {pack_hex(name)}: {p}" for p in parsed.problems)
+    kept = []
+    for blob in parsed.blobs:
+        if not parsed.has_trailer and not _verifies(blob):
+            problems.append(f"pack {pack_hex(name)}: read up to a blob that is not whole, at {blob.offset}")
+            break
+        kept.append(blob)
+    return kept
+
+
 def read_pack(files: PackFiles, name: bytes) -> bytes | None:
     """The whole pack, or None if it is not there."""
     try:
@@ -629,14 +646,7 @@ def rebuild_index(root: str, config: bytes) -> RebuildResult:
                 data = read_pack(files, name)
                 if data is None:
                     continue
-                parsed = parse_pack(data)
-                problems.extend(f"pack {pack_hex(name)}: {p}" for p in parsed.problems)
-                kept = []
-                for blob in parsed.blobs:
-                    if not parsed.has_trailer and not _verifies(blob):
-                        problems.append(f"pack {pack_hex(name)}: read up to a blob that is not whole, at {blob.offset}")
-                        break
-                    kept.append(blob)
+                kept = whole_blobs(data, name, problems)
                 if not kept:
                     continue
                 pack_no = index.new_pack_no(txn, name)

@@ -22,7 +22,8 @@ from zerofs.objects import Kind, ObjectId
 from zerofs.store.base import BlobInfo
 from zerofs.store.codec import decode_record as decode_body
 from zerofs.store.local import blob_record
-from zerofs.store.packfile import BLOB_HEADER
+from zerofs.store.maintenance import RebuildResult, whole_blobs
+from zerofs.store.packfile import BLOB_HEADER, ScannedBlob
 from zerofs.store.packs import pack_hex
 from zerofs.store.results import ReclaimResult
 from zerofs.store.s3cache import INDEX_PREFIX, IndexEntry, encode_index, index_key
@@ -233,3 +234,53 @@ def _by_pack(objects: dict[str, list[IndexEntry]]) -> dict[bytes, list[IndexEntr
         for entry in entries:
             by_pack.setdefault(entry.pack_name, []).append(entry)
     return by_pack
+
+
+def rebuild_index(store: S3Store) -> RebuildResult:
+    """Index again every blob of every pack that no intact index object names; remove damaged index objects.
+
+    Only adds: each entry written was read from its pack (through a valid
+    trailer, or verified blob by blob from the start). Holds ``gc/lock`` so
+    that no gc deletes a pack while an index object naming it is written;
+    the plan of a gc that died is marked abandoned first.
+
+    Raises:
+        ConflictError: a gc is running.
+    """
+    with gc_lock(store) as held:
+        if not held:
+            raise ConflictError(f"a gc is running on the repository at {store.url} ({lock_holder(store)}); wait for it")
+        _abandon_unfinished(store)
+        keys = [info.key for info in store.objects.list(INDEX_PREFIX)]
+        intact = store.fetch_index(keys)
+        named: dict[bytes, set[int]] = {}
+        for entries in intact.values():
+            for entry in entries:
+                named.setdefault(entry.pack_name, set()).add(entry.offset)
+        problems: list[str] = []
+        n_packs = n_blobs = n_added = 0
+        for name in sorted(_list_packs(store)):
+            found = store.objects.get(pack_key(name))
+            if found is None:
+                continue
+            blobs = whole_blobs(found.data, name, problems)
+            n_packs += 1 if blobs else 0
+            n_blobs += len(blobs)
+            entries = [_entry(name, blob) for blob in blobs if blob.offset not in named.get(name, set())]
+            if entries:
+                key = index_key()
+                if store.objects.create(key, encode_index(entries)) is None:
+                    raise ConflictError(f"index object {key} already exists in {store.url}")
+                n_added += len(entries)
+        if n_added:
+            problems.append(f"indexed again {n_added} objects that no intact index object named")
+        for key in keys:
+            if key not in intact and key in store.damaged_index:
+                problems.append(f"removed the damaged index object {store.url}/{key}")
+                store.objects.delete(key)
+    return RebuildResult(n_packs, n_blobs, 0, store.get_ref(b"HEAD"), tuple(problems))
+
+
+def _entry(name: bytes, blob: ScannedBlob) -> IndexEntry:
+    header = blob.header
+    return IndexEntry(header.object_id, name, blob.offset, header.stored_bytes, header.raw_bytes, header.kind)
