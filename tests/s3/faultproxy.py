@@ -4,7 +4,8 @@ It forwards each request byte for byte (so SigV4 signatures stay valid),
 one request per connection (it asks the server to close after answering),
 and records what it saw. On demand it answers the next N requests with 503
 SlowDown, drops the next N connections with a TCP reset, refuses conditional
-writes with 501 (a service without them), or turns the server's 412 into a
+writes with 501 (a service without them), holds every request a while (a
+slow link), or turns the server's 412 into a
 200 (a service that ignores If-None-Match / If-Match, as AWS S3 did before
 2024). It is a real socket server on 127.0.0.1 in a thread of the test.
 """
@@ -16,6 +17,7 @@ import hashlib
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 
 _SLOW_DOWN = (
@@ -46,6 +48,8 @@ class FaultProxy:
     reset_next: int = 0
     refuse_conditionals: bool = False
     ignore_conditionals: bool = False
+    delay_s: float = 0.0
+    """Hold every request this long before forwarding it (a slow link: writers whose batches outlast a gc's wait)."""
     seen: list[SeenRequest] = field(default_factory=list)
     _listener: socket.socket | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -101,6 +105,8 @@ class FaultProxy:
             if self.refuse_conditionals and is_conditional:
                 client.sendall(_answer(501, "Not Implemented", _NOT_IMPLEMENTED_BODY))
                 return
+            if self.delay_s:
+                time.sleep(self.delay_s)
             answer = self._forward(head, body)
             if self.ignore_conditionals and is_conditional and answer.startswith(b"HTTP/1.1 412"):
                 etag = hashlib.md5(body).hexdigest().encode()

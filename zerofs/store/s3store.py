@@ -95,6 +95,8 @@ LOCATIONS_DIR: Final = "s3-locations"
 UPLOADS_IN_FLIGHT: Final = 2
 """Packs uploading at once while the next fills: a batch holds at most 3 packs in memory."""
 INDEX_LOADS_IN_FLIGHT: Final = 8
+RELISTS: Final = 5
+"""Listings of ``index/`` in one refresh while index objects vanish between listing and fetching (a gc)."""
 SLOW_REF_SECONDS: Final = 5.0
 """How long a read of a ref other than HEAD is kept (``get_ref``)."""
 TAG_BYTES: Final = 6
@@ -275,11 +277,25 @@ class S3Store:
         """List ``index/`` and load the index objects this cache has not loaded; return how many."""
         with self._refresh_lock:
             self._has_refreshed = True
-            loaded = self.cache.loaded_keys()
-            keys = [info.key for info in self.objects.list(INDEX_PREFIX) if info.key not in loaded]
-            for key, entries in self.fetch_index(keys).items():
+            fetched = self._fetch_listed(self.cache.loaded_keys())
+            for key, entries in fetched.items():
                 self.cache.add(key, entries)
-            return len(keys)
+            return len(fetched)
+
+    def _fetch_listed(self, loaded: set[str]) -> dict[str, list[IndexEntry]]:
+        """List ``index/`` and fetch what is not in ``loaded``; list again while some vanished in between.
+
+        Only a gc deletes index objects, and it creates the objects that
+        supersede them first: a second listing finds those.
+        """
+        fetched: dict[str, list[IndexEntry]] = {}
+        for _ in range(RELISTS):
+            keys = [info.key for info in self.objects.list(INDEX_PREFIX)]
+            wanted = [key for key in keys if key not in loaded and key not in fetched]
+            fetched.update(self.fetch_index(wanted))
+            if all(key in fetched or key in self.damaged_index for key in wanted):
+                break
+        return fetched
 
     def fetch_index(self, keys: list[str]) -> dict[str, list[IndexEntry]]:
         """The entries of the index objects at ``keys``, several in flight.
@@ -304,8 +320,7 @@ class S3Store:
     def rebuild_cache(self, finished_gcs: set[str]) -> None:
         """Load the cache's index anew from the index objects in the bucket (after a gc it did not see finish)."""
         with self._refresh_lock:
-            keys = [info.key for info in self.objects.list(INDEX_PREFIX)]
-            self.cache.replace_index(self.fetch_index(keys), finished_gcs)
+            self.cache.replace_index(self._fetch_listed(set()), finished_gcs)
             self._has_refreshed = True
 
     def _catch_up(self) -> None:
