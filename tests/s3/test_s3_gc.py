@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.mountutil import force_unmount, require_fuse
 from tests.s3.seaweed import SeaweedServer
 from tests.s3.test_s3_repository import Host, make_tree, tree_listing
 from zerofs.errors import ConflictError
@@ -227,6 +229,46 @@ def test_two_hosts_importing_while_gc_runs_lose_nothing(
         exported = tmp_path / f"export-{n}"
         other_host.run("export", f"/copy-{n}", str(exported))
         assert tree_listing(exported) == tree_listing(shared)
+    host.run("fsck", "--read-data")
+
+
+def test_a_mount_writing_on_another_host_through_two_gcs_loses_nothing(
+    host: Host, other_host: Host, objects: S3Objects, tmp_path: Path
+) -> None:
+    """The mount commits every second and on fsync; it reuses (copies) what the plan dooms, and reads after deletion."""
+    require_fuse()
+    old = make_tree(tmp_path / "old")
+    host.run("import", str(old), "/old")
+    point = tmp_path / "mnt"
+    point.mkdir()
+    other_host.run("mount", "--commit-interval", "1", str(point))
+    written: dict[str, bytes] = {}
+    try:
+        assert tree_listing(point / "old") == tree_listing(old)
+        shutil.copytree(point / "old", point / "kept", symlinks=True)  # read, then stored again
+        host.run("rm", "-r", "/old")
+        for round_ in range(2):
+            collector = host.start("gc", "--keep-last", "1")
+            n = 0
+            while collector.poll() is None:  # keep writing through the whole gc, grace period included
+                name = f"r{round_}-{n}.txt"
+                written[name] = os.urandom(1000 + n)
+                (point / name).write_bytes(written[name])
+                n += 1
+                time.sleep(0.05)
+            assert collector.returncode == 0, collector.stderr.read() if collector.stderr else ""
+            assert n > 10
+        for name, data in written.items():
+            assert (point / name).read_bytes() == data
+        assert tree_listing(point / "kept") == tree_listing(old)
+    finally:
+        if other_host.run("umount", str(point), expect=None).returncode != 0:
+            force_unmount(point)
+    exported = tmp_path / "export"
+    host.run("export", "/", str(exported))
+    assert tree_listing(exported / "kept") == tree_listing(old)
+    for name, data in written.items():
+        assert (exported / name).read_bytes() == data
     host.run("fsck", "--read-data")
 
 
