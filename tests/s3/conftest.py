@@ -12,10 +12,12 @@ import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from tests.s3.faultproxy import FaultProxy
+from tests.s3.hosts import GRACE_S, Host
 from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedError, SeaweedServer, start_server
 from zerofs.store.objects_s3 import S3Objects
 from zerofs.store.s3config import S3Location, S3Settings
@@ -85,3 +87,23 @@ def proxy(seaweed: SeaweedServer) -> Iterator[FaultProxy]:
         yield fault_proxy
     finally:
         fault_proxy.stop()
+
+
+@pytest.fixture
+def url(bucket: str) -> str:
+    """The repository URL (not created)."""
+    return f"s3://{bucket}/team"
+
+
+@pytest.fixture
+def host(url: str, seaweed: SeaweedServer, tmp_path: Path) -> Host:
+    """A host with a repository made by ``zerofs init --gc-grace GRACE_S URL``."""
+    first = Host(url, seaweed.endpoint, tmp_path / "cache-a")
+    first.run("init", "--gc-grace", str(GRACE_S), url, repo=False)
+    return first
+
+
+@pytest.fixture
+def other_host(url: str, seaweed: SeaweedServer, tmp_path: Path, host: Host) -> Host:
+    """A second host on the same repository (its own cache)."""
+    return Host(url, seaweed.endpoint, tmp_path / "cache-b")

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.mountutil import force_unmount, require_fuse
-from tests.s3.seaweed import SeaweedServer
-from tests.s3.test_s3_repository import Host, make_tree, tree_listing
+from tests.s3.hosts import Host, assert_exports, make_tree, tree_listing
 from zerofs.errors import ConflictError
 from zerofs.objects import Commit, DirNode
 from zerofs.repo import Repository
@@ -27,28 +26,6 @@ from zerofs.store.objects_s3 import S3Objects
 from zerofs.store.s3config import S3Settings, parse_s3_url
 from zerofs.store.s3gc import Plan, decode_plan, encode_plan
 from zerofs.store.s3store import PACKS_PREFIX
-
-GRACE_S = 2
-
-
-@pytest.fixture
-def url(bucket: str) -> str:
-    """The repository URL (not created)."""
-    return f"s3://{bucket}/shared"
-
-
-@pytest.fixture
-def host(url: str, seaweed: SeaweedServer, tmp_path: Path) -> Host:
-    """A host with a repository made by ``zerofs init --gc-grace 2 URL``."""
-    first = Host(url, seaweed.endpoint, tmp_path / "cache-a")
-    first.run("init", "--gc-grace", str(GRACE_S), url, repo=False)
-    return first
-
-
-@pytest.fixture
-def other_host(url: str, seaweed: SeaweedServer, tmp_path: Path, host: Host) -> Host:
-    """A second host on the same repository (its own cache)."""
-    return Host(url, seaweed.endpoint, tmp_path / "cache-b")
 
 
 @pytest.fixture
@@ -116,9 +93,7 @@ def test_gc_gives_back_what_no_kept_commit_reaches_and_keeps_the_rest(
     assert before - bucket_bytes(objects) > 5 << 20
     assert objects.head("gc/lock") is None
     for reader in (host, other_host):  # the other host's cache placed blobs in deleted packs
-        exported = tmp_path / f"export-{reader.cache.name}"
-        reader.run("export", "/kept", str(exported))
-        assert tree_listing(exported) == tree_listing(kept)
+        assert_exports(reader, "/kept", kept, tmp_path)
         reader.run("fsck", "--read-data")
     # the other host dedups against what is there, not what its cache knew
     other_host.run("import", str(gone), "/again")
@@ -139,9 +114,7 @@ def test_a_clone_of_what_gc_is_deleting_made_during_its_grace_period_survives(
         host.run("clone", f"{imported}:/old", "/restored")  # references the doomed tree without storing it
     finally:
         assert collector.wait(timeout=120) == 0, collector.stderr.read() if collector.stderr else ""
-    exported = tmp_path / "export"
-    host.run("export", "/restored", str(exported))
-    assert tree_listing(exported) == tree_listing(old)
+    assert_exports(host, "/restored", old, tmp_path)
     host.run("fsck", "--read-data")
 
 
@@ -179,9 +152,7 @@ def test_a_writer_that_reuses_doomed_blobs_and_commits_after_the_gc_copied_them(
                 collector.kill()
     finally:
         writer.close()
-    exported = tmp_path / "export"
-    host.run("export", "/kept", str(exported))
-    assert tree_listing(exported) == tree_listing(old)
+    assert_exports(host, "/kept", old, tmp_path)
     host.run("fsck", "--read-data")
 
 
@@ -226,9 +197,7 @@ def test_two_hosts_importing_while_gc_runs_lose_nothing(
     assert collector.wait(timeout=120) == 0, collector.stderr.read() if collector.stderr else ""
     gc(other_host)  # a second gc, after the first: deletes nothing anyone references
     for n in range(3):
-        exported = tmp_path / f"export-{n}"
-        other_host.run("export", f"/copy-{n}", str(exported))
-        assert tree_listing(exported) == tree_listing(shared)
+        assert_exports(other_host, f"/copy-{n}", shared, tmp_path)
     host.run("fsck", "--read-data")
 
 

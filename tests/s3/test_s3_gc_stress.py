@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.s3.faultproxy import FaultProxy
+from tests.s3.hosts import Host
 from tests.s3.seaweed import SeaweedServer
-from tests.s3.test_s3_repository import Host
 
 SECONDS = 20.0
 ALLOWED_FAILURES = {

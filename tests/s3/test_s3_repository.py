@@ -1,121 +1,30 @@
 """An S3 repository through the CLI, as subprocesses, on the real SeaweedFS the tests start.
 
-Each "host" is a process with its own ``$XDG_CACHE_HOME`` (its own host
-cache); the bucket is the only thing two hosts share.
+Each "host" (``hosts.py``) is a process with its own ``$XDG_CACHE_HOME``
+(its own host cache); the bucket is the only thing two hosts share.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import cli_env
 from tests.e2e.mountutil import force_unmount, require_fuse
 from tests.s3.conftest import fast_settings
 from tests.s3.faultproxy import FaultProxy
-from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer, free_ports, start_server
+from tests.s3.hosts import Host, make_tree, tree_listing
+from tests.s3.seaweed import SeaweedServer, free_ports, start_server
 from zerofs.objects import Kind
 from zerofs.store.codec import CODEC_RAW, Record
 from zerofs.store.objects_s3 import S3Objects
 from zerofs.store.s3cache import HostCache, decode_index
 from zerofs.store.s3config import S3Settings, parse_s3_url
 from zerofs.store.s3store import pack_key
-
-
-class Host:
-    """``zerofs`` run as subprocesses against one S3 repository, with this host's cache directory."""
-
-    def __init__(self, url: str, endpoint: str, cache: Path, **env: str) -> None:
-        self.url = url
-        self.cache = cache
-        self.env = {
-            **cli_env(),
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_REGION": REGION,
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_CONFIG_FILE": os.devnull,
-            "XDG_CACHE_HOME": str(cache),
-            **env,
-        }
-
-    def run(
-        self, *args: str, expect: int | None = 0, repo: bool = True, input: bytes | None = None
-    ) -> subprocess.CompletedProcess[bytes]:
-        """Run ``zerofs [--repo URL] ARGS`` (``input`` on its stdin); assert the exit code is ``expect``."""
-        argv = [sys.executable, "-m", "zerofs", *(["--repo", self.url] if repo else []), *args]
-        proc = subprocess.run(argv, capture_output=True, env=self.env, timeout=180, check=False, input=input)
-        if expect is not None:
-            assert proc.returncode == expect, (
-                f"zerofs {' '.join(args)}: exit {proc.returncode}, expected {expect}\n"
-                f"stdout: {proc.stdout[:2000]!r}\nstderr: {proc.stderr.decode(errors='replace')[:4000]}"
-            )
-        return proc
-
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
-        """Start ``zerofs --repo URL ARGS`` without waiting for it."""
-        argv = [sys.executable, "-m", "zerofs", "--repo", self.url, *args]
-        return subprocess.Popen(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def stderr(self, *args: str, expect: int) -> str:
-        """The standard error of a command expected to fail with ``expect``."""
-        return self.run(*args, expect=expect).stderr.decode()
-
-    def drop_cache(self) -> None:
-        """Delete this host's cache."""
-        shutil.rmtree(self.cache, ignore_errors=True)
-
-
-@pytest.fixture
-def url(bucket: str) -> str:
-    """The repository URL (not created)."""
-    return f"s3://{bucket}/team"
-
-
-@pytest.fixture
-def host(url: str, seaweed: SeaweedServer, tmp_path: Path) -> Host:
-    """A host with a repository created by ``zerofs init URL``."""
-    first = Host(url, seaweed.endpoint, tmp_path / "cache-a")
-    first.run("init", url, repo=False)
-    return first
-
-
-@pytest.fixture
-def other_host(url: str, seaweed: SeaweedServer, tmp_path: Path, host: Host) -> Host:
-    """A second host on the same repository (its own cache)."""
-    return Host(url, seaweed.endpoint, tmp_path / "cache-b")
-
-
-def make_tree(root: Path, files: int = 30) -> Path:
-    """A small host tree: text files, a larger random file (several chunks), a symlink, nested directories."""
-    (root / "sub" / "deep").mkdir(parents=True)
-    for n in range(files):
-        (root / ("sub" if n % 3 else "") / f"file{n}.txt").write_text(f"content of file {n}\n" * (n + 1))
-    (root / "sub" / "deep" / "big.bin").write_bytes(os.urandom(3 << 20))
-    (root / "link").symlink_to("sub/file1.txt")
-    return root
-
-
-def tree_listing(root: Path) -> dict[str, bytes]:
-    """Every file and link under ``root``: its relative path and its bytes (or its link target)."""
-    found = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_symlink():
-            found[str(path.relative_to(root))] = b"-> " + os.readlink(path).encode()
-        elif path.is_file():
-            found[str(path.relative_to(root))] = path.read_bytes()
-    return found
 
 
 def test_init_import_browse_export_equals_the_host_tree(host: Host, tmp_path: Path) -> None:
