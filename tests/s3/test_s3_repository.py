@@ -175,6 +175,25 @@ def test_browsing_what_the_cache_holds_reads_only_head(
         assert seen == [("GET", f"{refs}/{name}") for name in refs_read], (args, seen)
 
 
+def test_browsing_with_an_empty_cache_loads_the_index_of_metadata_only(
+    url: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    writer = Host(url, proxy.endpoint, tmp_path / "writer")
+    writer.run("init", url, repo=False)
+    source = make_tree(tmp_path / "src", files=5)  # its 3 MiB file is dozens of chunks
+    writer.run("import", str(source), "/p")
+    reader = Host(url, proxy.endpoint, tmp_path / "empty-cache")
+    proxy.seen.clear()
+    listing = reader.run("ls", "-R", "/p").stdout.decode()
+    assert "big.bin" in listing
+    fetched = [r.target for r in proxy.seen if r.method == "GET" and "/index/" in r.target.split("?")[0]]
+    assert fetched
+    assert all(target.endswith(".meta.idx") for target in fetched), fetched
+    proxy.seen.clear()
+    assert reader.run("cat", "/p/sub/deep/big.bin").stdout == (source / "sub" / "deep" / "big.bin").read_bytes()
+    assert any(r.target.endswith(".data.idx") for r in proxy.seen)  # reading contents loads the chunks' index
+
+
 def test_a_repository_replaced_at_the_same_url_is_noticed(
     host: Host, other_host: Host, s3_settings: S3Settings
 ) -> None:

@@ -1,7 +1,8 @@
 """The host cache of an S3 repository, and the index objects it is filled from.
 
-Every batch that makes blobs durable publishes one *index object*
-(``index/TTTTTTTTTTTT-RRRRRRRR.idx``): what it added, one entry per blob
+Every pack a writer uploads is followed by its *index objects*
+(``index/TTTTTTTTTTTT-RRRRRRRR.meta.idx`` for its nodes, symlinks and special
+files, ``....data.idx`` for its chunks): what it added, one entry per blob
 (id, pack name, offset of the blob header, stored and raw length, kind),
 zstd-compressed, after a magic and the BLAKE3 of the compressed body. The
 union of every index object is the repository's index; nothing else names
@@ -67,10 +68,38 @@ class IndexEntry(NamedTuple):
     kind: Kind
 
 
-def index_key(now_ns: int | None = None) -> str:
-    """A new index object's key: milliseconds since the epoch (12 hex digits), then 8 random ones."""
+META_SUFFIX: Final = ".meta.idx"
+"""Index objects of nodes, symlinks and special files: what browsing needs."""
+DATA_SUFFIX: Final = ".data.idx"
+"""Index objects of chunks: what reading and deduplicating file contents need."""
+
+
+def index_key(suffix: str, now_ns: int | None = None) -> str:
+    """A new index object's key: milliseconds since the epoch (12 hex digits), 8 random ones, then ``suffix``."""
     millis = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
-    return f"{INDEX_PREFIX}/{millis:012x}-{secrets.token_hex(4)}.idx"
+    return f"{INDEX_PREFIX}/{millis:012x}-{secrets.token_hex(4)}{suffix}"
+
+
+def is_data_key(key: str) -> bool:
+    """True for an index object of chunks only (one without a suffix, from before the split, holds both)."""
+    return key.endswith(DATA_SUFFIX)
+
+
+def index_objects(entries: Iterable[IndexEntry], limit: int = 1 << 62) -> list[tuple[str, list[IndexEntry]]]:
+    """New keys for ``entries``, split into index objects of chunks and of the rest, at most ``limit`` each.
+
+    Apart, so that a host with an empty cache can browse after loading the
+    index of the metadata only: its size grows with the number of files and
+    directories, not with the bytes in them. Chunks first: published in this
+    order, no node is ever indexed before the chunks it references.
+    """
+    meta = [entry for entry in entries if entry.kind is not Kind.CHUNK]
+    data = [entry for entry in entries if entry.kind is Kind.CHUNK]
+    return [
+        (index_key(suffix), part[start : start + limit])
+        for suffix, part in ((DATA_SUFFIX, data), (META_SUFFIX, meta))
+        for start in range(0, len(part), limit)
+    ]
 
 
 def encode_index(entries: Iterable[IndexEntry]) -> bytes:

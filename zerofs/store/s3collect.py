@@ -26,7 +26,7 @@ from zerofs.store.maintenance import RebuildResult, whole_blobs
 from zerofs.store.packfile import BLOB_HEADER, ScannedBlob
 from zerofs.store.packs import pack_hex
 from zerofs.store.results import ReclaimResult
-from zerofs.store.s3cache import INDEX_PREFIX, IndexEntry, encode_index, index_key
+from zerofs.store.s3cache import INDEX_PREFIX, IndexEntry, encode_index, index_objects
 from zerofs.store.s3gc import (
     LOCK_KEY,
     PLAN_SUFFIX,
@@ -160,9 +160,8 @@ class SharedCollection:
         }
         written = self._copy(copies)
         kept = [e for entries in current.values() for e in entries if e.pack_name not in doomed_packs]
-        for start in range(0, len(kept), ENTRIES_PER_INDEX):
-            key = index_key()
-            if store.objects.create(key, encode_index(kept[start : start + ENTRIES_PER_INDEX])) is None:
+        for key, part in index_objects(kept, ENTRIES_PER_INDEX):
+            if store.objects.create(key, encode_index(part)) is None:
                 raise ConflictError(f"index object {key} already exists in {store.url}")
         for key in current:
             store.objects.delete(key)
@@ -267,11 +266,10 @@ def rebuild_index(store: S3Store) -> RebuildResult:
             n_packs += 1 if blobs else 0
             n_blobs += len(blobs)
             entries = [_entry(name, blob) for blob in blobs if blob.offset not in named.get(name, set())]
-            if entries:
-                key = index_key()
-                if store.objects.create(key, encode_index(entries)) is None:
+            for key, part in index_objects(entries):
+                if store.objects.create(key, encode_index(part)) is None:
                     raise ConflictError(f"index object {key} already exists in {store.url}")
-                n_added += len(entries)
+            n_added += len(entries)
         if n_added:
             problems.append(f"indexed again {n_added} objects that no intact index object named")
         for key in keys:

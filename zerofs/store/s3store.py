@@ -4,7 +4,8 @@ Layout under ``s3://BUCKET/PREFIX/``::
 
     config                       the repository's config (created once, with its checksum)
     packs/H/NAME.pack            immutable packs, the local pack format byte for byte (H: first hex digit)
-    index/MS-RAND.idx            what one batch added: id -> (pack, offset, lengths, kind) (s3cache.py)
+    index/MS-RAND.meta.idx       what one pack holds: id -> (pack, offset, lengths, kind) (s3cache.py),
+    index/MS-RAND.data.idx         for its nodes (meta) and its chunks (data) apart
     refs/NAME                    a ref: one 128-byte checksummed record (reflog.py), moved by If-Match
     reflog/NAME/GENERATION       the same record, one object per move, created before the ref moves
 
@@ -77,7 +78,8 @@ from zerofs.store.s3cache import (
     IndexEntry,
     decode_index,
     encode_index,
-    index_key,
+    index_objects,
+    is_data_key,
 )
 from zerofs.store.s3gc import DEFAULT_GRACE_S, GcDeletedError, GcWatch, clock
 
@@ -267,22 +269,33 @@ class S3Store:
         return name
 
     def _locate(self, object_id: ObjectId, *, refresh: bool = True) -> Location | None:
+        """Where the cache places a blob; on a miss, load the new index objects of metadata, then of chunks.
+
+        Metadata first: browsing with an empty cache then loads the index of
+        the files and directories only, whatever the bytes in them.
+        """
         location = self.cache.locate(object_id)
         if location is None and refresh:
-            self.refresh()
+            self.refresh(meta_only=True)
             location = self.cache.locate(object_id)
+            if location is None:
+                self.refresh()
+                location = self.cache.locate(object_id)
         return location
 
-    def refresh(self) -> int:
-        """List ``index/`` and load the index objects this cache has not loaded; return how many."""
+    def refresh(self, *, meta_only: bool = False) -> int:
+        """List ``index/`` and load the index objects this cache has not loaded (``meta_only``: not those of chunks).
+
+        Returns how many were loaded.
+        """
         with self._refresh_lock:
-            self._has_refreshed = True
-            fetched = self._fetch_listed(self.cache.loaded_keys())
+            self._has_refreshed = self._has_refreshed or not meta_only
+            fetched = self._fetch_listed(self.cache.loaded_keys(), meta_only=meta_only)
             for key, entries in fetched.items():
                 self.cache.add(key, entries)
             return len(fetched)
 
-    def _fetch_listed(self, loaded: set[str]) -> dict[str, list[IndexEntry]]:
+    def _fetch_listed(self, loaded: set[str], *, meta_only: bool = False) -> dict[str, list[IndexEntry]]:
         """List ``index/`` and fetch what is not in ``loaded``; list again while some vanished in between.
 
         Only a gc deletes index objects, and it creates the objects that
@@ -291,7 +304,9 @@ class S3Store:
         fetched: dict[str, list[IndexEntry]] = {}
         for _ in range(RELISTS):
             keys = [info.key for info in self.objects.list(INDEX_PREFIX)]
-            wanted = [key for key in keys if key not in loaded and key not in fetched]
+            wanted = [
+                key for key in keys if key not in loaded and key not in fetched and not (meta_only and is_data_key(key))
+            ]
             fetched.update(self.fetch_index(wanted))
             if all(key in fetched or key in self.damaged_index for key in wanted):
                 break
@@ -644,6 +659,10 @@ def keep_config(path: str, config: bytes) -> None:
         os.replace(temporary, path)
 
 
+def _is_done(pack: _NewPack) -> bool:
+    return pack.upload is not None and pack.upload.done()
+
+
 def _child_ids(object_id: ObjectId, record: Record) -> list[ObjectId]:
     """The blobs a node references (a commit: its tree only; parents are history, which gc cuts by grafts)."""
     node = decode(record.kind, decode_body(object_id, record), object_id.hex())
@@ -823,10 +842,8 @@ class S3Batch:
         pack.upload_started = clock()
         pack.upload = self._pool.submit(self._upload_once, pack)
         self._uploading.append(pack)
-        for done in [s for s in self._uploading if s.upload is not None and s.upload.done()]:
-            self._settle(done)
-        while len(self._uploading) > UPLOADS_IN_FLIGHT:
-            self._settle(self._uploading[0])
+        while self._uploading and (len(self._uploading) > UPLOADS_IN_FLIGHT or _is_done(self._uploading[0])):
+            self._settle(self._uploading[0])  # in upload order: a node's chunks are in its pack or an earlier one
 
     def _upload_once(self, pack: _NewPack) -> None:
         if self.store.objects.create(pack_key(pack.name), pack.data) is None:
@@ -871,13 +888,12 @@ class S3Batch:
         if not store.gc.is_fresh:
             self._look_again()
         pack.is_uploaded = True  # reads go to the bucket from now on
-        if pack.entries:
-            key = index_key()
-            if store.objects.create(key, encode_index(pack.entries)) is None:
+        for key, entries in index_objects(pack.entries):
+            if store.objects.create(key, encode_index(entries)) is None:
                 raise ObjectStoreError(f"index object {key} already exists in {store.url}")
-            store.cache.add(key, pack.entries)
-            for entry in pack.entries:
-                store._pending.pop(entry.object_id, None)
+            store.cache.add(key, entries)
+        for entry in pack.entries:
+            store._pending.pop(entry.object_id, None)
         self._drop(pack)
 
     @staticmethod
