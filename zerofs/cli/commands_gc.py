@@ -89,9 +89,10 @@ def gc(
         f"{what} {render.human_size(result.bytes_freed)}\n"
     )
     if result.packs_deleted or result.packs_rewritten:
+        where = "in the bucket" if repository.is_shared else "on disk"
         out.write(
             f"deleted {result.packs_deleted} and rewrote {result.packs_rewritten} packs: "
-            f"{render.human_size(result.bytes_reclaimed)} back on disk\n"
+            f"{render.human_size(result.bytes_reclaimed)} back {where}\n"
         )
     if result.compacted is not None:
         before, after = result.compacted
