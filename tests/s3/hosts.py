@@ -16,7 +16,7 @@ from pathlib import Path
 from tests.conftest import cli_env
 from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY
 
-GRACE_S = 2
+GRACE_S = 4
 """The gc grace period of the test repositories (``zerofs init --gc-grace``)."""
 
 
