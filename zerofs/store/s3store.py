@@ -171,6 +171,7 @@ class S3Store:
         self.objects = objects
         self.repo_tag = repo_tag
         self._read_ahead = dict(read_ahead or {})
+        self._read_ahead_at = clock()
         self._slow_refs: dict[bytes, tuple[float, RefRecord | None]] = {}
         self.url = url
         self.root = url
@@ -382,10 +383,14 @@ class S3Store:
     def get_ref(self, name: bytes) -> bytes | None:
         """Read a ref from the bucket (one request; none for the first read of a ref ``read_ahead`` read).
 
+        A value read ahead serves only within G/4 of its read: a commit that
+        stopped being HEAD at least G ago may have been deleted by a gc (one
+        that began after it stopped being HEAD, and waited G), so a process
+        slow to start (a rebuild of its cache on a slow link) reads HEAD again.
         Refs other than HEAD (GRAFTS: gc moves it, and history walks read it
         once per commit) are kept for ``SLOW_REF_SECONDS`` after a read.
         """
-        if name in self._read_ahead:
+        if name in self._read_ahead and clock() - self._read_ahead_at <= self.gc.grace_s / 4:
             current = self._read_ahead.pop(name)
         elif name != b"HEAD":
             kept = self._slow_refs.get(name)
@@ -422,8 +427,13 @@ class S3Store:
             raise
         batch.commit()
 
-    def move_ref(self, name: bytes, old: bytes | None, new: bytes) -> None:
+    def move_ref(
+        self, name: bytes, old: bytes | None, new: bytes, *, before_log: Callable[[], None] | None = None
+    ) -> None:
         """Move a ref from ``old`` to ``new`` (log object first, then the ref by If-Match).
+
+        ``before_log`` runs just before the log object is created: from then
+        on the move is made (by this writer, or by the next one if it dies).
 
         Raises:
             RefMovedError: the ref is not ``old`` any more, or another writer is moving it.
@@ -435,6 +445,8 @@ class S3Store:
         if (current[0].new if current is not None else None) != old:
             raise RefMovedError(f"ref {name.decode()} of the repository at {self.url} moved during the change")
         generation = current[0].sequence + 1 if current is not None else 0
+        if before_log is not None:
+            before_log()
         move = RefMove(generation, time.time_ns(), name, old, new)
         record = encode_record(move, self.repo_tag + os.urandom(NONCE_BYTES - TAG_BYTES))
         if self.objects.create(_log_key(name, generation), record) is None:
@@ -730,7 +742,7 @@ NODE_KINDS: Final = frozenset({Kind.FILE, Kind.CHUNKLIST, Kind.DIR, Kind.COMMIT}
 BATCH_LOOK_S: Final = 1.0
 """A batch starts with a look at the gc plans unless the last one is younger than this (one LIST request)."""
 SLOW_UPLOADS: Final = 3
-"""Uploads of one pack that may each outlast G/4 before the batch gives up."""
+"""Uploads of one pack, or looks at the gc plans, that may each outlast G/4 before the batch gives up."""
 
 
 class S3Batch:
@@ -760,18 +772,18 @@ class S3Batch:
         """Append a record to the pack being built unless stored; True if new."""
         if self.has(object_id):
             return False
-        self._append(object_id, record)
         if record.kind in NODE_KINDS:
-            self._nodes.append(object_id)
-            if self.store.gc.doomed:
+            if self.store.gc.doomed:  # the copies first: in this pack or an earlier one, published no later
                 self._copy_doomed(_child_ids(object_id, record))
+            self._nodes.append(object_id)
+        self._append(object_id, record)
         return True
 
     def copy(self, object_id: ObjectId, record: Record) -> None:
         """Append a record even though the repository has it (gc copying it out of a pack it deletes)."""
         self._append(object_id, record)
 
-    def _append(self, object_id: ObjectId, record: Record) -> None:
+    def _append(self, object_id: ObjectId, record: Record, *, may_rotate: bool = True) -> None:
         store = self.store
         if self._writer is None:
             self._writer = _NewPack()
@@ -782,15 +794,17 @@ class S3Batch:
         writer.entries.append(IndexEntry(object_id, writer.name, offset, info.stored_bytes, info.raw_bytes, info.kind))
         if object_id in store.gc.doomed:
             store.copied.add(object_id)
-        if writer.size >= PACK_TARGET_BYTES:
+        if may_rotate and writer.size >= PACK_TARGET_BYTES:
             self._rotate()
 
     def _needs_copy(self, object_id: ObjectId) -> bool:
         store = self.store
         return object_id in store.gc.doomed and object_id not in store.copied and object_id not in store._pending
 
-    def _copy_doomed(self, object_ids: Iterable[ObjectId]) -> None:
+    def _copy_doomed(self, object_ids: Iterable[ObjectId], *, may_rotate: bool = True) -> None:
         """Copy into this batch each doomed blob of ``object_ids``, and every doomed blob below those.
+
+        ``may_rotate``: False to keep them all in the pack being built (``_look_again`` publishes it at once).
 
         Raises:
             GcDeletedError: one of them is gone already (the change must be made again).
@@ -807,29 +821,54 @@ class S3Batch:
                     f"{self.store.url} while the change was being made; make the change again"
                 )
             decode_body(object_id, record)  # a copy is checked like any read
-            self._append(object_id, record)
+            self._append(object_id, record, may_rotate=may_rotate)
             if record.kind in NODE_KINDS:
                 self._nodes.append(object_id)
                 stack.extend(child for child in _child_ids(object_id, record) if self._needs_copy(child))
 
+    def _look_until_fresh(self) -> None:
+        """Make the last look at the gc plans at most G/4 old (just before a publication is sent).
+
+        Raises:
+            ObjectStoreError: looking keeps taking longer than G/4.
+        """
+        store = self.store
+        for _ in range(SLOW_UPLOADS):
+            if store.gc.is_fresh:
+                return
+            self._look_again()
+        if not store.gc.is_fresh:
+            raise ObjectStoreError(
+                f"{store.url} answers too slowly for the repository's gc grace period ({store.gc.grace_s:g} s): "
+                "a look at the gc plans takes longer than a quarter of it"
+            )
+
     def _look_again(self) -> None:
         """Look at the gc plans; if one is new, copy what it dooms below this batch's nodes, and publish the copies.
 
-        The copies are published before whatever index object is about to be:
-        nothing this batch publishes may name a node whose doomed children are not safe yet.
+        The copies go into a pack of their own, published at once, ahead of
+        the packs in flight and of whatever index object is about to be
+        sent: nothing this batch publishes may name a node whose doomed
+        children are not safe yet. (What is doomed below a copy is copied
+        with it, and what is not doomed is indexed already, so the pack
+        needs nothing published after it.)
         """
         if not self.store.look_for_gc():
             return
-        for node_id in list(self._nodes):
-            record = self.store.get(node_id)
-            if record is None:
-                raise CorruptionError(f"node {node_id.hex()[:16]} this batch stored cannot be read back")
-            self._copy_doomed(_child_ids(node_id, record))
-        pack, self._writer = self._writer, None
-        if pack is not None:  # published now, ahead of the packs in flight
-            pack.finish()
-            self._upload(pack)
-            self._publish(pack)
+        building, self._writer = self._writer, None
+        try:
+            for node_id in list(self._nodes):
+                record = self.store.get(node_id)
+                if record is None:
+                    raise CorruptionError(f"node {node_id.hex()[:16]} this batch stored cannot be read back")
+                self._copy_doomed(_child_ids(node_id, record), may_rotate=False)
+            copies = self._writer
+        finally:
+            self._writer = building
+        if copies is not None:
+            copies.finish()
+            self._upload(copies)
+            self._publish(copies)
 
     def _rotate(self) -> None:
         """Close the pack being built and upload it in the background (waiting while too many are in flight)."""
@@ -885,8 +924,7 @@ class S3Batch:
                 f"uploading a pack to {store.url} takes longer than a quarter of the repository's gc grace "
                 f"period ({grace_s:g} s), so a gc could take it for a dead writer's"
             )
-        if not store.gc.is_fresh:
-            self._look_again()
+        self._look_until_fresh()
         pack.is_uploaded = True  # reads go to the bucket from now on
         for key, entries in index_objects(pack.entries):
             if store.objects.create(key, encode_index(entries)) is None:
@@ -945,11 +983,8 @@ class S3Batch:
         try:
             self._copy_doomed(new for _, _, new in self._refs)
             self.flush()
-            while not store.gc.is_fresh:
-                self._look_again()
-                self.flush()
             for name, old, new in self._refs:
-                store.move_ref(name, old, new)
+                store.move_ref(name, old, new, before_log=self._look_until_fresh)
             if store.gc.age > store.gc.grace_s / 2:
                 log.warning(
                     "zerofs: moving a ref of %s took longer than half its gc grace period (%g s); "
