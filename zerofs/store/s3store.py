@@ -258,8 +258,23 @@ class S3Store:
 
     @contextmanager
     def has_checker(self) -> Iterator[Callable[[ObjectId], bool]]:
-        """Yield ``has``."""
-        yield self.has
+        """Yield ``has`` over one snapshot of the cache (``CacheSnapshot``), for one thread."""
+        snapshot = self.cache.snapshot()
+        pending = self._pending
+
+        def has(object_id: ObjectId) -> bool:
+            if object_id in pending or snapshot.places(object_id):
+                return True
+            if self._has_refreshed:
+                return False
+            found = self.has(object_id)  # the first miss of this process loads new index objects
+            snapshot.renew()
+            return found
+
+        try:
+            yield has
+        finally:
+            snapshot.renew()
 
     def iter_blobs(self, prefix: bytes = b"") -> Iterator[tuple[ObjectId, BlobInfo]]:
         """Every stored id starting with ``prefix`` (after loading new index objects), with its info."""
@@ -561,10 +576,19 @@ class S3Batch:
         self._uploading: list[_NewPack] = []
         self._refs: RefMoves = []
         self._pool: ThreadPoolExecutor | None = None
+        self._snapshot = store.cache.snapshot()
+        """What the cache placed at this batch's last index object (renewed there), for ``has``."""
 
     def has(self, object_id: ObjectId) -> bool:
-        """True if stored (as the cache knows) or written in this batch."""
-        return self.store.has(object_id)
+        """True if stored (as the cache knew at this batch's last index object) or written in this batch."""
+        store = self.store
+        if object_id in store._pending or self._snapshot.places(object_id):
+            return True
+        if store._has_refreshed:
+            return False
+        found = store.has(object_id)  # the first miss of this process loads new index objects
+        self._snapshot.renew()
+        return found
 
     def put(self, object_id: ObjectId, record: Record) -> bool:
         """Append a record to the pack being built unless stored; True if new."""
@@ -620,6 +644,7 @@ class S3Batch:
             if store.objects.create(key, encode_index(pack.entries)) is None:
                 raise ObjectStoreError(f"index object {key} already exists in {store.url}")
             store.cache.add(key, pack.entries)
+            self._snapshot.renew()
             for entry in pack.entries:
                 store._pending.pop(entry.object_id, None)
 
@@ -672,6 +697,7 @@ class S3Batch:
             for name, old, new in self._refs:
                 self.store.move_ref(name, old, new)
         finally:
+            self._snapshot.renew()
             self._close_pool()
 
     def abandon(self) -> None:
@@ -690,6 +716,7 @@ class S3Batch:
         for object_id, (pack, _, _) in list(self.store._pending.items()):
             if not pack.is_uploaded:  # an upload that failed: its blobs are not stored
                 del self.store._pending[object_id]
+        self._snapshot.renew()
         self._close_pool()
 
     def _close_pool(self) -> None:
