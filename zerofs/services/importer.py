@@ -170,7 +170,7 @@ def import_tree(
             repo,
             sink,
             writer,
-            _SmallFiles(repo, writer, executor, n_workers),
+            _SmallFiles(repo, writer, executor, n_workers, xattrs=xattrs),
             counters,
             skip_errors,
             on_progress,
@@ -216,6 +216,7 @@ def import_tree(
 
 
 _Child: TypeAlias = "DirEntry | _PendingFile | _PendingDir | _LinkedFile"
+Xattrs: TypeAlias = tuple[tuple[bytes, bytes], ...]
 
 
 class _Walker:
@@ -502,8 +503,19 @@ class _Walker:
         counters.bytes_read += node.size_bytes
         return self.finish_file(path, name, st, file_id, node.size_bytes)
 
-    def finish_file(self, path: bytes, name: bytes, st: os.stat_result, file_id: ObjectId, size: int) -> DirEntry:
-        """Count a stored file, remember it for the host-file cache, return its entry."""
+    def finish_file(
+        self,
+        path: bytes,
+        name: bytes,
+        st: os.stat_result,
+        file_id: ObjectId,
+        size: int,
+        xattrs: Xattrs | OSError | None = None,
+    ) -> DirEntry:
+        """Count a stored file, remember it for the host-file cache, return its entry.
+
+        ``xattrs``: as a worker read them (or failed to), None to read them now.
+        """
         counters = self.counters
         counters.files += 1
         counters.bytes_total += size
@@ -515,33 +527,20 @@ class _Walker:
         self.cache_pending += 1
         if self.cache_pending >= CACHE_FLUSH_FILES:
             self.save_cache()
-        try:
-            xattrs = self.read_xattrs(path)
-        except OSError as exc:
-            self.failed(path, exc)
+        if xattrs is None:
+            try:
+                xattrs = self.read_xattrs(path)
+            except OSError as exc:
+                xattrs = exc
+        if isinstance(xattrs, OSError):
+            self.failed(path, xattrs)
             xattrs = ()
         entry = DirEntry(name, Kind.FILE, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, size, file_id, xattrs)
         return _with_times(entry, st)
 
-    def read_xattrs(self, path: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    def read_xattrs(self, path: bytes) -> Xattrs:
         """The extended attributes of ``path`` that are kept (``is_kept_xattr``), sorted; none if off."""
-        if not self.xattrs:
-            return ()
-        try:
-            names = os.listxattr(path, follow_symlinks=False)
-        except OSError as exc:
-            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):  # the host file system has none
-                return ()
-            raise
-        kept = [os.fsencode(n) for n in names if is_kept_xattr(os.fsencode(n))]
-        found = []
-        for key in kept:
-            try:
-                found.append((key, os.getxattr(path, key, follow_symlinks=False)))
-            except OSError as exc:
-                if exc.errno != errno.ENODATA:  # removed since listxattr
-                    raise
-        return tuple(sorted(found))
+        return _read_xattrs(path) if self.xattrs else ()
 
     def save_cache(self) -> None:
         """Write the host-file cache records gathered so far (whole directories only)."""
@@ -654,20 +653,27 @@ class _Group:
     def __init__(self) -> None:
         self.paths: list[tuple[bytes, int]] = []
         self.size_bytes = 0
-        self.future: Future[list[EncodedFile | OSError]] | None = None
-        self.results: list[tuple[ObjectId, int] | OSError] | None = None
+        self.future: Future[list[tuple[EncodedFile, Xattrs | OSError] | OSError]] | None = None
+        self.results: list[tuple[ObjectId, int, Xattrs | OSError] | OSError] | None = None
 
 
 class _SmallFiles:
-    """Hashes and compresses small files on workers, in groups, with bounded memory.
+    """Reads, hashes and compresses small files on workers, in groups, with bounded memory.
 
     Records are written on the caller's thread, in submission order, as soon
-    as more than ``max_in_flight`` groups are pending; only (id, size) of
-    each file is kept after that, until its directory is built.
+    as more than ``max_in_flight`` groups are pending; only (id, size,
+    xattrs) of each file is kept after that, until its directory is built.
+    The workers read each file's extended attributes too, from the file
+    they opened: on the walking thread, every call that lets go of the GIL
+    (a listxattr there cost as much as the file's stat) waits for a worker
+    to give it back, and that thread is the one the import waits for.
     """
 
-    def __init__(self, repo: Repository, writer: ContentWriter, executor: Executor, workers: int) -> None:
+    def __init__(
+        self, repo: Repository, writer: ContentWriter, executor: Executor, workers: int, *, xattrs: bool
+    ) -> None:
         self.repo = repo
+        self.xattrs = xattrs
         self.writer = writer
         self.executor = executor
         self.max_in_flight = max(2, 2 * workers)
@@ -700,31 +706,32 @@ class _SmallFiles:
         while self.in_flight and self.in_flight[0].future is not None and self.in_flight[0].future.done():
             self._write(self.in_flight.popleft())
 
-    def _encode(self, paths: list[tuple[bytes, int]]) -> list[EncodedFile | OSError]:
-        """Worker: read, hash and compress each file (reads release the GIL too)."""
+    def _encode(self, paths: list[tuple[bytes, int]]) -> list[tuple[EncodedFile, Xattrs | OSError] | OSError]:
+        """Worker: read (contents and xattrs), hash and compress each file (reads release the GIL too)."""
         chunker = self.local.__dict__.get("chunker")
         if chunker is None:
             chunker = self.local.chunker = make_chunker(self.repo.config.chunk_params)
-        encoded: list[EncodedFile | OSError] = []
+        encoded: list[tuple[EncodedFile, Xattrs | OSError] | OSError] = []
         with self.repo.has_checker() as has:
             for path, size in paths:
                 try:
-                    data = _read_small_file(path, size)
+                    data, xattrs = _read_small_file(path, size, xattrs=self.xattrs)
                 except OSError as exc:
                     encoded.append(exc)
                     continue
-                encoded.append(encode_small_file(self.repo, chunker, data, has))
+                encoded.append((encode_small_file(self.repo, chunker, data, has), xattrs))
         return encoded
 
     def _write(self, group: _Group) -> None:
         assert group.future is not None
-        results: list[tuple[ObjectId, int] | OSError] = []
-        for encoded in group.future.result():
-            if isinstance(encoded, OSError):
-                results.append(encoded)
+        results: list[tuple[ObjectId, int, Xattrs | OSError] | OSError] = []
+        for done in group.future.result():
+            if isinstance(done, OSError):
+                results.append(done)
                 continue
+            encoded, xattrs = done
             self.writer.write_encoded(encoded)
-            results.append((encoded.file_id, encoded.node.size_bytes))
+            results.append((encoded.file_id, encoded.node.size_bytes, xattrs))
         group.results = results
         group.future = None
 
@@ -740,23 +747,52 @@ class _SmallFiles:
         if isinstance(result, OSError):
             pending.walker.failed(pending.path, result)
             return None
-        file_id, size = result
-        return pending.walker.finish_file(pending.path, pending.name, pending.st, file_id, size)
+        file_id, size, xattrs = result
+        return pending.walker.finish_file(pending.path, pending.name, pending.st, file_id, size, xattrs)
 
 
-def _read_small_file(path: bytes, size: int) -> bytes:
-    """Read a whole small file with as few calls as possible (it may have grown since stat)."""
+def _read_small_file(path: bytes, size: int, *, xattrs: bool) -> tuple[bytes, Xattrs | OSError]:
+    """Read a whole small file with as few calls as possible (it may have grown since stat), then its xattrs.
+
+    The xattrs (none if ``xattrs`` is False) or the error reading them: that
+    error is the caller's to report, the contents are good.
+    """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         data = os.read(fd, size + 1)
-        if len(data) <= size:
-            return data
-        parts = [data]
-        while more := os.read(fd, 1 << 20):
-            parts.append(more)
-        return b"".join(parts)
+        if len(data) > size:
+            parts = [data]
+            while more := os.read(fd, 1 << 20):
+                parts.append(more)
+            data = b"".join(parts)
+        if not xattrs:
+            return data, ()
+        try:
+            return data, _read_xattrs(fd)
+        except OSError as exc:
+            return data, exc
     finally:
         os.close(fd)
+
+
+def _read_xattrs(target: bytes | int) -> Xattrs:
+    """The extended attributes kept (``is_kept_xattr``) of a path (a symlink's own) or an open file, sorted."""
+    follow = isinstance(target, int)  # an open file is itself: Python refuses follow_symlinks=False with one
+    try:
+        names = os.listxattr(target, follow_symlinks=follow)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):  # the host file system has none
+            return ()
+        raise
+    kept = [os.fsencode(n) for n in names if is_kept_xattr(os.fsencode(n))]
+    found = []
+    for key in kept:
+        try:
+            found.append((key, os.getxattr(target, key, follow_symlinks=follow)))
+        except OSError as exc:
+            if exc.errno != errno.ENODATA:  # removed since listxattr
+                raise
+    return tuple(sorted(found))
 
 
 def _open_host_file(path: bytes, *, is_sparse: bool = False) -> BinaryIO:
