@@ -28,9 +28,10 @@ the local repository, and ``ls -R`` of the imported tree on a host with an
 empty cache, with the requests it makes.
 
 Medians of ``--rounds`` runs; the table goes to stdout, every figure and the
-raw timings to ``--json FILE``. Usage::
+raw timings to ``--json FILE``. The zerofs measured is the one ``$PYTHONPATH``
+names (an absolute path), so the script compares two trees. Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/s3_repository.py [--only small] [--rounds 3] [--json s3.json]
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/s3_repository.py [--only small] [--rounds 3] [--json s3.json]
 """
 
 from __future__ import annotations
@@ -131,9 +132,10 @@ def settle(quiet_wait: float) -> None:
 
 
 def zerofs(env: dict[str, str], *args: str) -> float:
-    """Run zerofs; return its wall time in seconds."""
+    """Run zerofs (the one $PYTHONPATH names: run from /, so no zerofs in the current directory shadows it)."""
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "zerofs", *args], env=env, capture_output=True, check=False)
+    command = [sys.executable, "-m", "zerofs", *args]
+    proc = subprocess.run(command, env=env, cwd="/", capture_output=True, check=False)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"zerofs {' '.join(args)} failed: {proc.stderr.decode()}")
