@@ -29,9 +29,12 @@ their ids at once instead (a group of one with an id is harmless), so
 memory stays bounded. A re-import re-uses the id the host-file cache
 recorded for the inode, so an unchanged linked tree gives the same nodes.
 
-Small files are read whole and stored on the calling thread (for them the
-GIL, not the CPU, is the limit); large files stream through FastCDC with
-hashing and compression on a small thread pool, a few chunks in flight.
+Small files are read whole (with their xattrs), hashed and compressed in
+groups on a worker, one while they come from the page cache (for them the
+GIL, not the CPU, is the limit), all once reads show the disk; their
+records are written on the calling thread (``_SmallFiles``). Large files
+stream through FastCDC with hashing and compression on a small thread
+pool, a few chunks in flight.
 """
 
 from __future__ import annotations
