@@ -41,7 +41,7 @@ import zstandard
 from zerofs.errors import CorruptionError
 from zerofs.objects import Kind, ObjectId
 from zerofs.store.codec import Record
-from zerofs.store.index import PACK_ENTRY, PACK_KEY, LmdbIndex, Location, encode_location
+from zerofs.store.index import PACK_ENTRY, PACK_KEY, LmdbIndex, Location, encode_location, index_damaged
 
 CACHE_FILE: Final = "s3-cache.mdb"
 INDEX_PREFIX: Final = "index"
@@ -175,6 +175,10 @@ class HostCache:
         """Where the cache places a blob, or None."""
         return self.index.locate(object_id)
 
+    def snapshot(self) -> CacheSnapshot:
+        """Membership tests over one read transaction (``CacheSnapshot``)."""
+        return CacheSnapshot(self)
+
     def pack_name(self, pack_no: int) -> bytes | None:
         """The name of a pack by its number in this cache."""
         raw = self.index.get(self.index.packs, PACK_KEY.pack(pack_no))
@@ -263,3 +267,35 @@ class HostCache:
     def used_bytes(self) -> int:
         """Bytes of the cache file in use."""
         return self.index.used_bytes()
+
+
+class CacheSnapshot:
+    """Tests of whether the cache places a blob, over one read transaction taken at the first test.
+
+    A transaction per test cost more than the test: besides its own work,
+    beginning and ending one lets go of the GIL twice, and an importer's
+    walking thread then waits for its workers to give it back. A snapshot
+    misses what is added after it was taken (``renew`` takes a new one): at
+    worst a blob is encoded or written again, a dead copy, never lost. One
+    thread at a time.
+    """
+
+    def __init__(self, cache: HostCache) -> None:
+        self._index = cache.index
+        self._txn: lmdb.Transaction[bytes] | None = None
+
+    def places(self, object_id: ObjectId) -> bool:
+        """True if the cache placed ``object_id`` when the snapshot was taken."""
+        index = self._index
+        try:
+            if self._txn is None:
+                self._txn = index.env.begin(db=index.blobs)
+            return self._txn.get(object_id) is not None
+        except lmdb.Error as exc:
+            raise index_damaged(str(exc), index.root) from exc
+
+    def renew(self) -> None:
+        """Let the next test see what was added since (ends the transaction)."""
+        txn, self._txn = self._txn, None
+        if txn is not None:
+            txn.abort()

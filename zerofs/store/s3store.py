@@ -42,6 +42,7 @@ payload against its id (in the repository).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -74,6 +75,7 @@ from zerofs.store.results import (
 from zerofs.store.s3cache import (
     INDEX_PREFIX,
     SMALL_RECORD_BYTES,
+    CacheSnapshot,
     HostCache,
     IndexEntry,
     decode_index,
@@ -371,8 +373,31 @@ class S3Store:
 
     @contextmanager
     def has_checker(self) -> Iterator[Callable[[ObjectId], bool]]:
-        """Yield ``has``."""
-        yield self.has
+        """Yield ``has`` over one snapshot of the cache (``CacheSnapshot``), for one thread."""
+        snapshot = self.cache.snapshot()
+        try:
+            yield functools.partial(self.has_over, snapshot)
+        finally:
+            snapshot.renew()
+
+    def has_over(self, snapshot: CacheSnapshot, object_id: ObjectId) -> bool:
+        """``has``, answered from ``snapshot`` (a read transaction kept open, renewed after it misses the first time).
+
+        A blob a gc plan this process knows dooms is not stored unless this
+        process copied it: a snapshot taken before that gc finished may
+        still place it.
+        """
+        if object_id in self._pending:
+            return True
+        if object_id in self.gc.doomed and object_id not in self.copied:
+            return False
+        if snapshot.places(object_id):
+            return True
+        if self._has_refreshed:
+            return False
+        found = self.has(object_id)  # the first miss of this process loads new index objects
+        snapshot.renew()
+        return found
 
     def iter_blobs(self, prefix: bytes = b"") -> Iterator[tuple[ObjectId, BlobInfo]]:
         """Every stored id starting with ``prefix`` (after loading new index objects), with its info."""
@@ -763,10 +788,12 @@ class S3Batch:
         """The nodes this batch stored: checked again when a gc plan turns up."""
         if store.gc.age > BATCH_LOOK_S:  # learn of a plan while what it dooms can still be copied
             store.look_for_gc()
+        self._snapshot = store.cache.snapshot()
+        """What the cache placed at this batch's last index object or look (renewed there), for ``has``."""
 
     def has(self, object_id: ObjectId) -> bool:
-        """True if stored (as the cache knows, and no gc plan dooms it) or written in this batch."""
-        return self.store.has(object_id)
+        """True if stored (as the cache knew at this batch's last index object or look) or written in this batch."""
+        return self.store.has_over(self._snapshot, object_id)
 
     def put(self, object_id: ObjectId, record: Record) -> bool:
         """Append a record to the pack being built unless stored; True if new."""
@@ -853,7 +880,9 @@ class S3Batch:
         with it, and what is not doomed is indexed already, so the pack
         needs nothing published after it.)
         """
-        if not self.store.look_for_gc():
+        newly = self.store.look_for_gc()
+        self._snapshot.renew()  # the look may have rebuilt the cache after a gc
+        if not newly:
             return
         building, self._writer = self._writer, None
         try:
@@ -930,6 +959,7 @@ class S3Batch:
             if store.objects.create(key, encode_index(entries)) is None:
                 raise ObjectStoreError(f"index object {key} already exists in {store.url}")
             store.cache.add(key, entries)
+        self._snapshot.renew()
         for entry in pack.entries:
             store._pending.pop(entry.object_id, None)
         self._drop(pack)
@@ -993,6 +1023,7 @@ class S3Batch:
                     store.gc.grace_s,
                 )
         finally:
+            self._snapshot.renew()
             self._close_pool()
 
     def abandon(self) -> None:
@@ -1013,6 +1044,7 @@ class S3Batch:
             if not pack.is_uploaded:  # an upload that failed: its blobs are not stored
                 del self.store._pending[object_id]
                 self.store.copied.discard(object_id)
+        self._snapshot.renew()
         self._close_pool()
 
     def _close_pool(self) -> None:
