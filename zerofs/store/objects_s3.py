@@ -33,7 +33,6 @@ import re
 import secrets
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
@@ -62,6 +61,8 @@ from zerofs.errors import (
 from zerofs.store.s3config import S3Location, S3Settings
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from obstore import PutMode
     from obstore.store import ClientConfig, RetryConfig, S3Config
 
@@ -330,6 +331,8 @@ class S3Objects:
         if len(requests) <= 1:
             return [self.get_range(*request) for request in requests]
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # imported here: a cat of cached data needs no pool
+
             self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="zerofs-s3")
         return list(self._pool.map(lambda request: self.get_range(*request), requests))
 

@@ -43,12 +43,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final
 
@@ -86,9 +84,9 @@ from zerofs.store.s3cache import (
 from zerofs.store.s3gc import DEFAULT_GRACE_S, GcDeletedError, GcWatch, clock
 
 if TYPE_CHECKING:
-    from zerofs.store.base import WriteBatch
+    from concurrent.futures import Future, ThreadPoolExecutor
 
-log = logging.getLogger("zerofs.store")
+    from zerofs.store.base import WriteBatch
 
 CONFIG_KEY: Final = "config"
 PACKS_PREFIX: Final = "packs"
@@ -325,6 +323,8 @@ class S3Store:
         fetched: dict[str, list[IndexEntry]] = {}
         if not keys:
             return fetched
+        from concurrent.futures import ThreadPoolExecutor  # imported here: a read of cached data needs no pool
+
         with ThreadPoolExecutor(INDEX_LOADS_IN_FLIGHT, thread_name_prefix="zerofs-index") as pool:
             for key, found in zip(keys, pool.map(self.objects.get, keys), strict=True):
                 if found is None:
@@ -507,7 +507,7 @@ class S3Store:
         if current is not None and move.sequence <= current[0].sequence:
             return
         if move.sequence > generation:
-            log.warning(
+            _warn(
                 "zerofs: ref %s of %s was at generation %s, behind its log (generation %d): the ref object was "
                 "rolled back; moved it forward to the log's last record",
                 name.decode(),
@@ -694,6 +694,13 @@ def keep_config(path: str, config: bytes) -> None:
         with open(temporary, "wb") as handle:
             handle.write(encode_config_file(config))
         os.replace(temporary, path)
+
+
+def _warn(text: str, *args: object) -> None:
+    """A warning on stderr through ``logging`` (imported here: it costs a read-only command 6 ms to import)."""
+    import logging
+
+    logging.getLogger("zerofs.store").warning(text, *args)
 
 
 def _is_done(pack: _NewPack) -> bool:
@@ -906,6 +913,8 @@ class S3Batch:
             return
         pack.finish()
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             self._pool = ThreadPoolExecutor(UPLOADS_IN_FLIGHT, thread_name_prefix="zerofs-upload")
         pack.upload_started = clock()
         pack.upload = self._pool.submit(self._upload_once, pack)
@@ -1016,7 +1025,7 @@ class S3Batch:
             for name, old, new in self._refs:
                 store.move_ref(name, old, new, before_log=self._look_until_fresh)
             if store.gc.age > store.gc.grace_s / 2:
-                log.warning(
+                _warn(
                     "zerofs: moving a ref of %s took longer than half its gc grace period (%g s); "
                     "run `zerofs fsck` after the next gc",
                     store.url,
