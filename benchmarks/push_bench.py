@@ -15,7 +15,10 @@ zerofs runs as a CLI process (the ``zerofs`` console script next to this
 interpreter, else ``python -m zerofs``), with $XDG_CACHE_HOME in the
 scratch directory.
 
-Run: .venv/bin/python benchmarks/push_bench.py [--files N] [--runs N] [--json FILE]
+With --s3, B is an S3 repository on a SeaweedFS the benchmark starts on
+loopback (the tests' server, tests/s3/seaweed.py).
+
+Run: .venv/bin/python benchmarks/push_bench.py [--files N] [--runs N] [--json FILE] [--s3]
 """
 
 from __future__ import annotations
@@ -43,15 +46,19 @@ def zerofs_command() -> list[str]:
     return [str(candidate)] if candidate.exists() else [sys.executable, "-m", "zerofs"]
 
 
+S3_ENV: dict[str, str] = {}
+"""With --s3: the AWS variables of the SeaweedFS this benchmark started."""
+
+
 def bench_env(work: Path) -> dict[str, str]:
     """The environment of every zerofs process: no $ZEROFS_REPO, caches in ``work``."""
     env = {k: v for k, v in os.environ.items() if k not in ("ZEROFS_REPO", "ZEROFS_DEBUG", "PYTHONDONTWRITEBYTECODE")}
     env["XDG_CACHE_HOME"] = str(work / "cache")
     env["NO_COLOR"] = "1"
-    return env
+    return env | S3_ENV
 
 
-def run(work: Path, repo: Path, *args: str, stdin: bytes | None = None) -> tuple[float, bytes]:
+def run(work: Path, repo: Path | str, *args: str, stdin: bytes | None = None) -> tuple[float, bytes]:
     """Run ``zerofs --repo REPO ARGS``; return (wall seconds, stdout). Fails loudly on a non-zero exit."""
     started = time.perf_counter()
     proc = subprocess.run(
@@ -89,12 +96,13 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def bench(work: Path, n_files: int, runs: int) -> dict[str, Any]:
-    """Build A, push it whole into B, then time one-file-change pushes."""
+def bench(work: Path, n_files: int, runs: int, dest_url: str | None = None) -> dict[str, Any]:
+    """Build A, push it whole into B (``dest_url``, else a local directory), then time one-file-change pushes."""
     rng = random.Random(13)
     host = work / "host"
     paths = make_tree(host, n_files, rng)
-    source, dest = work / "a", work / "b"
+    source = work / "a"
+    dest: Path | str = dest_url or work / "b"
     run(work, source, "init", "-q")
     run(work, dest, "init", "-q")
     import_s, _ = run(work, source, "import", "-q", str(host), "/data")
@@ -114,6 +122,7 @@ def bench(work: Path, n_files: int, runs: int) -> dict[str, Any]:
     log_one = [run(work, source, "log", "-n", "1")[0] for _ in range(runs)]
     return {
         "files": n_files,
+        "destination": "s3" if dest_url else "local",
         "runs": runs,
         "import_s": round(import_s, 3),
         "full_push": {"seconds": round(full_s, 3), "objects": full["objects"], "bytes": full["bytes"]},
@@ -132,13 +141,31 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--s3", action="store_true", help="push into an S3 repository on a SeaweedFS started here")
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="zerofs-push-bench-"))
+    server = None
     try:
-        result = bench(work, options.files, options.runs)
+        dest_url = None
+        if options.s3:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, start_server
+
+            server = start_server(work / "seaweed")
+            server.create_bucket("push-bench")
+            S3_ENV.update(
+                AWS_ACCESS_KEY_ID=ACCESS_KEY,
+                AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+                AWS_REGION=REGION,
+                AWS_ENDPOINT_URL=server.endpoint,
+            )
+            dest_url = "s3://push-bench/b"
+        result = bench(work, options.files, options.runs, dest_url)
     finally:
+        if server is not None:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"tree: {result['files']:,} files, import {result['import_s']} s")
+    print(f"tree: {result['files']:,} files, import {result['import_s']} s, pushed to {result['destination']}")
     full = result["full_push"]
     print(f"full push (pull into an empty repository): {full['seconds']} s, {full['objects']:,} objects")
     for label in ("one_file_push", "up_to_date_push", "log_n1"):
