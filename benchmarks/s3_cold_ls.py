@@ -19,18 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.s3.faultproxy import FaultProxy  # noqa: E402
-from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, start_server  # noqa: E402
+from benchmarks.s3bench import seaweed_workspace  # noqa: E402
+from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY  # noqa: E402
 
 MIB = 1 << 20
 
@@ -52,11 +50,7 @@ def main() -> None:
     parser.add_argument("--data-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=5)
     options = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="zerofs-s3-cold-ls-"))
-    server = start_server(work / "seaweed")
-    proxy = FaultProxy(("127.0.0.1", server.ports["s3.port"]))
-    proxy.start()
-    try:
+    with seaweed_workspace("zerofs-s3-cold-ls-") as (work, server, proxy):
         small, data = work / "small", work / "data"
         for n in range(options.files):
             (small / f"d{n // 100:03d}").mkdir(parents=True, exist_ok=True)
@@ -94,10 +88,6 @@ def main() -> None:
                 1 for r in proxy.seen if r.method == "GET" and "/index/" in r.target
             )
         print(json.dumps(report, indent=2))
-    finally:
-        proxy.stop()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

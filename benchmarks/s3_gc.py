@@ -29,14 +29,14 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.s3bench import seaweed_workspace  # noqa: E402
 from tests.s3.faultproxy import FaultProxy  # noqa: E402
-from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer, start_server  # noqa: E402
+from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer  # noqa: E402
 from zerofs.store.objects_s3 import S3Objects  # noqa: E402
 from zerofs.store.s3config import S3Settings, parse_s3_url  # noqa: E402
 
@@ -156,11 +156,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--grace", type=int, default=5, help="the zerofs repository's gc grace period (seconds)")
     options = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="zerofs-s3-gc-bench-"))
-    server = start_server(work / "seaweed")
-    proxy = FaultProxy(("127.0.0.1", server.ports["s3.port"]))
-    proxy.start()
-    try:
+    with seaweed_workspace("zerofs-s3-gc-bench-") as (work, server, proxy):
         sizes = {name: make_tree(work / name, options.files, name) for name in ("a", "b")}
         env = {
             **os.environ,
@@ -183,10 +179,6 @@ def main() -> None:
         report: dict[str, object] = {key: round(statistics.median(values), 3) for key, values in rounds.items()}
         report |= {"files_per_tree": options.files, "tree_a_mib": round(sizes["a"] / MIB, 1), "grace_s": options.grace}
         print(json.dumps(report, indent=2))
-    finally:
-        proxy.stop()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

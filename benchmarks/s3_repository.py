@@ -44,7 +44,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -52,8 +51,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.s3bench import seaweed_workspace  # noqa: E402
 from tests.s3.faultproxy import FaultProxy  # noqa: E402
-from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer, start_server  # noqa: E402
+from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer  # noqa: E402
 
 MIB = 1 << 20
 SHAPES = ("mixed", "random", "small")
@@ -300,11 +300,7 @@ def parse_options() -> argparse.Namespace:
 def main() -> None:
     """Run the measurements; print the table and the JSON (and write it to ``--json``)."""
     options = parse_options()
-    work = Path(tempfile.mkdtemp(prefix="zerofs-s3-bench-", dir=options.workdir))
-    server = start_server(work / "seaweed")
-    proxy = FaultProxy(("127.0.0.1", server.ports["s3.port"]))
-    proxy.start()
-    try:
+    with seaweed_workspace("zerofs-s3-bench-", options.workdir) as (work, server, proxy):
         bench = Bench(work, server, proxy, options.quiet_wait)
         reports = {shape: measure(bench, shape, options) for shape in options.only or SHAPES}
         result = {"rounds": options.rounds, "restic": bench.has_restic, "shapes": reports}
@@ -314,10 +310,6 @@ def main() -> None:
         print(text)
         print()
         print(table(reports))
-    finally:
-        proxy.stop()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
