@@ -27,8 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.s3bench import seaweed_workspace  # noqa: E402
-from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY  # noqa: E402
+from benchmarks.s3bench import seaweed_workspace, zerofs_env  # noqa: E402
 
 MIB = 1 << 20
 
@@ -58,14 +57,7 @@ def main() -> None:
         data.mkdir()
         for n in range(max(1, options.data_mib // 64)):
             (data / f"r{n:03d}.bin").write_bytes(os.urandom(min(64, options.data_mib) * MIB))
-        env = {
-            **os.environ,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_REGION": REGION,
-            "AWS_ENDPOINT_URL": server.endpoint,
-            "NO_COLOR": "1",
-        }
+        env = zerofs_env(server)
         server.create_bucket("coldls")
         report: dict[str, object] = {"files": options.files, "data_mib": options.data_mib}
         for name, with_data in (("without_data", False), ("with_data", True)):

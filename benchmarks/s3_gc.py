@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.s3bench import seaweed_workspace  # noqa: E402
+from benchmarks.s3bench import seaweed_workspace, zerofs_env  # noqa: E402
 from tests.s3.faultproxy import FaultProxy  # noqa: E402
 from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer  # noqa: E402
 from zerofs.store.objects_s3 import S3Objects  # noqa: E402
@@ -158,14 +158,7 @@ def main() -> None:
     options = parser.parse_args()
     with seaweed_workspace("zerofs-s3-gc-bench-") as (work, server, proxy):
         sizes = {name: make_tree(work / name, options.files, name) for name in ("a", "b")}
-        env = {
-            **os.environ,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_REGION": REGION,
-            "AWS_ENDPOINT_URL": server.endpoint,
-            "NO_COLOR": "1",
-        }
+        env = zerofs_env(server)
         rounds: dict[str, list[float]] = {}
         for round_no in range(options.rounds):
             bucket = f"gc{round_no}"

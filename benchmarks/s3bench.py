@@ -8,6 +8,7 @@ block ends.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -17,7 +18,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.s3.faultproxy import FaultProxy
-from tests.s3.seaweed import SeaweedServer, start_server
+from tests.s3.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedServer, start_server
+
+
+def zerofs_env(server: SeaweedServer) -> dict[str, str]:
+    """This process's environment with the AWS variables that reach ``server``, and no colour."""
+    return {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL": server.endpoint,
+        "NO_COLOR": "1",
+    }
 
 
 @contextmanager
