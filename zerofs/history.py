@@ -39,6 +39,8 @@ MAX_CANDIDATES_SHOWN: Final = 5
 
 _REVISION = re.compile(r"(?P<base>HEAD|[0-9a-fA-F]+)(?P<steps>(?:~[0-9]*|\^)*)")
 _STEP = re.compile(r"~([0-9]*)|\^")
+_MAX_STEP_DIGITS: Final = 18
+"""``~N`` with more digits than this goes back past any first commit (and Python refuses to parse 4,300 digits)."""
 
 
 class _HeadMoved(Exception):
@@ -182,8 +184,16 @@ def resolve_revision(repo: Repository, text: str | None) -> ObjectId:
     base = match["base"]
     commit_id = repo.head_id() if base == "HEAD" else _commit_by_prefix(repo, base.lower())
     # ``~`` alone and ``^`` each mean one first parent back; ``~N`` means N.
-    back = sum(int(step[1] or 1) for step in _STEP.finditer(match["steps"]))
+    back = sum(_count(step[1]) for step in _STEP.finditer(match["steps"]))
     return _first_parent_ancestor(repo, commit_id, back, text, base)
+
+
+def _count(digits: str) -> int:
+    """The N of ``~N`` (1 for a bare ``~``); more digits than any history has count as that much."""
+    if not digits:
+        return 1
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= _MAX_STEP_DIGITS else 10**_MAX_STEP_DIGITS
 
 
 def is_revision(text: str) -> bool:

@@ -10,7 +10,7 @@ through here.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from zerofs.errors import InvalidNameError, UsageError
 from zerofs.objects import validate_name
@@ -69,6 +69,19 @@ class StorePath(NamedTuple):
 
     def __str__(self) -> str:
         return "/" + "/".join(os.fsdecode(p) for p in self.parts)
+
+    def shown(self) -> str:
+        r"""The path for people, on one line: bytes that are not UTF-8 as ``\xNN``, control characters escaped.
+
+        ``str`` keeps every byte (for JSON and the file system); this is for
+        commit messages and other human text, which must encode as UTF-8.
+        """
+        text = "/" + "/".join(p.decode("utf-8", "backslashreplace") for p in self.parts)
+        return text.translate(_CONTROL)
+
+
+_CONTROL: Final = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {10: "\\n", 9: "\\t", 13: "\\r"}
+"""Control characters as escapes (a newline in a name must not split a line of output)."""
 
 
 def _without_dots(names: list[bytes]) -> str:

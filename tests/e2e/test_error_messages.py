@@ -208,6 +208,14 @@ def test_revision_past_the_first_commit_names_the_first(stocked: Path, zerofs: Z
     zerofs("ls", f"{first}:/")
 
 
+def test_a_revision_with_thousands_of_digits_is_past_the_first_commit(stocked: Path, zerofs: Zerofs) -> None:
+    """Python refuses to parse an int of over 4,300 digits: that was an internal error."""
+    first = f"HEAD~{len(log_json(stocked)) - 1}"
+    line = assert_fails(stocked, "ls", "HEAD~" + "9" * 5000 + ":/", expect=NotFoundError.exit_code)
+    assert line.endswith(f"goes back past the first commit (the first commit is {first})")
+    assert zerofs("ls", "HEAD~" + "0" * 5000 + ":/").stdout == zerofs("ls", "/").stdout  # HEAD~0 is HEAD
+
+
 def test_unknown_revision_points_at_log(stocked: Path) -> None:
     taken = {entry["commit"][:8] for entry in log_json(stocked)}
     unknown = next(p for p in ("deadbeef", "0badc0de", "facefeed") if p not in taken)
@@ -235,6 +243,27 @@ def test_mkdir_of_an_existing_path_does_not_offer_force(stocked: Path, zerofs: Z
     assert assert_fails(stocked, "mkdir", "/file", expect=ConflictError.exit_code) == "zerofs: already exists: /file"
     line = assert_fails(stocked, "clone", "/data", "/snap", expect=ConflictError.exit_code)
     assert line == "zerofs: already exists: /snap (use --force to replace it)"
+
+
+def test_names_not_utf8_or_with_a_newline_are_stored_and_logged_on_one_line(zerofs: Zerofs, cli_repo: Path) -> None:
+    """A name may hold any byte but '/' and NUL; the commit message shows it escaped, JSON keeps it whole."""
+    odd, newline = os.fsdecode(b"/\xff\xfe"), "/a\nb"
+    zerofs("write", odd, input=b"odd bytes")
+    zerofs("mkdir", newline)
+    zerofs("clone", odd, "/copy")
+    zerofs("mv", "/copy", os.fsdecode(b"/c\xff"))
+    assert zerofs("cat", odd).stdout == b"odd bytes"
+    assert zerofs("cat", os.fsdecode(b"/c\xff")).stdout == b"odd bytes"
+    messages = [entry["message"] for entry in log_json(cli_repo)]
+    assert messages[:4] == [
+        "mv /copy -> /c\\xff",
+        "clone /\\xff\\xfe -> /copy",
+        "mkdir /a\\nb",
+        "write /\\xff\\xfe (9 bytes)",
+    ]
+    assert len(zerofs("log").stdout.decode().splitlines()) == len(messages)  # one line per commit
+    operation = log_json(cli_repo)[2]["operation"]
+    assert os.fsencode(operation["path"]) == b"/a\nb"
 
 
 def test_write_with_standard_input_closed(stocked: Path) -> None:

@@ -65,7 +65,7 @@ def mkdir(
         entry = DirEntry(path.name, Kind.DIR, dir_mode, uid, gid, now_ns, 0, staging.put(DirNode()), (), now_ns, now_ns)
         return place(staging, root_id, path, entry, now_ns)
 
-    message = f"mkdir {'-p ' if parents else ''}{path}"
+    message = f"mkdir {'-p ' if parents else ''}{path.shown()}"
     return _commit(repo, change, message, {"op": "mkdir", "path": str(path), "parents": parents}, path)
 
 
@@ -103,7 +103,7 @@ def write_file(
         entry = DirEntry(path.name, Kind.FILE, file_mode, uid, gid, now_ns, size_bytes, file_id, (), now_ns, now_ns)
         return place(staging, root_id, path, entry, now_ns, parents=parents, replace=True)
 
-    message = f"write {path} ({size_bytes} bytes)"
+    message = f"write {path.shown()} ({size_bytes} bytes)"
     return _commit(repo, change, message, {"op": "write", "path": str(path), "bytes": size_bytes}, path)
 
 
@@ -176,7 +176,7 @@ def remove_paths(
             removed.append(target)
         return root_id
 
-    shown = " ".join(str(p) for p in paths)
+    shown = " ".join(p.shown() for p in paths)
     message = f"rm {'-r ' if recursive else ''}{shown}"
     operation: dict[str, object] = {"op": "rm", "paths": [str(p) for p in paths], "recursive": recursive}
     result = _commit(repo, change, message, operation, paths[0])
@@ -201,7 +201,7 @@ def move_path(repo: Repository, source: StorePath, target: StorePath, *, force: 
         new_root, final[0] = move(staging, root_id, source, target, now_ns, force=force)
         return new_root
 
-    outcome_message = f"mv {source} -> {target}"
+    outcome_message = f"mv {source.shown()} -> {target.shown()}"
     result = _commit(repo, change, outcome_message, {"op": "mv", "source": str(source), "target": str(target)}, target)
     return EditResult(result.commit_id, result.message, final[0])
 
@@ -247,8 +247,10 @@ def clone(
             entry = root_entry(root_id, now_ns) if source.is_root else lookup(staging, root_id, source)
         return place(staging, root_id, target, entry, now_ns, parents=parents, replace=force)
 
-    shown = f"{source_rev or source_commit_id.hex()[:12]}:{source}" if source_commit_id is not None else str(source)
-    message = f"clone {shown} -> {target}"
+    shown = source.shown()
+    if source_commit_id is not None:
+        shown = f"{source_rev or source_commit_id.hex()[:12]}:{shown}"
+    message = f"clone {shown} -> {target.shown()}"
     return _commit(repo, change, message, operation, target)
 
 
