@@ -25,6 +25,7 @@ which ``fsck --rebuild-index`` rebuilds from the packs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Iterator
@@ -256,6 +257,21 @@ class LmdbIndex:
             txn.commit()
         except lmdb.Error as exc:
             raise store_error(f"cannot commit to the repository's index {self.path}", exc) from exc
+        self._cover_last_page()
+
+    def _cover_last_page(self) -> None:
+        """Extend the file with zeros to the end of its last page, if a commit left it shorter.
+
+        LMDB counts in its last page number pages a transaction allocated and
+        freed again without writing them ("loose" pages), so a commit can
+        leave the file shorter than ``_check_length`` accepts: the next open
+        would report a truncated index. The pages past the end are free (LMDB
+        writes them when it uses them), so zeros are what they hold.
+        """
+        needed = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+        with contextlib.suppress(OSError):  # a full disk: the next open reports it, and nothing is lost
+            if os.stat(self.path).st_size < needed:
+                os.truncate(self.path, needed)
 
     def new_pack_no(self, txn: lmdb.Transaction[bytes], name: bytes) -> int:
         """Give a new pack its number (in ``txn``) and register it with nothing in it yet.
