@@ -1,6 +1,10 @@
-"""Find and open the repository a command names.
+"""Find and open the repository a command names: the one place every command opens it.
 
-Order: ``--repo PATH``, else ``$ZEROFS_REPO``, else the ``repository`` key
+Each command receives the options it shares with the others as a ``Shared``
+(``options.command`` builds it) and opens its repository with
+``with_repository``; ``settings`` and ``open_repository`` are the steps
+below it, for the commands that need the settings themselves (init, import,
+mount, push, pull). Order: ``--repo PATH``, else ``$ZEROFS_REPO``, else the ``repository`` key
 of the ``-c/--config`` TOML file, else ``$XDG_DATA_HOME/zerofs`` (or
 ``~/.local/share/zerofs``). A command run before ``init`` fails with the
 exact ``init`` command to run; only ``init`` creates a repository. This
@@ -164,7 +168,7 @@ def open_repository(
         if settle_mounts:  # this host's mounts of it; another host's commit on their own
             from zerofs.mount.control import commit_mounts
 
-            commit_mounts(s3_mount_dir(path), writing=not readonly, warn=_warn)
+            commit_mounts(s3_mount_dir(path), writing=not readonly, warn=warn)
         return Repository.open(
             path,
             readonly=readonly,
@@ -190,17 +194,49 @@ def open_repository(
     if settle_mounts:
         from zerofs.mount.control import commit_mounts
 
-        commit_mounts(path, writing=not readonly, warn=_warn)
+        commit_mounts(path, writing=not readonly, warn=warn)
     return Repository.open(path, readonly=readonly, writer_lease=writer_lease, cache_dir=cache_dir)
+
+
+class Shared(NamedTuple):
+    """The options every command takes: which repository, and how to answer (``options.command`` declares them)."""
+
+    repo: str | None
+    config: str | None
+    quiet: bool = False
+    as_json: bool = False
+
+    def settings(self) -> Settings:
+        """Where the repository is, from ``--repo``, the environment and the config file."""
+        return settings(self.repo, self.config)
+
+    def done(self, message: str) -> None:
+        """Say on stderr what a command did, unless ``--quiet``."""
+        if not self.quiet:
+            sys.stderr.write(message + "\n")
+
+
+def with_repository(
+    where: Shared | Settings, *, readonly: bool = False, writer_lease: bool = True, cache_dir: str | None = None
+) -> Repository:
+    """Open the repository a command names, to use in a ``with`` block (see ``open_repository``).
+
+    Raises:
+        UsageError: a bad config file or repository path.
+        RepositoryError: no repository there, or it cannot be used.
+    """
+    found = where.settings() if isinstance(where, Shared) else where
+    return open_repository(found, readonly=readonly, writer_lease=writer_lease, cache_dir=cache_dir)
+
+
+def warn(message: str) -> None:
+    """Print a warning on stderr: the command goes on."""
+    sys.stderr.write(f"zerofs: warning: {message}\n")
 
 
 def _naming(found: Settings) -> str:
     """What names the repository on the command line: --repo, or a command's argument (push's DESTINATION)."""
     return found.source if found.source in REPOSITORY_ARGUMENTS else "--repo"
-
-
-def _warn(message: str) -> None:
-    sys.stderr.write(f"zerofs: warning: {message}\n")
 
 
 def _has_entries(path: str) -> bool:

@@ -3,7 +3,8 @@
 Importing typer (and the click it vendors) costs about 80 ms, more than a
 whole ``cat`` may take. So ``try_run`` parses the command line itself, from
 ``spec_data.SPEC``, a table generated from the typer app by ``spec.py``, and
-calls the same function in ``commands.py`` the typer command would call.
+calls the function the typer command calls (``cmd_browse:cat``: the command
+as ``options.command`` made it, which takes every option by name).
 
 The parser copies click's rules (``typer._click.parser``): global options
 stop at the command name; a command's options and arguments may mix; ``--``
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from zerofs.cli.spec_data import CommandSpec, ParamSpec, Spec
+    from zerofs.cli.spec_data import Command, Param, Spec
 
 NO_FAST_PATH_ENV = "ZEROFS_NO_FAST_PATH"
 # Set by a shell asking for completions; only typer answers those.
@@ -55,10 +56,11 @@ def try_run(args: list[str]) -> int | None:
     parsed = parse(args)
     if parsed is None:
         return None
-    function_name, values = parsed
-    from zerofs.cli import commands  # after parsing: a bad line costs no imports
+    function, values = parsed
+    import importlib  # after parsing: a bad line costs no imports
 
-    getattr(commands, function_name)(**values)
+    module_name, _, name = function.partition(":")
+    getattr(importlib.import_module(module_name), name)(**values)
     return 0
 
 
@@ -66,22 +68,22 @@ def parse(args: Sequence[str], spec: Spec = SPEC) -> tuple[str, dict[str, object
     """Parse a whole command line as typer would.
 
     Returns:
-        The name of the ``commands.py`` function and its keyword arguments,
+        The command's function (``module:name``) and its keyword arguments,
         or None if typer must handle the line.
     """
     try:
-        root_values, rest = _parse_params(spec["root"], list(args), is_group=True)
-        if not rest or rest[0] not in spec["commands"]:
+        root_values, rest = _parse_params(spec.root, list(args), is_group=True)
+        if not rest or rest[0] not in spec.commands:
             raise _NeedsTyper
-        command = spec["commands"][rest[0]]
+        command = spec.commands[rest[0]]
         values, _ = _parse_params(command, rest[1:], is_group=False)
-        return command["function"], merge_root(command, values, root_values)
+        return command.function, merge_root(values, root_values)
     except _NeedsTyper:
         return None
 
 
-def merge_root(command: CommandSpec, values: dict[str, object], root_values: dict[str, object]) -> dict[str, object]:
-    """Give a command the global options it did not get itself, as ``app._where`` does.
+def merge_root(values: dict[str, object], root_values: dict[str, object]) -> dict[str, object]:
+    """Give a command the global options it did not get itself, as ``options.command`` does.
 
     Raises:
         _NeedsTyper: a global option was given that the command has no parameter for.
@@ -94,19 +96,19 @@ def merge_root(command: CommandSpec, values: dict[str, object], root_values: dic
     return values
 
 
-def _parse_params(command: CommandSpec, args: list[str], *, is_group: bool) -> tuple[dict[str, object], list[str]]:
+def _parse_params(command: Command, args: list[str], *, is_group: bool) -> tuple[dict[str, object], list[str]]:
     """Parse ``args`` against one command's (or the root group's) parameters.
 
     Returns:
         The converted value of every parameter by name, and for the group the
         words from the command name on.
     """
-    if not command["is_fast"]:
+    if not command.is_fast:
         raise _NeedsTyper
-    long_opts: dict[str, tuple[ParamSpec, bool]] = {}
-    short_opts: dict[str, tuple[ParamSpec, bool]] = {}
-    for param in command["params"]:
-        for opts, const in ((param["opts"], True), (param["secondary_opts"], False)):
+    long_opts: dict[str, tuple[Param, bool]] = {}
+    short_opts: dict[str, tuple[Param, bool]] = {}
+    for param in command.params:
+        for opts, const in ((param.opts, True), (param.secondary_opts, False)):
             for opt in opts:
                 is_short = len(opt) == 2 and opt[1] != "-"
                 (short_opts if is_short else long_opts)[opt] = (param, const)
@@ -119,33 +121,33 @@ def _parse_params(command: CommandSpec, args: list[str], *, is_group: bool) -> t
             break
         if arg[:1] == "-" and len(arg) > 1:
             _take_option(arg, pending, long_opts, short_opts, given)
-        elif command["allow_interspersed_args"]:
+        elif command.allow_interspersed_args:
             loose.append(arg)
         else:
             pending.appendleft(arg)
             break
-    arguments = [p for p in command["params"] if p["kind"] == "argument"]
-    dealt, extra = _unpack_args([*loose, *pending], [p["nargs"] for p in arguments])
+    arguments = [p for p in command.params if p.kind == "argument"]
+    dealt, extra = _unpack_args([*loose, *pending], [p.nargs for p in arguments])
     for param, value in zip(arguments, dealt, strict=True):
-        given[param["name"]] = None if value == () else value
+        given[param.name] = None if value == () else value
     if extra and not is_group:
         raise _NeedsTyper
-    values = {param["name"]: _convert(param, given.get(param["name"])) for param in command["params"]}
+    values = {param.name: _convert(param, given.get(param.name)) for param in command.params}
     return values, extra
 
 
 def _take_option(
     arg: str,
     pending: deque[str],
-    long_opts: dict[str, tuple[ParamSpec, bool]],
-    short_opts: dict[str, tuple[ParamSpec, bool]],
+    long_opts: dict[str, tuple[Param, bool]],
+    short_opts: dict[str, tuple[Param, bool]],
     given: dict[str, object],
 ) -> None:
     """Consume one option word (and its value) as click's ``_process_opts`` does."""
     name, has_value, explicit = arg.partition("=")
     if name in long_opts:
         param, const = long_opts[name]
-        if param["is_flag"]:
+        if param.is_flag:
             if has_value:
                 raise _NeedsTyper
             _store(param, const, given)
@@ -162,7 +164,7 @@ def _take_option(
         if "-" + letter not in short_opts:
             raise _NeedsTyper
         param, const = short_opts["-" + letter]
-        if param["is_flag"]:
+        if param.is_flag:
             _store(param, const, given)
             continue
         if at < len(arg):
@@ -173,10 +175,10 @@ def _take_option(
         return
 
 
-def _store(param: ParamSpec, value: object, given: dict[str, object]) -> None:
-    if not param["is_fast"]:
+def _store(param: Param, value: object, given: dict[str, object]) -> None:
+    if not param.is_fast:
         raise _NeedsTyper
-    given[param["name"]] = value
+    given[param.name] = value
 
 
 def _unpack_args(args: list[str], nargs_spec: list[int]) -> tuple[list[object], list[str]]:
@@ -195,15 +197,15 @@ def _unpack_args(args: list[str], nargs_spec: list[int]) -> tuple[list[object], 
     return [*front, tuple(words), *back], []
 
 
-def _convert(param: ParamSpec, raw: object) -> object:
+def _convert(param: Param, raw: object) -> object:
     """Convert a parsed word, or the default, as typer's coercion would; else raise _NeedsTyper."""
-    value = param["default"] if raw is None else raw
-    is_many = param["nargs"] == -1
+    value = param.default if raw is None else raw
+    is_many = param.nargs == -1
     if value is None:
-        if param["required"]:
+        if param.required:
             raise _NeedsTyper
         return [] if is_many else None
-    kind = param["type"]
+    kind = param.type
     if is_many:
         if kind != "str" or not isinstance(value, tuple):
             raise _NeedsTyper
@@ -221,7 +223,7 @@ def _convert(param: ParamSpec, raw: object) -> object:
     raise _NeedsTyper
 
 
-def _convert_int(param: ParamSpec, value: object) -> int:
+def _convert_int(param: Param, value: object) -> int:
     # Only plain ASCII digits: typer (pydantic) also takes " 5", "5_0" and
     # "5.0", and rejects what int() would take; it decides those itself.
     if isinstance(value, str):
@@ -230,13 +232,13 @@ def _convert_int(param: ParamSpec, value: object) -> int:
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise _NeedsTyper
-    low, high = param["min"], param["max"]
+    low, high = param.min, param.max
     if (low is not None and value < low) or (high is not None and value > high):
         raise _NeedsTyper
     return value
 
 
-def _convert_path(param: ParamSpec, text: str) -> Path:
+def _convert_path(param: Param, text: str) -> Path:
     """A host path, with the checks typer makes when it exists (``coerce_cli_path``)."""
     from pathlib import Path  # only import and export take one; it costs ``cat`` 3 ms
 
@@ -247,7 +249,7 @@ def _convert_path(param: ParamSpec, text: str) -> Path:
         return path
     except ValueError:  # an embedded NUL: typer reports it as a bad parameter
         raise _NeedsTyper from None
-    checks = param["path_checks"]
+    checks = param.path_checks
     if (
         ("not_file" in checks and stat.S_ISREG(st.st_mode))
         or ("not_dir" in checks and stat.S_ISDIR(st.st_mode))

@@ -6,7 +6,8 @@ processes, and importing typer and click alone costs about 80 ms here. So
 the typer app and runs it without typer; anything it is not sure of (help,
 usage errors, ``--version``, ``--debug``) goes to the typer app, which
 defines every command, its help, the man pages and completions. Both run
-the same functions in ``commands.py`` and end in the same handlers here.
+the same command functions (one ``cmd_<concept>.py`` module per command or
+group) and end in the same handlers here.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def _run_app(args: list[str]) -> int:
             result = command.invoke(ctx)
     except click.NoArgsIsHelpError as exc:
         if exc.ctx.parent is None:  # zerofs alone: a short summary, not the whole help
-            from zerofs.cli.commands_help import summary
+            from zerofs.cli.cmd_help import summary
 
             sys.stderr.write(summary())
         else:
@@ -126,7 +127,7 @@ def _run_app(args: list[str]) -> int:
         return UsageError.exit_code
     except click.UsageError as exc:
         if exc.ctx is not None and exc.ctx.parent is None and exc.format_message().startswith("Missing command"):
-            from zerofs.cli.commands_help import summary  # zerofs --repo X alone: as zerofs alone
+            from zerofs.cli.cmd_help import summary  # zerofs --repo X alone: as zerofs alone
 
             sys.stderr.write(summary())
             return UsageError.exit_code

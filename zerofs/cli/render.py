@@ -110,6 +110,13 @@ def content_json(path: str, data: bytes) -> dict[str, object]:
         return {"path": path, "size": len(data), "encoding": "base64", "content": base64.b64encode(data).decode()}
 
 
+def drain(items: Iterable[object]) -> None:
+    """Consume ``items`` for their checks alone: what ``-q`` on a data command prints instead."""
+    from collections import deque
+
+    deque(items, maxlen=0)
+
+
 def print_json(data: object) -> None:
     """Write one JSON document to stdout."""
     sys.stdout.write(json.dumps(data, indent=2) + "\n")

@@ -7,15 +7,21 @@ options or arguments, and the test that compares it will pass again::
 
     python -m zerofs.cli.spec
 
-The spec records, for each parameter, what the parser needs (option names,
-flag or value, type, arity, default, bounds) and whether the fast path can
-reproduce typer exactly for it (``is_fast``). A parameter the fast path
-cannot handle sends any command line that uses it to typer; a command with
-one it cannot handle even when absent (an environment variable, a prompt)
-is marked slow as a whole. The fast path merges a global option into the
-command's parameter of the same name; a global option with no such
-parameter (``--debug``, ``--version``) is slow, because only typer's root
-callback knows what it does.
+The spec records, for each command, the function typer calls
+(``module:name``, the wrapper ``options.command`` made) and, for each
+parameter, what the parser needs (option names, flag or value, type, arity,
+default, bounds) and whether the fast path can reproduce typer exactly for
+it (``is_fast``). A parameter the fast path cannot handle sends any command
+line that uses it to typer; a command with one it cannot handle even when
+absent (an environment variable, a prompt) is marked slow as a whole. The
+fast path merges a global option into the command's parameter of the same
+name; a global option with no such parameter (``--debug``, ``--version``) is
+slow, because only typer's root callback knows what it does.
+
+Only this generator (and the test that runs it) reads typer's internals
+(``type_descriptor``, the vendored click's parameter classes); that is one
+reason pyproject.toml pins typer to the tested minor version. The table it
+writes is plain data: one line per distinct parameter, one per command.
 
 This module imports typer only inside ``build_spec``: ``is_current`` and
 ``write_spec`` are cheap to import, but building needs the app.
@@ -31,51 +37,105 @@ SPEC_FILE: Final = Path(__file__).with_name("spec_data.py")
 
 _HEADER: Final = '''"""Command-line spec of the typer app, for the fast path. GENERATED: do not edit.
 
-Regenerate with ``python -m zerofs.cli.spec`` after changing a command in
-``app.py``. ``fast.py`` parses command lines with it; ``spec.py`` explains
-``is_fast``.
+Regenerate with ``python -m zerofs.cli.spec`` after changing a command's
+options or arguments. ``fast.py`` parses command lines with it; ``spec.py``
+explains ``is_fast``. One line per parameter, with only the fields that
+differ from the defaults below; a parameter that several commands share is
+written once, as a constant.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-if TYPE_CHECKING:  # only for the type checker: defining TypedDicts costs start-up time
-    from typing import TypedDict
+# Plain classes, not NamedTuples: creating a NamedTuple class costs ``cat`` 1.5 ms of start-up.
 
-    class ParamSpec(TypedDict):
-        """One parameter of a command, as the fast path parses it."""
 
-        name: str  # the keyword of the commands.py function
-        kind: str  # "option" or "argument"
-        opts: list[str]  # option words; a flag they name becomes True
-        secondary_opts: list[str]  # option words that set a flag to False
-        is_flag: bool  # takes no value
-        nargs: int  # 1, or -1 for an argument that takes all remaining words
-        type: str  # "str", "int", "bool" or "path"; "" if the fast path cannot convert it
-        required: bool
-        default: str | int | bool | None
-        min: int | None  # bounds of an int
-        max: int | None
-        path_checks: list[str]  # checks of an existing host path: not_file, not_dir, readable, writable
-        is_fast: bool  # False: a command line that gives it goes to typer
+class Param:
+    """One parameter of a command, as the fast path parses it."""
 
-    class CommandSpec(TypedDict):
-        """A command: the ``commands.py`` function that runs it and its parameters."""
+    __slots__ = (
+        "default",
+        "is_fast",
+        "is_flag",
+        "kind",
+        "max",
+        "min",
+        "name",
+        "nargs",
+        "opts",
+        "path_checks",
+        "required",
+        "secondary_opts",
+        "type",
+    )
 
-        function: str  # "" for the root group
-        is_fast: bool  # False: every use of the command goes to typer
-        allow_interspersed_args: bool  # options may follow arguments (not for the root group)
-        params: list[ParamSpec]
+    def __init__(
+        self,
+        name: str,  # the keyword the command function takes
+        kind: str = "option",  # or "argument"
+        opts: tuple[str, ...] = (),  # option words; a flag they name becomes True
+        secondary_opts: tuple[str, ...] = (),  # option words that set a flag to False
+        is_flag: bool = False,  # takes no value
+        nargs: int = 1,  # or -1 for an argument that takes all remaining words
+        type: str = "str",  # "str", "int", "bool" or "path"; "" if the fast path cannot convert it
+        required: bool = False,
+        default: str | int | bool | None = None,
+        min: int | None = None,  # bounds of an int
+        max: int | None = None,
+        path_checks: tuple[str, ...] = (),  # checks of an existing host path: not_file, not_dir, readable, writable
+        is_fast: bool = True,  # False: a command line that gives it goes to typer
+    ) -> None:
+        self.name, self.kind, self.opts, self.secondary_opts = name, kind, opts, secondary_opts
+        self.is_flag, self.nargs, self.type, self.required = is_flag, nargs, type, required
+        self.default, self.min, self.max = default, min, max
+        self.path_checks, self.is_fast = path_checks, is_fast
 
-    class Spec(TypedDict):
-        """The root group (global options) and every command by name."""
 
-        root: CommandSpec
-        commands: dict[str, CommandSpec]
+class Command:
+    """A command: the function that runs it (``module:name``) and its parameters."""
+
+    __slots__ = ("allow_interspersed_args", "function", "is_fast", "params")
+
+    def __init__(
+        self,
+        function: str,  # "" for the root group
+        params: list[Param],
+        is_fast: bool = True,  # False: every use of the command goes to typer
+        allow_interspersed_args: bool = True,  # options may follow arguments (not for the root group)
+    ) -> None:
+        self.function, self.params, self.is_fast = function, params, is_fast
+        self.allow_interspersed_args = allow_interspersed_args
+
+
+class Spec:
+    """The root group (global options) and every command by name."""
+
+    __slots__ = ("commands", "root")
+
+    def __init__(self, root: Command, commands: dict[str, Command]) -> None:
+        self.root, self.commands = root, commands
 
 
 '''
+
+_PARAM_DEFAULTS: Final = {
+    "kind": "option",
+    "opts": [],
+    "secondary_opts": [],
+    "is_flag": False,
+    "nargs": 1,
+    "type": "str",
+    "required": False,
+    "default": None,
+    "min": None,
+    "max": None,
+    "path_checks": [],
+    "is_fast": True,
+}
+_SHARED_KEYWORDS: Final = ("repo", "config", "quiet", "as_json")
+"""The keywords of ``options.Shared``: written once in the spec as ``SHARED``."""
+_COMMAND_DEFAULTS: Final = {"is_fast": True, "allow_interspersed_args": True}
 
 # Context settings the fast parser reproduces; any other setting makes a command slow.
 _KNOWN_CONTEXT_SETTINGS: Final = frozenset({"help_option_names"})
@@ -112,7 +172,7 @@ def _command_spec(command: Any, *, root_names: set[str]) -> dict[str, Any]:
         if _always_slow(source, param):
             is_fast = False
     callback = command.callback
-    function = getattr(callback, "__name__", "") if callback is not None and not root_names else ""
+    function = f"{callback.__module__}:{callback.__name__}" if callback is not None and not root_names else ""
     return {
         "function": function,
         "is_fast": is_fast,
@@ -201,28 +261,83 @@ def _always_slow(source: Any, param: dict[str, Any]) -> bool:
 def render_spec(spec: dict[str, Any]) -> str:
     """Return the text of ``spec_data.py`` for ``spec``.
 
-    The literal is fully exploded with trailing commas, so ``ruff format``
-    leaves it as written.
+    Each distinct parameter is one constant, named after its keyword (after
+    its command too, where two differ); each command is one line naming its
+    parameters. Lines that would pass 120 columns are exploded with trailing
+    commas, so ``ruff format`` leaves the text as written.
     """
-    return _HEADER + "SPEC: Final[Spec] = " + _literal(spec, 0) + "\n"
+    commands = {"": spec["root"], **spec["commands"]}
+    names: dict[str, str] = {}
+    for command_name, command in commands.items():
+        for param in command["params"]:
+            _name_param(_param_call(param), param["name"], command_name or "root", names)
+    lines = [_HEADER.rstrip("\n"), "", ""]
+    lines += [f"{name} = {call}" for call, name in names.items()]
+    shared = [name.upper() for name in _SHARED_KEYWORDS]
+    lines += [f"SHARED = [{', '.join(shared)}]", '"""The options (nearly) every command ends with: options.Shared."""']
+    root = _command_call(spec["root"], names, "    root=")
+    lines += ["", "", "SPEC: Final = Spec(", f"    root={root},", "    commands={"]
+    for name, command in spec["commands"].items():
+        lead = f"        {_text(name)}: "
+        lines.append(f"{lead}{_command_call(command, names, lead, shared)},")
+    lines += ["    },", ")", ""]
+    return "\n".join(lines)
 
 
-def _literal(value: object, depth: int) -> str:
-    pad, inner = "    " * depth, "    " * (depth + 1)
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        items = "".join(f"{inner}{_literal(k, depth + 1)}: {_literal(v, depth + 1)},\n" for k, v in value.items())
-        return "{\n" + items + pad + "}"
+def _name_param(call: str, keyword: str, command_name: str, names: dict[str, str]) -> None:
+    """Name the constant for ``call``: its keyword, or command and keyword if another parameter has that name."""
+    if call in names:
+        return
+    name = keyword.upper()
+    if name in names.values():
+        name = f"{command_name.upper()}_{name}"
+    names[call] = name
+
+
+def _command_call(command: dict[str, Any], names: dict[str, str], lead: str, shared: list[str] | None = None) -> str:
+    params = [names[_param_call(p)] for p in command["params"]]
+    if shared and params[-len(shared) :] == shared:
+        params[-len(shared) :] = ["*SHARED"]
+    extra = [f"{key}={command[key]!r}" for key, value in _COMMAND_DEFAULTS.items() if command[key] != value]
+    line = f"Command({', '.join([_text(command['function']), '[' + ', '.join(params) + ']', *extra])})"
+    if len(lead) + len(line) + 1 <= 120:
+        return line
+    pad = " " * (len(lead) - len(lead.lstrip()))
+    inner = [f"{pad}        {name}," for name in params]
+    return "\n".join(
+        [
+            "Command(",
+            f"{pad}    {_text(command['function'])},",
+            f"{pad}    [",
+            *inner,
+            f"{pad}    ],",
+            *[f"{pad}    {item}," for item in extra],
+            f"{pad})",
+        ]
+    )
+
+
+def _param_call(param: dict[str, Any]) -> str:
+    fields = [_text(param["name"])]
+    for key, default in _PARAM_DEFAULTS.items():
+        if param[key] != default:
+            fields.append(f"{key}={_value(param[key])}")
+    return f"Param({', '.join(fields)})"
+
+
+def _value(value: object) -> str:
     if isinstance(value, list):
-        if not value:
-            return "[]"
-        return "[\n" + "".join(f"{inner}{_literal(v, depth + 1)},\n" for v in value) + pad + "]"
+        words = [_value(v) for v in value]
+        return f"({words[0]},)" if len(words) == 1 else f"({', '.join(words)})"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _text(value)
     if value is None or isinstance(value, (bool, int)):
         return repr(value)
     raise TypeError(f"cannot write {value!r} into the spec")
+
+
+def _text(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def is_current() -> bool:

@@ -1,12 +1,20 @@
-"""Command bodies for help: ``zerofs help [COMMAND]`` and the summary ``zerofs`` prints alone."""
+"""Help: ``zerofs help [COMMAND]``, and the summary ``zerofs`` prints alone.
+
+``help_`` is the whole command: its typer declaration (the signature, see
+``options``) and its body. Both read the typer app, so they import it.
+"""
 
 from __future__ import annotations
 
 import difflib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
+from zerofs.cli.options import command
 from zerofs.errors import UsageError
+
+if TYPE_CHECKING:
+    import typer
 
 
 def _group() -> tuple[Any, Any]:
@@ -19,8 +27,23 @@ def _group() -> tuple[Any, Any]:
     return group, group.make_context("zerofs", [], resilient_parsing=True)
 
 
-def help_(command: str | None) -> None:
-    """Print the help of ``command`` (``zerofs COMMAND --help``), or of zerofs itself."""
+def _complete_command(ctx: Any, incomplete: str) -> list[str]:
+    group = ctx.find_root().command
+    names: list[str] = getattr(group, "list_commands", lambda _: [])(ctx)
+    return [name for name in names if name.startswith(incomplete)]
+
+
+@command(name="help")
+def help_(
+    command: Annotated[
+        Optional[str],  # noqa: UP045 - typer reads the annotation at runtime
+        typer.Argument(metavar="COMMAND", autocompletion=_complete_command, help="The command to explain."),
+    ] = None,
+) -> None:
+    """Show the help of COMMAND (the same as zerofs COMMAND --help), or of zerofs itself.
+
+    Example: zerofs help clone
+    """
     group, ctx = _group()
     if command is None:
         sys.stdout.write(group.get_help(ctx) + "\n")

@@ -1,52 +1,71 @@
-"""Command bodies for push and pull (issue #13): same contract as ``commands.py``.
+"""Between repositories: ``push`` (copy this HEAD into another) and ``pull`` (the reverse).
 
-Plain functions taking parsed values, named like the typer command that calls
-them; commands.__getattr__ finds them for the fast path.
+Each function is the whole command: its typer declaration (the signature,
+see ``options``) and its body; both run ``_transfer``.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from zerofs.cli.context import Settings, is_same_repository, locate, open_repository, settings
+from zerofs.cli.context import Settings, Shared, is_same_repository, locate, with_repository
+from zerofs.cli.options import command
 from zerofs.errors import ConflictError, UsageError
 
 if TYPE_CHECKING:
+    import typer
+
     from zerofs.repo import Repository
     from zerofs.services.sync import NotFastForwardError, TransferResult
 
+FORCE_HELP = "Move the other HEAD even if it is not an ancestor (drops its commits)."
+DRY_RUN_HELP = "Count what would be copied; change nothing."
 
+
+@command()
 def push(
-    destination: str,
+    destination: Annotated[
+        str, typer.Argument(metavar="DESTINATION", help="Repository to copy into (a directory made by init).")
+    ],
+    force: Annotated[bool, typer.Option("--force", "-f", help=FORCE_HELP)] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help=DRY_RUN_HELP)] = False,
     *,
-    force: bool,
-    dry_run: bool,
-    repo: str | None,
-    config: str | None,
-    quiet: bool,
-    as_json: bool,
+    shared: Shared,
 ) -> None:
-    """Copy this repository's HEAD and what it needs into DESTINATION, then move DESTINATION's HEAD."""
-    here = settings(repo, config)
+    """Copy this repository's HEAD, with the commits and objects DESTINATION lacks, and move its HEAD.
+
+    Only what DESTINATION lacks is sent, so a small change costs little in a
+    tree of any size; records are copied as stored and verified on the way.
+    DESTINATION's HEAD moves last, by compare-and-swap, and only forward (its
+    HEAD must be an ancestor of this one, or it must be fresh from init)
+    unless --force. An interrupted push can simply be run again: it sends
+    only what is still missing. Chunk sizes may differ between the two.
+    Example: zerofs push /mnt/backup/zerofs
+    """
+    here = shared.settings()
     there = locate(destination, "DESTINATION")
-    _transfer("push", here, there, force=force, dry_run=dry_run, quiet=quiet, as_json=as_json)
+    _transfer("push", here, there, force=force, dry_run=dry_run, quiet=shared.quiet, as_json=shared.as_json)
 
 
+@command()
 def pull(
-    source: str,
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Repository to copy from.")],
+    force: Annotated[bool, typer.Option("--force", "-f", help=FORCE_HELP)] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help=DRY_RUN_HELP)] = False,
     *,
-    force: bool,
-    dry_run: bool,
-    repo: str | None,
-    config: str | None,
-    quiet: bool,
-    as_json: bool,
+    shared: Shared,
 ) -> None:
-    """Copy SOURCE's HEAD and what it needs into this repository, then move this repository's HEAD."""
-    here = settings(repo, config)
+    """Copy SOURCE's HEAD, with the commits and objects this repository lacks, and move this HEAD to it.
+
+    The reverse of push, with the same guarantees: only what is missing is
+    copied, verified, and this repository's HEAD moves last, only forward
+    unless --force. A live mount of this repository commits first and then
+    shows the pulled tree. Example: zerofs pull /mnt/backup/zerofs
+    """
+    here = shared.settings()
     there = locate(source, "SOURCE")
-    _transfer("pull", there, here, force=force, dry_run=dry_run, quiet=quiet, as_json=as_json)
+    _transfer("pull", there, here, force=force, dry_run=dry_run, quiet=shared.quiet, as_json=shared.as_json)
 
 
 def _transfer(
@@ -66,8 +85,8 @@ def _transfer(
     # The source is only read (a live mount on it commits first, like any reader);
     # the transfer takes the destination's writer lease itself, between two gcs.
     with (
-        open_repository(source, readonly=True) as source_repo,
-        open_repository(dest, readonly=dry_run, writer_lease=False) as dest_repo,
+        with_repository(source, readonly=True) as source_repo,
+        with_repository(dest, readonly=dry_run, writer_lease=False) as dest_repo,
         TransferBar(not quiet and not as_json and sys.stderr.isatty(), f"{verb}ing") as bar,
     ):
         try:
