@@ -18,8 +18,8 @@ signature ``typer_signature`` gives it when the app is built) and the fast
 path (``fast.py``, with the values it parsed; the spec names the wrapper as
 ``module:function``).
 
-This module imports no typer at import time: only ``typer_signature``,
-which runs when the app is built, does.
+This module imports no typer at import time: only ``typer_signature`` and
+the retention counts' parser, which run under typer, do.
 """
 
 from __future__ import annotations
@@ -179,7 +179,22 @@ def _retention_parameters() -> list[inspect.Parameter]:
     )
     params = [_option("keep_within", Annotated[str | None, within], None)]
     for name, (flag, text) in KEEP_COUNTS.items():
-        option = typer.Option(flag, min=0, metavar="N", help=text)
-        params.append(_option(name, Annotated[int, option], 0))
-    params.insert(1, params.pop(0))  # --keep-within after --keep-last, as restic lists them
+        option = typer.Option(flag, metavar="N", parser=parse_count, show_default=False, help=f"{text[:-1]} (N>=1).")
+        params.append(_option(name, Annotated[int | None, option], None))
+    params.insert(1, params.pop(0))  # --keep-within second, where --help has always listed it
     return params
+
+
+def parse_count(text: str) -> int:
+    """A count of at least 1, in plain ASCII digits (typer's int also takes ``+3``, `` 3`` and other scripts' digits).
+
+    Raises:
+        typer.BadParameter: anything else; typer reports it naming the option (exit 2).
+    """
+    import typer
+
+    if not (text.isascii() and text.isdigit()):
+        raise typer.BadParameter(f"{text!r} is not a count: use digits 0-9, as in 7")
+    if int(text) < 1:
+        raise typer.BadParameter(f"{text!r}: keep at least 1; leave the option out to keep everything")
+    return int(text)
