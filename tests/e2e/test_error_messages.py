@@ -411,3 +411,39 @@ def test_a_full_standard_output_is_one_line_and_exit_8(stocked: Path, words: tup
     line = assert_one_error_line(proc)
     assert line == "zerofs: cannot write to standard output: No space left on device"
     assert log_json(stocked) == before
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ('parents = "yes"', "parents"),
+        ("skip_errors = 1", "skip_errors"),
+        ("compression_level = true", "compression_level"),
+        ('compression_level = "3"', "compression_level"),
+        ("compression_level = 99", "compression_level"),
+        ("paretns = true", "paretns"),
+    ],
+)
+def test_config_defaults_are_type_checked_for_every_command(
+    stocked: Path, zerofs: Zerofs, tmp_path: Path, table: str, key: str
+) -> None:
+    """A mistyped [defaults] value fails every command, naming the file and the key, before anything changes."""
+    config = tmp_path / "zerofs.toml"
+    config.write_text(f"[defaults]\n{table}\n")
+    before = log_json(stocked)
+    for words in (("ls", "/"), ("clone", "/data", "/copy")):
+        line = assert_one_error_line(zerofs("-c", str(config), *words, expect=UsageError.exit_code))
+        assert line.startswith(f"zerofs: config file {config}: ")
+        assert key in line
+    assert log_json(stocked) == before
+
+
+def test_debug_works_after_the_command_name(stocked: Path, zerofs: Zerofs) -> None:
+    """Errors say "rerun with --debug"; appending it to the line must work, not be an unknown option."""
+    assert_one_error_line(zerofs("ls", "/nope", expect=NotFoundError.exit_code))
+    for words in (("ls", "/nope", "--debug"), ("--debug", "ls", "/nope"), ("ls", "--debug", "/nope")):
+        proc = zerofs(*words, expect=1)
+        assert "Traceback" in proc.stderr
+        assert "NotFoundError" in proc.stderr
+    # After --, it is a name like any other: here not a valid store path.
+    assert_one_error_line(zerofs("ls", "--", "--debug", expect=UsageError.exit_code))
