@@ -6,7 +6,7 @@ see ``options``) and its body. Only ``init`` creates a repository.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 from zerofs.cli.context import Shared, s3_settings, user_cache_dir, warn, with_repository
 from zerofs.cli.options import command
@@ -42,18 +42,13 @@ def init(
     shared: Shared,
 ) -> None:
     """Create a repository (default: $XDG_DATA_HOME/zerofs), in a directory or an S3 bucket."""
-    # UsageError: LOCATION and --repo disagree, the config's compression level is out of range, or
-    # (from Repository.init) a gc grace period for a local repository.
+    # UsageError: LOCATION and --repo disagree, or (from Repository.init) a gc grace period for a local repository.
     from zerofs.history import author
 
     if location is not None and shared.repo is not None and location != shared.repo:
         raise UsageError(f"init: LOCATION {location!r} and --repo {shared.repo!r} disagree; give one")
     found = shared._replace(repo=location or shared.repo).settings()
-    level = found.defaults.get("compression_level", 3)
-    if not isinstance(level, int) or not 1 <= level <= 19:
-        raise UsageError(
-            f"config file {shared.config}: [defaults] compression_level must be an integer from 1 to 19, not {level!r}"
-        )
+    level = cast(int, found.defaults.get("compression_level", 3))  # settings() checked its type and range
     s3 = s3_settings(found.repo_path)
     created = Repository.init(
         found.repo_path,
