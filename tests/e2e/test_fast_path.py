@@ -386,7 +386,7 @@ def test_every_command_function_takes_the_spec_parameters() -> None:
     built = spec.build_spec()
     for name, command in built["commands"].items():
         module, _, name = command["function"].partition(":")
-        function = getattr(importlib.import_module(module), name)
+        function = getattr(importlib.import_module(f"zerofs.cli.{module}"), name)
         expected = {param["name"] for param in command["params"]}
         # ctx: the typer context, through which typer passes the global --repo/--config (the fast path merges them)
         assert set(inspect.signature(function).parameters) - {"ctx"} == expected, name

@@ -1,14 +1,13 @@
 """Reading the store: ``ls``, ``cat``, ``stat`` and ``tree`` (in HEAD or a revision).
 
-Each function is the whole command: its typer declaration (the signature)
-and its body. ``cat`` and ``ls`` must start in well under 50 ms, so this
-module imports no typer (the declarations are strings until the app is
-built, see ``options``), and services and renderers are imported inside
-each command.
+``cat`` and ``ls`` must start in well under 50 ms: like every command
+module, this one imports no typer (see ``options``), and it imports
+services and renderers only inside the command that needs them.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,7 +17,12 @@ from zerofs.cli.options import QUIET_DATA, command
 from zerofs.paths import RevPath
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import typer
+
+    from zerofs.repo import Repository
+    from zerofs.services.browse import Listed
 
 
 @command(quiet_help=QUIET_DATA)
@@ -39,25 +43,15 @@ def ls(
 ) -> None:
     """List a directory in the store, in HEAD or in a revision (HEAD~3:/data, 3f9a2c1:/data)."""
     from zerofs.cli import render
-    from zerofs.services.browse import at_revision, list_path
 
     target = RevPath.parse(store_path)
+    as_json = shared.as_json
+    show = functools.partial(
+        render.render_listing, long=long, show_all=show_all or as_json, recursive=recursive, as_json=as_json
+    )
     with with_repository(shared, readonly=True) as repository:
-        commit_id = at_revision(repository, target.rev)
-        rows = list_path(
-            repository,
-            target.path,
-            recursive=recursive,
-            with_targets=long or shared.as_json,
-            commit_id=commit_id,
-            rev=target.rev,
-        )
-        if shared.quiet and not shared.as_json:
-            render.drain(rows)
-            return
-        render.render_listing(
-            rows, long=long, show_all=show_all or shared.as_json, recursive=recursive, as_json=shared.as_json
-        )
+        rows = _rows(repository, target, recursive=recursive, with_targets=long or shared.as_json)
+        render.show_or_drain(rows, show, is_silent=shared.is_silent)
 
 
 @command(quiet_help="Print nothing: only read and verify every byte (exit status).")
@@ -143,15 +137,19 @@ def tree(
 ) -> None:
     """Show a directory and everything below it as a tree."""
     from zerofs.cli import render
-    from zerofs.services.browse import at_revision, list_path
 
     target = RevPath.parse(store_path)
     with with_repository(shared, readonly=True) as repository:
-        commit_id = at_revision(repository, target.rev)
-        rows = list_path(
-            repository, target.path, recursive=True, with_targets=True, commit_id=commit_id, rev=target.rev
-        )
-        if shared.quiet and not shared.as_json:
-            render.drain(rows)
-            return
-        render.render_tree(rows, str(target), as_json=shared.as_json)
+        rows = _rows(repository, target, recursive=True, with_targets=True)
+        show = functools.partial(render.render_tree, root_label=str(target), as_json=shared.as_json)
+        render.show_or_drain(rows, show, is_silent=shared.is_silent)
+
+
+def _rows(repository: Repository, target: RevPath, *, recursive: bool, with_targets: bool) -> Iterator[Listed]:
+    """The entries ``ls`` and ``tree`` show, read lazily from ``target``'s revision."""
+    from zerofs.services.browse import at_revision, list_path
+
+    commit_id = at_revision(repository, target.rev)
+    return list_path(
+        repository, target.path, recursive=recursive, with_targets=with_targets, commit_id=commit_id, rev=target.rev
+    )

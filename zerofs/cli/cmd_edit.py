@@ -1,8 +1,8 @@
 """Changing the store by name: ``clone`` (``snapshot``), ``write``, ``mkdir``, ``rm`` and ``mv``.
 
-Each function is the whole command: its typer declaration (the signature,
-see ``options``) and its body. Each makes one commit, or none if nothing
-changed, and reports it the same way (``_report``).
+Each makes one commit through ``services.edit``, or none if nothing
+changed, and reports it the same way (``_report``); none touches the
+tree itself. Declared as ``options`` describes.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``export``: recreate a store path (of HEAD or a revision) on the host.
 
-The function is the whole command: its typer declaration (the signature,
-see ``options``) and its body.
+What may be replaced on the host, and how, is ``services.exporter``'s to
+decide; this module only declares the command and reports the result.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``fsck``: check everything history reaches, and the storage below (first rebuilding the index, if asked).
 
-The function is the whole command: its typer declaration (the signature,
-see ``options``) and its body.
+The checks are ``services.fsck``'s; this module prints its findings as
+they come and turns errors among them into exit 6 at the end.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Retention and space: ``gc`` (cut history, delete what nothing kept references) and ``prune`` (snapshots).
 
-Each function is the whole command: its typer declaration (the signature,
-see ``options``, which declares the ``--keep-*`` options both take) and its
-body.
+Both take the ``--keep-*`` options, declared once in ``options`` and
+handed over as a ``Retention``; what is kept is ``retention.py``'s rule.
 """
 
 from __future__ import annotations

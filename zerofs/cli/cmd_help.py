@@ -1,7 +1,7 @@
 """Help: ``zerofs help [COMMAND]``, and the summary ``zerofs`` prints alone.
 
-``help_`` is the whole command: its typer declaration (the signature, see
-``options``) and its body. Both read the typer app, so they import it.
+Unlike the other commands, both read the typer app itself, so they
+import typer when they run (never on the fast path's way to ``cat``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """History: ``log`` (the commits, newest first) and ``diff`` (what changed between two trees).
 
-Each function is the whole command: its typer declaration (the signature,
-see ``options``) and its body.
+Both only read; ``diff`` has its documented JSON form here (``diff_json``).
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -42,10 +42,8 @@ def log(
     target = StorePath.parse(store_path) if store_path else None
     with with_repository(shared, readonly=True) as repository:
         commits = iter_commits(repository, limit=max_count, path=target)
-        if shared.quiet and not shared.as_json:
-            render.drain(commits)
-            return
-        render.render_log(commits, as_json=shared.as_json)
+        show = functools.partial(render.render_log, as_json=shared.as_json)
+        render.show_or_drain(commits, show, is_silent=shared.is_silent)
 
 
 @command(quiet_help=QUIET_DATA)

@@ -1,7 +1,7 @@
 """``import``: a host file or directory tree into the store, in one commit.
 
-The function is the whole command: its typer declaration (the signature,
-see ``options``) and its body.
+The host side (what is kept, what is skipped) is ``services.importer``'s;
+here are the options, the progress bar and the report.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The FUSE mount: ``mount`` (the store as a read-write directory) and ``umount``.
 
-Each function is the whole command: its typer declaration (the signature,
-see ``options``) and its body; the mount itself runs in ``zerofs.mount.run``.
+The mount runs in its own process (``zerofs.mount.run``); this module
+checks what it can report with the usual exit codes first.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The repository itself: ``init`` (create one) and ``upgrade`` (convert an older format in place).
 
-Each function is the whole command: its typer declaration (the signature,
-see ``options``) and its body. Only ``init`` creates a repository.
+Only ``init`` creates a repository; every other command opens one
+through ``context.with_repository``.
 """
 
 from __future__ import annotations

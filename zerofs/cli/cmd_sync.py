@@ -1,7 +1,7 @@
 """Between repositories: ``push`` (copy this HEAD into another) and ``pull`` (the reverse).
 
-Each function is the whole command: its typer declaration (the signature,
-see ``options``) and its body; both run ``_transfer``.
+Both run ``_transfer``, which opens the two repositories (never one
+twice) and words a refusal for the side the user is on.
 """
 
 from __future__ import annotations

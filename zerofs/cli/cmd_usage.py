@@ -1,7 +1,6 @@
 """Space: ``du`` (what store paths hold and would free) and ``stats`` (repository totals).
 
-Each function is the whole command: its typer declaration (the signature,
-see ``options``) and its body.
+Both only read, and print the same result objects as text or JSON.
 """
 
 from __future__ import annotations

@@ -243,6 +243,11 @@ class Shared(NamedTuple):
         """Where the repository is, from ``--repo``, the environment and the config file."""
         return settings(self.repo, self.config)
 
+    @property
+    def is_silent(self) -> bool:
+        """True for ``-q`` without ``--json``: a command that reads data checks it and prints nothing."""
+        return self.quiet and not self.as_json
+
     def done(self, message: str) -> None:
         """Say on stderr what a command did, unless ``--quiet``."""
         if not self.quiet:

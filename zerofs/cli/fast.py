@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from zerofs.cli.spec_data import Command, Param, Spec
+    from zerofs.cli.spec_types import Command, Param, Spec
 
 NO_FAST_PATH_ENV = "ZEROFS_NO_FAST_PATH"
 # Set by a shell asking for completions; only typer answers those.
@@ -60,7 +60,7 @@ def try_run(args: list[str]) -> int | None:
     import importlib  # after parsing: a bad line costs no imports
 
     module_name, _, name = function.partition(":")
-    getattr(importlib.import_module(module_name), name)(**values)
+    getattr(importlib.import_module(f"zerofs.cli.{module_name}"), name)(**values)
     return 0
 
 
@@ -68,7 +68,7 @@ def parse(args: Sequence[str], spec: Spec = SPEC) -> tuple[str, dict[str, object
     """Parse a whole command line as typer would.
 
     Returns:
-        The command's function (``module:name``) and its keyword arguments,
+        The command's function (``module:name``, the module in zerofs.cli) and its keyword arguments,
         or None if typer must handle the line.
     """
     try:

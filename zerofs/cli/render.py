@@ -10,14 +10,16 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterable
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from zerofs.objects import DirEntry, Kind
 from zerofs.paths import one_line
 
 if TYPE_CHECKING:
     from zerofs.services.browse import Listed, LogEntry, StatInfo
+
+T = TypeVar("T")
 
 KIND_NAMES = {Kind.FILE: "file", Kind.DIR: "dir", Kind.SYMLINK: "symlink", Kind.SPECIAL: "special"}
 SPECIAL_NAMES = {stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFCHR: "chardev", stat.S_IFBLK: "blockdev"}
@@ -116,6 +118,14 @@ def drain(items: Iterable[object]) -> None:
     from collections import deque
 
     deque(items, maxlen=0)
+
+
+def show_or_drain(items: Iterable[T], show: Callable[[Iterable[T]], None], *, is_silent: bool) -> None:
+    """``show(items)``; if ``is_silent`` (``-q`` without ``--json``), only consume them: every check runs."""
+    if is_silent:
+        drain(items)
+    else:
+        show(items)
 
 
 def print_json(data: object) -> None:

@@ -39,85 +39,20 @@ _HEADER: Final = '''"""Command-line spec of the typer app, for the fast path. GE
 
 Regenerate with ``python -m zerofs.cli.spec`` after changing a command's
 options or arguments. ``fast.py`` parses command lines with it; ``spec.py``
-explains ``is_fast``. One line per parameter, with only the fields that
-differ from the defaults below; a parameter that several commands share is
-written once, as a constant.
+explains ``is_fast``, and ``spec_types.py`` each field. One line per
+distinct parameter, with only the fields that differ from their defaults,
+then one line per command.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-# Plain classes, not NamedTuples: creating a NamedTuple class costs ``cat`` 1.5 ms of start-up.
-
-
-class Param:
-    """One parameter of a command, as the fast path parses it."""
-
-    __slots__ = (
-        "default",
-        "is_fast",
-        "is_flag",
-        "kind",
-        "max",
-        "min",
-        "name",
-        "nargs",
-        "opts",
-        "path_checks",
-        "required",
-        "secondary_opts",
-        "type",
-    )
-
-    def __init__(
-        self,
-        name: str,  # the keyword the command function takes
-        kind: str = "option",  # or "argument"
-        opts: tuple[str, ...] = (),  # option words; a flag they name becomes True
-        secondary_opts: tuple[str, ...] = (),  # option words that set a flag to False
-        is_flag: bool = False,  # takes no value
-        nargs: int = 1,  # or -1 for an argument that takes all remaining words
-        type: str = "str",  # "str", "int", "bool" or "path"; "" if the fast path cannot convert it
-        required: bool = False,
-        default: str | int | bool | None = None,
-        min: int | None = None,  # bounds of an int
-        max: int | None = None,
-        path_checks: tuple[str, ...] = (),  # checks of an existing host path: not_file, not_dir, readable, writable
-        is_fast: bool = True,  # False: a command line that gives it goes to typer
-    ) -> None:
-        self.name, self.kind, self.opts, self.secondary_opts = name, kind, opts, secondary_opts
-        self.is_flag, self.nargs, self.type, self.required = is_flag, nargs, type, required
-        self.default, self.min, self.max = default, min, max
-        self.path_checks, self.is_fast = path_checks, is_fast
-
-
-class Command:
-    """A command: the function that runs it (``module:name``) and its parameters."""
-
-    __slots__ = ("allow_interspersed_args", "function", "is_fast", "params")
-
-    def __init__(
-        self,
-        function: str,  # "" for the root group
-        params: list[Param],
-        is_fast: bool = True,  # False: every use of the command goes to typer
-        allow_interspersed_args: bool = True,  # options may follow arguments (not for the root group)
-    ) -> None:
-        self.function, self.params, self.is_fast = function, params, is_fast
-        self.allow_interspersed_args = allow_interspersed_args
-
-
-class Spec:
-    """The root group (global options) and every command by name."""
-
-    __slots__ = ("commands", "root")
-
-    def __init__(self, root: Command, commands: dict[str, Command]) -> None:
-        self.root, self.commands = root, commands
-
-
+from zerofs.cli.spec_types import Command, Param, Spec
 '''
+
+_PACKAGE: Final = "zerofs.cli."
+"""The package of every command module: the spec names ``cmd_browse:cat`` (``fast.py`` adds it back)."""
 
 _PARAM_DEFAULTS: Final = {
     "kind": "option",
@@ -133,8 +68,14 @@ _PARAM_DEFAULTS: Final = {
     "path_checks": [],
     "is_fast": True,
 }
-_SHARED_KEYWORDS: Final = ("repo", "config", "quiet", "as_json")
-"""The keywords of ``options.Shared``: written once in the spec as ``SHARED``."""
+_GROUPS: Final = {
+    "SHARED": (("repo", "config", "quiet", "as_json"), "The options (nearly) every command ends with: options.Shared."),
+    "KEEP": (
+        ("keep_last", "keep_within", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"),
+        "The retention options of gc and prune: options.command's keep parameter.",
+    ),
+}
+"""Runs of parameters written once in the spec, as a list the commands unpack."""
 _COMMAND_DEFAULTS: Final = {"is_fast": True, "allow_interspersed_args": True}
 
 # Context settings the fast parser reproduces; any other setting makes a command slow.
@@ -172,7 +113,9 @@ def _command_spec(command: Any, *, root_names: set[str]) -> dict[str, Any]:
         if _always_slow(source, param):
             is_fast = False
     callback = command.callback
-    function = f"{callback.__module__}:{callback.__name__}" if callback is not None and not root_names else ""
+    function = ""
+    if callback is not None and not root_names:
+        function = f"{callback.__module__.removeprefix(_PACKAGE)}:{callback.__name__}"
     return {
         "function": function,
         "is_fast": is_fast,
@@ -271,15 +214,15 @@ def render_spec(spec: dict[str, Any]) -> str:
     for command_name, command in commands.items():
         for param in command["params"]:
             _name_param(_param_call(param), param["name"], command_name or "root", names)
-    lines = [_HEADER.rstrip("\n"), "", ""]
+    lines = [_HEADER.rstrip("\n"), ""]
     lines += [f"{name} = {call}" for call, name in names.items()]
-    shared = [name.upper() for name in _SHARED_KEYWORDS]
-    lines += [f"SHARED = [{', '.join(shared)}]", '"""The options (nearly) every command ends with: options.Shared."""']
+    for group, (keywords, doc) in _GROUPS.items():
+        lines += [f"{group} = [{', '.join(name.upper() for name in keywords)}]", f'"""{doc}"""']
     root = _command_call(spec["root"], names, "    root=")
     lines += ["", "", "SPEC: Final = Spec(", f"    root={root},", "    commands={"]
     for name, command in spec["commands"].items():
         lead = f"        {_text(name)}: "
-        lines.append(f"{lead}{_command_call(command, names, lead, shared)},")
+        lines.append(f"{lead}{_command_call(command, names, lead)},")
     lines += ["    },", ")", ""]
     return "\n".join(lines)
 
@@ -294,10 +237,10 @@ def _name_param(call: str, keyword: str, command_name: str, names: dict[str, str
     names[call] = name
 
 
-def _command_call(command: dict[str, Any], names: dict[str, str], lead: str, shared: list[str] | None = None) -> str:
+def _command_call(command: dict[str, Any], names: dict[str, str], lead: str) -> str:
     params = [names[_param_call(p)] for p in command["params"]]
-    if shared and params[-len(shared) :] == shared:
-        params[-len(shared) :] = ["*SHARED"]
+    for group, (keywords, _) in _GROUPS.items():
+        params = _fold(params, [name.upper() for name in keywords], f"*{group}")
     extra = [f"{key}={command[key]!r}" for key, value in _COMMAND_DEFAULTS.items() if command[key] != value]
     line = f"Command({', '.join([_text(command['function']), '[' + ', '.join(params) + ']', *extra])})"
     if len(lead) + len(line) + 1 <= 120:
@@ -315,6 +258,14 @@ def _command_call(command: dict[str, Any], names: dict[str, str], lead: str, sha
             f"{pad})",
         ]
     )
+
+
+def _fold(params: list[str], run: list[str], name: str) -> list[str]:
+    """``params`` with the first occurrence of ``run`` replaced by ``name``."""
+    for at in range(len(params) - len(run) + 1):
+        if params[at : at + len(run)] == run:
+            return [*params[:at], name, *params[at + len(run) :]]
+    return params
 
 
 def _param_call(param: dict[str, Any]) -> str:

@@ -2,83 +2,16 @@
 
 Regenerate with ``python -m zerofs.cli.spec`` after changing a command's
 options or arguments. ``fast.py`` parses command lines with it; ``spec.py``
-explains ``is_fast``. One line per parameter, with only the fields that
-differ from the defaults below; a parameter that several commands share is
-written once, as a constant.
+explains ``is_fast``, and ``spec_types.py`` each field. One line per
+distinct parameter, with only the fields that differ from their defaults,
+then one line per command.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-# Plain classes, not NamedTuples: creating a NamedTuple class costs ``cat`` 1.5 ms of start-up.
-
-
-class Param:
-    """One parameter of a command, as the fast path parses it."""
-
-    __slots__ = (
-        "default",
-        "is_fast",
-        "is_flag",
-        "kind",
-        "max",
-        "min",
-        "name",
-        "nargs",
-        "opts",
-        "path_checks",
-        "required",
-        "secondary_opts",
-        "type",
-    )
-
-    def __init__(
-        self,
-        name: str,  # the keyword the command function takes
-        kind: str = "option",  # or "argument"
-        opts: tuple[str, ...] = (),  # option words; a flag they name becomes True
-        secondary_opts: tuple[str, ...] = (),  # option words that set a flag to False
-        is_flag: bool = False,  # takes no value
-        nargs: int = 1,  # or -1 for an argument that takes all remaining words
-        type: str = "str",  # "str", "int", "bool" or "path"; "" if the fast path cannot convert it
-        required: bool = False,
-        default: str | int | bool | None = None,
-        min: int | None = None,  # bounds of an int
-        max: int | None = None,
-        path_checks: tuple[str, ...] = (),  # checks of an existing host path: not_file, not_dir, readable, writable
-        is_fast: bool = True,  # False: a command line that gives it goes to typer
-    ) -> None:
-        self.name, self.kind, self.opts, self.secondary_opts = name, kind, opts, secondary_opts
-        self.is_flag, self.nargs, self.type, self.required = is_flag, nargs, type, required
-        self.default, self.min, self.max = default, min, max
-        self.path_checks, self.is_fast = path_checks, is_fast
-
-
-class Command:
-    """A command: the function that runs it (``module:name``) and its parameters."""
-
-    __slots__ = ("allow_interspersed_args", "function", "is_fast", "params")
-
-    def __init__(
-        self,
-        function: str,  # "" for the root group
-        params: list[Param],
-        is_fast: bool = True,  # False: every use of the command goes to typer
-        allow_interspersed_args: bool = True,  # options may follow arguments (not for the root group)
-    ) -> None:
-        self.function, self.params, self.is_fast = function, params, is_fast
-        self.allow_interspersed_args = allow_interspersed_args
-
-
-class Spec:
-    """The root group (global options) and every command by name."""
-
-    __slots__ = ("commands", "root")
-
-    def __init__(self, root: Command, commands: dict[str, Command]) -> None:
-        self.root, self.commands = root, commands
-
+from zerofs.cli.spec_types import Command, Param, Spec
 
 REPO = Param("repo", opts=("--repo",))
 CONFIG = Param("config", opts=("--config", "-c"))
@@ -137,98 +70,39 @@ ATIME = Param("atime", opts=("--atime",), default="relatime")
 COMMAND = Param("command", kind="argument")
 SHARED = [REPO, CONFIG, QUIET, AS_JSON]
 """The options (nearly) every command ends with: options.Shared."""
+KEEP = [KEEP_LAST, KEEP_WITHIN, KEEP_HOURLY, KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTHLY, KEEP_YEARLY]
+"""The retention options of gc and prune: options.command's keep parameter."""
 
 
 SPEC: Final = Spec(
     root=Command("", [REPO, CONFIG, DEBUG, VERSION], allow_interspersed_args=False),
     commands={
-        "init": Command("zerofs.cli.cmd_repository:init", [LOCATION, GC_GRACE, *SHARED]),
-        "upgrade": Command("zerofs.cli.cmd_repository:upgrade", [*SHARED]),
-        "import": Command(
-            "zerofs.cli.cmd_import:import_",
-            [
-                HOST_PATH,
-                STORE_PATH,
-                PARENTS,
-                SKIP_ERRORS,
-                NO_XATTRS,
-                *SHARED,
-            ],
-        ),
-        "clone": Command(
-            "zerofs.cli.cmd_edit:clone",
-            [
-                SOURCE,
-                TARGET,
-                SOURCE_OPT,
-                TARGET_OPT,
-                PARENTS,
-                FORCE,
-                *SHARED,
-            ],
-        ),
-        "snapshot": Command(
-            "zerofs.cli.cmd_edit:clone",
-            [
-                SOURCE,
-                TARGET,
-                SOURCE_OPT,
-                TARGET_OPT,
-                PARENTS,
-                FORCE,
-                *SHARED,
-            ],
-        ),
-        "snap": Command("zerofs.cli.cmd_edit:clone", [SOURCE, TARGET, SOURCE_OPT, TARGET_OPT, PARENTS, FORCE, *SHARED]),
-        "write": Command("zerofs.cli.cmd_edit:write", [STORE_PATH, PARENTS, *SHARED]),
-        "mkdir": Command("zerofs.cli.cmd_edit:mkdir", [STORE_PATH, PARENTS, *SHARED]),
-        "rm": Command("zerofs.cli.cmd_edit:rm", [STORE_PATHS, RECURSIVE, FORCE, *SHARED]),
-        "mv": Command("zerofs.cli.cmd_edit:mv", [MV_SOURCE, MV_TARGET, FORCE, *SHARED]),
-        "ls": Command("zerofs.cli.cmd_browse:ls", [LS_STORE_PATH, LONG, SHOW_ALL, LS_RECURSIVE, *SHARED]),
-        "cat": Command("zerofs.cli.cmd_browse:cat", [STORE_PATHS, *SHARED]),
-        "stat": Command("zerofs.cli.cmd_browse:stat", [STORE_PATH, *SHARED]),
-        "tree": Command("zerofs.cli.cmd_browse:tree", [LS_STORE_PATH, *SHARED]),
-        "log": Command("zerofs.cli.cmd_history:log", [LOG_STORE_PATH, MAX_COUNT, *SHARED]),
-        "export": Command("zerofs.cli.cmd_export:export", [STORE_PATH, HOST_PATH, FORCE, NO_XATTRS, *SHARED]),
-        "diff": Command("zerofs.cli.cmd_history:diff", [A, B, SHOW_STAT, *SHARED]),
-        "du": Command("zerofs.cli.cmd_usage:du", [DU_STORE_PATHS, HUMAN, *SHARED]),
-        "stats": Command("zerofs.cli.cmd_usage:stats", [*SHARED]),
-        "fsck": Command("zerofs.cli.cmd_fsck:fsck", [READ_DATA, REBUILD_INDEX, *SHARED]),
-        "gc": Command(
-            "zerofs.cli.cmd_gc:gc",
-            [
-                KEEP_LAST,
-                KEEP_WITHIN,
-                KEEP_HOURLY,
-                KEEP_DAILY,
-                KEEP_WEEKLY,
-                KEEP_MONTHLY,
-                KEEP_YEARLY,
-                DRY_RUN,
-                COMPACT,
-                BREAK_LOCK,
-                *SHARED,
-            ],
-        ),
-        "prune": Command(
-            "zerofs.cli.cmd_gc:prune",
-            [
-                DIRECTORY,
-                KEEP_LAST,
-                KEEP_WITHIN,
-                KEEP_HOURLY,
-                KEEP_DAILY,
-                KEEP_WEEKLY,
-                KEEP_MONTHLY,
-                KEEP_YEARLY,
-                DRY_RUN,
-                *SHARED,
-            ],
-        ),
-        "push": Command("zerofs.cli.cmd_sync:push", [DESTINATION, FORCE, DRY_RUN, *SHARED]),
-        "pull": Command("zerofs.cli.cmd_sync:pull", [MV_SOURCE, FORCE, DRY_RUN, *SHARED]),
+        "init": Command("cmd_repository:init", [LOCATION, GC_GRACE, *SHARED]),
+        "upgrade": Command("cmd_repository:upgrade", [*SHARED]),
+        "import": Command("cmd_import:import_", [HOST_PATH, STORE_PATH, PARENTS, SKIP_ERRORS, NO_XATTRS, *SHARED]),
+        "clone": Command("cmd_edit:clone", [SOURCE, TARGET, SOURCE_OPT, TARGET_OPT, PARENTS, FORCE, *SHARED]),
+        "snapshot": Command("cmd_edit:clone", [SOURCE, TARGET, SOURCE_OPT, TARGET_OPT, PARENTS, FORCE, *SHARED]),
+        "snap": Command("cmd_edit:clone", [SOURCE, TARGET, SOURCE_OPT, TARGET_OPT, PARENTS, FORCE, *SHARED]),
+        "write": Command("cmd_edit:write", [STORE_PATH, PARENTS, *SHARED]),
+        "mkdir": Command("cmd_edit:mkdir", [STORE_PATH, PARENTS, *SHARED]),
+        "rm": Command("cmd_edit:rm", [STORE_PATHS, RECURSIVE, FORCE, *SHARED]),
+        "mv": Command("cmd_edit:mv", [MV_SOURCE, MV_TARGET, FORCE, *SHARED]),
+        "ls": Command("cmd_browse:ls", [LS_STORE_PATH, LONG, SHOW_ALL, LS_RECURSIVE, *SHARED]),
+        "cat": Command("cmd_browse:cat", [STORE_PATHS, *SHARED]),
+        "stat": Command("cmd_browse:stat", [STORE_PATH, *SHARED]),
+        "tree": Command("cmd_browse:tree", [LS_STORE_PATH, *SHARED]),
+        "log": Command("cmd_history:log", [LOG_STORE_PATH, MAX_COUNT, *SHARED]),
+        "export": Command("cmd_export:export", [STORE_PATH, HOST_PATH, FORCE, NO_XATTRS, *SHARED]),
+        "diff": Command("cmd_history:diff", [A, B, SHOW_STAT, *SHARED]),
+        "du": Command("cmd_usage:du", [DU_STORE_PATHS, HUMAN, *SHARED]),
+        "stats": Command("cmd_usage:stats", [*SHARED]),
+        "fsck": Command("cmd_fsck:fsck", [READ_DATA, REBUILD_INDEX, *SHARED]),
+        "gc": Command("cmd_gc:gc", [*KEEP, DRY_RUN, COMPACT, BREAK_LOCK, *SHARED]),
+        "prune": Command("cmd_gc:prune", [DIRECTORY, *KEEP, DRY_RUN, *SHARED]),
+        "push": Command("cmd_sync:push", [DESTINATION, FORCE, DRY_RUN, *SHARED]),
+        "pull": Command("cmd_sync:pull", [MV_SOURCE, FORCE, DRY_RUN, *SHARED]),
         "mount": Command(
-            "zerofs.cli.cmd_mount:mount",
+            "cmd_mount:mount",
             [
                 MOUNTPOINT,
                 AT,
@@ -242,7 +116,7 @@ SPEC: Final = Spec(
                 QUIET,
             ],
         ),
-        "umount": Command("zerofs.cli.cmd_mount:umount", [MOUNTPOINT, REPO, CONFIG, QUIET]),
-        "help": Command("zerofs.cli.cmd_help:help_", [COMMAND]),
+        "umount": Command("cmd_mount:umount", [MOUNTPOINT, REPO, CONFIG, QUIET]),
+        "help": Command("cmd_help:help_", [COMMAND]),
     },
 )
