@@ -8,12 +8,15 @@ nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zerofs.cli.context import open_repository, settings
+from zerofs.cli.context import Shared, with_repository
 from zerofs.errors import ZerofsError
 from zerofs.objects import Kind
 from zerofs.paths import StorePath
+
+if TYPE_CHECKING:
+    from zerofs.repo import Repository
 
 
 def _option(ctx: Any, name: str) -> str | None:
@@ -64,14 +67,17 @@ def complete_revision_path(ctx: Any, incomplete: str) -> list[str]:
     return ["/", *revisions] if not incomplete else revisions
 
 
+def _repository(ctx: Any) -> Repository:
+    """The repository the command line names so far, read-only; live mounts are not asked to commit (too slow)."""
+    return with_repository(Shared(_option(ctx, "repo"), _option(ctx, "config")), readonly=True, settle_mounts=False)
+
+
 def _revisions(ctx: Any) -> list[str]:
     from itertools import islice
 
     from zerofs.history import iter_log
 
-    with open_repository(
-        settings(_option(ctx, "repo"), _option(ctx, "config")), readonly=True, settle_mounts=False
-    ) as repository:
+    with _repository(ctx) as repository:
         ids = [commit_id.hex()[:12] for commit_id, _ in islice(iter_log(repository), REVISIONS_OFFERED)]
     back = [f"HEAD~{n}" for n in range(1, min(len(ids), 10))]
     return ["HEAD", *back, *ids]
@@ -93,9 +99,7 @@ def _complete(ctx: Any, incomplete: str) -> list[str]:
 
     wanted = prefix.encode("utf-8", "surrogateescape")
     hidden_ok = prefix.startswith(".")
-    with open_repository(
-        settings(_option(ctx, "repo"), _option(ctx, "config")), readonly=True, settle_mounts=False
-    ) as repository:
+    with _repository(ctx) as repository:
         entry = resolve(repository, StorePath.parse(directory or "/"), at_revision(repository, rev or None))
         if entry.kind is not Kind.DIR:
             return []

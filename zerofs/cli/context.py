@@ -255,16 +255,23 @@ class Shared(NamedTuple):
 
 
 def with_repository(
-    where: Shared | Settings, *, readonly: bool = False, writer_lease: bool = True, cache_dir: str | None = None
+    where: Shared | Settings,
+    *,
+    readonly: bool = False,
+    writer_lease: bool = True,
+    cache_dir: str | None = None,
+    settle_mounts: bool = True,
 ) -> Repository:
-    """Open the repository a command names, to use in a ``with`` block (see ``open_repository``).
+    """Open the repository a command names, to use in a ``with`` block (the options: see ``open_repository``).
 
     Raises:
         UsageError: a bad config file or repository path.
         RepositoryError: no repository there, or it cannot be used.
     """
     found = where.settings() if isinstance(where, Shared) else where
-    return open_repository(found, readonly=readonly, writer_lease=writer_lease, cache_dir=cache_dir)
+    return open_repository(
+        found, readonly=readonly, writer_lease=writer_lease, cache_dir=cache_dir, settle_mounts=settle_mounts
+    )
 
 
 def warn(message: str) -> None:
