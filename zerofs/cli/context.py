@@ -1,14 +1,17 @@
 """Find and open the repository a command names: the one place every command opens it.
 
-Each command receives the options it shares with the others as a ``Shared``
-(``options.command`` builds it) and opens its repository with
-``with_repository``; ``settings`` and ``open_repository`` are the steps
-below it, for the commands that need the settings themselves (init, import,
-mount, push, pull). Order: ``--repo PATH``, else ``$ZEROFS_REPO``, else the ``repository`` key
-of the ``-c/--config`` TOML file, else ``$XDG_DATA_HOME/zerofs`` (or
-``~/.local/share/zerofs``). A command run before ``init`` fails with the
-exact ``init`` command to run; only ``init`` creates a repository. This
-module imports nothing heavy: the fast path for ``cat`` and ``ls`` uses it.
+Each command receives the options it shares with the others as a
+``Shared`` (``options.command`` builds it) and opens its repository with
+``with_repository``. ``Shared.settings`` gives the location and the config
+file's defaults to the commands that read those too (init, import, clone,
+mount, push, pull); ``open_repository`` is the step below.
+
+Where the repository is: ``--repo PATH``, else ``$ZEROFS_REPO``, else the
+``repository`` key of the ``-c/--config`` TOML file, else
+``$XDG_DATA_HOME/zerofs`` (or ``~/.local/share/zerofs``). A command run
+before ``init`` fails with the exact ``init`` command to run; only ``init``
+creates a repository. This module imports nothing heavy: the fast path for
+``cat`` and ``ls`` uses it.
 """
 
 from __future__ import annotations
