@@ -26,9 +26,11 @@ from zerofs.objects import (
     ChunkListNode,
     ChunkRef,
     FileNode,
+    Kind,
     Node,
     ObjectId,
     chunk_id,
+    iter_children,
 )
 from zerofs.repo import N, Record, RepoBatch, Repository
 
@@ -228,12 +230,11 @@ def _encode_group(repo: Repository, group: list[memoryview]) -> list[_Encoded]:
 
 def iter_chunk_ids(repo: Repository, node: FileNode | ChunkListNode) -> Iterator[tuple[ObjectId, int]]:
     """Yield (chunk id, size) of a file's chunks in order."""
-    if node.level == 0:
-        for ref in node.refs:
-            yield ref.id, ref.size_bytes
-        return
-    for ref in node.refs:
-        yield from iter_chunk_ids(repo, repo.get_typed(ref.id, ChunkListNode))
+    for child in iter_children(node):
+        if child.kind is Kind.CHUNK:
+            yield child.object_id, child.size_bytes
+        else:
+            yield from iter_chunk_ids(repo, repo.get_typed(child.object_id, ChunkListNode))
 
 
 _ZERO_IDS: dict[int, ObjectId] = {}

@@ -22,6 +22,7 @@ from zerofs.errors import ConflictError, NotFoundError, UsageError
 from zerofs.objects import (
     DIR_FLAT_MAX,
     DIR_SHARDS,
+    Child,
     ChunkListNode,
     Commit,
     DirEntry,
@@ -33,6 +34,7 @@ from zerofs.objects import (
     SpecialNode,
     SymlinkNode,
     is_single_chunk,
+    iter_children,
     name_hash,
 )
 from zerofs.paths import StorePath
@@ -457,31 +459,30 @@ def iter_reachable(
         if item.object_id in seen:
             continue
         seen.add(item.object_id)
-        if item.kind is Kind.DIR:
-            yield item
-            node = source.get_typed(item.object_id, DirNode)
-            for _, shard_id in reversed(node.shards):
-                stack.append(Reached(shard_id, Kind.DIR, item.path, 0))
-            for entry in reversed(node.entries):
-                stack.append(Reached(entry.id, entry.kind, StorePath((*item.path.parts, entry.name)), entry.size_bytes))
-        elif item.kind is Kind.FILE:
+        if item.kind is Kind.FILE:
             file_node = source.get_typed(item.object_id, FileNode)
             if is_single_chunk(item.object_id, file_node):  # stored as its one chunk
                 yield item._replace(kind=Kind.CHUNK)
                 continue
             yield item
-            _push_refs(stack, item, file_node)
+            node: Node = file_node
+        elif item.kind is Kind.DIR:
+            yield item
+            node = source.get_typed(item.object_id, DirNode)
         elif item.kind is Kind.CHUNKLIST:
             yield item
-            _push_refs(stack, item, source.get_typed(item.object_id, ChunkListNode))
-        else:
+            node = source.get_typed(item.object_id, ChunkListNode)
+        else:  # a leaf: yielded, never read
             yield item
+            continue
+        stack.extend(_reached(child, item.path) for child in reversed(tuple(iter_children(node))))
 
 
-def _push_refs(stack: list[Reached], item: Reached, node: FileNode | ChunkListNode) -> None:
-    child_kind = Kind.CHUNK if node.level == 0 else Kind.CHUNKLIST
-    for ref in reversed(node.refs):
-        stack.append(Reached(ref.id, child_kind, item.path, ref.size_bytes))
+def _reached(child: Child, path: StorePath) -> Reached:
+    """A child met below ``path``: an entry is reached by its own name, a shard or chunk by its parent's path."""
+    if child.entry is not None:
+        path = StorePath((*path.parts, child.entry.name))
+    return Reached(child.object_id, child.kind, path, child.size_bytes)
 
 
 def apparent_bytes(source: NodeSource, entry: DirEntry, memo: dict[bytes, int] | None = None) -> int:

@@ -47,16 +47,16 @@ from zerofs.errors import CorruptionError, MissingObjectError
 from zerofs.history import GRAFTS, parents_of
 from zerofs.objects import (
     SPECIAL_TYPES,
+    Child,
     ChunkListNode,
     Commit,
-    DirEntry,
-    DirNode,
     FileNode,
     Kind,
     Node,
     ObjectId,
     SpecialNode,
     decode,
+    iter_children,
 )
 from zerofs.paths import StorePath
 from zerofs.repo import Repository, StorageProblem
@@ -321,40 +321,33 @@ def _inspect(object_id: ObjectId, kind: Kind, body: bytes) -> tuple[_Problem | N
 
 def _children(node: Node | None) -> Iterator[_Ref]:
     """The references a tree node holds (commits' parents and roots are walked separately)."""
-    if isinstance(node, DirNode):
-        for _, shard_id in node.shards:
-            yield _Ref(shard_id, Kind.DIR, None)
-        for entry in node.entries:
-            yield _entry_ref(entry)
-    elif isinstance(node, FileNode | ChunkListNode):
-        child_kind = Kind.CHUNK if node.level == 0 else Kind.CHUNKLIST
-        for ref in node.refs:
-            yield _Ref(ref.id, child_kind, ref.size_bytes)
+    if node is None or isinstance(node, Commit):
+        return
+    for child in iter_children(node):
+        yield _child_ref(child)
 
 
 def _type_name(file_type: int) -> str:
     return SPECIAL_TYPES.get(file_type, f"file type {file_type:o}")
 
 
-def _entry_ref(entry: DirEntry) -> _Ref:
-    """What a directory entry expects of the node it names: a file's size, a special file's type."""
-    if entry.kind is Kind.FILE:
-        return _Ref(entry.id, entry.kind, entry.size_bytes)
-    if entry.kind is Kind.SPECIAL:
-        return _Ref(entry.id, entry.kind, None, stat.S_IFMT(entry.mode))
-    return _Ref(entry.id, entry.kind, None)
+def _child_ref(child: Child) -> _Ref:
+    """What a reference expects of the node it names: a chunk's or a file's length, a special file's type."""
+    if child.entry is None:
+        return _Ref(child.object_id, child.kind, child.size_bytes if child.kind is not Kind.DIR else None)
+    if child.kind is Kind.FILE:
+        return _Ref(child.object_id, child.kind, child.size_bytes)
+    if child.kind is Kind.SPECIAL:
+        return _Ref(child.object_id, child.kind, None, stat.S_IFMT(child.entry.mode))
+    return _Ref(child.object_id, child.kind, None)
 
 
 def _child_paths(node: Node | None, path: StorePath) -> Iterator[StorePath]:
     """The store path each reference of ``node`` is reached by, in the order of ``_children``."""
-    if isinstance(node, DirNode):
-        for _ in node.shards:
-            yield path
-        for entry in node.entries:
-            yield StorePath((*path.parts, entry.name))
-    else:
-        for _ in _children(node):
-            yield path
+    if node is None or isinstance(node, Commit):
+        return
+    for child in iter_children(node):
+        yield path if child.entry is None else StorePath((*path.parts, child.entry.name))
 
 
 _STORAGE_KINDS: dict[str, FindingKind] = {
