@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple, TypeAlias
 
 from zerofs.errors import CorruptionError, MissingObjectError
-from zerofs.history import GRAFTS, parents_of
+from zerofs.history import GRAFTS, Grafts, read_grafts, walk_commits
 from zerofs.objects import (
     SPECIAL_TYPES,
     Child,
@@ -185,6 +185,8 @@ class _Checker:
         self.ref_problems: dict[tuple[ObjectId, int], _Problem] = {}
         self.tainted: set[ObjectId] = set()
         self.facts: dict[ObjectId, _Fact | None] = {}
+        self.commit_findings: list[Finding] = []
+        """Commits of the walk that could not be read (fsck reports them and goes on)."""
         self.verified: set[ObjectId] = set()
         """Objects the data pass read and verified (``read_data``)."""
         self.n_objects = 0
@@ -251,6 +253,20 @@ class _Checker:
         if fact is not None:
             self.n_chunks += fact.kind is Kind.CHUNK
             self.facts[ref.object_id] = fact
+        return node
+
+    def read_commit(self, commit_id: ObjectId) -> Commit | None:
+        """Check a commit of the history walk; None (and a finding) if it is missing, damaged or no commit."""
+        node = self.load(_Ref(commit_id, Kind.COMMIT, None))
+        problem = self.problems.get(commit_id)
+        if problem is None and not isinstance(node, Commit):
+            fact = self.facts.get(commit_id)
+            found = fact.kind.name.lower() if fact is not None else "chunk"
+            problem = _Problem(FindingKind.WRONG_KIND, f"expected a commit, found a {found}")
+        if problem is not None or not isinstance(node, Commit):
+            if problem is not None:
+                self.commit_findings.append(_finding(problem, commit_id, None, commit_id))
+            return None
         return node
 
     def check_tree(self, root: _Ref) -> Iterator[FsckProgress]:
@@ -389,33 +405,13 @@ def check(
     start = list(retained) if retained is not None else [repo.head_id()]
     findings.extend(_check_grafts(checker))
     commits: list[tuple[ObjectId, Commit]] = []
-    pending = list(reversed(start))
-    seen_commits: set[ObjectId] = set()
-    while pending:
-        commit_id = pending.pop()
-        if commit_id in seen_commits:
-            continue
-        seen_commits.add(commit_id)
-        node = checker.load(_Ref(commit_id, Kind.COMMIT, None))
-        problem = checker.problems.get(commit_id)
-        if problem is None and not isinstance(node, Commit):
-            fact = checker.facts.get(commit_id)
-            found = fact.kind.name.lower() if fact is not None else "chunk"
-            problem = _Problem(FindingKind.WRONG_KIND, f"expected a commit, found a {found}")
-        if problem is not None or not isinstance(node, Commit):
-            if problem is not None:
-                findings.append(_finding(problem, commit_id, None, commit_id))
-            continue
-        commits.append((commit_id, node))
-        root = _Ref(node.root_id, Kind.DIR, None)
+    for commit_id, commit in walk_commits(repo, start, grafts=_grafts_or_none(repo), read=checker.read_commit):
+        commits.append((commit_id, commit))
+        root = _Ref(commit.root_id, Kind.DIR, None)
         yield from checker.check_tree(root)
         if checker.check_reference(commit_id, 0, root):
             checker.tainted.add(commit_id)
-        try:
-            parents = parents_of(repo, commit_id, node)  # gc's grafts cut history
-        except CorruptionError:
-            parents = node.parent_ids  # the graft table is damaged: reported by _check_grafts
-        pending.extend(reversed(parents))
+    findings.extend(checker.commit_findings)
     if checker.tainted:
         findings.extend(_name_damage(checker, commits))
     yield from findings
@@ -429,6 +425,14 @@ def check(
         n_warnings=len(findings) - n_errors,
         is_read_data=read_data,
     )
+
+
+def _grafts_or_none(repo: Repository) -> Grafts:
+    """The graft table, or none if it is damaged (``_check_grafts`` reports it): stored parents are followed then."""
+    try:
+        return read_grafts(repo)
+    except CorruptionError:
+        return {}
 
 
 def _check_grafts(checker: _Checker) -> Iterator[Finding]:

@@ -90,7 +90,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from zerofs.errors import ConflictError, CorruptionError, UsageError
-from zerofs.history import GRAFTS, encode_grafts, read_grafts
+from zerofs.history import GRAFTS, encode_grafts, read_grafts, walk_commits
 from zerofs.objects import Commit, Kind, ObjectId, decode, iter_child_ids
 from zerofs.repo import Repository
 from zerofs.retention import Retention, parse_duration, select_kept
@@ -125,21 +125,6 @@ class GcResult:
     bytes_reclaimed: int = 0
     """Pack bytes given back to the file system (deleted, less what rewriting wrote)."""
     compacted: tuple[int, int] | None = None
-
-
-# -- history walks -----------------------------------------------------------------
-
-
-def walk_history(
-    repo: Repository, start_id: ObjectId, grafts: dict[ObjectId, tuple[ObjectId, ...]], stop: set[ObjectId]
-) -> Iterator[tuple[ObjectId, Commit]]:
-    """Yield (id, commit) from ``start_id`` along first (grafted) parents, until a commit in ``stop``."""
-    commit_id: ObjectId | None = start_id
-    while commit_id is not None and commit_id not in stop:
-        commit = repo.resolve_commit(commit_id)
-        yield commit_id, commit
-        parents = grafts.get(commit_id, commit.parent_ids)
-        commit_id = parents[0] if parents else None
 
 
 # -- mark ---------------------------------------------------------------------------
@@ -285,7 +270,7 @@ def _retain(repo: Repository, policy: Retention, on_progress: Callable[[str, int
     grafts = read_grafts(repo)
     grafts_id = repo.get_ref(GRAFTS)
     head_id = repo.head_id()
-    history = list(walk_history(repo, head_id, grafts, set()))
+    history = list(walk_commits(repo, [head_id], all_parents=False, grafts=grafts))
     kept_ids = select_kept([(commit_id, commit.time_ns) for commit_id, commit in history], policy)
     kept = [(commit_id, commit) for commit_id, commit in history if commit_id in kept_ids]
     removed = tuple((commit_id, commit) for commit_id, commit in history if commit_id not in kept_ids)
@@ -483,6 +468,7 @@ def _mark_new_commits(repo: Repository, sweep: _Sweep) -> None:
     head_id = repo.head_id()
     if head_id == sweep.head_id:
         return
-    new = [commit_id for commit_id, _ in walk_history(repo, head_id, sweep.grafts, {sweep.head_id})]
+    landed = walk_commits(repo, [head_id], all_parents=False, stop={sweep.head_id}, grafts=sweep.grafts)
+    new = [commit_id for commit_id, _ in landed]
     mark(repo, new, sweep.marked)
     sweep.head_id = head_id
