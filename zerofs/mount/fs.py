@@ -29,7 +29,7 @@ from typing import Final
 import pyfuse3
 import trio
 
-from zerofs.content import BatchSink, ContentWriter
+from zerofs.content import ContentWriter
 from zerofs.errors import ZerofsError
 from zerofs.history import HEAD, apply_change
 from zerofs.mount import control
@@ -606,7 +606,7 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> tuple[dict[int, DirEntry], ObjectId, ObjectId]:
         with self.repo.writer_lease():
             with self.repo.batch(index_later=True) as batch:
-                sink = BatchSink(self.repo, batch)
+                sink = Staging(self.repo, batch)
                 writer = ContentWriter(self.repo, sink, self._executor, workers=2)
                 results = self.overlay.store_plan(plan, sink, writer)
             ours = results[ROOT_INO].id

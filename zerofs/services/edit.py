@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from zerofs.content import BatchSink, ContentWriter
+from zerofs.content import ContentWriter
 from zerofs.errors import ConflictError, NotFoundError
 from zerofs.history import Change, apply_change
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
@@ -87,7 +87,7 @@ def write_file(
         ConflictError: ``path`` is a directory, a FIFO, a socket or a device.
     """
     with repo.batch(index_later=True) as batch:
-        sink = BatchSink(repo, batch)
+        sink = Staging(repo, batch)
         file_id, node = ContentWriter(repo, sink).write_stream(reader)
     size_bytes = node.size_bytes
 
