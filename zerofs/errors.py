@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Final, TypeAlias
 
 EXIT_BUG: Final = 1
+EXIT_PARTIAL: Final = 10
+"""Completed, but some inputs were skipped or could not be read (3, restic's code for this, is NotFoundError's)."""
 EXIT_INTERRUPTED: Final = 130
 
 
@@ -169,8 +171,12 @@ class MountError(ZerofsError):
 
 
 def exit_code_table() -> list[tuple[int, str]]:
-    """Return (code, meaning) rows for --help, the man pages and the README."""
-    rows = {0: "success", EXIT_BUG: "a bug in zerofs (traceback with --debug)"}
+    """Return (code, meaning) rows for the help, the man pages and the README."""
+    rows = {
+        0: "success",
+        EXIT_BUG: "a bug in zerofs (traceback with the debug option or ZEROFS_DEBUG=1)",
+        EXIT_PARTIAL: "completed, but some inputs were skipped or could not be read",
+    }
     for cls in (
         UsageError,
         NotFoundError,
