@@ -18,7 +18,7 @@ import stat
 from collections.abc import Callable, Iterator, Sequence
 from typing import Final, NamedTuple, Protocol, TypeVar
 
-from zerofs.errors import ConflictError, NotFoundError, UsageError
+from zerofs.errors import ConflictError, Hint, NotFoundError, UsageError
 from zerofs.objects import (
     DIR_FLAT_MAX,
     DIR_SHARDS,
@@ -215,7 +215,7 @@ def _walk_to(source: NodeSource, root_id: ObjectId, path: StorePath) -> tuple[Di
     entry = root_entry(root_id)
     for depth, name in enumerate(path.parts):
         if entry.kind is not Kind.DIR:
-            raise ConflictError(f"not a directory: {StorePath(path.parts[:depth])}")
+            raise ConflictError(f"not a directory: {StorePath(path.parts[:depth]).shown()}")
         found = dir_get(source, entry.id, name)
         if found is None:
             return None, depth
@@ -234,7 +234,7 @@ def not_found(
     parent = StorePath(path.parts[:depth])
     hint = _suggest(source, lookup(source, root_id, parent).id, parent, path.parts[depth])
     where = "the store" if rev is None else rev
-    return NotFoundError(f"no such path in {where}: {StorePath(path.parts[: depth + 1])}{hint}")
+    return NotFoundError(f"no such path in {where}: {StorePath(path.parts[: depth + 1]).shown()}{hint}")
 
 
 def _suggest(source: NodeSource, dir_id: ObjectId, here: StorePath, name: bytes) -> str:
@@ -247,14 +247,14 @@ def _suggest(source: NodeSource, dir_id: ObjectId, here: StorePath, name: bytes)
     close = difflib.get_close_matches(name.decode("utf-8", "surrogateescape"), list(names), n=3, cutoff=0.6)
     if not close:
         return ""
-    return " (did you mean " + " or ".join(str(StorePath((*here.parts, names[c]))) for c in close) + "?)"
+    return " (did you mean " + " or ".join(StorePath((*here.parts, names[c])).shown() for c in close) + "?)"
 
 
 def require_dir(source: NodeSource, root_id: ObjectId, path: StorePath) -> DirEntry:
     """Return the entry at ``path``, which must be a directory."""
     entry = lookup(source, root_id, path)
     if entry.kind is not Kind.DIR:
-        raise ConflictError(f"not a directory: {path}")
+        raise ConflictError(f"not a directory: {path.shown()}")
     return entry
 
 
@@ -282,9 +282,9 @@ def _change_below(
     entry = dir_get(sink, dir_id, name)
     child_path = StorePath((*here.parts, name))
     if entry is None:
-        raise NotFoundError(f"no such directory in the store: {child_path}{_suggest(sink, dir_id, here, name)}")
+        raise NotFoundError(f"no such directory in the store: {child_path.shown()}{_suggest(sink, dir_id, here, name)}")
     if entry.kind is not Kind.DIR:
-        raise ConflictError(f"not a directory: {child_path}")
+        raise ConflictError(f"not a directory: {child_path.shown()}")
     new_child = _change_below(sink, entry.id, parts[1:], change, now_ns, child_path)
     mtime = now_ns if len(parts) == 1 else None
     return dir_put(sink, dir_id, entry.pointing_at(new_child, mtime_ns=mtime))
@@ -308,7 +308,7 @@ def ensure_dirs(
             ).with_created(now_ns)
             root_id = change_dir(sink, root_id, prefix.parent, _putter(sink, new_entry), now_ns)
         elif existing.kind is not Kind.DIR:
-            raise ConflictError(f"not a directory: {prefix}")
+            raise ConflictError(f"not a directory: {prefix.shown()}")
     return root_id
 
 
@@ -352,7 +352,7 @@ def place(
         _require_parent(sink, root_id, path)
     existing = try_lookup(sink, root_id, path)
     if existing is not None and not replace:
-        raise ConflictError(f"already exists: {path} (use --force to replace it)")
+        raise ConflictError(f"already exists: {path.shown()}", hint=Hint.REPLACE)
     placed = entry.renamed(path.name).with_created(now_ns).changed_at(now_ns)
     return change_dir(sink, root_id, path.parent, _putter(sink, placed), now_ns)
 
@@ -360,9 +360,9 @@ def place(
 def _require_parent(source: NodeSource, root_id: ObjectId, path: StorePath) -> None:
     parent = try_lookup(source, root_id, path.parent)
     if parent is None:
-        raise NotFoundError(f"parent directory does not exist: {path.parent} (use -p to create it)")
+        raise NotFoundError(f"parent directory does not exist: {path.parent.shown()}", hint=Hint.CREATE_PARENTS)
     if parent.kind is not Kind.DIR:
-        raise ConflictError(f"not a directory: {path.parent}")
+        raise ConflictError(f"not a directory: {path.parent.shown()}")
 
 
 def remove(sink: NodeSink, root_id: ObjectId, path: StorePath, now_ns: int, *, recursive: bool = False) -> ObjectId:
@@ -377,7 +377,7 @@ def remove(sink: NodeSink, root_id: ObjectId, path: StorePath, now_ns: int, *, r
         raise UsageError("refusing to remove the root directory /")
     entry = lookup(sink, root_id, path)
     if entry.kind is Kind.DIR and not recursive and count_dir(sink, entry.id) > 0:
-        raise ConflictError(f"directory not empty: {path} (use -r to remove it and its contents)")
+        raise ConflictError(f"directory not empty: {path.shown()}", hint=Hint.RECURSIVE)
     return change_dir(sink, root_id, path.parent, lambda d: dir_remove(sink, d, path.name), now_ns)
 
 
@@ -402,12 +402,14 @@ def move(
     if target == source:
         return root_id, target
     if target.is_within(source):
-        raise UsageError(f"cannot move {source} into itself ({target})")
+        raise UsageError(f"cannot move {source.shown()} into itself ({target.shown()})")
     if existing is not None:
         if existing.kind is Kind.DIR:
-            raise ConflictError(f"already exists: {target} is a directory")
+            raise ConflictError(f"already exists: {target.shown()} is a directory")
         if entry.kind is Kind.DIR and not force:
-            raise ConflictError(f"cannot replace file {target} with directory {source} (use --force)")
+            raise ConflictError(
+                f"cannot replace file {target.shown()} with directory {source.shown()}", hint=Hint.REPLACE
+            )
     _require_parent(sink, root_id, target)
     without = change_dir(sink, root_id, source.parent, lambda d: dir_remove(sink, d, source.name), now_ns)
     moved = entry.renamed(target.name).changed_at(now_ns)  # a rename changes the ctime, as on Linux

@@ -143,7 +143,10 @@ def test_compact_shrinks_the_index_and_needs_the_repository_alone(zerofs: Any, c
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == b"open"
         line = assert_fails(cli_repo, "gc", "--keep-last", "1", "--compact", expect=ConflictError.exit_code)
-        assert "open in another process" in line
+        assert line == (
+            f"zerofs: the repository at {cli_repo} is open in another process "
+            "(close it (or unmount it) and run gc --compact again)"
+        )
     finally:
         holder.kill()
         holder.wait()

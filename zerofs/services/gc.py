@@ -4,8 +4,8 @@ The algorithm, and why it is safe while other processes import, write,
 clone and mount:
 
 1. **Retention.** Walk history from HEAD and pick the commits to keep
-   (``--keep-last``, ``--keep-within``, ``--keep-hourly`` ... with restic's
-   forget semantics; HEAD is always kept; no option keeps everything). The
+   (keep the last N, keep within a duration, keep hourly ... with restic's
+   forget semantics; HEAD is always kept; no rule keeps everything). The
    kept commits are chained by *grafts*: a table (an object named by the
    GRAFTS ref) that gives a kept commit a new parent, so commit ids never
    change and ``log`` simply skips what was cut.
@@ -89,7 +89,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from zerofs.errors import ConflictError, CorruptionError, UsageError
+from zerofs.errors import ConflictError, CorruptionError, Hint, UsageError
 from zerofs.history import GRAFTS, encode_grafts, read_grafts, walk_commits
 from zerofs.objects import Commit, Kind, ObjectId, decode, iter_child_ids
 from zerofs.repo import Repository
@@ -189,24 +189,27 @@ def collect_garbage(
     if policy.keep_within:
         parse_duration(policy.keep_within)
     if repo.is_shared and compact:
-        raise UsageError("gc --compact applies to local repositories only (an S3 repository's index is its bucket)")
+        raise UsageError(
+            "compacting applies to local repositories only: an S3 repository's index is its bucket",
+            hint=Hint.WITHOUT_COMPACT,
+        )
     if break_lock and not repo.is_shared:
-        raise UsageError("gc --break-lock applies to S3 repositories only (a local gc's lock goes with its process)")
+        raise UsageError(
+            "breaking a gc lock applies to S3 repositories only: a local gc's lock goes with its process",
+            hint=Hint.WITHOUT_BREAK_LOCK,
+        )
     with repo.collecting(break_lock=break_lock) as is_only_gc:
         if not is_only_gc:
             if repo.is_shared:
                 raise ConflictError(
-                    f"another gc is running on the repository at {repo.path} ({repo.gc_lock_holder()}); "
-                    "if it is not, run gc with --break-lock"
+                    f"another gc is running on the repository at {repo.path} ({repo.gc_lock_holder()})",
+                    hint=Hint.BREAK_LOCK,
                 )
             raise ConflictError(f"another gc is running on the repository at {repo.path}; wait for it to finish")
         if repo.is_shared:
             return _collect_shared(repo, policy, dry_run=dry_run, on_progress=on_progress)
         if compact and not dry_run and repo.is_open_elsewhere():
-            raise ConflictError(
-                f"the repository at {repo.path} is open in another process; close it (or unmount it) "
-                "and run gc --compact again"
-            )
+            raise ConflictError(f"the repository at {repo.path} is open in another process", hint=Hint.COMPACT_AGAIN)
         return _collect(repo, policy, dry_run=dry_run, compact=compact, on_progress=on_progress, step=step_objects)
 
 
