@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.unit.conftest import NOW
 from zerofs.content import ContentWriter, iter_file_bytes
+from zerofs.dirnodes import iter_dir
 from zerofs.mount.overlay import EMPTY_DIR, EMPTY_FILE, ROOT_INO, DirPlan, Inode, Overlay
 from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode
 from zerofs.repo import Repository, Staging
-from zerofs.tree import iter_dir
 
 Tree = dict[str, tuple[Kind, bytes, int]]
 

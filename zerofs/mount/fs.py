@@ -32,6 +32,7 @@ import trio
 from zerofs.content import ContentWriter
 from zerofs.errors import ZerofsError
 from zerofs.history import HEAD, apply_change
+from zerofs.merge import merge3
 from zerofs.mount import control
 from zerofs.mount.overlay import (
     ATIME_POLICIES,
@@ -46,7 +47,6 @@ from zerofs.mount.overlay import (
 )
 from zerofs.objects import Commit, DirEntry, Kind, ObjectId, SpecialNode, SymlinkNode, special_node
 from zerofs.repo import N, Repository, Staging
-from zerofs.tree import merge3
 
 log = logging.getLogger("zerofs.mount")
 

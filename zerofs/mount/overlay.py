@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterator
 from typing import Final, NamedTuple
 
 from zerofs.content import ContentWriter
+from zerofs.dirnodes import build_dir, dir_get, dir_put, dir_remove, iter_dir
 from zerofs.mount.filedata import FileData
 from zerofs.objects import (
     LINK_ID_BYTES,
@@ -61,7 +62,7 @@ from zerofs.objects import (
     SymlinkNode,
 )
 from zerofs.repo import Record, Repository, Staging
-from zerofs.tree import build_dir, dir_get, dir_put, dir_remove, iter_dir, root_entry
+from zerofs.tree import root_entry
 
 ROOT_INO: Final = 1
 NAME_MAX: Final = 255

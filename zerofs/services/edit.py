@@ -16,22 +16,13 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from zerofs.content import ContentWriter
+from zerofs.dirnodes import dir_get, list_dir
 from zerofs.errors import ConflictError, NotFoundError
 from zerofs.history import Change, apply_change
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
 from zerofs.paths import StorePath
 from zerofs.repo import Repository, Staging
-from zerofs.tree import (
-    dir_get,
-    ensure_dirs,
-    list_dir,
-    lookup,
-    move,
-    place,
-    remove,
-    root_entry,
-    try_lookup,
-)
+from zerofs.tree import ensure_dirs, lookup, move, place, remove, root_entry, try_lookup
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,9 +92,9 @@ from typing import Final
 from zerofs.errors import ConflictError, CorruptionError, Hint, UsageError
 from zerofs.history import GRAFTS, encode_grafts, read_grafts, walk_commits
 from zerofs.objects import Commit, Kind, ObjectId, decode, iter_child_ids
+from zerofs.reachable import iter_reachable
 from zerofs.repo import Repository
 from zerofs.retention import Retention, parse_duration, select_kept
-from zerofs.tree import iter_reachable
 
 STEP_OBJECTS: Final = 20_000
 """Objects forgotten per locked step: a few tens of milliseconds of index deletes."""

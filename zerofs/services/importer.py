@@ -55,6 +55,7 @@ from typing import BinaryIO, Final, TypeAlias, cast
 
 from zerofs.chunking import make_chunker
 from zerofs.content import ContentWriter, EncodedFile, encode_small_file
+from zerofs.dirnodes import build_dir
 from zerofs.errors import HostIOError, NotFoundError, UsageError
 from zerofs.history import apply_change
 from zerofs.objects import (
@@ -69,7 +70,7 @@ from zerofs.objects import (
 )
 from zerofs.paths import StorePath
 from zerofs.repo import CachedFile, Repository, Staging
-from zerofs.tree import build_dir, place
+from zerofs.tree import place
 
 STREAM_THRESHOLD_BYTES: Final = 1 << 20
 """Files larger than this are streamed; smaller ones are read whole."""

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from zerofs.history import head, iter_history
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
 from zerofs.paths import StorePath
+from zerofs.reachable import apparent_bytes, iter_reachable
 from zerofs.repo import Repository, Staging
-from zerofs.tree import apparent_bytes, iter_reachable, lookup, remove, root_entry
+from zerofs.tree import lookup, remove, root_entry
 
 KIND_NAMES = {
     Kind.CHUNK: "chunk",
