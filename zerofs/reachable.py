@@ -7,7 +7,7 @@ Reads only, through a ``NodeSource``: nothing here writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from zerofs.dirnodes import NodeSource, iter_dir
@@ -24,6 +24,7 @@ from zerofs.objects import (
     iter_children,
 )
 from zerofs.paths import StorePath
+from zerofs.repo import Repository
 
 
 class Reached(NamedTuple):
@@ -134,3 +135,18 @@ def _apparent(source: NodeSource, entry: DirEntry, memo: dict[bytes, int]) -> tu
         memo[entry.id + b"+"] = plain
         links = {}
     return plain, links
+
+
+def mark_commits(repo: Repository, commit_ids: Iterable[ObjectId], marked: set[ObjectId]) -> None:
+    """Add to ``marked`` each commit and every object its tree reaches (shared subtrees once).
+
+    gc's mark (nothing in ``marked`` is ever deleted) and usage's "what other
+    commits keep" both come from here. A commit already in ``marked`` is
+    skipped: its tree was marked with it.
+    """
+    for commit_id in commit_ids:
+        if commit_id in marked:
+            continue
+        marked.add(commit_id)
+        for _ in iter_reachable(repo, repo.resolve_commit(commit_id).root_id, seen=marked):
+            pass

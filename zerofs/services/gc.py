@@ -85,14 +85,14 @@ docs/ARCHITECTURE.md): lower rewrites more bytes per byte given back.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
 from zerofs.errors import ConflictError, CorruptionError, Hint, UsageError
 from zerofs.history import GRAFTS, encode_grafts, read_grafts, walk_commits
 from zerofs.objects import Commit, Kind, ObjectId, decode, iter_child_ids
-from zerofs.reachable import iter_reachable
+from zerofs.reachable import iter_reachable, mark_commits
 from zerofs.repo import Repository
 from zerofs.retention import Retention, parse_duration, select_kept
 
@@ -125,19 +125,6 @@ class GcResult:
     bytes_reclaimed: int = 0
     """Pack bytes given back to the file system (deleted, less what rewriting wrote)."""
     compacted: tuple[int, int] | None = None
-
-
-# -- mark ---------------------------------------------------------------------------
-
-
-def mark(repo: Repository, commit_ids: Iterable[ObjectId], marked: set[ObjectId]) -> None:
-    """Add to ``marked`` every object reachable from the given commits (shared subtrees once)."""
-    for commit_id in commit_ids:
-        if commit_id in marked:
-            continue
-        marked.add(commit_id)
-        for _ in iter_reachable(repo, repo.resolve_commit(commit_id).root_id, seen=marked):
-            pass
 
 
 # -- gc -----------------------------------------------------------------------------
@@ -278,7 +265,7 @@ def _retain(repo: Repository, policy: Retention, on_progress: Callable[[str, int
     kept = [(commit_id, commit) for commit_id, commit in history if commit_id in kept_ids]
     removed = tuple((commit_id, commit) for commit_id, commit in history if commit_id not in kept_ids)
     marked: set[ObjectId] = set() if grafts_id is None else {grafts_id}
-    mark(repo, [commit_id for commit_id, _ in kept], marked)
+    mark_commits(repo, [commit_id for commit_id, _ in kept], marked)
     if on_progress is not None:
         on_progress("marked", len(marked))
     return _Retained(head_id, grafts, grafts_id, history, kept, removed, _cut(grafts, history, kept), marked)
@@ -325,7 +312,7 @@ def _collect_shared(
         if node_id in marked:
             continue
         if kind is Kind.COMMIT:
-            mark(repo, [node_id], marked)
+            mark_commits(repo, [node_id], marked)
         else:
             for _ in iter_reachable(repo, node_id, kind=kind, seen=marked):
                 pass
@@ -473,5 +460,5 @@ def _mark_new_commits(repo: Repository, sweep: _Sweep) -> None:
         return
     landed = walk_commits(repo, [head_id], all_parents=False, stop={sweep.head_id}, grafts=sweep.grafts)
     new = [commit_id for commit_id, _ in landed]
-    mark(repo, new, sweep.marked)
+    mark_commits(repo, new, sweep.marked)
     sweep.head_id = head_id
