@@ -57,12 +57,16 @@ def iter_reachable(
     """
     if seen is None:
         seen = set()
-    stack = [Reached(root_id, kind, path, size_bytes)]
+    # The stack holds (child, its parent's path): most children of a walk over
+    # many commits are already seen, and are dropped before a path or a
+    # ``Reached`` is built for them.
+    stack: list[tuple[Child, StorePath]] = [(Child(kind, root_id, size_bytes), path)]
     while stack:
-        item = stack.pop()
-        if item.object_id in seen:
+        child, parent_path = stack.pop()
+        if child.object_id in seen:
             continue
-        seen.add(item.object_id)
+        seen.add(child.object_id)
+        item = _reached(child, parent_path)
         if item.kind is Kind.FILE:
             file_node = source.get_typed(item.object_id, FileNode)
             if is_single_chunk(item.object_id, file_node):  # stored as its one chunk
@@ -79,13 +83,14 @@ def iter_reachable(
         else:  # a leaf: yielded, never read
             yield item
             continue
-        stack.extend(_reached(child, item.path) for child in reversed(tuple(iter_children(node))))
+        children = [(grandchild, item.path) for grandchild in iter_children(node)]
+        children.reverse()
+        stack.extend(children)
 
 
-def _reached(child: Child, path: StorePath) -> Reached:
-    """A child met below ``path``: an entry is reached by its own name, a shard or chunk by its parent's path."""
-    if child.entry is not None:
-        path = StorePath((*path.parts, child.entry.name))
+def _reached(child: Child, parent_path: StorePath) -> Reached:
+    """A child met below ``parent_path``: an entry is reached by its own name, a shard or chunk by its parent's path."""
+    path = parent_path if child.entry is None else StorePath((*parent_path.parts, child.entry.name))
     return Reached(child.object_id, child.kind, path, child.size_bytes)
 
 
