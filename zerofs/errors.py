@@ -7,9 +7,12 @@ must not format or print: the CLI's single handler does that.
 from __future__ import annotations
 
 import enum
-from typing import ClassVar, Final
+from dataclasses import dataclass
+from typing import ClassVar, Final, TypeAlias
 
 EXIT_BUG: Final = 1
+EXIT_PARTIAL: Final = 10
+"""Completed, but some inputs were skipped or could not be read (3, restic's code for this, is NotFoundError's)."""
 EXIT_INTERRUPTED: Final = 130
 
 
@@ -24,6 +27,44 @@ class Hint(enum.Enum):
     """Convert the repository to the current format."""
     INIT = "init"
     """There is no repository where the options say: create one."""
+    NEW_REPOSITORY_DIR = "new-repository-dir"
+    """Create the repository in a new or empty directory instead."""
+    REPLACE = "replace"
+    """Ask again, allowing what is in the way to be replaced."""
+    WRITE_INTO = "write-into"
+    """Ask again, allowing an export into a directory that is not empty."""
+    CREATE_PARENTS = "create-parents"
+    """Ask again, creating the missing parent directories."""
+    ACCEPT_EXISTING = "accept-existing"
+    """Ask again, accepting a directory that already exists."""
+    RECURSIVE = "recursive"
+    """Ask again, removing the directory together with its contents."""
+    SKIP_ERRORS = "skip-errors"
+    """Ask again, leaving out what cannot be read and importing the rest."""
+    NO_XATTRS = "no-xattrs"
+    """Ask again, without extended attributes."""
+    KEEP_RULE = "keep-rule"
+    """Name at least one rule of which commits to keep."""
+    BREAK_LOCK = "break-lock"
+    """If the gc that holds the lock is gone, ask again, removing its lock first."""
+    COMPACT_AGAIN = "compact-again"
+    """Close what holds the repository open, then compact again."""
+    WITHOUT_COMPACT = "without-compact"
+    """Ask again without compacting: it does not apply here."""
+    WITHOUT_BREAK_LOCK = "without-break-lock"
+    """Ask again without breaking a lock: it does not apply here."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnmountFrom:
+    """A hint with values: unmount ``mountpoint`` through the repository it was mounted from."""
+
+    repository: str
+    mountpoint: str
+
+
+AnyHint: TypeAlias = Hint | UnmountFrom
+"""Every kind of hint an error may carry."""
 
 
 class ZerofsError(Exception):
@@ -32,7 +73,7 @@ class ZerofsError(Exception):
     exit_code: ClassVar[int] = 1
     summary: ClassVar[str] = "internal error"
 
-    def __init__(self, message: str, *, hint: Hint | None = None) -> None:
+    def __init__(self, message: str, *, hint: AnyHint | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -130,8 +171,12 @@ class MountError(ZerofsError):
 
 
 def exit_code_table() -> list[tuple[int, str]]:
-    """Return (code, meaning) rows for --help, the man pages and the README."""
-    rows = {0: "success", EXIT_BUG: "a bug in zerofs (traceback with --debug)"}
+    """Return (code, meaning) rows for the help, the man pages and the README."""
+    rows = {
+        0: "success",
+        EXIT_BUG: "a bug in zerofs (traceback with the debug option or ZEROFS_DEBUG=1)",
+        EXIT_PARTIAL: "completed, but some inputs were skipped or could not be read",
+    }
     for cls in (
         UsageError,
         NotFoundError,

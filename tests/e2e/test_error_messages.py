@@ -250,6 +250,20 @@ def test_mkdir_of_an_existing_path_does_not_offer_force(stocked: Path, zerofs: Z
     assert line == "zerofs: already exists: /snap (use --force to replace it)"
 
 
+def test_hints_of_tree_changes_name_the_option_and_it_works(stocked: Path, zerofs: Zerofs) -> None:
+    """The core's hint (replace, create parents, recursive) reaches the user as the option that does it."""
+    line = assert_fails(stocked, "write", "/new/x.txt", input=b"x", expect=NotFoundError.exit_code)
+    assert line == "zerofs: parent directory does not exist: /new (use -p to create it)"
+    zerofs("write", "-p", "/new/x.txt", input=b"x")
+    line = assert_fails(stocked, "rm", "/data", expect=ConflictError.exit_code)
+    assert line == "zerofs: directory not empty: /data (use -r to remove it and its contents)"
+    zerofs("rm", "-r", "/new")
+    line = assert_fails(stocked, "mv", "/dir", "/file", expect=ConflictError.exit_code)
+    assert line == "zerofs: cannot replace file /file with directory /dir (use --force to replace it)"
+    zerofs("mv", "--force", "/dir", "/file")
+    assert zerofs("ls", "/").stdout == b"data\nfile\nsnap\n"
+
+
 def test_names_not_utf8_or_with_a_newline_are_stored_and_logged_on_one_line(zerofs: Zerofs, cli_repo: Path) -> None:
     """A name may hold any byte but '/' and NUL; the commit message shows it escaped, JSON keeps it whole."""
     odd, newline = os.fsdecode(b"/\xff\xfe"), "/a\nb"

@@ -16,7 +16,8 @@ import errno
 import os
 import sys
 
-from zerofs.errors import EXIT_BUG, EXIT_INTERRUPTED, CorruptionError, Hint, HostIOError, ZerofsError
+from zerofs.cli.hints import hint_text
+from zerofs.errors import EXIT_BUG, EXIT_INTERRUPTED, HostIOError, ZerofsError
 
 COMPLETE_VAR = "_ZEROFS_COMPLETE"
 """Set by the shell completion scripts in completions/ (see cli/docs.py)."""
@@ -85,21 +86,9 @@ def _is_output_error(exc: OSError) -> bool:
 
 
 def _learn_more(exc: ZerofsError) -> str:
-    """What to run to learn more about an error that has no fix: damage, met by a command other than fsck.
-
-    The layer that meets a damaged object knows its id, not the store paths
-    that reach it; fsck names those. The hint is added here, not where the
-    error is raised, because fsck shows those same messages as its findings.
-    """
-    if exc.hint is Hint.REBUILD_INDEX:
-        return " (nothing is lost from the packs: run zerofs fsck --rebuild-index)"
-    if exc.hint is Hint.UPGRADE:
-        return " (run zerofs upgrade)"
-    if exc.hint is Hint.INIT:
-        return " (create one with zerofs init)"
-    if isinstance(exc, CorruptionError) and "fsck" not in exc.message:
-        return " (run zerofs fsck --read-data to see which paths it affects)"
-    return ""
+    """The error's hint in the command line's words (cli/hints.py), in parentheses, or ""."""
+    text = hint_text(exc)
+    return f" ({text})" if text else ""
 
 
 def _run_app(args: list[str]) -> int:
