@@ -359,6 +359,21 @@ def test_export_of_a_file_onto_a_directory(stocked: Path, zerofs: Zerofs, tmp_pa
     assert (target / "file").read_bytes() == b"file"
 
 
+def test_export_hints_name_the_option_and_it_works(stocked: Path, zerofs: Zerofs, tmp_path: Path) -> None:
+    """The core's hints (write into, replace) reach the user as --force, and --force does it."""
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "mine").write_bytes(b"mine")
+    line = assert_fails(stocked, "export", "/data", str(target), expect=ConflictError.exit_code)
+    assert line == f"zerofs: {target} is not empty (use --force to export into it anyway)"
+    zerofs("export", "--force", "/data", str(target))
+    assert sorted(os.listdir(target)) == ["a.txt", "mine"]
+    line = assert_fails(stocked, "export", "/file", str(target / "mine"), expect=ConflictError.exit_code)
+    assert line == f"zerofs: {target / 'mine'} already exists (use --force to replace it)"
+    zerofs("export", "--force", "/file", str(target / "mine"))
+    assert (target / "mine").read_bytes() == b"file"
+
+
 def test_export_into_a_missing_directory(stocked: Path, zerofs: Zerofs, tmp_path: Path) -> None:
     parent = tmp_path / "missing"
     line = assert_fails(stocked, "export", "/data", str(parent / "data"), expect=HostIOError.exit_code)

@@ -88,8 +88,8 @@ def test_umount_refuses_the_mount_of_another_repository(zerofs: Zerofs, cli_repo
         (mnt / "pending.txt").write_bytes(b"not committed yet")
         line = assert_fails(other, "umount", str(mnt), expect=7)
         assert line == (
-            f"zerofs: {mnt} is a mount of the repository at {cli_repo}; "
-            f"unmount it with: zerofs --repo {cli_repo} umount {mnt}"
+            f"zerofs: {mnt} is a mount of the repository at {cli_repo} "
+            f"(unmount it with: zerofs --repo {cli_repo} umount {mnt})"
         )
         assert (mnt / "pending.txt").read_bytes() == b"not committed yet"
     assert zerofs("cat", "/pending.txt").stdout == b"not committed yet"

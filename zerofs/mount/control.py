@@ -1,7 +1,7 @@
 """The control channel: a CLI command has every live mount commit before it runs.
 
 A read-write mount holds what programs wrote through it in memory until it
-commits (on fsync, every ``--commit-interval`` seconds, on unmount). A
+commits (on fsync, every commit interval, on unmount). A
 command that reads or changes the repository must see those writes: a
 snapshot taken right after ``cp`` returned has to contain what ``cp`` wrote.
 So before it opens the repository, every command asks each live read-write

@@ -27,7 +27,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Final, NamedTuple
 
-from zerofs.errors import MountError, NotFoundError, ZerofsError
+from zerofs.errors import MountError, NotFoundError, UnmountFrom, ZerofsError
 from zerofs.history import resolve_revision
 from zerofs.mount import control, counting
 from zerofs.repo import Repository
@@ -376,8 +376,8 @@ def umount(source: MountSource, mountpoint: Path) -> None:
     if mounted_from is not None and mounted_from != source.name:
         # Another repository's mount: its process is not ours to signal, nor its mount to detach.
         raise MountError(
-            f"{mountpoint} is a mount of the repository at {mounted_from}; "
-            f"unmount it with: zerofs --repo {mounted_from} umount {mountpoint}"
+            f"{mountpoint} is a mount of the repository at {mounted_from}",
+            hint=UnmountFrom(mounted_from, str(mountpoint)),
         )
     pid = mount_process(source.state_dir, target)
     if pid is None:

@@ -6,7 +6,7 @@ way down, so the walk never opens a directory (or a shard of a large
 directory) whose id is the same on both sides: its cost grows with the size
 of the change, not of the tree. Reading only; nothing is written.
 
-What is reported, as in ``git diff --name-status``:
+What is reported, as git diff's name-status output does:
 
 - ``A``/``D`` for an entry only on one side. An added or deleted directory
   is reported with everything below it.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from zerofs.content import BatchSink, ContentWriter
-from zerofs.errors import ConflictError, NotFoundError
+from zerofs.errors import ConflictError, Hint, NotFoundError
 from zerofs.history import Change, apply_change
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
 from zerofs.paths import StorePath
@@ -58,15 +58,22 @@ def mkdir(
     def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
         if parents:
             return ensure_dirs(staging, root_id, path, now_ns, dir_mode, uid, gid)
-        existing = None if path.is_root else try_lookup(staging, root_id, path)
-        if existing is not None:  # mkdir has no --force: place()'s message would offer it
-            hint = " (use -p to accept an existing directory)" if existing.kind is Kind.DIR else ""
-            raise ConflictError(f"already exists: {path}{hint}")
         entry = DirEntry(path.name, Kind.DIR, dir_mode, uid, gid, now_ns, 0, staging.put(DirNode()), (), now_ns, now_ns)
-        return place(staging, root_id, path, entry, now_ns)
+        try:
+            return place(staging, root_id, path, entry, now_ns)
+        except ConflictError as exc:
+            if exc.hint is not Hint.REPLACE:
+                raise
+            raise ConflictError(exc.message, hint=_mkdir_hint(staging, root_id, path)) from None
 
     message = f"mkdir {'-p ' if parents else ''}{path.shown()}"
     return _commit(repo, change, message, {"op": "mkdir", "path": str(path), "parents": parents}, path)
+
+
+def _mkdir_hint(source: Staging, root_id: ObjectId, path: StorePath) -> Hint | None:
+    """What mkdir offers for an existing ``path``: to accept a directory; nothing replaces a file."""
+    existing = try_lookup(source, root_id, path)
+    return Hint.ACCEPT_EXISTING if existing is not None and existing.kind is Kind.DIR else None
 
 
 def write_file(

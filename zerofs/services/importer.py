@@ -55,7 +55,7 @@ from typing import BinaryIO, Final, TypeAlias, cast
 
 from zerofs.chunking import make_chunker
 from zerofs.content import BatchSink, ContentWriter, EncodedFile, encode_small_file
-from zerofs.errors import HostIOError, NotFoundError, UsageError
+from zerofs.errors import Hint, HostIOError, NotFoundError, UsageError
 from zerofs.history import apply_change
 from zerofs.objects import (
     LINK_ID_BYTES,
@@ -282,10 +282,10 @@ class _Walker:
 
     def failed(self, path: bytes, exc: OSError) -> None:
         text = f"cannot read {os.fsdecode(path)}: {exc.strerror or exc}"
-        if path == self.top_path:  # the whole import: there is no rest for --skip-errors to import
+        if path == self.top_path:  # the whole import: there is no rest to import by skipping errors
             raise HostIOError(text) from exc
         if not self.skip_errors:
-            raise HostIOError(text + " (use --skip-errors to import the rest)") from exc
+            raise HostIOError(text, hint=Hint.SKIP_ERRORS) from exc
         self.warn(text + "; skipped")
 
     def finish(self, top: _Child | None) -> DirEntry | None:
@@ -365,7 +365,7 @@ class _Walker:
                     settled = None
                 else:
                     child.file = entry
-            if settled is not None:  # a file that could not be read (--skip-errors) is left out
+            if settled is not None:  # a file that could not be read (errors skipped) is left out
                 children.append(settled)
         pending.children = children
 

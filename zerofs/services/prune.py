@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zerofs.errors import ConflictError, UsageError
+from zerofs.errors import ConflictError, Hint, UsageError
 from zerofs.history import apply_change
 from zerofs.objects import DirEntry, Kind, ObjectId
 from zerofs.paths import StorePath
@@ -52,11 +52,11 @@ def prune_snapshots(repo: Repository, directory: StorePath, policy: Retention, *
     """Remove the children of ``directory`` that ``policy`` does not keep, in one commit.
 
     Raises:
-        UsageError: no --keep option (prune would otherwise remove nothing or everything).
+        UsageError: no keep rule (prune would otherwise remove nothing or everything).
         NotFoundError / ConflictError: ``directory`` is missing or not a directory.
     """
     if policy.keeps_everything:
-        raise UsageError("prune needs at least one --keep option (for example --keep-daily 7)")
+        raise UsageError("prune needs at least one rule of what to keep", hint=Hint.KEEP_RULE)
     decided: list[PruneResult] = []
 
     def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
