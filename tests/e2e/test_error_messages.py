@@ -395,6 +395,59 @@ def test_export_force_names_the_directory_in_the_way(stocked: Path, zerofs: Zero
     zerofs("export", "--force", "/data", str(target))
 
 
+def test_export_names_the_host_entry_that_is_not_a_directory(stocked: Path, zerofs: Zerofs, tmp_path: Path) -> None:
+    """On the way to the target: it said only 'cannot open X: Not a directory' (exit 8), whatever X was."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    a_file = tmp_path / "a-file"
+    a_file.write_bytes(b"mine")
+    (tmp_path / "to-dir").symlink_to(elsewhere)
+    (tmp_path / "to-file").symlink_to(a_file)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    expected = {
+        tmp_path / "to-dir" / "out": f"{tmp_path / 'to-dir'} is a symlink, which export never follows "
+        f"(name the directory it points to: {elsewhere})",
+        tmp_path / "to-file" / "out": f"{tmp_path / 'to-file'} is a symlink to a regular file, not a directory",
+        tmp_path
+        / "to-file"
+        / "deeper"
+        / "out": f"{tmp_path / 'to-file'} is a symlink to a regular file, not a directory",
+        a_file / "out": f"{a_file} is a regular file, not a directory",
+        tmp_path
+        / "dangling"
+        / "out": f"{tmp_path / 'dangling'} is a symlink that leads nowhere (No such file or directory)",
+    }
+    for target, message in expected.items():
+        for force in ((), ("--force",)):
+            line = assert_fails(stocked, "export", *force, "/data", str(target), expect=ConflictError.exit_code)
+            assert line == f"zerofs: {message}", target
+    assert os.listdir(elsewhere) == []
+    assert a_file.read_bytes() == b"mine"
+    zerofs("export", "/data", str(elsewhere / "out"))  # the fix the message names
+    assert (elsewhere / "out" / "a.txt").read_bytes() == b"alpha"
+
+
+def test_export_names_a_host_symlink_where_the_store_has_a_directory(
+    stocked: Path, zerofs: Zerofs, tmp_path: Path
+) -> None:
+    """As the target it is named, with or without --force; inside a forced export the link, never its target, goes."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "snap").symlink_to(elsewhere)
+    for force in ((), ("--force",)):
+        line = assert_fails(stocked, "export", *force, "/data", str(target / "snap"), expect=ConflictError.exit_code)
+        assert line == f"zerofs: {target / 'snap'} exists and is a symlink, not a directory"
+    (target / "data").mkdir()
+    (target / "data" / "a.txt").symlink_to(elsewhere)  # and where the store has a file
+    zerofs("export", "--force", "/", str(target))
+    assert not (target / "snap").is_symlink()
+    assert (target / "snap" / "a.txt").read_bytes() == b"alpha"
+    assert (target / "data" / "a.txt").read_bytes() == b"alpha"
+    assert os.listdir(elsewhere) == [], "export followed a host symlink"
+
+
 # -- reading ------------------------------------------------------------------------------
 
 

@@ -151,7 +151,7 @@ def export_tree(
             f"parent directory does not exist: {target.parent} (create it first: mkdir -p {target.parent})"
         ) from exc
     except OSError as exc:
-        raise HostIOError(f"cannot open {target.parent}: {exc.strerror}") from exc
+        raise _unusable_parent(target.parent) or HostIOError(f"cannot open {target.parent}: {exc.strerror}") from exc
     try:
         if entry.kind is Kind.DIR:
             _check_target_dir(target, force)
@@ -172,6 +172,32 @@ def export_tree(
         tuple(counts.warnings),
         counts.hardlinks,
     )
+
+
+def _unusable_parent(parent: Path) -> ConflictError | None:
+    """The error naming the first component of ``parent`` that is not a directory, if one is not.
+
+    The export opens ``parent`` without following a symlink there (the
+    components above it are followed, as the user named them).
+    """
+    for prefix in (*reversed(parent.parents), parent):
+        try:
+            mode = os.lstat(prefix).st_mode
+        except OSError:
+            return None
+        try:
+            followed = os.stat(prefix).st_mode
+        except OSError as exc:  # a dangling symlink, or a loop
+            return ConflictError(f"{prefix} is a symlink that leads nowhere ({exc.strerror})")
+        if stat.S_ISLNK(mode) and prefix == parent and stat.S_ISDIR(followed):
+            return ConflictError(
+                f"{prefix} is a symlink, which export never follows "
+                f"(name the directory it points to: {os.path.realpath(prefix)})"
+            )
+        if not stat.S_ISDIR(followed):
+            link = "symlink to a " if stat.S_ISLNK(mode) else ""
+            return ConflictError(f"{prefix} is a {link}{_kind_name(followed)}, not a directory")
+    return None
 
 
 def _check_target_dir(target: Path, force: bool) -> None:
