@@ -76,8 +76,15 @@ class StorePath(NamedTuple):
         ``str`` keeps every byte (for JSON and the file system); this is for
         commit messages and other human text, which must encode as UTF-8.
         """
-        text = "/" + "/".join(p.decode("utf-8", "backslashreplace") for p in self.parts)
-        return text.translate(_CONTROL)
+        return "/" + "/".join(escaped(p) for p in self.parts)
+
+
+def escaped(raw: bytes) -> str:
+    r"""``raw`` for people, on one line: bytes that are not UTF-8 as ``\xNN``, control characters escaped.
+
+    For a name or symlink target in a message; ``StorePath.shown`` for a whole path.
+    """
+    return raw.decode("utf-8", "backslashreplace").translate(_CONTROL)
 
 
 _CONTROL: Final = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {10: "\\n", 9: "\\t", 13: "\\r"}
@@ -131,3 +138,7 @@ class RevPath(NamedTuple):
 
     def __str__(self) -> str:
         return str(self.path) if self.rev is None else f"{self.rev}:{self.path}"
+
+    def shown(self) -> str:
+        """As ``StorePath.shown``: for people, on one line."""
+        return self.path.shown() if self.rev is None else f"{self.rev}:{self.path.shown()}"

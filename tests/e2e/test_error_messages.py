@@ -280,6 +280,45 @@ def test_names_not_utf8_or_with_a_newline_are_stored_and_logged_on_one_line(zero
     assert os.fsencode(operation["path"]) == b"/a\nb"
 
 
+def test_errors_naming_a_store_path_with_a_newline_or_not_utf8_are_one_line(stocked: Path, zerofs: Zerofs) -> None:
+    """The name is escaped as in the log (a newline in it split the error line in two)."""
+    newline, odd = "/a\nb", os.fsdecode(b"/c\xff")
+    cases = [
+        (("rm", newline), NotFoundError, "no such path in the store: /a\\nb"),
+        (("mv", newline, "/q"), NotFoundError, "no such path in the store: /a\\nb"),
+        (("cat", odd), NotFoundError, "no such path in the store: /c\\xff"),
+        (("clone", odd, "/x"), NotFoundError, "no such path in the store: /c\\xff"),
+        (("write", newline + "/f"), NotFoundError, "parent directory does not exist: /a\\nb (use -p to create it)"),
+    ]
+    for args, error, message in cases:
+        assert assert_fails(stocked, *args, expect=error.exit_code, input=b"x") == f"zerofs: {message}", args
+    zerofs("mkdir", newline)
+    zerofs("write", odd, input=b"odd")
+    cases = [
+        (("write", newline), ConflictError, "is a directory: /a\\nb"),
+        (("cat", newline), ConflictError, "is a directory: /a\\nb"),
+        (("clone", "/data", newline + "/a.txt", "-p"), None, None),
+        (("clone", "/data", newline), ConflictError, "already exists: /a\\nb (use --force to replace it)"),
+        (
+            ("mv", newline, odd),
+            ConflictError,
+            "cannot replace file /c\\xff with directory /a\\nb (use --force to replace it)",
+        ),
+        (("rm", newline), ConflictError, "directory not empty: /a\\nb (use -r to remove it and its contents)"),
+        (("rm", newline + "/z*"), NotFoundError, "no match in the store for /a\\nb/z*"),
+        (
+            ("diff", newline, odd),
+            ConflictError,
+            "cannot diff a directory with a non-directory: /a\\nb is a directory, /c\\xff is not",
+        ),
+    ]
+    for args, error, message in cases:
+        if error is None:
+            zerofs(*args)
+            continue
+        assert assert_fails(stocked, *args, expect=error.exit_code, input=b"x") == f"zerofs: {message}", args
+
+
 def test_write_with_standard_input_closed(stocked: Path) -> None:
     before = log_json(stocked)
     command = [sys.executable, "-m", "zerofs", "--repo", str(stocked), "write", "/new"]

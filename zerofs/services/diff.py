@@ -29,6 +29,7 @@ error; two files (or symlinks) compare as one entry.
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Iterable, Iterator
 from typing import Final, NamedTuple
@@ -36,7 +37,7 @@ from typing import Final, NamedTuple
 from zerofs.errors import ConflictError, UsageError
 from zerofs.history import is_revision, resolve_revision
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
-from zerofs.paths import RevPath, StorePath
+from zerofs.paths import RevPath, StorePath, escaped
 from zerofs.repo import Repository
 from zerofs.tree import iter_dir, lookup, root_entry, walk
 
@@ -104,6 +105,11 @@ def parse_operand(text: str) -> RevPath:
     return RevPath(text, StorePath())
 
 
+def _shown(spec: str) -> str:
+    """A side as the user named it, for a message: on one line (``StorePath.shown``)."""
+    return escaped(os.fsencode(spec))
+
+
 def resolve_side(repo: Repository, operand: RevPath) -> Side:
     """Find the commit and the entry one side names.
 
@@ -133,7 +139,8 @@ def diff(repo: Repository, a: RevPath, b: RevPath) -> DiffResult:
     if old.entry.is_dir != new.entry.is_dir:
         which = (old, new) if old.entry.is_dir else (new, old)
         raise ConflictError(
-            f"cannot diff a directory with a non-directory: {which[0].spec} is a directory, {which[1].spec} is not"
+            f"cannot diff a directory with a non-directory: {_shown(which[0].spec)} is a directory, "
+            f"{_shown(which[1].spec)} is not"
         )
     changes: list[Change] = []
     if old.entry.is_dir:

@@ -101,9 +101,9 @@ def write_file(
     def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
         existing = try_lookup(staging, root_id, path)
         if existing is not None and existing.kind is Kind.DIR:
-            raise ConflictError(f"is a directory: {path}")
+            raise ConflictError(f"is a directory: {path.shown()}")
         if existing is not None and existing.kind is Kind.SPECIAL:  # a FIFO or device is not a file to overwrite
-            raise ConflictError(f"is a special file: {path} (remove it first: zerofs rm {path})")
+            raise ConflictError(f"is a special file: {path.shown()} (remove it first: zerofs rm {path.shown()})")
         # The permission bits of a file written over are kept; its type is always a regular file's.
         kept = existing.mode if existing is not None and existing.kind is Kind.FILE else mode
         file_mode = stat.S_IFREG | (kept & 0o7777)
@@ -169,7 +169,7 @@ def remove_paths(
             if has_glob(path):
                 matched = expand_glob(staging, root_id, path)
                 if not matched and not missing_ok:
-                    raise NotFoundError(f"no match in the store for {path}")
+                    raise NotFoundError(f"no match in the store for {path.shown()}")
                 targets.extend(matched)
             elif missing_ok and try_lookup(staging, root_id, path) is None:
                 continue

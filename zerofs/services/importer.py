@@ -67,7 +67,7 @@ from zerofs.objects import (
     special_node,
     validate_name,
 )
-from zerofs.paths import StorePath
+from zerofs.paths import StorePath, escaped
 from zerofs.repo import CachedFile, Repository, Staging
 from zerofs.tree import build_dir, place
 
@@ -193,7 +193,8 @@ def import_tree(
     def place_import(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
         return place(staging, root_id, store_path, top, now_ns, parents=parents, replace=True)
 
-    message = f"import {absolute} -> {store_path} ({counters.files} files, {_human_bytes(counters.bytes_total)})"
+    size = _human_bytes(counters.bytes_total)
+    message = f"import {escaped(os.fsencode(absolute))} -> {store_path.shown()} ({counters.files} files, {size})"
     outcome = apply_change(
         repo,
         place_import,

@@ -63,7 +63,7 @@ def prune_snapshots(repo: Repository, directory: StorePath, policy: Retention, *
         decided.clear()
         entry = lookup(staging, root_id, directory)
         if entry.kind is not Kind.DIR:
-            raise ConflictError(f"not a directory: {directory}")
+            raise ConflictError(f"not a directory: {directory.shown()}")
         dated, undated = _dated(list_dir(staging, entry.id), directory)
         kept_paths = select_kept(dated, policy)
         kept = tuple(item for item in dated if item[0] in kept_paths)
@@ -79,7 +79,7 @@ def prune_snapshots(repo: Repository, directory: StorePath, policy: Retention, *
     outcome = apply_change(
         repo,
         change,
-        message=f"prune {directory} {options}",
+        message=f"prune {directory.shown()} {options}",
         operation={"op": "prune", "path": str(directory), "policy": _policy_dict(policy)},
     )
     result = decided[-1]
