@@ -86,7 +86,9 @@ def write_file(
     uid: int = 0,
     gid: int = 0,
 ) -> EditResult:
-    """Store a stream as the file at ``path``, replacing a file that is there.
+    """Store a stream as the file at ``path``, replacing a file or a symlink that is there.
+
+    A symlink is replaced, never followed: its target may be a host path.
 
     Writes the contents in batched transactions first, then one commit.
 
