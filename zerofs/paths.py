@@ -76,7 +76,7 @@ class StorePath(NamedTuple):
         ``str`` keeps every byte (for JSON and the file system); this is for
         commit messages and other human text, which must encode as UTF-8.
         """
-        return "/" + "/".join(escaped(p) for p in self.parts)
+        return one_line("/" + "/".join(p.decode("utf-8", "backslashreplace") for p in self.parts))
 
 
 def escaped(raw: bytes) -> str:
@@ -84,11 +84,16 @@ def escaped(raw: bytes) -> str:
 
     For a name or symlink target in a message; ``StorePath.shown`` for a whole path.
     """
-    return raw.decode("utf-8", "backslashreplace").translate(_CONTROL)
+    return one_line(raw.decode("utf-8", "backslashreplace"))
 
 
 _CONTROL: Final = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {10: "\\n", 9: "\\t", 13: "\\r"}
 """Control characters as escapes (a newline in a name must not split a line of output)."""
+
+
+def one_line(text: str) -> str:
+    r"""``text`` with its control characters escaped (``\n``, ``\x1b``), for one line of human output."""
+    return text.translate(_CONTROL)
 
 
 def _without_dots(names: list[bytes]) -> str:

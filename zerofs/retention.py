@@ -43,7 +43,8 @@ class Retention:
         )
 
 
-_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)m)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?$")
+# ASCII digits only, nothing around them: " 30d" or an Arabic-Indic digit is a typo, not a duration.
+_DURATION = re.compile(r"(?:([0-9]+)y)?(?:([0-9]+)m)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?")
 
 
 def parse_duration(text: str) -> tuple[int, int, int, int, int]:
@@ -52,8 +53,8 @@ def parse_duration(text: str) -> tuple[int, int, int, int, int]:
     Raises:
         UsageError: empty, zero, or not of that form.
     """
-    match = _DURATION.match(text.strip())
-    if not text.strip() or match is None or not any(match.groups()):
+    match = _DURATION.fullmatch(text)
+    if match is None or not any(match.groups()):
         raise UsageError(f"invalid duration {text!r}: use a combination like 30d, 2w, 6m, 1y2m or 12h")
     parts = tuple(int(g) if g else 0 for g in match.groups())
     if not any(parts):

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,6 +21,10 @@ from tests.conftest import Zerofs, cli_env
 from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json
 from tests.e2e.helpers import unreadable_file as unreadable
 from zerofs.errors import ConflictError, CorruptionError, HostIOError, NotFoundError, RepositoryError, UsageError
+
+if TYPE_CHECKING:
+    from zerofs.objects import ObjectId
+    from zerofs.repo import Staging
 
 
 @pytest.fixture
@@ -532,3 +537,57 @@ def test_a_full_standard_output_is_one_line_and_exit_8(stocked: Path, words: tup
     line = assert_one_error_line(proc)
     assert line == "zerofs: cannot write to standard output: No space left on device"
     assert log_json(stocked) == before
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ('parents = "yes"', "parents"),
+        ("skip_errors = 1", "skip_errors"),
+        ("compression_level = true", "compression_level"),
+        ('compression_level = "3"', "compression_level"),
+        ("compression_level = 99", "compression_level"),
+        ("paretns = true", "paretns"),
+    ],
+)
+def test_config_defaults_are_type_checked_for_every_command(
+    stocked: Path, zerofs: Zerofs, tmp_path: Path, table: str, key: str
+) -> None:
+    """A mistyped [defaults] value fails every command, naming the file and the key, before anything changes."""
+    config = tmp_path / "zerofs.toml"
+    config.write_text(f"[defaults]\n{table}\n")
+    before = log_json(stocked)
+    for words in (("ls", "/"), ("clone", "/data", "/copy")):
+        line = assert_one_error_line(zerofs("-c", str(config), *words, expect=UsageError.exit_code))
+        assert line.startswith(f"zerofs: config file {config}: ")
+        assert key in line
+    assert log_json(stocked) == before
+
+
+def test_debug_works_after_the_command_name(stocked: Path, zerofs: Zerofs) -> None:
+    """Errors say "rerun with --debug"; appending it to the line must work, not be an unknown option."""
+    assert_one_error_line(zerofs("ls", "/nope", expect=NotFoundError.exit_code))
+    for words in (("ls", "/nope", "--debug"), ("--debug", "ls", "/nope"), ("ls", "--debug", "/nope")):
+        proc = zerofs(*words, expect=1)
+        assert "Traceback" in proc.stderr
+        assert "NotFoundError" in proc.stderr
+    # After --, it is a name like any other: here not a valid store path.
+    assert_one_error_line(zerofs("ls", "--", "--debug", expect=UsageError.exit_code))
+
+
+def test_log_shows_a_message_with_a_newline_on_one_line(zerofs: Zerofs, cli_repo: Path) -> None:
+    """Older versions put raw names in commit messages: log escapes them in text, keeps them in JSON."""
+    from zerofs.history import apply_change
+    from zerofs.paths import StorePath
+    from zerofs.repo import Repository
+    from zerofs.tree import ensure_dirs
+
+    def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
+        return ensure_dirs(staging, root_id, StorePath.parse("/a\nb"), now_ns, 0o40755, 0, 0)
+
+    with Repository.open(cli_repo) as repo:
+        apply_change(repo, change, message="write /a\nb (1 bytes)", operation={})
+    lines = zerofs("log").stdout.decode().splitlines()
+    assert len(lines) == len(log_json(cli_repo))
+    assert lines[0].endswith("\twrite /a\\nb (1 bytes)")
+    assert log_json(cli_repo)[0]["message"] == "write /a\nb (1 bytes)"

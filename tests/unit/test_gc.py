@@ -44,7 +44,10 @@ def test_parse_duration(text: str, parts: tuple[int, ...]) -> None:
     assert parse_duration(text) == parts
 
 
-@pytest.mark.parametrize("text", ["", "0d", "30", "d30", "1x", "3 days", "-1d", "1d2y"])
+# Around and inside: spaces, a sign, an Arabic-Indic and a full-width digit (int() takes the last three).
+@pytest.mark.parametrize(
+    "text", ["", "0d", "30", "d30", "1x", "3 days", "-1d", "1d2y", " 30d", "30d\n", "+3d", "\u0663d", "\uff13d"]
+)
 def test_parse_duration_rejects_nonsense(text: str) -> None:
     with pytest.raises(UsageError):
         parse_duration(text)

@@ -58,12 +58,20 @@ def load_config(path: str) -> dict[str, object]:
     return data
 
 
+CONFIG_DEFAULTS: Final[dict[str, type]] = {"parents": bool, "skip_errors": bool, "compression_level": int}
+"""The keys a config file's ``[defaults]`` table may hold, and the TOML type of each."""
+
+COMPRESSION_LEVELS: Final = range(1, 20)
+"""The zstd levels ``compression_level`` may name (20 and above need far more memory to read)."""
+
+
 def settings(repo: str | None, config: str | None) -> Settings:
     """Resolve the repository location from options, environment and config."""
     data: dict[str, object] = load_config(config) if config else {}
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise UsageError(f"config file {config}: [defaults] must be a table")
+    _check_defaults(defaults, str(config))
     if repo:
         return Settings(_repo_path(repo, "--repo"), "--repo", defaults)
     env = os.environ.get("ZEROFS_REPO")
@@ -76,6 +84,31 @@ def settings(repo: str | None, config: str | None) -> Settings:
         return Settings(_repo_path(configured, f"config {config}"), f"config {config}", defaults)
     xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Settings(os.path.join(xdg, "zerofs"), "default", defaults)
+
+
+def _check_defaults(defaults: dict[str, object], config: str) -> None:
+    """Refuse a ``[defaults]`` key zerofs does not know, or a value of the wrong type (``parents = "yes"``).
+
+    Checked for every command, so a typo fails where it is, not silently in
+    the one command that would read it.
+
+    Raises:
+        UsageError: naming the file, the key and what it must be.
+    """
+    for key, value in defaults.items():
+        kind = CONFIG_DEFAULTS.get(key)
+        if kind is None:
+            known = ", ".join(CONFIG_DEFAULTS)
+            raise UsageError(f"config file {config}: unknown key {key!r} in [defaults] (known: {known})")
+        if type(value) is not kind:  # not isinstance: TOML's true is no compression level
+            article = "an integer" if kind is int else "true or false"
+            raise UsageError(f"config file {config}: [defaults] {key} must be {article}, not {value!r}")
+    level = defaults.get("compression_level", COMPRESSION_LEVELS.start)
+    if level not in COMPRESSION_LEVELS:
+        raise UsageError(
+            f"config file {config}: [defaults] compression_level must be from "
+            f"{COMPRESSION_LEVELS.start} to {COMPRESSION_LEVELS.stop - 1}, not {level!r}"
+        )
 
 
 def locate(text: str, source: str) -> Settings:

@@ -22,14 +22,20 @@ COMPLETE_VAR = "_ZEROFS_COMPLETE"
 """Set by the shell completion scripts in completions/ (see cli/docs.py)."""
 
 
-def _debug_requested(argv: list[str]) -> bool:
-    return "--debug" in argv or os.environ.get("ZEROFS_DEBUG") == "1"
+def _take_debug(args: list[str]) -> tuple[list[str], bool]:
+    """``args`` without ``--debug``, and whether it (or ``ZEROFS_DEBUG=1``) asked for tracebacks.
+
+    ``--debug`` may stand anywhere before ``--``, before the command name or
+    after it: an error says "rerun with --debug", and the user appends it.
+    """
+    end = args.index("--") if "--" in args else len(args)
+    kept = [arg for arg in args[:end] if arg != "--debug"] + args[end:]
+    return kept, len(kept) < len(args) or os.environ.get("ZEROFS_DEBUG") == "1"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run zerofs with ``argv`` (default: sys.argv[1:]); return the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = _debug_requested(args)
+    args, debug = _take_debug(list(sys.argv[1:] if argv is None else argv))
     try:
         from zerofs.cli.fast import try_run
 

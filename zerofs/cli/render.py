@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 from zerofs.objects import DirEntry, Kind
+from zerofs.paths import one_line
 
 if TYPE_CHECKING:
     from zerofs.services.browse import Listed, LogEntry, StatInfo
@@ -250,11 +251,11 @@ def render_log(items: Iterable[LogEntry], *, as_json: bool) -> None:
         for item in items:
             con.print(
                 f"[yellow]{item.commit_id.hex()[:12]}[/] [dim]{iso_time(item.commit.time_ns)}[/] "
-                f"{escape(item.commit.message)}"
+                f"{escape(one_line(item.commit.message))}"
             )
         return
     for item in items:
-        out.write(f"{item.commit_id.hex()[:12]}\t{iso_time(item.commit.time_ns)}\t{item.commit.message}\n")
+        out.write(f"{item.commit_id.hex()[:12]}\t{iso_time(item.commit.time_ns)}\t{one_line(item.commit.message)}\n")
 
 
 def render_tree(rows: Iterable[Listed], root_label: str, *, as_json: bool) -> None:
