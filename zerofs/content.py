@@ -26,11 +26,12 @@ from zerofs.objects import (
     ChunkListNode,
     ChunkRef,
     FileNode,
-    Node,
+    Kind,
     ObjectId,
     chunk_id,
+    iter_children,
 )
-from zerofs.repo import N, Record, RepoBatch, Repository
+from zerofs.repo import Record, Repository, Staging
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor, Future  # 4 ms with logging: annotations only
@@ -45,32 +46,7 @@ ZERO_ID_SIZES: Final = 16
 """Sizes whose all-zero chunk id is kept; holes come in chunks of one size (see ``is_hole``)."""
 
 
-class BatchSink:
-    """A NodeSink that writes each node straight into a write batch."""
-
-    def __init__(self, repo: Repository, batch: RepoBatch) -> None:
-        """Write through ``batch``."""
-        self.repo = repo
-        self.batch = batch
-        self.new_bytes = 0
-
-    def put(self, node: Node) -> ObjectId:
-        """Encode and write a node; return its id."""
-        node_id, added = self.batch.put_node(node)
-        self.new_bytes += added
-        return node_id
-
-    def put_record(self, node_id: ObjectId, record: Record) -> None:
-        """Write an already encoded record."""
-        if self.batch.put(node_id, record):
-            self.new_bytes += record.stored_bytes
-
-    def get_typed(self, node_id: ObjectId, node_type: type[N]) -> N:
-        """Read a stored node."""
-        return self.repo.get_typed(node_id, node_type)
-
-
-def build_file_node(sink: BatchSink, refs: Sequence[ChunkRef]) -> FileNode:
+def build_file_node(sink: Staging, refs: Sequence[ChunkRef]) -> FileNode:
     """Group a file's chunk refs into a bounded index; return the top node (unwritten)."""
     size_bytes = sum(r.size_bytes for r in refs)
     level = 0
@@ -88,7 +64,7 @@ def build_file_node(sink: BatchSink, refs: Sequence[ChunkRef]) -> FileNode:
     return FileNode(size_bytes, level, tuple(refs))
 
 
-def store_file(sink: BatchSink, refs: Sequence[ChunkRef]) -> tuple[ObjectId, FileNode]:
+def store_file(sink: Staging, refs: Sequence[ChunkRef]) -> tuple[ObjectId, FileNode]:
     """Write the index of a file of these chunks; return the file's id and index.
 
     A file of one chunk is stored as that chunk: its id is the chunk's and
@@ -104,7 +80,7 @@ def store_file(sink: BatchSink, refs: Sequence[ChunkRef]) -> tuple[ObjectId, Fil
 class ContentWriter:
     """Stores file contents through a batch, optionally hashing on worker threads."""
 
-    def __init__(self, repo: Repository, sink: BatchSink, executor: Executor | None = None, workers: int = 1) -> None:
+    def __init__(self, repo: Repository, sink: Staging, executor: Executor | None = None, workers: int = 1) -> None:
         """Write through ``sink``; use ``executor`` (with ``workers`` threads) for big files."""
         self.repo = repo
         self.sink = sink
@@ -115,13 +91,13 @@ class ContentWriter:
 
     def _store_chunk(self, data: memoryview) -> ChunkRef:
         new_id = zero_chunk_id(len(data)) if is_zero_block(data, self.params.max_bytes) else chunk_id(data)
-        if not self.sink.batch.has(new_id):
+        if not self.sink.has(new_id):
             self.sink.put_record(new_id, self.repo.chunk_record(data))
         return ChunkRef(new_id, len(data))
 
     def write_bytes(self, data: bytes) -> tuple[ObjectId, FileNode]:
         """Store a small file held in memory; return its file node id and node."""
-        encoded = encode_small_file(self.repo, self._chunker, data, self.sink.batch.has)
+        encoded = encode_small_file(self.repo, self._chunker, data, self.sink.has)
         return self.write_encoded(encoded)
 
     def write_encoded(self, encoded: EncodedFile) -> tuple[ObjectId, FileNode]:
@@ -228,12 +204,11 @@ def _encode_group(repo: Repository, group: list[memoryview]) -> list[_Encoded]:
 
 def iter_chunk_ids(repo: Repository, node: FileNode | ChunkListNode) -> Iterator[tuple[ObjectId, int]]:
     """Yield (chunk id, size) of a file's chunks in order."""
-    if node.level == 0:
-        for ref in node.refs:
-            yield ref.id, ref.size_bytes
-        return
-    for ref in node.refs:
-        yield from iter_chunk_ids(repo, repo.get_typed(ref.id, ChunkListNode))
+    for child in iter_children(node):
+        if child.kind is Kind.CHUNK:
+            yield child.object_id, child.size_bytes
+        else:
+            yield from iter_chunk_ids(repo, repo.get_typed(child.object_id, ChunkListNode))
 
 
 _ZERO_IDS: dict[int, ObjectId] = {}

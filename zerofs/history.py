@@ -24,7 +24,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from typing import Final, NamedTuple
 
 from zerofs.errors import ConflictError, NotFoundError, UsageError
@@ -111,12 +111,16 @@ def apply_change(
     )
 
 
+Grafts = dict[ObjectId, tuple[ObjectId, ...]]
+"""A graft table: commit id -> the parents it has since gc cut history."""
+
+
 GRAFTS: Final = b"GRAFTS"
 """The ref naming gc's graft table (a GRAFTS object), once gc has cut history."""
-_grafts_cache: dict[ObjectId, dict[ObjectId, tuple[ObjectId, ...]]] = {}
+_grafts_cache: dict[ObjectId, Grafts] = {}
 
 
-def read_grafts(repo: Repository) -> dict[ObjectId, tuple[ObjectId, ...]]:
+def read_grafts(repo: Repository) -> Grafts:
     """Return the graft table: commit id -> the parents it has since gc cut history.
 
     Commits are immutable, so gc does not rewrite the ones it keeps: it
@@ -138,7 +142,7 @@ def read_grafts(repo: Repository) -> dict[ObjectId, tuple[ObjectId, ...]]:
     return table
 
 
-def encode_grafts(grafts: dict[ObjectId, tuple[ObjectId, ...]]) -> bytes:
+def encode_grafts(grafts: Grafts) -> bytes:
     """Return the canonical stored form of a graft table."""
     table = {k.hex(): [p.hex() for p in v] for k, v in sorted(grafts.items())}
     return json.dumps(table, sort_keys=True, separators=(",", ":")).encode()
@@ -149,15 +153,60 @@ def parents_of(repo: Repository, commit_id: ObjectId, commit: Commit) -> tuple[O
     return read_grafts(repo).get(commit_id, commit.parent_ids)
 
 
+def walk_commits(
+    repo: Repository,
+    start_ids: Iterable[ObjectId] | None = None,
+    *,
+    all_parents: bool = True,
+    stop: Container[ObjectId] = frozenset(),
+    grafts: Grafts | None = None,
+    read: Callable[[ObjectId], Commit | None] | None = None,
+) -> Iterator[tuple[ObjectId, Commit]]:
+    """Yield (id, commit) of every commit reachable from ``start_ids``, once each, a commit before its parents.
+
+    The one walk of history: log, revisions, gc, fsck, usage and sync all
+    go through it, so every one of them follows gc's grafts. Depth first:
+    a commit's first parent (and its ancestors) come before its other
+    parents.
+
+    Args:
+        repo: the repository (only read).
+        start_ids: where to start (default: HEAD).
+        all_parents: follow every parent; False follows first parents only
+            (``log``, and gc's retention, which counts the first-parent chain).
+        stop: commits neither yielded nor walked past (gc: a HEAD it has marked).
+        grafts: the parent table to follow (default: the stored one); gc
+            passes the table it is about to write.
+        read: how a commit is read (default ``Repository.resolve_commit``,
+            which raises on a missing or damaged commit). One that returns
+            None skips the commit and its ancestors: fsck reports them as
+            findings instead of stopping.
+
+    Raises:
+        CorruptionError: with the default ``read``, a commit of the walk is
+            missing or damaged; without ``grafts``, the graft table is damaged.
+    """
+    table = read_grafts(repo) if grafts is None else grafts
+    read_commit = repo.resolve_commit if read is None else read
+    pending = list(start_ids) if start_ids is not None else [repo.head_id()]
+    pending.reverse()
+    seen: set[ObjectId] = set()
+    while pending:
+        commit_id = pending.pop()
+        if commit_id in seen or commit_id in stop:
+            continue
+        seen.add(commit_id)
+        commit = read_commit(commit_id)
+        if commit is None:
+            continue
+        yield commit_id, commit
+        parents = table.get(commit_id, commit.parent_ids)
+        pending.extend(reversed(parents if all_parents else parents[:1]))
+
+
 def iter_log(repo: Repository, start_id: ObjectId | None = None) -> Iterator[tuple[ObjectId, Commit]]:
     """Yield (id, commit) from ``start_id`` (default HEAD) back along first parents."""
-    grafts = read_grafts(repo)
-    commit_id: ObjectId | None = start_id or repo.head_id()
-    while commit_id is not None:
-        commit = repo.resolve_commit(commit_id)
-        yield commit_id, commit
-        parents = grafts.get(commit_id, commit.parent_ids)
-        commit_id = parents[0] if parents else None
+    return walk_commits(repo, None if start_id is None else [start_id], all_parents=False)
 
 
 def resolve_revision(repo: Repository, text: str | None) -> ObjectId:
@@ -228,14 +277,12 @@ def _commit_by_prefix(repo: Repository, prefix_hex: str) -> ObjectId:
 
 
 def _first_parent_ancestor(repo: Repository, commit_id: ObjectId, back: int, text: str, base: str) -> ObjectId:
-    for step in range(back):
-        parents = parents_of(repo, commit_id, repo.resolve_commit(commit_id))
-        if not parents:
-            first = f"{base}~{step}" if step else base
-            raise NotFoundError(f"revision {text!r} goes back past the first commit (the first commit is {first})")
-        commit_id = parents[0]
-    repo.resolve_commit(commit_id)  # a prefix or a parent must name a readable commit
-    return commit_id
+    step = 0
+    for step, (ancestor_id, _) in enumerate(walk_commits(repo, [commit_id], all_parents=False)):
+        if step == back:
+            return ancestor_id  # read by the walk: a prefix or a parent names a readable commit
+    first = f"{base}~{step}" if step else base
+    raise NotFoundError(f"revision {text!r} goes back past the first commit (the first commit is {first})")
 
 
 _author_cache: list[str] = []
@@ -255,18 +302,5 @@ def author() -> str:
 
 
 def iter_history(repo: Repository, start_ids: Iterable[ObjectId] | None = None) -> Iterator[tuple[ObjectId, Commit]]:
-    """Yield (id, commit) of every commit reachable from ``start_ids`` (default HEAD), once each.
-
-    Follows every parent, not only the first; a commit comes before its parents.
-    """
-    pending = list(start_ids) if start_ids is not None else [repo.head_id()]
-    pending.reverse()
-    seen: set[ObjectId] = set()
-    while pending:
-        commit_id = pending.pop()
-        if commit_id in seen:
-            continue
-        seen.add(commit_id)
-        commit = repo.resolve_commit(commit_id)
-        yield commit_id, commit
-        pending.extend(reversed(parents_of(repo, commit_id, commit)))
+    """Yield (id, commit) of every commit reachable from ``start_ids`` (default HEAD), once each, all parents."""
+    return walk_commits(repo, start_ids)

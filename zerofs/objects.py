@@ -14,7 +14,7 @@ import itertools
 import json
 import stat
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final, NamedTuple, TypeAlias
 
 import blake3
@@ -672,18 +672,43 @@ def is_single_chunk(file_id: ObjectId, node: FileNode) -> bool:
     return node.level == 0 and len(node.refs) == 1 and node.refs[0].id == file_id
 
 
-def iter_child_ids(node: Node) -> Iterable[tuple[Kind, ObjectId]]:
-    """Yield (kind, id) of every object ``node`` references directly."""
+class Child(NamedTuple):
+    """One reference a node holds: the only description of a node's children (see ``iter_children``)."""
+
+    kind: Kind
+    """The kind of object the reference expects."""
+    object_id: ObjectId
+    size_bytes: int
+    """The length the reference declares: a chunk's or chunk list's, a directory entry's ``size_bytes``; else 0."""
+    entry: DirEntry | None = None
+    """The directory entry that holds the reference (None for shards, chunk refs and a commit's references)."""
+
+
+def iter_children(node: Node) -> Iterator[Child]:
+    """Yield every reference ``node`` holds, in stored order.
+
+    A directory: its shards, then its entries; a file or chunk list: its
+    chunks (level 0) or chunk lists; a commit: its root, then its parents
+    (as stored: gc's grafts are applied by the history walk, not here);
+    symlinks and special files hold none. Every walk over nodes (gc's mark,
+    fsck, reachability, staging, sync) reads children here.
+    """
     if isinstance(node, FileNode | ChunkListNode):
         child_kind = Kind.CHUNK if node.level == 0 else Kind.CHUNKLIST
         for ref in node.refs:
-            yield child_kind, ref.id
+            yield Child(child_kind, ref.id, ref.size_bytes)
     elif isinstance(node, DirNode):
         for _, shard_id in node.shards:
-            yield Kind.DIR, shard_id
+            yield Child(Kind.DIR, shard_id, 0)
         for entry in node.entries:
-            yield entry.kind, entry.id
+            yield Child(entry.kind, entry.id, entry.size_bytes, entry)
     elif isinstance(node, Commit):
-        yield Kind.DIR, node.root_id
+        yield Child(Kind.DIR, node.root_id, 0)
         for parent_id in node.parent_ids:
-            yield Kind.COMMIT, parent_id
+            yield Child(Kind.COMMIT, parent_id, 0)
+
+
+def iter_child_ids(node: Node) -> Iterator[tuple[Kind, ObjectId]]:
+    """Yield (kind, id) of every object ``node`` references directly (``iter_children``, ids only)."""
+    for child in iter_children(node):
+        yield child.kind, child.object_id

@@ -1,9 +1,10 @@
 """A repository: a store plus its recorded configuration, and the only door to the store.
 
 ``Repository`` decodes (and verifies) what it reads, encodes what is
-written, and holds the local repository's locks; ``Staging`` collects the
-nodes a change is about to write, so that the change can be written in one
-batch, objects first. Every layer above reaches stored bytes only through
+written, and holds the local repository's locks; ``Staging`` is the one
+node sink: it collects the nodes a change is about to write, so that the
+change can be written in one batch, objects first, or writes them into a
+batch at once. Every layer above reaches stored bytes only through
 here (an import-linter contract forbids importing ``zerofs.store`` above
 this module). This module must not move refs on its own account
 (``history`` does) or know about paths (``tree``).
@@ -995,21 +996,56 @@ class RepoBatch:
 
 
 class Staging:
-    """Nodes a change has built but not yet written, readable before they are."""
+    """The one node sink: where a change, an import or a mount's commit puts the nodes it builds.
 
-    def __init__(self, repo: Repository) -> None:
-        """Stage on top of ``repo``."""
+    Without a batch (a change under ``history.apply_change``), encoded
+    records wait here, readable, until ``write_to`` writes the ones the new
+    tree uses. With a batch (an import, ``write``, a mount's commit), each
+    record goes into the batch at once and ``new_bytes`` counts the stored
+    bytes that were new; with ``keeps_nodes`` the nodes stay readable here
+    too, as a batch's writes cannot be read back before it commits (a
+    mount's commit reads the directories it has just built).
+    """
+
+    def __init__(self, repo: Repository, batch: RepoBatch | None = None, *, keeps_nodes: bool = False) -> None:
+        """Stage on top of ``repo``, into ``batch`` if given (then nodes stay readable only with ``keeps_nodes``)."""
         self.repo = repo
+        self.batch = batch
+        self.new_bytes = 0
+        """Stored bytes that were new, of what went into ``batch``."""
+        self._keeps_nodes = batch is None or keeps_nodes
         self._records: dict[bytes, Record] = {}
         self._nodes: dict[bytes, Node] = {}
 
     def put(self, node: Node) -> ObjectId:
-        """Encode and stage a node; return its id."""
+        """Encode and stage (or write) a node; return its id."""
+        if self.batch is not None:
+            node_id, added = self.batch.put_node(node)
+            self.new_bytes += added
+            if self._keeps_nodes:
+                self._nodes[node_id] = node
+            return node_id
         node_id, record = self.repo.encode_node(node)
         if node_id not in self._records:
             self._records[node_id] = record
             self._nodes[node_id] = node
         return node_id
+
+    def put_record(self, node_id: ObjectId, record: Record, node: Node | None = None) -> None:
+        """Stage (or write) an already encoded record; ``node``, if given, is its decoded node."""
+        if self.batch is not None:
+            if self.batch.put(node_id, record):
+                self.new_bytes += record.stored_bytes
+        else:
+            self._records.setdefault(node_id, record)
+        if node is not None and self._keeps_nodes:
+            self._nodes[node_id] = node
+
+    def has(self, object_id: ObjectId) -> bool:
+        """True if the object is stored, or staged or written here."""
+        if self.batch is not None:
+            return self.batch.has(object_id)
+        return object_id in self._records or self.repo.has(object_id)
 
     def write_to(self, batch: RepoBatch, top_id: ObjectId | None = None) -> None:
         """Write staged records into ``batch`` (objects go before refs).
@@ -1031,7 +1067,9 @@ class Staging:
                 continue
             seen.add(node_id)
             batch.put(node_id, self._records[node_id])
-            pending.extend(child_id for _, child_id in iter_child_ids(self._nodes[node_id]))
+            node = self._nodes.get(node_id)  # None: a chunk (it references nothing)
+            if node is not None:
+                pending.extend(child_id for _, child_id in iter_child_ids(node))
 
     def get_typed(self, node_id: ObjectId, node_type: type[N]) -> N:
         """Return a staged or stored node of ``node_type``."""

@@ -78,10 +78,11 @@ def test_concurrent_python_writers_in_one_directory(tmp_path: Path) -> None:
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err.decode()
+    from zerofs.dirnodes import list_dir
     from zerofs.history import head, iter_log
     from zerofs.paths import StorePath
     from zerofs.services import browse
-    from zerofs.tree import list_dir, lookup
+    from zerofs.tree import lookup
 
     with Repository.open(path) as repo:
         assert len(list(iter_log(repo))) == 1 + WRITERS * 25

@@ -19,8 +19,8 @@ from zerofs.content import iter_file_bytes
 from zerofs.errors import ConflictError, UsageError
 from zerofs.history import iter_log
 from zerofs.objects import FileNode
+from zerofs.reachable import mark_commits as mark
 from zerofs.repo import Repository
-from zerofs.services.gc import mark
 
 
 def _write_through(mountpoint: Path, round_no: int, written: dict[str, bytes]) -> None:

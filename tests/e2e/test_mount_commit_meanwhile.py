@@ -24,11 +24,12 @@ from pathlib import Path
 from tests.conftest import run_zerofs
 from tests.e2e.mountutil import eventually, mounted
 from zerofs.content import iter_file_bytes
+from zerofs.dirnodes import iter_dir
 from zerofs.mount.control import commit_mounts
 from zerofs.objects import Commit, Kind, ObjectId, SymlinkNode
 from zerofs.paths import StorePath
 from zerofs.repo import Repository
-from zerofs.tree import iter_dir, lookup
+from zerofs.tree import lookup
 
 SIZES = (0, 1, 100, 5000, 40_000, 70_000, 1_500_000)
 """Up to 32 KiB a file stays in memory, past it it spills; the large ones make a commit last."""

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.helpers import assert_fails, log_json
+from zerofs.dirnodes import dir_put
 from zerofs.errors import NotFoundError, UsageError
 from zerofs.history import apply_change
 from zerofs.objects import DirEntry, DirNode, Kind
 from zerofs.paths import StorePath
 from zerofs.repo import Repository, Staging
-from zerofs.tree import change_dir, dir_put
+from zerofs.tree import change_dir
 
 
 def test_prune_trusts_creation_records_not_names(zerofs: Any, cli_repo: Path) -> None:

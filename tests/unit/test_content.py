@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from zerofs.chunking import ChunkParams
-from zerofs.content import BatchSink, ContentWriter, iter_chunk_ids, iter_file_bytes
+from zerofs.content import ContentWriter, iter_chunk_ids, iter_file_bytes
 from zerofs.objects import MAX_FANOUT, ChunkListNode, FileNode
-from zerofs.repo import Repository
+from zerofs.repo import Repository, Staging
 
 SMALL = ChunkParams(avg_bytes=1024, min_bytes=256, max_bytes=4096)
 SIZE = 2 << 20
@@ -33,7 +33,7 @@ def data() -> bytes:
 def store(repo: Repository, payload: bytes, *, stream: bool = True) -> tuple[bytes, FileNode, int]:
     """Store ``payload``; return (file id, node, bytes of new records)."""
     with repo.batch() as batch:
-        sink = BatchSink(repo, batch)
+        sink = Staging(repo, batch)
         writer = ContentWriter(repo, sink)
         if stream:
             file_id, node = writer.write_stream(io.BytesIO(payload))

@@ -7,6 +7,7 @@ import stat
 
 import pytest
 
+from zerofs.dirnodes import build_dir
 from zerofs.errors import ConflictError, NotFoundError
 from zerofs.history import apply_change
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
@@ -14,7 +15,7 @@ from zerofs.paths import RevPath, StorePath
 from zerofs.repo import N, Repository, Staging
 from zerofs.services import edit
 from zerofs.services.diff import ADDED, DELETED, MODIFIED, diff, parse_operand
-from zerofs.tree import build_dir, lookup, place
+from zerofs.tree import lookup, place
 
 P = StorePath.parse
 FILE_MODE = stat.S_IFREG | 0o644

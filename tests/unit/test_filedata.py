@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from tests.e2e.helpers import tmpfs
 from zerofs.chunking import ChunkParams
-from zerofs.content import BatchSink, ContentWriter, iter_file_bytes
+from zerofs.content import ContentWriter, iter_file_bytes
 from zerofs.mount.filedata import FileData
 from zerofs.objects import ObjectId
-from zerofs.repo import Repository
+from zerofs.repo import Repository, Staging
 
 SMALL = ChunkParams(avg_bytes=1024, min_bytes=256, max_bytes=4096)
 
@@ -29,13 +29,13 @@ ops = st.lists(st.one_of(write_op, write_op, truncate_op, commit_op), max_size=2
 
 def _store(repo: Repository, data: bytes) -> ObjectId:
     with repo.batch() as batch:
-        file_id, _ = ContentWriter(repo, BatchSink(repo, batch)).write_stream(io.BytesIO(data))
+        file_id, _ = ContentWriter(repo, Staging(repo, batch)).write_stream(io.BytesIO(data))
     return file_id
 
 
 def _commit(repo: Repository, file_data: FileData) -> ObjectId:
     with repo.batch() as batch:
-        file_id, _ = file_data.store(ContentWriter(repo, BatchSink(repo, batch)))
+        file_id, _ = file_data.store(ContentWriter(repo, Staging(repo, batch)))
     file_data.committed(file_id)
     return file_id
 
@@ -91,7 +91,7 @@ def test_a_small_write_into_a_large_file_stores_a_few_chunks(repo: Repository, t
     file_data = FileData(repo, file_id, len(data), str(tmp_path))
     file_data.write(32 << 20, b"z" * 4096)
     with repo.batch() as batch:
-        sink = BatchSink(repo, batch)
+        sink = Staging(repo, batch)
         new_id, node = file_data.store(ContentWriter(repo, sink))
     assert node.size_bytes == len(data)
     assert sink.new_bytes < 1 << 20, sink.new_bytes

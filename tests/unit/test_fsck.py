@@ -12,6 +12,7 @@ from tests import damage
 from zerofs.history import head, iter_history
 from zerofs.objects import Commit, DirEntry, DirNode, Kind
 from zerofs.paths import StorePath
+from zerofs.reachable import iter_reachable
 from zerofs.repo import Repository, Staging
 from zerofs.services import edit
 from zerofs.services.fsck import (
@@ -23,7 +24,6 @@ from zerofs.services.fsck import (
     check,
 )
 from zerofs.services.importer import import_tree
-from zerofs.tree import iter_reachable
 
 P = StorePath.parse
 RANDOM = random.Random(11).randbytes(300_000)  # several raw chunks

@@ -106,7 +106,7 @@ def _reader(text: str):  # type: ignore[no-untyped-def]
 def _read_all(repo: Repository) -> None:
     """Every commit in the log reads back completely (nodes and chunks)."""
     from zerofs.history import iter_log
-    from zerofs.services.gc import mark
+    from zerofs.reachable import mark_commits as mark
 
     for commit_id, _ in iter_log(repo):
         seen: set[bytes] = set()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from zerofs.dirnodes import dir_put
 from zerofs.history import apply_change, head
 from zerofs.objects import CREATED_XATTR, LINK_XATTR, DirEntry, Kind, ObjectId, is_kept_xattr
 from zerofs.paths import StorePath
@@ -19,7 +20,7 @@ from zerofs.repo import Repository, Staging
 from zerofs.services import importer
 from zerofs.services.exporter import export_tree
 from zerofs.services.importer import import_tree
-from zerofs.tree import change_dir, dir_put, lookup
+from zerofs.tree import change_dir, lookup
 
 P = StorePath.parse
 LINK = b"\x05" * 16

@@ -14,6 +14,7 @@ from zerofs.objects import (
     DIR_FORMAT_VERSION,
     MAX_FANOUT,
     NODE_FORMAT_VERSION,
+    Child,
     ChunkListNode,
     ChunkRef,
     Commit,
@@ -27,6 +28,7 @@ from zerofs.objects import (
     decode,
     encode,
     iter_child_ids,
+    iter_children,
     object_id,
     scan_dir,
     special_node,
@@ -342,3 +344,17 @@ def test_special_node_is_a_leaf_its_entry_a_reference() -> None:
     assert list(iter_child_ids(SpecialNode(stat.S_IFIFO))) == []
     fifo = DirEntry(b"p", Kind.SPECIAL, stat.S_IFIFO | 0o644, 0, 0, 0, 0, ID_B)
     assert list(iter_child_ids(DirNode((fifo,), 0, 1))) == [(Kind.SPECIAL, ID_B)]
+
+
+def test_children_of_each_node_kind_carry_what_their_reference_declares() -> None:
+    entry = DirEntry(b"f", Kind.FILE, stat.S_IFREG | 0o644, 0, 0, 0, 5, ID_B)
+    assert list(iter_children(DirNode((entry,), 0, 1))) == [Child(Kind.FILE, ID_B, 5, entry)]
+    assert list(iter_children(DirNode((), 0, 300, ((3, ID_A),)))) == [Child(Kind.DIR, ID_A, 0)]
+    assert list(iter_children(FileNode(9, 0, (ChunkRef(ID_A, 4), ChunkRef(ID_B, 5))))) == [
+        Child(Kind.CHUNK, ID_A, 4),
+        Child(Kind.CHUNK, ID_B, 5),
+    ]
+    assert list(iter_children(ChunkListNode(1, (ChunkRef(ID_A, 7),)))) == [Child(Kind.CHUNKLIST, ID_A, 7)]
+    commit = Commit(ID_A, (ID_B,), 0, "a", "m", {})
+    assert list(iter_child_ids(commit)) == [(Kind.DIR, ID_A), (Kind.COMMIT, ID_B)]
+    assert list(iter_children(SymlinkNode(b"target"))) == []

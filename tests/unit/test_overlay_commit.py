@@ -12,11 +12,11 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.unit.conftest import NOW
-from zerofs.content import BatchSink, ContentWriter, iter_file_bytes
+from zerofs.content import ContentWriter, iter_file_bytes
+from zerofs.dirnodes import iter_dir
 from zerofs.mount.overlay import EMPTY_DIR, EMPTY_FILE, ROOT_INO, DirPlan, Inode, Overlay
 from zerofs.objects import DirEntry, Kind, ObjectId, SymlinkNode
-from zerofs.repo import Repository
-from zerofs.tree import iter_dir
+from zerofs.repo import Repository, Staging
 
 Tree = dict[str, tuple[Kind, bytes, int]]
 
@@ -25,7 +25,7 @@ def store(overlay: Overlay, plan: DirPlan) -> dict[int, DirEntry]:
     """``store_plan`` as the mount's commit thread runs it."""
     repo = overlay.repo
     with ThreadPoolExecutor(max_workers=2) as executor, repo.batch(index_later=True) as batch:
-        sink = BatchSink(repo, batch)
+        sink = Staging(repo, batch)
         return overlay.store_plan(plan, sink, ContentWriter(repo, sink, executor, workers=2))
 
 

@@ -9,28 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from zerofs.dirnodes import build_dir, count_dir, dir_get, dir_put, dir_remove, iter_dir, list_dir
 from zerofs.errors import ConflictError, CorruptionError, NotFoundError, UsageError
 from zerofs.history import apply_change, head
+from zerofs.merge import merge3
 from zerofs.objects import DIR_FLAT_MAX, DIR_SHARDS, DirEntry, DirNode, FileNode, Kind, chunk_id, name_hash, scan_dir
 from zerofs.paths import StorePath
 from zerofs.repo import Repository, Staging
 from zerofs.services import edit
 from zerofs.services.browse import iter_names
-from zerofs.tree import (
-    build_dir,
-    count_dir,
-    dir_get,
-    dir_put,
-    dir_remove,
-    iter_dir,
-    list_dir,
-    lookup,
-    merge3,
-    move,
-    place,
-    remove,
-    walk,
-)
+from zerofs.tree import lookup, move, place, remove, walk
 
 P = StorePath.parse
 

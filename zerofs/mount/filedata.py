@@ -291,7 +291,7 @@ class FileData:
             refs.extend(chunk_map.refs[reused:])
         # The lease held around a commit keeps gc out from here to the new HEAD; check that
         # gc did not take a reused chunk before it (the stored file was deleted and collected).
-        missing = [ref.id for ref in refs if not writer.sink.batch.has(ref.id)]
+        missing = [ref.id for ref in refs if not writer.sink.has(ref.id)]
         if missing:
             raise CorruptionError(
                 f"chunk {missing[0].hex()[:16]} of a file being changed was collected by gc; the change cannot land"

@@ -29,9 +29,10 @@ from typing import Final
 import pyfuse3
 import trio
 
-from zerofs.content import BatchSink, ContentWriter
+from zerofs.content import ContentWriter
 from zerofs.errors import ZerofsError
 from zerofs.history import HEAD, apply_change
+from zerofs.merge import merge3
 from zerofs.mount import control
 from zerofs.mount.overlay import (
     ATIME_POLICIES,
@@ -46,7 +47,6 @@ from zerofs.mount.overlay import (
 )
 from zerofs.objects import Commit, DirEntry, Kind, ObjectId, SpecialNode, SymlinkNode, special_node
 from zerofs.repo import N, Repository, Staging
-from zerofs.tree import merge3
 
 log = logging.getLogger("zerofs.mount")
 
@@ -606,7 +606,7 @@ class ZerofsOperations(pyfuse3.Operations):
     ) -> tuple[dict[int, DirEntry], ObjectId, ObjectId]:
         with self.repo.writer_lease():
             with self.repo.batch(index_later=True) as batch:
-                sink = BatchSink(self.repo, batch)
+                sink = Staging(self.repo, batch)
                 writer = ContentWriter(self.repo, sink, self._executor, workers=2)
                 results = self.overlay.store_plan(plan, sink, writer)
             ours = results[ROOT_INO].id

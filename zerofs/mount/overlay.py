@@ -47,7 +47,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Final, NamedTuple
 
-from zerofs.content import BatchSink, ContentWriter
+from zerofs.content import ContentWriter
+from zerofs.dirnodes import build_dir, dir_get, dir_put, dir_remove, iter_dir
 from zerofs.mount.filedata import FileData
 from zerofs.objects import (
     LINK_ID_BYTES,
@@ -60,8 +61,8 @@ from zerofs.objects import (
     SpecialNode,
     SymlinkNode,
 )
-from zerofs.repo import N, Record, RepoBatch, Repository
-from zerofs.tree import build_dir, dir_get, dir_put, dir_remove, iter_dir, root_entry
+from zerofs.repo import Record, Repository, Staging
+from zerofs.tree import root_entry
 
 ROOT_INO: Final = 1
 NAME_MAX: Final = 255
@@ -633,21 +634,20 @@ class Overlay:
             return FilePlan(inode, inode.entry_as(name), inode.data.frozen() or inode.data)
         return inode.entry_as(name)
 
-    def store_plan(self, plan: DirPlan, sink: BatchSink, writer: ContentWriter) -> dict[int, DirEntry]:
+    def store_plan(self, plan: DirPlan, sink: Staging, writer: ContentWriter) -> dict[int, DirEntry]:
         """Write the plan's contents and directories; return the new entry of every planned inode.
 
         Runs on a worker thread: reads the plan, never the live inodes.
         """
         assert self._planned is not None
-        sink = _PlanSink(sink.repo, sink.batch)
+        sink = Staging(sink.repo, sink.batch, keeps_nodes=True)  # reads back the directories it writes
         for node_id, (record, node) in self._planned.pending.items():
-            sink.put_record(node_id, record)
-            sink.staged[node_id] = node
+            sink.put_record(node_id, record, node)
         results: dict[int, DirEntry] = {}
         self._store(plan, sink, writer, results)
         return results
 
-    def _store(self, plan: Plan, sink: BatchSink, writer: ContentWriter, results: dict[int, DirEntry]) -> DirEntry:
+    def _store(self, plan: Plan, sink: Staging, writer: ContentWriter, results: dict[int, DirEntry]) -> DirEntry:
         if isinstance(plan, FilePlan):
             stored = results.get(plan.inode.ino)
             if stored is None:
@@ -836,22 +836,3 @@ def atime_is_due(entry: DirEntry, now_ns: int, policy: str) -> bool:
         return False
     atime = entry.atime_ns
     return atime <= entry.mtime_ns or atime <= entry.ctime_ns or now_ns - atime >= RELATIME_SECONDS * 10**9
-
-
-class _PlanSink(BatchSink):
-    """A batch sink that can read back the nodes written into its (uncommitted) batch."""
-
-    def __init__(self, repo: Repository, batch: RepoBatch) -> None:
-        super().__init__(repo, batch)
-        self.staged: dict[ObjectId, Node] = {}
-
-    def put(self, node: Node) -> ObjectId:
-        node_id = super().put(node)
-        self.staged[node_id] = node
-        return node_id
-
-    def get_typed(self, node_id: ObjectId, node_type: type[N]) -> N:
-        node = self.staged.get(node_id)
-        if isinstance(node, node_type):
-            return node
-        return self.repo.get_typed(node_id, node_type)

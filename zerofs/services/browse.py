@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from zerofs.content import iter_chunk_ids, iter_file_bytes
+from zerofs.dirnodes import list_dir
 from zerofs.errors import ConflictError, CorruptionError
 from zerofs.history import head, iter_log, parents_of, resolve_revision
 from zerofs.objects import (
@@ -28,7 +29,7 @@ from zerofs.objects import (
 )
 from zerofs.paths import StorePath, escaped
 from zerofs.repo import Repository
-from zerofs.tree import list_dir, lookup, root_entry, try_lookup, walk
+from zerofs.tree import lookup, root_entry, try_lookup, walk
 
 
 class Listed(NamedTuple):

@@ -34,12 +34,13 @@ import stat
 from collections.abc import Iterable, Iterator
 from typing import Final, NamedTuple
 
+from zerofs.dirnodes import iter_dir
 from zerofs.errors import ConflictError, UsageError
 from zerofs.history import is_revision, resolve_revision
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
 from zerofs.paths import RevPath, StorePath, escaped
 from zerofs.repo import Repository
-from zerofs.tree import iter_dir, lookup, root_entry, walk
+from zerofs.tree import lookup, root_entry, walk
 
 INTERNAL_XATTR_PREFIX: Final = b"zerofs."
 ADDED: Final = "A"

@@ -15,23 +15,14 @@ import stat
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from zerofs.content import BatchSink, ContentWriter
+from zerofs.content import ContentWriter
+from zerofs.dirnodes import dir_get, list_dir
 from zerofs.errors import ConflictError, Hint, NotFoundError
 from zerofs.history import Change, apply_change
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
 from zerofs.paths import StorePath
 from zerofs.repo import Repository, Staging
-from zerofs.tree import (
-    dir_get,
-    ensure_dirs,
-    list_dir,
-    lookup,
-    move,
-    place,
-    remove,
-    root_entry,
-    try_lookup,
-)
+from zerofs.tree import ensure_dirs, lookup, move, place, remove, root_entry, try_lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +87,7 @@ def write_file(
         ConflictError: ``path`` is a directory, a FIFO, a socket or a device.
     """
     with repo.batch(index_later=True) as batch:
-        sink = BatchSink(repo, batch)
+        sink = Staging(repo, batch)
         file_id, node = ContentWriter(repo, sink).write_stream(reader)
     size_bytes = node.size_bytes
 

@@ -62,12 +62,13 @@ from pathlib import Path
 from typing import TypeAlias
 
 from zerofs.content import iter_file_pieces, write_all
+from zerofs.dirnodes import list_dir
 from zerofs.errors import ConflictError, Hint, HostIOError
 from zerofs.history import head
 from zerofs.objects import SPECIAL_TYPES, DirEntry, Kind, ObjectId, SpecialNode, SymlinkNode, is_kept_xattr
 from zerofs.paths import StorePath
 from zerofs.repo import Repository
-from zerofs.tree import list_dir, lookup, root_entry
+from zerofs.tree import lookup, root_entry
 
 EXPORT_THREADS = 1
 """One writer beside the walk measured best on 2 cores: (b) to tmpfs in 1.05-1.33 s, 1.6-2.0 s with 2, 2.0-3.0 s with 4.

@@ -44,19 +44,19 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple, TypeAlias
 
 from zerofs.errors import CorruptionError, MissingObjectError
-from zerofs.history import GRAFTS, parents_of
+from zerofs.history import GRAFTS, Grafts, read_grafts, walk_commits
 from zerofs.objects import (
     SPECIAL_TYPES,
+    Child,
     ChunkListNode,
     Commit,
-    DirEntry,
-    DirNode,
     FileNode,
     Kind,
     Node,
     ObjectId,
     SpecialNode,
     decode,
+    iter_children,
 )
 from zerofs.paths import StorePath
 from zerofs.repo import Repository, StorageProblem
@@ -185,6 +185,8 @@ class _Checker:
         self.ref_problems: dict[tuple[ObjectId, int], _Problem] = {}
         self.tainted: set[ObjectId] = set()
         self.facts: dict[ObjectId, _Fact | None] = {}
+        self.commit_findings: list[Finding] = []
+        """Commits of the walk that could not be read (fsck reports them and goes on)."""
         self.verified: set[ObjectId] = set()
         """Objects the data pass read and verified (``read_data``)."""
         self.n_objects = 0
@@ -251,6 +253,20 @@ class _Checker:
         if fact is not None:
             self.n_chunks += fact.kind is Kind.CHUNK
             self.facts[ref.object_id] = fact
+        return node
+
+    def read_commit(self, commit_id: ObjectId) -> Commit | None:
+        """Check a commit of the history walk; None (and a finding) if it is missing, damaged or no commit."""
+        node = self.load(_Ref(commit_id, Kind.COMMIT, None))
+        problem = self.problems.get(commit_id)
+        if problem is None and not isinstance(node, Commit):
+            fact = self.facts.get(commit_id)
+            found = fact.kind.name.lower() if fact is not None else "chunk"
+            problem = _Problem(FindingKind.WRONG_KIND, f"expected a commit, found a {found}")
+        if problem is not None or not isinstance(node, Commit):
+            if problem is not None:
+                self.commit_findings.append(_finding(problem, commit_id, None, commit_id))
+            return None
         return node
 
     def check_tree(self, root: _Ref) -> Iterator[FsckProgress]:
@@ -321,40 +337,33 @@ def _inspect(object_id: ObjectId, kind: Kind, body: bytes) -> tuple[_Problem | N
 
 def _children(node: Node | None) -> Iterator[_Ref]:
     """The references a tree node holds (commits' parents and roots are walked separately)."""
-    if isinstance(node, DirNode):
-        for _, shard_id in node.shards:
-            yield _Ref(shard_id, Kind.DIR, None)
-        for entry in node.entries:
-            yield _entry_ref(entry)
-    elif isinstance(node, FileNode | ChunkListNode):
-        child_kind = Kind.CHUNK if node.level == 0 else Kind.CHUNKLIST
-        for ref in node.refs:
-            yield _Ref(ref.id, child_kind, ref.size_bytes)
+    if node is None or isinstance(node, Commit):
+        return
+    for child in iter_children(node):
+        yield _child_ref(child)
 
 
 def _type_name(file_type: int) -> str:
     return SPECIAL_TYPES.get(file_type, f"file type {file_type:o}")
 
 
-def _entry_ref(entry: DirEntry) -> _Ref:
-    """What a directory entry expects of the node it names: a file's size, a special file's type."""
-    if entry.kind is Kind.FILE:
-        return _Ref(entry.id, entry.kind, entry.size_bytes)
-    if entry.kind is Kind.SPECIAL:
-        return _Ref(entry.id, entry.kind, None, stat.S_IFMT(entry.mode))
-    return _Ref(entry.id, entry.kind, None)
+def _child_ref(child: Child) -> _Ref:
+    """What a reference expects of the node it names: a chunk's or a file's length, a special file's type."""
+    if child.entry is None:
+        return _Ref(child.object_id, child.kind, child.size_bytes if child.kind is not Kind.DIR else None)
+    if child.kind is Kind.FILE:
+        return _Ref(child.object_id, child.kind, child.size_bytes)
+    if child.kind is Kind.SPECIAL:
+        return _Ref(child.object_id, child.kind, None, stat.S_IFMT(child.entry.mode))
+    return _Ref(child.object_id, child.kind, None)
 
 
 def _child_paths(node: Node | None, path: StorePath) -> Iterator[StorePath]:
     """The store path each reference of ``node`` is reached by, in the order of ``_children``."""
-    if isinstance(node, DirNode):
-        for _ in node.shards:
-            yield path
-        for entry in node.entries:
-            yield StorePath((*path.parts, entry.name))
-    else:
-        for _ in _children(node):
-            yield path
+    if node is None or isinstance(node, Commit):
+        return
+    for child in iter_children(node):
+        yield path if child.entry is None else StorePath((*path.parts, child.entry.name))
 
 
 _STORAGE_KINDS: dict[str, FindingKind] = {
@@ -396,33 +405,13 @@ def check(
     start = list(retained) if retained is not None else [repo.head_id()]
     findings.extend(_check_grafts(checker))
     commits: list[tuple[ObjectId, Commit]] = []
-    pending = list(reversed(start))
-    seen_commits: set[ObjectId] = set()
-    while pending:
-        commit_id = pending.pop()
-        if commit_id in seen_commits:
-            continue
-        seen_commits.add(commit_id)
-        node = checker.load(_Ref(commit_id, Kind.COMMIT, None))
-        problem = checker.problems.get(commit_id)
-        if problem is None and not isinstance(node, Commit):
-            fact = checker.facts.get(commit_id)
-            found = fact.kind.name.lower() if fact is not None else "chunk"
-            problem = _Problem(FindingKind.WRONG_KIND, f"expected a commit, found a {found}")
-        if problem is not None or not isinstance(node, Commit):
-            if problem is not None:
-                findings.append(_finding(problem, commit_id, None, commit_id))
-            continue
-        commits.append((commit_id, node))
-        root = _Ref(node.root_id, Kind.DIR, None)
+    for commit_id, commit in walk_commits(repo, start, grafts=_grafts_or_none(repo), read=checker.read_commit):
+        commits.append((commit_id, commit))
+        root = _Ref(commit.root_id, Kind.DIR, None)
         yield from checker.check_tree(root)
         if checker.check_reference(commit_id, 0, root):
             checker.tainted.add(commit_id)
-        try:
-            parents = parents_of(repo, commit_id, node)  # gc's grafts cut history
-        except CorruptionError:
-            parents = node.parent_ids  # the graft table is damaged: reported by _check_grafts
-        pending.extend(reversed(parents))
+    findings.extend(checker.commit_findings)
     if checker.tainted:
         findings.extend(_name_damage(checker, commits))
     yield from findings
@@ -436,6 +425,14 @@ def check(
         n_warnings=len(findings) - n_errors,
         is_read_data=read_data,
     )
+
+
+def _grafts_or_none(repo: Repository) -> Grafts:
+    """The graft table, or none if it is damaged (``_check_grafts`` reports it): stored parents are followed then."""
+    try:
+        return read_grafts(repo)
+    except CorruptionError:
+        return {}
 
 
 def _check_grafts(checker: _Checker) -> Iterator[Finding]:

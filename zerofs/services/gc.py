@@ -85,16 +85,16 @@ docs/ARCHITECTURE.md): lower rewrites more bytes per byte given back.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
 from zerofs.errors import ConflictError, CorruptionError, Hint, UsageError
-from zerofs.history import GRAFTS, encode_grafts, read_grafts
+from zerofs.history import GRAFTS, encode_grafts, read_grafts, walk_commits
 from zerofs.objects import Commit, Kind, ObjectId, decode, iter_child_ids
+from zerofs.reachable import iter_reachable, mark_commits
 from zerofs.repo import Repository
 from zerofs.retention import Retention, parse_duration, select_kept
-from zerofs.tree import iter_reachable
 
 STEP_OBJECTS: Final = 20_000
 """Objects forgotten per locked step: a few tens of milliseconds of index deletes."""
@@ -125,34 +125,6 @@ class GcResult:
     bytes_reclaimed: int = 0
     """Pack bytes given back to the file system (deleted, less what rewriting wrote)."""
     compacted: tuple[int, int] | None = None
-
-
-# -- history walks -----------------------------------------------------------------
-
-
-def walk_history(
-    repo: Repository, start_id: ObjectId, grafts: dict[ObjectId, tuple[ObjectId, ...]], stop: set[ObjectId]
-) -> Iterator[tuple[ObjectId, Commit]]:
-    """Yield (id, commit) from ``start_id`` along first (grafted) parents, until a commit in ``stop``."""
-    commit_id: ObjectId | None = start_id
-    while commit_id is not None and commit_id not in stop:
-        commit = repo.resolve_commit(commit_id)
-        yield commit_id, commit
-        parents = grafts.get(commit_id, commit.parent_ids)
-        commit_id = parents[0] if parents else None
-
-
-# -- mark ---------------------------------------------------------------------------
-
-
-def mark(repo: Repository, commit_ids: Iterable[ObjectId], marked: set[ObjectId]) -> None:
-    """Add to ``marked`` every object reachable from the given commits (shared subtrees once)."""
-    for commit_id in commit_ids:
-        if commit_id in marked:
-            continue
-        marked.add(commit_id)
-        for _ in iter_reachable(repo, repo.resolve_commit(commit_id).root_id, seen=marked):
-            pass
 
 
 # -- gc -----------------------------------------------------------------------------
@@ -288,12 +260,12 @@ def _retain(repo: Repository, policy: Retention, on_progress: Callable[[str, int
     grafts = read_grafts(repo)
     grafts_id = repo.get_ref(GRAFTS)
     head_id = repo.head_id()
-    history = list(walk_history(repo, head_id, grafts, set()))
+    history = list(walk_commits(repo, [head_id], all_parents=False, grafts=grafts))
     kept_ids = select_kept([(commit_id, commit.time_ns) for commit_id, commit in history], policy)
     kept = [(commit_id, commit) for commit_id, commit in history if commit_id in kept_ids]
     removed = tuple((commit_id, commit) for commit_id, commit in history if commit_id not in kept_ids)
     marked: set[ObjectId] = set() if grafts_id is None else {grafts_id}
-    mark(repo, [commit_id for commit_id, _ in kept], marked)
+    mark_commits(repo, [commit_id for commit_id, _ in kept], marked)
     if on_progress is not None:
         on_progress("marked", len(marked))
     return _Retained(head_id, grafts, grafts_id, history, kept, removed, _cut(grafts, history, kept), marked)
@@ -340,7 +312,7 @@ def _collect_shared(
         if node_id in marked:
             continue
         if kind is Kind.COMMIT:
-            mark(repo, [node_id], marked)
+            mark_commits(repo, [node_id], marked)
         else:
             for _ in iter_reachable(repo, node_id, kind=kind, seen=marked):
                 pass
@@ -486,6 +458,7 @@ def _mark_new_commits(repo: Repository, sweep: _Sweep) -> None:
     head_id = repo.head_id()
     if head_id == sweep.head_id:
         return
-    new = [commit_id for commit_id, _ in walk_history(repo, head_id, sweep.grafts, {sweep.head_id})]
-    mark(repo, new, sweep.marked)
+    landed = walk_commits(repo, [head_id], all_parents=False, stop={sweep.head_id}, grafts=sweep.grafts)
+    new = [commit_id for commit_id, _ in landed]
+    mark_commits(repo, new, sweep.marked)
     sweep.head_id = head_id

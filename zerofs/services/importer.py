@@ -54,7 +54,8 @@ from pathlib import Path
 from typing import BinaryIO, Final, TypeAlias, cast
 
 from zerofs.chunking import make_chunker
-from zerofs.content import BatchSink, ContentWriter, EncodedFile, encode_small_file
+from zerofs.content import ContentWriter, EncodedFile, encode_small_file
+from zerofs.dirnodes import build_dir
 from zerofs.errors import Hint, HostIOError, NotFoundError, UsageError
 from zerofs.history import apply_change
 from zerofs.objects import (
@@ -69,7 +70,7 @@ from zerofs.objects import (
 )
 from zerofs.paths import StorePath, escaped
 from zerofs.repo import CachedFile, Repository, Staging
-from zerofs.tree import build_dir, place
+from zerofs.tree import place
 
 STREAM_THRESHOLD_BYTES: Final = 1 << 20
 """Files larger than this are streamed; smaller ones are read whole."""
@@ -170,7 +171,7 @@ def import_tree(
         ThreadPoolExecutor(1, thread_name_prefix="zerofs-small") as one_worker,
         repo.batch(index_later=True) as batch,
     ):
-        sink = BatchSink(repo, batch)
+        sink = Staging(repo, batch)
         writer = ContentWriter(repo, sink, executor, n_workers)
         walker = _Walker(
             os.fsencode(absolute),
@@ -240,7 +241,7 @@ class _Walker:
         self,
         top_path: bytes,
         repo: Repository,
-        sink: BatchSink,
+        sink: Staging,
         writer: ContentWriter,
         small: _SmallFiles,
         counters: _Counters,
@@ -564,7 +565,7 @@ class _Walker:
         seen = (cached.device, cached.inode, cached.size_bytes, cached.mtime_ns, cached.ctime_ns)
         if seen != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
             return False
-        return self.sink.batch.has(cached.file_id)
+        return self.sink.has(cached.file_id)
 
 
 class _PendingDir:

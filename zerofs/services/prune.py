@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zerofs.dirnodes import list_dir
 from zerofs.errors import ConflictError, Hint, UsageError
 from zerofs.history import apply_change
 from zerofs.objects import DirEntry, Kind, ObjectId
 from zerofs.paths import StorePath
 from zerofs.repo import Repository, Staging
 from zerofs.retention import Retention, select_kept
-from zerofs.tree import list_dir, lookup, remove
+from zerofs.tree import lookup, remove
 
 
 @dataclass(frozen=True, slots=True)

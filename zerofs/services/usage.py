@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from zerofs.history import head, iter_history
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
 from zerofs.paths import StorePath
+from zerofs.reachable import apparent_bytes, iter_reachable, mark_commits
 from zerofs.repo import Repository, Staging
-from zerofs.tree import apparent_bytes, iter_reachable, lookup, remove, root_entry
+from zerofs.tree import lookup, remove, root_entry
 
 KIND_NAMES = {
     Kind.CHUNK: "chunk",
@@ -150,9 +151,8 @@ def disk_usage(
             for reached in iter_reachable(repo, entry.id, kind=entry.kind, path=path, size_bytes=entry.size_bytes)
         }
         if others_in_history is None:
-            others_in_history = _reachable_from_commits(
-                repo, [c for c in _retained_ids(repo, retained) if c != head_id]
-            )
+            others_in_history = set()
+            mark_commits(repo, [c for c in _retained_ids(repo, retained) if c != head_id], others_in_history)
         kept = set(others_in_history)
         for _ in iter_reachable(*_head_without(repo, head_commit.root_id, path), seen=kept):
             pass
@@ -172,15 +172,6 @@ def _head_without(repo: Repository, root_id: ObjectId, path: StorePath) -> tuple
     if path.is_root:
         return staging, staging.put(DirNode())
     return staging, remove(staging, root_id, path, time.time_ns(), recursive=True)
-
-
-def _reachable_from_commits(repo: Repository, commit_ids: Iterable[ObjectId]) -> set[ObjectId]:
-    """Return the ids of every object reachable from the trees of ``commit_ids``."""
-    seen: set[ObjectId] = set()
-    for commit_id in commit_ids:
-        for _ in iter_reachable(repo, repo.resolve_commit(commit_id).root_id, seen=seen):
-            pass
-    return seen
 
 
 def repository_stats(repo: Repository) -> RepoStats:
