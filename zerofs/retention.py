@@ -96,7 +96,7 @@ def select_kept(items: Sequence[tuple[K, int]], policy: Retention) -> set[K]:
         newest = _local(items[0][1])
         try:
             cutoff: datetime.datetime | None = _minus(newest, parse_duration(policy.keep_within))
-        except (ValueError, OverflowError):  # before the year 1 (--keep-within 9999y): everything is within
+        except (ValueError, OverflowError):  # before the year 1 (keep within 9999y): everything is within
             cutoff = None
         kept.update(key for key, time_ns in items if cutoff is None or _local(time_ns) >= cutoff)
     buckets: list[tuple[int, Callable[[datetime.datetime], tuple[int, ...]]]] = [

@@ -57,7 +57,11 @@ def test_undated_entries_are_kept_with_a_warning(zerofs: Any, cli_repo: Path) ->
 
 def test_prune_bad_inputs(zerofs: Any, cli_repo: Path) -> None:
     zerofs("mkdir", "-p", "/snapshots/a")
-    assert_fails(cli_repo, "prune", "/snapshots", expect=UsageError.exit_code)
+    line = assert_fails(cli_repo, "prune", "/snapshots", expect=UsageError.exit_code)
+    assert (
+        line
+        == "zerofs: prune needs at least one rule of what to keep (give a --keep option, for example --keep-daily 7)"
+    )
     assert_fails(cli_repo, "prune", "/nothing", "--keep-last", "1", expect=NotFoundError.exit_code)
     assert_fails(cli_repo, "prune", "/snapshots", "--keep-within", "soon", expect=UsageError.exit_code)
     assert_fails(cli_repo, "prune", "/snapshots/a", "--keep-last", "1", "--keep-daily", "-1", expect=2)
