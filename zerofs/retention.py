@@ -29,9 +29,16 @@ class Retention:
     keep_monthly: int = 0
     keep_yearly: int = 0
 
+    def describe(self) -> str:
+        """The rules in words, for a commit message: ``last 3, within 30d, daily 7`` (empty: keep everything)."""
+        rules = [("last", self.keep_last), ("within", self.keep_within), ("hourly", self.keep_hourly)]
+        rules += [("daily", self.keep_daily), ("weekly", self.keep_weekly), ("monthly", self.keep_monthly)]
+        rules += [("yearly", self.keep_yearly)]
+        return ", ".join(f"{name} {value}" for name, value in rules if value)
+
     @property
     def keeps_everything(self) -> bool:
-        """True when no option was given."""
+        """True when no rule was given."""
         return not (
             self.keep_last
             or self.keep_within

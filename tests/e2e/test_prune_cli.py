@@ -31,7 +31,7 @@ def test_prune_trusts_creation_records_not_names(zerofs: Any, cli_repo: Path) ->
     assert sorted(k["path"] for k in result["kept"]) == ["/snapshots/daily/2020-01-01", "/snapshots/daily/renamed"]
     assert zerofs("ls", "/snapshots/daily").stdout.decode().split() == ["2020-01-01", "renamed"]
     assert len(log_json(cli_repo)) == before + 1
-    assert log_json(cli_repo)[0]["message"].startswith("prune /snapshots/daily")
+    assert log_json(cli_repo)[0]["message"] == "prune /snapshots/daily (keep last 2)"
 
 
 def test_undated_entries_are_kept_with_a_warning(zerofs: Any, cli_repo: Path) -> None:

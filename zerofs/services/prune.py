@@ -76,11 +76,10 @@ def prune_snapshots(repo: Repository, directory: StorePath, policy: Retention, *
             root_id = remove(staging, root_id, path, now_ns, recursive=True)
         return root_id
 
-    options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in _policy_dict(policy).items() if v)
     outcome = apply_change(
         repo,
         change,
-        message=f"prune {directory.shown()} {options}",
+        message=f"prune {directory.shown()} (keep {policy.describe()})",
         operation={"op": "prune", "path": str(directory), "policy": _policy_dict(policy)},
     )
     result = decided[-1]
