@@ -7,8 +7,7 @@ must not format or print: the CLI's single handler does that.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import ClassVar, Final, TypeAlias
+from typing import ClassVar, Final, NamedTuple, TypeAlias
 
 EXIT_BUG: Final = 1
 EXIT_PARTIAL: Final = 10
@@ -55,9 +54,12 @@ class Hint(enum.Enum):
     """Ask again without breaking a lock: it does not apply here."""
 
 
-@dataclass(frozen=True, slots=True)
-class UnmountFrom:
-    """A hint with values: unmount ``mountpoint`` through the repository it was mounted from."""
+class UnmountFrom(NamedTuple):
+    """A hint with values: unmount ``mountpoint`` through the repository it was mounted from.
+
+    A NamedTuple, not a dataclass: this module is on every command's start-up
+    path, and importing dataclasses costs about 8 ms there.
+    """
 
     repository: str
     mountpoint: str

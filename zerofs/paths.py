@@ -79,6 +79,14 @@ class StorePath(NamedTuple):
         return one_line("/" + "/".join(p.decode("utf-8", "backslashreplace") for p in self.parts))
 
 
+def escaped(raw: bytes) -> str:
+    r"""``raw`` for people, on one line: bytes that are not UTF-8 as ``\xNN``, control characters escaped.
+
+    For a name or symlink target in a message; ``StorePath.shown`` for a whole path.
+    """
+    return one_line(raw.decode("utf-8", "backslashreplace"))
+
+
 _CONTROL: Final = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {10: "\\n", 9: "\\t", 13: "\\r"}
 """Control characters as escapes (a newline in a name must not split a line of output)."""
 
@@ -135,3 +143,7 @@ class RevPath(NamedTuple):
 
     def __str__(self) -> str:
         return str(self.path) if self.rev is None else f"{self.rev}:{self.path}"
+
+    def shown(self) -> str:
+        """As ``StorePath.shown``: for people, on one line."""
+        return self.path.shown() if self.rev is None else f"{self.rev}:{self.path.shown()}"

@@ -119,7 +119,7 @@ INDEX_BLOAT_LIMIT: Final = 1.25
 """A writer that closes compacts the index (if alone) once the file is this much larger than its entries."""
 INDEX_TIDY_MAX_BYTES: Final = 64 << 20
 """...and only an index up to this size (about a million objects, a fraction of a second to rewrite);
-a larger one waits for gc --compact."""
+a larger one waits for a compacting gc."""
 HEAD: Final = b"HEAD"
 
 N = TypeVar("N", FileNode, ChunkListNode, DirNode, SymlinkNode, SpecialNode, Commit)
@@ -271,7 +271,7 @@ class Repository:
         if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
             if is_local_repository(path) or os.path.exists(os.path.join(path, LEGACY_DATA_FILE)):
                 raise ConflictError(f"a repository already exists at {path}")
-            raise ConflictError(f"{path} exists and is not an empty directory (pass --repo a new or empty directory)")
+            raise ConflictError(f"{path} exists and is not an empty directory", hint=Hint.NEW_REPOSITORY_DIR)
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
@@ -438,7 +438,7 @@ class Repository:
         from zerofs.store import maintenance
 
         path = os.fspath(path)
-        _refuse_s3(path, "fsck --rebuild-index")
+        _refuse_s3(path, "rebuilding the index")
         _require_current(path)
         locks = RepoLocks(path, readonly=False, writer_lease=False)
         try:

@@ -29,9 +29,16 @@ class Retention:
     keep_monthly: int = 0
     keep_yearly: int = 0
 
+    def describe(self) -> str:
+        """The rules in words, for a commit message: ``last 3, within 30d, daily 7`` (empty: keep everything)."""
+        rules = [("last", self.keep_last), ("within", self.keep_within), ("hourly", self.keep_hourly)]
+        rules += [("daily", self.keep_daily), ("weekly", self.keep_weekly), ("monthly", self.keep_monthly)]
+        rules += [("yearly", self.keep_yearly)]
+        return ", ".join(f"{name} {value}" for name, value in rules if value)
+
     @property
     def keeps_everything(self) -> bool:
-        """True when no option was given."""
+        """True when no rule was given."""
         return not (
             self.keep_last
             or self.keep_within
@@ -96,7 +103,7 @@ def select_kept(items: Sequence[tuple[K, int]], policy: Retention) -> set[K]:
         newest = _local(items[0][1])
         try:
             cutoff: datetime.datetime | None = _minus(newest, parse_duration(policy.keep_within))
-        except (ValueError, OverflowError):  # before the year 1 (--keep-within 9999y): everything is within
+        except (ValueError, OverflowError):  # before the year 1 (keep within 9999y): everything is within
             cutoff = None
         kept.update(key for key, time_ns in items if cutoff is None or _local(time_ns) >= cutoff)
     buckets: list[tuple[int, Callable[[datetime.datetime], tuple[int, ...]]]] = [

@@ -388,6 +388,29 @@ def test_write_from_stdin(zerofs: Any, cli_repo: Path) -> None:
     assert result["commit"] == log_json(cli_repo)[0]["commit"]
 
 
+def test_write_onto_a_store_symlink_replaces_the_link_and_never_follows_it(
+    zerofs: Any, cli_repo: Path, tmp_path: Path
+) -> None:
+    """A store symlink's target may be a host path (or another store path): write replaces the link itself."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "target.txt").write_bytes(b"target")
+    (host / "to-store").symlink_to("target.txt")
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"outside")
+    (host / "to-host").symlink_to(outside)
+    zerofs("import", str(host), "/h")
+    for name in ("to-store", "to-host"):
+        assert stat_json(zerofs, f"/h/{name}")["type"] == "symlink"
+        zerofs("write", f"/h/{name}", input=b"written")
+        written = stat_json(zerofs, f"/h/{name}")
+        assert (written["type"], written["mode"], written["size"]) == ("file", "0644", 7)
+        assert zerofs("cat", f"/h/{name}").stdout == b"written"
+    assert zerofs("cat", "/h/target.txt").stdout == b"target"
+    assert outside.read_bytes() == b"outside"
+    assert log_json(cli_repo)[0]["message"] == "write /h/to-host (7 bytes)"
+
+
 def test_mkdir(zerofs: Any, cli_repo: Path) -> None:
     zerofs("mkdir", "/a")
     assert_fails(cli_repo, "mkdir", "/a", expect=ConflictError.exit_code)

@@ -285,6 +285,45 @@ def test_names_not_utf8_or_with_a_newline_are_stored_and_logged_on_one_line(zero
     assert os.fsencode(operation["path"]) == b"/a\nb"
 
 
+def test_errors_naming_a_store_path_with_a_newline_or_not_utf8_are_one_line(stocked: Path, zerofs: Zerofs) -> None:
+    """The name is escaped as in the log (a newline in it split the error line in two)."""
+    newline, odd = "/a\nb", os.fsdecode(b"/c\xff")
+    cases = [
+        (("rm", newline), NotFoundError, "no such path in the store: /a\\nb"),
+        (("mv", newline, "/q"), NotFoundError, "no such path in the store: /a\\nb"),
+        (("cat", odd), NotFoundError, "no such path in the store: /c\\xff"),
+        (("clone", odd, "/x"), NotFoundError, "no such path in the store: /c\\xff"),
+        (("write", newline + "/f"), NotFoundError, "parent directory does not exist: /a\\nb (use -p to create it)"),
+    ]
+    for args, error, message in cases:
+        assert assert_fails(stocked, *args, expect=error.exit_code, input=b"x") == f"zerofs: {message}", args
+    zerofs("mkdir", newline)
+    zerofs("write", odd, input=b"odd")
+    cases = [
+        (("write", newline), ConflictError, "is a directory: /a\\nb"),
+        (("cat", newline), ConflictError, "is a directory: /a\\nb"),
+        (("clone", "/data", newline + "/a.txt", "-p"), None, None),
+        (("clone", "/data", newline), ConflictError, "already exists: /a\\nb (use --force to replace it)"),
+        (
+            ("mv", newline, odd),
+            ConflictError,
+            "cannot replace file /c\\xff with directory /a\\nb (use --force to replace it)",
+        ),
+        (("rm", newline), ConflictError, "directory not empty: /a\\nb (use -r to remove it and its contents)"),
+        (("rm", newline + "/z*"), NotFoundError, "no match in the store for /a\\nb/z*"),
+        (
+            ("diff", newline, odd),
+            ConflictError,
+            "cannot diff a directory with a non-directory: /a\\nb is a directory, /c\\xff is not",
+        ),
+    ]
+    for args, error, message in cases:
+        if error is None:
+            zerofs(*args)
+            continue
+        assert assert_fails(stocked, *args, expect=error.exit_code, input=b"x") == f"zerofs: {message}", args
+
+
 def test_write_with_standard_input_closed(stocked: Path) -> None:
     before = log_json(stocked)
     command = [sys.executable, "-m", "zerofs", "--repo", str(stocked), "write", "/new"]
@@ -364,6 +403,21 @@ def test_export_of_a_file_onto_a_directory(stocked: Path, zerofs: Zerofs, tmp_pa
     assert (target / "file").read_bytes() == b"file"
 
 
+def test_export_hints_name_the_option_and_it_works(stocked: Path, zerofs: Zerofs, tmp_path: Path) -> None:
+    """The core's hints (write into, replace) reach the user as --force, and --force does it."""
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "mine").write_bytes(b"mine")
+    line = assert_fails(stocked, "export", "/data", str(target), expect=ConflictError.exit_code)
+    assert line == f"zerofs: {target} is not empty (use --force to export into it anyway)"
+    zerofs("export", "--force", "/data", str(target))
+    assert sorted(os.listdir(target)) == ["a.txt", "mine"]
+    line = assert_fails(stocked, "export", "/file", str(target / "mine"), expect=ConflictError.exit_code)
+    assert line == f"zerofs: {target / 'mine'} already exists (use --force to replace it)"
+    zerofs("export", "--force", "/file", str(target / "mine"))
+    assert (target / "mine").read_bytes() == b"file"
+
+
 def test_export_into_a_missing_directory(stocked: Path, zerofs: Zerofs, tmp_path: Path) -> None:
     parent = tmp_path / "missing"
     line = assert_fails(stocked, "export", "/data", str(parent / "data"), expect=HostIOError.exit_code)
@@ -383,6 +437,59 @@ def test_export_force_names_the_directory_in_the_way(stocked: Path, zerofs: Zero
     )
     os.rename(target / "a.txt", tmp_path / "moved")
     zerofs("export", "--force", "/data", str(target))
+
+
+def test_export_names_the_host_entry_that_is_not_a_directory(stocked: Path, zerofs: Zerofs, tmp_path: Path) -> None:
+    """On the way to the target: it said only 'cannot open X: Not a directory' (exit 8), whatever X was."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    a_file = tmp_path / "a-file"
+    a_file.write_bytes(b"mine")
+    (tmp_path / "to-dir").symlink_to(elsewhere)
+    (tmp_path / "to-file").symlink_to(a_file)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    expected = {
+        tmp_path / "to-dir" / "out": f"{tmp_path / 'to-dir'} is a symlink, which export never follows "
+        f"(name the directory it points to: {elsewhere})",
+        tmp_path / "to-file" / "out": f"{tmp_path / 'to-file'} is a symlink to a regular file, not a directory",
+        tmp_path
+        / "to-file"
+        / "deeper"
+        / "out": f"{tmp_path / 'to-file'} is a symlink to a regular file, not a directory",
+        a_file / "out": f"{a_file} is a regular file, not a directory",
+        tmp_path
+        / "dangling"
+        / "out": f"{tmp_path / 'dangling'} is a symlink that leads nowhere (No such file or directory)",
+    }
+    for target, message in expected.items():
+        for force in ((), ("--force",)):
+            line = assert_fails(stocked, "export", *force, "/data", str(target), expect=ConflictError.exit_code)
+            assert line == f"zerofs: {message}", target
+    assert os.listdir(elsewhere) == []
+    assert a_file.read_bytes() == b"mine"
+    zerofs("export", "/data", str(elsewhere / "out"))  # the fix the message names
+    assert (elsewhere / "out" / "a.txt").read_bytes() == b"alpha"
+
+
+def test_export_names_a_host_symlink_where_the_store_has_a_directory(
+    stocked: Path, zerofs: Zerofs, tmp_path: Path
+) -> None:
+    """As the target it is named, with or without --force; inside a forced export the link, never its target, goes."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "snap").symlink_to(elsewhere)
+    for force in ((), ("--force",)):
+        line = assert_fails(stocked, "export", *force, "/data", str(target / "snap"), expect=ConflictError.exit_code)
+        assert line == f"zerofs: {target / 'snap'} exists and is a symlink, not a directory"
+    (target / "data").mkdir()
+    (target / "data" / "a.txt").symlink_to(elsewhere)  # and where the store has a file
+    zerofs("export", "--force", "/", str(target))
+    assert not (target / "snap").is_symlink()
+    assert (target / "snap" / "a.txt").read_bytes() == b"alpha"
+    assert (target / "data" / "a.txt").read_bytes() == b"alpha"
+    assert os.listdir(elsewhere) == [], "export followed a host symlink"
 
 
 # -- reading ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from tests.conftest import Zerofs
@@ -88,8 +89,8 @@ def test_umount_refuses_the_mount_of_another_repository(zerofs: Zerofs, cli_repo
         (mnt / "pending.txt").write_bytes(b"not committed yet")
         line = assert_fails(other, "umount", str(mnt), expect=7)
         assert line == (
-            f"zerofs: {mnt} is a mount of the repository at {cli_repo}; "
-            f"unmount it with: zerofs --repo {cli_repo} umount {mnt}"
+            f"zerofs: {mnt} is a mount of the repository at {cli_repo} "
+            f"(unmount it with: zerofs --repo {cli_repo} umount {mnt})"
         )
         assert (mnt / "pending.txt").read_bytes() == b"not committed yet"
     assert zerofs("cat", "/pending.txt").stdout == b"not committed yet"
@@ -135,3 +136,92 @@ def test_gc_runs_while_a_mount_is_idle(zerofs: Zerofs, cli_repo: Path, tmp_path:
     assert zerofs("cat", "/a").stdout == data
     assert zerofs("cat", "/c").stdout == data[:1000]
     zerofs("fsck", "--read-data")
+
+
+def _records(repo: Path) -> list[str]:
+    """The names in the repository's mounts directory that belong to a mount process (records, sockets)."""
+    return sorted(name for name in os.listdir(repo / "mounts") if name.split(".")[0].isdigit())
+
+
+def _kill_the_mount(repo: Path, mnt: Path) -> int:
+    """SIGKILL the background mount process serving ``mnt``, wait until it is gone; return its pid."""
+    (pid,) = [int(name) for name in os.listdir(repo / "mounts") if name.isdigit()]
+    assert (repo / "mounts" / str(pid)).read_text().endswith(f"\n{mnt}\n")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and _state(pid) != "Z":
+        assert time.monotonic() < deadline, f"mount process {pid} outlived SIGKILL"
+        time.sleep(0.02)
+    return pid
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_a_killed_mount_is_named_by_mount_and_its_record_cleared(
+    zerofs: Zerofs, cli_repo: Path, tmp_path: Path
+) -> None:
+    """kill -9 left REPO/mounts/PID and PID.sock for good, and mount over the dead mount point was an internal error."""
+    mnt = tmp_path / "mnt"
+    try:
+        with mounted(cli_repo, mnt):
+            (mnt / "kept").write_bytes(b"kept")
+            zerofs("ls", "/")  # has the mount commit
+            pid = _kill_the_mount(cli_repo, mnt)
+            assert _records(cli_repo) == sorted([str(pid), f"{pid}.sock"])
+            line = assert_fails(cli_repo, "mount", str(mnt), expect=7)
+            assert line == (
+                f"zerofs: {mnt} is still the mount point of a zerofs mount whose process is gone (killed?) "
+                f"(unmount it with: zerofs --repo {cli_repo} umount {mnt})"
+            )
+            assert _records(cli_repo) == [], "the dead mount's record and socket stayed"
+            zerofs("umount", str(mnt))
+            assert not is_mounted(mnt)
+        with mounted(cli_repo, mnt) as again:
+            assert (mnt / "kept").read_bytes() == b"kept"
+            again.umount()
+        assert _records(cli_repo) == []
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True, check=False)
+
+
+def test_a_command_clears_the_record_of_a_killed_mount(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
+    """Every command asks the mounts it finds to commit: one whose process is gone loses its record there."""
+    mnt = tmp_path / "mnt"
+    try:
+        with mounted(cli_repo, mnt):
+            _kill_the_mount(cli_repo, mnt)
+            proc = zerofs("write", "/after", input=b"after")
+            assert "zerofs:" not in proc.stderr, proc.stderr  # no warning, no error: there is nothing to commit
+            assert _records(cli_repo) == []
+            zerofs("umount", str(mnt))
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True, check=False)
+    assert zerofs("cat", "/after").stdout == b"after"
+
+
+def test_umount_never_signals_a_process_that_reused_a_dead_mounts_pid(
+    zerofs: Zerofs, cli_repo: Path, tmp_path: Path
+) -> None:
+    """A record names a pid; once its mount is killed the pid may be another process's, which umount must spare."""
+    mnt = tmp_path / "mnt"
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        with mounted(cli_repo, mnt):
+            pid = _kill_the_mount(cli_repo, mnt)
+            mounts = cli_repo / "mounts"
+            (mounts / str(pid)).rename(mounts / str(bystander.pid))  # as if the pid had been reused
+            zerofs("umount", str(mnt))
+            assert not is_mounted(mnt)
+            assert bystander.poll() is None, "umount signalled a process that is not the mount"
+            assert _records(cli_repo) == [f"{pid}.sock"] or _records(cli_repo) == []
+            zerofs("ls", "/")
+            assert _records(cli_repo) == []
+    finally:
+        bystander.kill()
+        bystander.wait()
+        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True, check=False)

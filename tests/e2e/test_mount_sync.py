@@ -171,6 +171,7 @@ def test_a_killed_mount_costs_commands_nothing(cli_repo: Path, tmp_path: Path) -
     assert run_zerofs("cat", "/f", repo=cli_repo).stdout == b"x"
     run_zerofs("clone", "/f", "/g", repo=cli_repo)
     assert time.monotonic() - start < 3
+    assert not [p.name for p in (cli_repo / "mounts").iterdir() if p.name[0].isdigit()], "its record stayed"
 
 
 def test_a_failed_commit_is_an_error_for_a_writing_command(tmp_path: Path) -> None:

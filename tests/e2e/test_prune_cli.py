@@ -31,7 +31,7 @@ def test_prune_trusts_creation_records_not_names(zerofs: Any, cli_repo: Path) ->
     assert sorted(k["path"] for k in result["kept"]) == ["/snapshots/daily/2020-01-01", "/snapshots/daily/renamed"]
     assert zerofs("ls", "/snapshots/daily").stdout.decode().split() == ["2020-01-01", "renamed"]
     assert len(log_json(cli_repo)) == before + 1
-    assert log_json(cli_repo)[0]["message"].startswith("prune /snapshots/daily")
+    assert log_json(cli_repo)[0]["message"] == "prune /snapshots/daily (keep last 2)"
 
 
 def test_undated_entries_are_kept_with_a_warning(zerofs: Any, cli_repo: Path) -> None:
@@ -57,7 +57,11 @@ def test_undated_entries_are_kept_with_a_warning(zerofs: Any, cli_repo: Path) ->
 
 def test_prune_bad_inputs(zerofs: Any, cli_repo: Path) -> None:
     zerofs("mkdir", "-p", "/snapshots/a")
-    assert_fails(cli_repo, "prune", "/snapshots", expect=UsageError.exit_code)
+    line = assert_fails(cli_repo, "prune", "/snapshots", expect=UsageError.exit_code)
+    assert (
+        line
+        == "zerofs: prune needs at least one rule of what to keep (give a --keep option, for example --keep-daily 7)"
+    )
     assert_fails(cli_repo, "prune", "/nothing", "--keep-last", "1", expect=NotFoundError.exit_code)
     assert_fails(cli_repo, "prune", "/snapshots", "--keep-within", "soon", expect=UsageError.exit_code)
     assert_fails(cli_repo, "prune", "/snapshots/a", "--keep-last", "1", "--keep-daily", "-1", expect=2)

@@ -1,7 +1,7 @@
 """The control channel: a CLI command has every live mount commit before it runs.
 
 A read-write mount holds what programs wrote through it in memory until it
-commits (on fsync, every ``--commit-interval`` seconds, on unmount). A
+commits (on fsync, every commit interval, on unmount). A
 command that reads or changes the repository must see those writes: a
 snapshot taken right after ``cp`` returned has to contain what ``cp`` wrote.
 So before it opens the repository, every command asks each live read-write
@@ -18,6 +18,14 @@ when the request arrived is HEAD (or there was nothing to commit): a
 ``write(2)`` that returned to its program was served before the command
 started, so it is in that commit. A socket nobody listens on (a killed
 mount) is skipped.
+
+Records. Each mount process keeps ``REPO/mounts/PID``: the start time of
+the process (``/proc/PID/stat``, in clock ticks since boot) and the mount
+point. A mount killed outright (SIGKILL) leaves its record and socket
+behind; a record whose process is gone, or whose pid now belongs to a
+process that started at another time (a reused pid), is stale. Every look
+at the records (each command, ``mount``, ``umount``) removes stale ones,
+so a reused pid is never taken for a mount and never sent a signal.
 
 Bounds. A command that only reads waits at most ``READ_WAIT_SECONDS`` in
 all; then it warns and reads the repository as last committed. A command
@@ -76,22 +84,119 @@ def socket_name(pid: int) -> str:
 
 
 def live_mounts(repo_path: str) -> list[Mount]:
-    """The mounts of ``repo_path`` that have a control socket (read-write mounts)."""
+    """The live mounts of ``repo_path`` that have a control socket (read-write mounts); stale records go."""
     try:
-        names = os.listdir(os.path.join(repo_path, MOUNTS_DIR))
+        names = set(os.listdir(os.path.join(repo_path, MOUNTS_DIR)))
     except OSError:
         return []
+    return [
+        mount
+        for mount in mount_records(repo_path, names)
+        if socket_name(mount.pid) in names  # none: a read-only mount, or one still starting
+    ]
+
+
+def mount_records(repo_path: str, names: set[str] | None = None) -> list[Mount]:
+    """The mounts of ``repo_path`` whose process is alive; remove the records (and sockets) of the others.
+
+    ``names``: the mounts directory's listing, when the caller has it.
+    """
+    directory = os.path.join(repo_path, MOUNTS_DIR)
+    if names is None:
+        try:
+            names = set(os.listdir(directory))
+        except OSError:
+            return []
+    _remove_orphan_sockets(repo_path, names)
     mounts = []
+    for name in sorted(n for n in names if n.isdigit()):
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8", errors="surrogateescape") as record:
+                start_ticks, mountpoint = parse_record(record.read())
+        except OSError:
+            continue  # its process removed it meanwhile
+        pid = int(name)
+        if is_mount_process(pid, start_ticks):
+            mounts.append(Mount(pid, mountpoint))
+        else:
+            remove_stale(repo_path, pid)
+    return mounts
+
+
+UNKNOWN_START: Final = 0
+"""The start time of a process whose ``/proc`` entry cannot be read (hidden from this user)."""
+
+
+def _remove_orphan_sockets(repo_path: str, names: set[str]) -> None:
+    """Remove the sockets that have no record and no process (left by a mount whose record went first)."""
     for name in names:
         pid = name.removesuffix(SOCKET_SUFFIX)
-        if name.endswith(SOCKET_SUFFIX) and pid.isdigit():
-            try:
-                with open(os.path.join(repo_path, MOUNTS_DIR, pid), encoding="utf-8", errors="replace") as record:
-                    mountpoint = record.read().strip()
-            except OSError:
-                continue  # its process is gone (its record is removed first) or is starting
-            mounts.append(Mount(int(pid), mountpoint))
-    return mounts
+        if (
+            name.endswith(SOCKET_SUFFIX)
+            and pid.isdigit()
+            and pid not in names
+            and process_start_ticks(int(pid)) is None
+        ):
+            remove(repo_path, int(pid))
+
+
+def record_text(pid: int, mountpoint: str) -> str:
+    """The text of the record of mount process ``pid``: its start time, then its mount point."""
+    return f"{process_start_ticks(pid) or UNKNOWN_START}\n{mountpoint}\n"
+
+
+def parse_record(text: str) -> tuple[int, str]:
+    """Return (the process's start time, ``UNKNOWN_START`` in a record of an older zerofs; the mount point)."""
+    first, newline, rest = text.partition("\n")
+    if newline and first.isascii() and first.isdigit():  # a mount point is absolute: never all digits
+        return int(first), rest.removesuffix("\n")
+    return UNKNOWN_START, text.strip()
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot; None if there is no such process.
+
+    ``UNKNOWN_START`` for a live process whose ``/proc`` entry this user may not read.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:  # bytes: no codec to load (a command may have dropped root)
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return _start_unknown_if_alive(pid)
+    if fields[0] == b"Z":  # exited, not yet reaped: no mount is served there
+        return None
+    return int(fields[19])
+
+
+def _start_unknown_if_alive(pid: int) -> int | None:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # another user's process: alive all the same
+        pass
+    return UNKNOWN_START
+
+
+def is_mount_process(pid: int, start_ticks: int) -> bool:
+    """True if process ``pid`` is alive and is the one that wrote a record saying ``start_ticks``."""
+    started = process_start_ticks(pid)
+    if started is None:
+        return False
+    return UNKNOWN_START in (started, start_ticks) or started == start_ticks
+
+
+def remove_stale(repo_path: str, pid: int) -> None:
+    """Remove what mount process ``pid``, which is gone, left: its record, and its socket if the pid is free.
+
+    A reused pid may be a new mount's that has bound its socket but not yet
+    written its record: its socket stays (``listen`` replaces a dead one).
+    """
+    directory = os.path.join(repo_path, MOUNTS_DIR)
+    with suppress(FileNotFoundError):
+        os.unlink(os.path.join(directory, str(pid)))
+    if process_start_ticks(pid) is None:
+        remove(repo_path, pid)
 
 
 @contextmanager

@@ -4,12 +4,14 @@
 ``REPO/mounts/mount.log``), mounts, and reports "mounted" or the error back
 through a pipe, so the command returns only once the mount is usable (or
 has failed, with exit code 7). The mount process records itself in
-``REPO/mounts/PID``, a file holding the mount point; ``zerofs umount`` finds
-it there and sends SIGTERM. On SIGTERM or SIGINT, and when unmounted from
+``REPO/mounts/PID``, a file holding its start time and the mount point
+(``control.mount_records``); ``zerofs umount`` finds it there and sends
+SIGTERM. On SIGTERM or SIGINT, and when unmounted from
 outside (``fusermount3 -u``), the process stops serving, commits what is
 pending, unmounts and exits. A mount process killed outright leaves a dead
-mount point; ``zerofs umount`` detaches it (lazily) and the repository
-holds everything up to the last commit, like after any crash.
+mount point and a stale record; ``zerofs umount`` detaches it (lazily),
+``mount`` there names it, and the repository holds everything up to the
+last commit, like after any crash.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Final, NamedTuple
 
-from zerofs.errors import MountError, NotFoundError, ZerofsError
+from zerofs.errors import MountError, NotFoundError, UnmountFrom, ZerofsError
 from zerofs.history import resolve_revision
 from zerofs.mount import control, counting
 from zerofs.repo import Repository
@@ -83,7 +85,7 @@ def mount(
     Raises:
         MountError: the mount point is unusable or the kernel refused the mount.
     """
-    target = _check_mountpoint(mountpoint)
+    target = _check_mountpoint(source, mountpoint)
     serve = functools.partial(
         _serve, source, target, revision, read_only, commit_interval, allow_other, atime, counts_path=request_counts
     )
@@ -116,18 +118,29 @@ def mount(
         raise MountError(message.removeprefix("error: ") or "the mount process exited before mounting")
 
 
-def _check_mountpoint(mountpoint: Path) -> Path:
+def _check_mountpoint(source: MountSource, mountpoint: Path) -> Path:
     target = Path(os.path.realpath(mountpoint))
+    kind = mounted_at(target)
+    if kind == "fuse.zerofs":
+        _refuse_zerofs_mount(source, mountpoint, target)
     if not target.exists():
         raise MountError(f"mount point {mountpoint} does not exist: create it first (mkdir -p {mountpoint})")
     if not target.is_dir():
         raise MountError(f"mount point {mountpoint} is not a directory")
-    kind = mounted_at(target)
-    if kind == "fuse.zerofs":
-        raise MountError(f"{mountpoint} is already a mount point: unmount it first (zerofs umount {mountpoint})")
     if kind is not None:  # zerofs umount refuses other file systems: do not suggest it
         raise MountError(f"{mountpoint} is already a mount point (of a {kind} file system): mount on another directory")
     return target
+
+
+def _refuse_zerofs_mount(source: MountSource, mountpoint: Path, target: Path) -> None:
+    """Refuse to mount over a zerofs mount, saying whether its process is gone (a killed mount)."""
+    mounted_from = _mount_field(target, -2)
+    if mounted_from == source.name and mount_process(source.state_dir, target) is None:
+        raise MountError(
+            f"{mountpoint} is still the mount point of a zerofs mount whose process is gone (killed?)",
+            hint=UnmountFrom(source.name, str(mountpoint)),
+        )
+    raise MountError(f"{mountpoint} is already a mount point: unmount it first (zerofs umount {mountpoint})")
 
 
 def _detach_stdio(state_dir: Path) -> None:
@@ -206,7 +219,7 @@ def _serve(
             raise MountError(f"cannot mount at {mountpoint}: {exc}") from exc
         # Commands ask a read-write mount to commit before they run (zerofs.mount.control).
         listener = None if read_only else control.listen(str(source.state_dir), os.getpid())
-        pid_file.write_text(f"{mountpoint}\n")
+        _write_record(pid_file, mountpoint)
         log.info("mounted %s at %s (%s)", source.name, mountpoint, "read-only" if read_only else "read-write")
         unmounted = False
         try:
@@ -283,6 +296,13 @@ def _final_commit(ops: object, listener: socket.socket | None) -> None:
         log.exception("the final commit failed")
 
 
+def _write_record(pid_file: Path, mountpoint: Path) -> None:
+    """Write this process's record whole (renamed into place: a reader never sees half of one)."""
+    partial = pid_file.with_name(f".{pid_file.name}.new")
+    partial.write_text(control.record_text(os.getpid(), str(mountpoint)), errors="surrogateescape")
+    partial.replace(pid_file)
+
+
 def _raise_file_limit() -> None:
     """Raise the soft limit on open files to the hard one: every file open through the mount may hold a spill file."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -333,17 +353,12 @@ def _is_mounted(mountpoint: Path) -> bool:
 
 
 def mount_process(state_dir: Path, mountpoint: Path) -> int | None:
-    """Return the pid of the live mount process serving ``mountpoint`` from the repository of ``state_dir``."""
-    mounts = state_dir / MOUNTS_DIR
-    if not mounts.is_dir():
-        return None
-    for record in mounts.iterdir():
-        if not record.name.isdigit():
-            continue
-        with suppress(OSError):
-            if record.read_text().strip() == str(mountpoint) and _alive(int(record.name)):
-                return int(record.name)
-    return None
+    """Return the pid of the live mount process serving ``mountpoint`` from the repository of ``state_dir``.
+
+    Records of mount processes that are gone are removed on the way (``control.mount_records``).
+    """
+    live = control.mount_records(str(state_dir))
+    return next((m.pid for m in live if m.mountpoint == str(mountpoint)), None)
 
 
 def _alive(pid: int) -> bool:
@@ -359,14 +374,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def umount(source: MountSource, mountpoint: Path) -> None:
+def umount(source: MountSource, mountpoint: Path) -> bool:
     """Commit what the mount at ``mountpoint`` has pending, unmount it, and wait for its process.
+
+    Returns True if its process was gone (killed): only the dead mount
+    point was detached, and what it had not committed is lost. Records of
+    mount processes that are gone are removed either way.
 
     Raises:
         NotFoundError: nothing is mounted there.
         MountError: it is not a zerofs mount, or it would not unmount.
     """
     target = Path(os.path.realpath(mountpoint))
+    control.mount_records(str(source.state_dir))
     kind = mounted_at(target)
     if kind is None:
         raise NotFoundError(f"nothing is mounted at {mountpoint}")
@@ -376,14 +396,14 @@ def umount(source: MountSource, mountpoint: Path) -> None:
     if mounted_from is not None and mounted_from != source.name:
         # Another repository's mount: its process is not ours to signal, nor its mount to detach.
         raise MountError(
-            f"{mountpoint} is a mount of the repository at {mounted_from}; "
-            f"unmount it with: zerofs --repo {mounted_from} umount {mountpoint}"
+            f"{mountpoint} is a mount of the repository at {mounted_from}",
+            hint=UnmountFrom(mounted_from, str(mountpoint)),
         )
     pid = mount_process(source.state_dir, target)
     if pid is None:
         # Its process is gone (killed): detach the dead mount point.
         _fusermount(target, lazy=True)
-        return
+        return True
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + UMOUNT_WAIT_SECONDS
     while _alive(pid):
@@ -392,6 +412,7 @@ def umount(source: MountSource, mountpoint: Path) -> None:
         time.sleep(0.02)
     if _is_mounted(target):
         _fusermount(target, lazy=False)
+    return False
 
 
 def _fusermount(target: Path, *, lazy: bool) -> None:

@@ -8,7 +8,6 @@ its id by the repository layer, so damaged data is an error, not output.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -28,7 +27,7 @@ from zerofs.objects import (
     SymlinkNode,
     scan_dir,
 )
-from zerofs.paths import StorePath
+from zerofs.paths import StorePath, escaped
 from zerofs.repo import Repository
 from zerofs.tree import lookup, root_entry, try_lookup, walk
 
@@ -176,12 +175,12 @@ def read_file(
     """
     entry = resolve(repo, path, commit_id, rev)
     if entry.kind is Kind.DIR:
-        raise ConflictError(f"is a directory: {path}")
+        raise ConflictError(f"is a directory: {path.shown()}")
     if entry.kind is Kind.SPECIAL:
         file_type = repo.get_typed(entry.id, SpecialNode).file_type
-        raise ConflictError(f"is a {SPECIAL_TYPES[file_type]}: {path} (it has no contents in the store)")
+        raise ConflictError(f"is a {SPECIAL_TYPES[file_type]}: {path.shown()} (it has no contents in the store)")
     if entry.kind is Kind.SYMLINK:
-        raise ConflictError(f"is a symlink: {path} (it points to {os.fsdecode(_target(repo, entry) or b'')})")
+        raise ConflictError(f"is a symlink: {path.shown()} (it points to {escaped(_target(repo, entry) or b'')})")
     return iter_file_bytes(repo, entry.id)
 
 

@@ -6,7 +6,7 @@ way down, so the walk never opens a directory (or a shard of a large
 directory) whose id is the same on both sides: its cost grows with the size
 of the change, not of the tree. Reading only; nothing is written.
 
-What is reported, as in ``git diff --name-status``:
+What is reported, as git diff's name-status output does:
 
 - ``A``/``D`` for an entry only on one side. An added or deleted directory
   is reported with everything below it.
@@ -29,6 +29,7 @@ error; two files (or symlinks) compare as one entry.
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Iterable, Iterator
 from typing import Final, NamedTuple
@@ -37,7 +38,7 @@ from zerofs.dirnodes import iter_dir
 from zerofs.errors import ConflictError, UsageError
 from zerofs.history import is_revision, resolve_revision
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
-from zerofs.paths import RevPath, StorePath
+from zerofs.paths import RevPath, StorePath, escaped
 from zerofs.repo import Repository
 from zerofs.tree import lookup, root_entry, walk
 
@@ -105,6 +106,11 @@ def parse_operand(text: str) -> RevPath:
     return RevPath(text, StorePath())
 
 
+def _shown(spec: str) -> str:
+    """A side as the user named it, for a message: on one line (``StorePath.shown``)."""
+    return escaped(os.fsencode(spec))
+
+
 def resolve_side(repo: Repository, operand: RevPath) -> Side:
     """Find the commit and the entry one side names.
 
@@ -134,7 +140,8 @@ def diff(repo: Repository, a: RevPath, b: RevPath) -> DiffResult:
     if old.entry.is_dir != new.entry.is_dir:
         which = (old, new) if old.entry.is_dir else (new, old)
         raise ConflictError(
-            f"cannot diff a directory with a non-directory: {which[0].spec} is a directory, {which[1].spec} is not"
+            f"cannot diff a directory with a non-directory: {_shown(which[0].spec)} is a directory, "
+            f"{_shown(which[1].spec)} is not"
         )
     changes: list[Change] = []
     if old.entry.is_dir:

@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from zerofs.content import ContentWriter
 from zerofs.dirnodes import dir_get, list_dir
-from zerofs.errors import ConflictError, NotFoundError
+from zerofs.errors import ConflictError, Hint, NotFoundError
 from zerofs.history import Change, apply_change
 from zerofs.objects import DirEntry, DirNode, Kind, ObjectId
 from zerofs.paths import StorePath
@@ -49,15 +49,22 @@ def mkdir(
     def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
         if parents:
             return ensure_dirs(staging, root_id, path, now_ns, dir_mode, uid, gid)
-        existing = None if path.is_root else try_lookup(staging, root_id, path)
-        if existing is not None:  # mkdir has no --force: place()'s message would offer it
-            hint = " (use -p to accept an existing directory)" if existing.kind is Kind.DIR else ""
-            raise ConflictError(f"already exists: {path}{hint}")
         entry = DirEntry(path.name, Kind.DIR, dir_mode, uid, gid, now_ns, 0, staging.put(DirNode()), (), now_ns, now_ns)
-        return place(staging, root_id, path, entry, now_ns)
+        try:
+            return place(staging, root_id, path, entry, now_ns)
+        except ConflictError as exc:
+            if exc.hint is not Hint.REPLACE:
+                raise
+            raise ConflictError(exc.message, hint=_mkdir_hint(staging, root_id, path)) from None
 
     message = f"mkdir {'-p ' if parents else ''}{path.shown()}"
     return _commit(repo, change, message, {"op": "mkdir", "path": str(path), "parents": parents}, path)
+
+
+def _mkdir_hint(source: Staging, root_id: ObjectId, path: StorePath) -> Hint | None:
+    """What mkdir offers for an existing ``path``: to accept a directory; nothing replaces a file."""
+    existing = try_lookup(source, root_id, path)
+    return Hint.ACCEPT_EXISTING if existing is not None and existing.kind is Kind.DIR else None
 
 
 def write_file(
@@ -70,7 +77,9 @@ def write_file(
     uid: int = 0,
     gid: int = 0,
 ) -> EditResult:
-    """Store a stream as the file at ``path``, replacing a file that is there.
+    """Store a stream as the file at ``path``, replacing a file or a symlink that is there.
+
+    A symlink is replaced, never followed: its target may be a host path.
 
     Writes the contents in batched transactions first, then one commit.
 
@@ -85,9 +94,9 @@ def write_file(
     def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
         existing = try_lookup(staging, root_id, path)
         if existing is not None and existing.kind is Kind.DIR:
-            raise ConflictError(f"is a directory: {path}")
+            raise ConflictError(f"is a directory: {path.shown()}")
         if existing is not None and existing.kind is Kind.SPECIAL:  # a FIFO or device is not a file to overwrite
-            raise ConflictError(f"is a special file: {path} (remove it first: zerofs rm {path})")
+            raise ConflictError(f"is a special file: {path.shown()} (remove it first: zerofs rm {path.shown()})")
         # The permission bits of a file written over are kept; its type is always a regular file's.
         kept = existing.mode if existing is not None and existing.kind is Kind.FILE else mode
         file_mode = stat.S_IFREG | (kept & 0o7777)
@@ -153,7 +162,7 @@ def remove_paths(
             if has_glob(path):
                 matched = expand_glob(staging, root_id, path)
                 if not matched and not missing_ok:
-                    raise NotFoundError(f"no match in the store for {path}")
+                    raise NotFoundError(f"no match in the store for {path.shown()}")
                 targets.extend(matched)
             elif missing_ok and try_lookup(staging, root_id, path) is None:
                 continue

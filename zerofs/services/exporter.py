@@ -1,7 +1,7 @@
 """Export a store path to the host: contents, modes, mtimes, symlinks and special files.
 
 A file's holes (runs of all-zero chunks, known by their ids) are recreated as
-holes by seeking past them, as restic's ``--sparse`` does, so a sparse file
+holes by seeking past them, as restic's sparse restore does, so a sparse file
 takes as little host space as it did when imported.
 
 The ``user.*`` extended attributes and POSIX ACLs an entry keeps are set on
@@ -17,7 +17,7 @@ outside the target directory. Directory modes and mtimes are set after their
 contents, so writing into a read-only directory still works.
 
 FIFOs, sockets and devices are recreated with mknod(2) (issue #12). Sockets
-are recreated as socket files, as ``cp -a`` and ``rsync --specials`` do
+are recreated as socket files, as ``cp -a`` and rsync (keeping specials) do
 (restic skips them): nothing listens on one, but the tree comes back the
 same. Creating a device needs CAP_MKNOD (root): where the host refuses it,
 the device is skipped with a warning and the export goes on, as ``tar``
@@ -63,7 +63,7 @@ from typing import TypeAlias
 
 from zerofs.content import iter_file_pieces, write_all
 from zerofs.dirnodes import list_dir
-from zerofs.errors import ConflictError, HostIOError
+from zerofs.errors import ConflictError, Hint, HostIOError
 from zerofs.history import head
 from zerofs.objects import SPECIAL_TYPES, DirEntry, Kind, ObjectId, SpecialNode, SymlinkNode, is_kept_xattr
 from zerofs.paths import StorePath
@@ -152,7 +152,7 @@ def export_tree(
             f"parent directory does not exist: {target.parent} (create it first: mkdir -p {target.parent})"
         ) from exc
     except OSError as exc:
-        raise HostIOError(f"cannot open {target.parent}: {exc.strerror}") from exc
+        raise _unusable_parent(target.parent) or HostIOError(f"cannot open {target.parent}: {exc.strerror}") from exc
     try:
         if entry.kind is Kind.DIR:
             _check_target_dir(target, force)
@@ -175,6 +175,32 @@ def export_tree(
     )
 
 
+def _unusable_parent(parent: Path) -> ConflictError | None:
+    """The error naming the first component of ``parent`` that is not a directory, if one is not.
+
+    The export opens ``parent`` without following a symlink there (the
+    components above it are followed, as the user named them).
+    """
+    for prefix in (*reversed(parent.parents), parent):
+        try:
+            mode = os.lstat(prefix).st_mode
+        except OSError:
+            return None
+        try:
+            followed = os.stat(prefix).st_mode
+        except OSError as exc:  # a dangling symlink, or a loop
+            return ConflictError(f"{prefix} is a symlink that leads nowhere ({exc.strerror})")
+        if stat.S_ISLNK(mode) and prefix == parent and stat.S_ISDIR(followed):
+            return ConflictError(
+                f"{prefix} is a symlink, which export never follows "
+                f"(name the directory it points to: {os.path.realpath(prefix)})"
+            )
+        if not stat.S_ISDIR(followed):
+            link = "symlink to a " if stat.S_ISLNK(mode) else ""
+            return ConflictError(f"{prefix} is a {link}{_kind_name(followed)}, not a directory")
+    return None
+
+
 def _check_target_dir(target: Path, force: bool) -> None:
     try:
         st = os.lstat(target)
@@ -183,7 +209,7 @@ def _check_target_dir(target: Path, force: bool) -> None:
     if not stat.S_ISDIR(st.st_mode):  # a symlink too: the target itself is never followed
         raise ConflictError(f"{target} exists and is a {_kind_name(st.st_mode)}, not a directory")
     if any(target.iterdir()) and not force:
-        raise ConflictError(f"{target} is not empty (use --force to export into it anyway)")
+        raise ConflictError(f"{target} is not empty", hint=Hint.WRITE_INTO)
 
 
 def _check_target_file(target: Path, force: bool, store_path: StorePath) -> None:
@@ -191,14 +217,14 @@ def _check_target_file(target: Path, force: bool, store_path: StorePath) -> None
         st = os.lstat(target)
     except FileNotFoundError:
         return
-    if stat.S_ISDIR(st.st_mode):  # --force would not replace it either
+    if stat.S_ISDIR(st.st_mode):  # a forced export would not replace it either
         raise ConflictError(
             f"{target} is a directory (name a path inside it, such as {target / os.fsdecode(store_path.name)})"
         )
     if not _is_replaceable(st.st_mode):
         raise ConflictError(_never_replaced(str(target), st.st_mode))
     if not force:
-        raise ConflictError(f"{target} already exists (use --force to overwrite)")
+        raise ConflictError(f"{target} already exists", hint=Hint.REPLACE)
 
 
 def _kind_name(mode: int) -> str:
@@ -216,7 +242,7 @@ def _kind_name(mode: int) -> str:
 
 
 def _is_replaceable(mode: int) -> bool:
-    """True for what --force may remove to write its own: a regular file or a symlink (never followed)."""
+    """True for what a forced export may remove to write its own: a regular file or a symlink (never followed)."""
     return stat.S_ISREG(mode) or stat.S_ISLNK(mode)
 
 
@@ -322,7 +348,7 @@ class _Exporter:
             self.export_symlink(dir_fd, name, entry)
 
     def _make_room(self, dir_fd: int, name: bytes, *, for_dir: bool) -> None:
-        """With --force, remove what may be replaced at ``name`` (see the module docstring), or refuse.
+        """In a forced export, remove what may be replaced at ``name`` (see the module docstring), or refuse.
 
         Raises:
             ConflictError: a device, FIFO or socket, or a non-empty directory where a non-directory goes.
@@ -378,12 +404,14 @@ class _Exporter:
             return ConflictError(f"{path} is in the way (it changed while exporting)")
         if not (stat.S_ISDIR(mode) or _is_replaceable(mode)):
             return ConflictError(_never_replaced(path, mode))
-        hint = "move it away first" if self.force else "use --force to replace it"
         followed = ", which export never follows" if stat.S_ISLNK(mode) else ""
-        return ConflictError(f"{path} is in the way: it is a {_kind_name(mode)}{followed} ({hint})")
+        text = f"{path} is in the way: it is a {_kind_name(mode)}{followed}"
+        if self.force:
+            return ConflictError(f"{text} (move it away first)")
+        return ConflictError(text, hint=Hint.REPLACE)
 
     def export_dir(self, parent_fd: int, name: bytes, entry: DirEntry, may_exist: bool, is_top: bool = False) -> None:
-        # An existing top-level target was checked (absent, empty, or --force) by the caller.
+        # An existing top-level target was checked (absent, empty, or a forced export) by the caller.
         if self.force and not is_top:
             self._make_room(parent_fd, name, for_dir=True)
         try:
@@ -560,7 +588,7 @@ class _Exporter:
             except OSError as exc:
                 path = os.readlink(f"/proc/self/fd/{fd}")
                 raise HostIOError(
-                    f"cannot set {os.fsdecode(key)} on {path}: {exc.strerror} (use --no-xattrs to export without them)"
+                    f"cannot set {os.fsdecode(key)} on {path}: {exc.strerror}", hint=Hint.NO_XATTRS
                 ) from exc
 
     def _set_owner(self, fd: int, entry: DirEntry) -> None:

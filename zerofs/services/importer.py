@@ -56,7 +56,7 @@ from typing import BinaryIO, Final, TypeAlias, cast
 from zerofs.chunking import make_chunker
 from zerofs.content import ContentWriter, EncodedFile, encode_small_file
 from zerofs.dirnodes import build_dir
-from zerofs.errors import HostIOError, NotFoundError, UsageError
+from zerofs.errors import Hint, HostIOError, NotFoundError, UsageError
 from zerofs.history import apply_change
 from zerofs.objects import (
     LINK_ID_BYTES,
@@ -68,7 +68,7 @@ from zerofs.objects import (
     special_node,
     validate_name,
 )
-from zerofs.paths import StorePath
+from zerofs.paths import StorePath, escaped
 from zerofs.repo import CachedFile, Repository, Staging
 from zerofs.tree import place
 
@@ -194,7 +194,8 @@ def import_tree(
     def place_import(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
         return place(staging, root_id, store_path, top, now_ns, parents=parents, replace=True)
 
-    message = f"import {absolute} -> {store_path} ({counters.files} files, {_human_bytes(counters.bytes_total)})"
+    size = _human_bytes(counters.bytes_total)
+    message = f"import {escaped(os.fsencode(absolute))} -> {store_path.shown()} ({counters.files} files, {size})"
     outcome = apply_change(
         repo,
         place_import,
@@ -283,10 +284,10 @@ class _Walker:
 
     def failed(self, path: bytes, exc: OSError) -> None:
         text = f"cannot read {os.fsdecode(path)}: {exc.strerror or exc}"
-        if path == self.top_path:  # the whole import: there is no rest for --skip-errors to import
+        if path == self.top_path:  # the whole import: there is no rest to import by skipping errors
             raise HostIOError(text) from exc
         if not self.skip_errors:
-            raise HostIOError(text + " (use --skip-errors to import the rest)") from exc
+            raise HostIOError(text, hint=Hint.SKIP_ERRORS) from exc
         self.warn(text + "; skipped")
 
     def finish(self, top: _Child | None) -> DirEntry | None:
@@ -366,7 +367,7 @@ class _Walker:
                     settled = None
                 else:
                     child.file = entry
-            if settled is not None:  # a file that could not be read (--skip-errors) is left out
+            if settled is not None:  # a file that could not be read (errors skipped) is left out
                 children.append(settled)
         pending.children = children
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from zerofs.dirnodes import list_dir
-from zerofs.errors import ConflictError, UsageError
+from zerofs.errors import ConflictError, Hint, UsageError
 from zerofs.history import apply_change
 from zerofs.objects import DirEntry, Kind, ObjectId
 from zerofs.paths import StorePath
@@ -53,18 +53,18 @@ def prune_snapshots(repo: Repository, directory: StorePath, policy: Retention, *
     """Remove the children of ``directory`` that ``policy`` does not keep, in one commit.
 
     Raises:
-        UsageError: no --keep option (prune would otherwise remove nothing or everything).
+        UsageError: no keep rule (prune would otherwise remove nothing or everything).
         NotFoundError / ConflictError: ``directory`` is missing or not a directory.
     """
     if policy.keeps_everything:
-        raise UsageError("prune needs at least one --keep option (for example --keep-daily 7)")
+        raise UsageError("prune needs at least one rule of what to keep", hint=Hint.KEEP_RULE)
     decided: list[PruneResult] = []
 
     def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
         decided.clear()
         entry = lookup(staging, root_id, directory)
         if entry.kind is not Kind.DIR:
-            raise ConflictError(f"not a directory: {directory}")
+            raise ConflictError(f"not a directory: {directory.shown()}")
         dated, undated = _dated(list_dir(staging, entry.id), directory)
         kept_paths = select_kept(dated, policy)
         kept = tuple(item for item in dated if item[0] in kept_paths)
@@ -76,11 +76,10 @@ def prune_snapshots(repo: Repository, directory: StorePath, policy: Retention, *
             root_id = remove(staging, root_id, path, now_ns, recursive=True)
         return root_id
 
-    options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in _policy_dict(policy).items() if v)
     outcome = apply_change(
         repo,
         change,
-        message=f"prune {directory} {options}",
+        message=f"prune {directory.shown()} (keep {policy.describe()})",
         operation={"op": "prune", "path": str(directory), "policy": _policy_dict(policy)},
     )
     result = decided[-1]

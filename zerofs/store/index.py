@@ -20,7 +20,7 @@ transaction rolled back.
 LMDB checks nothing on its own pages, so opening compares the file's length
 with the last page its meta page names (a truncated index would be a SIGBUS
 on first touch), and every LMDB error is reported as damage to the index,
-which ``fsck --rebuild-index`` rebuilds from the packs.
+which fsck can rebuild from the packs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Work on a local store as a whole: read every pack, check the index, reclaim space, rebuild.
 
-- ``scan``: every indexed blob, each pack read once, front to back (fsck
-  ``--read-data``).
+- ``scan``: every indexed blob, each pack read once, front to back (the fsck
+  that reads all data).
 - ``check_storage``: the config file, the ref log, and every pack's header
   and trailer against the index (plain fsck).
 - ``reclaim``: give back the space of blobs gc forgot. Packs that hold no

@@ -50,7 +50,7 @@ def gc_lock(store: S3Store, *, break_lock: bool = False) -> Iterator[bool]:
 
     ``break_lock``: remove a lock a gc that died left behind first.
     A gc killed with SIGKILL leaves its lock: the next gc names it, and
-    ``--break-lock`` removes it. Only one gc may run: two would each copy
+    breaking the lock removes it. Only one gc may run: two would each copy
     out and delete, and the second could delete index objects the first wrote.
     """
     if break_lock:
