@@ -101,7 +101,11 @@ def write(
     *,
     shared: Shared,
 ) -> None:
-    """Write standard input to a file in the store (replacing its contents)."""
+    """Write standard input to a file in the store (replacing its contents).
+
+    Writing onto a symlink in the store replaces the link itself with a
+    regular file; the link is never followed (its target may be a host path).
+    """
     from zerofs.services.edit import write_file
 
     target = StorePath.parse(store_path)
