@@ -165,6 +165,13 @@ class HostIOError(ZerofsError):
     summary = "a host file or standard output could not be read or written"
 
 
+class IncompleteError(ZerofsError):
+    """The command did its work, but left out some of its inputs (each named in a warning before this)."""
+
+    exit_code = EXIT_PARTIAL
+    summary = "completed, but some inputs were skipped or could not be read"
+
+
 class MountError(ZerofsError):
     """Mounting or unmounting failed."""
 
@@ -176,8 +183,7 @@ def exit_code_table() -> list[tuple[int, str]]:
     """Return (code, meaning) rows for the help, the man pages and the README."""
     rows = {
         0: "success",
-        EXIT_BUG: "a bug in zerofs (traceback with the debug option or ZEROFS_DEBUG=1)",
-        EXIT_PARTIAL: "completed, but some inputs were skipped or could not be read",
+        EXIT_BUG: "a bug in zerofs",
     }
     for cls in (
         UsageError,
@@ -188,6 +194,7 @@ def exit_code_table() -> list[tuple[int, str]]:
         MountError,
         HostIOError,
         ObjectStoreUnreachableError,
+        IncompleteError,
     ):
         rows[cls.exit_code] = cls.summary
     rows[EXIT_INTERRUPTED] = "interrupted (Ctrl-C)"

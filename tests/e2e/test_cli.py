@@ -16,6 +16,7 @@ from zerofs.errors import (
     ConflictError,
     CorruptionError,
     HostIOError,
+    IncompleteError,
     NotFoundError,
     RepositoryError,
     UsageError,
@@ -639,11 +640,14 @@ def test_import_unreadable_file_fails_cleanly_or_is_skipped(zerofs: Any, cli_rep
     assert "--skip-errors" in proc.stderr
     assert log_json(cli_repo) == before
 
-    proc = zerofs("import", "--skip-errors", "--json", str(unreadable_tree), "/data")
+    # Complete but for the file it could not read: committed, and exit 10 so a cron job can tell.
+    proc = zerofs("import", "--skip-errors", "--json", str(unreadable_tree), "/data", expect=IncompleteError.exit_code)
     result = json.loads(proc.stdout)
     assert result["files"] == 1
+    assert result["left_out"] == 1
     assert any("bad.bin" in w for w in result["warnings"])
     assert "warning" in proc.stderr
     assert "bad.bin" in proc.stderr
+    assert proc.stderr.splitlines()[-1] == "zerofs: imported, but left out 1 entry (see the warnings above)"
     assert zerofs("ls", "/data").stdout == b"good.txt\n"
     assert len(log_json(cli_repo)) == len(before) + 1

@@ -7,6 +7,7 @@ offers a fix, runs the fix too.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -366,9 +367,10 @@ def test_import_skips_the_repository_and_refuses_a_path_inside_it(zerofs: Zerofs
     repo = host / "repo"
     zerofs("init", repo=repo)
     for target in ("/first", "/second"):
-        proc = zerofs("import", str(host), target, repo=repo)
+        proc = zerofs("import", "--json", str(host), target, repo=repo)  # exit 0: complete without itself
         warning = f"zerofs: warning: skipped {repo}: it is the repository being imported into"
         assert warning in proc.stderr.splitlines(), proc.stderr
+        assert json.loads(proc.stdout)["left_out"] == 0
     assert zerofs("ls", "/second", repo=repo).stdout == b"notes.txt\n"
     for inside in (repo, repo / "index.mdb"):
         line = assert_fails(repo, "import", str(inside), "/x", expect=UsageError.exit_code)

@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import Zerofs, cli_env, zerofs_command
 from tests.e2e.helpers import assert_fails, gc_leaves_it_clean
 from tests.e2e.mountutil import eventually, mounted
-from zerofs.errors import ConflictError
+from zerofs.errors import ConflictError, IncompleteError
 
 NOBODY = 65534
 MTIME_NS = 1_234_567_890_123_456_789
@@ -299,7 +299,7 @@ def test_a_lone_fifo_is_imported_and_exported(cli_repo: Path, tmp_path: Path, ze
 
 
 def test_export_without_cap_mknod_skips_devices_with_a_warning(cli_repo: Path, tmp_path: Path, zerofs: Zerofs) -> None:
-    """Pins: a device the host refuses is one warning line each; everything else is exported, exit 0."""
+    """Pins: a device the host refuses is one warning line each; everything else is exported, exit 10."""
     make_specials(tmp_path / "host")
     zerofs("import", str(tmp_path / "host"), "/h")
     proc = subprocess.run(
@@ -310,10 +310,11 @@ def test_export_without_cap_mknod_skips_devices_with_a_warning(cli_repo: Path, t
         timeout=120,
         check=False,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == IncompleteError.exit_code, proc.stderr
     assert "Traceback" not in proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("zerofs: warning: ")]
     assert len(warnings) == 2, proc.stderr
+    assert proc.stderr.splitlines()[-1] == "zerofs: exported, but left out 2 entries (see the warnings above)"
     assert any(f"character device {tmp_path / 'out' / 'null'} (1,3)" in w for w in warnings)
     assert any(f"block device {tmp_path / 'out' / 'loop'} (7,200)" in w for w in warnings)
     assert sorted(os.listdir(tmp_path / "out")) == ["file.txt", "pipe", "sock"]

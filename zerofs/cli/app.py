@@ -34,10 +34,10 @@ from zerofs.cli import (
     cmd_sync,
     cmd_usage,
 )
+from zerofs.cli.hints import exit_codes
 from zerofs.cli.options import config_option, repo_option, typer_settings, typer_signature
-from zerofs.errors import exit_code_table
 
-_EXIT_CODES = "\n\n".join(f"{code}: {meaning}" for code, meaning in exit_code_table())
+_EXIT_CODES = "\n\n".join(f"{code}: {meaning}" for code, meaning in exit_codes())
 
 app = typer.Typer(
     name="zerofs",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from zerofs.cli.cmd_import import NO_XATTRS_HELP
 from zerofs.cli.completion import complete_revision_path
-from zerofs.cli.context import Shared, warn, with_repository
+from zerofs.cli.context import Shared, fail_if_incomplete, warn, with_repository
 from zerofs.cli.options import command
 from zerofs.paths import RevPath
 
@@ -48,7 +48,8 @@ def export(
     links among names linked within one import or clone. --force replaces
     only regular files, symlinks (the link itself) and empty directories; a
     device, FIFO, socket or non-empty directory in the way stops the export
-    (exit 4) and is left untouched.
+    (exit 4) and is left untouched. A device the host will not let it
+    create is left out with a warning, and the export exits 10.
     """
     from zerofs.cli import render
     from zerofs.cli.progress import ExportBar
@@ -87,3 +88,4 @@ def export(
     else:
         size = render.human_size(result.bytes_written)
         shared.done(f"exported {source} -> {host_path}: {result.files} files, {size}")
+    fail_if_incomplete("exported", len(result.warnings))

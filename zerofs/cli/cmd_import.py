@@ -11,7 +11,7 @@ from pathlib import Path  # typer reads the annotation when the app is built
 from typing import TYPE_CHECKING, Annotated
 
 from zerofs.cli.completion import complete_store_path
-from zerofs.cli.context import Shared, user_cache_dir, warn, with_repository
+from zerofs.cli.context import Shared, fail_if_incomplete, user_cache_dir, warn, with_repository
 from zerofs.cli.options import command
 from zerofs.paths import StorePath
 
@@ -40,7 +40,11 @@ def import_(
     Keeps modes, owners, atimes, mtimes and ctimes (ns), symlinks (never
     followed), FIFOs, sockets and devices, user.* extended attributes and
     POSIX ACLs (unless --no-xattrs), holes of sparse files, and hard links
-    among the imported names. Unchanged files are not read again.
+    among the imported names. Unchanged files are not read again. With
+    --skip-errors, a file that cannot be read is left out with a warning and
+    the import commits the rest, then exits 10 (as does one that meets a
+    file type or name the store cannot hold), so a script can tell a
+    partial import from a complete one.
     """
     from zerofs.cli import render
     from zerofs.cli.progress import ImportBar
@@ -78,6 +82,7 @@ def import_(
                 "files_unchanged": result.files_unchanged,
                 "new_bytes": result.new_bytes,
                 "warnings": list(result.warnings),
+                "left_out": result.left_out,
             }
         )
     else:
@@ -86,3 +91,4 @@ def import_(
             f"({result.files_unchanged} unchanged), {render.human_size(result.bytes_total)}, "
             f"{render.human_size(result.new_bytes)} new",
         )
+    fail_if_incomplete("imported", result.left_out)

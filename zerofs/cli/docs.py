@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from zerofs import __version__
+from zerofs.cli.hints import exit_codes
 from zerofs.cli.main import COMPLETE_VAR
-from zerofs.errors import exit_code_table
 
 SHELLS = {"bash": "zerofs.bash", "zsh": "_zerofs", "fish": "zerofs.fish"}
 DATE = "2026-11-24"
@@ -136,7 +136,7 @@ def _usage(name: str, command: Any) -> str:
 
 def _common_sections(see_also: list[str]) -> list[str]:
     out = [".SH EXIT STATUS", ".TP"]
-    for code, meaning in exit_code_table():
+    for code, meaning in exit_codes():
         out += [f".B {code}", _esc(meaning), ".TP"]
     out.pop()
     out.append(".SH ENVIRONMENT")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from zerofs.errors import CorruptionError, Hint, UnmountFrom, ZerofsError
+from zerofs.errors import EXIT_BUG, CorruptionError, Hint, UnmountFrom, ZerofsError, exit_code_table
 
 _WORDS: Final[dict[Hint, str]] = {
     Hint.CHECK_DAMAGE: "run zerofs fsck --read-data to see which paths it affects",
@@ -47,3 +47,9 @@ def hint_text(exc: ZerofsError) -> str:
     if hint is None and isinstance(exc, CorruptionError) and "fsck" not in exc.message:
         hint = Hint.CHECK_DAMAGE
     return "" if hint is None else _WORDS[hint]
+
+
+def exit_codes() -> list[tuple[int, str]]:
+    """The exit-code table (``errors.exit_code_table``) in the command line's words, for help and man pages."""
+    worded = {EXIT_BUG: "a bug in zerofs (a traceback with --debug or ZEROFS_DEBUG=1)"}
+    return [(code, worded.get(code, meaning)) for code, meaning in exit_code_table()]

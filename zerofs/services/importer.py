@@ -111,6 +111,12 @@ class ImportResult:
     """FIFOs, sockets and devices stored."""
     hardlinks: int = 0
     """Names stored as further links of a file (each hard-link group's names but its first)."""
+    left_out: int = 0
+    """Entries not imported because they could not be read or stored (each has a warning).
+
+    The repository itself, met inside the imported tree, is skipped by
+    design and not counted: the import is complete without it.
+    """
 
 
 @dataclass
@@ -124,6 +130,7 @@ class _Counters:
     bytes_read: int = 0
     files_unchanged: int = 0
     warnings: list[str] = field(default_factory=list)
+    left_out: int = 0
 
 
 ProgressCallback = Callable[[ImportProgress], None]
@@ -221,6 +228,7 @@ def import_tree(
         tuple(counters.warnings),
         counters.specials,
         counters.hardlinks,
+        counters.left_out,
     )
 
 
@@ -277,8 +285,10 @@ class _Walker:
         self.n_parked = 0
         self.parked_entries = 0
 
-    def warn(self, text: str) -> None:
+    def warn(self, text: str, *, left_out: bool = True) -> None:
+        """Report an entry skipped; ``left_out``: the import is incomplete without it."""
         self.counters.warnings.append(text)
+        self.counters.left_out += left_out
         if self.on_warning is not None:
             self.on_warning(text)
 
@@ -478,7 +488,8 @@ class _Walker:
                 continue
             if stat.S_ISDIR(child_stat.st_mode) and (child_stat.st_dev, child_stat.st_ino) == self.repo_dir:
                 # Reading the store's own files while writing them is useless, and broke LMDB (EINVAL).
-                self.warn(f"skipped {os.fsdecode(child.path)}: it is the repository being imported into")
+                text = f"skipped {os.fsdecode(child.path)}: it is the repository being imported into"
+                self.warn(text, left_out=False)
                 continue
             entry = self.entry_for(child.path, child_name, child_stat, cached)
             if entry is not None:
