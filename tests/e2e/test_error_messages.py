@@ -593,3 +593,29 @@ def test_log_shows_a_message_with_a_newline_on_one_line(zerofs: Zerofs, cli_repo
     assert len(lines) == len(log_json(cli_repo))
     assert lines[0].endswith("\twrite /a\\nb (1 bytes)")
     assert log_json(cli_repo)[0]["message"] == "write /a\nb (1 bytes)"
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("--repo", "", "ls", "/"),
+        ("ls", "--repo", "", "/"),
+        ("ls", "--repo=", "/"),
+        ("--config", "", "ls", "/"),
+        ("ls", "-c", "", "/"),
+    ],
+)
+def test_an_empty_repo_or_config_is_refused_not_replaced(stocked: Path, words: tuple[str, ...]) -> None:
+    """``--repo "$UNSET"`` in a script used to fall back to $ZEROFS_REPO, the config or the default repository."""
+    for fast_path in (True, False):
+        env = {**cli_env(), "ZEROFS_REPO": str(stocked)}
+        if not fast_path:
+            env["ZEROFS_NO_FAST_PATH"] = "1"
+        proc = subprocess.run(
+            [sys.executable, "-m", "zerofs", *words], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+        assert proc.returncode == UsageError.exit_code, proc
+        assert proc.stdout == ""
+        option = "--config" if "-c" in words or "--config" in words else "--repo"
+        assert proc.stderr.startswith(f"zerofs: {option} is empty: "), proc.stderr
+        assert len(proc.stderr.splitlines()) == 1

@@ -73,13 +73,21 @@ COMPRESSION_LEVELS: Final = range(1, 20)
 
 
 def settings(repo: str | None, config: str | None) -> Settings:
-    """Resolve the repository location from options, environment and config."""
-    data: dict[str, object] = load_config(config) if config else {}
+    """Resolve the repository location from options, environment and config.
+
+    Raises:
+        UsageError: ``--repo ''`` or ``--config ''`` (a script's unset variable), or a bad config file.
+    """
+    if repo == "":
+        raise UsageError("--repo is empty: name the repository's directory or s3://BUCKET/PREFIX")
+    if config == "":
+        raise UsageError("--config is empty: name a TOML file")
+    data: dict[str, object] = load_config(config) if config is not None else {}
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise UsageError(f"config file {config}: [defaults] must be a table")
     _check_defaults(defaults, str(config))
-    if repo:
+    if repo is not None:
         return Settings(_repo_path(repo, "--repo"), "--repo", defaults)
     env = os.environ.get("ZEROFS_REPO")
     if env:

@@ -90,7 +90,7 @@ def merge_root(values: dict[str, object], root_values: dict[str, object]) -> dic
     """
     for name, root_value in root_values.items():
         if name in values:
-            values[name] = values[name] or root_value
+            values[name] = values[name] if values[name] is not None else root_value
         elif root_value:
             raise _NeedsTyper
     return values

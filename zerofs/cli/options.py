@@ -89,9 +89,10 @@ def typer_settings(function: Callable[..., None]) -> dict[str, Any]:
 def _shared(ctx: object, values: dict[str, Any], *, has_json: bool) -> Shared:
     """The shared options, ``--repo``/``--config`` falling back to the global ones (``fast.merge_root`` too)."""
     root = getattr(ctx, "obj", None) or {}
-    return Shared(
-        repo=values.pop("repo") or root.get("repo"),
-        config=values.pop("config") or root.get("config"),
+    repo, config = values.pop("repo"), values.pop("config")
+    return Shared(  # given but empty is not absent: settings() refuses it
+        repo=repo if repo is not None else root.get("repo"),
+        config=config if config is not None else root.get("config"),
         quiet=values.pop("quiet"),
         as_json=values.pop("as_json") if has_json else False,
     )
