@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 from zerofs.cli.completion import complete_revision
-from zerofs.cli.context import Shared, s3_mount_dir, s3_settings, user_cache_dir, with_repository
+from zerofs.cli.context import Shared, s3_mount_dir, s3_settings, user_cache_dir, warn, with_repository
 from zerofs.cli.options import command
 from zerofs.errors import UsageError
 from zerofs.repo import Repository, is_s3_path
@@ -120,8 +120,11 @@ def umount(
     from zerofs.mount.run import umount as umount_repository
 
     found = shared.settings()
-    umount_repository(_source(found.repo_path), Path(mountpoint))
-    shared.done(f"unmounted {mountpoint}")
+    if umount_repository(_source(found.repo_path), Path(mountpoint)):
+        lost = "its mount process was gone, and what it had not committed is lost"
+        warn(f"detached the dead mount at {mountpoint}: {lost}")
+    else:
+        shared.done(f"unmounted {mountpoint}")
 
 
 def _source(path: str) -> MountSource:
