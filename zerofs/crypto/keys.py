@@ -18,7 +18,7 @@ The master key itself encrypts nothing: it is only wrapped in key slots
 
 from __future__ import annotations
 
-import secrets
+import os
 from typing import Final, NamedTuple
 
 import blake3
@@ -40,7 +40,7 @@ LABELS: Final = {
 
 def new_master_key() -> bytes:
     """Return a fresh random master key (32 bytes from the operating system's CSPRNG)."""
-    return secrets.token_bytes(MASTER_KEY_BYTES)
+    return os.urandom(MASTER_KEY_BYTES)
 
 
 def derive_subkey(master_key: bytes, purpose: str) -> bytes:

@@ -34,8 +34,7 @@ stores nothing and never puts a password or key in a message or a repr.
 
 from __future__ import annotations
 
-import hmac
-import secrets
+import os
 import struct
 from collections.abc import Iterable
 from typing import Final, NamedTuple
@@ -197,9 +196,9 @@ def make_slot(master_key: bytes, password: bytes, params: KdfParams = DEFAULT_KD
         master_key,
         password,
         params.check(),
-        slot_id=secrets.token_hex(SLOT_ID_BYTES),
-        salt=secrets.token_bytes(KDF_SALT_BYTES),
-        nonce=secrets.token_bytes(NONCE_BYTES),
+        slot_id=os.urandom(SLOT_ID_BYTES).hex(),
+        salt=os.urandom(KDF_SALT_BYTES),
+        nonce=os.urandom(NONCE_BYTES),
     )
 
 
@@ -282,8 +281,8 @@ def seal_key_cache(master_key: bytes, slot: KeySlot, password: bytes) -> bytes:
     its owner alone, and drops it when it likes; ``open_key_cache`` refuses
     it once the slot is removed or changed, or for another password.
     """
-    salt = secrets.token_bytes(KDF_SALT_BYTES)
-    nonce = secrets.token_bytes(NONCE_BYTES)
+    salt = os.urandom(KDF_SALT_BYTES)
+    nonce = os.urandom(NONCE_BYTES)
     head = _CACHE_HEAD.pack(CACHE_MAGIC, CACHE_VERSION, bytes.fromhex(slot.slot_id), _slot_digest(slot), salt)
     return head + nonce + AESGCM(_cache_key(password, salt)).encrypt(nonce, master_key, head)
 
@@ -302,7 +301,7 @@ def open_key_cache(entry: bytes, slots: Iterable[KeySlot], password: bytes) -> U
     if magic != CACHE_MAGIC or version != CACHE_VERSION:
         return None
     slot = next((slot for slot in slots if slot.slot_id == raw_id.hex()), None)
-    if slot is None or not hmac.compare_digest(_slot_digest(slot), digest):
+    if slot is None or _slot_digest(slot) != digest:  # public bytes: no need for a constant-time compare
         return None
     nonce = entry[_CACHE_HEAD.size : _CACHE_HEAD.size + NONCE_BYTES]
     try:

@@ -231,11 +231,6 @@ def test_keys_never_show_in_a_repr() -> None:
     assert repr(AeadKey(KEY)) == "AeadKey(<secret>)"
 
 
-def test_equal_keys_compare_equal() -> None:
-    assert AeadKey(KEY) == AeadKey(KEY)
-    assert AeadKey(KEY) != AeadKey(bytes(32))
-
-
 def test_a_key_of_another_length_is_a_bug() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         AeadKey(b"short")
