@@ -15,8 +15,8 @@ key itself: each writer (an ``AeadKey`` in one process) draws a random
 ``HKDF-SHA256(purpose key, info="zerofs/v1/session:" + salt)`` and numbers
 its seals 0, 1, 2, ... as the nonce. Within a session the nonce is a
 counter, so it cannot repeat; a new session starts after 2**32 seals and in
-a forked child (``os.register_at_fork``), so parent and child never share a
-counter; two sessions share a key only if two random 128-bit salts collide.
+a forked child (``os.register_at_fork``, which also gives the child new
+locks), so parent and child never share a counter; two sessions share a key only if two random 128-bit salts collide.
 A reader derives a session key once per salt it meets and keeps a bounded
 cache of them.
 
@@ -42,6 +42,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import weakref
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -74,28 +75,15 @@ class AuthenticationError(DamagedObjectError):
     """A sealed blob did not open: a changed bit, a cut, another key, or another place (associated data)."""
 
 
-_fork_generation = 0
-
-
-def _after_fork_in_child() -> None:
-    """Make every writer in a forked child start a new session: the parent keeps counting with its own."""
-    global _fork_generation
-    _fork_generation += 1
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 class _Session:
     """One writer's session: its salt, the key derived from it, and the next nonce."""
 
-    __slots__ = ("cipher", "generation", "next_counter", "salt")
+    __slots__ = ("cipher", "next_counter", "salt")
 
-    def __init__(self, root: bytes, generation: int) -> None:
+    def __init__(self, root: bytes) -> None:
         # os.urandom, not secrets (the same source): secrets imports hmac, hashlib and random, ~4 ms of start-up.
         self.salt = os.urandom(SALT_BYTES)
         self.cipher = AESGCM(session_key(root, self.salt))
-        self.generation = generation
         self.next_counter = 0
 
 
@@ -105,7 +93,7 @@ class AeadKey:
     The repr never shows the key. Thread-safe: one lock hands out nonces.
     """
 
-    __slots__ = ("_key", "_lock", "_openers", "_session")
+    __slots__ = ("__weakref__", "_key", "_lock", "_openers", "_session")
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
@@ -114,6 +102,7 @@ class AeadKey:
         self._lock = threading.Lock()
         self._session: _Session | None = None
         self._openers: dict[bytes, AESGCM] = {}
+        _LIVE_KEYS.add(self)
 
     @property
     def key_bytes(self) -> bytes:
@@ -127,8 +116,8 @@ class AeadKey:
         """Take the next (session salt, session cipher, counter) this writer may seal with, once."""
         with self._lock:
             session = self._session
-            if session is None or session.generation != _fork_generation or session.next_counter >= SESSION_SEALS:
-                session = self._session = _Session(self._key, _fork_generation)
+            if session is None or session.next_counter >= SESSION_SEALS:
+                session = self._session = _Session(self._key)
             counter = session.next_counter
             session.next_counter = counter + 1
             return session.salt, session.cipher, counter
@@ -141,6 +130,23 @@ class AeadKey:
                 self._openers.clear()
             cipher = self._openers[salt] = AESGCM(session_key(self._key, salt))
         return cipher
+
+    def _start_over_in_child(self) -> None:
+        """After a fork, in the child: a new lock (the parent's may be held) and a new session on the next seal."""
+        self._lock = threading.Lock()
+        self._session = None
+
+
+_LIVE_KEYS: Final[weakref.WeakSet[AeadKey]] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """Make every writer in a forked child start a new session: the parent goes on counting in its own."""
+    for key in _LIVE_KEYS:
+        key._start_over_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def session_key(root: bytes, salt: bytes) -> bytes:

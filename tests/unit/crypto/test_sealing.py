@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -199,21 +200,35 @@ def test_each_writer_has_its_own_session() -> None:
 
 def test_a_forked_child_starts_its_own_session(key: AeadKey) -> None:
     parent_before = seal(key, b"", ad=b"")
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: seal once and report the header, then leave without running pytest's teardown
-        try:
-            os.write(write_end, seal(key, b"child", ad=b""))
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    child = os.read(read_end, 1000)
-    os.close(read_end)
-    os.waitpid(pid, 0)
+    child = seal_in_child(key)
     parent_after = seal(key, b"", ad=b"")
     assert open_sealed(key, child, ad=b"") == b"child"
     assert child[1 : 1 + SALT_BYTES] != parent_before[1 : 1 + SALT_BYTES]
     assert parent_after[1 : 1 + SALT_BYTES] == parent_before[1 : 1 + SALT_BYTES]
+
+
+def seal_in_child(key: AeadKey) -> bytes:
+    """Fork; the child seals b"child" and sends the blob back (or is killed by an alarm after 5 s); return it."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: leave without running pytest's teardown
+        try:
+            signal.alarm(5)
+            os.write(write_end, seal(key, b"child", ad=b""))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    blob = os.read(read_end, 1000)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return blob
+
+
+def test_a_child_forked_while_a_thread_seals_can_seal(key: AeadKey) -> None:
+    """The parent's lock may be held at the fork (another thread sealing): the child gets a lock of its own."""
+    with key._lock:
+        blob = seal_in_child(key)
+    assert open_sealed(key, blob, ad=b"") == b"child"
 
 
 def test_a_session_ends_before_its_counter_could_wrap(key: AeadKey) -> None:
