@@ -89,25 +89,19 @@ class KdfParams(NamedTuple):
     memory_kib: int
     parallelism: int
 
-    def check(self) -> KdfParams:
-        """Return these parameters if argon2id accepts them and they are within the bounds, else raise.
-
-        Raises:
-            KeySlotError: a parameter is out of bounds.
-        """
+    def problem(self) -> str | None:
+        """Say what is wrong with these parameters (outside argon2id's limits or the bounds above), or None."""
         if not 1 <= self.time_cost <= MAX_TIME_COST:
-            raise KeySlotError(f"key slot KDF time cost {self.time_cost} is outside 1..{MAX_TIME_COST}")
+            return f"KDF time cost {self.time_cost} is outside 1..{MAX_TIME_COST}"
         if not 1 <= self.parallelism <= MAX_PARALLELISM:
-            raise KeySlotError(f"key slot KDF parallelism {self.parallelism} is outside 1..{MAX_PARALLELISM}")
+            return f"KDF parallelism {self.parallelism} is outside 1..{MAX_PARALLELISM}"
         if not 8 * self.parallelism <= self.memory_kib <= MAX_MEMORY_KIB:
-            raise KeySlotError(
-                f"key slot KDF memory {self.memory_kib} KiB is outside {8 * self.parallelism}..{MAX_MEMORY_KIB}"
-            )
-        return self
+            return f"KDF memory {self.memory_kib} KiB is outside {8 * self.parallelism}..{MAX_MEMORY_KIB}"
+        return None
 
 
 DEFAULT_KDF: Final = KdfParams(time_cost=3, memory_kib=64 * 1024, parallelism=4)
-"""RFC 9106's second recommended option; about 0.2 s here (``benchmarks/crypto_bench.py``).
+"""RFC 9106's second recommended option; 0.13-0.18 s here (``benchmarks/crypto_bench.py``).
 
 Affordable because a process runs it at most once and the key cache spares
 later processes on the same host; a command that cannot use the cache
@@ -149,7 +143,10 @@ class KeySlot(NamedTuple):
             raise KeySlotError(f"key slot has unsupported version {version}")
         if kdf != KDF_ARGON2ID:
             raise KeySlotError(f"key slot names unknown KDF {kdf}")
-        params = KdfParams(time_cost, memory_kib, parallelism).check()
+        params = KdfParams(time_cost, memory_kib, parallelism)
+        problem = params.problem()
+        if problem:
+            raise KeySlotError(f"key slot {problem}")
         nonce = data[_SLOT_HEAD.size : _SLOT_HEAD.size + NONCE_BYTES]
         wrapped = data[_SLOT_HEAD.size + NONCE_BYTES :]
         return cls(raw_id.hex(), params, salt, nonce, wrapped)
@@ -178,6 +175,7 @@ def wrapping_key(password: bytes, params: KdfParams, salt: bytes) -> bytes:
         parallelism=params.parallelism,
         hash_len=KEY_BYTES,
         type=Type.ID,
+        version=0x13,  # argon2 v1.3, what KDF_ARGON2ID names: pinned, not the library's default of the day
     )
 
 
@@ -185,17 +183,19 @@ def make_slot(master_key: bytes, password: bytes, params: KdfParams = DEFAULT_KD
     """Wrap ``master_key`` under ``password`` in a new slot with a random id, salt and nonce.
 
     Raises:
-        UsageError: the password is empty.
-        KeySlotError: ``params`` are out of bounds.
+        UsageError: the password is empty, or ``params`` are out of bounds.
     """
     if not password:
         raise UsageError("the password is empty")
+    problem = params.problem()
+    if problem:
+        raise UsageError(problem)
     if len(master_key) != MASTER_KEY_BYTES:
         raise ValueError(f"a master key is {MASTER_KEY_BYTES} bytes, not {len(master_key)}")
     return _make_slot(
         master_key,
         password,
-        params.check(),
+        params,
         slot_id=os.urandom(SLOT_ID_BYTES).hex(),
         salt=os.urandom(KDF_SALT_BYTES),
         nonce=os.urandom(NONCE_BYTES),

@@ -223,13 +223,15 @@ def test_an_empty_password_is_refused() -> None:
 
 
 def test_parameters_out_of_bounds_are_refused_when_making_a_slot() -> None:
-    with pytest.raises(KeySlotError, match="time cost 0"):
+    with pytest.raises(UsageError, match=r"KDF time cost 0 is outside 1\.\.64"):
         make_slot(MASTER, PASSWORD, KdfParams(0, 8, 1))
+    with pytest.raises(UsageError, match=r"KDF memory 8 KiB is outside 32\.\.4194304"):
+        make_slot(MASTER, PASSWORD, KdfParams(1, 8, 4))
 
 
 def test_the_default_parameters_are_rfc_9106s_second_option() -> None:
     assert KdfParams(time_cost=3, memory_kib=65536, parallelism=4) == DEFAULT_KDF
-    assert DEFAULT_KDF.check() == DEFAULT_KDF
+    assert DEFAULT_KDF.problem() is None
 
 
 def test_secrets_never_show_in_a_repr() -> None:
