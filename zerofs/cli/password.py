@@ -50,6 +50,8 @@ PASSWORD_VARIABLE: Final = "ZEROFS_PASSWORD"
 
 MAX_PASSWORD_BYTES: Final = 64 * 1024
 """Longer than any password or key file; a longer source is a mistake (a whole document, ``/dev/zero``, ``yes``)."""
+_READ_LIMIT: Final = MAX_PASSWORD_BYTES + 2
+"""Bytes read from a file or command at most: tells a password over the limit from one at it plus its newline."""
 COMMAND_TIMEOUT_SECONDS: Final = 120.0
 """How long a password command may run: long enough to type a passphrase into a pinentry, short enough for cron."""
 TERMINAL: Final = "/dev/tty"
@@ -145,7 +147,7 @@ def _from_file(path: str) -> bytes:
     except OSError as exc:
         raise UsageError(f"cannot open the {where}: {exc.strerror}") from exc
     try:
-        data = _read_at_most(fd, MAX_PASSWORD_BYTES + 1)
+        data = _read_at_most(fd, _READ_LIMIT)
     except OSError as exc:  # EISDIR for a directory, EIO
         raise UsageError(f"cannot read the {where}: {exc.strerror}") from exc
     finally:
@@ -196,7 +198,7 @@ def _from_command(command: str, environ: Mapping[str, str]) -> bytes:
 
 
 def _run_command(argv: list[str], env: dict[str, str], where: str) -> bytes:
-    """Run the command, return its standard output (at most ``MAX_PASSWORD_BYTES`` + 1 bytes).
+    """Run the command, return its standard output (a password's worth and its newline at most).
 
     Raises:
         UsageError: it cannot start, fails, or does not finish within ``COMMAND_TIMEOUT_SECONDS``.
@@ -209,10 +211,9 @@ def _run_command(argv: list[str], env: dict[str, str], where: str) -> bytes:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
     except OSError as exc:  # not found, not executable
         raise UsageError(f"cannot run the {where}: {exc.strerror}") from exc
-    assert proc.stdout is not None  # stdout=PIPE
     try:
-        output = _read_until(proc.stdout.fileno(), deadline, where)
-        if len(output) > MAX_PASSWORD_BYTES:  # ``yes``: stop it now, not at the deadline
+        output = _read_output(proc, deadline, where)
+        if len(output) >= _READ_LIMIT:  # ``yes``: stop it now, not at the deadline
             raise UsageError(f"the {where} printed more than {MAX_PASSWORD_BYTES} bytes: not a password")
         returncode = proc.wait(max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:  # closed its output, still running
@@ -226,23 +227,47 @@ def _run_command(argv: list[str], env: dict[str, str], where: str) -> bytes:
     return output
 
 
-def _read_until(fd: int, deadline: float, where: str) -> bytes:
-    """Read ``fd`` to its end, or to ``MAX_PASSWORD_BYTES`` + 1 bytes; give up at ``deadline``."""
+def _read_output(proc: subprocess.Popen[bytes], deadline: float, where: str) -> bytes:
+    """Read the command's output to its end, or until the command has exited; give up at ``deadline``.
+
+    Stops at ``_READ_LIMIT`` bytes. Once the command has exited,
+    what it wrote is in the pipe, so an empty pipe means it is done even
+    if a process it left behind (an agent it started) still holds the pipe
+    open: Go's ``cmd.Output()`` in restic would wait for that process.
+    """
     import select
     import time
 
+    assert proc.stdout is not None  # stdout=PIPE
+    fd = proc.stdout.fileno()
+    exit_fd = _exit_watch(proc.pid)
+    watched = [fd] if exit_fd is None else [fd, exit_fd]
     chunks: list[bytes] = []
     size = 0
-    while size <= MAX_PASSWORD_BYTES:
-        readable, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not readable:
-            raise UsageError(_timed_out(where))
-        chunk = os.read(fd, MAX_PASSWORD_BYTES + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
+    try:
+        while size < _READ_LIMIT:
+            readable, _, _ = select.select(watched, [], [], max(0.0, deadline - time.monotonic()))
+            if not readable:
+                raise UsageError(_timed_out(where))
+            if fd not in readable:  # exited, and the pipe is empty
+                break
+            chunk = os.read(fd, _READ_LIMIT - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        if exit_fd is not None:
+            os.close(exit_fd)
     return b"".join(chunks)
+
+
+def _exit_watch(pid: int) -> int | None:
+    """A pidfd that becomes readable when ``pid`` exits; None where the kernel has none (before Linux 5.3)."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _timed_out(where: str) -> str:
