@@ -143,6 +143,25 @@ def test_the_variable_gives_its_bytes_as_the_process_received_them() -> None:
     assert read({PASSWORD_VARIABLE: "  spaces and a newline\n"}) == b"  spaces and a newline\n", "nothing stripped"
 
 
+def test_a_variable_too_long_to_be_a_password() -> None:
+    assert read({PASSWORD_VARIABLE: "v" * MAX_PASSWORD_BYTES}) == b"v" * MAX_PASSWORD_BYTES
+    message = refused({PASSWORD_VARIABLE: "v" * (MAX_PASSWORD_BYTES + 1)})
+    assert message == f"{PASSWORD_VARIABLE} is longer than {MAX_PASSWORD_BYTES} bytes"
+
+
+def test_a_variable_that_is_no_bytes_is_refused_without_quoting_it() -> None:
+    """Only a caller's own mapping can hold this (os.environ cannot); the codec's error would quote it."""
+    secret = "S3cret-" + chr(0xD800)
+    with pytest.raises(UsageError) as caught:
+        read({PASSWORD_VARIABLE: secret})
+    assert caught.value.message == f"{PASSWORD_VARIABLE} cannot be encoded as bytes"
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+    shown = "".join(traceback.format_exception(caught.value))
+    assert "S3cret" not in shown
+    assert "ud800" not in shown
+
+
 def test_drop_password_variable_keeps_it_from_every_later_child(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PASSWORD_VARIABLE, "s3cret-in-env")
     monkeypatch.setenv("ZEROFS_OTHER", "kept")
