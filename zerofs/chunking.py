@@ -16,15 +16,16 @@ table (the same construction as borg's buzhash seed, 32 bits there). We use
 it, with the integer taken from keyed BLAKE3 of the seed (``gear_xor``), and
 choose it over the alternatives by measurement
 (``benchmarks/keyed_chunking.py``: ``chunk_stream`` over 1 GiB of random
-bytes, median of 5 runs, 2 cores):
+bytes, median of 5 runs, 2 shared cores, two runs):
 
 - the XOR seed costs nothing: the same compiled loop over another table
-  (2,330 MiB/s keyed, 2,260 unkeyed, 2,290 for the code before this change);
+  (keyed 2,330 and 2,270 MiB/s; unkeyed 2,260 and 2,310; the code before
+  this change 2,290 and 2,330);
 - a keyed byte permutation of every block before cutting
   (``bytes.translate``; the table becomes ``gear[perm[b]] ^ x``, one of
-  256! * 2^63) copies every byte under the GIL: 1,235 MiB/s, 0.38 s more per
-  GiB, which alone makes an import of a large file (401 MB/s) about 12%
-  slower, before sealing costs anything; #15 allows 10% in all;
+  256! * 2^63) copies every byte under the GIL: 1,235 and 912 MiB/s, 0.38
+  to 0.68 s more per GiB, which alone makes an import of a large file
+  (401 MB/s) 12-20% slower, before sealing costs anything; #15 allows 10%;
 - a fully keyed table (256 keyed 64-bit entries, say from a BLAKE3 XOF of
   the seed) costs nothing at run time but needs compiled code: a 13-line
   ``gear`` argument in pyfastcdc's ``fastcdc.pyx``, built here with Cython
