@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.unit.store.conformance import StoreConformance, rec, some_id
 from zerofs.crypto.keys import Keys
-from zerofs.crypto.sealing import AuthenticationError
+from zerofs.crypto.sealing import AuthenticationError, chunk_ad, node_ad, session_key
 from zerofs.errors import DamagedObjectError
 from zerofs.objects import Kind
 from zerofs.store.codec import CODEC_SEALED, decode_record, encode_record
@@ -448,5 +452,55 @@ def test_an_index_entry_of_another_kind_is_detected(tmp_path: Path) -> None:
             txn.put(victim, encode_location(location._replace(kind=Kind.FILE)), db=store.index.blobs)
         with pytest.raises(AuthenticationError):
             store.get(victim)
+    finally:
+        store.close()
+
+
+# -- the sealed record against the library primitives, and round trips ----------------
+
+
+def test_a_sealed_record_is_the_documented_layout_under_the_library_primitives() -> None:
+    body = b"known body " * 20
+    object_id = keyed_id(Kind.DIR, body)
+    record = encode_record(Kind.DIR, body, 3)
+    sealed = sealer().seal_record(object_id, record)
+    assert len(sealed) == len(record.payload) + SEALED_RECORD_OVERHEAD_BYTES
+    version, salt, nonce = sealed[0], sealed[1:17], sealed[17:29]
+    assert version == 1
+    cipher = AESGCM(session_key(KEYS.meta.key_bytes, salt))  # nodes: the metadata key
+    plain = cipher.decrypt(nonce, sealed[29:], sealed[:29] + node_ad(Kind.DIR, object_id))
+    assert plain == struct.pack("<BBI", Kind.DIR, record.codec, len(body)) + bytes(record.payload)
+    chunk = b"chunk body"
+    chunk_sealed = sealer().seal_record(keyed_id(Kind.CHUNK, chunk), encode_record(Kind.CHUNK, chunk, 3))
+    cipher = AESGCM(session_key(KEYS.data.key_bytes, chunk_sealed[1:17]))  # chunks: the data key
+    plain = cipher.decrypt(
+        chunk_sealed[17:29], chunk_sealed[29:], chunk_sealed[:29] + chunk_ad(keyed_id(Kind.CHUNK, chunk))
+    )
+    assert plain == struct.pack("<BBI", Kind.CHUNK, 0, len(chunk)) + chunk
+
+
+@given(st.sampled_from(list(Kind)), st.binary(max_size=3000), st.data())
+def test_sealed_records_round_trip_and_any_flipped_bit_fails(kind: Kind, body: bytes, data: st.DataObject) -> None:
+    one = sealer()
+    object_id = keyed_id(kind, body)
+    sealed = one.seal_record(object_id, encode_record(kind, body, 3))
+    assert decode_record(object_id, one.open_record(object_id, sealed), KEYS.object_id) == body
+    assert decode_record(object_id, one.open_record(object_id, sealed, kind), KEYS.object_id) == body
+    position = data.draw(st.integers(0, len(sealed) * 8 - 1))
+    damaged = bytearray(sealed)
+    damaged[position // 8] ^= 1 << (position % 8)
+    with pytest.raises(AuthenticationError):
+        one.open_record(object_id, bytes(damaged))
+
+
+def test_blobs_not_indexed_yet_are_read_back_opened(tmp_path: Path) -> None:
+    store = new_store(tmp_path / "repo")
+    try:
+        body = b"pending " * 100
+        object_id = keyed_id(Kind.CHUNK, body)
+        with store.batch(index_later=True) as batch:
+            batch.put(object_id, encode_record(Kind.CHUNK, body, 3))
+        assert store.index.locate(object_id) is None
+        assert read_body(store, object_id) == body
     finally:
         store.close()
