@@ -224,7 +224,7 @@ def read_trailer(
         return parse_trailer(bytes(body_and_tail), file_bytes)
     view = memoryview(body_and_tail)
     data_end = trailer_start(bytes(view[-SEALED_TAIL.size :]), file_bytes, sealer)
-    if data_end is None:
+    if data_end is None or file_bytes - data_end != len(view):
         return None
     body = sealer.open_trailer(pack_name, view[: -SEALED_TAIL.size])
     if len(body) < _SEALED_COUNTS.size or (len(body) - _SEALED_COUNTS.size) % OFFSET.size:
