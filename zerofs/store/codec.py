@@ -12,6 +12,11 @@ cannot see every damaged bit of a frame: zstd ignores some of them (an
 unused bit of the frame header, Huffman weights of symbols a block never
 uses, ...), so such a flip decompresses to the same body. A raw payload is
 the body itself, which the hash covers bit for bit.
+
+In an encrypted repository a backend stores a record sealed
+(``store/sealer.py``, codec byte ``CODEC_SEALED`` in a pack) and hands the
+opened record to its reader; ``decode_record`` then hashes with the
+repository's keyed id function instead of ``objects.object_id``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
+from collections.abc import Callable
 from typing import Final, NamedTuple
 
 import zstandard
@@ -29,6 +35,8 @@ from zerofs.objects import Kind, ObjectId, object_id
 CODEC_RAW: Final = 0
 CODEC_ZSTD: Final = 1
 CODECS: Final = frozenset({CODEC_RAW, CODEC_ZSTD})
+CODEC_SEALED: Final = 0x80
+"""The codec byte of a sealed blob's header in a pack: the real codec is inside the sealed bytes."""
 MIN_COMPRESS_BYTES: Final = 64
 """Bodies shorter than this are stored raw: a zstd frame costs more than it saves."""
 MIN_SAVING: Final = 0.03
@@ -105,8 +113,14 @@ def _looks_compressible(body: bytes | bytearray | memoryview) -> bool:
     return len(_compressor(1).compress(sample)) < len(sample) * (1 - MIN_SAVING)
 
 
-def decode_record(expected_id: ObjectId, record: Record) -> bytes:
+def decode_record(
+    expected_id: ObjectId,
+    record: Record,
+    id_function: Callable[[Kind, bytes], ObjectId] = object_id,
+) -> bytes:
     """Return the body of a record after checking it hashes to ``expected_id``.
+
+    ``id_function``: how ids are made (keyed in an encrypted repository).
 
     Raises:
         DamagedObjectError: unknown codec, a zstd frame that fails its
@@ -127,6 +141,6 @@ def decode_record(expected_id: ObjectId, record: Record) -> bytes:
             raise DamagedObjectError(f"object {hex_id} cannot be decompressed: damaged on disk ({exc})") from exc
     else:
         raise DamagedObjectError(f"object {hex_id} has an unknown codec {record.codec}: damaged on disk")
-    if len(body) != record.raw_bytes or object_id(record.kind, body) != expected_id:
+    if len(body) != record.raw_bytes or id_function(record.kind, body) != expected_id:
         raise DamagedObjectError(f"object {hex_id} does not match its hash: damaged on disk")
     return body

@@ -21,6 +21,12 @@ pack must repeat the id, kind and lengths the index has, and its payload
 must decode and hash to the id (``codec.decode_record``, in the
 repository): a flipped byte anywhere, in a pack or in the index, is
 reported, never returned.
+
+An encrypted repository's store is given a ``Sealer`` (``store/sealer.py``):
+it writes encrypted packs of sealed blobs, and a read opens the blob with
+the key and associated data of the kind the index gives, then checks the
+kind and raw length inside against the index. A plain store (no sealer)
+never imports the crypto.
 """
 
 from __future__ import annotations
@@ -41,12 +47,13 @@ from zerofs.objects import ObjectId
 from zerofs.store.base import BlobInfo, RefMovedError, RefMoves, add_move, moved_to
 from zerofs.store.codec import Record
 from zerofs.store.index import LmdbIndex, Location, decode_location, encode_location, index_damaged
-from zerofs.store.packfile import BLOB_HEADER, parse_blob_header
+from zerofs.store.packfile import BLOB_HEADER, parse_blob_header, parse_sealed_blob_header, stored_blob
 from zerofs.store.packs import PackFiles, PackWriter, disk_error, fsync_directory, make_names_durable, pack_hex
 from zerofs.store.reflog import RefLog
 
-if TYPE_CHECKING:  # maintenance's results: imported only when maintenance runs
+if TYPE_CHECKING:  # maintenance's results: imported only when maintenance runs; the sealer only when encrypted
     from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, StorageUsage
+    from zerofs.store.sealer import Sealer
 
 CONFIG_FILE: Final = "config"
 REFLOG_FILE: Final = "refs.log"
@@ -101,8 +108,8 @@ def write_file_durably(path: str, data: bytes) -> None:
 class PackStore:
     """A Store over a repository directory: packs, an LMDB index, a ref log."""
 
-    def __init__(self, root: str | os.PathLike[str], *, readonly: bool = False) -> None:
-        """Open the store of an existing repository.
+    def __init__(self, root: str | os.PathLike[str], *, readonly: bool = False, sealer: Sealer | None = None) -> None:
+        """Open the store of an existing repository (``sealer``: an encrypted one's keys).
 
         Raises:
             CorruptionError: the index is missing or damaged.
@@ -110,7 +117,8 @@ class PackStore:
         """
         self.root = os.fspath(root)
         self.index = LmdbIndex(self.root, readonly=readonly)
-        self.files = PackFiles(self.root)
+        self.sealer = sealer
+        self.files = PackFiles(self.root, sealer)
         self.reflog = RefLog(os.path.join(self.root, REFLOG_FILE))
         self.readonly = readonly
         self._writer: PackWriter | None = None
@@ -125,7 +133,9 @@ class PackStore:
         self._closed = False
 
     @classmethod
-    def create(cls, root: str | os.PathLike[str], config: bytes, *, write_config: bool = True) -> PackStore:
+    def create(
+        cls, root: str | os.PathLike[str], config: bytes, *, write_config: bool = True, sealer: Sealer | None = None
+    ) -> PackStore:
         """Make the store of a new repository in ``root``: index, ref log, then the config file.
 
         The config file is written last: until it is there, the directory
@@ -136,7 +146,7 @@ class PackStore:
         try:
             LmdbIndex(root, create=True).close()
             RefLog(os.path.join(root, REFLOG_FILE)).create()
-            store = cls(root)
+            store = cls(root, sealer=sealer)
             with store.index.writing() as txn:
                 txn.put(CONFIG_META_KEY, config, db=store.index.meta)
             if write_config:
@@ -180,7 +190,7 @@ class PackStore:
         if pending is not None:
             writer, offset, info = pending
             data = writer.read(offset, BLOB_HEADER.size + info.stored_bytes)
-            return blob_record(object_id, data, info, pack_hex(writer.name))
+            return blob_record(object_id, data, info, pack_hex(writer.name), self.sealer)
         location = self.index.locate(object_id)
         if location is None:
             return None
@@ -202,7 +212,7 @@ class PackStore:
                 f"object {object_id.hex()[:16]} cannot be read from pack {pack_hex(name)}: {exc.strerror or exc}"
             ) from exc
         info = BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
-        return blob_record(object_id, data, info, pack_hex(name))
+        return blob_record(object_id, data, info, pack_hex(name), self.sealer)
 
     def info(self, object_id: ObjectId) -> BlobInfo | None:
         """Kind and lengths of a blob, from the index."""
@@ -474,12 +484,15 @@ def _log_moves(store: PackStore, moves: list[tuple[bytes, bytes | None, bytes]])
             store.reflog.append(name, old, new, now_ns)
 
 
-def blob_record(object_id: ObjectId, data: bytes, info: BlobInfo, pack: str) -> Record:
-    """The record in a blob's bytes, if its header is what the index says.
+def blob_record(object_id: ObjectId, data: bytes, info: BlobInfo, pack: str, sealer: Sealer | None = None) -> Record:
+    """The record in a blob's bytes, if its header is what the index says (opened, with a ``sealer``).
 
     Raises:
         DamagedObjectError: a short read or a header that disagrees (a damaged pack or index).
+        AuthenticationError: a sealed blob that does not open (a ``DamagedObjectError`` too).
     """
+    if sealer is not None:
+        return _sealed_record(object_id, data, info, pack, sealer)
     header = parse_blob_header(data)
     if (
         header is None
@@ -494,6 +507,22 @@ def blob_record(object_id: ObjectId, data: bytes, info: BlobInfo, pack: str) -> 
             f"(its header in pack {pack} is not what the index says)"
         )
     return Record(header.kind, header.codec, header.raw_bytes, memoryview(data)[BLOB_HEADER.size :])
+
+
+def _sealed_record(object_id: ObjectId, data: bytes, info: BlobInfo, pack: str, sealer: Sealer) -> Record:
+    """A sealed blob's record, opened as the kind the index gives, if it is what the index says."""
+    parsed = parse_sealed_blob_header(data)
+    if parsed is None or len(data) != BLOB_HEADER.size + info.stored_bytes or parsed != (object_id, info.stored_bytes):
+        raise DamagedObjectError(
+            f"object {object_id.hex()[:16]} does not match its hash: damaged on disk "
+            f"(its header in pack {pack} is not what the index says)"
+        )
+    record = sealer.open_record(object_id, memoryview(data)[BLOB_HEADER.size :], info.kind)
+    if record.raw_bytes != info.raw_bytes:
+        raise DamagedObjectError(
+            f"object {object_id.hex()[:16]} does not match its hash: its length in pack {pack} is not the index's"
+        )
+    return record
 
 
 class PackBatch:
@@ -542,11 +571,12 @@ class PackBatch:
         store = self.store
         if self.has(object_id):
             return False
+        header, stored = stored_blob(object_id, record, store.sealer)
         writer = store.writer()
-        offset = writer.append(object_id, record)
-        store._pending[object_id] = (writer, offset, BlobInfo(record.kind, len(record.payload), record.raw_bytes))
+        offset = writer.append(header, stored)
+        store._pending[object_id] = (writer, offset, BlobInfo(record.kind, len(stored), record.raw_bytes))
         self._new.append(object_id)
-        self._new_bytes += BLOB_HEADER.size + len(record.payload)
+        self._new_bytes += BLOB_HEADER.size + len(stored)
         if writer.size >= PACK_TARGET_BYTES:
             store.finish_writer()
         if (

@@ -16,6 +16,16 @@
 - ``rebuild_index``: a new index from the packs alone, the refs from the
   ref log.
 - ``compact_index``: the index copied without its free pages.
+
+In an encrypted repository (the store has a ``Sealer``) every pack must
+have the encrypted header with this repository's key check, its trailer is
+opened (a trailer that does not open is an error: damage, or a pack copied
+under another name), and every blob is opened before it is used: to learn
+its kind and lengths (a rebuild, which tries each kind), or to compare them
+with the index (``scan``). ``check_storage`` reads no payload, so for a
+sealed blob it compares only the id and stored length with the index.
+Rewriting a pack copies its sealed blobs as they are (their associated
+data names no pack).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import lmdb
 
 from zerofs.errors import CorruptionError, RepositoryError
 from zerofs.objects import Commit, Kind, ObjectId, decode
+from zerofs.objects import object_id as plain_object_id
 from zerofs.store.codec import Record, decode_record
 from zerofs.store.index import (
     DATABASES,
@@ -48,11 +59,15 @@ from zerofs.store.packfile import (
     PACK_HEADER,
     TAIL,
     ScannedBlob,
-    is_pack_header,
+    Trailer,
+    open_blob,
+    pack_header_problem,
     parse_blob_header,
-    parse_tail,
-    parse_trailer,
+    parse_sealed_blob_header,
+    read_trailer,
     scan_blobs,
+    tail_bytes,
+    trailer_start,
 )
 from zerofs.store.packs import (
     PackFiles,
@@ -68,6 +83,7 @@ from zerofs.store.results import ReclaimResult, ScannedRecord, StorageProblem, S
 
 if TYPE_CHECKING:
     from zerofs.store.local import PackStore
+    from zerofs.store.sealer import IdFunction, Sealer
 
 SMALL_PACK_BYTES: Final = 8 << 20
 """Closed packs smaller than this are merged when there are at least two of them."""
@@ -97,39 +113,77 @@ class ParsedPack:
     problems: list[str] = field(default_factory=list)
 
 
-def parse_pack(data: bytes) -> ParsedPack:
-    """The blobs of a whole pack: by its trailer when it has a valid one, else read from the start."""
-    if not is_pack_header(data):
-        return ParsedPack([], False, ["its first bytes are not a pack header"])
-    parsed = parse_tail(data[-TAIL.size :], len(data)) if len(data) >= PACK_HEADER.size + TAIL.size else None
-    found = parse_trailer(data[parsed[1] :], len(data)) if parsed is not None else None
+def parse_pack(data: bytes, name: bytes = b"", sealer: Sealer | None = None) -> ParsedPack:
+    """The blobs of a whole pack: by its trailer when it has a valid one, else read from the start.
+
+    With a ``sealer`` (an encrypted repository; ``name`` is the pack's), every
+    blob comes opened, and one that does not open is left out with a problem.
+    """
+    problem = pack_header_problem(data, None if sealer is None else sealer.key_check)
+    if problem is not None:
+        return ParsedPack([], False, [problem])
+    problems: list[str] = []
+    found = _read_trailer(data, name, sealer, problems)
     if found is None:
-        return ParsedPack(list(scan_blobs(data)), False)
+        return ParsedPack(list(scan_blobs(data, sealer=sealer)), False, problems)
     blobs = []
-    problems = []
     view = memoryview(data)
     for offset in found.offsets:
-        header = parse_blob_header(view, offset)
-        end = offset + BLOB_HEADER.size + (header.stored_bytes if header is not None else 0)
-        if header is None or end > found.data_end:
-            problems.append(f"its trailer lists a blob at offset {offset} that has no valid header")
-            continue
-        payload = view[offset + BLOB_HEADER.size : end]
-        blobs.append(ScannedBlob(offset, header, Record(header.kind, header.codec, header.raw_bytes, payload)))
+        blob = _blob_at(view, offset, found.data_end, sealer, problems)
+        if blob is not None:
+            blobs.append(blob)
     return ParsedPack(blobs, True, problems)
 
 
-def whole_blobs(data: bytes, name: bytes, problems: list[str]) -> list[ScannedBlob]:
+def _read_trailer(data: bytes, name: bytes, sealer: Sealer | None, problems: list[str]) -> Trailer | None:
+    """A pack's valid trailer, or None; a sealed trailer that does not open adds a problem."""
+    size = len(data)
+    if size < PACK_HEADER.size + tail_bytes(sealer):
+        return None
+    start = trailer_start(data[-tail_bytes(sealer) :], size, sealer)
+    if start is None:
+        return None
+    try:
+        return read_trailer(memoryview(data)[start:], size, name, sealer)
+    except CorruptionError as exc:  # AuthenticationError: the pack is read from its start instead
+        problems.append(f"its sealed trailer does not open: damaged, or the trailer of another pack ({exc.message})")
+        return None
+
+
+def _blob_at(
+    view: memoryview, offset: int, data_end: int, sealer: Sealer | None, problems: list[str]
+) -> ScannedBlob | None:
+    """The blob a trailer lists at ``offset`` (opened, with a ``sealer``), or None with a problem."""
+    if sealer is not None:
+        try:
+            blob = open_blob(sealer, view, offset, data_end)
+        except CorruptionError as exc:
+            problems.append(f"its blob at offset {offset} does not open: {exc.message}")
+            return None
+        if blob is None:
+            problems.append(f"its trailer lists a blob at offset {offset} that has no valid header")
+        return blob
+    header = parse_blob_header(view, offset)
+    end = offset + BLOB_HEADER.size + (header.stored_bytes if header is not None else 0)
+    if header is None or end > data_end:
+        problems.append(f"its trailer lists a blob at offset {offset} that has no valid header")
+        return None
+    payload = view[offset + BLOB_HEADER.size : end]
+    return ScannedBlob(offset, header, Record(header.kind, header.codec, header.raw_bytes, payload))
+
+
+def whole_blobs(data: bytes, name: bytes, problems: list[str], sealer: Sealer | None = None) -> list[ScannedBlob]:
     """The blobs of pack ``name`` (its bytes ``data``) that can be indexed again; what is wrong goes to ``problems``.
 
     Through a valid trailer, every blob it lists with a valid header; without
     one, the blobs from the start that verify, up to the first that does not.
+    With a ``sealer``, only blobs that open.
     """
-    parsed = parse_pack(data)
+    parsed = parse_pack(data, name, sealer)
     problems.extend(f"pack {pack_hex(name)}: {p}" for p in parsed.problems)
     kept = []
     for blob in parsed.blobs:
-        if not parsed.has_trailer and not _verifies(blob):
+        if not parsed.has_trailer and not _verifies(blob, sealer):
             problems.append(f"pack {pack_hex(name)}: read up to a blob that is not whole, at {blob.offset}")
             break
         kept.append(blob)
@@ -165,7 +219,7 @@ def scan(store: PackStore) -> Iterator[ScannedRecord]:
         data = read_pack(store.files, entry.name)
         if data is None:
             continue  # fsck reads what it misses one by one, and reports the missing pack
-        for blob, location in _live_in(store, pack_no, parse_pack(data).blobs):
+        for blob, location in _live_in(store, pack_no, parse_pack(data, entry.name, store.sealer).blobs):
             header = blob.header
             if (header.kind, header.stored_bytes, header.raw_bytes) != (
                 location.kind,
@@ -286,52 +340,82 @@ def _check_pack(store: PackStore, pack_no: int, entry: PackEntry) -> Iterator[St
             )
         return
     try:
-        size = os.fstat(fd).st_size
-        if not is_pack_header(os.pread(fd, PACK_HEADER.size, 0)):
-            yield StorageProblem(StorageProblemKind.PACK_HEADER, f"{label}: its first bytes are not a pack header")
-        tail = parse_tail(os.pread(fd, TAIL.size, max(0, size - TAIL.size)), size)
-        trailer = parse_trailer(os.pread(fd, size - tail[1], tail[1]), size) if tail is not None else None
-        if trailer is None:
-            if not store.files.is_active(entry.name):
-                yield StorageProblem(
-                    StorageProblemKind.PACK_TRAILER,
-                    f"{label} has no valid trailer (left by a writer that died, or damaged; gc rewrites it)",
-                    is_error=False,
-                )
-            return
-        matched = matched_bytes = 0
-        with store.index.reading() as txn:
-            for offset in trailer.offsets:
-                header = parse_blob_header(os.pread(fd, BLOB_HEADER.size, offset))
-                if header is None:
-                    yield StorageProblem(
-                        StorageProblemKind.PACK_TRAILER,
-                        f"{label}: its trailer lists a blob at offset {offset} where there is no valid header",
-                    )
-                    continue
-                raw = txn.get(header.object_id, db=store.index.blobs)
-                location = decode_location(raw, store.root) if raw is not None else None
-                if location is None or location.pack_no != pack_no or location.offset != offset:
-                    continue  # a dead or duplicate copy
-                if (location.kind, location.stored_bytes, location.raw_bytes) != (
-                    header.kind,
-                    header.stored_bytes,
-                    header.raw_bytes,
-                ):
-                    yield StorageProblem(
-                        StorageProblemKind.INDEX_ENTRY,
-                        f"the index entry of {header.object_id.hex()[:16]} disagrees with its header in {label}",
-                    )
-                matched += 1
-                matched_bytes += BLOB_HEADER.size + header.stored_bytes
-        if matched != entry.live_count:
-            yield StorageProblem(
-                StorageProblemKind.INDEX_ENTRY,
-                f"the index places {entry.live_count} blobs in {label}, but {matched} of its blobs are where "
-                "the index says: some index entries point at bytes that are not their blob",
-            )
+        yield from _check_open_pack(store, pack_no, entry, fd, label)
     finally:
         os.close(fd)
+
+
+def _check_open_pack(store: PackStore, pack_no: int, entry: PackEntry, fd: int, label: str) -> Iterator[StorageProblem]:
+    sealer = store.sealer
+    size = os.fstat(fd).st_size
+    problem = pack_header_problem(os.pread(fd, PACK_HEADER.size, 0), None if sealer is None else sealer.key_check)
+    if problem is not None:
+        yield StorageProblem(StorageProblemKind.PACK_HEADER, f"{label}: {problem}")
+        if sealer is not None:
+            return  # its blobs are not this repository's sealed blobs: every one of them is reported when read
+    n_tail = tail_bytes(sealer)
+    start = trailer_start(os.pread(fd, n_tail, max(0, size - n_tail)), size, sealer)
+    trailer: Trailer | None = None
+    if start is not None:
+        try:
+            trailer = read_trailer(os.pread(fd, size - start, start), size, entry.name, sealer)
+        except CorruptionError:  # AuthenticationError: damaged, or another pack's trailer (a pack copied or renamed)
+            yield StorageProblem(
+                StorageProblemKind.PACK_TRAILER,
+                f"{label}: its sealed trailer does not open: damaged, or the trailer of another pack "
+                "(gc rewrites the pack)",
+            )
+            return
+    if trailer is None:
+        if not store.files.is_active(entry.name):
+            yield StorageProblem(
+                StorageProblemKind.PACK_TRAILER,
+                f"{label} has no valid trailer (left by a writer that died, or damaged; gc rewrites it)",
+                is_error=False,
+            )
+        return
+    matched = matched_bytes = 0
+    with store.index.reading() as txn:
+        for offset in trailer.offsets:
+            found = _header_at(fd, offset, sealer)
+            if found is None:
+                yield StorageProblem(
+                    StorageProblemKind.PACK_TRAILER,
+                    f"{label}: its trailer lists a blob at offset {offset} where there is no valid header",
+                )
+                continue
+            object_id, stored_bytes, facts = found
+            raw = txn.get(object_id, db=store.index.blobs)
+            location = decode_location(raw, store.root) if raw is not None else None
+            if location is None or location.pack_no != pack_no or location.offset != offset:
+                continue  # a dead or duplicate copy
+            if location.stored_bytes != stored_bytes or (
+                facts is not None and (location.kind, location.raw_bytes) != facts
+            ):
+                yield StorageProblem(
+                    StorageProblemKind.INDEX_ENTRY,
+                    f"the index entry of {object_id.hex()[:16]} disagrees with its header in {label}",
+                )
+            matched += 1
+            matched_bytes += BLOB_HEADER.size + stored_bytes
+    if matched != entry.live_count:
+        yield StorageProblem(
+            StorageProblemKind.INDEX_ENTRY,
+            f"the index places {entry.live_count} blobs in {label}, but {matched} of its blobs are where "
+            "the index says: some index entries point at bytes that are not their blob",
+        )
+
+
+def _header_at(fd: int, offset: int, sealer: Sealer | None) -> tuple[ObjectId, int, tuple[Kind, int] | None] | None:
+    """(id, stored length, (kind, raw length) or None if sealed inside) of the blob header at ``offset``, or None."""
+    data = os.pread(fd, BLOB_HEADER.size, offset)
+    if sealer is not None:
+        parsed = parse_sealed_blob_header(data)
+        return None if parsed is None else (parsed[0], parsed[1], None)
+    header = parse_blob_header(data)
+    if header is None:
+        return None
+    return header.object_id, header.stored_bytes, (header.kind, header.raw_bytes)
 
 
 # -- reclaiming -----------------------------------------------------------------------
@@ -344,12 +428,21 @@ def _data_bytes(size: int, has_trailer: bool, live_count: int) -> int:
 
 
 def _has_trailer(files: PackFiles, name: bytes, size: int) -> bool:
+    """True if the pack ends with a trailer's tail (a sealed trailer must also open)."""
+    sealer = files.sealer
     try:
         fd = os.open(files.path(name), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return False
     try:
-        return parse_tail(os.pread(fd, TAIL.size, max(0, size - TAIL.size)), size) is not None
+        n_tail = tail_bytes(sealer)
+        start = trailer_start(os.pread(fd, n_tail, max(0, size - n_tail)), size, sealer)
+        if start is None or sealer is None:
+            return start is not None
+        try:
+            return read_trailer(os.pread(fd, size - start, start), size, name, sealer) is not None
+        except CorruptionError:  # does not open: rewritten like a pack without a trailer
+            return False
     finally:
         os.close(fd)
 
@@ -459,13 +552,16 @@ def _rewrite_pack(store: PackStore, entry: PackEntry, writer: PackWriter | None)
     if writer is not None and writer.size + entry.live_bytes > _pack_target():
         writer.seal()  # its copies are indexed: the next pack's live objects start a new one
         writer = None
-    live = _live_in(store, entry.pack_no, parse_pack(data).blobs)
+    live = _live_in(store, entry.pack_no, parse_pack(data, entry.name, store.sealer).blobs)
     copies: list[tuple[ObjectId, Location, int]] = []
     if live:
         if writer is None:
             writer = store.files.create()
-        for blob, location in live:
-            offset = writer.append(blob.header.object_id, blob.record)
+        view = memoryview(data)
+        for blob, location in live:  # copied as stored: a sealed blob's associated data names no pack
+            payload_start = blob.offset + BLOB_HEADER.size
+            header = bytes(view[blob.offset : payload_start])
+            offset = writer.append(header, view[payload_start : payload_start + blob.header.stored_bytes])
             copies.append((blob.header.object_id, location, offset))
         writer.sync()
         make_names_durable([writer])
@@ -609,7 +705,7 @@ class RebuildResult:
     problems: tuple[str, ...]
 
 
-def rebuild_index(root: str, config: bytes) -> RebuildResult:
+def rebuild_index(root: str, config: bytes, sealer: Sealer | None = None) -> RebuildResult:
     """Build a new index from the pack files and the ref log, and swap it in (the caller has the repository alone).
 
     Packs with a valid trailer are read through it; others are read from the
@@ -617,6 +713,8 @@ def rebuild_index(root: str, config: bytes) -> RebuildResult:
     blob is in several packs, a copy that verifies wins. HEAD and the graft
     table come from the ref log's last intact records. The new index is
     written beside the old one and renamed over it: a crash leaves the old.
+    An encrypted repository's needs its ``sealer``: every blob is opened to
+    learn its kind and lengths.
 
     Raises:
         RepositoryError: the new index cannot be written (a full disk).
@@ -627,7 +725,7 @@ def rebuild_index(root: str, config: bytes) -> RebuildResult:
     for leftover in (temporary_name, temporary_name + "-lock"):
         if os.path.lexists(os.path.join(root, leftover)):
             os.unlink(os.path.join(root, leftover))
-    files = PackFiles(root)
+    files = PackFiles(root, sealer)
     if next(files.list(), None) is None and RefLog(os.path.join(root, REFLOG_FILE)).last_moves():
         raise RepositoryError(
             f"no pack files under {files.directory}, though the ref log records commits: "
@@ -646,7 +744,7 @@ def rebuild_index(root: str, config: bytes) -> RebuildResult:
                 data = read_pack(files, name)
                 if data is None:
                     continue
-                kept = whole_blobs(data, name, problems)
+                kept = whole_blobs(data, name, problems, sealer)
                 if not kept:
                     continue
                 pack_no = index.new_pack_no(txn, name)
@@ -656,7 +754,7 @@ def rebuild_index(root: str, config: bytes) -> RebuildResult:
                     other = places.get(object_id)
                     if other is not None:
                         n_duplicates += 1
-                        if _verifies(other[1]) or not _verifies(blob):
+                        if _verifies(other[1], sealer) or not _verifies(blob, sealer):
                             continue
                     places[object_id] = (pack_no, blob, data)
             totals: dict[int, tuple[int, int]] = {}
@@ -670,7 +768,8 @@ def rebuild_index(root: str, config: bytes) -> RebuildResult:
             for pack_no, (size, count) in totals.items():
                 index.adjust_pack(txn, pack_no, size, count)
             reflog = RefLog(os.path.join(root, REFLOG_FILE))
-            head = _restore_refs(reflog, txn, index, places, old_refs, problems)
+            parents = _Parents(places, sealer.id_function if sealer is not None else plain_object_id)
+            head = _restore_refs(reflog, txn, parents, index, old_refs, problems)
         index.env.sync(True)
     except OSError as exc:
         index.close()
@@ -706,9 +805,12 @@ def _old_refs(root: str) -> dict[bytes, bytes]:
         old.close()
 
 
-def _verifies(blob: ScannedBlob) -> bool:
+def _verifies(blob: ScannedBlob, sealer: Sealer | None) -> bool:
     try:
-        decode_record(blob.header.object_id, blob.record)
+        if sealer is None:
+            decode_record(blob.header.object_id, blob.record)
+        else:
+            decode_record(blob.header.object_id, blob.record, sealer.id_function)
     except CorruptionError:
         return False
     return True
@@ -717,8 +819,8 @@ def _verifies(blob: ScannedBlob) -> bool:
 def _restore_refs(
     reflog: RefLog,
     txn: lmdb.Transaction[bytes],
+    parents: _Parents,
     index: LmdbIndex,
-    places: dict[ObjectId, tuple[int, ScannedBlob, bytes]],
     old_refs: dict[bytes, bytes],
     problems: list[str],
 ) -> ObjectId | None:
@@ -737,7 +839,7 @@ def _restore_refs(
             problems.append(f"ref log at byte {item.position}: {item.detail}")
         else:
             history.setdefault(item.name, []).append(item.new)
-    parents = _Parents(places)
+    places = parents.places
     logged_head = _newest_present(HEAD, history.get(HEAD, []), places, problems)
     head = logged_head
     old_head = old_refs.get(HEAD)
@@ -786,8 +888,9 @@ def _newest_present(
 class _Parents:
     """First parents of the commits the packs hold, decoded on demand."""
 
-    def __init__(self, places: dict[ObjectId, tuple[int, ScannedBlob, bytes]]) -> None:
+    def __init__(self, places: dict[ObjectId, tuple[int, ScannedBlob, bytes]], id_function: IdFunction) -> None:
         self.places = places
+        self.id_function = id_function
         self._first: dict[ObjectId, ObjectId | None] = {}
 
     def first(self, commit_id: ObjectId) -> ObjectId | None:
@@ -800,7 +903,7 @@ class _Parents:
         if place is None or place[1].header.kind is not Kind.COMMIT:
             return None
         try:
-            node = decode(Kind.COMMIT, decode_record(commit_id, place[1].record), commit_id.hex())
+            node = decode(Kind.COMMIT, decode_record(commit_id, place[1].record, self.id_function), commit_id.hex())
         except CorruptionError:
             return None
         return node.parent_ids[0] if isinstance(node, Commit) and node.parent_ids else None

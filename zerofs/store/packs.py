@@ -26,20 +26,20 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from zerofs.errors import DiskFullError, RepositoryError
-from zerofs.objects import ObjectId
-from zerofs.store.codec import Record
 from zerofs.store.packfile import (
     BLOB_HEADER,
     MAX_PACK_BYTES,
     PACK_HEADER,
     TAIL,
-    blob_header,
     pack_header,
-    trailer,
+    pack_trailer,
 )
+
+if TYPE_CHECKING:  # a plain repository never imports the crypto behind it
+    from zerofs.store.sealer import Sealer
 
 PACK_SUFFIX: Final = ".pack"
 SUBDIRECTORY_DIGITS: Final = 1
@@ -107,9 +107,10 @@ def fsync_directory(path: str) -> None:
 class PackFiles:
     """The ``packs/`` directory of a repository."""
 
-    def __init__(self, root: str) -> None:
-        """Use ``root/packs`` (created on the first write)."""
+    def __init__(self, root: str, sealer: Sealer | None = None) -> None:
+        """Use ``root/packs`` (created on the first write); with a ``sealer``, new packs are encrypted ones."""
         self.root = root
+        self.sealer = sealer
         self.directory = os.path.join(root, "packs")
         self._readers: OrderedDict[bytes, int] = OrderedDict()
         self._lock = threading.Lock()
@@ -230,7 +231,7 @@ class PackFiles:
                 raise disk_error(f"cannot create a pack file in {self.directory}", exc) from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # nobody else can know of it yet: this never waits
-                header = pack_header()
+                header = pack_header(None if self.sealer is None else self.sealer.key_check)
                 if os.pwrite(fd, header, 0) != len(header):
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 link_unnamed(fd, path)
@@ -330,14 +331,12 @@ class PackWriter:
         self._lock = threading.Lock()
         self.closed = False
 
-    def append(self, object_id: ObjectId, record: Record) -> int:
-        """Append a blob; return the offset of its header.
+    def append(self, header: bytes, payload: bytes | bytearray | memoryview) -> int:
+        """Append a blob, its header and payload as stored (``packfile.stored_blob``); return the header's offset.
 
         Raises:
             DiskFullError, RepositoryError: a write failed (this one or an earlier one in flight).
         """
-        header = blob_header(object_id, record)
-        payload = record.payload
         with self._lock:
             offset = self.size
             if offset + len(header) + len(payload) + TAIL.size > MAX_PACK_BYTES:
@@ -433,12 +432,15 @@ class PackWriter:
         with self._lock:
             self._write_buffer()
             try:
-                _write_fully(self.fd, [trailer(self.offsets, self.size)], self.size)
+                _write_fully(self.fd, [self._trailer(self.offsets, self.size)], self.size)
                 os.fdatasync(self.fd)
             except OSError as exc:
                 raise disk_error(f"cannot write to pack {pack_hex(self.name)}", exc) from exc
             self.synced_size = self.size
             self.closed = True
+
+    def _trailer(self, offsets: list[int], data_end: int) -> bytes:
+        return pack_trailer(offsets, data_end, self.name, self.files.sealer)
 
     def release(self) -> None:
         """Let go of a finished pack (its blobs are indexed): close it, which drops the lock."""
@@ -464,7 +466,7 @@ class PackWriter:
                 if self.size != self.indexed_size:
                     os.ftruncate(self.fd, self.indexed_size)
                 offsets = [o for o in self.offsets if o < self.indexed_size]
-                _write_fully(self.fd, [trailer(offsets, self.indexed_size)], self.indexed_size)
+                _write_fully(self.fd, [self._trailer(offsets, self.indexed_size)], self.indexed_size)
                 os.fdatasync(self.fd)
         except OSError:
             pass  # left without a trailer: a pack of a dead writer, as far as anyone can tell
