@@ -43,6 +43,7 @@ IN_FLIGHT_PER_WORKER: Final = 2
 GROUP_BYTES: Final = 2 << 20
 """Bytes of chunks handed to a worker at once (see ``_store_parallel``)."""
 ZERO_ID_SIZES: Final = 16
+ChunkIdFunction = Callable[[bytes | bytearray | memoryview], ObjectId]
 """Sizes whose all-zero chunk id is kept; holes come in chunks of one size (see ``is_hole``)."""
 
 
@@ -87,10 +88,11 @@ class ContentWriter:
         self.executor = executor
         self.max_in_flight = max(2, workers * IN_FLIGHT_PER_WORKER)
         self.params = repo.config.chunk_params
-        self._chunker = make_chunker(self.params)
+        self._chunker = make_chunker(self.params, repo.chunker_seed)
 
     def _store_chunk(self, data: memoryview) -> ChunkRef:
-        new_id = zero_chunk_id(len(data)) if is_zero_block(data, self.params.max_bytes) else chunk_id(data)
+        make_id = self.repo.chunk_id
+        new_id = zero_chunk_id(len(data), make_id) if is_zero_block(data, self.params.max_bytes) else make_id(data)
         if not self.sink.has(new_id):
             self.sink.put_record(new_id, self.repo.chunk_record(data))
         return ChunkRef(new_id, len(data))
@@ -178,7 +180,7 @@ def encode_small_file(
     for piece in pieces:
         if not piece:
             continue
-        new_id = chunk_id(piece)
+        new_id = repo.chunk_id(piece)
         records.append((new_id, None if is_stored(new_id) else repo.chunk_record(piece)))
         refs.append(ChunkRef(new_id, len(piece)))
     if len(refs) > MAX_FANOUT:
@@ -195,8 +197,9 @@ def _encode_group(repo: Repository, group: list[memoryview]) -> list[_Encoded]:
     """Worker: hash each chunk; make records of those no committed record holds."""
     encoded: list[_Encoded] = []
     max_bytes = repo.config.chunk_params.max_bytes
+    make_id = repo.chunk_id
     for data in group:
-        new_id = zero_chunk_id(max_bytes) if is_zero_block(data, max_bytes) else chunk_id(data)
+        new_id = zero_chunk_id(max_bytes, make_id) if is_zero_block(data, max_bytes) else make_id(data)
         record = None if repo.has(new_id) else repo.chunk_record(data)
         encoded.append((new_id, len(data), record))
     return encoded
@@ -211,16 +214,20 @@ def iter_chunk_ids(repo: Repository, node: FileNode | ChunkListNode) -> Iterator
             yield from iter_chunk_ids(repo, repo.get_typed(child.object_id, ChunkListNode))
 
 
-_ZERO_IDS: dict[int, ObjectId] = {}
+_ZERO_IDS: dict[tuple[ChunkIdFunction, int], ObjectId] = {}
 
 
-def zero_chunk_id(size_bytes: int) -> ObjectId:
-    """The id of a chunk of ``size_bytes`` zeros (computed once per size)."""
-    found = _ZERO_IDS.get(size_bytes)
+def zero_chunk_id(size_bytes: int, make_id: ChunkIdFunction = chunk_id) -> ObjectId:
+    """The id of a chunk of ``size_bytes`` zeros (computed once per size and id function).
+
+    ``make_id``: the repository's ``chunk_id`` (keyed in an encrypted one;
+    one stable callable per repository, so it can key this cache).
+    """
+    found = _ZERO_IDS.get((make_id, size_bytes))
     if found is None:
         if len(_ZERO_IDS) >= ZERO_ID_SIZES:
             _ZERO_IDS.clear()
-        found = _ZERO_IDS[size_bytes] = chunk_id(bytes(size_bytes))
+        found = _ZERO_IDS[make_id, size_bytes] = make_id(bytes(size_bytes))
     return found
 
 
@@ -231,7 +238,7 @@ def is_hole(repo: Repository, chunk: ObjectId, size_bytes: int) -> bool:
     point is ever found in it), so only chunks of that size are compared
     with the id of zeros: one dict lookup, and no hashing for other sizes.
     """
-    return size_bytes == repo.config.chunk_params.max_bytes and chunk == zero_chunk_id(size_bytes)
+    return size_bytes == repo.config.chunk_params.max_bytes and chunk == zero_chunk_id(size_bytes, repo.chunk_id)
 
 
 def is_zero_block(data: bytes | bytearray | memoryview, max_bytes: int) -> bool:

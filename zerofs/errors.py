@@ -52,6 +52,8 @@ class Hint(enum.Enum):
     """Ask again without compacting: it does not apply here."""
     WITHOUT_BREAK_LOCK = "without-break-lock"
     """Ask again without breaking a lock: it does not apply here."""
+    PASSWORD = "password"
+    """The repository is encrypted: give its password (issue #15; the CLI words how)."""
 
 
 class UnmountFrom(NamedTuple):

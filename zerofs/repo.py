@@ -18,6 +18,7 @@ built from what the index knows of the chunk.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -48,6 +49,7 @@ from zerofs.objects import (
     ObjectId,
     SpecialNode,
     SymlinkNode,
+    chunk_id,
     decode,
     encode,
     iter_child_ids,
@@ -59,6 +61,8 @@ from zerofs.store.local import PackStore, decode_config_file, is_local_repositor
 from zerofs.store.locks import RepoLocks
 
 if TYPE_CHECKING:  # imported where they are used: reading a file needs none of them
+    from zerofs.crypto.keys import Keys
+    from zerofs.crypto.slots import KdfParams, Unlocked
     from zerofs.store.filecache import FileCache
     from zerofs.store.legacy import UpgradeResult
     from zerofs.store.maintenance import RebuildResult
@@ -67,10 +71,13 @@ if TYPE_CHECKING:  # imported where they are used: reading a file needs none of 
     from zerofs.store.s3collect import SharedCollection
     from zerofs.store.s3config import S3Settings
     from zerofs.store.s3store import RefRecord, S3Store
+    from zerofs.store.sealer import Sealer
 
 __all__ = [
     "BlobInfo",
     "CachedFile",
+    "Encryption",
+    "KeySlotInfo",
     "RebuildResult",
     "ReclaimResult",
     "Record",
@@ -108,6 +115,15 @@ def __getattr__(name: str) -> object:
 
 
 REPO_FORMAT_VERSION: Final = 3
+ENCRYPTED_FORMAT_VERSION: Final = 4
+"""The format of an encrypted repository (issue #15): a plain one stays at ``REPO_FORMAT_VERSION``.
+
+A version of its own, so a zerofs that predates encryption refuses the
+repository ("upgrade zerofs") instead of reading sealed packs as damage."""
+ENCRYPTION_VERSION: Final = 1
+"""Keys derived by HKDF-SHA256 (``crypto/keys.py``), blobs sealed with AES-256-GCM (``crypto/sealing.py``)."""
+KEYED_CHUNKER: Final = "pyfastcdc-gear-xor-v1"
+"""The keyed chunker of ``chunking.make_chunker(params, seed)``: the gear table XORed with a keyed value."""
 DEVELOPMENT_FORMAT: Final = 2
 """Packs before zstd payloads carried the CRC of their frame: made only by unreleased builds."""
 """Bump when a change makes old code misread the repository. 2: pack files beside an LMDB index."""
@@ -121,9 +137,48 @@ INDEX_TIDY_MAX_BYTES: Final = 64 << 20
 """...and only an index up to this size (about a million objects, a fraction of a second to rewrite);
 a larger one waits for a compacting gc."""
 HEAD: Final = b"HEAD"
+IdFunction = Callable[[Kind, bytes | bytearray | memoryview], ObjectId]
 
 N = TypeVar("N", FileNode, ChunkListNode, DirNode, SymlinkNode, SpecialNode, Commit)
 T = TypeVar("T")
+
+
+class Encryption(NamedTuple):
+    """How an encrypted repository is encrypted, as its config records it (issue #15)."""
+
+    version: int = ENCRYPTION_VERSION
+    chunker: str = KEYED_CHUNKER
+
+    def to_dict(self) -> dict[str, object]:
+        """The config's ``encryption`` field."""
+        return {"version": self.version, "chunker": self.chunker}
+
+    @classmethod
+    def from_dict(cls, data: object, where: str) -> Encryption:
+        """Parse the config's ``encryption`` field.
+
+        Raises:
+            RepositoryError: malformed, or a scheme this zerofs does not know.
+        """
+        if not isinstance(data, dict):
+            raise RepositoryError(f"repository at {where} has unreadable encryption settings")
+        version, chunker = data.get("version"), data.get("chunker")
+        if version != ENCRYPTION_VERSION or chunker != KEYED_CHUNKER:
+            raise RepositoryError(
+                f"repository at {where} is encrypted with a scheme this zerofs does not know "
+                f"(version {version!r}, chunker {chunker!r}): upgrade zerofs"
+            )
+        return cls(version, chunker)
+
+
+class KeySlotInfo(NamedTuple):
+    """What ``Repository.list_keys`` tells of one key slot: its id, its KDF cost, and whether it opened this handle."""
+
+    slot_id: str
+    time_cost: int
+    memory_kib: int
+    parallelism: int
+    is_current: bool
 
 
 class RepoConfig(NamedTuple):
@@ -136,6 +191,8 @@ class RepoConfig(NamedTuple):
     created_ns: int
     gc_grace_s: int | None = None
     """An S3 repository's gc grace period (``store/s3gc.py``); None for a local one."""
+    encryption: Encryption | None = None
+    """How the repository is encrypted; None for a plain one (its format is then ``REPO_FORMAT_VERSION``)."""
 
     def to_json(self) -> bytes:
         """Return the canonical JSON stored in the repository's metadata."""
@@ -148,6 +205,8 @@ class RepoConfig(NamedTuple):
         }
         if self.gc_grace_s is not None:
             fields["gc_grace_s"] = self.gc_grace_s
+        if self.encryption is not None:
+            fields["encryption"] = self.encryption.to_dict()
         return json.dumps(fields, sort_keys=True).encode()
 
     @classmethod
@@ -171,10 +230,10 @@ class RepoConfig(NamedTuple):
             version = int(data["format_version"])
         except (ValueError, KeyError, TypeError) as exc:
             raise RepositoryError(f"repository at {where} has unreadable configuration") from exc
-        if version > REPO_FORMAT_VERSION:
+        if version > ENCRYPTED_FORMAT_VERSION or (version == ENCRYPTED_FORMAT_VERSION) != ("encryption" in data):
             raise RepositoryError(
                 f"repository at {where} has format version {version}; this zerofs reads up to "
-                f"version {REPO_FORMAT_VERSION}: upgrade zerofs"
+                f"version {ENCRYPTED_FORMAT_VERSION} (encrypted) and {REPO_FORMAT_VERSION} (plain): upgrade zerofs"
             )
         if version == DEVELOPMENT_FORMAT and oldest == REPO_FORMAT_VERSION:
             raise RepositoryError(
@@ -198,6 +257,7 @@ class RepoConfig(NamedTuple):
                 str(data["repo_id"]),
                 int(data["created_ns"]),
                 int(data["gc_grace_s"]) if "gc_grace_s" in data else None,
+                Encryption.from_dict(data["encryption"], where) if "encryption" in data else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RepositoryError(f"repository at {where} has incomplete configuration") from exc
@@ -213,12 +273,16 @@ class Repository:
         path: str | os.PathLike[str] | None = None,
         locks: RepoLocks | None = None,
         cache_dir: str | None = None,
+        keys: Keys | None = None,
+        slot_id: str | None = None,
     ) -> None:
         """Wrap an open store whose config has been read.
 
         ``locks``: a local repository's, if any. ``cache_dir``: where this
         user keeps caches (the host-file cache goes in a directory named by
-        the repository's id); None: no host-file cache.
+        the repository's id); None: no host-file cache. ``keys``: an
+        encrypted repository's (its store has their ``Sealer``), and
+        ``slot_id`` the key slot that gave them up.
         """
         self._store = store
         self.config = config
@@ -228,6 +292,27 @@ class Repository:
         self._file_cache: FileCache | None = None
         self._nodes: OrderedDict[bytes, Node] = OrderedDict()
         self._cache_lock = threading.Lock()  # export reads from worker threads
+        self._keys = keys
+        self._slot_id = slot_id
+        self.object_id: IdFunction = object_id if keys is None else keys.object_id
+        """How this repository makes ids: BLAKE3, keyed with the id key in an encrypted repository."""
+        self.chunk_id: Callable[[bytes | bytearray | memoryview], ObjectId] = (
+            chunk_id if keys is None else functools.partial(keys.object_id, Kind.CHUNK)
+        )
+        """The id of a chunk of file content (``self.object_id`` of a CHUNK), one stable callable."""
+        self.chunker_seed: bytes | None = None if keys is None else keys.chunker_seed
+        """The seed of this repository's chunker (``chunking.make_chunker``); None: the plain chunker."""
+
+    @property
+    def is_encrypted(self) -> bool:
+        """True for an encrypted repository (issue #15)."""
+        return self._keys is not None
+
+    def has_same_keys(self, other: Repository) -> bool:
+        """True if ``other`` makes the same ids and seals with the same keys (both plain, or one key)."""
+        if self._keys is None or other._keys is None:
+            return self._keys is other._keys
+        return self._keys.id_key == other._keys.id_key
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -242,23 +327,33 @@ class Repository:
         s3_settings: S3Settings | None = None,
         cache_dir: str | None = None,
         gc_grace_s: int | None = None,
+        password: bytes | None = None,
+        kdf: KdfParams | None = None,
     ) -> Repository:
         """Create a repository at ``path`` (a new or empty directory, or an ``s3://`` URL).
 
         ``gc_grace_s``: an S3 repository's gc grace period (default ``DEFAULT_GRACE_S``
-        of ``store/s3gc.py``); a local repository has none.
+        of ``store/s3gc.py``); a local repository has none. ``password``: make
+        an encrypted repository (local only, for now): a random master key
+        and a first key slot wrapping it under ``password`` (argon2id with
+        ``kdf``, default ``crypto.slots.DEFAULT_KDF``).
 
-        Writes the config, then an empty root directory and a first commit,
-        then HEAD. An S3 repository needs ``s3_settings`` and a ``cache_dir``
-        (its host cache goes in a directory named by the repository's id).
+        Writes the key slot (encrypted), then the config, then an empty root
+        directory and a first commit, then HEAD. An S3 repository needs
+        ``s3_settings`` and a ``cache_dir`` (its host cache goes in a
+        directory named by the repository's id).
 
         Raises:
             ConflictError: a repository (or other files) already exists there.
+            UsageError: an empty password, or KDF parameters out of bounds.
         """
         path = os.fspath(path)
         config = RepoConfig(
             REPO_FORMAT_VERSION, chunk_params or ChunkParams(), compression_level, os.urandom(16).hex(), time.time_ns()
         )
+        if password is not None:
+            _refuse_s3(path, "encryption")
+            config = config._replace(format_version=ENCRYPTED_FORMAT_VERSION, encryption=Encryption())
         if is_s3_path(path):
             from zerofs.store.s3gc import DEFAULT_GRACE_S
 
@@ -276,8 +371,15 @@ class Repository:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
             raise RepositoryError(f"cannot create {path}: {exc.strerror}") from exc
+        keys, slot_id = (None, None) if password is None else _first_key(path, password, kdf)
+        sealer = None if keys is None else _sealer(keys)
         repo = cls(
-            PackStore.create(path, config.to_json()), config, path, RepoLocks(path, readonly=False, writer_lease=True)
+            PackStore.create(path, config.to_json(), sealer=sealer),
+            config,
+            path,
+            RepoLocks(path, readonly=False, writer_lease=True),
+            keys=keys,
+            slot_id=slot_id,
         )
         repo._first_commit(author)
         return repo
@@ -366,6 +468,8 @@ class Repository:
         from zerofs.store import s3store
 
         where = objects.location.url
+        if config.encryption is not None:
+            raise RepositoryError(f"the repository at {where} is encrypted: not supported on S3 yet")
         store = s3store.S3Store(
             objects,
             where,
@@ -386,6 +490,7 @@ class Repository:
         writer_lease: bool = True,
         cache_dir: str | None = None,
         s3_settings: S3Settings | None = None,
+        password: bytes | None = None,
     ) -> Repository:
         """Open the repository at ``path`` (a directory or an ``s3://`` URL).
 
@@ -393,9 +498,13 @@ class Repository:
         ``writer_lease`` false: gc (which takes the lease exclusively in
         steps) and a mount (which takes it around each commit). ``cache_dir``:
         see ``__init__`` (an S3 repository needs it, and ``s3_settings``).
+        ``password``: an encrypted repository's (one key slot's); a plain
+        repository ignores it. Opening writes nothing a wrong password could spoil.
 
         Raises:
-            RepositoryError: none there, of an older format (hint: upgrade) or a newer one.
+            RepositoryError: none there, of an older format (hint: upgrade) or a newer one;
+                encrypted and no password given (hint: password).
+            WrongPasswordError: encrypted, and no key slot opens with ``password``.
             CorruptionError: its index is missing, damaged or behind its ref log (hint: rebuild).
             ObjectStoreError: an S3 repository's service cannot be used.
         """
@@ -408,7 +517,12 @@ class Repository:
             store = PackStore(path, readonly=readonly)
             try:
                 config = RepoConfig.from_json(store.read_config(), path)
-                repo = cls(store, config, path, locks, cache_dir)
+                keys, slot_id = None, None
+                if config.encryption is not None:
+                    keys, slot_id = _unlock(path, password)
+                    store.close()  # opened again with the keys: a plain one never pays for this
+                    store = PackStore(path, readonly=readonly, sealer=_sealer(keys))
+                repo = cls(store, config, path, locks, cache_dir, keys=keys, slot_id=slot_id)
                 store.verify_refs(repo.first_parent)
             except BaseException:
                 store.close()
@@ -427,11 +541,14 @@ class Repository:
         return is_local_repository(path) or os.path.exists(os.path.join(path, LEGACY_DATA_FILE))
 
     @classmethod
-    def rebuild_index(cls, path: str | os.PathLike[str]) -> RebuildResult:
+    def rebuild_index(cls, path: str | os.PathLike[str], password: bytes | None = None) -> RebuildResult:
         """Rebuild the index from the pack files and HEAD from the ref log (nobody else may have it open).
 
+        ``password``: an encrypted repository's, whose packs open only with its keys.
+
         Raises:
-            RepositoryError: no repository there (or of format 1).
+            RepositoryError: no repository there (or of format 1); encrypted and no password.
+            WrongPasswordError: encrypted, and no key slot opens with ``password``.
             ConflictError: another process has it open.
             CorruptionError: the config file is damaged and no index holds a copy.
         """
@@ -447,7 +564,10 @@ class Repository:
                     raise ConflictError(
                         f"the repository at {path} is open in another process; close it (or unmount it) first"
                     )
-                return maintenance.rebuild_index(path, _readable_config(path))
+                config = _readable_config(path)
+                encryption = RepoConfig.from_json_any(config, path).encryption
+                sealer = None if encryption is None else _sealer(_unlock(path, password)[0])
+                return maintenance.rebuild_index(path, config, sealer)
         finally:
             locks.close()
 
@@ -520,7 +640,7 @@ class Repository:
         record = self._store.get(node_id)
         if record is None:
             raise MissingObjectError(f"object {node_id.hex()[:16]} is missing from the repository")
-        return record.kind, decode_record(node_id, record)
+        return record.kind, decode_record(node_id, record, self.object_id)
 
     def read_record(self, object_id: ObjectId) -> tuple[Record, bytes]:
         """Return an object's record as stored and the body it decodes to, verified against its id.
@@ -536,7 +656,7 @@ class Repository:
         record = self._store.get(object_id)
         if record is None:
             raise MissingObjectError(f"object {object_id.hex()[:16]} is missing from the repository")
-        return record, decode_record(object_id, record)
+        return record, decode_record(object_id, record, self.object_id)
 
     def get_node(self, node_id: ObjectId) -> Node:
         """Return the decoded node with this id (cached; nodes are immutable)."""
@@ -683,12 +803,115 @@ class Repository:
             self._file_cache = FileCache(os.path.join(self._cache_dir, self.config.repo_id))
         return self._file_cache
 
+    # -- key slots (an encrypted repository) ------------------------------------
+
+    def list_keys(self) -> list[KeySlotInfo]:
+        """The key slots that decode, in id order (a damaged one is left out: fsck's to report).
+
+        Raises:
+            RepositoryError: the repository is not encrypted.
+        """
+        from zerofs.keyslots import read_slots
+
+        slots, _ = read_slots(self._keyed_path())
+        return [KeySlotInfo(slot.slot_id, *slot.params, is_current=slot.slot_id == self._slot_id) for slot in slots]
+
+    def add_key(self, password: bytes, new_password: bytes, kdf: KdfParams | None = None) -> str:
+        """Add a key slot that opens with ``new_password``; ``password`` must open one already. Returns its id.
+
+        Writes the new slot durably; nothing else changes.
+
+        Raises:
+            RepositoryError: the repository is not encrypted.
+            WrongPasswordError: ``password`` opens no slot of it.
+            UsageError: ``new_password`` is empty, or ``kdf`` is out of bounds.
+        """
+        from zerofs.crypto.slots import DEFAULT_KDF, make_slot
+        from zerofs.keyslots import slots_locked, write_slot
+
+        path = self._keyed_path()
+        with slots_locked(path):
+            master_key = self._master_key(path, password).master_key
+            slot = make_slot(master_key, new_password, kdf or DEFAULT_KDF)
+            write_slot(path, slot)
+        return slot.slot_id
+
+    def remove_key(self, slot_id: str, password: bytes) -> None:
+        """Remove the key slot ``slot_id``; ``password`` must open a slot (it may be that one).
+
+        The removed slot's password no longer opens the repository. Deletes
+        the slot's file durably.
+
+        Raises:
+            RepositoryError: the repository is not encrypted.
+            WrongPasswordError: ``password`` opens no slot of it.
+            NotFoundError: there is no such slot.
+            ConflictError: it is the last slot that opens (the repository would open with no password).
+        """
+        from zerofs.crypto.slots import without_slot
+        from zerofs.keyslots import delete_slot, read_slots, slots_locked
+
+        path = self._keyed_path()
+        with slots_locked(path):
+            self._master_key(path, password)
+            without_slot(read_slots(path)[0], slot_id)
+            delete_slot(path, slot_id)
+
+    def change_password(self, password: bytes, new_password: bytes, kdf: KdfParams | None = None) -> str:
+        """Replace the key slot ``password`` opens with one that opens with ``new_password``; return its id.
+
+        Writes the new slot durably, then deletes the old one: a crash in
+        between leaves both passwords working, never neither.
+
+        Raises:
+            RepositoryError: the repository is not encrypted.
+            WrongPasswordError: ``password`` opens no slot of it.
+            UsageError: ``new_password`` is empty, or ``kdf`` is out of bounds.
+        """
+        from zerofs.crypto.slots import DEFAULT_KDF, make_slot
+        from zerofs.keyslots import delete_slot, slots_locked, write_slot
+
+        path = self._keyed_path()
+        with slots_locked(path):
+            unlocked = self._master_key(path, password)
+            slot = make_slot(unlocked.master_key, new_password, kdf or DEFAULT_KDF)
+            write_slot(path, slot)
+            delete_slot(path, unlocked.slot_id)
+        if self._slot_id == unlocked.slot_id:
+            self._slot_id = slot.slot_id
+        return slot.slot_id
+
+    def _keyed_path(self) -> str:
+        """This repository's directory, if it is an encrypted local one.
+
+        Raises:
+            RepositoryError: it is not encrypted.
+        """
+        if self._keys is None or self.path is None:
+            raise RepositoryError(f"the repository at {self.path} is not encrypted: it has no keys")
+        return self.path
+
+    def _master_key(self, path: str, password: bytes) -> Unlocked:
+        """The master key ``password`` unwraps, if it is this repository's (the caller holds the slots' lock).
+
+        Raises:
+            WrongPasswordError: it opens no slot, or opens one of another repository's key.
+        """
+        from zerofs.crypto.keys import derive_subkey
+        from zerofs.crypto.slots import WrongPasswordError
+
+        unlocked = _open_slots(path, password)
+        assert self._keys is not None
+        if derive_subkey(unlocked.master_key, "id") != self._keys.id_key:  # a slot copied in from elsewhere
+            raise WrongPasswordError(f"key slot {unlocked.slot_id} holds another repository's key")
+        return unlocked
+
     # -- writes ---------------------------------------------------------------
 
     def encode_node(self, node: Node) -> tuple[ObjectId, Record]:
         """Return (id, record) for a node, compressed as configured."""
         body = encode(node)
-        return object_id(node.kind, body), encode_record(node.kind, body, self.config.compression_level)
+        return self.object_id(node.kind, body), encode_record(node.kind, body, self.config.compression_level)
 
     def chunk_record(self, data: bytes | bytearray | memoryview) -> Record:
         """Return the record of a chunk of file content (holding ``data`` itself when stored raw)."""
@@ -696,7 +919,7 @@ class Repository:
 
     def encode_blob(self, kind: Kind, body: bytes) -> tuple[ObjectId, Record]:
         """Return (id, record) for a stored value that is not a node (a graft table)."""
-        return object_id(kind, body), encode_record(kind, body, self.config.compression_level)
+        return self.object_id(kind, body), encode_record(kind, body, self.config.compression_level)
 
     @contextmanager
     def batch(self, *, index_later: bool = False) -> Iterator[RepoBatch]:
@@ -786,7 +1009,7 @@ class Repository:
         """
         if scanned.record is None:
             raise DamagedObjectError(f"object {scanned.object_id.hex()[:16]} cannot be read: {scanned.problem}")
-        return scanned.record.kind, decode_record(scanned.object_id, scanned.record)
+        return scanned.record.kind, decode_record(scanned.object_id, scanned.record, self.object_id)
 
     def check_storage(self) -> Iterator[StorageProblem]:
         """Problems below the objects: index against packs, refs against their log, the config."""
@@ -908,6 +1131,65 @@ def _require_current(path: str) -> None:
     raise RepositoryError(f"no zerofs repository at {path}")
 
 
+def _first_key(path: str, password: bytes, kdf: KdfParams | None) -> tuple[Keys, str]:
+    """Make a new repository's master key and write its first key slot (before the config); its keys and slot id.
+
+    Raises:
+        UsageError: an empty password, or KDF parameters out of bounds.
+    """
+    from zerofs.crypto.keys import Keys, new_master_key
+    from zerofs.crypto.slots import DEFAULT_KDF, make_slot
+    from zerofs.keyslots import write_slot
+
+    master_key = new_master_key()
+    slot = make_slot(master_key, password, kdf or DEFAULT_KDF)
+    try:
+        write_slot(path, slot)
+    except OSError as exc:
+        raise RepositoryError(f"cannot write the key slot of {path}: {exc.strerror}") from exc
+    return Keys.derive(master_key), slot.slot_id
+
+
+def _unlock(path: str, password: bytes | None) -> tuple[Keys, str]:
+    """The keys of the encrypted repository at ``path`` and the slot ``password`` opened.
+
+    Raises:
+        RepositoryError: no password given (hint: password).
+        WrongPasswordError: no key slot opens with it.
+        KeySlotError: no key slot decodes.
+    """
+    from zerofs.crypto.keys import Keys
+
+    if password is None:
+        raise RepositoryError(f"the repository at {path} is encrypted: it needs a password", hint=Hint.PASSWORD)
+    unlocked = _open_slots(path, password)
+    return Keys.derive(unlocked.master_key), unlocked.slot_id
+
+
+def _open_slots(path: str, password: bytes) -> Unlocked:
+    """The master key the first of ``path``'s key slots that ``password`` opens unwraps.
+
+    Raises:
+        WrongPasswordError: none opens with it.
+        KeySlotError: none decodes (every one damaged, or none there).
+    """
+    from zerofs.crypto.slots import KeySlotError, open_any
+    from zerofs.keyslots import read_slots
+
+    slots, damaged = read_slots(path)
+    if not slots:
+        detail = f"{len(damaged)} damaged" if damaged else "none found"
+        raise KeySlotError(f"the encrypted repository at {path} has no readable key slot ({detail})")
+    return open_any(slots, password)
+
+
+def _sealer(keys: Keys) -> Sealer:
+    """The store's view of an encrypted repository's keys (imported here: a plain repository never loads it)."""
+    from zerofs.store.sealer import Sealer
+
+    return Sealer(keys)
+
+
 def _readable_config(path: str) -> bytes:
     """The config file's bytes, or the copy in a readable old index.
 
@@ -966,7 +1248,7 @@ class RepoBatch:
         every directory, and almost all of them are unchanged).
         """
         body = encode(node)
-        node_id = object_id(node.kind, body)
+        node_id = self.repo.object_id(node.kind, body)
         if self._batch.has(node_id):
             return node_id, 0
         record = encode_record(node.kind, body, self.repo.config.compression_level)

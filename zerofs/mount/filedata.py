@@ -313,7 +313,7 @@ class FileData:
         def cuts() -> Iterator[memoryview]:
             nonlocal resume
             position = cut_from
-            for buffer in chunk_stream(_ViewReader.over(self, cut_from), writer.params):
+            for buffer in chunk_stream(_ViewReader.over(self, cut_from), writer.params, seed=writer.repo.chunker_seed):
                 yield buffer
                 position += len(buffer)
                 if position < dirty_end or position >= self.base_valid:

@@ -752,7 +752,7 @@ class _SmallFiles:
         """Worker: read (contents and xattrs), hash and compress each file; and the median read time."""
         chunker = self.local.__dict__.get("chunker")
         if chunker is None:
-            chunker = self.local.chunker = make_chunker(self.repo.config.chunk_params)
+            chunker = self.local.chunker = make_chunker(self.repo.config.chunk_params, self.repo.chunker_seed)
         encoded: list[tuple[EncodedFile, Xattrs | OSError] | OSError] = []
         read_seconds = []
         with self.repo.has_checker() as has:

@@ -63,12 +63,11 @@ from typing import Final, NamedTuple
 
 from zerofs.errors import ConflictError, MissingObjectError, RepositoryError
 from zerofs.history import GRAFTS, HEAD, encode_grafts, iter_history, parents_of, read_grafts
-from zerofs.objects import DirNode, Kind, ObjectId, decode, encode, iter_child_ids, object_id
+from zerofs.objects import DirNode, Kind, ObjectId, decode, encode, iter_child_ids
 from zerofs.repo import Record, RefMovedError, RepoBatch, Repository
 
 _LEAF_KINDS: Final = frozenset({Kind.CHUNK, Kind.GRAFTS})
 """Records that reference nothing: copied without decoding them as nodes."""
-EMPTY_ROOT_ID: Final = object_id(Kind.DIR, encode(DirNode()))
 GC_POLL_SECONDS: Final = 0.05
 """How often a transfer looks whether a gc running in the destination has finished."""
 DURABLE_EVERY_SECONDS: Final = 1.0
@@ -146,11 +145,13 @@ def transfer(
     ``dry_run`` writes nothing and counts what would be copied.
 
     Raises:
-        RepositoryError: the two repositories have different formats.
+        RepositoryError: the two repositories have different formats, or one is
+            encrypted and the other not (or with other keys): re-encrypting is not built yet.
         NotFastForwardError: ``dest``'s HEAD is not an ancestor of ``source``'s (and not ``force``).
         HeadMovedError: ``dest``'s HEAD (or graft table) moved during the transfer; no ref changed.
         CorruptionError: an object of ``source`` is missing or damaged; no ref changed.
     """
+    _refuse_other_keys(source, dest)
     if source.config.format_version != dest.config.format_version:
         raise RepositoryError(
             f"the repositories have different formats ({source.config.format_version} at {source.path}, "
@@ -160,6 +161,23 @@ def transfer(
         return _transfer(source, dest, force=force, dry_run=True, on_progress=on_progress)
     with _between_gcs(dest):
         return _transfer(source, dest, force=force, dry_run=False, on_progress=on_progress)
+
+
+def _refuse_other_keys(source: Repository, dest: Repository) -> None:
+    """Refuse a transfer that would have to re-encrypt: objects are copied as stored, under their ids.
+
+    Raises:
+        RepositoryError: one repository is encrypted and the other plain, or they have different keys.
+    """
+    if source.has_same_keys(dest):
+        return
+    if source.is_encrypted and dest.is_encrypted:
+        raise RepositoryError(
+            f"push between encrypted repositories with different keys is not supported yet ({source.path}, {dest.path})"
+        )
+    raise RepositoryError(
+        f"push between an encrypted and a plain repository is not supported yet ({source.path}, {dest.path})"
+    )
 
 
 @contextmanager
@@ -277,7 +295,7 @@ def _is_fast_forward(dest: Repository, dest_head: ObjectId, boundary: set[Object
 def is_empty(repo: Repository, commit_id: ObjectId) -> bool:
     """True if ``commit_id`` is a first commit of an empty tree (what ``init`` makes): nothing to keep."""
     commit = repo.resolve_commit(commit_id)
-    return commit.root_id == EMPTY_ROOT_ID and not parents_of(repo, commit_id, commit)
+    return commit.root_id == repo.object_id(Kind.DIR, encode(DirNode())) and not parents_of(repo, commit_id, commit)
 
 
 def _copy(
