@@ -208,7 +208,9 @@ class LmdbIndex:
     def locate(self, object_id: ObjectId) -> Location | None:
         """Where a blob is, or None."""
         raw = self.get(self.blobs, object_id)
-        return None if raw is None else self.read_location(object_id, raw)
+        if raw is None:
+            return None
+        return decode_location(raw, self.root) if self.sealer is None else self.read_location(object_id, raw)
 
     def read_location(self, object_id: ObjectId, raw: bytes) -> Location:
         """The location a ``blobs`` value of ``object_id`` holds (opened, in an encrypted index).
