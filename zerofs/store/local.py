@@ -4,7 +4,7 @@ Layout of a repository directory::
 
     config            the repository's config (written once), with a checksum
     index.mdb         LMDB: blob locations, packs, refs, metadata, host-file cache
-    refs.log          every move of a ref, checksummed (see reflog.py)
+    refs.log          every move of a ref, checksummed, sealed if encrypted (see reflog.py)
     packs/ab/ab...pack  immutable pack files (see packfile.py)
 
 Writing a batch: each blob is appended to this process's open pack; a
@@ -25,8 +25,10 @@ reported, never returned.
 An encrypted repository's store is given a ``Sealer`` (``store/sealer.py``):
 it writes encrypted packs of sealed blobs, and a read opens the blob with
 the key and associated data of the kind the index gives, then checks the
-kind and raw length inside against the index. A plain store (no sealer)
-never imports the crypto.
+kind and raw length inside against the index. The same sealer seals the
+index's values (``index.py``) and the ref log's moves (``reflog.py``), so
+neither file shows a blob's kind or lengths or a ref's value. A plain store
+(no sealer) never imports the crypto, and its files keep their format.
 """
 
 from __future__ import annotations

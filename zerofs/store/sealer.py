@@ -35,6 +35,11 @@ keyed BLAKE3 (under the id key) of a fixed label: equal in every pack of
 one repository, unrelated to any id, and a clear way to refuse a pack of
 another repository or key before any blob is tried.
 
+The local index and ref log are sealed under the ``meta`` key too: a
+``blobs`` value (location, lengths, kind) whole with ``location_ad(id)``, a
+``refs`` value with ``index_ref_ad(name)``, and a ref log record's time, old
+and new value with ``ref_ad(name, sequence)`` (``index.py``, ``reflog.py``).
+
 Every failure to open is ``AuthenticationError``, a ``DamagedObjectError``:
 damage, another key, or another place look the same and are reported alike.
 """
