@@ -127,8 +127,8 @@ def decode_record(data: bytes, sealer: Sealer | None = None) -> RefMove | None:
 def _decode_sealed(data: bytes, sealer: Sealer) -> RefMove | None:
     if len(data) != SEALED_RECORD.size:
         return None
-    magic, version, _, sequence, name, sealed, _, checksum = SEALED_RECORD.unpack(data)
-    if magic != MAGIC or version != SEALED_VERSION or blake3.blake3(data[:-16]).digest(16) != checksum:
+    magic, version, flags, sequence, name, sealed, _, checksum = SEALED_RECORD.unpack(data)
+    if magic != MAGIC or version != SEALED_VERSION or flags or blake3.blake3(data[:-16]).digest(16) != checksum:
         return None
     name = name.rstrip(b"\0")
     try:

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import blake3
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.unit.store.test_sealed_packs import BODIES, KEYS, keyed_id, problems_of, rebuilt, sealer
 from zerofs.crypto.sealing import OVERHEAD_BYTES
 from zerofs.errors import CorruptionError
 from zerofs.objects import Kind
-from zerofs.store.codec import encode_record
+from zerofs.store.codec import encode_record as encode_blob
 from zerofs.store.index import INDEX_FILE, encode_location
 from zerofs.store.local import REFLOG_FILE, PackStore
 from zerofs.store.reflog import (
@@ -30,10 +32,12 @@ from zerofs.store.reflog import (
     RefLog,
     RefMove,
     decode_record,
+    encode_record,
 )
 from zerofs.store.results import StorageProblemKind
 from zerofs.store.sealer import Sealer
 
+SEALER = Sealer(KEYS)
 HEAD = b"HEAD"
 GRAFTS = b"GRAFTS"
 _SEQUENCE_AT = 4
@@ -53,7 +57,7 @@ def store_with_moves(
         for kind, bodies in BODIES.items():
             for body in bodies:
                 ids.append(keyed_id(kind, body))
-                batch.put(ids[-1], encode_record(kind, body, 3))
+                batch.put(ids[-1], encode_blob(kind, body, 3))
     heads: list[bytes] = []
     for value in (values or ids)[:moves]:
         with store.batch() as batch:
@@ -93,6 +97,29 @@ def damage_of(store: PackStore) -> list[LogDamage]:
 def test_the_sealed_body_is_its_plaintext_and_the_aead_overhead() -> None:
     assert SEALED_MOVE_BYTES == 8 + 32 + 32 + OVERHEAD_BYTES
     assert SEALED_RECORD.size == RECORD.size - 8 - 64 + SEALED_MOVE_BYTES
+
+
+@given(
+    sequence=st.integers(0, 2**63 - 1),
+    time_ns=st.integers(-(2**63), 2**63 - 1),
+    name=st.sampled_from([HEAD, GRAFTS]),
+    old=st.none() | st.binary(min_size=32, max_size=32).filter(any),
+    new=st.binary(min_size=32, max_size=32),
+    data=st.data(),
+)
+def test_sealed_records_round_trip_and_any_changed_bit_fails(
+    sequence: int, time_ns: int, name: bytes, old: bytes | None, new: bytes, data: st.DataObject
+) -> None:
+    move = RefMove(sequence, time_ns, name, old, new)
+    record = bytearray(encode_record(move, sealer=SEALER))
+    assert len(record) == SEALED_RECORD.size
+    assert decode_record(bytes(record), SEALER) == move
+    assert decode_record(bytes(record)) is None  # a plain reader takes it for damage, never for a move
+    position = data.draw(st.sampled_from([0, 2, 3]) | st.integers(0, SEALED_RECORD.size - 17))
+    if SEALED_RECORD.size - 16 - 12 <= position < SEALED_RECORD.size - 16:
+        return  # the reserved bytes (an S3 writer's nonce) carry nothing the record says
+    record[position] ^= 1 << data.draw(st.integers(0, 7))
+    assert decode_record(bytes(with_good_checksum(record)), SEALER) is None
 
 
 def test_sealed_moves_read_back_with_their_times(tmp_path: Path) -> None:
