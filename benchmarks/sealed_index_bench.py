@@ -13,6 +13,16 @@ appended to the ref log, fsyncs included). Each figure is the median of
 another tree first on PYTHONPATH (the base branch) compares plain stores.
 Not part of the test suite.
 
+Measured here (2 shared cores, cryptography 50, 20,000 blobs, medians of 7
+runs of 5,000 calls, three invocations): plain / sealed ``info`` 2.25-2.34
+/ 4.67-4.86 µs, ``has`` 0.91-0.98 / 1.00-1.03 µs (nothing to open),
+``get`` 6.1-6.3 / 10.8-11.0 µs (the index value and the record opened),
+``get_ref`` 0.75 / 3.1 µs, a HEAD move 0.47-0.56 / 0.55-0.94 ms (fsyncs).
+So a sealed index value costs about 2.4 µs a lookup: the AEAD open of 62
+bytes with its framing (1.5 µs), building the associated data (0.5 µs) and
+the calls around them. ``--plain-only`` against the unchanged tree: the
+same figures within noise.
+
 Usage:
   python benchmarks/sealed_index_bench.py [--blobs 20000] [--runs 7] [--calls 5000] [--plain-only]
 """
