@@ -222,6 +222,16 @@ def ref_ad(name: str, sequence: int) -> bytes:
     return _ad(b"ref", name.encode(), sequence.to_bytes(8, "big"))
 
 
+def location_ad(object_id: bytes) -> bytes:
+    """Associated data of a local index entry (a blob's location, kind and lengths): the blob's id."""
+    return _ad(b"location", object_id)
+
+
+def index_ref_ad(name: bytes) -> bytes:
+    """Associated data of a ref's value in a local index: its name (the ref log's ``ref_ad`` orders the moves)."""
+    return _ad(b"index-ref", name)
+
+
 def index_ad(object_key: str) -> bytes:
     """Associated data of an index object in object storage: its key (``index/...``)."""
     return _ad(b"index", object_key.encode())

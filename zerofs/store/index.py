@@ -8,6 +8,15 @@ One environment, ``index.mdb`` (and ``index.mdb-lock``), with named databases:
   count of the blobs the index places in it (what gc weighs packs by);
 - ``refs``: HEAD and GRAFTS; ``meta``: the config copy and counters.
 
+An encrypted repository's index (``LmdbIndex(..., sealer=)``) seals each
+``blobs`` value whole with the metadata key and ``location_ad(id)`` (62
+bytes), and each ``refs`` value with ``index_ref_ad(name)``, so the file
+shows neither a blob's kind nor its lengths nor HEAD, and a value moved to
+another id or ref does not open (reported as damage to the index). The keys
+(object ids, keyed in such a repository; ref names), the ``packs`` table
+(random pack names and live byte counts, which the pack files show anyway)
+and ``meta`` (the config copy and the pack counter) stay plain.
+
 The importer's host-file cache is not here: it describes this host's files,
 so it lives with the user's caches (``filecache.py``).
 
@@ -30,12 +39,15 @@ import os
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import lmdb
 
-from zerofs.errors import CorruptionError, DiskFullError, Hint, RepositoryError
+from zerofs.errors import CorruptionError, DamagedObjectError, DiskFullError, Hint, RepositoryError
 from zerofs.objects import Kind, ObjectId
+
+if TYPE_CHECKING:  # the sealer only when encrypted (it imports the crypto)
+    from zerofs.store.sealer import Sealer
 
 INDEX_FILE: Final = "index.mdb"
 MAP_BYTES: Final = 1 << 40
@@ -105,18 +117,21 @@ class LmdbIndex:
         file_name: str = INDEX_FILE,
         extra_databases: tuple[bytes, ...] = (),
         sync: bool = True,
+        sealer: Sealer | None = None,
     ) -> None:
         """Open (or with ``create``, make) ``root/index.mdb``.
 
         ``extra_databases``: more named databases, in ``self.extra`` (an S3
         repository's host cache keeps records there). ``sync`` false: commits
-        are not flushed to disk (a cache that can be rebuilt).
+        are not flushed to disk (a cache that can be rebuilt). ``sealer``: an
+        encrypted repository's, its blob locations and refs sealed.
 
         Raises:
             CorruptionError: the index is missing, truncated or not an LMDB file.
             RepositoryError: it cannot be opened for another reason.
         """
         self.root = root
+        self.sealer = sealer
         self.path = os.path.join(root, file_name)
         if not create:
             try:
@@ -193,7 +208,49 @@ class LmdbIndex:
     def locate(self, object_id: ObjectId) -> Location | None:
         """Where a blob is, or None."""
         raw = self.get(self.blobs, object_id)
-        return None if raw is None else decode_location(raw, self.root)
+        if raw is None:
+            return None
+        return decode_location(raw, self.root) if self.sealer is None else self.read_location(object_id, raw)
+
+    def read_location(self, object_id: ObjectId, raw: bytes) -> Location:
+        """The location a ``blobs`` value of ``object_id`` holds (opened, in an encrypted index).
+
+        Raises:
+            CorruptionError: it is not one, or does not open for this id (a damaged index).
+        """
+        if self.sealer is None:
+            return decode_location(raw, self.root)
+        try:
+            plain = self.sealer.open_location(object_id, raw)
+        except DamagedObjectError as exc:
+            raise index_damaged(f"the entry of {object_id.hex()[:16]} does not open ({exc})", self.root) from exc
+        return decode_location(plain, self.root)
+
+    def location_value(self, object_id: ObjectId, location: Location) -> bytes:
+        """The ``blobs`` value that stores ``location`` for ``object_id`` (sealed, in an encrypted index)."""
+        plain = encode_location(location)
+        return plain if self.sealer is None else self.sealer.seal_location(object_id, plain)
+
+    def read_ref(self, name: bytes, raw: bytes | None) -> bytes | None:
+        """The value a ``refs`` value of ``name`` holds (opened, in an encrypted index).
+
+        Raises:
+            CorruptionError: it does not open for this ref (a damaged index).
+        """
+        if raw is None or self.sealer is None:
+            return raw
+        try:
+            return self.sealer.open_ref(name, raw)
+        except DamagedObjectError as exc:
+            raise index_damaged(f"the value of {name.decode()} does not open ({exc})", self.root) from exc
+
+    def ref_value(self, name: bytes, value: bytes) -> bytes:
+        """The ``refs`` value that stores ``value`` for ``name`` (sealed, in an encrypted index)."""
+        return value if self.sealer is None else self.sealer.seal_ref(name, value)
+
+    def get_ref(self, name: bytes) -> bytes | None:
+        """A ref's value, or None."""
+        return self.read_ref(name, self.get(self.refs, name))
 
     def pack_entries(self, txn: lmdb.Transaction[bytes] | None = None) -> dict[int, PackEntry]:
         """Every pack the index knows, by number."""
@@ -216,7 +273,7 @@ class LmdbIndex:
             for key, value in cursor:
                 if not key.startswith(prefix):
                     return
-                yield key, decode_location(value, self.root)
+                yield key, self.read_location(key, value)
 
     def file_bytes(self) -> int:
         """The length of the index file."""

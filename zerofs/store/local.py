@@ -4,7 +4,7 @@ Layout of a repository directory::
 
     config            the repository's config (written once), with a checksum
     index.mdb         LMDB: blob locations, packs, refs, metadata, host-file cache
-    refs.log          every move of a ref, checksummed (see reflog.py)
+    refs.log          every move of a ref, checksummed, sealed if encrypted (see reflog.py)
     packs/ab/ab...pack  immutable pack files (see packfile.py)
 
 Writing a batch: each blob is appended to this process's open pack; a
@@ -25,8 +25,10 @@ reported, never returned.
 An encrypted repository's store is given a ``Sealer`` (``store/sealer.py``):
 it writes encrypted packs of sealed blobs, and a read opens the blob with
 the key and associated data of the kind the index gives, then checks the
-kind and raw length inside against the index. A plain store (no sealer)
-never imports the crypto.
+kind and raw length inside against the index. The same sealer seals the
+index's values (``index.py``) and the ref log's moves (``reflog.py``), so
+neither file shows a blob's kind or lengths or a ref's value. A plain store
+(no sealer) never imports the crypto, and its files keep their format.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from zerofs.errors import CorruptionError, DamagedObjectError, Hint, MissingObje
 from zerofs.objects import ObjectId
 from zerofs.store.base import BlobInfo, RefMovedError, RefMoves, add_move, moved_to
 from zerofs.store.codec import Record
-from zerofs.store.index import LmdbIndex, Location, decode_location, encode_location, index_damaged
+from zerofs.store.index import LmdbIndex, Location, index_damaged
 from zerofs.store.packfile import BLOB_HEADER, parse_blob_header, parse_sealed_blob_header, stored_blob
 from zerofs.store.packs import PackFiles, PackWriter, disk_error, fsync_directory, make_names_durable, pack_hex
 from zerofs.store.reflog import RefLog
@@ -116,10 +118,10 @@ class PackStore:
             RepositoryError: it cannot be opened.
         """
         self.root = os.fspath(root)
-        self.index = LmdbIndex(self.root, readonly=readonly)
+        self.index = LmdbIndex(self.root, readonly=readonly, sealer=sealer)
         self.sealer = sealer
         self.files = PackFiles(self.root, sealer)
-        self.reflog = RefLog(os.path.join(self.root, REFLOG_FILE))
+        self.reflog = RefLog(os.path.join(self.root, REFLOG_FILE), sealer)
         self.readonly = readonly
         self._writer: PackWriter | None = None
         self._finished: list[PackWriter] = []
@@ -145,7 +147,7 @@ class PackStore:
         root = os.fspath(root)
         try:
             LmdbIndex(root, create=True).close()
-            RefLog(os.path.join(root, REFLOG_FILE)).create()
+            RefLog(os.path.join(root, REFLOG_FILE), sealer).create()
             store = cls(root, sealer=sealer)
             with store.index.writing() as txn:
                 txn.put(CONFIG_META_KEY, config, db=store.index.meta)
@@ -261,7 +263,7 @@ class PackStore:
 
     def get_ref(self, name: bytes) -> bytes | None:
         """A ref's value."""
-        return self.index.get(self.index.refs, name)
+        return self.index.get_ref(name)
 
     def get_meta(self, key: bytes) -> bytes | None:
         """A metadata value."""
@@ -676,11 +678,11 @@ class PackBatch:
             with index.writing() as txn:
                 if self._new:
                     self._index_new(txn)
-                is_clean = all(txn.get(name, db=index.refs) == old for name, old, _ in self._refs)
+                is_clean = all(index.read_ref(name, txn.get(name, db=index.refs)) == old for name, old, _ in self._refs)
                 if final and is_clean:
                     self._apply_rest(txn)
                     for name, old, new in self._refs:
-                        txn.put(name, new, db=index.refs)
+                        txn.put(name, index.ref_value(name, new), db=index.refs)
                         moves.append((name, old, new))
             for object_id in self._new:  # readers now find them through the index
                 store._pending.pop(object_id, None)
@@ -711,7 +713,7 @@ class PackBatch:
             if txn.get(object_id, db=index.blobs) is not None:
                 continue  # another process stored it meanwhile: ours is a dead copy
             location = Location(writer.pack_no, offset, info.stored_bytes, info.raw_bytes, info.kind)
-            txn.put(object_id, encode_location(location), db=index.blobs)
+            txn.put(object_id, index.location_value(object_id, location), db=index.blobs)
             size, count = added.get(writer.pack_no, (0, 0))
             added[writer.pack_no] = (size + BLOB_HEADER.size + info.stored_bytes, count + 1)
         for pack_no, (size, count) in added.items():
@@ -726,7 +728,7 @@ class PackBatch:
             raw = txn.get(object_id, db=index.blobs)
             if raw is None:
                 continue
-            location = decode_location(raw, self.store.root)
+            location = self.store.index.read_location(object_id, raw)
             txn.delete(object_id, db=index.blobs)
             size, count = freed.get(location.pack_no, (0, 0))
             freed[location.pack_no] = (size + BLOB_HEADER.size + location.stored_bytes, count + 1)

@@ -50,8 +50,6 @@ from zerofs.store.index import (
     LmdbIndex,
     Location,
     PackEntry,
-    decode_location,
-    encode_location,
     store_error,
 )
 from zerofs.store.packfile import (
@@ -207,7 +205,7 @@ def _live_in(store: PackStore, pack_no: int, blobs: list[ScannedBlob]) -> list[t
             raw = txn.get(blob.header.object_id, db=store.index.blobs)
             if raw is None:
                 continue
-            location = decode_location(raw, store.root)
+            location = store.index.read_location(blob.header.object_id, raw)
             if location.pack_no == pack_no and location.offset == blob.offset:
                 live.append((blob, location))
     return live
@@ -386,7 +384,7 @@ def _check_open_pack(store: PackStore, pack_no: int, entry: PackEntry, fd: int, 
                 continue
             object_id, stored_bytes, facts = found
             raw = txn.get(object_id, db=store.index.blobs)
-            location = decode_location(raw, store.root) if raw is not None else None
+            location = store.index.read_location(object_id, raw) if raw is not None else None
             if location is None or location.pack_no != pack_no or location.offset != offset:
                 continue  # a dead or duplicate copy
             if location.stored_bytes != stored_bytes or (
@@ -573,10 +571,10 @@ def _rewrite_pack(store: PackStore, entry: PackEntry, writer: PackWriter | None)
                 writer.pack_no = store.index.new_pack_no(txn, writer.name)
             for object_id, old, offset in copies:
                 raw = txn.get(object_id, db=store.index.blobs)
-                if raw is None or decode_location(raw, store.root) != old:
+                if raw is None or store.index.read_location(object_id, raw) != old:
                     continue
                 new = Location(writer.pack_no, offset, old.stored_bytes, old.raw_bytes, old.kind)
-                txn.put(object_id, encode_location(new), db=store.index.blobs)
+                txn.put(object_id, store.index.location_value(object_id, new), db=store.index.blobs)
                 moved_bytes += BLOB_HEADER.size + old.stored_bytes
                 moved_count += 1
             store.index.adjust_pack(txn, writer.pack_no, moved_bytes, moved_count)
@@ -659,7 +657,7 @@ def compact_index(store: PackStore) -> tuple[int, int]:
     store.index.close()
     os.replace(temporary, path)
     fsync_directory(store.root)
-    store.index = LmdbIndex(store.root, readonly=store.readonly)
+    store.index = LmdbIndex(store.root, readonly=store.readonly, sealer=store.sealer)
     store._names.clear()
     return before, os.stat(path).st_blocks * 512
 
@@ -726,13 +724,13 @@ def rebuild_index(root: str, config: bytes, sealer: Sealer | None = None) -> Reb
         if os.path.lexists(os.path.join(root, leftover)):
             os.unlink(os.path.join(root, leftover))
     files = PackFiles(root, sealer)
-    if next(files.list(), None) is None and RefLog(os.path.join(root, REFLOG_FILE)).last_moves():
+    if next(files.list(), None) is None and RefLog(os.path.join(root, REFLOG_FILE), sealer).last_moves():
         raise RepositoryError(
             f"no pack files under {files.directory}, though the ref log records commits: "
             "nothing to rebuild the index from (the index is left as it is)"
         )
-    old_refs = _old_refs(root)
-    index = LmdbIndex(root, create=True, file_name=temporary_name)
+    old_refs = _old_refs(root, sealer)
+    index = LmdbIndex(root, create=True, file_name=temporary_name, sealer=sealer)
     problems: list[str] = []
     n_packs = n_blobs = n_duplicates = 0
     head: ObjectId | None = None
@@ -761,13 +759,13 @@ def rebuild_index(root: str, config: bytes, sealer: Sealer | None = None) -> Reb
             for object_id, (pack_no, blob, _) in sorted(places.items()):
                 header = blob.header
                 location = Location(pack_no, blob.offset, header.stored_bytes, header.raw_bytes, header.kind)
-                txn.put(object_id, encode_location(location), db=index.blobs)
+                txn.put(object_id, index.location_value(object_id, location), db=index.blobs)
                 size, count = totals.get(pack_no, (0, 0))
                 totals[pack_no] = (size + BLOB_HEADER.size + header.stored_bytes, count + 1)
                 n_blobs += 1
             for pack_no, (size, count) in totals.items():
                 index.adjust_pack(txn, pack_no, size, count)
-            reflog = RefLog(os.path.join(root, REFLOG_FILE))
+            reflog = RefLog(os.path.join(root, REFLOG_FILE), sealer)
             parents = _Parents(places, sealer.id_function if sealer is not None else plain_object_id)
             head = _restore_refs(reflog, txn, parents, index, old_refs, problems)
         index.env.sync(True)
@@ -787,17 +785,17 @@ def rebuild_index(root: str, config: bytes, sealer: Sealer | None = None) -> Reb
     return RebuildResult(n_packs, n_blobs, n_duplicates, head, tuple(problems))
 
 
-def _old_refs(root: str) -> dict[bytes, bytes]:
-    """HEAD and GRAFTS as the index being replaced has them, if it can be read at all."""
+def _old_refs(root: str, sealer: Sealer | None) -> dict[bytes, bytes]:
+    """HEAD and GRAFTS as the index being replaced has them, if it can be read at all (and opened)."""
     try:
-        old = LmdbIndex(root, readonly=True)
+        old = LmdbIndex(root, readonly=True, sealer=sealer)
     except (CorruptionError, RepositoryError):
         return {}
     try:
         found = {}
         for name in (HEAD, GRAFTS):
             with contextlib.suppress(CorruptionError):
-                value = old.get(old.refs, name)
+                value = old.get_ref(name)
                 if value is not None and len(value) == 32:
                     found[name] = value
         return found
@@ -860,13 +858,13 @@ def _restore_refs(
     if head is None:
         problems.append("no HEAD the ref log records is in the packs: HEAD is not set")
     else:
-        txn.put(HEAD, head, db=index.refs)
+        txn.put(HEAD, index.ref_value(HEAD, head), db=index.refs)
     grafts = _newest_present(GRAFTS, history.get(GRAFTS, []), places, problems)
     old_grafts = old_refs.get(GRAFTS)
     if old_grafts is not None and old_grafts in places and old_grafts not in history.get(GRAFTS, []):
         grafts = old_grafts  # newer than anything logged: the log missed its move
     if grafts is not None:
-        txn.put(GRAFTS, grafts, db=index.refs)
+        txn.put(GRAFTS, index.ref_value(GRAFTS, grafts), db=index.refs)
     return head
 
 

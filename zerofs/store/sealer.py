@@ -35,6 +35,11 @@ keyed BLAKE3 (under the id key) of a fixed label: equal in every pack of
 one repository, unrelated to any id, and a clear way to refuse a pack of
 another repository or key before any blob is tried.
 
+The local index and ref log are sealed under the ``meta`` key too: a
+``blobs`` value (location, lengths, kind) whole with ``location_ad(id)``, a
+``refs`` value with ``index_ref_ad(name)``, and a ref log record's time, old
+and new value with ``ref_ad(name, sequence)`` (``index.py``, ``reflog.py``).
+
 Every failure to open is ``AuthenticationError``, a ``DamagedObjectError``:
 damage, another key, or another place look the same and are reported alike.
 """
@@ -53,9 +58,12 @@ from zerofs.crypto.sealing import (
     AeadKey,
     AuthenticationError,
     chunk_ad,
+    index_ref_ad,
+    location_ad,
     node_ad,
     open_sealed,
     pack_trailer_ad,
+    ref_ad,
     seal,
 )
 from zerofs.errors import DamagedObjectError
@@ -154,3 +162,43 @@ class Sealer:
             AuthenticationError: damaged, sealed with another key, or the trailer of another pack.
         """
         return open_sealed(self.meta, sealed, ad=pack_trailer_ad(pack_name))
+
+    def seal_location(self, object_id: ObjectId, value: bytes) -> bytes:
+        """An index entry's value (location, lengths, kind), sealed to the blob's id."""
+        return seal(self.meta, value, ad=location_ad(object_id))
+
+    def open_location(self, object_id: ObjectId, sealed: bytes) -> bytes:
+        """The plain value of a sealed index entry.
+
+        Raises:
+            AuthenticationError: damaged, or the entry of another id.
+        """
+        return open_sealed(self.meta, sealed, ad=location_ad(object_id))
+
+    def seal_ref(self, name: bytes, value: bytes) -> bytes:
+        """A ref's value as the index stores it, sealed to the ref's name."""
+        return seal(self.meta, value, ad=index_ref_ad(name))
+
+    def open_ref(self, name: bytes, sealed: bytes) -> bytes:
+        """The plain value of a ref the index stores.
+
+        Raises:
+            AuthenticationError: damaged, or the value of another ref.
+        """
+        return open_sealed(self.meta, sealed, ad=index_ref_ad(name))
+
+    def seal_move(self, name: bytes, sequence: int, body: bytes) -> bytes:
+        """A ref log record's sealed part (time, old and new value), bound to the ref and the move number.
+
+        The name is read as Latin-1 for ``ref_ad``: the same text as UTF-8 for
+        HEAD and GRAFTS, and one string per byte string for any other name.
+        """
+        return seal(self.meta, body, ad=ref_ad(name.decode("latin-1"), sequence))
+
+    def open_move(self, name: bytes, sequence: int, sealed: bytes) -> bytes:
+        """The plain body of a ref log record's sealed part.
+
+        Raises:
+            AuthenticationError: damaged, or the record of another ref or move number.
+        """
+        return open_sealed(self.meta, sealed, ad=ref_ad(name.decode("latin-1"), sequence))
