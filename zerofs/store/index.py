@@ -152,7 +152,10 @@ class LmdbIndex:
                 create=create,
                 max_readers=1024,
                 readahead=False,
-                meminit=False,
+                # Fresh pages are written from malloc'd memory; unzeroed, they carry whatever the process
+                # freed (file contents, names) into index.mdb. Harmless in a plain repository, a leak in an
+                # encrypted one (found by test_no_content_or_name_reaches_the_disk_in_the_clear).
+                meminit=sealer is not None,
                 lock=True,
                 sync=sync,
             )

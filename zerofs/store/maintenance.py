@@ -664,7 +664,10 @@ def compact_index(store: PackStore) -> tuple[int, int]:
 
 def _copy_index(index: LmdbIndex, destination: str) -> None:
     """Copy every database of ``index`` into a new environment at ``destination``, in full pages."""
-    copy = lmdb.open(destination, subdir=False, lock=False, map_size=MAP_BYTES, max_dbs=8, create=True, meminit=False)
+    zero_fresh_pages = index.sealer is not None  # see LmdbIndex: unzeroed pages leak the heap into the file
+    copy = lmdb.open(
+        destination, subdir=False, lock=False, map_size=MAP_BYTES, max_dbs=8, create=True, meminit=zero_fresh_pages
+    )
     try:
         with index.reading() as source, copy.begin(write=True) as target:
             for name in DATABASES:
