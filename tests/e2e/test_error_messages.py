@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests import damage
-from tests.conftest import Zerofs, cli_env
+from tests.conftest import Zerofs, cli_env, zerofs_command
 from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json
 from tests.e2e.helpers import unreadable_file as unreadable
 from zerofs.errors import ConflictError, CorruptionError, HostIOError, NotFoundError, RepositoryError, UsageError
@@ -619,3 +619,40 @@ def test_an_empty_repo_or_config_is_refused_not_replaced(stocked: Path, words: t
         option = "--config" if "-c" in words or "--config" in words else "--repo"
         assert proc.stderr.startswith(f"zerofs: {option} is empty: "), proc.stderr
         assert len(proc.stderr.splitlines()) == 1
+
+
+# -- found by the second hostile-input probe (#14) ----------------------------------------
+
+
+@pytest.mark.parametrize("device", ["/dev/zero"])
+def test_a_config_file_that_never_ends_is_refused_not_read_into_memory(stocked: Path, device: str) -> None:
+    """-c /dev/zero read until the kernel killed zerofs (exit -9): a config is read up to 1 MiB."""
+    line = assert_fails(stocked, "-c", device, "ls", "/", expect=UsageError.exit_code)
+    assert line == f"zerofs: config file {device} is too large to be one (over 1 MiB)"
+
+
+def test_a_config_file_over_a_mebibyte_is_refused(stocked: Path, tmp_path: Path) -> None:
+    config = tmp_path / "big.toml"
+    config.write_text("# " + "x" * (1 << 20) + "\n")
+    line = assert_fails(stocked, "-c", str(config), "mkdir", "/x", expect=UsageError.exit_code)
+    assert line == f"zerofs: config file {config} is too large to be one (over 1 MiB)"
+
+
+def test_an_empty_device_or_a_pipe_still_works_as_config(stocked: Path, zerofs: Zerofs, tmp_path: Path) -> None:
+    assert zerofs("-c", "/dev/null", "ls", "/").stdout.decode().split() == ["data", "dir", "file", "snap"]
+    pipe = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'exec "$@" -c <(printf "[defaults]\\nparents = true\\n") ls /',
+            "bash",
+            *zerofs_command(stocked),
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+        check=False,
+    )
+    assert pipe.returncode == 0, pipe.stderr
+    assert pipe.stdout.split() == ["data", "dir", "file", "snap"]

@@ -42,18 +42,14 @@ def load_config(path: str) -> dict[str, object]:
     """Read a zerofs TOML config file.
 
     Raises:
-        UsageError: the file is missing or not valid TOML.
+        UsageError: the file is missing, larger than ``CONFIG_MAX_BYTES`` or not valid TOML.
     """
     import tomllib  # only when a config file is named
 
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise UsageError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:  # tomllib decodes the bytes as UTF-8 itself
+        text = _read_config_bytes(path).decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML: it is not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
@@ -62,6 +58,31 @@ def load_config(path: str) -> dict[str, object]:
         raise UsageError(
             f"config file {path}: unknown key(s) {', '.join(sorted(unknown))} (known: repository, [defaults])"
         )
+    return data
+
+
+CONFIG_MAX_BYTES: Final = 1 << 20
+"""A config file holds a few lines; anything larger is not one (``-c /dev/zero`` must not fill memory)."""
+
+
+def _read_config_bytes(path: str) -> bytes:
+    """The bytes of config file ``path``, at most ``CONFIG_MAX_BYTES`` of them.
+
+    Read with a limit, not whole: ``-c /dev/zero`` would fill memory. A pipe
+    (``-c <(...)``) and ``/dev/null`` still work.
+
+    Raises:
+        UsageError: naming the file and why it cannot be read, or that it is too large.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(CONFIG_MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    if len(data) > CONFIG_MAX_BYTES:
+        raise UsageError(f"config file {path} is too large to be one (over {CONFIG_MAX_BYTES >> 20} MiB)")
     return data
 
 
