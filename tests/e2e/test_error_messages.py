@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests import damage
-from tests.conftest import Zerofs, cli_env, zerofs_command
+from tests.conftest import Zerofs, cli_env, run_zerofs, zerofs_command
 from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json
 from tests.e2e.helpers import unreadable_file as unreadable
 from zerofs.errors import ConflictError, CorruptionError, HostIOError, NotFoundError, RepositoryError, UsageError
@@ -622,6 +622,53 @@ def test_an_empty_repo_or_config_is_refused_not_replaced(stocked: Path, words: t
 
 
 # -- found by the second hostile-input probe (#14) ----------------------------------------
+
+
+def _run_with_closed(
+    fd_redirect: str, *words: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run zerofs through sh with a standard stream closed (``>&-``, ``<&-``)."""
+    command = [sys.executable, "-m", "zerofs", *words]
+    return subprocess.run(
+        ["sh", "-c", f'exec "$@" {fd_redirect}', "sh", *command],
+        capture_output=True,
+        text=True,
+        env={**cli_env(), **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "words",
+    [("ls", "/data"), ("cat", "/data/a.txt"), ("log", "--json"), ("stat", "/data"), ("du", "/"), ("--version",)],
+)
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_closed_standard_output_is_one_line_and_exit_8(
+    stocked: Path, words: tuple[str, ...], fast_path: bool
+) -> None:
+    """zerofs ls >&- was 'internal error: AttributeError: NoneType ...' (exit 1): Python leaves sys.stdout None."""
+    before = log_json(stocked)
+    env = {} if fast_path else {"ZEROFS_NO_FAST_PATH": "1"}
+    proc = _run_with_closed(">&-", "--repo", str(stocked), *words, env=env)
+    assert proc.returncode == HostIOError.exit_code, proc.stderr
+    assert assert_one_error_line(proc) == "zerofs: cannot write to standard output: it is closed"
+    assert log_json(stocked) == before
+
+
+def test_a_closed_standard_output_is_not_given_to_a_repository_file(stocked: Path) -> None:
+    """A change with stdout closed still commits, and its summary on stderr does not land in a pack or the index."""
+    proc = _run_with_closed(">&-", "--repo", str(stocked), "mkdir", "/made")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("[")
+    assert log_json(stocked)[0]["message"] == "mkdir /made"
+    run_zerofs("fsck", "--read-data", repo=stocked)
+
+
+def test_a_closed_standard_error_still_gives_the_exit_code(stocked: Path) -> None:
+    proc = _run_with_closed("2>&-", "--repo", str(stocked), "ls", "/nope")
+    assert proc.returncode == NotFoundError.exit_code
+    assert proc.stdout == ""
 
 
 @pytest.mark.parametrize("device", ["/dev/zero"])
