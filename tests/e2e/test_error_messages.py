@@ -703,3 +703,38 @@ def test_an_empty_device_or_a_pipe_still_works_as_config(stocked: Path, zerofs: 
     )
     assert pipe.returncode == 0, pipe.stderr
     assert pipe.stdout.split() == ["data", "dir", "file", "snap"]
+
+
+@pytest.mark.parametrize("control", ["\n", "\r", "\x1b[31m"])
+def test_a_repository_location_with_a_control_character_stays_on_one_line(
+    stocked: Path, tmp_path: Path, control: str
+) -> None:
+    """ZEROFS_REPO=$'/x\\ny' split the error line in three."""
+    location = f"{tmp_path}/re{control}po"
+    proc = run_without_repo_option("ls", "/", env={"ZEROFS_REPO": location}, cwd=tmp_path)
+    assert proc.returncode == RepositoryError.exit_code
+    line = assert_one_error_line(proc)
+    assert line.startswith(
+        f"zerofs: no zerofs repository at {tmp_path}/re{control.encode('unicode_escape').decode()}po"
+    )
+    assert "\x1b" not in proc.stderr
+
+
+def test_a_host_path_with_a_carriage_return_stays_on_one_line(stocked: Path, tmp_path: Path) -> None:
+    """A host path in an error (export's target) arrives as given: it is escaped in the one line."""
+    target = tmp_path / "no\rparent" / "out"
+    line = assert_fails(stocked, "export", "/data", str(target), expect=HostIOError.exit_code)
+    assert line.startswith(f"zerofs: parent directory does not exist: {tmp_path}/no\\rparent ")
+
+
+def test_a_warning_about_a_host_path_with_a_newline_stays_on_one_line(
+    stocked: Path, zerofs: Zerofs, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    (source / "a\nb").mkdir(parents=True)
+    with unreadable(source / "a\nb" / "f"):
+        proc = zerofs("import", "--skip-errors", str(source), "/imported", expect=10)
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("zerofs: warning:")]
+    assert len(warnings) == 1, proc.stderr
+    assert "a\\nb/f" in warnings[0]
+    assert all(line.startswith(("zerofs: ", "imported ")) for line in proc.stderr.splitlines()), proc.stderr

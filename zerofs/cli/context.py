@@ -21,6 +21,7 @@ import sys
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from zerofs.errors import IncompleteError, RepositoryError, UsageError
+from zerofs.paths import one_line
 from zerofs.repo import Repository, is_s3_path
 
 if TYPE_CHECKING:
@@ -283,7 +284,7 @@ class Shared(NamedTuple):
     def done(self, message: str) -> None:
         """Say on stderr what a command did, unless ``--quiet``."""
         if not self.quiet:
-            sys.stderr.write(message + "\n")
+            sys.stderr.write(one_line(message) + "\n")
 
 
 def fail_if_incomplete(what: str, left_out: int) -> None:
@@ -321,8 +322,8 @@ def with_repository(
 
 
 def warn(message: str) -> None:
-    """Print a warning on stderr: the command goes on."""
-    sys.stderr.write(f"zerofs: warning: {message}\n")
+    """Print a warning on stderr, as one line whatever a host path in it holds: the command goes on."""
+    sys.stderr.write(f"zerofs: warning: {one_line(message)}\n")
 
 
 def _naming(found: Settings) -> str:

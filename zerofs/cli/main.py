@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except ZerofsError as exc:
         if debug:
             raise
-        sys.stderr.write(f"zerofs: {exc.message}{_learn_more(exc)}\n")
+        _print_error(f"{exc.message}{_learn_more(exc)}")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("zerofs: interrupted\n")
@@ -98,8 +98,21 @@ def _claim_closed_streams() -> None:
 
 
 def _internal_error(exc: Exception) -> int:
-    sys.stderr.write(f"zerofs: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)\n")
+    _print_error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)")
     return EXIT_BUG
+
+
+def _print_error(text: str) -> None:
+    """Print ``zerofs: TEXT`` on stderr as one line, whatever a path or value in it holds.
+
+    Store paths arrive escaped (``StorePath.shown``), but host paths, the
+    repository's location and values echoed back by the parser arrive as
+    given; a newline or carriage return in one must not split the line a
+    script reads, nor an escape sequence reach the terminal.
+    """
+    from zerofs.paths import one_line
+
+    sys.stderr.write(f"zerofs: {one_line(text)}\n")
 
 
 def _is_output_error(exc: OSError) -> bool:
@@ -154,7 +167,7 @@ def _run_app(args: list[str]) -> int:
         message = _house_style(exc.format_message())
         name = f"{exc.ctx.command.name} " if exc.ctx and exc.ctx.parent else ""
         hint = "" if message.endswith("?)") else f" (see 'zerofs {name}--help')"
-        sys.stderr.write(f"zerofs: {message}{hint}\n")
+        _print_error(f"{message}{hint}")
         return UsageError.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code)
