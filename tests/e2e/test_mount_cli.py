@@ -25,6 +25,21 @@ def test_mount_errors_are_one_line_with_exit_7(zerofs: Zerofs, cli_repo: Path, t
         assert "already a mount point" in assert_fails(cli_repo, "mount", str(tmp_path / "mnt"), expect=7)
 
 
+def test_mount_over_the_repository_or_inside_it_is_refused(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
+    """zerofs --repo ~/r mount ~ hung for good: the mount process's own reads of its packs went to itself."""
+    require_fuse()
+    assert cli_repo.parent == tmp_path
+    line = assert_fails(cli_repo, "mount", str(tmp_path), expect=7)
+    assert line == f"zerofs: mount point {tmp_path} holds the repository's files ({cli_repo}): mount outside it"
+    line = assert_fails(cli_repo, "mount", str(cli_repo), expect=7)
+    assert line == f"zerofs: mount point {cli_repo} is the repository's directory: mount outside it"
+    inside = cli_repo / "packs"
+    line = assert_fails(cli_repo, "mount", str(inside), expect=7)
+    assert line == f"zerofs: mount point {inside} is inside the repository's files ({cli_repo}): mount outside it"
+    assert not is_mounted(tmp_path)
+    assert not is_mounted(cli_repo)
+
+
 def test_mount_over_another_file_system_does_not_suggest_zerofs_umount(cli_repo: Path, tmp_path: Path) -> None:
     """zerofs umount refuses a mount that is not zerofs's, so it is not the fix there."""
     other = tmp_path / "tmpfs"

@@ -129,7 +129,25 @@ def _check_mountpoint(source: MountSource, mountpoint: Path) -> Path:
         raise MountError(f"mount point {mountpoint} is not a directory")
     if kind is not None:  # zerofs umount refuses other file systems: do not suggest it
         raise MountError(f"{mountpoint} is already a mount point (of a {kind} file system): mount on another directory")
+    _refuse_overlap(source, mountpoint, target)
     return target
+
+
+def _refuse_overlap(source: MountSource, mountpoint: Path, target: Path) -> None:
+    """Refuse a mount point that holds the mount's own files (``mount ~`` of a repository in ``~/r``), or is among them.
+
+    The mount process reads packs and writes spill files and its log under
+    ``source.state_dir``; with the mount over them, every such access would
+    be a request to the mount process itself, which hung it for good in an
+    uninterruptible sleep (found by the hostile-input probe, #14).
+    """
+    state = Path(os.path.realpath(source.state_dir))
+    if state == target:
+        raise MountError(f"mount point {mountpoint} is the repository's directory: mount outside it")
+    if target in state.parents:
+        raise MountError(f"mount point {mountpoint} holds the repository's files ({state}): mount outside it")
+    if state in target.parents:
+        raise MountError(f"mount point {mountpoint} is inside the repository's files ({state}): mount outside it")
 
 
 def _refuse_zerofs_mount(source: MountSource, mountpoint: Path, target: Path) -> None:
