@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import Zerofs
+from tests.conftest import Zerofs, cli_env, zerofs_command
 from tests.e2e.helpers import assert_fails, assert_one_error_line
 from tests.e2e.mountutil import foreground_mount, is_mounted, mounted, require_fuse
 
@@ -244,3 +244,40 @@ def test_umount_never_signals_a_process_that_reused_a_dead_mounts_pid(
         bystander.kill()
         bystander.wait()
         subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True, check=False)
+
+
+def test_mount_and_umount_without_proc_are_one_line(cli_repo: Path, tmp_path: Path) -> None:
+    """In a container without /proc, mount and umount said 'internal error: FileNotFoundError' (exit 1).
+
+    /proc is unmounted only in a private mount namespace of the child (unshare), never on the host.
+    """
+    require_fuse()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    for words in (("mount", str(mnt)), ("umount", str(mnt))):
+        proc = subprocess.run(
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                'umount -l /proc && exec "$@"',
+                "sh",
+                *zerofs_command(cli_repo, *words),
+            ],
+            capture_output=True,
+            text=True,
+            env=cli_env(),
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 7, proc.stderr
+        line = assert_one_error_line(proc)
+        assert line == (
+            "zerofs: cannot read /proc/self/mountinfo to see what is mounted: No such file or directory"
+            " (is /proc mounted?)"
+        )
+    assert not is_mounted(mnt)
+    assert os.path.exists("/proc/self/mountinfo")

@@ -344,6 +344,10 @@ def _set_read_ahead(mountpoint: Path) -> None:
 # -- finding and unmounting mounts ----------------------------------------------
 
 
+MOUNTINFO: Final = "/proc/self/mountinfo"
+"""Where the kernel lists this process's mounts."""
+
+
 def mounted_at(mountpoint: Path) -> str | None:
     """Return the file system type mounted at ``mountpoint`` (a real path), or None."""
     return _mount_field(mountpoint, -1)
@@ -353,12 +357,16 @@ def _mount_field(mountpoint: Path, index: int) -> str | None:
     """Return a field of the mountinfo line of ``mountpoint`` (-1: the file system type, -2: its source)."""
     target = str(mountpoint)
     found: str | None = None
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        for line in mountinfo:
-            fields = line.split()
-            if _unescape(fields[4]) == target:
-                # The last mount on a point is the visible one.
-                found = _unescape(fields[fields.index("-") - index]) if index < 0 else fields[index]
+    try:
+        with open(MOUNTINFO, encoding="utf-8") as mountinfo:
+            lines = mountinfo.readlines()
+    except OSError as exc:  # a container without /proc: say so, not "internal error"
+        raise MountError(f"cannot read {MOUNTINFO} to see what is mounted: {exc.strerror} (is /proc mounted?)") from exc
+    for line in lines:
+        fields = line.split()
+        if _unescape(fields[4]) == target:
+            # The last mount on a point is the visible one.
+            found = _unescape(fields[fields.index("-") - index]) if index < 0 else fields[index]
     return found
 
 
