@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests import damage
-from tests.conftest import Zerofs, cli_env
+from tests.conftest import Zerofs, cli_env, run_zerofs, zerofs_command
 from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json
 from tests.e2e.helpers import unreadable_file as unreadable
 from zerofs.errors import ConflictError, CorruptionError, HostIOError, NotFoundError, RepositoryError, UsageError
@@ -619,3 +619,122 @@ def test_an_empty_repo_or_config_is_refused_not_replaced(stocked: Path, words: t
         option = "--config" if "-c" in words or "--config" in words else "--repo"
         assert proc.stderr.startswith(f"zerofs: {option} is empty: "), proc.stderr
         assert len(proc.stderr.splitlines()) == 1
+
+
+# -- found by the second hostile-input probe (#14) ----------------------------------------
+
+
+def _run_with_closed(
+    fd_redirect: str, *words: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run zerofs through sh with a standard stream closed (``>&-``, ``<&-``)."""
+    command = [sys.executable, "-m", "zerofs", *words]
+    return subprocess.run(
+        ["sh", "-c", f'exec "$@" {fd_redirect}', "sh", *command],
+        capture_output=True,
+        text=True,
+        env={**cli_env(), **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "words",
+    [("ls", "/data"), ("cat", "/data/a.txt"), ("log", "--json"), ("stat", "/data"), ("du", "/"), ("--version",)],
+)
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_closed_standard_output_is_one_line_and_exit_8(
+    stocked: Path, words: tuple[str, ...], fast_path: bool
+) -> None:
+    """zerofs ls >&- was 'internal error: AttributeError: NoneType ...' (exit 1): Python leaves sys.stdout None."""
+    before = log_json(stocked)
+    env = {} if fast_path else {"ZEROFS_NO_FAST_PATH": "1"}
+    proc = _run_with_closed(">&-", "--repo", str(stocked), *words, env=env)
+    assert proc.returncode == HostIOError.exit_code, proc.stderr
+    assert assert_one_error_line(proc) == "zerofs: cannot write to standard output: it is closed"
+    assert log_json(stocked) == before
+
+
+def test_a_closed_standard_output_is_not_given_to_a_repository_file(stocked: Path) -> None:
+    """A change with stdout closed still commits, and its summary on stderr does not land in a pack or the index."""
+    proc = _run_with_closed(">&-", "--repo", str(stocked), "mkdir", "/made")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("[")
+    assert log_json(stocked)[0]["message"] == "mkdir /made"
+    run_zerofs("fsck", "--read-data", repo=stocked)
+
+
+def test_a_closed_standard_error_still_gives_the_exit_code(stocked: Path) -> None:
+    proc = _run_with_closed("2>&-", "--repo", str(stocked), "ls", "/nope")
+    assert proc.returncode == NotFoundError.exit_code
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("device", ["/dev/zero"])
+def test_a_config_file_that_never_ends_is_refused_not_read_into_memory(stocked: Path, device: str) -> None:
+    """-c /dev/zero read until the kernel killed zerofs (exit -9): a config is read up to 1 MiB."""
+    line = assert_fails(stocked, "-c", device, "ls", "/", expect=UsageError.exit_code)
+    assert line == f"zerofs: config file {device} is too large to be one (over 1 MiB)"
+
+
+def test_a_config_file_over_a_mebibyte_is_refused(stocked: Path, tmp_path: Path) -> None:
+    config = tmp_path / "big.toml"
+    config.write_text("# " + "x" * (1 << 20) + "\n")
+    line = assert_fails(stocked, "-c", str(config), "mkdir", "/x", expect=UsageError.exit_code)
+    assert line == f"zerofs: config file {config} is too large to be one (over 1 MiB)"
+
+
+def test_an_empty_device_or_a_pipe_still_works_as_config(stocked: Path, zerofs: Zerofs, tmp_path: Path) -> None:
+    assert zerofs("-c", "/dev/null", "ls", "/").stdout.decode().split() == ["data", "dir", "file", "snap"]
+    pipe = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'exec "$@" -c <(printf "[defaults]\\nparents = true\\n") ls /',
+            "bash",
+            *zerofs_command(stocked),
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+        check=False,
+    )
+    assert pipe.returncode == 0, pipe.stderr
+    assert pipe.stdout.split() == ["data", "dir", "file", "snap"]
+
+
+@pytest.mark.parametrize("control", ["\n", "\r", "\x1b[31m"])
+def test_a_repository_location_with_a_control_character_stays_on_one_line(
+    stocked: Path, tmp_path: Path, control: str
+) -> None:
+    """ZEROFS_REPO=$'/x\\ny' split the error line in three."""
+    location = f"{tmp_path}/re{control}po"
+    proc = run_without_repo_option("ls", "/", env={"ZEROFS_REPO": location}, cwd=tmp_path)
+    assert proc.returncode == RepositoryError.exit_code
+    line = assert_one_error_line(proc)
+    assert line.startswith(
+        f"zerofs: no zerofs repository at {tmp_path}/re{control.encode('unicode_escape').decode()}po"
+    )
+    assert "\x1b" not in proc.stderr
+
+
+def test_a_host_path_with_a_carriage_return_stays_on_one_line(stocked: Path, tmp_path: Path) -> None:
+    """A host path in an error (export's target) arrives as given: it is escaped in the one line."""
+    target = tmp_path / "no\rparent" / "out"
+    line = assert_fails(stocked, "export", "/data", str(target), expect=HostIOError.exit_code)
+    assert line.startswith(f"zerofs: parent directory does not exist: {tmp_path}/no\\rparent ")
+
+
+def test_a_warning_about_a_host_path_with_a_newline_stays_on_one_line(
+    stocked: Path, zerofs: Zerofs, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    (source / "a\nb").mkdir(parents=True)
+    with unreadable(source / "a\nb" / "f"):
+        proc = zerofs("import", "--skip-errors", str(source), "/imported", expect=10)
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("zerofs: warning:")]
+    assert len(warnings) == 1, proc.stderr
+    assert "a\\nb/f" in warnings[0]
+    assert all(line.startswith(("zerofs: ", "imported ")) for line in proc.stderr.splitlines()), proc.stderr

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import Zerofs
+from tests.conftest import Zerofs, cli_env, zerofs_command
 from tests.e2e.helpers import assert_fails, assert_one_error_line
 from tests.e2e.mountutil import foreground_mount, is_mounted, mounted, require_fuse
 
@@ -23,6 +23,21 @@ def test_mount_errors_are_one_line_with_exit_7(zerofs: Zerofs, cli_repo: Path, t
     assert assert_fails(cli_repo, "mount", str(a_file), expect=7) == f"zerofs: mount point {a_file} is not a directory"
     with mounted(cli_repo, tmp_path / "mnt"):
         assert "already a mount point" in assert_fails(cli_repo, "mount", str(tmp_path / "mnt"), expect=7)
+
+
+def test_mount_over_the_repository_or_inside_it_is_refused(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> None:
+    """zerofs --repo ~/r mount ~ hung for good: the mount process's own reads of its packs went to itself."""
+    require_fuse()
+    assert cli_repo.parent == tmp_path
+    line = assert_fails(cli_repo, "mount", str(tmp_path), expect=7)
+    assert line == f"zerofs: mount point {tmp_path} holds the repository's files ({cli_repo}): mount outside it"
+    line = assert_fails(cli_repo, "mount", str(cli_repo), expect=7)
+    assert line == f"zerofs: mount point {cli_repo} is the repository's directory: mount outside it"
+    inside = cli_repo / "packs"
+    line = assert_fails(cli_repo, "mount", str(inside), expect=7)
+    assert line == f"zerofs: mount point {inside} is inside the repository's files ({cli_repo}): mount outside it"
+    assert not is_mounted(tmp_path)
+    assert not is_mounted(cli_repo)
 
 
 def test_mount_over_another_file_system_does_not_suggest_zerofs_umount(cli_repo: Path, tmp_path: Path) -> None:
@@ -229,3 +244,40 @@ def test_umount_never_signals_a_process_that_reused_a_dead_mounts_pid(
         bystander.kill()
         bystander.wait()
         subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True, check=False)
+
+
+def test_mount_and_umount_without_proc_are_one_line(cli_repo: Path, tmp_path: Path) -> None:
+    """In a container without /proc, mount and umount said 'internal error: FileNotFoundError' (exit 1).
+
+    /proc is unmounted only in a private mount namespace of the child (unshare), never on the host.
+    """
+    require_fuse()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    for words in (("mount", str(mnt)), ("umount", str(mnt))):
+        proc = subprocess.run(
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                'umount -l /proc && exec "$@"',
+                "sh",
+                *zerofs_command(cli_repo, *words),
+            ],
+            capture_output=True,
+            text=True,
+            env=cli_env(),
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 7, proc.stderr
+        line = assert_one_error_line(proc)
+        assert line == (
+            "zerofs: cannot read /proc/self/mountinfo to see what is mounted: No such file or directory"
+            " (is /proc mounted?)"
+        )
+    assert not is_mounted(mnt)
+    assert os.path.exists("/proc/self/mountinfo")

@@ -21,6 +21,7 @@ import sys
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from zerofs.errors import IncompleteError, RepositoryError, UsageError
+from zerofs.paths import one_line
 from zerofs.repo import Repository, is_s3_path
 
 if TYPE_CHECKING:
@@ -42,18 +43,14 @@ def load_config(path: str) -> dict[str, object]:
     """Read a zerofs TOML config file.
 
     Raises:
-        UsageError: the file is missing or not valid TOML.
+        UsageError: the file is missing, larger than ``CONFIG_MAX_BYTES`` or not valid TOML.
     """
     import tomllib  # only when a config file is named
 
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise UsageError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:  # tomllib decodes the bytes as UTF-8 itself
+        text = _read_config_bytes(path).decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML: it is not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config file {path} is not valid TOML: {exc}") from exc
@@ -62,6 +59,31 @@ def load_config(path: str) -> dict[str, object]:
         raise UsageError(
             f"config file {path}: unknown key(s) {', '.join(sorted(unknown))} (known: repository, [defaults])"
         )
+    return data
+
+
+CONFIG_MAX_BYTES: Final = 1 << 20
+"""A config file holds a few lines; anything larger is not one (``-c /dev/zero`` must not fill memory)."""
+
+
+def _read_config_bytes(path: str) -> bytes:
+    """The bytes of config file ``path``, at most ``CONFIG_MAX_BYTES`` of them.
+
+    Read with a limit, not whole: ``-c /dev/zero`` would fill memory. A pipe
+    (``-c <(...)``) and ``/dev/null`` still work.
+
+    Raises:
+        UsageError: naming the file and why it cannot be read, or that it is too large.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(CONFIG_MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    if len(data) > CONFIG_MAX_BYTES:
+        raise UsageError(f"config file {path} is too large to be one (over {CONFIG_MAX_BYTES >> 20} MiB)")
     return data
 
 
@@ -262,7 +284,7 @@ class Shared(NamedTuple):
     def done(self, message: str) -> None:
         """Say on stderr what a command did, unless ``--quiet``."""
         if not self.quiet:
-            sys.stderr.write(message + "\n")
+            sys.stderr.write(one_line(message) + "\n")
 
 
 def fail_if_incomplete(what: str, left_out: int) -> None:
@@ -300,8 +322,8 @@ def with_repository(
 
 
 def warn(message: str) -> None:
-    """Print a warning on stderr: the command goes on."""
-    sys.stderr.write(f"zerofs: warning: {message}\n")
+    """Print a warning on stderr, as one line whatever a host path in it holds: the command goes on."""
+    sys.stderr.write(f"zerofs: warning: {one_line(message)}\n")
 
 
 def _naming(found: Settings) -> str:

@@ -37,6 +37,7 @@ def _take_debug(args: list[str]) -> tuple[list[str], bool]:
 def main(argv: list[str] | None = None) -> int:
     """Run zerofs with ``argv`` (default: sys.argv[1:]); return the exit code."""
     args, debug = _take_debug(list(sys.argv[1:] if argv is None else argv))
+    _claim_closed_streams()
     try:
         from zerofs.cli.fast import try_run
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except ZerofsError as exc:
         if debug:
             raise
-        sys.stderr.write(f"zerofs: {exc.message}{_learn_more(exc)}\n")
+        _print_error(f"{exc.message}{_learn_more(exc)}")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("zerofs: interrupted\n")
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             return _internal_error(exc)
         # Drop what is still buffered, or the interpreter's last flush fails again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.stderr.write(f"zerofs: cannot write to standard output: {exc.strerror}\n")
+        reason = "it is closed" if exc.errno == errno.EBADF else exc.strerror
+        sys.stderr.write(f"zerofs: cannot write to standard output: {reason}\n")
         return HostIOError.exit_code
     except Exception as exc:
         if debug:
@@ -72,9 +74,45 @@ def main(argv: list[str] | None = None) -> int:
         return _internal_error(exc)
 
 
+def _claim_closed_streams() -> None:
+    """Give a standard stream the process was started without (``zerofs ls >&-``) a descriptor that fails.
+
+    Python leaves ``sys.stdout`` None when fd 1 is closed, and the next file
+    opened gets fd 1: a pack or the index could then receive what a library
+    writes to "standard output". /dev/null opened the wrong way round holds
+    the number, so writing standard output fails with EBADF (one error line,
+    exit 8, as a full disk does) and reading standard input fails; ``write``
+    still sees ``sys.stdin`` None and says so. Without stderr, the error line
+    is lost, but the exit code still tells.
+    """
+    for fd, stream, flags in ((0, "stdin", os.O_WRONLY), (1, "stdout", os.O_RDONLY), (2, "stderr", os.O_WRONLY)):
+        if getattr(sys, stream) is not None:
+            continue
+        held = os.open(os.devnull, flags)
+        if held != fd:  # the fd was open after all (Python had other reasons): leave it
+            os.close(held)
+            continue
+        if stream != "stdin":
+            # The stream lives as long as the process, as the one Python would have made.
+            setattr(sys, stream, open(fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False))  # noqa: SIM115
+
+
 def _internal_error(exc: Exception) -> int:
-    sys.stderr.write(f"zerofs: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)\n")
+    _print_error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)")
     return EXIT_BUG
+
+
+def _print_error(text: str) -> None:
+    """Print ``zerofs: TEXT`` on stderr as one line, whatever a path or value in it holds.
+
+    Store paths arrive escaped (``StorePath.shown``), but host paths, the
+    repository's location and values echoed back by the parser arrive as
+    given; a newline or carriage return in one must not split the line a
+    script reads, nor an escape sequence reach the terminal.
+    """
+    from zerofs.paths import one_line
+
+    sys.stderr.write(f"zerofs: {one_line(text)}\n")
 
 
 def _is_output_error(exc: OSError) -> bool:
@@ -82,7 +120,7 @@ def _is_output_error(exc: OSError) -> bool:
 
     Errors on host files carry their file name; those on standard output do not.
     """
-    return exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+    return exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF)
 
 
 def _learn_more(exc: ZerofsError) -> str:
@@ -129,7 +167,7 @@ def _run_app(args: list[str]) -> int:
         message = _house_style(exc.format_message())
         name = f"{exc.ctx.command.name} " if exc.ctx and exc.ctx.parent else ""
         hint = "" if message.endswith("?)") else f" (see 'zerofs {name}--help')"
-        sys.stderr.write(f"zerofs: {message}{hint}\n")
+        _print_error(f"{message}{hint}")
         return UsageError.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code)

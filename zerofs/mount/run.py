@@ -129,7 +129,25 @@ def _check_mountpoint(source: MountSource, mountpoint: Path) -> Path:
         raise MountError(f"mount point {mountpoint} is not a directory")
     if kind is not None:  # zerofs umount refuses other file systems: do not suggest it
         raise MountError(f"{mountpoint} is already a mount point (of a {kind} file system): mount on another directory")
+    _refuse_overlap(source, mountpoint, target)
     return target
+
+
+def _refuse_overlap(source: MountSource, mountpoint: Path, target: Path) -> None:
+    """Refuse a mount point that holds the mount's own files (``mount ~`` of a repository in ``~/r``), or is among them.
+
+    The mount process reads packs and writes spill files and its log under
+    ``source.state_dir``; with the mount over them, every such access would
+    be a request to the mount process itself, which hung it for good in an
+    uninterruptible sleep (found by the hostile-input probe, #14).
+    """
+    state = Path(os.path.realpath(source.state_dir))
+    if state == target:
+        raise MountError(f"mount point {mountpoint} is the repository's directory: mount outside it")
+    if target in state.parents:
+        raise MountError(f"mount point {mountpoint} holds the repository's files ({state}): mount outside it")
+    if state in target.parents:
+        raise MountError(f"mount point {mountpoint} is inside the repository's files ({state}): mount outside it")
 
 
 def _refuse_zerofs_mount(source: MountSource, mountpoint: Path, target: Path) -> None:
@@ -326,6 +344,10 @@ def _set_read_ahead(mountpoint: Path) -> None:
 # -- finding and unmounting mounts ----------------------------------------------
 
 
+MOUNTINFO: Final = "/proc/self/mountinfo"
+"""Where the kernel lists this process's mounts."""
+
+
 def mounted_at(mountpoint: Path) -> str | None:
     """Return the file system type mounted at ``mountpoint`` (a real path), or None."""
     return _mount_field(mountpoint, -1)
@@ -335,12 +357,16 @@ def _mount_field(mountpoint: Path, index: int) -> str | None:
     """Return a field of the mountinfo line of ``mountpoint`` (-1: the file system type, -2: its source)."""
     target = str(mountpoint)
     found: str | None = None
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        for line in mountinfo:
-            fields = line.split()
-            if _unescape(fields[4]) == target:
-                # The last mount on a point is the visible one.
-                found = _unescape(fields[fields.index("-") - index]) if index < 0 else fields[index]
+    try:
+        with open(MOUNTINFO, encoding="utf-8") as mountinfo:
+            lines = mountinfo.readlines()
+    except OSError as exc:  # a container without /proc: say so, not "internal error"
+        raise MountError(f"cannot read {MOUNTINFO} to see what is mounted: {exc.strerror} (is /proc mounted?)") from exc
+    for line in lines:
+        fields = line.split()
+        if _unescape(fields[4]) == target:
+            # The last mount on a point is the visible one.
+            found = _unescape(fields[fields.index("-") - index]) if index < 0 else fields[index]
     return found
 
 
