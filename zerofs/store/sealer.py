@@ -35,6 +35,13 @@ keyed BLAKE3 (under the id key) of a fixed label: equal in every pack of
 one repository, unrelated to any id, and a clear way to refuse a pack of
 another repository or key before any blob is tried.
 
+An S3 repository's objects besides its packs (``s3store.py``) are sealed
+whole under the ``meta`` key: an index object or a gc plan with
+``index_ad(object key)``, so one copied or replayed under another key fails
+to open; a ref record with ``ref_ad(ref name, move number)``, so an older
+move does not open as a newer one (the move number is written in the clear
+before the sealed record, and the record inside must carry the same).
+
 Every failure to open is ``AuthenticationError``, a ``DamagedObjectError``:
 damage, another key, or another place look the same and are reported alike.
 """
@@ -53,9 +60,11 @@ from zerofs.crypto.sealing import (
     AeadKey,
     AuthenticationError,
     chunk_ad,
+    index_ad,
     node_ad,
     open_sealed,
     pack_trailer_ad,
+    ref_ad,
     seal,
 )
 from zerofs.errors import DamagedObjectError
@@ -154,3 +163,27 @@ class Sealer:
             AuthenticationError: damaged, sealed with another key, or the trailer of another pack.
         """
         return open_sealed(self.meta, sealed, ad=pack_trailer_ad(pack_name))
+
+    def seal_object(self, key: str, body: bytes) -> bytes:
+        """An object of the bucket (an index object, a gc plan), sealed to its key."""
+        return seal(self.meta, body, ad=index_ad(key))
+
+    def open_object(self, key: str, sealed: bytes | memoryview) -> bytes:
+        """The body of an object ``seal_object`` sealed to ``key``.
+
+        Raises:
+            AuthenticationError: damaged, sealed with another key, or an object of another key.
+        """
+        return open_sealed(self.meta, sealed, ad=index_ad(key))
+
+    def seal_ref(self, name: str, sequence: int, record: bytes) -> bytes:
+        """A ref record, sealed to the ref's name and its move number."""
+        return seal(self.meta, record, ad=ref_ad(name, sequence))
+
+    def open_ref(self, name: str, sequence: int, sealed: bytes | memoryview) -> bytes:
+        """The ref record ``seal_ref`` sealed to ``name`` and ``sequence``.
+
+        Raises:
+            AuthenticationError: damaged, another key, another ref, or another move of it.
+        """
+        return open_sealed(self.meta, sealed, ad=ref_ad(name, sequence))
