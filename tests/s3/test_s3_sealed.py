@@ -22,6 +22,7 @@ from zerofs.errors import CorruptionError, DamagedObjectError
 from zerofs.objects import Kind
 from zerofs.store.base import RefMovedError
 from zerofs.store.codec import decode_record, encode_record
+from zerofs.store.maintenance import parse_pack
 from zerofs.store.objects_s3 import S3Objects
 from zerofs.store.packfile import BLOB_HEADER, PACK_HEADER
 from zerofs.store.reflog import RefMove
@@ -30,7 +31,7 @@ from zerofs.store.results import StorageProblemKind
 from zerofs.store.s3cache import META_SUFFIX, index_key
 from zerofs.store.s3collect import SharedCollection, rebuild_index
 from zerofs.store.s3config import S3Location, S3Settings
-from zerofs.store.s3store import S3Store, create_config, seal_ref
+from zerofs.store.s3store import S3Store, _NewPack, create_config, seal_ref
 from zerofs.store.sealer import SEALED_RECORD_OVERHEAD_BYTES, Sealer
 
 KEYS = Keys.derive(bytes(range(32)))
@@ -251,7 +252,9 @@ def test_a_flipped_bit_in_a_pack_is_detected_on_read_and_by_the_data_scan(repo: 
     others = {i for i in ids if i != marker_id}
     assert {i: read_body(reader, i) for i in others} == {i: ids[i] for i in others}
     scanned = {record.object_id: record.problem for record in reader.scan()}
-    assert scanned[marker_id] is not None
+    assert set(scanned) == set(ids)
+    assert [i for i, problem in scanned.items() if problem is not None] == [marker_id]  # the others still read
+    assert "fails authentication as a chunk" in str(scanned[marker_id])
     reader.close()
 
 
@@ -348,3 +351,15 @@ def test_a_sealed_pack_header_carries_the_key_check(repo: Bucket) -> None:
     header = repo.get(one_pack(repo))[: PACK_HEADER.size]
     assert header[5] == 1  # the encrypted flag
     assert header[6:14] == Sealer(KEYS).key_check
+
+
+def test_a_pack_uploaded_again_under_a_new_name_has_its_trailer_sealed_again() -> None:
+    sealer = Sealer(KEYS)
+    pack = _NewPack(sealer)
+    pack.append(keyed(Kind.CHUNK, MARKER), encode_record(Kind.CHUNK, MARKER, 3))
+    pack.finish()
+    first = pack.name
+    pack.rename()
+    parsed = parse_pack(bytes(pack.data), pack.name, sealer)
+    assert (parsed.has_trailer, parsed.problems, len(parsed.blobs)) == (True, [], 1)
+    assert parse_pack(bytes(pack.data), first, sealer).has_trailer is False  # bound to the new name only
