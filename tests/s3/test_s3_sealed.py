@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.s3 import test_s3_conformance as plain
+from tests.unit.store.conformance import ref
 from zerofs.crypto.keys import Keys
 from zerofs.errors import CorruptionError, DamagedObjectError
 from zerofs.objects import Kind
@@ -60,16 +61,16 @@ class TestSealedS3Store(plain.TestS3Store):
 
     def test_a_writer_that_died_between_its_log_and_its_ref_is_completed_by_the_next(self, store: Any) -> None:
         with store.batch() as batch:
-            batch.cas_ref(b"HEAD", None, plain.ref(b"h0"))
-        logged = RefMove(1, 0, b"HEAD", plain.ref(b"h0"), plain.ref(b"dead"))
+            batch.cas_ref(b"HEAD", None, ref(b"h0"))
+        logged = RefMove(1, 0, b"HEAD", ref(b"h0"), ref(b"dead"))
         record = seal_ref(encode_ref_record(logged, TAG + bytes(6)), logged, store.sealer)
         assert store.objects.create("reflog/HEAD/0000000000000001", record)
         with pytest.raises(RefMovedError), store.batch() as batch:
-            batch.cas_ref(b"HEAD", plain.ref(b"h0"), plain.ref(b"mine"))
-        assert store.get_ref(b"HEAD") == plain.ref(b"dead")  # the logged move, completed
+            batch.cas_ref(b"HEAD", ref(b"h0"), ref(b"mine"))
+        assert store.get_ref(b"HEAD") == ref(b"dead")  # the logged move, completed
         with store.batch() as batch:
-            assert batch.cas_ref(b"HEAD", plain.ref(b"dead"), plain.ref(b"mine"))
-        assert store.get_ref(b"HEAD") == plain.ref(b"mine")
+            assert batch.cas_ref(b"HEAD", ref(b"dead"), ref(b"mine"))
+        assert store.get_ref(b"HEAD") == ref(b"mine")
 
 
 # -- helpers ------------------------------------------------------------------------
