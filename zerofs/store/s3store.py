@@ -72,7 +72,7 @@ from zerofs.store.codec import decode_record as decode_body
 from zerofs.store.index import Location
 from zerofs.store.local import PACK_TARGET_BYTES, blob_record, decode_config_file, encode_config_file
 from zerofs.store.objects_s3 import ObjectStore
-from zerofs.store.packfile import BLOB_HEADER, pack_header, pack_trailer, scan_blobs, stored_blob
+from zerofs.store.packfile import BLOB_HEADER, blob_header, pack_header, pack_trailer, scan_blobs, stored_blob
 from zerofs.store.packs import NAME_BYTES, pack_hex
 from zerofs.store.reflog import NONCE_BYTES, RefMove, decode_record, encode_record, record_nonce
 from zerofs.store.results import (
@@ -886,10 +886,14 @@ class _NewPack:
     def append(self, object_id: ObjectId, record: Record) -> tuple[int, int]:
         """Append a blob (sealed, in an encrypted repository); its offset and stored length."""
         offset = len(self.data)
+        self.offsets.append(offset)
+        if self.sealer is None:  # the plain path as it always was: no tuple, no call more per blob
+            self.data += blob_header(object_id, record)
+            self.data += record.payload
+            return offset, len(record.payload)
         header, stored = stored_blob(object_id, record, self.sealer)
         self.data += header
         self.data += stored
-        self.offsets.append(offset)
         return offset, len(stored)
 
     def finish(self) -> None:
