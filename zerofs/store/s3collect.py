@@ -26,7 +26,7 @@ from zerofs.store.maintenance import RebuildResult, whole_blobs
 from zerofs.store.packfile import BLOB_HEADER, ScannedBlob
 from zerofs.store.packs import pack_hex
 from zerofs.store.results import ReclaimResult
-from zerofs.store.s3cache import INDEX_PREFIX, IndexEntry, encode_index, index_objects
+from zerofs.store.s3cache import INDEX_PREFIX, IndexEntry, index_objects
 from zerofs.store.s3gc import (
     LOCK_KEY,
     PLAN_SUFFIX,
@@ -118,7 +118,7 @@ class SharedCollection:
         }
         plan = Plan(frozenset(doomed_packs), frozenset(doomed))
         key = plan_key()
-        if store.objects.create(key, encode_plan(plan)) is None:
+        if store.objects.create(key, store.seal_object(key, encode_plan(plan))) is None:
             raise ConflictError(f"gc plan {key} already exists in {store.url}")
         return cls(store, key, plan, clock(), listed, packs_listed)
 
@@ -161,7 +161,7 @@ class SharedCollection:
         written = self._copy(copies)
         kept = [e for entries in current.values() for e in entries if e.pack_name not in doomed_packs]
         for key, part in index_objects(kept, ENTRIES_PER_INDEX):
-            if store.objects.create(key, encode_index(part)) is None:
+            if store.objects.create(key, store.index_object(key, part)) is None:
                 raise ConflictError(f"index object {key} already exists in {store.url}")
         for key in current:
             store.objects.delete(key)
@@ -195,8 +195,8 @@ class SharedCollection:
                     pack_key(entry.pack_name), entry.offset, BLOB_HEADER.size + entry.stored_bytes
                 )
                 info = BlobInfo(entry.kind, entry.stored_bytes, entry.raw_bytes)
-                record = blob_record(object_id, data, info, pack_hex(entry.pack_name))
-                decode_body(object_id, record)
+                record = blob_record(object_id, data, info, pack_hex(entry.pack_name), store.sealer)
+                decode_body(object_id, record, store.id_function)
                 batch.copy(object_id, record)
                 written += BLOB_HEADER.size + entry.stored_bytes
         return written
@@ -262,12 +262,12 @@ def rebuild_index(store: S3Store) -> RebuildResult:
             found = store.objects.get(pack_key(name))
             if found is None:
                 continue
-            blobs = whole_blobs(found.data, name, problems)
+            blobs = whole_blobs(found.data, name, problems, store.sealer)
             n_packs += 1 if blobs else 0
             n_blobs += len(blobs)
             entries = [_entry(name, blob) for blob in blobs if blob.offset not in named.get(name, set())]
             for key, part in index_objects(entries):
-                if store.objects.create(key, encode_index(part)) is None:
+                if store.objects.create(key, store.index_object(key, part)) is None:
                     raise ConflictError(f"index object {key} already exists in {store.url}")
             n_added += len(entries)
         if n_added:

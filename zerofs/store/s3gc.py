@@ -68,13 +68,16 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
-from zerofs.errors import ConflictError, CorruptionError
+from zerofs.errors import ConflictError, CorruptionError, DamagedObjectError
 from zerofs.objects import ID_BYTES, ObjectId
 from zerofs.store.objects_s3 import ObjectStore
 from zerofs.store.packs import NAME_BYTES
 from zerofs.store.s3cache import DONE_SUFFIX, HostCache, seal, unseal
+
+if TYPE_CHECKING:
+    from zerofs.store.sealer import Sealer
 
 GC_PREFIX: Final = "gc"
 LOCK_KEY: Final = "gc/lock"
@@ -148,9 +151,12 @@ class GcWatch:
     process predates that look.
     """
 
-    def __init__(self, objects: ObjectStore, cache: HostCache, url: str, grace_s: float) -> None:
-        """Watch the plans of the repository at ``url``; ``grace_s`` is its G."""
+    def __init__(
+        self, objects: ObjectStore, cache: HostCache, url: str, grace_s: float, sealer: Sealer | None = None
+    ) -> None:
+        """Watch the plans of the repository at ``url``; ``grace_s`` is its G; ``sealer``: its plans are sealed."""
         self.objects = objects
+        self.sealer = sealer
         self.cache = cache
         self.url = url
         self.grace_s = grace_s
@@ -203,7 +209,16 @@ class GcWatch:
         found = self.objects.get(key)
         if found is None:  # removed since the listing: it is long finished
             return None
-        return decode_plan(found.data, f"{self.url}/{key}")
+        data = found.data
+        if self.sealer is not None:
+            try:
+                data = self.sealer.open_object(key, data)
+            except DamagedObjectError as exc:
+                raise CorruptionError(
+                    f"gc plan {self.url}/{key} fails authentication: changed, copied from another key, "
+                    "or sealed with another key"
+                ) from exc
+        return decode_plan(data, f"{self.url}/{key}")
 
 
 def pack_names_of(keys: Iterable[str]) -> dict[str, bytes]:

@@ -31,6 +31,16 @@ racing writers never write identical bytes, and a host that kept the config
 of ``s3://BUCKET/PREFIX`` finds out from the ref it reads anyway that a new
 repository replaced the one it knew.
 
+An encrypted repository's store is given a ``Sealer`` (``store/sealer.py``):
+its packs are encrypted packs (sealed blobs, the key check in the header, a
+trailer sealed to the pack's name: ``packfile.py``), read blobs are opened
+as the kind the index gives, index objects and gc plans are sealed to their
+object key, and ref records to the ref's name and move number (the number
+in the clear before them): a pack, index object or log record copied or
+replayed under another name fails to open, and reads as damaged. The host
+cache stays plain: it is this host's own disk, holding what this host
+opened to serve its reads; the bucket is what the threat model is about.
+
 Reads: a blob is located in the host cache (``s3cache.py``); one missing
 there makes the store list ``index/`` and load the index objects it has not
 loaded yet. Small records are kept in the cache after their first read, so
@@ -44,6 +54,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -54,13 +65,14 @@ import blake3
 
 from zerofs.errors import CorruptionError, DamagedObjectError, MissingObjectError, ObjectStoreError, RepositoryError
 from zerofs.objects import ID_BYTES, Commit, Kind, ObjectId, decode, iter_child_ids
+from zerofs.objects import object_id as plain_object_id
 from zerofs.store.base import BlobInfo, RefMovedError, RefMoves, add_move, moved_to
 from zerofs.store.codec import Record
 from zerofs.store.codec import decode_record as decode_body
 from zerofs.store.index import Location
 from zerofs.store.local import PACK_TARGET_BYTES, blob_record, decode_config_file, encode_config_file
 from zerofs.store.objects_s3 import ObjectStore
-from zerofs.store.packfile import BLOB_HEADER, blob_header, pack_header, scan_blobs, trailer
+from zerofs.store.packfile import BLOB_HEADER, blob_header, pack_header, pack_trailer, scan_blobs, stored_blob
 from zerofs.store.packs import NAME_BYTES, pack_hex
 from zerofs.store.reflog import NONCE_BYTES, RefMove, decode_record, encode_record, record_nonce
 from zerofs.store.results import (
@@ -87,6 +99,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from zerofs.store.base import WriteBatch
+    from zerofs.store.sealer import IdFunction, Sealer
 
 CONFIG_KEY: Final = "config"
 PACKS_PREFIX: Final = "packs"
@@ -105,6 +118,8 @@ TAG_BYTES: Final = 6
 """Bytes of the repository id at the start of every ref record's nonce."""
 KEEP_RECORDS: Final = 512
 """Small records read are written to the cache in groups of this many (and at close)."""
+SEALED_REF_SEQUENCE: Final = struct.Struct(">Q")
+"""The move number before a sealed ref record: the associated data it is opened with."""
 
 
 class UnsupportedOnS3Error(RepositoryError):
@@ -158,6 +173,7 @@ class S3Store:
         readonly: bool = False,
         read_ahead: dict[bytes, RefRecord | None] | None = None,
         grace_s: float = DEFAULT_GRACE_S,
+        sealer: Sealer | None = None,
     ) -> None:
         """Use the repository at ``url`` through ``objects``; the cache lives in ``cache_dir`` (made if missing).
 
@@ -167,8 +183,12 @@ class S3Store:
         that may write looks at the gc plans at once (one request): what it
         reads from then on is what the repository holds after every gc that
         finished (the cache is rebuilt if one it does not reflect finished).
+        ``sealer``: an encrypted repository's keys (None: a plain one).
         """
         self.objects = objects
+        self.sealer = sealer
+        self.id_function: IdFunction = plain_object_id if sealer is None else sealer.id_function
+        """How a body read is hashed to be checked against its id (keyed in an encrypted repository)."""
         self.repo_tag = repo_tag
         self._read_ahead = dict(read_ahead or {})
         self._read_ahead_at = clock()
@@ -185,7 +205,7 @@ class S3Store:
         self._keep_lock = threading.Lock()
         self._pending: dict[ObjectId, tuple[_NewPack, int, BlobInfo]] = {}
         self._closed = False
-        self.gc = GcWatch(objects, self.cache, url, grace_s)
+        self.gc = GcWatch(objects, self.cache, url, grace_s, sealer)
         self.copied: set[ObjectId] = set()
         """Doomed blobs (``gc.doomed``) this process stored a copy of: present again for it."""
         if not readonly:
@@ -198,7 +218,8 @@ class S3Store:
         pending = self._pending.get(object_id)
         if pending is not None:
             pack, offset, info = pending
-            return blob_record(object_id, pack.read(self, offset, info.stored_bytes), info, pack_hex(pack.name))
+            data = pack.read(self, offset, info.stored_bytes)
+            return blob_record(object_id, data, info, pack_hex(pack.name), self.sealer)
         with self._keep_lock:
             record = self._to_keep.get(object_id)
         if record is None:
@@ -231,7 +252,7 @@ class S3Store:
         name = self._pack_name(location.pack_no)
         data = self.objects.get_range(pack_key(name), location.offset, BLOB_HEADER.size + location.stored_bytes)
         info = BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
-        return blob_record(object_id, data, info, pack_hex(name))
+        return blob_record(object_id, data, info, pack_hex(name), self.sealer)
 
     def _cached_record(self, object_id: ObjectId) -> Record | None:
         """A record from the host cache, if it verifies and the blob is still placed.
@@ -243,7 +264,7 @@ class S3Store:
         if record is None or self.cache.locate(object_id) is None:
             return None
         try:
-            decode_body(object_id, record)
+            decode_body(object_id, record, self.id_function)
         except DamagedObjectError:
             return None
         return record
@@ -330,10 +351,26 @@ class S3Store:
                 if found is None:
                     continue
                 try:
-                    fetched[key] = decode_index(found.data, f"{self.url}/{key}")
+                    fetched[key] = decode_index(self.open_object(key, found.data), f"{self.url}/{key}")
                 except CorruptionError as exc:
                     self.damaged_index[key] = str(exc)
         return fetched
+
+    def seal_object(self, key: str, data: bytes) -> bytes:
+        """The bytes to store at ``key`` for an index object or gc plan: ``data``, sealed to the key if encrypted."""
+        return data if self.sealer is None else self.sealer.seal_object(key, data)
+
+    def open_object(self, key: str, data: bytes) -> bytes:
+        """What ``seal_object`` stored at ``key``.
+
+        Raises:
+            CorruptionError: it does not open (damaged, another key's, or copied from another object).
+        """
+        return _open_object(self.sealer, self.url, key, data)
+
+    def index_object(self, key: str, entries: Iterable[IndexEntry]) -> bytes:
+        """The bytes of the index object at ``key``."""
+        return self.seal_object(key, encode_index(entries))
 
     def rebuild_cache(self, finished_gcs: set[str]) -> None:
         """Load the cache's index anew from the index objects in the bucket (after a gc it did not see finish)."""
@@ -427,7 +464,7 @@ class S3Store:
         return None if current is None else current[0].new
 
     def _read_ref(self, name: bytes) -> RefRecord | None:
-        return read_ref(self.objects, self.url, name, self.repo_tag)
+        return read_ref(self.objects, self.url, name, self.repo_tag, self.sealer)
 
     def get_meta(self, key: bytes) -> bytes | None:
         """No metadata values are kept in the bucket (nothing reads them on S3)."""
@@ -473,7 +510,7 @@ class S3Store:
         if before_log is not None:
             before_log()
         move = RefMove(generation, time.time_ns(), name, old, new)
-        record = encode_record(move, self.repo_tag + os.urandom(NONCE_BYTES - TAG_BYTES))
+        record = seal_ref(encode_record(move, self.repo_tag + os.urandom(NONCE_BYTES - TAG_BYTES)), move, self.sealer)
         if self.objects.create(_log_key(name, generation), record) is None:
             self._complete_move(name, generation, current)
             raise RefMovedError(f"ref {name.decode()} of the repository at {self.url} moved during the change")
@@ -500,10 +537,10 @@ class S3Store:
         older copy restored over it); it is moved forward, never left behind
         its log, and the rollback is reported.
         """
-        newest = _last_logged(self.objects, name)
+        newest = _last_logged(self.objects, name, self.sealer)
         if newest is None:
             return
-        move, data = newest
+        move, data, _ = newest
         if current is not None and move.sequence <= current[0].sequence:
             return
         if move.sequence > generation:
@@ -537,6 +574,9 @@ class S3Store:
                 for object_id in placed.values():
                     yield ScannedRecord(object_id, None, f"its pack {pack_hex(name)} is missing")
                 continue
+            if self.sealer is not None:
+                yield from self._scan_sealed(pack_no, name, found.data, placed)
+                continue
             seen: set[int] = set()
             for blob in scan_blobs(found.data):
                 expected = placed.get(blob.offset)
@@ -550,6 +590,25 @@ class S3Store:
             for offset, object_id in placed.items():
                 if offset not in seen:
                     yield ScannedRecord(object_id, None, f"pack {pack_hex(name)} is damaged where it should be")
+
+    def _scan_sealed(
+        self, pack_no: int, name: bytes, data: bytes, placed: dict[int, ObjectId]
+    ) -> Iterator[ScannedRecord]:
+        """The blobs of an encrypted pack the index places, each opened as the kind the index gives.
+
+        One by one, not by walking the pack: a blob that does not open is
+        reported alone, and the blobs after it are still read.
+        """
+        for offset, object_id in sorted(placed.items()):
+            location = self.cache.locate(object_id)
+            if location is None or (location.pack_no, location.offset) != (pack_no, offset):
+                continue  # placed elsewhere meanwhile (a gc): its new place is scanned there
+            info = BlobInfo(location.kind, location.stored_bytes, location.raw_bytes)
+            blob = data[offset : offset + BLOB_HEADER.size + location.stored_bytes]
+            try:
+                yield ScannedRecord(object_id, blob_record(object_id, blob, info, pack_hex(name), self.sealer), None)
+            except DamagedObjectError as exc:
+                yield ScannedRecord(object_id, None, exc.message)
 
     def check_storage(self) -> Iterator[StorageProblem]:
         """Packs the index names that the bucket lacks, and damaged refs."""
@@ -569,9 +628,12 @@ class S3Store:
 
     def _check_ref(self, name: bytes) -> Iterator[StorageProblem]:
         """A damaged ref object, or one behind its log (an interrupted move, or a rollback)."""
+        if self.sealer is not None:  # a plain log record is checked by its checksum alone (unchanged)
+            yield from self._check_newest_log(name)
         key = _ref_key(REFS_PREFIX, name)
         found = self.objects.get(key)
-        move = None if found is None else decode_record(found.data)
+        opened = None if found is None else open_ref(found.data, name, self.sealer)
+        move = None if opened is None else opened[0]
         if found is not None and move is None:
             yield StorageProblem(
                 StorageProblemKind.REF_LOG,
@@ -579,7 +641,7 @@ class S3Store:
                 "until the next commit rewrites it)",
             )
             return
-        newest = _last_logged(self.objects, name)
+        newest = _last_logged(self.objects, name, self.sealer)
         at = -1 if move is None else move.sequence
         if newest is None or newest[0].sequence <= at:
             return
@@ -596,6 +658,17 @@ class S3Store:
             f"ref object {self.url}/{key} is at generation {at}, behind its log (generation {newest[0].sequence}): "
             "it was rolled back or restored from an older copy; the next commit moves it forward to the log",
         )
+
+    def _check_newest_log(self, name: bytes) -> Iterator[StorageProblem]:
+        """The newest object of a ref's log, if it does not hold that move (damaged, or replayed there)."""
+        keys = [info.key for info in self.objects.list(f"{REFLOG_PREFIX}/{name.decode()}")]
+        found = self.objects.get(keys[-1]) if keys else None
+        if found is not None and _logged_move(keys[-1], found.data, name, self.sealer) is None:
+            yield StorageProblem(
+                StorageProblemKind.REF_LOG,
+                f"ref log object {self.url}/{keys[-1]} is damaged, or another record copied there "
+                "(it fails its checksum or authentication, or holds another move)",
+            )
 
     def reclaim(self, dead_share: float, *, dry_run: bool = False) -> ReclaimResult:
         """Not on S3 yet.
@@ -628,8 +701,12 @@ RefRecord = tuple[RefMove, str]
 """A ref's record and the ETag of the object holding it."""
 
 
-def read_ref(objects: ObjectStore, url: str, name: bytes, repo_tag: bytes) -> RefRecord | None:
+def read_ref(
+    objects: ObjectStore, url: str, name: bytes, repo_tag: bytes, sealer: Sealer | None = None
+) -> RefRecord | None:
     """Read ref ``name`` of the repository at ``url`` (one request); None if it is not set.
+
+    ``sealer``: the repository is encrypted, and its ref records are sealed (``seal_ref``).
 
     Raises:
         CorruptionError: its record is damaged.
@@ -639,31 +716,87 @@ def read_ref(objects: ObjectStore, url: str, name: bytes, repo_tag: bytes) -> Re
     found = objects.get(key)
     if found is None:
         return None
-    data = found.data
-    move = decode_record(data)
-    if move is None or move.name != name:  # damaged: its log holds every value it had
-        logged = _last_logged(objects, name)
+    opened = open_ref(found.data, name, sealer)
+    if opened is None:  # damaged: its log holds every value it had
+        logged = _last_logged(objects, name, sealer)
         if logged is None:
             raise CorruptionError(
                 f"ref {name.decode()} of the repository at {url} is damaged ({key}), and so is its log"
             )
-        move, data = logged
-    if record_nonce(data)[:TAG_BYTES] != repo_tag:
+        opened = logged[0], logged[2]
+    move, record = opened
+    if record_nonce(record)[:TAG_BYTES] != repo_tag:
         raise ReplacedRepositoryError(
             f"ref {name.decode()} at {url} belongs to another repository than the one this host knew there"
         )
     return move, found.etag
 
 
-def _last_logged(objects: ObjectStore, name: bytes) -> tuple[RefMove, bytes] | None:
-    """The last intact record of ref ``name``'s log (generations sort as keys: 16 hex digits), and its bytes."""
+def _last_logged(objects: ObjectStore, name: bytes, sealer: Sealer | None) -> tuple[RefMove, bytes, bytes] | None:
+    """The last intact record of ref ``name``'s log (generations sort as keys: 16 hex digits).
+
+    Returns its move, the object's bytes and the record in them (the same
+    bytes in a plain repository).
+    """
     keys = [info.key for info in objects.list(f"{REFLOG_PREFIX}/{name.decode()}")]
     for key in reversed(keys):
         found = objects.get(key)
-        move = None if found is None else decode_record(found.data)
-        if found is not None and move is not None and move.name == name:
-            return move, found.data
+        opened = None if found is None else _logged_move(key, found.data, name, sealer)
+        if found is not None and opened is not None:
+            return opened[0], found.data, opened[1]
     return None
+
+
+def _logged_move(key: str, data: bytes, name: bytes, sealer: Sealer | None) -> tuple[RefMove, bytes] | None:
+    """The move and record of the log object at ``key``, or None if it is not an intact record of ``name``.
+
+    An encrypted repository's record must also be the move its key numbers:
+    one replayed under a later key opens (it is authentic) but is refused.
+    """
+    opened = open_ref(data, name, sealer)
+    if opened is None or (sealer is not None and f"{opened[0].sequence:016x}" != key.rsplit("/", 1)[-1]):
+        return None
+    return opened
+
+
+def seal_ref(record: bytes, move: RefMove, sealer: Sealer | None) -> bytes:
+    """The bytes of a ref or log object holding ``record`` (``move`` encoded): sealed to its name and number."""
+    if sealer is None:
+        return record
+    return SEALED_REF_SEQUENCE.pack(move.sequence) + sealer.seal_move(move.name, move.sequence, record)
+
+
+def open_ref(data: bytes, name: bytes, sealer: Sealer | None) -> tuple[RefMove, bytes] | None:
+    """The move of ref ``name`` in a ref or log object, and the record holding it; None if damaged or not ``name``'s."""
+    record = data
+    if sealer is not None:
+        if len(data) < SEALED_REF_SEQUENCE.size:
+            return None
+        (sequence,) = SEALED_REF_SEQUENCE.unpack_from(data)
+        try:
+            record = sealer.open_move(name, sequence, memoryview(data)[SEALED_REF_SEQUENCE.size :])
+        except DamagedObjectError:  # AuthenticationError: damaged, or another ref's or move's record
+            return None
+    move = decode_record(record)
+    if move is None or move.name != name or (sealer is not None and move.sequence != sequence):
+        return None
+    return move, record
+
+
+def _open_object(sealer: Sealer | None, url: str, key: str, data: bytes) -> bytes:
+    """What ``S3Store.seal_object`` stored at ``key``.
+
+    Raises:
+        CorruptionError: it does not open.
+    """
+    if sealer is None:
+        return data
+    try:
+        return sealer.open_object(key, data)
+    except DamagedObjectError as exc:
+        raise CorruptionError(
+            f"object {url}/{key} fails authentication: changed, copied from another key, or sealed with another key"
+        ) from exc
 
 
 def repo_tag(repo_id: str) -> bytes:
@@ -707,9 +840,9 @@ def _is_done(pack: _NewPack) -> bool:
     return pack.upload is not None and pack.upload.done()
 
 
-def _child_ids(object_id: ObjectId, record: Record) -> list[ObjectId]:
+def _child_ids(object_id: ObjectId, record: Record, id_function: IdFunction) -> list[ObjectId]:
     """The blobs a node references (a commit: its tree only; parents are history, which gc cuts by grafts)."""
-    node = decode(record.kind, decode_body(object_id, record), object_id.hex())
+    node = decode(record.kind, decode_body(object_id, record, id_function), object_id.hex())
     if isinstance(node, Commit):
         return [node.root_id]
     return [child_id for _, child_id in iter_child_ids(node)]
@@ -732,10 +865,13 @@ class _NewPack:
     ``UPLOADS_IN_FLIGHT`` bounds how many are held.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sealer: Sealer | None) -> None:
+        self.sealer = sealer
         self.name = os.urandom(NAME_BYTES)
-        self.data = bytearray(pack_header())
+        self.data = bytearray(pack_header(None if sealer is None else sealer.key_check))
         self.offsets: list[int] = []
+        self.data_end = 0
+        """Where its blobs end (its trailer starts), once finished."""
         self.upload: Future[None] | None = None
         self.upload_started = 0.0
         """When its upload began (``s3gc.clock``): its index object must follow within G/4."""
@@ -747,20 +883,33 @@ class _NewPack:
     def size(self) -> int:
         return len(self.data)
 
-    def append(self, object_id: ObjectId, record: Record) -> int:
+    def append(self, object_id: ObjectId, record: Record) -> tuple[int, int]:
+        """Append a blob (sealed, in an encrypted repository); its offset and stored length."""
         offset = len(self.data)
-        self.data += blob_header(object_id, record)
-        self.data += record.payload
         self.offsets.append(offset)
-        return offset
+        if self.sealer is None:  # the plain path as it always was: no tuple, no call more per blob
+            self.data += blob_header(object_id, record)
+            self.data += record.payload
+            return offset, len(record.payload)
+        header, stored = stored_blob(object_id, record, self.sealer)
+        self.data += header
+        self.data += stored
+        return offset, len(stored)
 
     def finish(self) -> None:
-        self.data += trailer(self.offsets, len(self.data))
+        self.data_end = len(self.data)
+        self.data += pack_trailer(self.offsets, self.data_end, self.name, self.sealer)
 
     def rename(self) -> None:
-        """Give the pack a new name (to upload it again: a gc may take the first upload for a dead writer's)."""
+        """Give the pack a new name (to upload it again: a gc may take the first upload for a dead writer's).
+
+        An encrypted pack's trailer is sealed to its name: it is sealed again.
+        """
         self.name = os.urandom(NAME_BYTES)
         self.entries = [entry._replace(pack_name=self.name) for entry in self.entries]
+        if self.sealer is not None and self.data_end:
+            del self.data[self.data_end :]
+            self.finish()
 
     def read(self, store: S3Store, offset: int, stored_bytes: int) -> bytes:
         length = BLOB_HEADER.size + stored_bytes
@@ -808,7 +957,7 @@ class S3Batch:
             return False
         if record.kind in NODE_KINDS:
             if self.store.gc.doomed:  # the copies first: in this pack or an earlier one, published no later
-                self._copy_doomed(_child_ids(object_id, record))
+                self._copy_doomed(_child_ids(object_id, record, self.store.id_function))
             self._nodes.append(object_id)
         self._append(object_id, record)
         return True
@@ -820,10 +969,10 @@ class S3Batch:
     def _append(self, object_id: ObjectId, record: Record, *, may_rotate: bool = True) -> None:
         store = self.store
         if self._writer is None:
-            self._writer = _NewPack()
+            self._writer = _NewPack(store.sealer)
         writer = self._writer
-        offset = writer.append(object_id, record)
-        info = BlobInfo(record.kind, len(record.payload), record.raw_bytes)
+        offset, stored_bytes = writer.append(object_id, record)
+        info = BlobInfo(record.kind, stored_bytes, record.raw_bytes)
         store._pending[object_id] = (writer, offset, info)
         writer.entries.append(IndexEntry(object_id, writer.name, offset, info.stored_bytes, info.raw_bytes, info.kind))
         if object_id in store.gc.doomed:
@@ -854,11 +1003,13 @@ class S3Batch:
                     f"object {object_id.hex()[:16]}, which this change reuses, was deleted by a gc of "
                     f"{self.store.url} while the change was being made; make the change again"
                 )
-            decode_body(object_id, record)  # a copy is checked like any read
+            decode_body(object_id, record, self.store.id_function)  # a copy is checked like any read
             self._append(object_id, record, may_rotate=may_rotate)
             if record.kind in NODE_KINDS:
                 self._nodes.append(object_id)
-                stack.extend(child for child in _child_ids(object_id, record) if self._needs_copy(child))
+                stack.extend(
+                    child for child in _child_ids(object_id, record, self.store.id_function) if self._needs_copy(child)
+                )
 
     def _look_until_fresh(self) -> None:
         """Make the last look at the gc plans at most G/4 old (just before a publication is sent).
@@ -897,7 +1048,7 @@ class S3Batch:
                 record = self.store.get(node_id)
                 if record is None:
                     raise CorruptionError(f"node {node_id.hex()[:16]} this batch stored cannot be read back")
-                self._copy_doomed(_child_ids(node_id, record), may_rotate=False)
+                self._copy_doomed(_child_ids(node_id, record, self.store.id_function), may_rotate=False)
             copies = self._writer
         finally:
             self._writer = building
@@ -965,7 +1116,7 @@ class S3Batch:
         self._look_until_fresh()
         pack.is_uploaded = True  # reads go to the bucket from now on
         for key, entries in index_objects(pack.entries):
-            if store.objects.create(key, encode_index(entries)) is None:
+            if store.objects.create(key, store.index_object(key, entries)) is None:
                 raise ObjectStoreError(f"index object {key} already exists in {store.url}")
             store.cache.add(key, entries)
         self._snapshot.renew()

@@ -40,6 +40,13 @@ The local index and ref log are sealed under the ``meta`` key too: a
 ``refs`` value with ``index_ref_ad(name)``, and a ref log record's time, old
 and new value with ``ref_ad(name, sequence)`` (``index.py``, ``reflog.py``).
 
+An S3 repository's objects besides its packs (``s3store.py``) are sealed
+whole under the ``meta`` key: an index object or a gc plan with
+``index_ad(object key)``, so one copied or replayed under another key fails
+to open; a ref record with ``ref_ad(ref name, move number)`` (``seal_move``, as the local ref log), so an older
+move does not open as a newer one (the move number is written in the clear
+before the sealed record, and the record inside must carry the same).
+
 Every failure to open is ``AuthenticationError``, a ``DamagedObjectError``:
 damage, another key, or another place look the same and are reported alike.
 """
@@ -58,6 +65,7 @@ from zerofs.crypto.sealing import (
     AeadKey,
     AuthenticationError,
     chunk_ad,
+    index_ad,
     index_ref_ad,
     location_ad,
     node_ad,
@@ -195,10 +203,22 @@ class Sealer:
         """
         return seal(self.meta, body, ad=ref_ad(name.decode("latin-1"), sequence))
 
-    def open_move(self, name: bytes, sequence: int, sealed: bytes) -> bytes:
+    def open_move(self, name: bytes, sequence: int, sealed: bytes | memoryview) -> bytes:
         """The plain body of a ref log record's sealed part.
 
         Raises:
             AuthenticationError: damaged, or the record of another ref or move number.
         """
         return open_sealed(self.meta, sealed, ad=ref_ad(name.decode("latin-1"), sequence))
+
+    def seal_object(self, key: str, body: bytes) -> bytes:
+        """An object of the bucket (an index object, a gc plan), sealed to its key."""
+        return seal(self.meta, body, ad=index_ad(key))
+
+    def open_object(self, key: str, sealed: bytes | memoryview) -> bytes:
+        """The body of an object ``seal_object`` sealed to ``key``.
+
+        Raises:
+            AuthenticationError: damaged, sealed with another key, or an object of another key.
+        """
+        return open_sealed(self.meta, sealed, ad=index_ad(key))
