@@ -45,19 +45,8 @@ class TestSealedS3Store(plain.TestS3Store):
 
     STORED_OVERHEAD_BYTES = SEALED_RECORD_OVERHEAD_BYTES
 
-    def make_store(self, tmp_path: Path, cache: str = "cache") -> Any:
-        objects = S3Objects(self._location, self._settings)
-        if objects.head("config") is None:
-            create_config(objects, b"{}")
-        return S3Store(objects, self._location.url, str(tmp_path / cache), TAG, sealer=Sealer(KEYS))
-
-    def move_ref_elsewhere(self, store: Any, name: bytes, value: bytes) -> None:
-        objects = S3Objects(self._location, self._settings)
-        other = S3Store(objects, self._location.url, "/nonexistent/x", TAG, sealer=Sealer(KEYS))
-        try:
-            other.move_ref(name, other.get_ref(name), value)
-        finally:
-            other.close()
+    def sealer(self) -> Any:
+        return Sealer(KEYS)
 
     def test_a_writer_that_died_between_its_log_and_its_ref_is_completed_by_the_next(self, store: Any) -> None:
         with store.batch() as batch:
