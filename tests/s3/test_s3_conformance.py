@@ -12,7 +12,7 @@ from zerofs.store.base import RefMovedError
 from zerofs.store.objects_s3 import S3Objects
 from zerofs.store.reflog import RefMove, encode_record
 from zerofs.store.s3config import S3Location, S3Settings
-from zerofs.store.s3store import S3Store, UnsupportedOnS3Error, create_config
+from zerofs.store.s3store import S3Store, UnsupportedOnS3Error, create_config, seal_ref
 
 TAG = bytes(6)
 
@@ -75,7 +75,8 @@ class TestS3Store(StoreConformance):
         with store.batch() as batch:
             batch.cas_ref(b"HEAD", None, ref(b"h0"))
         logged = RefMove(1, 0, b"HEAD", ref(b"h0"), ref(b"dead"))
-        assert store.objects.create("reflog/HEAD/0000000000000001", encode_record(logged, TAG + bytes(6)))
+        record = seal_ref(encode_record(logged, TAG + bytes(6)), logged, store.sealer)  # as the dead writer did
+        assert store.objects.create("reflog/HEAD/0000000000000001", record)
         with pytest.raises(RefMovedError), store.batch() as batch:
             batch.cas_ref(b"HEAD", ref(b"h0"), ref(b"mine"))
         assert store.get_ref(b"HEAD") == ref(b"dead")  # the logged move, completed

@@ -17,22 +17,18 @@ from typing import Any
 import pytest
 
 from tests.s3 import test_s3_conformance as plain
-from tests.unit.store.conformance import ref
 from zerofs.crypto.keys import Keys
 from zerofs.errors import CorruptionError, DamagedObjectError
 from zerofs.objects import Kind
-from zerofs.store.base import RefMovedError
 from zerofs.store.codec import decode_record, encode_record
 from zerofs.store.maintenance import parse_pack
 from zerofs.store.objects_s3 import S3Objects
 from zerofs.store.packfile import BLOB_HEADER, PACK_HEADER
-from zerofs.store.reflog import RefMove
-from zerofs.store.reflog import encode_record as encode_ref_record
 from zerofs.store.results import StorageProblemKind
 from zerofs.store.s3cache import META_SUFFIX, index_key
 from zerofs.store.s3collect import SharedCollection, rebuild_index
 from zerofs.store.s3config import S3Location, S3Settings
-from zerofs.store.s3store import S3Store, _NewPack, create_config, seal_ref
+from zerofs.store.s3store import S3Store, _NewPack, create_config
 from zerofs.store.sealer import SEALED_RECORD_OVERHEAD_BYTES, Sealer
 
 KEYS = Keys.derive(bytes(range(32)))
@@ -47,19 +43,6 @@ class TestSealedS3Store(plain.TestS3Store):
 
     def sealer(self) -> Any:
         return Sealer(KEYS)
-
-    def test_a_writer_that_died_between_its_log_and_its_ref_is_completed_by_the_next(self, store: Any) -> None:
-        with store.batch() as batch:
-            batch.cas_ref(b"HEAD", None, ref(b"h0"))
-        logged = RefMove(1, 0, b"HEAD", ref(b"h0"), ref(b"dead"))
-        record = seal_ref(encode_ref_record(logged, TAG + bytes(6)), logged, store.sealer)
-        assert store.objects.create("reflog/HEAD/0000000000000001", record)
-        with pytest.raises(RefMovedError), store.batch() as batch:
-            batch.cas_ref(b"HEAD", ref(b"h0"), ref(b"mine"))
-        assert store.get_ref(b"HEAD") == ref(b"dead")  # the logged move, completed
-        with store.batch() as batch:
-            assert batch.cas_ref(b"HEAD", ref(b"dead"), ref(b"mine"))
-        assert store.get_ref(b"HEAD") == ref(b"mine")
 
 
 # -- helpers ------------------------------------------------------------------------
