@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 import blake3
 
 from zerofs.errors import DamagedObjectError
+from zerofs.store.packs import fsync_directory
 
 if TYPE_CHECKING:  # the sealer only when encrypted (it imports the crypto)
     from zerofs.store.sealer import Sealer
@@ -325,7 +326,7 @@ class RefLog:
         finally:
             os.close(fd)
         os.replace(temporary, self.path)
-        _fsync_directory(os.path.dirname(self.path) or ".")
+        fsync_directory(os.path.dirname(self.path) or ".")
 
     def size_bytes(self) -> int:
         """The log's length (0 if missing)."""
@@ -333,11 +334,3 @@ class RefLog:
             return os.stat(self.path).st_size
         except FileNotFoundError:
             return 0
-
-
-def _fsync_directory(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
