@@ -49,6 +49,19 @@ grafts of the copied commits are added to the destination's table (GRAFTS
 moves by compare-and-swap with HEAD), so the destination never follows a
 parent it was not sent.
 
+Between repositories that make ids differently (one encrypted and the
+other plain, or two with other keys) no record can be copied as stored:
+``_Remaker`` re-makes every object reachable from the source's HEAD under
+the destination's ids, children first as in step 3, keeping the source's
+chunk boundaries, and each commit with its parents as the source's history
+has them now (grafts applied, so the destination needs no graft table for
+them). Nothing maps the destination's commits back to the source's, so
+each such transfer re-derives the ids of the whole history (reading every
+object once), and unless the destination is fresh from ``init`` it does
+so in a first pass that writes nothing: the fast-forward check of step 2
+then compares in the destination's ids, and the writing pass skips every
+subtree whose new id the destination has. Steps 3 and 4 are unchanged.
+
 This module must not know where a repository lives (a directory, object
 storage): it sees two ``Repository`` handles.
 """
@@ -521,9 +534,10 @@ class _Remaker:
     Re-chunking with the destination's keyed chunker would re-cut every
     file; kept boundaries leave the file nodes' shape and sizes as they were.
 
-    ``new`` maps each source id to its new id: a dict, about 230 bytes per
-    object (two 32-byte ``bytes`` and the dict's slot), so 10 million
-    objects need about 2.3 GB. ``known`` is a previous pass's map: a subtree
+    ``new`` maps each source id to its new id: a dict, about 180 bytes per
+    object (two 32-byte ``bytes`` and the dict's slot, measured with
+    tracemalloc), so 10 million objects need about 1.8 GB; an LMDB scratch
+    table would bound it, at the cost of a write per object. ``known`` is a previous pass's map: a subtree
     whose new id the destination has is skipped whole (the destination
     holds all that is below what it holds). Without a batch nothing is
     written: the pass derives ids and counts what the destination lacks
