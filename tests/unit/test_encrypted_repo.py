@@ -17,7 +17,7 @@ from zerofs.objects import Kind
 from zerofs.paths import StorePath
 from zerofs.repo import Repository
 from zerofs.retention import Retention
-from zerofs.services import browse, edit, sync
+from zerofs.services import browse, edit
 from zerofs.services.fsck import Finding, FsckSummary, check
 from zerofs.services.gc import collect_garbage
 from zerofs.services.importer import import_tree
@@ -235,19 +235,3 @@ def test_rebuild_index_with_the_password(encrypted: Path) -> None:
     with Repository.open(encrypted, readonly=True, password=PASSWORD) as repo:
         assert read(repo, "/data/sub/big.bin") == BIG
         assert fsck_findings(repo) == []
-
-
-@pytest.mark.parametrize("direction", ["plain-to-encrypted", "encrypted-to-plain", "other-keys"])
-def test_push_across_keys_is_refused(tmp_path: Path, encrypted: Path, direction: str) -> None:
-    other = tmp_path / "other"
-    init(other, password=None if direction != "other-keys" else PASSWORD).close()
-    other_password = None if direction != "other-keys" else PASSWORD
-    with (
-        Repository.open(encrypted, password=PASSWORD) as enc,
-        Repository.open(other, writer_lease=False, password=other_password) as repo,
-    ):
-        source, dest = (repo, enc) if direction == "plain-to-encrypted" else (enc, repo)
-        head = dest.head_id()
-        with pytest.raises(RepositoryError, match="not supported yet"):
-            sync.transfer(source, dest)
-        assert dest.head_id() == head

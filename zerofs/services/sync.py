@@ -49,6 +49,19 @@ grafts of the copied commits are added to the destination's table (GRAFTS
 moves by compare-and-swap with HEAD), so the destination never follows a
 parent it was not sent.
 
+Between repositories that make ids differently (one encrypted and the
+other plain, or two with other keys) no record can be copied as stored:
+``_Remaker`` re-makes every object reachable from the source's HEAD under
+the destination's ids, children first as in step 3, keeping the source's
+chunk boundaries, and each commit with its parents as the source's history
+has them now (grafts applied, so the destination needs no graft table for
+them). Nothing maps the destination's commits back to the source's, so
+each such transfer re-derives the ids of the whole history (reading every
+object once), and unless the destination is fresh from ``init`` it does
+so in a first pass that writes nothing: the fast-forward check of step 2
+then compares in the destination's ids, and the writing pass skips every
+subtree whose new id the destination has. Steps 3 and 4 are unchanged.
+
 This module must not know where a repository lives (a directory, object
 storage): it sees two ``Repository`` handles.
 """
@@ -61,9 +74,22 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
-from zerofs.errors import ConflictError, MissingObjectError, RepositoryError
-from zerofs.history import GRAFTS, HEAD, encode_grafts, iter_history, parents_of, read_grafts
-from zerofs.objects import DirNode, Kind, ObjectId, decode, encode, iter_child_ids
+from zerofs.errors import ConflictError, CorruptionError, MissingObjectError, RepositoryError
+from zerofs.history import GRAFTS, HEAD, encode_grafts, iter_history, parents_of, read_grafts, walk_commits
+from zerofs.objects import (
+    ChunkListNode,
+    ChunkRef,
+    Commit,
+    DirNode,
+    FileNode,
+    Kind,
+    Node,
+    ObjectId,
+    decode,
+    encode,
+    iter_child_ids,
+    iter_children,
+)
 from zerofs.repo import Record, RefMovedError, RepoBatch, Repository
 
 _LEAF_KINDS: Final = frozenset({Kind.CHUNK, Kind.GRAFTS})
@@ -117,11 +143,13 @@ class TransferResult:
     is_fast_forward: bool
     """False when ``force`` replaced a HEAD that was not an ancestor."""
     dry_run: bool
+    source_head_in_dest: ObjectId | None = None
+    """The source's HEAD under the destination's ids, when the two make ids differently (re-encrypting)."""
 
     @property
     def is_up_to_date(self) -> bool:
         """True when the destination already had the source's HEAD."""
-        return self.source_head == self.dest_head_before
+        return self.dest_head_before in (self.source_head, self.source_head_in_dest)
 
 
 def transfer(
@@ -142,17 +170,18 @@ def transfer(
     object, children before parents, each commit after its parents; then,
     in the final transaction, the merged graft table and GRAFTS (if copied
     commits are grafted in ``source``) and HEAD, both by compare-and-swap.
-    ``dry_run`` writes nothing and counts what would be copied.
+    ``dry_run`` writes nothing and counts what would be copied. Between
+    repositories that make ids differently (one encrypted, or other keys)
+    every object is re-made under the destination's ids (``_Remaker``).
 
     Raises:
-        RepositoryError: the two repositories have different formats, or one is
-            encrypted and the other not (or with other keys): re-encrypting is not built yet.
+        RepositoryError: the two repositories have the same keys (or none) and different formats.
         NotFastForwardError: ``dest``'s HEAD is not an ancestor of ``source``'s (and not ``force``).
         HeadMovedError: ``dest``'s HEAD (or graft table) moved during the transfer; no ref changed.
         CorruptionError: an object of ``source`` is missing or damaged; no ref changed.
     """
-    _refuse_other_keys(source, dest)
-    if source.config.format_version != dest.config.format_version:
+    is_same_ids = source.has_same_keys(dest)  # else every object is re-made: formats are the encoder's
+    if is_same_ids and source.config.format_version != dest.config.format_version:
         raise RepositoryError(
             f"the repositories have different formats ({source.config.format_version} at {source.path}, "
             f"{dest.config.format_version} at {dest.path}): upgrade the older one first"
@@ -161,23 +190,6 @@ def transfer(
         return _transfer(source, dest, force=force, dry_run=True, on_progress=on_progress)
     with _between_gcs(dest):
         return _transfer(source, dest, force=force, dry_run=False, on_progress=on_progress)
-
-
-def _refuse_other_keys(source: Repository, dest: Repository) -> None:
-    """Refuse a transfer that would have to re-encrypt: objects are copied as stored, under their ids.
-
-    Raises:
-        RepositoryError: one repository is encrypted and the other plain, or they have different keys.
-    """
-    if source.has_same_keys(dest):
-        return
-    if source.is_encrypted and dest.is_encrypted:
-        raise RepositoryError(
-            f"push between encrypted repositories with different keys is not supported yet ({source.path}, {dest.path})"
-        )
-    raise RepositoryError(
-        f"push between an encrypted and a plain repository is not supported yet ({source.path}, {dest.path})"
-    )
 
 
 @contextmanager
@@ -210,17 +222,15 @@ def _transfer(
 ) -> TransferResult:
     source_head = source.head_id()
     dest_head = dest.head_id()
+    if not source.has_same_keys(dest):
+        return _transfer_remade(
+            source, dest, source_head, dest_head, force=force, dry_run=dry_run, on_progress=on_progress
+        )
     if source_head == dest_head:
         return TransferResult(source_head, dest_head, dest_head, 0, 0, 0, True, dry_run)
     commits, boundary = missing_commits(source, dest.has, source_head)
     is_fast_forward = _is_fast_forward(dest, dest_head, boundary)
-    if not is_fast_forward and not force:
-        raise NotFastForwardError(
-            f"the HEAD of {dest.path} ({dest_head.hex()[:12]}) is not an ancestor of the HEAD of {source.path} "
-            f"({source_head.hex()[:12]}): it has commits the other lacks",
-            dest_head=dest_head,
-            source_head=source_head,
-        )
+    _check_fast_forward(source, dest, source_head, dest_head, is_fast_forward=is_fast_forward, force=force)
     if dry_run:
         counter = _Copier(source, dest.has, None, on_progress)
         counter.copy_commits(commits)
@@ -237,6 +247,92 @@ def _transfer(
     copier = _copy(source, dest, commits, dest_head, source_head, on_progress)
     return TransferResult(
         source_head, dest_head, source_head, len(commits), copier.objects, copier.stored_bytes, is_fast_forward, False
+    )
+
+
+def _transfer_remade(
+    source: Repository,
+    dest: Repository,
+    source_head: ObjectId,
+    dest_head: ObjectId,
+    *,
+    force: bool,
+    dry_run: bool,
+    on_progress: Callable[[TransferProgress], None] | None,
+) -> TransferResult:
+    """Transfer between repositories that make ids differently (one encrypted, or other keys).
+
+    No object can be copied as stored: every object reachable from the
+    source's HEAD is re-made under the destination's ids (``_Remaker``).
+    Nothing records which destination commit came from which source commit,
+    so each transfer re-derives the whole history's ids (it reads every
+    reachable object of the source once); what the destination has under
+    its new id is not written again. Unless the destination is fresh from
+    ``init``, a first pass writes nothing and only derives the ids, so the
+    fast-forward check compares in the destination's ids before anything is
+    written, and the writing pass skips every subtree the destination has.
+    """
+    is_fresh = is_empty(dest, dest_head)
+    is_fast_forward = True
+    known: dict[ObjectId, ObjectId] = {}
+    if dry_run or not is_fresh:
+        plan = _Remaker(source, dest, dest.has, None, on_progress if dry_run else None, {})
+        new_head = plan.remake_history(source_head)
+        is_fast_forward = is_fresh or dest_head == new_head or dest_head in plan.new_commits
+        _check_fast_forward(source, dest, source_head, dest_head, is_fast_forward=is_fast_forward, force=force)
+        if dry_run or dest_head == new_head:
+            return TransferResult(
+                source_head,
+                dest_head,
+                dest_head,
+                plan.commits,
+                plan.objects,
+                plan.stored_bytes,
+                is_fast_forward,
+                dry_run,
+                new_head,
+            )
+        known = plan.new
+    moved = f"the HEAD of {dest.path} moved while copying into it (another writer committed); run it again"
+    try:
+        with dest.batch() as batch:
+            writer = _Remaker(source, dest, batch.has, batch, on_progress, known)
+            new_head = writer.remake_history(source_head)
+            is_swapped = batch.cas_ref(HEAD, dest_head, new_head)
+    except RefMovedError as exc:
+        raise HeadMovedError(moved) from exc
+    if not is_swapped:  # the objects are kept: a re-run does not write them again
+        raise HeadMovedError(moved)
+    return TransferResult(
+        source_head,
+        dest_head,
+        new_head,
+        writer.commits,
+        writer.objects,
+        writer.stored_bytes,
+        is_fast_forward,
+        False,
+        new_head,
+    )
+
+
+def _check_fast_forward(
+    source: Repository,
+    dest: Repository,
+    source_head: ObjectId,
+    dest_head: ObjectId,
+    *,
+    is_fast_forward: bool,
+    force: bool,
+) -> None:
+    """Raise ``NotFastForwardError`` unless the transfer is a fast-forward or forced."""
+    if is_fast_forward or force:
+        return
+    raise NotFastForwardError(
+        f"the HEAD of {dest.path} ({dest_head.hex()[:12]}) is not an ancestor of the HEAD of {source.path} "
+        f"({source_head.hex()[:12]}): it has commits the other lacks",
+        dest_head=dest_head,
+        source_head=source_head,
     )
 
 
@@ -425,3 +521,156 @@ class _Copier:
         self.stored_bytes += stored_bytes
         if self._on_progress is not None:
             self._on_progress(TransferProgress(self.objects, self.stored_bytes))
+
+
+class _Remaker:
+    """Re-makes a history under another repository's ids, children first, keeping the source's chunk boundaries.
+
+    A chunk gets the destination's id of the same bytes; every file,
+    chunk-list, directory and commit node is rebuilt bottom-up with its
+    children's new ids (children as ``iter_children`` describes them), and
+    a commit with its parents as the source's history has them now (gc's
+    grafts applied), so the destination needs no graft table for them.
+    Re-chunking with the destination's keyed chunker would re-cut every
+    file; kept boundaries leave the file nodes' shape and sizes as they were.
+
+    ``new`` maps each source id to its new id: a dict, about 180 bytes per
+    object (two 32-byte ``bytes`` and the dict's slot, measured with
+    tracemalloc), so 10 million objects need about 1.8 GB; an LMDB scratch
+    table would bound it, at the cost of a write per object. ``known`` is a previous pass's map: a subtree
+    whose new id the destination has is skipped whole (the destination
+    holds all that is below what it holds). Without a batch nothing is
+    written: the pass derives ids and counts what the destination lacks
+    (stored bytes are then the bodies' lengths before compression).
+    """
+
+    def __init__(
+        self,
+        source: Repository,
+        dest: Repository,
+        dest_has: Callable[[ObjectId], bool],
+        batch: RepoBatch | None,
+        on_progress: Callable[[TransferProgress], None] | None,
+        known: dict[ObjectId, ObjectId],
+    ) -> None:
+        self._source = source
+        self._dest = dest
+        self._dest_has = dest_has
+        self._batch = batch
+        self._on_progress = on_progress
+        self._known = known
+        self._durable_at = time.monotonic()
+        self._durable_objects = 0
+        self.new: dict[ObjectId, ObjectId] = {}
+        self.new_commits: set[ObjectId] = set()
+        self.commits = 0
+        self.objects = 0
+        self.stored_bytes = 0
+
+    def remake_history(self, head_id: ObjectId) -> ObjectId:
+        """Re-make every commit reachable from ``head_id``, parents first; return the new id of ``head_id``."""
+        history = dict(walk_commits(self._source, [head_id]))
+        stack: list[tuple[ObjectId, bool]] = [(head_id, False)]
+        while stack:
+            commit_id, is_expanded = stack.pop()
+            if commit_id in self.new:
+                continue
+            commit = history[commit_id]
+            parent_ids = parents_of(self._source, commit_id, commit)
+            if is_expanded:
+                self._remake_commit(commit_id, commit, parent_ids)
+            elif not self._is_known(commit_id):
+                stack.append((commit_id, True))
+                stack.extend((parent_id, False) for parent_id in reversed(parent_ids))
+        return self.new[head_id]
+
+    def _remake_commit(self, commit_id: ObjectId, commit: Commit, parent_ids: tuple[ObjectId, ...]) -> None:
+        root_id = self.remake_tree(commit.root_id)
+        remade = commit._replace(root_id=root_id, parent_ids=tuple(self.new[parent_id] for parent_id in parent_ids))
+        self.new[commit_id] = new_id = self._put_node(remade)
+        self.new_commits.add(new_id)
+
+    def _is_known(self, object_id: ObjectId) -> bool:
+        """True (and mapped) if a previous pass gave ``object_id`` a new id that the destination has."""
+        new_id = self._known.get(object_id)
+        if new_id is None or not self._dest_has(new_id):
+            return False
+        self.new[object_id] = new_id
+        return True
+
+    def remake_tree(self, top_id: ObjectId) -> ObjectId:
+        """Re-make every object reachable from the directory ``top_id``, in post-order; return its new id.
+
+        Raises:
+            CorruptionError: an object is missing, damaged, or not of the kind its referrer expects.
+        """
+        stack: list[tuple[ObjectId, Kind, Node | None]] = [(top_id, Kind.DIR, None)]
+        while stack:
+            old_id, kind, node = stack.pop()
+            if node is not None:  # its children have their new ids now
+                self.new[old_id] = self._put_node(_with_new_ids(node, self.new))
+                continue
+            if old_id in self.new or self._is_known(old_id):
+                continue
+            record, body = self._source.read_record(old_id)
+            found_kind = record.kind
+            if found_kind is Kind.CHUNK and kind in (Kind.CHUNK, Kind.FILE):  # a file stored as its one chunk
+                self.new[old_id] = self._put_chunk(body)
+                continue
+            if found_kind is not kind:
+                raise CorruptionError(
+                    f"object {old_id.hex()[:16]} is a {found_kind.name.lower()}, expected {kind.name.lower()}"
+                )
+            node = decode(kind, body, old_id.hex())
+            stack.append((old_id, kind, node))
+            stack.extend((child.object_id, child.kind, None) for child in iter_children(node))
+        return self.new[top_id]
+
+    def _put_chunk(self, data: bytes) -> ObjectId:
+        new_id = self._dest.chunk_id(data)
+        if not self._dest_has(new_id):
+            self._write(new_id, data, None)
+        return new_id
+
+    def _put_node(self, node: Node) -> ObjectId:
+        body = encode(node)
+        new_id = self._dest.object_id(node.kind, body)
+        if not self._dest_has(new_id):
+            self.commits += node.kind is Kind.COMMIT
+            self._write(new_id, body, node)
+        return new_id
+
+    def _write(self, new_id: ObjectId, body: bytes, node: Node | None) -> None:
+        """Write a chunk (``node`` None) or a node under its new id, or in a pass without a batch count it."""
+        if self._batch is None:
+            self._count(len(body))
+            return
+        record = self._dest.chunk_record(body) if node is None else self._dest.encode_node(node)[1]
+        if not self._batch.put(new_id, record):
+            return
+        self._count(record.stored_bytes)
+        is_due = self.objects - self._durable_objects >= DURABLE_EVERY_OBJECTS
+        if is_due or time.monotonic() - self._durable_at >= DURABLE_EVERY_SECONDS:
+            self._batch.flush()  # a prefix of the post-order: the destination's invariant holds
+            self._durable_at = time.monotonic()
+            self._durable_objects = self.objects
+
+    def _count(self, stored_bytes: int) -> None:
+        self.objects += 1
+        self.stored_bytes += stored_bytes
+        if self._on_progress is not None:
+            self._on_progress(TransferProgress(self.objects, self.stored_bytes))
+
+
+def _with_new_ids(node: Node, new: dict[ObjectId, ObjectId]) -> Node:
+    """Return ``node`` with every child id replaced by its new id (a commit is rebuilt by ``_Remaker``)."""
+    if isinstance(node, FileNode | ChunkListNode):
+        return node._replace(refs=tuple(ChunkRef(new[ref.id], ref.size_bytes) for ref in node.refs))
+    if isinstance(node, DirNode):
+        return node._replace(
+            shards=tuple((index, new[shard_id]) for index, shard_id in node.shards),
+            entries=tuple(entry._replace(id=new[entry.id]) for entry in node.entries),
+        )
+    if isinstance(node, Commit):
+        raise TypeError("a commit is re-made by _Remaker._remake_commit")
+    return node
