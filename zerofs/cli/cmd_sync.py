@@ -139,13 +139,15 @@ def _render(verb: str, result: TransferResult, source: str, dest: str, *, quiet:
         return
     if quiet:
         return
+    # The destination's HEAD as it is or will be: across keys, the source's HEAD has another id there.
+    new_head = (result.source_head_in_dest or result.source_head).hex()[:12]
     if result.is_up_to_date:
-        sys.stderr.write(f"{dest} is up to date ({result.source_head.hex()[:12]})\n")
+        sys.stderr.write(f"{dest} is up to date ({new_head})\n")
         return
     done = f"would {verb}" if result.dry_run else f"{verb}ed"
     forced = "" if result.is_fast_forward else " (forced: its old HEAD is no longer in its history)"
     sys.stderr.write(
         f"{done} {result.commits} commits, {result.objects} objects, {render.human_size(result.stored_bytes)} "
         f"{'to' if verb == 'push' else 'from'} {dest if verb == 'push' else source}: HEAD "
-        f"{result.dest_head_before.hex()[:12]} -> {result.source_head.hex()[:12]}{forced}\n"
+        f"{result.dest_head_before.hex()[:12]} -> {new_head}{forced}\n"
     )
