@@ -8,10 +8,14 @@ reading every object under the repository's prefix.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.s3.conftest import fast_settings
+from tests.s3.faultproxy import FaultProxy
 from tests.unit.test_encrypted_repo import BIG, FAST_KDF, PASSWORD, SECRET, SECRET_NAME, fsck_findings, host_tree, read
 from zerofs.crypto.slots import WrongPasswordError
 from zerofs.errors import ConflictError, Hint, NotFoundError, RepositoryError
@@ -160,3 +164,41 @@ def test_init_over_a_repository_leaves_no_key_slot_behind(
     with pytest.raises(ConflictError, match="already exists"):
         init(encrypted, s3_settings, tmp_path / "cache-x", password=b"another")
     assert bucket_contents(encrypted, s3_settings) == before
+
+
+def test_two_hosts_removing_the_last_two_slots_at_once_leave_one(
+    encrypted: str, s3_settings: S3Settings, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    slow = fast_settings(proxy.endpoint)
+    with open_repo(encrypted, s3_settings, tmp_path / "cache-b") as repo:
+        [first] = repo.list_keys()
+        second = repo.add_key(PASSWORD, b"second", FAST_KDF)
+    failures: list[BaseException] = []
+    with (
+        open_repo(encrypted, slow, tmp_path / "cache-a") as host_a,
+        open_repo(encrypted, s3_settings, tmp_path / "cache-b", password=b"second") as host_b,
+    ):
+        proxy.seen.clear()
+        proxy.delay_s = 0.5  # host a's requests are slow: its delete lands after host b's removal
+
+        def remove_first() -> None:
+            try:
+                host_a.remove_key(first.slot_id, PASSWORD)
+            except BaseException as exc:  # noqa: BLE001  # re-raised by the test below
+                failures.append(exc)
+
+        remover = threading.Thread(target=remove_first)
+        remover.start()
+        deadline = time.monotonic() + 60
+        while not any(request.target.endswith("?delete") for request in proxy.seen) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        host_b.remove_key(second, b"second")  # sees host a's slot still there: both deletes go ahead
+        remover.join()
+    assert len(failures) == 1
+    assert isinstance(failures[0], ConflictError)
+    assert "written again" in str(failures[0])
+    slots = [key for key in bucket_contents(encrypted, s3_settings) if key.startswith("keys/")]
+    assert len(slots) == 1
+    assert slots[0] not in (f"keys/{first.slot_id}", f"keys/{second}")
+    with open_repo(encrypted, s3_settings, tmp_path / "cache-c", readonly=True) as repo:  # host a's password
+        assert read(repo, "/data/sub/big.bin") == BIG
