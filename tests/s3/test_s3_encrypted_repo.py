@@ -202,3 +202,20 @@ def test_two_hosts_removing_the_last_two_slots_at_once_leave_one(
     assert slots[0] not in (f"keys/{first.slot_id}", f"keys/{second}")
     with open_repo(encrypted, s3_settings, tmp_path / "cache-c", readonly=True) as repo:  # host a's password
         assert read(repo, "/data/sub/big.bin") == BIG
+
+
+@pytest.mark.parametrize("was_encrypted", [True, False], ids=["encrypted-then-plain", "plain-then-encrypted"])
+def test_a_repository_replaced_by_one_encrypted_otherwise_is_opened_as_it_now_is(
+    url: str, s3_settings: S3Settings, tmp_path: Path, was_encrypted: bool
+) -> None:
+    first, then = (PASSWORD, None) if was_encrypted else (None, PASSWORD)
+    with init(url, s3_settings, tmp_path / "cache-a", password=first) as repo:  # host a keeps this config
+        import_tree(repo, host_tree(tmp_path / "one"), P("/old"))
+    with S3Objects(parse_s3_url(url), s3_settings) as objects:
+        for info in list(objects.list("")):
+            objects.delete(info.key)
+    with init(url, s3_settings, tmp_path / "cache-b", password=then) as repo:
+        import_tree(repo, host_tree(tmp_path / "two"), P("/new"))
+    with open_repo(url, s3_settings, tmp_path / "cache-a", password=PASSWORD, readonly=True) as repo:
+        assert repo.is_encrypted is (then is not None)
+        assert read(repo, "/new/sub/big.bin") == BIG
