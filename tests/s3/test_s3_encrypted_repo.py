@@ -219,3 +219,32 @@ def test_a_repository_replaced_by_one_encrypted_otherwise_is_opened_as_it_now_is
     with open_repo(url, s3_settings, tmp_path / "cache-a", password=PASSWORD, readonly=True) as repo:
         assert repo.is_encrypted is (then is not None)
         assert read(repo, "/new/sub/big.bin") == BIG
+
+
+def test_two_inits_at_once_leave_the_winners_slot_alone(
+    url: str, s3_settings: S3Settings, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    failures: list[BaseException] = []
+    proxy.delay_s = 0.5  # host a is slow: host b's whole init lands while host a's slot is on its way
+
+    def init_slowly() -> None:
+        try:
+            init(url, fast_settings(proxy.endpoint), tmp_path / "cache-a", password=b"loser").close()
+        except BaseException as exc:  # noqa: BLE001  # re-raised by the test below
+            failures.append(exc)
+
+    loser = threading.Thread(target=init_slowly)
+    loser.start()
+    deadline = time.monotonic() + 60
+    while not any(r.method == "PUT" and "/keys/" in r.target for r in proxy.seen) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    init(url, s3_settings, tmp_path / "cache-b").close()
+    loser.join()
+    assert len(failures) == 1
+    assert isinstance(failures[0], ConflictError)
+    assert "already exists" in str(failures[0])
+    assert len([key for key in bucket_contents(url, s3_settings) if key.startswith("keys/")]) == 1
+    with pytest.raises(WrongPasswordError):
+        open_repo(url, s3_settings, tmp_path / "cache-c", password=b"loser")
+    with open_repo(url, s3_settings, tmp_path / "cache-c", readonly=True) as repo:
+        assert repo.is_encrypted
