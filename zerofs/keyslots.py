@@ -11,6 +11,12 @@ Changes to the set of slots hold an exclusive ``flock`` on the ``keys``
 directory, so two processes each removing one of the last two slots
 cannot leave none. This module knows files and slots; the repository
 decides what they unlock.
+
+An S3 repository keeps the same 102 bytes as objects ``keys/<slot id>``
+under its prefix, created with ``If-None-Match`` (``create_bucket_slot``)
+and removed by a delete. A bucket has no lock that hosts share, so removing
+a slot is a list, a delete and a list again (``Repository.remove_key``):
+see there for what two hosts racing can do.
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from zerofs.crypto.slots import SLOT_BYTES, KeySlot, KeySlotError
 from zerofs.errors import RepositoryError
 from zerofs.store.local import write_file_durably
 from zerofs.store.packs import fsync_directory
+
+if TYPE_CHECKING:
+    from zerofs.store.objects_s3 import ObjectStore
 
 KEYS_DIR: Final = "keys"
 _SLOT_NAME_CHARS: Final = frozenset("0123456789abcdef")
@@ -108,3 +117,35 @@ def slots_locked(root: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def read_bucket_slots(objects: ObjectStore) -> tuple[list[KeySlot], list[str]]:
+    """An S3 repository's slots that decode, in name order, and the names of those that do not."""
+    names = sorted(
+        name for name in (info.key.rpartition("/")[2] for info in objects.list(KEYS_DIR)) if _is_slot_name(name)
+    )
+    slots: list[KeySlot] = []
+    damaged: list[str] = []
+    for name in names:
+        found = objects.get(f"{KEYS_DIR}/{name}")
+        if found is None:  # removed since the listing (another host's key remove)
+            continue
+        try:
+            slot = KeySlot.decode(found.data)
+        except KeySlotError:
+            slot = None
+        if slot is None or slot.slot_id != name:
+            damaged.append(name)
+        else:
+            slots.append(slot)
+    return slots, damaged
+
+
+def create_bucket_slot(objects: ObjectStore, slot: KeySlot) -> bool:
+    """Create ``keys/<slot id>`` with ``If-None-Match``; False if that key holds other bytes already."""
+    return objects.create(f"{KEYS_DIR}/{slot.slot_id}", slot.encode()) is not None
+
+
+def delete_bucket_slot(objects: ObjectStore, slot_id: str) -> None:
+    """Delete ``keys/<slot id>`` (nothing happens if it is gone already)."""
+    objects.delete(f"{KEYS_DIR}/{slot_id}")

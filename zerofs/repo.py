@@ -62,7 +62,7 @@ from zerofs.store.locks import RepoLocks
 
 if TYPE_CHECKING:  # imported where they are used: reading a file needs none of them
     from zerofs.crypto.keys import Keys
-    from zerofs.crypto.slots import KdfParams, Unlocked
+    from zerofs.crypto.slots import KdfParams, KeySlot, Unlocked
     from zerofs.store.filecache import FileCache
     from zerofs.store.legacy import UpgradeResult
     from zerofs.store.maintenance import RebuildResult
@@ -334,9 +334,10 @@ class Repository:
 
         ``gc_grace_s``: an S3 repository's gc grace period (default ``DEFAULT_GRACE_S``
         of ``store/s3gc.py``); a local repository has none. ``password``: make
-        an encrypted repository (local only, for now): a random master key
-        and a first key slot wrapping it under ``password`` (argon2id with
-        ``kdf``, default ``crypto.slots.DEFAULT_KDF``).
+        an encrypted repository: a random master key and a first key slot
+        wrapping it under ``password`` (argon2id with ``kdf``, default
+        ``crypto.slots.DEFAULT_KDF``), a file ``keys/<slot id>`` or, on S3,
+        an object of that key created with ``If-None-Match``.
 
         Writes the key slot (encrypted), then the config, then an empty root
         directory and a first commit, then HEAD. An S3 repository needs
@@ -352,13 +353,13 @@ class Repository:
             REPO_FORMAT_VERSION, chunk_params or ChunkParams(), compression_level, os.urandom(16).hex(), time.time_ns()
         )
         if password is not None:
-            _refuse_s3(path, "encryption")
             config = config._replace(format_version=ENCRYPTED_FORMAT_VERSION, encryption=Encryption())
         if is_s3_path(path):
             from zerofs.store.s3gc import DEFAULT_GRACE_S
 
             config = config._replace(gc_grace_s=DEFAULT_GRACE_S if gc_grace_s is None else gc_grace_s)
-            repo = cls._init_s3(path, config, _needs(s3_settings, path), _needs(cache_dir, path))
+            first_slot = None if password is None else _new_slot(password, kdf)
+            repo = cls._init_s3(path, config, _needs(s3_settings, path), _needs(cache_dir, path), first_slot)
             repo._first_commit(author)
             return repo
         if gc_grace_s is not None:
@@ -394,15 +395,24 @@ class Repository:
             batch.cas_ref(HEAD, None, commit_id)
 
     @classmethod
-    def _init_s3(cls, url: str, config: RepoConfig, settings: S3Settings, cache_dir: str) -> Repository:
+    def _init_s3(
+        cls, url: str, config: RepoConfig, settings: S3Settings, cache_dir: str, first_slot: NewSlot | None
+    ) -> Repository:
         """Create the config object of a new S3 repository (after checking the service can hold one).
+
+        ``first_slot``: an encrypted repository's master key and first key
+        slot; the slot's object is created before the config object, so the
+        prefix is a repository only once its key exists. A config created
+        meanwhile by another host's init makes this one delete its slot again.
 
         Raises:
             ConflictError: the bucket prefix holds a repository already.
             ObjectStoreError: the bucket is missing or unusable, or ignores conditional writes.
         """
+        from zerofs.keyslots import create_bucket_slot, delete_bucket_slot
         from zerofs.store import s3store
 
+        keys, slot_id = (None, None) if first_slot is None else (first_slot.keys, first_slot.slot.slot_id)
         objects = _s3_objects(url, settings)
         try:
             objects.check_bucket()
@@ -411,7 +421,11 @@ class Repository:
             if next(iter(objects.list("")), None) is not None:  # leftovers of another repository, say
                 raise ConflictError(f"{objects.location.url} is not empty (pass an empty bucket prefix)")
             objects.verify_conditional_writes()
+            if first_slot is not None and not create_bucket_slot(objects, first_slot.slot):
+                raise ConflictError(f"a repository is being created at {objects.location.url} by another host")
             if not s3store.create_config(objects, config.to_json()):
+                if first_slot is not None:  # another init won: its slots alone may stay beside its config
+                    delete_bucket_slot(objects, first_slot.slot.slot_id)
                 raise ConflictError(f"a repository already exists at {objects.location.url}")
             known = s3store.known_config_path(cache_dir, objects.endpoint, objects.location.url)
             s3store.keep_config(known, config.to_json())
@@ -421,18 +435,27 @@ class Repository:
                 os.path.join(cache_dir, config.repo_id),
                 s3store.repo_tag(config.repo_id),
                 grace_s=_grace(config),
+                sealer=None if keys is None else _sealer(keys),
             )
         except BaseException:
             objects.close()
             raise
-        return cls(store, config, objects.location.url, None, cache_dir)
+        return cls(store, config, objects.location.url, None, cache_dir, keys=keys, slot_id=slot_id)
 
     @classmethod
-    def _open_s3(cls, url: str, settings: S3Settings, cache_dir: str, *, readonly: bool) -> Repository:
+    def _open_s3(
+        cls, url: str, settings: S3Settings, cache_dir: str, *, readonly: bool, password: bytes | None
+    ) -> Repository:
         """Open an S3 repository: its config from the bucket, its host cache in ``cache_dir``.
 
+        An encrypted one's key slots are listed and read from ``keys/`` (a
+        list and a read per slot: a removed slot must stop opening it at
+        once, so no host keeps them), and HEAD is read with its keys.
+
         Raises:
-            RepositoryError: no repository there (hint: init), or of another format.
+            RepositoryError: no repository there (hint: init), or of another format;
+                encrypted and no password given (hint: password).
+            WrongPasswordError: encrypted, and no key slot opens with ``password``.
             ObjectStoreError: the bucket is missing, the service unreachable or the credentials refused.
         """
         from zerofs.store import s3store
@@ -440,36 +463,45 @@ class Repository:
         objects = _s3_objects(url, settings)
         try:
             where = objects.location.url
+            unlock = functools.cache(lambda: _unlock_bucket(objects, where, password))
             known = s3store.known_config_path(cache_dir, objects.endpoint, where)
             raw = s3store.read_known_config(known)
             if raw is not None:  # one request (HEAD) for a command on this host's cache, not two
-                with contextlib.suppress(s3store.ReplacedRepositoryError):
+                # CorruptionError: the repository kept here was replaced by one encrypted otherwise (or not)
+                with contextlib.suppress(s3store.ReplacedRepositoryError, CorruptionError):
                     config = RepoConfig.from_json(raw, where)
-                    head = s3store.read_ref(objects, where, HEAD, s3store.repo_tag(config.repo_id))
+                    unlocked = None if config.encryption is None else unlock()
+                    head = _read_head(objects, config, unlocked)
                     if head is not None:
-                        return cls._s3_repository(objects, config, cache_dir, readonly=readonly, head=head)
+                        return cls._s3_repository(objects, config, cache_dir, readonly, head, unlocked)
             raw = s3store.read_config(objects, where)
             if raw is None:
                 objects.check_bucket()  # a missing bucket says so, rather than "no repository"
                 raise RepositoryError(f"no zerofs repository at {where}", hint=Hint.INIT)
             config = RepoConfig.from_json(raw, where)
-            head = s3store.read_ref(objects, where, HEAD, s3store.repo_tag(config.repo_id))
+            unlocked = None if config.encryption is None else unlock()
+            head = _read_head(objects, config, unlocked)
             s3store.keep_config(known, raw)
-            return cls._s3_repository(objects, config, cache_dir, readonly=readonly, head=head)
+            return cls._s3_repository(objects, config, cache_dir, readonly, head, unlocked)
         except BaseException:
             objects.close()
             raise
 
     @classmethod
     def _s3_repository(
-        cls, objects: S3Objects, config: RepoConfig, cache_dir: str, *, readonly: bool, head: RefRecord | None
+        cls,
+        objects: S3Objects,
+        config: RepoConfig,
+        cache_dir: str,
+        readonly: bool,
+        head: RefRecord | None,
+        unlocked: tuple[Keys, str] | None,
     ) -> Repository:
-        """The repository over an open client, its config read, and HEAD just read (``head``)."""
+        """The repository over an open client, its config read, HEAD just read (``head``), its keys if encrypted."""
         from zerofs.store import s3store
 
         where = objects.location.url
-        if config.encryption is not None:
-            raise RepositoryError(f"the repository at {where} is encrypted: not supported on S3 yet")
+        keys, slot_id = (None, None) if unlocked is None else unlocked
         store = s3store.S3Store(
             objects,
             where,
@@ -478,8 +510,9 @@ class Repository:
             readonly=readonly,
             read_ahead={HEAD: head},
             grace_s=_grace(config),
+            sealer=None if keys is None else _sealer(keys),
         )
-        return cls(store, config, where, None, cache_dir)
+        return cls(store, config, where, None, cache_dir, keys=keys, slot_id=slot_id)
 
     @classmethod
     def open(
@@ -510,7 +543,9 @@ class Repository:
         """
         path = os.fspath(path)
         if is_s3_path(path):
-            return cls._open_s3(path, _needs(s3_settings, path), _needs(cache_dir, path), readonly=readonly)
+            return cls._open_s3(
+                path, _needs(s3_settings, path), _needs(cache_dir, path), readonly=readonly, password=password
+            )
         _require_current(path)
         locks = RepoLocks(path, readonly=readonly, writer_lease=writer_lease)
         try:
@@ -811,15 +846,14 @@ class Repository:
         Raises:
             RepositoryError: the repository is not encrypted.
         """
-        from zerofs.keyslots import read_slots
-
-        slots, _ = read_slots(self._keyed_path())
+        slots, _ = self._read_slots()
         return [KeySlotInfo(slot.slot_id, *slot.params, is_current=slot.slot_id == self._slot_id) for slot in slots]
 
     def add_key(self, password: bytes, new_password: bytes, kdf: KdfParams | None = None) -> str:
         """Add a key slot that opens with ``new_password``; ``password`` must open one already. Returns its id.
 
-        Writes the new slot durably; nothing else changes.
+        Writes the new slot durably (on S3: creates its object with
+        ``If-None-Match``); nothing else changes.
 
         Raises:
             RepositoryError: the repository is not encrypted.
@@ -827,35 +861,43 @@ class Repository:
             UsageError: ``new_password`` is empty, or ``kdf`` is out of bounds.
         """
         from zerofs.crypto.slots import DEFAULT_KDF, make_slot
-        from zerofs.keyslots import slots_locked, write_slot
 
-        path = self._keyed_path()
-        with slots_locked(path):
-            master_key = self._master_key(path, password).master_key
+        with self._slots_locked():
+            master_key = self._master_key(password).master_key
             slot = make_slot(master_key, new_password, kdf or DEFAULT_KDF)
-            write_slot(path, slot)
+            self._write_slot(slot)
         return slot.slot_id
 
     def remove_key(self, slot_id: str, password: bytes) -> None:
         """Remove the key slot ``slot_id``; ``password`` must open a slot (it may be that one).
 
         The removed slot's password no longer opens the repository. Deletes
-        the slot's file durably.
+        the slot's file durably (on S3: its object).
+
+        On S3 no lock covers the slots: two hosts that each remove one of
+        the last two slots both see another one left. So after the delete
+        the slots are listed again, and if none is left, a new slot for
+        ``password`` is written (this process holds the master key) and the
+        removal is reported as a conflict: the repository never stays
+        without a slot by our own doing, but a host that opens it between
+        the two hosts' deletes and that write is refused (no slot), and one
+        killed in that instant leaves no slot at all.
 
         Raises:
             RepositoryError: the repository is not encrypted.
             WrongPasswordError: ``password`` opens no slot of it.
             NotFoundError: there is no such slot.
-            ConflictError: it is the last slot that opens (the repository would open with no password).
+            ConflictError: it is the last slot that opens (the repository would open with no password),
+                or another host removed the others meanwhile (a slot for ``password`` was written again).
         """
         from zerofs.crypto.slots import without_slot
-        from zerofs.keyslots import delete_slot, read_slots, slots_locked
 
-        path = self._keyed_path()
-        with slots_locked(path):
-            self._master_key(path, password)
-            without_slot(read_slots(path)[0], slot_id)
-            delete_slot(path, slot_id)
+        with self._slots_locked():
+            unlocked = self._master_key(password)
+            slots = self._read_slots()[0]
+            without_slot(slots, slot_id)
+            params = next(slot.params for slot in slots if slot.slot_id == unlocked.slot_id)
+            self._delete_keeping_one(slot_id, unlocked.master_key, password, params)
 
     def change_password(self, password: bytes, new_password: bytes, kdf: KdfParams | None = None) -> str:
         """Replace the key slot ``password`` opens with one that opens with ``new_password``; return its id.
@@ -867,22 +909,41 @@ class Repository:
             RepositoryError: the repository is not encrypted.
             WrongPasswordError: ``password`` opens no slot of it.
             UsageError: ``new_password`` is empty, or ``kdf`` is out of bounds.
+            ConflictError: on S3, another host removed the new slot meanwhile (see ``remove_key``).
         """
         from zerofs.crypto.slots import DEFAULT_KDF, make_slot
-        from zerofs.keyslots import delete_slot, slots_locked, write_slot
 
-        path = self._keyed_path()
-        with slots_locked(path):
-            unlocked = self._master_key(path, password)
+        with self._slots_locked():
+            unlocked = self._master_key(password)
             slot = make_slot(unlocked.master_key, new_password, kdf or DEFAULT_KDF)
-            write_slot(path, slot)
-            delete_slot(path, unlocked.slot_id)
+            self._write_slot(slot)
+            self._delete_keeping_one(unlocked.slot_id, unlocked.master_key, new_password, slot.params)
         if self._slot_id == unlocked.slot_id:
             self._slot_id = slot.slot_id
         return slot.slot_id
 
+    def _delete_keeping_one(self, slot_id: str, master_key: bytes, password: bytes, params: KdfParams) -> None:
+        """Delete slot ``slot_id``; if then no slot is left (S3: another host's removal raced this one), write one.
+
+        The slot written back opens with ``password``, with KDF cost ``params``.
+
+        Raises:
+            ConflictError: no slot was left, and one was written back.
+        """
+        from zerofs.crypto.slots import make_slot
+
+        self._delete_slot(slot_id)
+        if self._read_slots()[0]:
+            return
+        restored = make_slot(master_key, password, params)
+        self._write_slot(restored)
+        raise ConflictError(
+            f"key slot {slot_id} was removed while another host removed the others; "
+            f"its password was written again as key slot {restored.slot_id}"
+        )
+
     def _keyed_path(self) -> str:
-        """This repository's directory, if it is an encrypted local one.
+        """This repository's directory or URL, if it is encrypted.
 
         Raises:
             RepositoryError: it is not encrypted.
@@ -891,7 +952,44 @@ class Repository:
             raise RepositoryError(f"the repository at {self.path} is not encrypted: it has no keys")
         return self.path
 
-    def _master_key(self, path: str, password: bytes) -> Unlocked:
+    def _read_slots(self) -> tuple[list[KeySlot], list[str]]:
+        """The key slots that decode and the names of damaged ones: files in ``keys/``, or objects on S3."""
+        from zerofs.keyslots import read_bucket_slots, read_slots
+
+        path = self._keyed_path()
+        return read_bucket_slots(self._s3_store().objects) if self.is_shared else read_slots(path)
+
+    def _write_slot(self, slot: KeySlot) -> None:
+        """Write a new key slot durably (S3: create its object).
+
+        Raises:
+            ConflictError: on S3, an object of that slot's id holds other bytes (ids are random: not expected).
+        """
+        from zerofs.keyslots import create_bucket_slot, write_slot
+
+        path = self._keyed_path()
+        if not self.is_shared:
+            write_slot(path, slot)
+        elif not create_bucket_slot(self._s3_store().objects, slot):
+            raise ConflictError(f"key slot {slot.slot_id} exists already in {path}")
+
+    def _delete_slot(self, slot_id: str) -> None:
+        from zerofs.keyslots import delete_bucket_slot, delete_slot
+
+        path = self._keyed_path()
+        if self.is_shared:
+            delete_bucket_slot(self._s3_store().objects, slot_id)
+        else:
+            delete_slot(path, slot_id)
+
+    def _slots_locked(self) -> AbstractContextManager[None]:
+        """The lock on the set of slots: a local repository's ``flock``; S3 has none (see ``remove_key``)."""
+        from zerofs.keyslots import slots_locked
+
+        path = self._keyed_path()
+        return _nothing() if self.is_shared else slots_locked(path)
+
+    def _master_key(self, password: bytes) -> Unlocked:
         """The master key ``password`` unwraps, if it is this repository's (the caller holds the slots' lock).
 
         Raises:
@@ -900,7 +998,7 @@ class Repository:
         from zerofs.crypto.keys import derive_subkey
         from zerofs.crypto.slots import WrongPasswordError
 
-        unlocked = _open_slots(path, password)
+        unlocked = _open_slots(self._keyed_path(), self._read_slots(), password)
         assert self._keys is not None
         if derive_subkey(unlocked.master_key, "id") != self._keys.id_key:  # a slot copied in from elsewhere
             raise WrongPasswordError(f"key slot {unlocked.slot_id} holds another repository's key")
@@ -1131,23 +1229,40 @@ def _require_current(path: str) -> None:
     raise RepositoryError(f"no zerofs repository at {path}")
 
 
-def _first_key(path: str, password: bytes, kdf: KdfParams | None) -> tuple[Keys, str]:
-    """Make a new repository's master key and write its first key slot (before the config); its keys and slot id.
+class NewSlot(NamedTuple):
+    """A new repository's keys and the first key slot that wraps its master key."""
+
+    keys: Keys
+    slot: KeySlot
+
+
+def _new_slot(password: bytes, kdf: KdfParams | None) -> NewSlot:
+    """Make a new repository's master key and its first key slot (written by the caller).
 
     Raises:
         UsageError: an empty password, or KDF parameters out of bounds.
     """
     from zerofs.crypto.keys import Keys, new_master_key
     from zerofs.crypto.slots import DEFAULT_KDF, make_slot
-    from zerofs.keyslots import write_slot
 
     master_key = new_master_key()
-    slot = make_slot(master_key, password, kdf or DEFAULT_KDF)
+    return NewSlot(Keys.derive(master_key), make_slot(master_key, password, kdf or DEFAULT_KDF))
+
+
+def _first_key(path: str, password: bytes, kdf: KdfParams | None) -> tuple[Keys, str]:
+    """Make a new repository's master key and write its first key slot (before the config); its keys and slot id.
+
+    Raises:
+        UsageError: an empty password, or KDF parameters out of bounds.
+    """
+    from zerofs.keyslots import write_slot
+
+    new = _new_slot(password, kdf)
     try:
-        write_slot(path, slot)
+        write_slot(path, new.slot)
     except OSError as exc:
         raise RepositoryError(f"cannot write the key slot of {path}: {exc.strerror}") from exc
-    return Keys.derive(master_key), slot.slot_id
+    return new.keys, new.slot.slot_id
 
 
 def _unlock(path: str, password: bytes | None) -> tuple[Keys, str]:
@@ -1159,27 +1274,52 @@ def _unlock(path: str, password: bytes | None) -> tuple[Keys, str]:
         KeySlotError: no key slot decodes.
     """
     from zerofs.crypto.keys import Keys
+    from zerofs.keyslots import read_slots
 
     if password is None:
         raise RepositoryError(f"the repository at {path} is encrypted: it needs a password", hint=Hint.PASSWORD)
-    unlocked = _open_slots(path, password)
+    unlocked = _open_slots(path, read_slots(path), password)
     return Keys.derive(unlocked.master_key), unlocked.slot_id
 
 
-def _open_slots(path: str, password: bytes) -> Unlocked:
-    """The master key the first of ``path``'s key slots that ``password`` opens unwraps.
+def _unlock_bucket(objects: S3Objects, url: str, password: bytes | None) -> tuple[Keys, str]:
+    """The keys of the encrypted S3 repository at ``url`` and the slot (object ``keys/<id>``) ``password`` opened.
+
+    Raises:
+        RepositoryError: no password given (hint: password).
+        WrongPasswordError: no key slot opens with it.
+        KeySlotError: no key slot decodes.
+    """
+    from zerofs.crypto.keys import Keys
+    from zerofs.keyslots import read_bucket_slots
+
+    if password is None:
+        raise RepositoryError(f"the repository at {url} is encrypted: it needs a password", hint=Hint.PASSWORD)
+    unlocked = _open_slots(url, read_bucket_slots(objects), password)
+    return Keys.derive(unlocked.master_key), unlocked.slot_id
+
+
+def _read_head(objects: S3Objects, config: RepoConfig, unlocked: tuple[Keys, str] | None) -> RefRecord | None:
+    """HEAD of an S3 repository, opened with its keys if it is encrypted (one request)."""
+    from zerofs.store import s3store
+
+    sealer = None if unlocked is None else _sealer(unlocked[0])
+    return s3store.read_ref(objects, objects.location.url, HEAD, s3store.repo_tag(config.repo_id), sealer)
+
+
+def _open_slots(where: str, found: tuple[list[KeySlot], list[str]], password: bytes) -> Unlocked:
+    """The master key the first of the key slots ``found`` (decoded, damaged) that ``password`` opens unwraps.
 
     Raises:
         WrongPasswordError: none opens with it.
         KeySlotError: none decodes (every one damaged, or none there).
     """
     from zerofs.crypto.slots import KeySlotError, open_any
-    from zerofs.keyslots import read_slots
 
-    slots, damaged = read_slots(path)
+    slots, damaged = found
     if not slots:
         detail = f"{len(damaged)} damaged" if damaged else "none found"
-        raise KeySlotError(f"the encrypted repository at {path} has no readable key slot ({detail})")
+        raise KeySlotError(f"the encrypted repository at {where} has no readable key slot ({detail})")
     return open_any(slots, password)
 
 
