@@ -71,6 +71,35 @@ class TestS3Store(StoreConformance):
         assert store.get_ref(b"GRAFTS") == some_id(7)
         assert list(store.iter_blobs()) == []
 
+    def test_a_move_completed_and_moved_past_by_another_writer_succeeds(self, store: Any, tmp_path: Path) -> None:
+        """Between this writer's log and its ref write, another completes the move and makes its own on top.
+
+        The move was made (the ref went through it), so it must not fail as
+        "changed outside its log" (it did under load in test_s3_gc_stress).
+        """
+        with store.batch() as batch:
+            batch.cas_ref(b"HEAD", None, ref(b"h0"))
+        other = self.make_store(tmp_path, cache="other-cache")
+        create = store.objects.create
+
+        def create_then_let_the_other_writer_in(key: str, data: bytes) -> Any:
+            created = create(key, data)
+            if created is not None and key.startswith("reflog/HEAD/"):
+                with pytest.raises(RefMovedError), other.batch() as batch:  # completes ours, then refuses its own
+                    batch.cas_ref(b"HEAD", ref(b"h0"), ref(b"theirs"))
+                with other.batch() as batch:
+                    assert batch.cas_ref(b"HEAD", ref(b"mine"), ref(b"theirs"))
+            return created
+
+        store.objects.create = create_then_let_the_other_writer_in
+        try:
+            with store.batch() as batch:
+                assert batch.cas_ref(b"HEAD", ref(b"h0"), ref(b"mine"))
+        finally:
+            del store.objects.create
+            other.close()
+        assert store.get_ref(b"HEAD") == ref(b"theirs")
+
     def test_a_writer_that_died_between_its_log_and_its_ref_is_completed_by_the_next(self, store: Any) -> None:
         with store.batch() as batch:
             batch.cas_ref(b"HEAD", None, ref(b"h0"))

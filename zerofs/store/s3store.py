@@ -516,7 +516,7 @@ class S3Store:
             raise RefMovedError(f"ref {name.decode()} of the repository at {self.url} moved during the change")
         key = _ref_key(REFS_PREFIX, name)
         done = self.objects.create(key, record) if current is None else self.objects.replace(key, record, current[1])
-        if done is None and self._ref_holds(key, record):  # another writer completed this move for us
+        if done is None and self._move_was_made(name, key, generation, record):
             return
         if done is None:
             raise ObjectStoreError(
@@ -524,9 +524,20 @@ class S3Store:
                 f"(generation {generation} is logged as this writer's)"
             )
 
-    def _ref_holds(self, key: str, record: bytes) -> bool:
+    def _move_was_made(self, name: bytes, key: str, generation: int, record: bytes) -> bool:
+        """True if the move this writer logged as ``generation`` is in the ref, or moves on top of it are.
+
+        Another writer that found the log ahead of the ref completes the move
+        (``_complete_move``), and may then make moves of its own before this
+        writer looks: a ref past ``generation`` went through it, because a
+        move is logged only by a writer that read the ref at the generation
+        before (or completed it).
+        """
         found = self.objects.get(key)
-        return found is not None and found.data == record
+        if found is not None and found.data == record:
+            return True
+        now = self._read_ref(name)
+        return now is not None and now[0].sequence > generation
 
     def _complete_move(self, name: bytes, generation: int, current: tuple[RefMove, str] | None) -> None:
         """Move the ref to its log's last record when the log is ahead of it.
