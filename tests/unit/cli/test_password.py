@@ -442,7 +442,10 @@ def test_a_wrong_password_never_shows(secret: bytes) -> None:
 # The prompt, through a real pseudo-terminal
 
 HARNESS = r"""
-import fcntl, os, sys, termios
+import fcntl, os, signal, sys, termios
+# A test run started in the background (cron, CI, "cmd &") inherits SIGINT ignored, and Python then
+# installs no handler of its own: Ctrl-C at the prompt would do nothing. A user's shell gives zerofs the default.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 terminal = int(sys.argv[1])
 if terminal >= 0:
     fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)  # our session's controlling terminal from now on
