@@ -147,3 +147,62 @@ def test_a_mount_asks_once_and_keeps_the_password_out_of_its_process(encrypted: 
     assert not is_mounted(mountpoint)
     read = run_zerofs("cat", "/d/new.txt", repo=encrypted, input=b"", env=WITH_PASSWORD)
     assert read.stdout == b"written through the mount"
+
+
+def _slots(zerofs: Any, password: str) -> list[dict[str, Any]]:
+    proc = zerofs("key", "list", "--json", input=b"", env={"ZEROFS_PASSWORD": password})
+    slots: list[dict[str, Any]] = json.loads(proc.stdout)
+    return slots
+
+
+def test_key_add_list_remove_passwd(zerofs: Any, encrypted: Path, tmp_path: Path) -> None:
+    new_file = tmp_path / "new"
+    new_file.write_text("second\n")
+    [first] = _slots(zerofs, PASSWORD)
+    assert first["is_current"] is True
+    assert first["kdf"] == "argon2id"
+    assert first["time_cost"] >= 1
+    assert first["memory_kib"] >= 8
+    # The last slot is never removed, --force or not.
+    for force in ((), ("--force",)):
+        zerofs("key", "remove", *force, first["id"], input=b"", env=WITH_PASSWORD, expect=4)
+    added = json.loads(
+        zerofs("key", "add", "--json", "--new-password-file", str(new_file), input=b"", env=WITH_PASSWORD).stdout
+    )["added"]
+    slots = _slots(zerofs, "second")
+    assert {slot["id"] for slot in slots} == {first["id"], added}
+    assert [slot["id"] for slot in slots if slot["is_current"]] == [added]
+    # The slot the password given opens is kept unless --force.
+    proc = zerofs("key", "remove", first["id"], input=b"", env=WITH_PASSWORD, expect=4)
+    assert len(proc.stderr.strip().splitlines()) == 1
+    zerofs("key", "remove", first["id"], input=b"", env={"ZEROFS_PASSWORD": "second"})
+    # A removed password is useless.
+    zerofs("cat", "/d/a.txt", input=b"", env=WITH_PASSWORD, expect=12)
+    assert zerofs("cat", "/d/a.txt", input=b"", env={"ZEROFS_PASSWORD": "second"}).stdout == b"hello\n"
+    # passwd: the new password opens, the old one no longer does.
+    new_file.write_text("third\n")
+    zerofs("key", "passwd", "--new-password-file", str(new_file), input=b"", env={"ZEROFS_PASSWORD": "second"})
+    zerofs("cat", "/d/a.txt", input=b"", env={"ZEROFS_PASSWORD": "second"}, expect=12)
+    assert [slot["is_current"] for slot in _slots(zerofs, "third")] == [True]
+
+
+def test_key_add_never_takes_the_new_password_from_the_environment(zerofs: Any, encrypted: Path) -> None:
+    before = _files(encrypted)
+    proc = zerofs("key", "add", input=b"", env=WITH_PASSWORD, expect=2)
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert _files(encrypted) == before
+
+
+def test_key_commands_with_a_wrong_password_change_nothing(zerofs: Any, encrypted: Path, tmp_path: Path) -> None:
+    new_file = tmp_path / "new"
+    new_file.write_text("second\n")
+    before = _files(encrypted)
+    wrong = {"ZEROFS_PASSWORD": "wrong"}
+    zerofs("key", "add", "--new-password-file", str(new_file), input=b"", env=wrong, expect=12)
+    zerofs("key", "passwd", "--new-password-file", str(new_file), input=b"", env=wrong, expect=12)
+    assert _files(encrypted) == before
+
+
+def test_key_list_on_a_plain_repository_is_refused(zerofs: Any, cli_repo: Path) -> None:
+    proc = zerofs("key", "list", input=b"", expect=5)
+    assert len(proc.stderr.strip().splitlines()) == 1
