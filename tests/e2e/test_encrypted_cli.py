@@ -206,3 +206,51 @@ def test_key_commands_with_a_wrong_password_change_nothing(zerofs: Any, encrypte
 def test_key_list_on_a_plain_repository_is_refused(zerofs: Any, cli_repo: Path) -> None:
     proc = zerofs("key", "list", input=b"", expect=5)
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _on_a_terminal(args: list[str], typed: list[bytes], env: dict[str, str]) -> tuple[int, bytes]:
+    """Run ``args`` with a pseudo-terminal as its controlling terminal and stdin; type ``typed`` at each prompt."""
+    import pty
+
+    pid, master = pty.fork()
+    if pid == 0:  # the child: exec at once, nothing of pytest's state runs here
+        os.execve(sys.executable, [sys.executable, *args], env)
+    output = b""
+    try:
+        for n_prompts, line in enumerate(typed, start=1):
+            while output.count(b"assword") < n_prompts or not output.rstrip().endswith(b":"):
+                output += _read_terminal(master)
+            os.write(master, line + b"\n")
+        while chunk := _read_terminal(master):
+            output += chunk
+    finally:
+        os.close(master)  # a child still waiting for a password gets SIGHUP
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output
+
+
+def _read_terminal(master: int, timeout: float = 30.0) -> bytes:
+    """What the child wrote to the terminal next; b"" once it closed it; fails the test after ``timeout``."""
+    import select
+
+    readable, _, _ = select.select([master], [], [], timeout)
+    assert readable, "the command neither prompted nor finished"
+    try:
+        return os.read(master, 4096)
+    except OSError:  # EIO: the child closed the terminal
+        return b""
+
+
+def test_init_encrypt_asks_twice_on_a_terminal_without_echo(repo_path: Path) -> None:
+    from tests.conftest import cli_env
+
+    env = cli_env()
+    for name in ("ZEROFS_PASSWORD", "ZEROFS_PASSWORD_FILE", "ZEROFS_PASSWORD_COMMAND"):
+        env.pop(name, None)
+    args = ["-m", "zerofs", "--repo", str(repo_path), "init", "--encrypt"]
+    code, output = _on_a_terminal(args, [b"typed-secret", b"typed-secret"], env)
+    assert code == 0, output
+    assert output.count(b"assword") == 2
+    assert b"typed-secret" not in output  # never echoed
+    read = run_zerofs("ls", "/", repo=repo_path, input=b"", env={"ZEROFS_PASSWORD": "typed-secret"})
+    assert read.stdout == b""
