@@ -174,6 +174,13 @@ class IncompleteError(ZerofsError):
     summary = "completed, but some inputs were skipped or could not be read"
 
 
+class WrongPasswordError(ZerofsError):
+    """No key slot of an encrypted repository opens with the password given (or the slot it fits was changed)."""
+
+    exit_code = 12
+    summary = "wrong password: no key slot of the repository opens with it"
+
+
 class MountError(ZerofsError):
     """Mounting or unmounting failed."""
 
@@ -197,6 +204,7 @@ def exit_code_table() -> list[tuple[int, str]]:
         HostIOError,
         ObjectStoreUnreachableError,
         IncompleteError,
+        WrongPasswordError,
     ):
         rows[cls.exit_code] = cls.summary
     rows[EXIT_INTERRUPTED] = "interrupted (Ctrl-C)"

@@ -37,6 +37,7 @@ from zerofs.errors import (
     MissingObjectError,
     RepositoryError,
     UsageError,
+    WrongPasswordError,
 )
 from zerofs.objects import (
     ChunkListNode,
@@ -575,6 +576,32 @@ class Repository:
             return True
         return is_local_repository(path) or os.path.exists(os.path.join(path, LEGACY_DATA_FILE))
 
+    @staticmethod
+    def is_encrypted_at(path: str | os.PathLike[str]) -> bool:
+        """True if the config file of the local repository at ``path`` says it is encrypted (issue #15).
+
+        Reads that one small file: no lock, no index, nothing of ``zerofs.crypto``,
+        so a command on a plain repository asks for no password and pays almost
+        nothing. False for a plain repository, an ``s3://`` URL, or a config file
+        that is missing or fails its checksum: opening the repository then says
+        what is wrong (and still refuses an encrypted one without a password).
+        """
+        path = os.fspath(path)
+        if is_s3_path(path):
+            return False
+        try:
+            with open(os.path.join(path, "config"), "rb") as handle:
+                config = decode_config_file(handle.read())
+        except OSError:
+            return False
+        if config is None:
+            return False
+        try:
+            data = json.loads(config)
+        except ValueError:
+            return False
+        return isinstance(data, dict) and "encryption" in data
+
     @classmethod
     def rebuild_index(cls, path: str | os.PathLike[str], password: bytes | None = None) -> RebuildResult:
         """Rebuild the index from the pack files and HEAD from the ref log (nobody else may have it open).
@@ -996,7 +1023,6 @@ class Repository:
             WrongPasswordError: it opens no slot, or opens one of another repository's key.
         """
         from zerofs.crypto.keys import derive_subkey
-        from zerofs.crypto.slots import WrongPasswordError
 
         unlocked = _open_slots(self._keyed_path(), self._read_slots(), password)
         assert self._keys is not None

@@ -385,6 +385,9 @@ def test_spec_file_is_up_to_date() -> None:
 def test_every_command_function_takes_the_spec_parameters() -> None:
     built = spec.build_spec()
     for name, command in built["commands"].items():
+        if not command["function"]:  # a group of subcommands (zerofs key): typer alone runs them
+            assert not command["is_fast"], name
+            continue
         module, _, name = command["function"].partition(":")
         function = getattr(importlib.import_module(f"zerofs.cli.{module}"), name)
         expected = {param["name"] for param in command["params"]}

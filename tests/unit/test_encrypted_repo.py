@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from zerofs.content import iter_chunk_ids
-from zerofs.crypto.slots import KdfParams, WrongPasswordError
-from zerofs.errors import ConflictError, CorruptionError, Hint, NotFoundError, RepositoryError
+from zerofs.crypto.slots import KdfParams
+from zerofs.errors import ConflictError, CorruptionError, Hint, NotFoundError, RepositoryError, WrongPasswordError
 from zerofs.objects import Kind
 from zerofs.paths import StorePath
 from zerofs.repo import Repository

@@ -29,6 +29,7 @@ from zerofs.cli import (
     cmd_help,
     cmd_history,
     cmd_import,
+    cmd_key,
     cmd_mount,
     cmd_repository,
     cmd_sync,
@@ -110,3 +111,19 @@ _register(cmd_sync.pull)
 _register(cmd_mount.mount)
 _register(cmd_mount.umount)
 _register(cmd_help.help_)
+
+
+def _register_key(function: Callable[..., None], name: str | None = None) -> None:
+    """Add a ``key`` subcommand made by ``options.command`` to its group."""
+    typer_signature(function)
+    declared = typer_settings(function)
+    if name is not None:
+        declared["name"] = name
+    cmd_key.key_app.command(**declared)(function)
+
+
+_register_key(cmd_key.list_, "list")
+_register_key(cmd_key.add)
+_register_key(cmd_key.remove)
+_register_key(cmd_key.passwd)
+app.add_typer(cmd_key.key_app, name="key")

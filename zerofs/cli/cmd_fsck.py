@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Annotated
 
-from zerofs.cli.context import Settings, Shared, warn, with_repository
+from zerofs.cli.context import Settings, Shared, warn, with_password, with_repository
 from zerofs.cli.options import command
 from zerofs.errors import CorruptionError
 
@@ -85,7 +85,7 @@ def _rebuild_index(found: Settings, *, quiet: bool) -> None:
         with with_repository(found, writer_lease=False) as repository:
             result = repository.rebuild_shared_index()
     else:
-        result = Repository.rebuild_index(found.repo_path)
+        result = with_password(found, lambda password: Repository.rebuild_index(found.repo_path, password))
     for problem in result.problems:
         warn(problem)
     if not quiet:

@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 from zerofs.cli.completion import complete_revision
-from zerofs.cli.context import Shared, s3_mount_dir, s3_settings, user_cache_dir, warn, with_repository
+from zerofs.cli.context import (
+    Settings,
+    Shared,
+    password_if_encrypted,
+    s3_mount_dir,
+    s3_settings,
+    user_cache_dir,
+    warn,
+    with_password,
+    with_repository,
+)
 from zerofs.cli.options import command
 from zerofs.errors import UsageError
 from zerofs.repo import Repository, is_s3_path
@@ -92,7 +102,7 @@ def mount(
         with with_repository(found, readonly=True) as repository:
             commit_hex = None if at is None else resolve_revision(repository, at).hex()
     mount_repository(
-        _source(found.repo_path),
+        _source(found),
         Path(mountpoint),
         revision=commit_hex,
         read_only=read_only or at is not None,
@@ -120,22 +130,34 @@ def umount(
     from zerofs.mount.run import umount as umount_repository
 
     found = shared.settings()
-    if umount_repository(_source(found.repo_path), Path(mountpoint)):
+    if umount_repository(_source(found, opens=False), Path(mountpoint)):
         lost = "its mount process was gone, and what it had not committed is lost"
         warn(f"detached the dead mount at {mountpoint}: {lost}")
     else:
         shared.done(f"unmounted {mountpoint}")
 
 
-def _source(path: str) -> MountSource:
-    """What the mount process opens: a local repository, or an S3 one with this host's cache and AWS settings."""
+def _source(found: Settings, *, opens: bool = True) -> MountSource:
+    """What the mount process opens: a local repository, or an S3 one with this host's cache and AWS settings.
+
+    An encrypted repository's password is read here, before the mount process
+    is forked: that process inherits it in memory (the opener's closure), never
+    in its environment or arguments, and asks nobody. ``opens`` false
+    (``umount``, which only talks to the mount process): no password is read.
+    """
     from zerofs.mount.run import MountSource, local_source
 
+    path = found.repo_path
     if not is_s3_path(path):
-        return local_source(Path(path))
+        return local_source(Path(path), password_if_encrypted(found) if opens else None)
     aws, cache_dir = s3_settings(path), user_cache_dir()
     return MountSource(
         path,
         Path(s3_mount_dir(path)),
-        lambda: Repository.open(path, readonly=False, writer_lease=False, cache_dir=cache_dir, s3_settings=aws),
+        lambda: with_password(
+            found,
+            lambda password: Repository.open(
+                path, readonly=False, writer_lease=False, cache_dir=cache_dir, s3_settings=aws, password=password
+            ),
+        ),
     )

@@ -38,10 +38,23 @@ def init(
             "writers on every host learn of it first (default 1800). Fixed for the repository's life.",
         ),
     ] = None,
+    encrypt: Annotated[
+        bool,
+        typer.Option(
+            "--encrypt",
+            help="Encrypt the repository with a password, asked twice on a terminal (or from "
+            "ZEROFS_PASSWORD_FILE, ZEROFS_PASSWORD_COMMAND or ZEROFS_PASSWORD). File contents, names, "
+            "metadata, commits and refs are all encrypted, and ids reveal nothing about content; "
+            "every command then needs the password. A lost password loses the data: nobody can recover it.",
+        ),
+    ] = False,
     *,
     shared: Shared,
 ) -> None:
-    """Create a repository (default: $XDG_DATA_HOME/zerofs), in a directory or an S3 bucket."""
+    """Create a repository (default: $XDG_DATA_HOME/zerofs), in a directory or an S3 bucket.
+
+    Plain by default; --encrypt for one on disks that others can read.
+    """
     # UsageError: LOCATION and --repo disagree, or (from Repository.init) a gc grace period for a local repository.
     from zerofs.history import author
 
@@ -50,6 +63,7 @@ def init(
     found = shared._replace(repo=location or shared.repo).settings()
     level = cast(int, found.defaults.get("compression_level", 3))  # settings() checked its type and range
     s3 = s3_settings(found.repo_path)
+    password = _new_password(found.repo_path) if encrypt else None
     created = Repository.init(
         found.repo_path,
         author=author(),
@@ -57,6 +71,7 @@ def init(
         s3_settings=s3,
         cache_dir=user_cache_dir() if s3 is not None else None,
         gc_grace_s=gc_grace,
+        password=password,
     )
     if shared.as_json:
         from zerofs.cli import render
@@ -68,11 +83,31 @@ def init(
                 "chunking": created.config.chunk_params.to_dict(),
                 "compression_level": created.config.compression_level,
                 "gc_grace_s": created.config.gc_grace_s,
+                "encrypted": created.is_encrypted,
             }
         )
     else:
-        shared.done(f"initialised zerofs repository at {found.repo_path}")
+        what = "encrypted zerofs repository" if encrypt else "zerofs repository"
+        shared.done(f"initialised {what} at {found.repo_path}")
     created.close()
+
+
+def _new_password(repo_path: str) -> bytes:
+    """The password of a repository about to be created: typed twice on a terminal, or from a password source.
+
+    Raises:
+        UsageError: no source and no terminal, an unreadable source, or two typed passwords that differ.
+    """
+    import os
+    import sys
+
+    from zerofs.cli.password import drop_password_variable, read_password
+
+    password = read_password(
+        purpose=f"new repository {repo_path}", confirm=True, environ=os.environ, stdin_tty=sys.stdin.isatty()
+    )
+    drop_password_variable(os.environ)
+    return password
 
 
 @command()

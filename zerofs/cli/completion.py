@@ -68,8 +68,16 @@ def complete_revision_path(ctx: Any, incomplete: str) -> list[str]:
 
 
 def _repository(ctx: Any) -> Repository:
-    """The repository the command line names so far, read-only; live mounts are not asked to commit (too slow)."""
-    return with_repository(Shared(_option(ctx, "repo"), _option(ctx, "config")), readonly=True, settle_mounts=False)
+    """The repository the command line names so far, read-only; live mounts are not asked to commit (too slow).
+
+    An encrypted repository is refused (so nothing is completed): completion never asks for a password.
+    """
+    return with_repository(
+        Shared(_option(ctx, "repo"), _option(ctx, "config")),
+        readonly=True,
+        settle_mounts=False,
+        may_ask_password=False,
+    )
 
 
 def _revisions(ctx: Any) -> list[str]:

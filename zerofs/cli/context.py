@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeVar
 
-from zerofs.errors import IncompleteError, RepositoryError, UsageError
+from zerofs.errors import Hint, IncompleteError, RepositoryError, UsageError
 from zerofs.paths import one_line
 from zerofs.repo import Repository, is_s3_path
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from zerofs.repo import S3Settings
 
 REPOSITORY_ARGUMENTS: Final = ("DESTINATION", "SOURCE")
@@ -217,8 +219,12 @@ def open_repository(
     writer_lease: bool = True,
     cache_dir: str | None = None,
     settle_mounts: bool = True,
+    may_ask_password: bool = True,
 ) -> Repository:
     """Open the repository, or fail with the command that creates it (``writer_lease``: see Repository.open).
+
+    An encrypted repository is opened with its password (``repository_password``);
+    ``may_ask_password`` false (completion): it is refused instead, and no password is read.
 
     ``settle_mounts``: first have every live mount commit what was written
     through it, so the command sees every write that returned to its program
@@ -235,12 +241,18 @@ def open_repository(
             from zerofs.mount.control import commit_mounts
 
             commit_mounts(s3_mount_dir(path), writing=not readonly, warn=warn)
-        return Repository.open(
-            path,
-            readonly=readonly,
-            writer_lease=writer_lease,
-            cache_dir=cache_dir or user_cache_dir(),
-            s3_settings=s3_settings(path),
+        aws = s3_settings(path)
+        return with_password(
+            found,
+            lambda password: Repository.open(
+                path,
+                readonly=readonly,
+                writer_lease=writer_lease,
+                cache_dir=cache_dir or user_cache_dir(),
+                s3_settings=aws,
+                password=password,
+            ),
+            may_ask=may_ask_password,
         )
     if not Repository.exists(path):
         if os.path.exists(path) and not os.path.isdir(path):
@@ -261,7 +273,69 @@ def open_repository(
         from zerofs.mount.control import commit_mounts
 
         commit_mounts(path, writing=not readonly, warn=warn)
-    return Repository.open(path, readonly=readonly, writer_lease=writer_lease, cache_dir=cache_dir)
+    return with_password(
+        found,
+        lambda password: Repository.open(
+            path, readonly=readonly, writer_lease=writer_lease, cache_dir=cache_dir, password=password
+        ),
+        may_ask=may_ask_password,
+    )
+
+
+T = TypeVar("T")
+
+_passwords: dict[str, bytes] = {}
+"""The passwords read in this process, by repository path: a command that opens a repository twice
+(``mount`` checks it, then its forked process opens it) asks once. Never written anywhere."""
+
+
+def repository_password(found: Settings) -> bytes:
+    """The password of the encrypted repository ``found`` names, read once a process (see ``cli/password.py``).
+
+    ``ZEROFS_PASSWORD`` is dropped from the environment once read, so no
+    process started later (a password command, ``fusermount3``) inherits it.
+
+    Raises:
+        UsageError: no password source and no terminal, or a source that cannot be read.
+    """
+    path = found.repo_path
+    password = _passwords.get(path)
+    if password is None:
+        from zerofs.cli.password import drop_password_variable, read_password
+
+        password = read_password(
+            purpose=f"repository {path}", confirm=False, environ=os.environ, stdin_tty=sys.stdin.isatty()
+        )
+        drop_password_variable(os.environ)
+        _passwords[path] = password
+    return password
+
+
+def password_if_encrypted(found: Settings) -> bytes | None:
+    """The password of ``found``'s repository if its config says so; None for a plain one (none read)."""
+    return repository_password(found) if Repository.is_encrypted_at(found.repo_path) else None
+
+
+def with_password(found: Settings, open_: Callable[[bytes | None], T], *, may_ask: bool = True) -> T:
+    """Call ``open_`` with the repository's password if it is encrypted (None if not), asking for it only then.
+
+    The config file tells a local repository's encryption cheaply. Where it
+    cannot (an S3 repository; a config only the index still holds), the
+    repository is opened without one first, and refuses with the password
+    hint if it needs one: opening writes nothing before that. ``may_ask``
+    false: no password is read, and an encrypted repository refuses so.
+    """
+    if not may_ask:
+        return open_(None)
+    password = password_if_encrypted(found)
+    if password is not None:
+        return open_(password)
+    try:
+        return open_(None)
+    except RepositoryError as exc:
+        if exc.hint is not Hint.PASSWORD:
+            raise
+    return open_(repository_password(found))
 
 
 class Shared(NamedTuple):
@@ -308,6 +382,7 @@ def with_repository(
     writer_lease: bool = True,
     cache_dir: str | None = None,
     settle_mounts: bool = True,
+    may_ask_password: bool = True,
 ) -> Repository:
     """Open the repository a command names, to use in a ``with`` block (the options: see ``open_repository``).
 
@@ -317,7 +392,12 @@ def with_repository(
     """
     found = where.settings() if isinstance(where, Shared) else where
     return open_repository(
-        found, readonly=readonly, writer_lease=writer_lease, cache_dir=cache_dir, settle_mounts=settle_mounts
+        found,
+        readonly=readonly,
+        writer_lease=writer_lease,
+        cache_dir=cache_dir,
+        settle_mounts=settle_mounts,
+        may_ask_password=may_ask_password,
     )
 
 

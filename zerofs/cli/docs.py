@@ -92,6 +92,15 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
 ENVIRONMENT = [
     ("ZEROFS_REPO", "The repository, when --repo is not given."),
     ("XDG_DATA_HOME", "The default repository is $XDG_DATA_HOME/zerofs (else ~/.local/share/zerofs)."),
+    ("ZEROFS_PASSWORD_FILE", "An encrypted repository's password: the file's bytes, less one trailing newline."),
+    (
+        "ZEROFS_PASSWORD_COMMAND",
+        "An encrypted repository's password: this command's output (run without a shell).",
+    ),
+    (
+        "ZEROFS_PASSWORD",
+        "An encrypted repository's password (a file or command outranks it); else the terminal.",
+    ),
     ("NO_COLOR", "When set, no colours on a terminal."),
     ("ZEROFS_DEBUG", "When 1, internal errors show a Python traceback (as --debug does)."),
 ]

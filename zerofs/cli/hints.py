@@ -30,7 +30,7 @@ _WORDS: Final[dict[Hint, str]] = {
     Hint.COMPACT_AGAIN: "close it (or unmount it) and run gc --compact again",
     Hint.WITHOUT_COMPACT: "run gc without --compact",
     Hint.WITHOUT_BREAK_LOCK: "run gc without --break-lock",
-    Hint.PASSWORD: "give its password",
+    Hint.PASSWORD: "set ZEROFS_PASSWORD_FILE, ZEROFS_PASSWORD_COMMAND or ZEROFS_PASSWORD, or run on a terminal",
 }
 
 

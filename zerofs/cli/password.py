@@ -102,10 +102,33 @@ def drop_password_variable(environ: MutableMapping[str, str]) -> None:
 
     The CLI calls this once it holds the password, so no process it starts
     or forks afterwards (a mount's process, ``fusermount3``) inherits it.
-    ``/proc/PID/environ`` keeps showing the environment the process started
-    with, to its owner and root only, who can read its memory anyway.
+    ``unsetenv`` alone leaves the value in the block ``/proc/PID/environ``
+    shows, which a forked mount process copies and keeps for its whole life:
+    the value is overwritten there first (``_erase_from_start_environment``).
     """
+    if environ is os.environ and environ.get(PASSWORD_VARIABLE):
+        _erase_from_start_environment(PASSWORD_VARIABLE)
     environ.pop(PASSWORD_VARIABLE, None)
+
+
+def _erase_from_start_environment(name: str) -> None:
+    """Overwrite with NUL bytes the value of ``name`` in the C ``environ`` strings (issue #15).
+
+    The strings the process started with live in the block the kernel reads
+    for ``/proc/PID/environ`` (of this process and of every process forked
+    from it). Only the value's bytes are overwritten, in place, so no length
+    or pointer changes; the variable is unset right after.
+    """
+    import ctypes
+
+    prefix = os.fsencode(name) + b"="
+    environ = ctypes.POINTER(ctypes.c_void_p).in_dll(ctypes.CDLL(None), "environ")
+    index = 0
+    while (address := environ[index]) is not None:
+        entry = ctypes.string_at(address)
+        if entry.startswith(prefix):
+            ctypes.memset(address + len(prefix), 0, len(entry) - len(prefix))
+        index += 1
 
 
 def _from_variable(value: str) -> bytes:

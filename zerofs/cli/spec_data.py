@@ -19,6 +19,7 @@ DEBUG = Param("debug", opts=("--debug",), is_flag=True, type="bool", default=Fal
 VERSION = Param("version", opts=("--version",), is_flag=True, type="bool", default=False, is_fast=False)
 LOCATION = Param("location", kind="argument")
 GC_GRACE = Param("gc_grace", opts=("--gc-grace",), type="int", min=1)
+ENCRYPT = Param("encrypt", opts=("--encrypt",), is_flag=True, type="bool", default=False)
 QUIET = Param("quiet", opts=("--quiet", "-q"), is_flag=True, type="bool", default=False)
 AS_JSON = Param("as_json", opts=("--json",), is_flag=True, type="bool", default=False)
 HOST_PATH = Param("host_path", kind="argument", type="path", required=True, path_checks=("readable",))
@@ -77,7 +78,7 @@ KEEP = [KEEP_LAST, KEEP_WITHIN, KEEP_HOURLY, KEEP_DAILY, KEEP_WEEKLY, KEEP_MONTH
 SPEC: Final = Spec(
     root=Command("", [REPO, CONFIG, DEBUG, VERSION], allow_interspersed_args=False),
     commands={
-        "init": Command("cmd_repository:init", [LOCATION, GC_GRACE, *SHARED]),
+        "init": Command("cmd_repository:init", [LOCATION, GC_GRACE, ENCRYPT, *SHARED]),
         "upgrade": Command("cmd_repository:upgrade", [*SHARED]),
         "import": Command("cmd_import:import_", [HOST_PATH, STORE_PATH, PARENTS, SKIP_ERRORS, NO_XATTRS, *SHARED]),
         "clone": Command("cmd_edit:clone", [SOURCE, TARGET, SOURCE_OPT, TARGET_OPT, PARENTS, FORCE, *SHARED]),
@@ -118,5 +119,6 @@ SPEC: Final = Spec(
         ),
         "umount": Command("cmd_mount:umount", [MOUNTPOINT, REPO, CONFIG, QUIET]),
         "help": Command("cmd_help:help_", [COMMAND]),
+        "key": Command("", [], is_fast=False, allow_interspersed_args=False),
     },
 )

@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from zerofs.crypto.keys import MASTER_KEY_BYTES
 from zerofs.crypto.sealing import KEY_BYTES, NONCE_BYTES, TAG_BYTES
-from zerofs.errors import ConflictError, CorruptionError, NotFoundError, UsageError, ZerofsError
+from zerofs.errors import ConflictError, CorruptionError, NotFoundError, UsageError, WrongPasswordError
 
 SLOT_MAGIC: Final = b"ZFKS"
 SLOT_VERSION: Final = 1
@@ -69,13 +69,6 @@ CACHE_VERSION: Final = 1
 _CACHE_HEAD: Final = struct.Struct(f"<4sB{SLOT_ID_BYTES}s32s{KDF_SALT_BYTES}s")
 CACHE_BYTES: Final = _CACHE_HEAD.size + NONCE_BYTES + WRAPPED_BYTES
 _CACHE_INFO: Final = b"zerofs/v1/key-cache"
-
-
-class WrongPasswordError(ZerofsError):
-    """No key slot opens with the password given (or the slot it fits was changed)."""
-
-    exit_code = 12
-    summary = "wrong password: no key slot of the repository opens with it"
 
 
 class KeySlotError(CorruptionError):

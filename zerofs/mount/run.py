@@ -55,12 +55,12 @@ class MountSource(NamedTuple):
     """Open the repository for the mount process (read-write, without a writer lease)."""
 
 
-def local_source(repo_path: Path) -> MountSource:
-    """The source of a local repository's mount."""
+def local_source(repo_path: Path, password: bytes | None = None) -> MountSource:
+    """The source of a local repository's mount (``password``: an encrypted one's, kept in memory only)."""
     return MountSource(
         os.path.realpath(repo_path),
         repo_path,
-        lambda: Repository.open(repo_path, readonly=False, writer_lease=False),
+        lambda: Repository.open(repo_path, readonly=False, writer_lease=False, password=password),
     )
 
 

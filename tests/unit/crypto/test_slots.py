@@ -20,7 +20,6 @@ from zerofs.crypto.slots import (
     KeySlot,
     KeySlotError,
     Unlocked,
-    WrongPasswordError,
     make_slot,
     open_any,
     open_key_cache,
@@ -29,7 +28,7 @@ from zerofs.crypto.slots import (
     without_slot,
     wrapping_key,
 )
-from zerofs.errors import ConflictError, CorruptionError, NotFoundError, UsageError, ZerofsError
+from zerofs.errors import ConflictError, CorruptionError, NotFoundError, UsageError, WrongPasswordError, ZerofsError
 
 MASTER = bytes(range(32))
 PASSWORD = b"correct horse"
