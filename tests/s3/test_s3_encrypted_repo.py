@@ -16,6 +16,8 @@ import pytest
 
 from tests.s3.conftest import fast_settings
 from tests.s3.faultproxy import FaultProxy
+from tests.s3.hosts import Host
+from tests.s3.seaweed import SeaweedServer
 from tests.unit.test_encrypted_repo import BIG, FAST_KDF, PASSWORD, SECRET, SECRET_NAME, fsck_findings, host_tree, read
 from zerofs.crypto.slots import WrongPasswordError
 from zerofs.errors import ConflictError, Hint, NotFoundError, RepositoryError
@@ -248,3 +250,20 @@ def test_two_inits_at_once_leave_the_winners_slot_alone(
         open_repo(url, s3_settings, tmp_path / "cache-c", password=b"loser")
     with open_repo(url, s3_settings, tmp_path / "cache-c", readonly=True) as repo:
         assert repo.is_encrypted
+
+
+def test_the_command_line_on_an_encrypted_s3_repository(url: str, seaweed: SeaweedServer, tmp_path: Path) -> None:
+    """init --encrypt s3://..., then two hosts use it with the password; a wrong or missing one is one line."""
+    first = Host(url, seaweed.endpoint, tmp_path / "cache-a", ZEROFS_PASSWORD="correct horse")
+    first.run("init", "--encrypt", url, repo=False)
+    first.run("write", "/notes.txt", input=b"secret notes\n")
+    first.run("clone", "/notes.txt", "/copy.txt")
+    second = Host(url, seaweed.endpoint, tmp_path / "cache-b", ZEROFS_PASSWORD="correct horse")
+    assert second.run("cat", "/copy.txt").stdout == b"secret notes\n"
+    assert second.run("fsck").returncode == 0
+    wrong = Host(url, seaweed.endpoint, tmp_path / "cache-c", ZEROFS_PASSWORD="battery staple")
+    line = wrong.stderr("write", "/x", expect=12)
+    assert len(line.splitlines()) == 1
+    nobody = Host(url, seaweed.endpoint, tmp_path / "cache-d")
+    assert len(nobody.stderr("ls", "/", expect=2).splitlines()) == 1
+    assert second.run("ls", "/").stdout.split() == [b"copy.txt", b"notes.txt"]
