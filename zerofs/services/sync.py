@@ -439,7 +439,30 @@ def _move_grafts(source: Repository, dest: Repository, batch: RepoBatch, commits
     return batch.cas_ref(GRAFTS, current_id, batch.put_blob(Kind.GRAFTS, encode_grafts(merged)))
 
 
-class _Copier:
+class _Sending:
+    """What a transfer has sent (or would send): counts, progress, and a batch made durable every so often."""
+
+    objects: int
+    stored_bytes: int
+    _on_progress: Callable[[TransferProgress], None] | None
+    _durable_at: float
+    _durable_objects: int
+
+    def _count(self, stored_bytes: int) -> None:
+        self.objects += 1
+        self.stored_bytes += stored_bytes
+        if self._on_progress is not None:
+            self._on_progress(TransferProgress(self.objects, self.stored_bytes))
+
+    def _flush_if_due(self, batch: RepoBatch) -> None:
+        is_due = self.objects - self._durable_objects >= DURABLE_EVERY_OBJECTS
+        if is_due or time.monotonic() - self._durable_at >= DURABLE_EVERY_SECONDS:
+            batch.flush()  # a prefix of the post-order: the destination's invariant holds
+            self._durable_at = time.monotonic()
+            self._durable_objects = self.objects
+
+
+class _Copier(_Sending):
     """Copies trees and commits children first, skipping what the destination has.
 
     Without a batch it only counts (a dry run): nodes are read to find their
@@ -510,20 +533,10 @@ class _Copier:
             return
         if self._batch.put(object_id, record):
             self._count(record.stored_bytes)
-            is_due = self.objects - self._durable_objects >= DURABLE_EVERY_OBJECTS
-            if is_due or time.monotonic() - self._durable_at >= DURABLE_EVERY_SECONDS:
-                self._batch.flush()  # a prefix of the post-order: the destination's invariant holds
-                self._durable_at = time.monotonic()
-                self._durable_objects = self.objects
-
-    def _count(self, stored_bytes: int) -> None:
-        self.objects += 1
-        self.stored_bytes += stored_bytes
-        if self._on_progress is not None:
-            self._on_progress(TransferProgress(self.objects, self.stored_bytes))
+            self._flush_if_due(self._batch)
 
 
-class _Remaker:
+class _Remaker(_Sending):
     """Re-makes a history under another repository's ids, children first, keeping the source's chunk boundaries.
 
     A chunk gets the destination's id of the same bytes; every file,
@@ -649,17 +662,7 @@ class _Remaker:
         if not self._batch.put(new_id, record):
             return
         self._count(record.stored_bytes)
-        is_due = self.objects - self._durable_objects >= DURABLE_EVERY_OBJECTS
-        if is_due or time.monotonic() - self._durable_at >= DURABLE_EVERY_SECONDS:
-            self._batch.flush()  # a prefix of the post-order: the destination's invariant holds
-            self._durable_at = time.monotonic()
-            self._durable_objects = self.objects
-
-    def _count(self, stored_bytes: int) -> None:
-        self.objects += 1
-        self.stored_bytes += stored_bytes
-        if self._on_progress is not None:
-            self._on_progress(TransferProgress(self.objects, self.stored_bytes))
+        self._flush_if_due(self._batch)
 
 
 def _with_new_ids(node: Node, new: dict[ObjectId, ObjectId]) -> Node:
