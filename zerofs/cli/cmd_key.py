@@ -34,6 +34,9 @@ NEW_PASSWORD_FILE_HELP = (
     "Read the new password from FILE (one trailing newline removed) instead of asking twice on the terminal; "
     "ZEROFS_PASSWORD* give the current password only."
 )
+NewPasswordFile = Annotated[
+    str | None, typer.Option("--new-password-file", metavar="FILE", show_default=False, help=NEW_PASSWORD_FILE_HELP)
+]
 
 
 @command()
@@ -57,9 +60,7 @@ def list_(*, shared: Shared) -> None:
 
 @command()
 def add(
-    new_password_file: Annotated[
-        str | None, typer.Option("--new-password-file", metavar="FILE", show_default=False, help=NEW_PASSWORD_FILE_HELP)
-    ] = None,
+    new_password_file: NewPasswordFile = None,
     *,
     shared: Shared,
 ) -> None:
@@ -95,9 +96,7 @@ def remove(
 
 @command()
 def passwd(
-    new_password_file: Annotated[
-        str | None, typer.Option("--new-password-file", metavar="FILE", show_default=False, help=NEW_PASSWORD_FILE_HELP)
-    ] = None,
+    new_password_file: NewPasswordFile = None,
     *,
     shared: Shared,
 ) -> None:
