@@ -464,7 +464,7 @@ class Repository:
         objects = _s3_objects(url, settings)
         try:
             where = objects.location.url
-            unlock = functools.cache(lambda: _unlock_bucket(objects, where, password))
+            unlock = functools.cache(lambda: _unlock(where, password, objects))
             known = s3store.known_config_path(cache_dir, objects.endpoint, where)
             raw = s3store.read_known_config(known)
             if raw is not None:  # one request (HEAD) for a command on this host's cache, not two
@@ -1291,8 +1291,11 @@ def _first_key(path: str, password: bytes, kdf: KdfParams | None) -> tuple[Keys,
     return new.keys, new.slot.slot_id
 
 
-def _unlock(path: str, password: bytes | None) -> tuple[Keys, str]:
-    """The keys of the encrypted repository at ``path`` and the slot ``password`` opened.
+def _unlock(where: str, password: bytes | None, objects: S3Objects | None = None) -> tuple[Keys, str]:
+    """The keys of the encrypted repository at ``where`` and the slot ``password`` opened.
+
+    Its key slots are files under ``where/keys``, or with ``objects`` (an S3
+    repository) the objects ``keys/<id>`` of its bucket; none is read without a password.
 
     Raises:
         RepositoryError: no password given (hint: password).
@@ -1300,28 +1303,12 @@ def _unlock(path: str, password: bytes | None) -> tuple[Keys, str]:
         KeySlotError: no key slot decodes.
     """
     from zerofs.crypto.keys import Keys
-    from zerofs.keyslots import read_slots
+    from zerofs.keyslots import read_bucket_slots, read_slots
 
     if password is None:
-        raise RepositoryError(f"the repository at {path} is encrypted: it needs a password", hint=Hint.PASSWORD)
-    unlocked = _open_slots(path, read_slots(path), password)
-    return Keys.derive(unlocked.master_key), unlocked.slot_id
-
-
-def _unlock_bucket(objects: S3Objects, url: str, password: bytes | None) -> tuple[Keys, str]:
-    """The keys of the encrypted S3 repository at ``url`` and the slot (object ``keys/<id>``) ``password`` opened.
-
-    Raises:
-        RepositoryError: no password given (hint: password).
-        WrongPasswordError: no key slot opens with it.
-        KeySlotError: no key slot decodes.
-    """
-    from zerofs.crypto.keys import Keys
-    from zerofs.keyslots import read_bucket_slots
-
-    if password is None:
-        raise RepositoryError(f"the repository at {url} is encrypted: it needs a password", hint=Hint.PASSWORD)
-    unlocked = _open_slots(url, read_bucket_slots(objects), password)
+        raise RepositoryError(f"the repository at {where} is encrypted: it needs a password", hint=Hint.PASSWORD)
+    found = read_slots(where) if objects is None else read_bucket_slots(objects)
+    unlocked = _open_slots(where, found, password)
     return Keys.derive(unlocked.master_key), unlocked.slot_id
 
 
