@@ -62,6 +62,9 @@ def repo(tmp_path: Path) -> Iterator[Repository]:
 CACHE_HOME = tempfile.mkdtemp(prefix="zerofs-tests-cache-")
 """$XDG_CACHE_HOME of every zerofs subprocess: the tests never touch the user's own caches."""
 atexit.register(shutil.rmtree, CACHE_HOME, True)
+RUNTIME_DIR = tempfile.mkdtemp(prefix="zerofs-tests-run-")
+"""$XDG_RUNTIME_DIR of every zerofs subprocess (mode 0700, as a login session's): the key cache lives there."""
+atexit.register(shutil.rmtree, RUNTIME_DIR, True)
 
 
 def cli_env() -> dict[str, str]:
@@ -71,6 +74,8 @@ def cli_env() -> dict[str, str]:
     env.pop("ZEROFS_DEBUG", None)
     env["NO_COLOR"] = "1"
     env["XDG_CACHE_HOME"] = CACHE_HOME
+    env["XDG_RUNTIME_DIR"] = RUNTIME_DIR
+    env.pop("ZEROFS_KEY_CACHE", None)
     return env
 
 

@@ -64,6 +64,7 @@ from zerofs.store.locks import RepoLocks
 if TYPE_CHECKING:  # imported where they are used: reading a file needs none of them
     from zerofs.crypto.keys import Keys
     from zerofs.crypto.slots import KdfParams, KeySlot, Unlocked
+    from zerofs.keycache import KeyCache
     from zerofs.store.filecache import FileCache
     from zerofs.store.legacy import UpgradeResult
     from zerofs.store.maintenance import RebuildResult
@@ -445,7 +446,14 @@ class Repository:
 
     @classmethod
     def _open_s3(
-        cls, url: str, settings: S3Settings, cache_dir: str, *, readonly: bool, password: bytes | None
+        cls,
+        url: str,
+        settings: S3Settings,
+        cache_dir: str,
+        *,
+        readonly: bool,
+        password: bytes | None,
+        key_cache: KeyCache | None,
     ) -> Repository:
         """Open an S3 repository: its config from the bucket, its host cache in ``cache_dir``.
 
@@ -464,14 +472,14 @@ class Repository:
         objects = _s3_objects(url, settings)
         try:
             where = objects.location.url
-            unlock = functools.cache(lambda: _unlock(where, password, objects))
+            unlock = functools.cache(lambda repo_id: _unlock(where, password, repo_id, key_cache, objects))
             known = s3store.known_config_path(cache_dir, objects.endpoint, where)
             raw = s3store.read_known_config(known)
             if raw is not None:  # one request (HEAD) for a command on this host's cache, not two
                 # CorruptionError: the repository kept here was replaced by one encrypted otherwise (or not)
                 with contextlib.suppress(s3store.ReplacedRepositoryError, CorruptionError):
                     config = RepoConfig.from_json(raw, where)
-                    unlocked = None if config.encryption is None else unlock()
+                    unlocked = None if config.encryption is None else unlock(config.repo_id)
                     head = _read_head(objects, config, unlocked)
                     if head is not None:
                         return cls._s3_repository(objects, config, cache_dir, readonly, head, unlocked)
@@ -480,7 +488,7 @@ class Repository:
                 objects.check_bucket()  # a missing bucket says so, rather than "no repository"
                 raise RepositoryError(f"no zerofs repository at {where}", hint=Hint.INIT)
             config = RepoConfig.from_json(raw, where)
-            unlocked = None if config.encryption is None else unlock()
+            unlocked = None if config.encryption is None else unlock(config.repo_id)
             head = _read_head(objects, config, unlocked)
             s3store.keep_config(known, raw)
             return cls._s3_repository(objects, config, cache_dir, readonly, head, unlocked)
@@ -525,6 +533,7 @@ class Repository:
         cache_dir: str | None = None,
         s3_settings: S3Settings | None = None,
         password: bytes | None = None,
+        key_cache: KeyCache | None = None,
     ) -> Repository:
         """Open the repository at ``path`` (a directory or an ``s3://`` URL).
 
@@ -534,6 +543,8 @@ class Repository:
         see ``__init__`` (an S3 repository needs it, and ``s3_settings``).
         ``password``: an encrypted repository's (one key slot's); a plain
         repository ignores it. Opening writes nothing a wrong password could spoil.
+        ``key_cache``: where this host keeps unwrapped keys between processes
+        (``zerofs.keycache``), so that opening costs no KDF if an entry is there.
 
         Raises:
             RepositoryError: none there, of an older format (hint: upgrade) or a newer one;
@@ -545,7 +556,12 @@ class Repository:
         path = os.fspath(path)
         if is_s3_path(path):
             return cls._open_s3(
-                path, _needs(s3_settings, path), _needs(cache_dir, path), readonly=readonly, password=password
+                path,
+                _needs(s3_settings, path),
+                _needs(cache_dir, path),
+                readonly=readonly,
+                password=password,
+                key_cache=key_cache,
             )
         _require_current(path)
         locks = RepoLocks(path, readonly=readonly, writer_lease=writer_lease)
@@ -555,7 +571,7 @@ class Repository:
                 config = RepoConfig.from_json(store.read_config(), path)
                 keys, slot_id = None, None
                 if config.encryption is not None:
-                    keys, slot_id = _unlock(path, password)
+                    keys, slot_id = _unlock(path, password, config.repo_id, key_cache)
                     store.close()  # opened again with the keys: a plain one never pays for this
                     store = PackStore(path, readonly=readonly, sealer=_sealer(keys))
                 repo = cls(store, config, path, locks, cache_dir, keys=keys, slot_id=slot_id)
@@ -627,8 +643,8 @@ class Repository:
                         f"the repository at {path} is open in another process; close it (or unmount it) first"
                     )
                 config = _readable_config(path)
-                encryption = RepoConfig.from_json_any(config, path).encryption
-                sealer = None if encryption is None else _sealer(_unlock(path, password)[0])
+                found = RepoConfig.from_json_any(config, path)
+                sealer = None if found.encryption is None else _sealer(_unlock(path, password, found.repo_id)[0])
                 return maintenance.rebuild_index(path, config, sealer)
         finally:
             locks.close()
@@ -1291,11 +1307,19 @@ def _first_key(path: str, password: bytes, kdf: KdfParams | None) -> tuple[Keys,
     return new.keys, new.slot.slot_id
 
 
-def _unlock(where: str, password: bytes | None, objects: S3Objects | None = None) -> tuple[Keys, str]:
-    """The keys of the encrypted repository at ``where`` and the slot ``password`` opened.
+def _unlock(
+    where: str,
+    password: bytes | None,
+    repo_id: str,
+    key_cache: KeyCache | None = None,
+    objects: S3Objects | None = None,
+) -> tuple[Keys, str]:
+    """The keys of the encrypted repository at ``where`` (id ``repo_id``) and the slot ``password`` opened.
 
     Its key slots are files under ``where/keys``, or with ``objects`` (an S3
-    repository) the objects ``keys/<id>`` of its bucket; none is read without a password.
+    repository) the objects ``keys/<id>`` of its bucket; none is read without
+    a password. They are read every time, also when ``key_cache`` holds an
+    entry for the repository: the entry opens only with a slot still there.
 
     Raises:
         RepositoryError: no password given (hint: password).
@@ -1308,8 +1332,28 @@ def _unlock(where: str, password: bytes | None, objects: S3Objects | None = None
     if password is None:
         raise RepositoryError(f"the repository at {where} is encrypted: it needs a password", hint=Hint.PASSWORD)
     found = read_slots(where) if objects is None else read_bucket_slots(objects)
-    unlocked = _open_slots(where, found, password)
+    if key_cache is None:
+        unlocked = _open_slots(where, found, password)
+    else:
+        unlocked = _open_slots_cached(where, found, password, key_cache, repo_id)
     return Keys.derive(unlocked.master_key), unlocked.slot_id
+
+
+def _open_slots_cached(
+    where: str, found: tuple[list[KeySlot], list[str]], password: bytes, key_cache: KeyCache, repo_id: str
+) -> Unlocked:
+    """``_open_slots``, with no KDF if ``key_cache`` holds an entry this password opens; else it keeps one."""
+    from zerofs.crypto.slots import open_key_cache, seal_key_cache
+
+    slots = found[0]
+    entry = key_cache.load(repo_id)
+    cached = None if entry is None else open_key_cache(entry, slots, password)
+    if cached is not None:
+        return cached
+    unlocked = _open_slots(where, found, password)
+    slot = next(slot for slot in slots if slot.slot_id == unlocked.slot_id)
+    key_cache.store(repo_id, seal_key_cache(unlocked.master_key, slot, password))
+    return unlocked
 
 
 def _read_head(objects: S3Objects, config: RepoConfig, unlocked: tuple[Keys, str] | None) -> RefRecord | None:

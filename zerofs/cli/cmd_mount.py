@@ -15,6 +15,7 @@ from zerofs.cli.completion import complete_revision
 from zerofs.cli.context import (
     Settings,
     Shared,
+    key_cache,
     password_if_encrypted,
     s3_mount_dir,
     s3_settings,
@@ -149,7 +150,8 @@ def _source(found: Settings, *, opens: bool = True) -> MountSource:
 
     path = found.repo_path
     if not is_s3_path(path):
-        return local_source(Path(path), password_if_encrypted(found) if opens else None)
+        password = password_if_encrypted(found) if opens else None
+        return local_source(Path(path), password, key_cache(password))
     aws, cache_dir = s3_settings(path), user_cache_dir()
     return MountSource(
         path,
@@ -157,7 +159,13 @@ def _source(found: Settings, *, opens: bool = True) -> MountSource:
         lambda: with_password(
             found,
             lambda password: Repository.open(
-                path, readonly=False, writer_lease=False, cache_dir=cache_dir, s3_settings=aws, password=password
+                path,
+                readonly=False,
+                writer_lease=False,
+                cache_dir=cache_dir,
+                s3_settings=aws,
+                password=password,
+                key_cache=key_cache(password),
             ),
         ),
     )

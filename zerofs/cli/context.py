@@ -27,6 +27,7 @@ from zerofs.repo import Repository, is_s3_path
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from zerofs.keycache import KeyCache
     from zerofs.repo import S3Settings
 
 REPOSITORY_ARGUMENTS: Final = ("DESTINATION", "SOURCE")
@@ -251,6 +252,7 @@ def open_repository(
                 cache_dir=cache_dir or user_cache_dir(),
                 s3_settings=aws,
                 password=password,
+                key_cache=key_cache(password),
             ),
             may_ask=may_ask_password,
         )
@@ -276,7 +278,12 @@ def open_repository(
     return with_password(
         found,
         lambda password: Repository.open(
-            path, readonly=readonly, writer_lease=writer_lease, cache_dir=cache_dir, password=password
+            path,
+            readonly=readonly,
+            writer_lease=writer_lease,
+            cache_dir=cache_dir,
+            password=password,
+            key_cache=key_cache(password),
         ),
         may_ask=may_ask_password,
     )
@@ -309,6 +316,37 @@ def repository_password(found: Settings) -> bytes:
         drop_password_variable(os.environ)
         _passwords[path] = password
     return password
+
+
+KEY_CACHE_VARIABLE: Final = "ZEROFS_KEY_CACHE"
+
+
+def key_cache(password: bytes | None) -> KeyCache | None:
+    """This user's key cache (``zerofs.keycache``) for opening an encrypted repository with ``password``.
+
+    None when there is no password (a plain repository, which needs no cache),
+    with ``ZEROFS_KEY_CACHE=off``, or without a private runtime directory.
+
+    The cache lives in ``$XDG_RUNTIME_DIR`` (else ``/run/user/UID``); an entry
+    lasts 15 minutes after its last use, or ``ZEROFS_KEY_CACHE`` seconds.
+
+    Raises:
+        UsageError: ``ZEROFS_KEY_CACHE`` is neither ``off`` nor a whole number of seconds above zero.
+    """
+    if password is None:
+        return None
+    from zerofs.keycache import DEFAULT_LIFETIME_S, KeyCache
+
+    setting = os.environ.get(KEY_CACHE_VARIABLE, "")
+    if setting == "off":
+        return None
+    lifetime = DEFAULT_LIFETIME_S
+    if setting:
+        if not (setting.isascii() and setting.isdigit() and int(setting) > 0):
+            raise UsageError(f"{KEY_CACHE_VARIABLE} is {one_line(setting)!r}: use off, or a number of seconds above 0")
+        lifetime = float(setting)
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
+    return KeyCache.open(runtime, lifetime)
 
 
 def password_if_encrypted(found: Settings) -> bytes | None:

@@ -101,6 +101,14 @@ ENVIRONMENT = [
         "ZEROFS_PASSWORD",
         "An encrypted repository's password (a file or command outranks it); else the terminal.",
     ),
+    (
+        "ZEROFS_KEY_CACHE",
+        "off: run the password's KDF in every process. A number: seconds an unused cached key lives (default 900).",
+    ),
+    (
+        "XDG_RUNTIME_DIR",
+        "Where the key cache keeps an encrypted repository's unlocked key (else /run/user/UID); must be mode 0700.",
+    ),
     ("NO_COLOR", "When set, no colours on a terminal."),
     ("ZEROFS_DEBUG", "When 1, internal errors show a Python traceback (as --debug does)."),
 ]

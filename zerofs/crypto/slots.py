@@ -24,8 +24,8 @@ chosen by ``benchmarks/crypto_bench.py``). A process runs it at most once;
 across processes, a *key cache* entry (``seal_key_cache``/``open_key_cache``)
 lets the caller keep the unwrapped master key on the trusted host, bound to
 the slot it came from and to the password that opened it. It is meant for a
-private, memory-backed place such as ``$XDG_RUNTIME_DIR`` (the caller picks
-it and writes it 0600), never for the repository.
+private, memory-backed place such as ``$XDG_RUNTIME_DIR``, never for the
+repository: ``zerofs.keycache`` keeps the files.
 
 ``argon2`` is imported only when a KDF runs, so a process that opens the
 repository from the key cache does not pay for importing it. This module

@@ -27,12 +27,15 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from zerofs.errors import MountError, NotFoundError, UnmountFrom, ZerofsError
 from zerofs.history import resolve_revision
 from zerofs.mount import control, counting
 from zerofs.repo import Repository
+
+if TYPE_CHECKING:
+    from zerofs.keycache import KeyCache
 
 MOUNTS_DIR: Final = control.MOUNTS_DIR
 LOG_NAME: Final = "mount.log"
@@ -55,12 +58,12 @@ class MountSource(NamedTuple):
     """Open the repository for the mount process (read-write, without a writer lease)."""
 
 
-def local_source(repo_path: Path, password: bytes | None = None) -> MountSource:
+def local_source(repo_path: Path, password: bytes | None = None, key_cache: KeyCache | None = None) -> MountSource:
     """The source of a local repository's mount (``password``: an encrypted one's, kept in memory only)."""
     return MountSource(
         os.path.realpath(repo_path),
         repo_path,
-        lambda: Repository.open(repo_path, readonly=False, writer_lease=False, password=password),
+        lambda: Repository.open(repo_path, readonly=False, writer_lease=False, password=password, key_cache=key_cache),
     )
 
 
