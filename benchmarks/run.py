@@ -15,6 +15,11 @@ Data sets (as in /work/shared/MEASUREMENTS.md):
       interpreter running this script (without __pycache__ and .pyc files);
   tiny: 200,000 files of a few bytes each (distinct) in 400 directories.
 
+The "encrypted" section runs zerofs on an encrypted repository (``init
+--encrypt``, the password from a file, the key cache in a private runtime
+directory, as on a desktop session) beside zerofs on a plain one and restic
+(always encrypted), interleaved, on (a), (b) and ``cat``.
+
 Every repository size, for zerofs as for borg and restic, is measured one way:
 the allocated bytes (st_blocks * 512, as ``du -s --block-size=1``, directories
 included, symlinks not followed, hard links counted once) of the whole
@@ -66,6 +71,7 @@ SECTIONS = (
     "write",
     "complete",
     "diff",
+    "encrypted",
     "ceilings",
 )
 TOOLS = ("zerofs", "borg", "restic")
@@ -336,6 +342,25 @@ class Zerofs(Tool):
 
     def export(self, repo: Path, tag: str, store_path: str, out: Path) -> float:
         return self._run(self.cmd(repo, "export", store_path, str(out)), settle=True)
+
+
+class ZerofsEncrypted(Zerofs):
+    """zerofs on encrypted repositories: ``init --encrypt``, the password from a file, a private key cache."""
+
+    name = "zerofs-enc"
+
+    def __init__(self, env: dict[str, str], timeout: float, work: Path) -> None:
+        secrets = work / "secrets"
+        secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (secrets / "password").write_text("benchmark password\n")
+        runtime = secrets / "run"  # $XDG_RUNTIME_DIR: private, as a login session's
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        env = {**env, "ZEROFS_PASSWORD_FILE": str(secrets / "password"), "XDG_RUNTIME_DIR": str(runtime)}
+        env.pop("ZEROFS_KEY_CACHE", None)
+        super().__init__(env, timeout)
+
+    def init(self, repo: Path) -> None:
+        self._run(self.cmd(repo, "init", "--encrypt"))
 
 
 class Borg(Tool):
@@ -899,6 +924,7 @@ class Bench:
         self.env = env
         timeout = float(args.timeout)
         self.zerofs = Zerofs(env, timeout)
+        self.zerofs_enc = ZerofsEncrypted(env, timeout, work)
         self.tools: dict[str, Tool] = {
             "zerofs": self.zerofs,
             "borg": Borg(env, timeout),
@@ -1285,6 +1311,93 @@ class Bench:
         self.add(row_ls)
         self.add(row_py)
         self.add(row_help)
+
+    def encrypted(self) -> None:
+        """Encrypted zerofs against plain zerofs and restic: import (a) and (b), then cat, runs interleaved.
+
+        Each import goes into a fresh repository of each kind, in the order
+        plain, encrypted, restic (for (a)); the cat runs alternate between a
+        plain and an encrypted repository holding (b). The figures of this
+        section are its own, not those of the import sections.
+        """
+        plain, enc, restic = self.zerofs, self.zerofs_enc, self.tools["restic"]
+        if plain.unavailable or enc.unavailable:
+            self.note("encrypted: zerofs unavailable, no figures")
+            return
+        a_bytes, n_small = self.sizes.big_bytes, self.sizes.n_small_files
+        cases = (
+            ("a", self.data.a_dir, "/big", f"import (a) {a_bytes // MIB} MiB file, encrypted", "MB/s", a_bytes / MB),
+            ("b", self.data.b_dir, "/b", f"import (b) {n_small:,} small files, encrypted", "files/s", n_small),
+        )
+        for key, host, store_path, measure, unit, amount in cases:
+            tools: list[Tool] = [plain, enc]
+            if key == "a" and not restic.unavailable:
+                tools.append(restic)
+            times: dict[str, list[float]] = {tool.name: [] for tool in tools}
+            row = Row("encrypted", measure, unit, True)
+            try:
+                for i in range(self.runs):
+                    for tool in tools:
+                        repo = self.fresh_repo(tool, f"enc-{key}")
+                        tag = tool.next_tag(key)
+                        times[tool.name].append(tool.import_(repo, host, store_path, tag))
+                        self.log(f"  run {i + 1} {tool.name}: import ({key}) {times[tool.name][-1]:.2f} s")
+                        if key == "b" and tool is not restic:
+                            self.keep_repo(tool, "enc-b", repo, tag)
+                        else:
+                            self.discard(repo)
+            except CmdError as exc:
+                row.notes["zerofs"] = f"n/a: {exc}"
+                self.note(f"encrypted import ({key}) failed: {exc}")
+                self.add(row)
+                continue
+            encrypted, unencrypted = amount / median(times[enc.name]), amount / median(times[plain.name])
+            row.values["zerofs"] = encrypted
+            row.raw["zerofs"] = times[enc.name]
+            row.baseline = ("zerofs plain", unencrypted)
+            row.baseline_raw = times[plain.name]
+            row.targets = [Target(encrypted / unencrypted, ">=", 0.9, ">= 0.9x plain", ratio_fmt("plain"))]
+            if restic.name in times:
+                row.values["restic"] = amount / median(times[restic.name])
+                row.raw["restic"] = times[restic.name]
+                row.targets.append(Target(row.vs("restic"), ">=", 2.0, ">= 2x restic", ratio_fmt("restic")))
+            row.comment = "zerofs column: encrypted; baseline: plain zerofs, same runs, interleaved"
+            self.add(row)
+        self.encrypted_cat()
+
+    def encrypted_cat(self) -> None:
+        """cat of one small file from an encrypted and a plain repository holding (b), alternating, ms."""
+        row = Row("encrypted", "cat one small file, encrypted", "ms", False)
+        plain, enc = self.zerofs, self.zerofs_enc
+        if ("zerofs", "enc-b") not in self.repos or ("zerofs-enc", "enc-b") not in self.repos:
+            row.notes["zerofs"] = "n/a: no (b) repositories"
+            self.add(row)
+            return
+        plain_repo, enc_repo = self.repos[("zerofs", "enc-b")][0], self.repos[("zerofs-enc", "enc-b")][0]
+        times: dict[str, list[float]] = {plain.name: [], enc.name: []}
+        try:
+            for _ in range(2 * self.short_runs):
+                times[plain.name].append(plain.cat(plain_repo, "", "/b/dir0/file0"))
+                times[enc.name].append(enc.cat(enc_repo, "", "/b/dir0/file0"))
+        except CmdError as exc:
+            row.notes["zerofs"] = f"n/a: {exc}"
+            self.note(f"encrypted cat failed: {exc}")
+            self.add(row)
+            return
+        for name, ts in times.items():
+            self.log(f"  cat {name}: " + " ".join(f"{x * 1000:.1f}" for x in ts) + " ms")
+        encrypted, unencrypted = median(times[enc.name]) * 1000, median(times[plain.name]) * 1000
+        row.values["zerofs"] = encrypted
+        row.raw["zerofs"] = times[enc.name]
+        row.baseline = ("zerofs plain", unencrypted)
+        row.baseline_raw = times[plain.name]
+        row.targets = [Target(encrypted / unencrypted, "<", 1.5, "< 1.5x plain", ratio_fmt("plain"))]
+        row.comment = (
+            "password from a file; the first cat of the encrypted repository (which runs the KDF) was its import"
+        )
+        for competitor in COMPETITORS:
+            row.notes[competitor] = "n/a"
+        self.add(row)
 
     def complete(self) -> None:
         """Completion of a store path through the bash entry point, in a directory of 100,000 vs 10."""
@@ -1792,6 +1905,9 @@ def main(argv: list[str] | None = None) -> int:
             # Late: its 200,000-file host tree is created here and deleted only at the end.
             section(f"tiny: {bench.sizes.n_tiny_files:,} files of a few bytes")
             bench.tiny()
+        if "encrypted" in sections:
+            section("encrypted repositories, beside plain ones and restic")
+            bench.encrypted()
         if "ceilings" in sections:
             section("ceilings")
             ceilings = bench.ceilings()

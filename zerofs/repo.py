@@ -331,6 +331,7 @@ class Repository:
         gc_grace_s: int | None = None,
         password: bytes | None = None,
         kdf: KdfParams | None = None,
+        key_cache: KeyCache | None = None,
     ) -> Repository:
         """Create a repository at ``path`` (a new or empty directory, or an ``s3://`` URL).
 
@@ -339,7 +340,9 @@ class Repository:
         an encrypted repository: a random master key and a first key slot
         wrapping it under ``password`` (argon2id with ``kdf``, default
         ``crypto.slots.DEFAULT_KDF``), a file ``keys/<slot id>`` or, on S3,
-        an object of that key created with ``If-None-Match``.
+        an object of that key created with ``If-None-Match``; with
+        ``key_cache``, the master key is also kept there for later processes
+        (see ``open``), once the repository exists.
 
         Writes the key slot (encrypted), then the config, then an empty root
         directory and a first commit, then HEAD. An S3 repository needs
@@ -363,6 +366,8 @@ class Repository:
             first_slot = None if password is None else _new_slot(password, kdf)
             repo = cls._init_s3(path, config, _needs(s3_settings, path), _needs(cache_dir, path), first_slot)
             repo._first_commit(author)
+            if first_slot is not None and password is not None:
+                _remember(key_cache, config.repo_id, first_slot.master_key, first_slot.slot, password)
             return repo
         if gc_grace_s is not None:
             raise UsageError("a gc grace period is set for S3 repositories only (a local gc needs none)")
@@ -374,10 +379,10 @@ class Repository:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
             raise RepositoryError(f"cannot create {path}: {exc.strerror}") from exc
-        keys, slot_id = (None, None) if password is None else _first_key(path, password, kdf)
-        sealer = None if keys is None else _sealer(keys)
+        first_slot = None if password is None else _first_key(path, password, kdf)
+        keys, slot_id = (None, None) if first_slot is None else (first_slot.keys, first_slot.slot.slot_id)
         repo = cls(
-            PackStore.create(path, config.to_json(), sealer=sealer),
+            PackStore.create(path, config.to_json(), sealer=None if keys is None else _sealer(keys)),
             config,
             path,
             RepoLocks(path, readonly=False, writer_lease=True),
@@ -385,6 +390,8 @@ class Repository:
             slot_id=slot_id,
         )
         repo._first_commit(author)
+        if first_slot is not None and password is not None:
+            _remember(key_cache, config.repo_id, first_slot.master_key, first_slot.slot, password)
         return repo
 
     def _first_commit(self, author: str) -> None:
@@ -1272,10 +1279,14 @@ def _require_current(path: str) -> None:
 
 
 class NewSlot(NamedTuple):
-    """A new repository's keys and the first key slot that wraps its master key."""
+    """A new repository's master key, its keys, and the first key slot that wraps it. The repr shows no key."""
 
+    master_key: bytes
     keys: Keys
     slot: KeySlot
+
+    def __repr__(self) -> str:
+        return f"NewSlot(<secret>, slot_id={self.slot.slot_id!r})"
 
 
 def _new_slot(password: bytes, kdf: KdfParams | None) -> NewSlot:
@@ -1288,11 +1299,11 @@ def _new_slot(password: bytes, kdf: KdfParams | None) -> NewSlot:
     from zerofs.crypto.slots import DEFAULT_KDF, make_slot
 
     master_key = new_master_key()
-    return NewSlot(Keys.derive(master_key), make_slot(master_key, password, kdf or DEFAULT_KDF))
+    return NewSlot(master_key, Keys.derive(master_key), make_slot(master_key, password, kdf or DEFAULT_KDF))
 
 
-def _first_key(path: str, password: bytes, kdf: KdfParams | None) -> tuple[Keys, str]:
-    """Make a new repository's master key and write its first key slot (before the config); its keys and slot id.
+def _first_key(path: str, password: bytes, kdf: KdfParams | None) -> NewSlot:
+    """Make a new repository's master key and write its first key slot (before the config).
 
     Raises:
         UsageError: an empty password, or KDF parameters out of bounds.
@@ -1304,7 +1315,16 @@ def _first_key(path: str, password: bytes, kdf: KdfParams | None) -> tuple[Keys,
         write_slot(path, new.slot)
     except OSError as exc:
         raise RepositoryError(f"cannot write the key slot of {path}: {exc.strerror}") from exc
-    return new.keys, new.slot.slot_id
+    return new
+
+
+def _remember(key_cache: KeyCache | None, repo_id: str, master_key: bytes, slot: KeySlot, password: bytes) -> None:
+    """Keep the master key ``slot`` wraps in ``key_cache`` (if there is one), sealed to the slot and ``password``."""
+    if key_cache is None:
+        return
+    from zerofs.crypto.slots import seal_key_cache
+
+    key_cache.store(repo_id, seal_key_cache(master_key, slot, password))
 
 
 def _unlock(
@@ -1343,7 +1363,7 @@ def _open_slots_cached(
     where: str, found: tuple[list[KeySlot], list[str]], password: bytes, key_cache: KeyCache, repo_id: str
 ) -> Unlocked:
     """``_open_slots``, with no KDF if ``key_cache`` holds an entry this password opens; else it keeps one."""
-    from zerofs.crypto.slots import open_key_cache, seal_key_cache
+    from zerofs.crypto.slots import open_key_cache
 
     slots = found[0]
     entry = key_cache.load(repo_id)
@@ -1352,7 +1372,7 @@ def _open_slots_cached(
         return cached
     unlocked = _open_slots(where, found, password)
     slot = next(slot for slot in slots if slot.slot_id == unlocked.slot_id)
-    key_cache.store(repo_id, seal_key_cache(unlocked.master_key, slot, password))
+    _remember(key_cache, repo_id, unlocked.master_key, slot, password)
     return unlocked
 
 

@@ -53,7 +53,7 @@ def _cat_imports(repo: Path, runtime: Path, password: dict[str, str]) -> tuple[i
     return proc.returncode, proc.stdout, modules
 
 
-def test_a_second_command_opens_from_the_cache_without_a_kdf(encrypted: Path, runtime: Path) -> None:
+def test_init_keeps_the_key_so_the_next_command_runs_no_kdf(encrypted: Path, runtime: Path) -> None:
     [entry] = _entries(runtime)
     assert entry.name == json.loads((encrypted / "config").read_bytes().split(b"\n")[0])["repo_id"]
     assert entry.stat().st_mode & 0o777 == 0o600
@@ -122,3 +122,11 @@ def test_a_runtime_directory_open_to_others_gets_no_entry(zerofs: Any, repo_path
     zerofs("init", "--encrypt", input=b"", env=env)
     zerofs("write", "/a.txt", input=b"x", env=env)
     assert not (runtime / CACHE_DIRECTORY).exists()
+
+
+def test_init_alone_leaves_the_entry_of_its_first_password(zerofs: Any, repo_path: Path, runtime: Path) -> None:
+    zerofs("init", "--encrypt", input=b"", env={**PASSWORD, "XDG_RUNTIME_DIR": str(runtime)})
+    assert len(_entries(runtime)) == 1
+    code, out, modules = _cat_imports(repo_path, runtime, PASSWORD)
+    assert code == 3  # no /a.txt: the repository opened, with no KDF
+    assert "argon2" not in modules

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, cast
 
-from zerofs.cli.context import Shared, s3_settings, user_cache_dir, warn, with_repository
+from zerofs.cli.context import Shared, key_cache, s3_settings, user_cache_dir, warn, with_repository
 from zerofs.cli.options import command
 from zerofs.errors import UsageError
 from zerofs.repo import Repository
@@ -72,6 +72,7 @@ def init(
         cache_dir=user_cache_dir() if s3 is not None else None,
         gc_grace_s=gc_grace,
         password=password,
+        key_cache=key_cache(password),
     )
     if shared.as_json:
         from zerofs.cli import render
