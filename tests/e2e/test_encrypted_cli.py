@@ -139,6 +139,8 @@ def test_a_mount_asks_once_and_keeps_the_password_out_of_its_process(encrypted: 
         assert pid is not None
         for name in ("environ", "cmdline"):
             assert PASSWORD.encode() not in Path(f"/proc/{pid}/{name}").read_bytes()
+        [core] = [line for line in Path(f"/proc/{pid}/limits").read_text().splitlines() if "core file" in line]
+        assert core.split()[4:6] == ["0", "0"]  # no core dump can carry its keys
     finally:
         if is_mounted(mountpoint):
             proc = run_zerofs("umount", str(mountpoint), repo=encrypted, input=b"", expect=None)

@@ -127,6 +127,6 @@ def test_a_runtime_directory_open_to_others_gets_no_entry(zerofs: Any, repo_path
 def test_init_alone_leaves_the_entry_of_its_first_password(zerofs: Any, repo_path: Path, runtime: Path) -> None:
     zerofs("init", "--encrypt", input=b"", env={**PASSWORD, "XDG_RUNTIME_DIR": str(runtime)})
     assert len(_entries(runtime)) == 1
-    code, out, modules = _cat_imports(repo_path, runtime, PASSWORD)
+    code, _, modules = _cat_imports(repo_path, runtime, PASSWORD)
     assert code == 3  # no /a.txt: the repository opened, with no KDF
     assert "argon2" not in modules

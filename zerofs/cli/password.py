@@ -18,9 +18,11 @@ must never change, or existing passwords stop opening). An empty password
 is refused from every source, and so is one longer than
 ``MAX_PASSWORD_BYTES``.
 
-Nothing here puts a password into a message, a repr, a log record or a
-process title; a failed command is named by its program alone (its
-arguments may hold a secret) and its output is never shown. The password
+Nothing here puts a password into a message, a repr, a log record, a
+core dump or a process title: before a password is read, the process gives
+up core dumps (``keep_out_of_core_dumps``), and it never changes its title;
+a failed command is named by its program alone (its arguments may hold a
+secret) and its output is never shown. The password
 command gets the caller's environment without ``ZEROFS_PASSWORD``, and
 ``/dev/null`` as its standard input (restic's choice: standard input may
 carry data for ``zerofs write``); its standard error is the user's. The CLI
@@ -35,6 +37,7 @@ nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Final
@@ -81,6 +84,7 @@ def read_password(*, purpose: str, confirm: bool, environ: Mapping[str, str], st
         UsageError: both a file and a command are set, a source cannot be read or gives an empty or
             over-long password, the two typed passwords differ, or there is no source and no terminal.
     """
+    keep_out_of_core_dumps()
     file_path = environ.get(FILE_VARIABLE, "")
     command = environ.get(COMMAND_VARIABLE, "")
     if file_path and command:
@@ -95,6 +99,27 @@ def read_password(*, purpose: str, confirm: bool, environ: Mapping[str, str], st
     if not stdin_tty:
         raise UsageError(NO_PASSWORD)
     return _from_terminal(purpose, confirm=confirm)
+
+
+_PR_SET_DUMPABLE: Final = 4
+
+
+def keep_out_of_core_dumps() -> None:
+    """Keep this process's memory (passwords, keys) out of core dumps and away from other processes' ptrace.
+
+    ``RLIMIT_CORE`` 0 (soft and hard: inherited by every child, the forked
+    mount process included) stops a core file; ``PR_SET_DUMPABLE`` 0 also
+    stops a core piped to a handler (systemd-coredump, apport) and makes
+    ``/proc/PID/mem`` and ``environ`` readable by root only. Both are what
+    ssh-agent and gpg-agent do. Best effort: a refusal changes nothing else.
+    """
+    import ctypes
+    import resource
+
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: a libc without prctl (not Linux)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def drop_password_variable(environ: MutableMapping[str, str]) -> None:

@@ -633,3 +633,16 @@ def test_no_prompt_without_a_controlling_terminal() -> None:
 def test_no_terminal_at_all() -> None:
     result = run_harness(env={})
     assert (result.returncode, result.stdout, result.stderr) == (2, "", f"zerofs: {NO_PASSWORD}\n")
+
+
+def test_a_process_that_read_a_password_dumps_no_core() -> None:
+    """In a child process: after ``read_password`` no core limit is left, and the process is not dumpable."""
+    script = (
+        "import ctypes, os, resource\n"
+        "from zerofs.cli.password import read_password\n"
+        "assert ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) == 1\n"  # PR_GET_DUMPABLE: dumpable before
+        "read_password(purpose='r', confirm=False, environ={'ZEROFS_PASSWORD': 'pw'}, stdin_tty=False)\n"
+        "print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0), *resource.getrlimit(resource.RLIMIT_CORE))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert proc.stdout.split() == ["0", "0", "0"]
