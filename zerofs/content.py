@@ -200,7 +200,7 @@ def _encode_group(repo: Repository, group: list[memoryview]) -> list[_Encoded]:
     make_id = repo.chunk_id
     for data in group:
         new_id = zero_chunk_id(max_bytes, make_id) if is_zero_block(data, max_bytes) else make_id(data)
-        record = None if repo.has(new_id) else repo.chunk_record(data)
+        record = None if repo.has(new_id) else repo.chunk_record(data, new_id)
         encoded.append((new_id, len(data), record))
     return encoded
 

@@ -57,7 +57,7 @@ from zerofs.objects import (
     object_id,
 )
 from zerofs.store.base import BlobInfo, CachedFile, RefMovedError, Store, WriteBatch
-from zerofs.store.codec import Record, decode_record, encode_record
+from zerofs.store.codec import CODEC_SEALED, Record, decode_record, encode_record
 from zerofs.store.local import PackStore, decode_config_file, is_local_repository
 from zerofs.store.locks import RepoLocks
 
@@ -304,6 +304,8 @@ class Repository:
         """The id of a chunk of file content (``self.object_id`` of a CHUNK), one stable callable."""
         self.chunker_seed: bytes | None = None if keys is None else keys.chunker_seed
         """The seed of this repository's chunker (``chunking.make_chunker``); None: the plain chunker."""
+        self._sealer = None if keys is None else _sealer(keys)
+        """Seals chunks ahead for ``chunk_record`` (sharing the store's keys, so one nonce counter per key)."""
 
     @property
     def is_encrypted(self) -> bool:
@@ -1060,9 +1062,18 @@ class Repository:
         body = encode(node)
         return self.object_id(node.kind, body), encode_record(node.kind, body, self.config.compression_level)
 
-    def chunk_record(self, data: bytes | bytearray | memoryview) -> Record:
-        """Return the record of a chunk of file content (holding ``data`` itself when stored raw)."""
-        return encode_record(Kind.CHUNK, data, self.config.compression_level)
+    def chunk_record(self, data: bytes | bytearray | memoryview, chunk_id: ObjectId | None = None) -> Record:
+        """Return the record of a chunk of file content (holding ``data`` itself when stored raw).
+
+        ``chunk_id`` (the chunk's id): in an encrypted repository, the record
+        comes sealed already (codec ``CODEC_SEALED``, as ``packfile.stored_blob``
+        stores it), so the thread that makes it pays for the sealing rather
+        than the one that writes it; a worker thread, during an import.
+        """
+        record = encode_record(Kind.CHUNK, data, self.config.compression_level)
+        if chunk_id is None or self._sealer is None:
+            return record
+        return record._replace(codec=CODEC_SEALED, payload=self._sealer.seal_record(chunk_id, record))
 
     def encode_blob(self, kind: Kind, body: bytes) -> tuple[ObjectId, Record]:
         """Return (id, record) for a stored value that is not a node (a graft table)."""

@@ -21,6 +21,7 @@ from zerofs.services import browse, edit
 from zerofs.services.fsck import Finding, FsckSummary, check
 from zerofs.services.gc import collect_garbage
 from zerofs.services.importer import import_tree
+from zerofs.store.codec import CODEC_SEALED
 
 P = StorePath.parse
 FAST_KDF = KdfParams(time_cost=1, memory_kib=64, parallelism=1)
@@ -235,3 +236,19 @@ def test_rebuild_index_with_the_password(encrypted: Path) -> None:
     with Repository.open(encrypted, readonly=True, password=PASSWORD) as repo:
         assert read(repo, "/data/sub/big.bin") == BIG
         assert fsck_findings(repo) == []
+
+
+def test_a_chunk_record_made_with_its_id_comes_sealed_and_reads_back(tmp_path: Path) -> None:
+    """``chunk_record(data, id)``: sealed where it is made (an import's worker threads), stored as it is."""
+    data = random.Random(17).randbytes(100_000)
+    with init(tmp_path / "enc") as repo:
+        chunk_id = repo.chunk_id(data)
+        record = repo.chunk_record(data, chunk_id)
+        assert record.codec == CODEC_SEALED  # the store keeps these bytes as they are
+        assert data not in bytes(record.payload)
+        with repo.batch() as batch:
+            assert batch.put(chunk_id, record)
+        assert bytes(repo.read_record(chunk_id)[1]) == data
+    with Repository.init(tmp_path / "plain", author="t@h") as plain:
+        plain_id = plain.chunk_id(data)
+        assert plain.chunk_record(data, plain_id) == plain.chunk_record(data)  # a plain repository seals nothing

@@ -129,7 +129,8 @@ def stored_blob(
     """The header and payload a pack stores for a record: as it is, or sealed."""
     if sealer is None:
         return blob_header(object_id, record), record.payload
-    sealed = sealer.seal_record(object_id, record)
+    # CODEC_SEALED: sealed ahead for this id already (``Repository.chunk_record``)
+    sealed = record.payload if record.codec == CODEC_SEALED else sealer.seal_record(object_id, record)
     return BLOB_HEADER.pack(object_id, SEALED_KIND, CODEC_SEALED, len(sealed), 0), sealed
 
 
