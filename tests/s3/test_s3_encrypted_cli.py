@@ -1,0 +1,320 @@
+"""An encrypted S3 repository through the command line (issue #15): the mount, fsck, completion, push and pull.
+
+Every command is a ``zerofs`` subprocess of a ``Host`` (its own cache
+directory) on the real SeaweedFS the tests start; the password comes from
+``ZEROFS_PASSWORD_FILE`` unless a test says otherwise. What the bucket holds
+is read object by object, as anyone with read access to it could.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.mountutil import eventually, force_unmount, is_mounted, require_fuse
+from tests.s3.hosts import Host, make_tree, tree_listing
+from tests.s3.seaweed import SeaweedServer
+from zerofs.content import iter_chunk_ids
+from zerofs.errors import CorruptionError
+from zerofs.history import head
+from zerofs.mount.run import mount_process
+from zerofs.objects import FileNode
+from zerofs.paths import StorePath
+from zerofs.repo import Repository
+from zerofs.store.objects_s3 import S3Objects
+from zerofs.store.packfile import BLOB_HEADER
+from zerofs.store.s3config import S3Settings, parse_s3_url
+from zerofs.store.s3store import pack_key
+from zerofs.tree import lookup
+
+PASSWORD = "correct horse battery staple"
+MARKER = b"zerofs-s3-plaintext-marker-" + os.urandom(8).hex().encode()
+"""A string written into the repositories: found in a plain one's bucket, never in an encrypted one's."""
+
+
+def password_file(tmp_path: Path, password: str = PASSWORD) -> Path:
+    """A file holding ``password`` and a newline, as ``ZEROFS_PASSWORD_FILE`` reads it."""
+    path = tmp_path / f"password-{hashlib.sha256(password.encode()).hexdigest()[:8]}"
+    path.write_text(password + "\n")
+    return path
+
+
+def encrypted_host(url: str, seaweed: SeaweedServer, cache: Path, password: Path) -> Host:
+    """A host whose commands read the password from the file ``password``."""
+    return Host(url, seaweed.endpoint, cache, ZEROFS_PASSWORD_FILE=str(password))
+
+
+def bucket_contents(url: str, settings: S3Settings) -> dict[str, bytes]:
+    """Every object under the repository's prefix, and its bytes."""
+    with S3Objects(parse_s3_url(url), settings) as objects:
+        contents = {}
+        for info in objects.list(""):
+            found = objects.get(info.key)
+            assert found is not None, info.key
+            contents[info.key] = bytes(found.data)
+        return contents
+
+
+def holds_marker(url: str, settings: S3Settings) -> bool:
+    """True if an object of the repository holds ``MARKER`` (or its first half) in the clear."""
+    return any(MARKER[:24] in data for data in bucket_contents(url, settings).values())
+
+
+def unmount(host: Host, point: Path) -> None:
+    """``zerofs umount`` through ``host``, or a lazy detach if that fails (so a failed test wedges nothing)."""
+    if is_mounted(point) and host.run("umount", str(point), expect=None).returncode != 0:
+        force_unmount(point)
+
+
+# -- the mount ------------------------------------------------------------------------------------------
+
+
+def counting_command(tmp_path: Path, password: Path) -> tuple[str, Path]:
+    """A ``ZEROFS_PASSWORD_COMMAND`` that prints the password in ``password`` and adds a line to a counter file."""
+    counter = tmp_path / "asked"
+    script = f"echo asked >> {shlex.quote(str(counter))}; cat {shlex.quote(str(password))}"
+    return shlex.join(["sh", "-c", script]), counter
+
+
+@pytest.mark.parametrize("source", ["file", "command"])
+def test_a_mount_of_an_encrypted_s3_repository_writes_clones_and_another_host_reads_it(
+    url: str, seaweed: SeaweedServer, tmp_path: Path, source: str
+) -> None:
+    """Write through the mount, clone while mounted, unmount; a host with an empty cache reads it all back.
+
+    The password is read once (the counting command runs once), before the
+    mount process starts, and is in neither its environment nor its arguments.
+    """
+    require_fuse()
+    secret = password_file(tmp_path)
+    host = encrypted_host(url, seaweed, tmp_path / "cache-a", secret)
+    host.run("init", "--encrypt", url, repo=False)
+    tree = make_tree(tmp_path / "tree", files=6)
+    host.run("import", "-q", str(tree), "/data")
+    command, counter = counting_command(tmp_path, secret)
+    mounter = Host(url, seaweed.endpoint, tmp_path / "cache-a", ZEROFS_PASSWORD_COMMAND=command)
+    if source == "file":
+        mounter = host
+    point = tmp_path / "mnt"
+    point.mkdir()
+    mounter.run("mount", str(point))
+    try:
+        assert is_mounted(point)
+        assert tree_listing(point / "data") == tree_listing(tree)
+        big = os.urandom(2 << 20)
+        (point / "data" / "new.bin").write_bytes(big)
+        (point / "notes").mkdir()
+        (point / "notes" / "todo.txt").write_bytes(b"written through the mount\n")
+        pid = mount_process(tmp_path / "cache-a" / "zerofs" / "s3-mounts" / _url_digest(url), point)
+        assert pid is not None
+        for name in ("environ", "cmdline"):
+            assert PASSWORD.encode() not in Path(f"/proc/{pid}/{name}").read_bytes()
+        host.run("clone", "/data", "/snap")  # the live mount commits first; it shows the clone within seconds
+        eventually(lambda: _assert_equal((point / "snap" / "new.bin").read_bytes(), big), timeout=15)
+    finally:
+        unmount(mounter, point)
+    assert not is_mounted(point)
+    if source == "command":
+        assert counter.read_text().splitlines() == ["asked"]
+    reader = encrypted_host(url, seaweed, tmp_path / "cache-b", secret)
+    assert reader.run("cat", "/notes/todo.txt").stdout == b"written through the mount\n"
+    assert reader.run("cat", "/snap/new.bin").stdout == big
+    reader.run("export", "/snap", str(tmp_path / "out"))
+    assert tree_listing(tmp_path / "out") == {**tree_listing(tree), "new.bin": big}
+    reader.run("fsck", "--read-data")
+    wrong = Host(url, seaweed.endpoint, tmp_path / "cache-c", ZEROFS_PASSWORD="not it")
+    assert len(wrong.stderr("cat", "/notes/todo.txt", expect=12).splitlines()) == 1
+
+
+def _assert_equal(found: bytes, expected: bytes) -> None:
+    assert found == expected
+
+
+def _url_digest(url: str) -> str:
+    """The name of the directory that holds a host's mounts of the S3 repository ``url`` (``s3_mount_dir``)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
+# -- fsck -----------------------------------------------------------------------------------------------
+
+
+def flip_in_bucket(host: Host, settings: S3Settings, password: Path, object_id: bytes, offset: int) -> None:
+    """Flip a bit ``offset`` bytes into the sealed payload of ``object_id`` in its pack in the bucket.
+
+    The pack is found through the repository's index (opened with the
+    password, in the host's cache); the change is a delete and a create of
+    the pack object, as an attacker with write access to the bucket would.
+    """
+    with _opened(host, settings, password) as repo:
+        store = repo._s3_store()  # where a blob lives is no part of the repository's public interface
+        assert store.has(object_id)
+        location = store.cache.locate(object_id)
+        assert location is not None
+        name = store.cache.pack_name(location.pack_no)
+        assert name is not None
+    key = pack_key(name)
+    with S3Objects(parse_s3_url(host.url), settings) as objects:
+        found = objects.get(key)
+        assert found is not None, key
+        data = bytearray(found.data)
+        data[location.offset + BLOB_HEADER.size + offset] ^= 1
+        objects.delete(key)
+        assert objects.create(key, bytes(data)) is not None
+
+
+def _opened(host: Host, settings: S3Settings, password: Path) -> Repository:
+    secret = password.read_text().removesuffix("\n").encode()
+    return Repository.open(
+        host.url, readonly=True, s3_settings=settings, cache_dir=str(host.cache / "zerofs"), password=secret
+    )
+
+
+def ids_of(host: Host, settings: S3Settings, password: Path, file_path: str, dir_path: str) -> tuple[bytes, bytes]:
+    """The first chunk of the file at ``file_path`` and the node of the directory at ``dir_path``, in HEAD."""
+    with _opened(host, settings, password) as repo:
+        root = head(repo)[1].root_id
+        file_node = repo.get_typed(lookup(repo, root, StorePath.parse(file_path)).id, FileNode)
+        chunk = next(chunk_id for chunk_id, _ in iter_chunk_ids(repo, file_node))
+        return chunk, lookup(repo, root, StorePath.parse(dir_path)).id
+
+
+def fsck_findings(host: Host, *args: str) -> set[tuple[str, str, str]]:
+    """``zerofs fsck --json ARGS``: exit 6, every finding an authentication failure; (path, object, kind) of each."""
+    proc = host.run("fsck", "--json", *args, expect=CorruptionError.exit_code)
+    findings = json.loads(proc.stdout)["findings"]
+    found = set()
+    for finding in findings:
+        assert (finding["kind"], finding["severity"]) == ("hash-mismatch", "error"), finding
+        detail = finding["detail"]
+        assert "fails authentication as a " in detail, detail
+        found.add((finding["path"], finding["object"], detail.split("fails authentication as a ")[1].split(":")[0]))
+    assert len(found) == len(findings)
+    problems = "1 problem" if len(findings) == 1 else f"{len(findings)} problems"
+    assert proc.stderr.decode() == f"zerofs: fsck found {problems} (see above)\n"
+    return found
+
+
+def test_fsck_names_the_store_paths_a_damaged_sealed_chunk_and_directory_affect_on_s3(
+    url: str, seaweed: SeaweedServer, s3_settings: S3Settings, tmp_path: Path
+) -> None:
+    """A bit flipped in the bucket in a sealed chunk and a sealed directory: a host with an empty cache names them."""
+    secret = password_file(tmp_path)
+    host = encrypted_host(url, seaweed, tmp_path / "cache-a", secret)
+    host.run("init", "--encrypt", url, repo=False)
+    host.run("import", "-q", str(make_tree(tmp_path / "tree", files=6)), "/data")
+    host.run("write", "-p", "/e/f.txt", input=b"below the damaged directory\n")
+    host.run("clone", "/data", "/snap")
+    chunk, directory = ids_of(host, s3_settings, secret, "/data/sub/deep/big.bin", "/e")
+    flip_in_bucket(host, s3_settings, secret, chunk, 40)
+    flip_in_bucket(host, s3_settings, secret, directory, 10)
+    reader = encrypted_host(url, seaweed, tmp_path / "cache-b", secret)
+    line = reader.stderr("cat", "/data/sub/deep/big.bin", expect=CorruptionError.exit_code)
+    assert len(line.splitlines()) == 1
+    assert "fails authentication" in line
+    assert fsck_findings(reader) == {("/e", directory.hex(), "dir")}  # chunks: presence only
+    assert fsck_findings(reader, "--read-data") == {
+        ("/e", directory.hex(), "dir"),
+        ("/data/sub/deep/big.bin", chunk.hex(), "chunk"),
+        ("/snap/sub/deep/big.bin", chunk.hex(), "chunk"),
+    }
+    assert ("/e", directory.hex(), "dir") in fsck_findings(host, "--read-data")  # a host that wrote it reads it again
+
+
+# -- completion -----------------------------------------------------------------------------------------
+
+
+def completion_env(host: Host, words: str) -> dict[str, str]:
+    """``host``'s environment for bash's completion of ``words`` (the last word is the one completed)."""
+    return {
+        **host.env,
+        "ZEROFS_REPO": host.url,
+        "_ZEROFS_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+
+
+def complete(host: Host, words: str) -> tuple[int, list[str], str]:
+    """Complete ``words`` as bash would, with nothing on standard input: exit code, candidates, standard error."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "zerofs"],
+        capture_output=True,
+        text=True,
+        env=completion_env(host, words),
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=60,
+    )
+    return proc.returncode, proc.stdout.split(), proc.stderr
+
+
+def complete_on_a_terminal(host: Host, words: str, timeout_s: float = 60.0) -> tuple[int, bytes]:
+    """Complete ``words`` with a pseudo-terminal as controlling terminal and stdin: exit code, all it wrote there.
+
+    A completion that prompted for a password would wait for it: the
+    terminal is read until the child closes it, and the test fails after
+    ``timeout_s``.
+    """
+    import pty
+    import select
+
+    pid, master = pty.fork()
+    if pid == 0:  # the child: exec at once, nothing of pytest's state runs here
+        os.execve(sys.executable, [sys.executable, "-m", "zerofs"], completion_env(host, words))
+    output = b""
+    try:
+        while True:
+            readable, _, _ = select.select([master], [], [], timeout_s)
+            assert readable, f"completion neither finished nor wrote within {timeout_s} s: {output!r}"
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(master)
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output
+
+
+def test_completion_on_an_encrypted_s3_repository_completes_nothing_and_never_asks(
+    url: str, seaweed: SeaweedServer, bucket: str, tmp_path: Path
+) -> None:
+    """No password is read (the counting command never runs), none is asked on a terminal; a plain one completes."""
+    secret = password_file(tmp_path)
+    encrypted = encrypted_host(url, seaweed, tmp_path / "cache-a", secret)
+    encrypted.run("init", "--encrypt", url, repo=False)
+    encrypted.run("write", "-p", "/data/x.txt", input=b"x")
+    plain = Host(f"s3://{bucket}/plain", seaweed.endpoint, tmp_path / "cache-p")
+    plain.run("init", plain.url, repo=False)
+    plain.run("write", "-p", "/data/x.txt", input=b"x")
+    words_completed = {  # on a plain repository
+        "zerofs cat /d": ["/data/"],
+        "zerofs ls /data/": ["/data/x.txt"],
+        "zerofs cat HEAD:/d": ["HEAD:/data/"],
+        "zerofs diff H": ["HEAD", "HEAD~1"],
+    }
+    for words, candidates in words_completed.items():
+        assert complete(plain, words) == (0, candidates, ""), words
+    command, counter = counting_command(tmp_path, secret)
+    for source in ({"ZEROFS_PASSWORD_FILE": str(secret)}, {"ZEROFS_PASSWORD_COMMAND": command}, {}):
+        for cache in ("cache-a", "cache-new"):  # the host that wrote it, and one that knows nothing of it
+            host = Host(url, seaweed.endpoint, tmp_path / cache, **source)
+            for words in words_completed:
+                assert complete(host, words) == (0, [], ""), (source, cache, words)
+    assert not counter.exists()
+    nobody = Host(url, seaweed.endpoint, tmp_path / "cache-a")
+    for name in ("ZEROFS_PASSWORD", "ZEROFS_PASSWORD_FILE", "ZEROFS_PASSWORD_COMMAND"):
+        nobody.env.pop(name, None)
+    code, output = complete_on_a_terminal(nobody, "zerofs cat /d")
+    assert (code, output.split()) == (0, [])
+    assert b"assword" not in output
