@@ -318,3 +318,119 @@ def test_completion_on_an_encrypted_s3_repository_completes_nothing_and_never_as
     code, output = complete_on_a_terminal(nobody, "zerofs cat /d")
     assert (code, output.split()) == (0, [])
     assert b"assword" not in output
+
+
+# -- push and pull --------------------------------------------------------------------------------------
+
+
+def marked_tree(root: Path) -> Path:
+    """``make_tree`` plus a file whose name and bytes hold ``MARKER``."""
+    make_tree(root, files=6)
+    (root / "sub" / "marked.txt").write_bytes(b"the marker: " + MARKER + b"\n")
+    return root
+
+
+def run_on(host: Host, repo: str, *args: str, expect: int = 0, input: bytes | None = None) -> bytes:
+    """``zerofs --repo REPO ARGS`` in ``host``'s environment (its cache, its password source); its stdout."""
+    return host.run("--repo", repo, *args, repo=False, expect=expect, input=input).stdout
+
+
+def exported(host: Host, repo: str, store_path: str, out: Path) -> dict[str, bytes]:
+    """``store_path`` of ``repo`` exported to ``out``, as ``tree_listing`` reads it."""
+    run_on(host, repo, "export", store_path, str(out))
+    return tree_listing(out)
+
+
+def messages(host: Host, repo: str) -> list[str]:
+    """The commit messages of ``repo``'s history, newest first."""
+    return [json.loads(line)["message"] for line in run_on(host, repo, "log", "--json").splitlines()]
+
+
+def local_holds_marker(repo: Path) -> bool:
+    """True if a file of the local repository ``repo`` holds ``MARKER`` (or its first half) in the clear."""
+    return any(MARKER[:24] in path.read_bytes() for path in repo.rglob("*") if path.is_file())
+
+
+def test_push_plain_to_encrypted_s3_and_pull_back(
+    url: str, seaweed: SeaweedServer, s3_settings: S3Settings, tmp_path: Path
+) -> None:
+    """A plain local repository pushes into an encrypted S3 one and pulls its new commits back: all re-encrypted."""
+    secret = password_file(tmp_path)
+    host = encrypted_host(url, seaweed, tmp_path / "cache-a", secret)
+    host.run("init", "--encrypt", url, repo=False)
+    local = str(tmp_path / "local")
+    tree = marked_tree(tmp_path / "tree")
+    run_on(host, local, "init")
+    run_on(host, local, "import", "-q", str(tree), "/data")
+    pushed = json.loads(run_on(host, local, "push", "--json", url))
+    assert pushed["objects"] > 10
+    assert not holds_marker(url, s3_settings)
+    reader = encrypted_host(url, seaweed, tmp_path / "cache-b", secret)
+    assert exported(reader, url, "/data", tmp_path / "out-1") == tree_listing(tree)
+    assert messages(reader, url) == messages(host, local)
+    reader.run("write", "/data/from-s3.txt", input=b"written on S3 " + MARKER)
+    reader.run("clone", "/data", "/snap")
+    run_on(host, local, "pull", url)
+    expected = {**tree_listing(tree), "from-s3.txt": b"written on S3 " + MARKER}
+    assert exported(host, local, "/snap", tmp_path / "out-2") == expected
+    assert messages(host, local) == messages(reader, url)
+    assert local_holds_marker(Path(local))  # the check can fail: the plain end holds it in the clear
+    assert not holds_marker(url, s3_settings)
+    run_on(host, local, "fsck", "--read-data")
+    reader.run("fsck", "--read-data")
+    assert json.loads(run_on(host, local, "push", "--json", url))["up_to_date"] is True
+
+
+def test_pull_encrypted_from_plain_s3_and_push_back(
+    url: str, seaweed: SeaweedServer, s3_settings: S3Settings, tmp_path: Path
+) -> None:
+    """An encrypted local repository pulls from a plain S3 one and pushes back; its own files hold no plaintext."""
+    secret = password_file(tmp_path)
+    host = encrypted_host(url, seaweed, tmp_path / "cache-a", secret)
+    host.run("init", url, repo=False)
+    tree = marked_tree(tmp_path / "tree")
+    host.run("import", "-q", str(tree), "/data")
+    assert holds_marker(url, s3_settings)  # the check can fail: the plain end holds it in the clear
+    local = str(tmp_path / "local")
+    run_on(host, local, "init", "--encrypt")
+    run_on(host, local, "pull", url)
+    assert exported(host, local, "/data", tmp_path / "out-1") == tree_listing(tree)
+    run_on(host, local, "write", "/data/from-local.txt", input=b"written locally " + MARKER)
+    run_on(host, local, "rm", "/data/file0.txt")
+    run_on(host, local, "push", url)
+    assert not local_holds_marker(Path(local))
+    expected = {**tree_listing(tree), "from-local.txt": b"written locally " + MARKER}
+    del expected["file0.txt"]
+    other = Host(url, seaweed.endpoint, tmp_path / "cache-b")  # a plain repository: no password needed
+    assert exported(other, url, "/data", tmp_path / "out-2") == expected
+    assert messages(other, url) == messages(host, local)
+    other.run("fsck", "--read-data")
+    run_on(host, local, "fsck", "--read-data")
+
+
+def test_push_and_pull_between_two_encrypted_repositories_with_different_keys(
+    url: str, seaweed: SeaweedServer, s3_settings: S3Settings, tmp_path: Path
+) -> None:
+    """A local and an S3 encrypted repository (each its own master key): commits get other ids, contents stay."""
+    secret = password_file(tmp_path)
+    host = encrypted_host(url, seaweed, tmp_path / "cache-a", secret)
+    host.run("init", "--encrypt", url, repo=False)
+    local = str(tmp_path / "local")
+    run_on(host, local, "init", "--encrypt")
+    tree = marked_tree(tmp_path / "tree")
+    run_on(host, local, "import", "-q", str(tree), "/data")
+    run_on(host, local, "push", url)
+    reader = encrypted_host(url, seaweed, tmp_path / "cache-b", secret)
+    assert exported(reader, url, "/data", tmp_path / "out-1") == tree_listing(tree)
+    reader.run("write", "/data/from-s3.txt", input=b"written on S3 " + MARKER)
+    run_on(host, local, "pull", url)
+    expected = {**tree_listing(tree), "from-s3.txt": b"written on S3 " + MARKER}
+    assert exported(host, local, "/data", tmp_path / "out-2") == expected
+    assert messages(host, local) == messages(reader, url)
+    local_ids = [json.loads(line)["commit"] for line in run_on(host, local, "log", "--json").splitlines()]
+    s3_ids = [json.loads(line)["commit"] for line in reader.run("log", "--json").stdout.splitlines()]
+    assert not set(local_ids) & set(s3_ids)  # keyed ids: the same commits have other ids under another key
+    assert not holds_marker(url, s3_settings)
+    assert not local_holds_marker(Path(local))
+    run_on(host, local, "fsck", "--read-data")
+    reader.run("fsck", "--read-data")
