@@ -83,7 +83,7 @@ def counting_command(tmp_path: Path, password: Path) -> tuple[str, Path]:
     return shlex.join(["sh", "-c", script]), counter
 
 
-@pytest.mark.parametrize("source", ["file", "command"])
+@pytest.mark.parametrize("source", ["ZEROFS_PASSWORD_FILE", "ZEROFS_PASSWORD_COMMAND", "ZEROFS_PASSWORD"])
 def test_a_mount_of_an_encrypted_s3_repository_writes_clones_and_another_host_reads_it(
     url: str, seaweed: SeaweedServer, tmp_path: Path, source: str
 ) -> None:
@@ -99,9 +99,8 @@ def test_a_mount_of_an_encrypted_s3_repository_writes_clones_and_another_host_re
     tree = make_tree(tmp_path / "tree", files=6)
     host.run("import", "-q", str(tree), "/data")
     command, counter = counting_command(tmp_path, secret)
-    mounter = Host(url, seaweed.endpoint, tmp_path / "cache-a", ZEROFS_PASSWORD_COMMAND=command)
-    if source == "file":
-        mounter = host
+    value = {"ZEROFS_PASSWORD_FILE": str(secret), "ZEROFS_PASSWORD_COMMAND": command}.get(source, PASSWORD)
+    mounter = Host(url, seaweed.endpoint, tmp_path / "cache-a", **{source: value})
     point = tmp_path / "mnt"
     point.mkdir()
     mounter.run("mount", str(point))
@@ -121,7 +120,7 @@ def test_a_mount_of_an_encrypted_s3_repository_writes_clones_and_another_host_re
     finally:
         unmount(mounter, point)
     assert not is_mounted(point)
-    if source == "command":
+    if source == "ZEROFS_PASSWORD_COMMAND":
         assert counter.read_text().splitlines() == ["asked"]
     reader = encrypted_host(url, seaweed, tmp_path / "cache-b", secret)
     assert reader.run("cat", "/notes/todo.txt").stdout == b"written through the mount\n"
@@ -255,24 +254,28 @@ def complete(host: Host, words: str) -> tuple[int, list[str], str]:
     return proc.returncode, proc.stdout.split(), proc.stderr
 
 
-def complete_on_a_terminal(host: Host, words: str, timeout_s: float = 60.0) -> tuple[int, bytes]:
-    """Complete ``words`` with a pseudo-terminal as controlling terminal and stdin: exit code, all it wrote there.
+def on_a_terminal(
+    argv: list[str], env: dict[str, str], answers: dict[str, str] | None = None, timeout_s: float = 120.0
+) -> tuple[int, bytes]:
+    """Run ``argv`` with a pseudo-terminal as controlling terminal and stdin: its exit code and all it wrote there.
 
-    A completion that prompted for a password would wait for it: the
-    terminal is read until the child closes it, and the test fails after
-    ``timeout_s``.
+    Each password prompt that names a key of ``answers`` ("Password for
+    repository PATH:") is answered with its value; a prompt nobody answers
+    makes the test fail after ``timeout_s``, as does a child that neither
+    writes nor finishes.
     """
     import pty
     import select
 
     pid, master = pty.fork()
     if pid == 0:  # the child: exec at once, nothing of pytest's state runs here
-        os.execve(sys.executable, [sys.executable, "-m", "zerofs"], completion_env(host, words))
+        os.execve(argv[0], argv, env)
     output = b""
+    n_answered = 0
     try:
         while True:
             readable, _, _ = select.select([master], [], [], timeout_s)
-            assert readable, f"completion neither finished nor wrote within {timeout_s} s: {output!r}"
+            assert readable, f"{argv[3:]} neither finished nor wrote within {timeout_s} s: {output!r}"
             try:
                 chunk = os.read(master, 4096)
             except OSError:  # EIO: the child closed the terminal
@@ -280,6 +283,11 @@ def complete_on_a_terminal(host: Host, words: str, timeout_s: float = 60.0) -> t
             if not chunk:
                 break
             output += chunk
+            if output.count(b"assword") > n_answered and output.rstrip().endswith(b":"):
+                prompt = output[output.rindex(b"assword") :].decode()
+                answer = next(value for key, value in (answers or {}).items() if key in prompt)
+                os.write(master, answer.encode() + b"\n")
+                n_answered += 1
     finally:
         os.close(master)
         _, status = os.waitpid(pid, 0)
@@ -315,7 +323,7 @@ def test_completion_on_an_encrypted_s3_repository_completes_nothing_and_never_as
     nobody = Host(url, seaweed.endpoint, tmp_path / "cache-a")
     for name in ("ZEROFS_PASSWORD", "ZEROFS_PASSWORD_FILE", "ZEROFS_PASSWORD_COMMAND"):
         nobody.env.pop(name, None)
-    code, output = complete_on_a_terminal(nobody, "zerofs cat /d")
+    code, output = on_a_terminal([sys.executable, "-m", "zerofs"], completion_env(nobody, "zerofs cat /d"))
     assert (code, output.split()) == (0, [])
     assert b"assword" not in output
 
@@ -434,3 +442,37 @@ def test_push_and_pull_between_two_encrypted_repositories_with_different_keys(
     assert not local_holds_marker(Path(local))
     run_on(host, local, "fsck", "--read-data")
     reader.run("fsck", "--read-data")
+
+
+def test_push_and_pull_between_encrypted_repositories_with_different_passwords_on_a_terminal(
+    url: str, seaweed: SeaweedServer, s3_settings: S3Settings, tmp_path: Path
+) -> None:
+    """Each repository's password is asked for on the terminal, naming it; each opens its own repository only."""
+    s3_password, local_password = password_file(tmp_path, "s3 password"), password_file(tmp_path, "local password")
+    host = encrypted_host(url, seaweed, tmp_path / "cache-a", s3_password)
+    host.run("init", "--encrypt", url, repo=False)
+    local = str(tmp_path / "local")
+    run_on(encrypted_host(url, seaweed, tmp_path / "cache-a", local_password), local, "init", "--encrypt")
+    tree = marked_tree(tmp_path / "tree")
+    env = {name: value for name, value in host.env.items() if not name.startswith("ZEROFS_PASSWORD")}
+    answers = {local: "local password", url: "s3 password"}
+
+    def on_the_local_repository(*args: str) -> None:
+        code, output = on_a_terminal([sys.executable, "-m", "zerofs", "--repo", local, *args], env, answers)
+        assert code == 0, output
+        assert output.count(b"assword") == (2 if args[0] in ("push", "pull") else 1), output
+        assert b"s3 password" not in output  # never echoed
+        assert b"local password" not in output
+
+    on_the_local_repository("import", "-q", str(tree), "/data")
+    on_the_local_repository("push", url)
+    reader = encrypted_host(url, seaweed, tmp_path / "cache-b", s3_password)
+    assert exported(reader, url, "/data", tmp_path / "out-1") == tree_listing(tree)
+    reader.run("clone", "/data", "/snap")
+    on_the_local_repository("pull", url)
+    local_reader = encrypted_host(url, seaweed, tmp_path / "cache-b", local_password)
+    assert exported(local_reader, local, "/snap", tmp_path / "out-2") == tree_listing(tree)
+    assert len(reader.stderr("--repo", local, "ls", "/", expect=12).splitlines()) == 1  # the other password
+    assert len(local_reader.stderr("ls", "/", expect=12).splitlines()) == 1
+    assert not holds_marker(url, s3_settings)
+    assert not local_holds_marker(Path(local))
