@@ -12,13 +12,16 @@ import hashlib
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.mountutil import eventually, force_unmount, is_mounted, require_fuse
+from tests.s3.faultproxy import FaultProxy
 from tests.s3.hosts import Host, make_tree, tree_listing
 from tests.s3.seaweed import SeaweedServer
 from zerofs.content import iter_chunk_ids
@@ -476,3 +479,80 @@ def test_push_and_pull_between_encrypted_repositories_with_different_passwords_o
     assert len(local_reader.stderr("ls", "/", expect=12).splitlines()) == 1
     assert not holds_marker(url, s3_settings)
     assert not local_holds_marker(Path(local))
+
+
+# -- killed key changes ---------------------------------------------------------------------------------
+
+
+def slot_keys(url: str, settings: S3Settings) -> set[str]:
+    """The key slot objects of the repository at ``url`` (``keys/<id>``)."""
+    with S3Objects(parse_s3_url(url), settings) as objects:
+        return {info.key for info in objects.list("keys")}
+
+
+def kill_when_slots_change(host: Host, settings: S3Settings, *args: str) -> set[str]:
+    """Start ``zerofs ARGS`` on ``host``, SIGKILL it as soon as the set of slot objects changes; that new set.
+
+    Fails if the command exits first.
+    """
+    before = slot_keys(host.url, settings)
+    proc = host.start(*args)
+    try:
+        deadline = time.monotonic() + 120
+        while (after := slot_keys(host.url, settings)) == before:
+            assert proc.poll() is None, (
+                f"zerofs {' '.join(args)} exited with {proc.returncode} before it changed a slot"
+            )
+            assert time.monotonic() < deadline, f"zerofs {' '.join(args)} changed no slot in 120 s"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=60)
+    return after
+
+
+def opening(url: str, seaweed: SeaweedServer, cache: Path, *passwords: str) -> set[str]:
+    """Which of ``passwords`` open the repository (a host with the cache ``cache``); any other failure fails."""
+    found = set()
+    for password in passwords:
+        proc = Host(url, seaweed.endpoint, cache, ZEROFS_PASSWORD=password).run("cat", "/a.txt", expect=None)
+        assert proc.returncode in (0, 12), proc.stderr.decode()
+        if proc.returncode == 0:
+            assert proc.stdout == b"kept\n"
+            found.add(password)
+    return found
+
+
+def test_key_passwd_and_key_remove_killed_on_s3_leave_a_password_that_opens(
+    url: str, seaweed: SeaweedServer, s3_settings: S3Settings, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """Killed the moment their change reaches the bucket (their requests slowed down by a proxy).
+
+    ``key passwd`` killed once its new slot exists: the new password opens
+    (the old one too, unless its delete was already on its way); ``key
+    remove`` killed once the slot is gone: the removed password never opens,
+    the other always does, on the host that ran it and on a fresh one.
+    """
+    host = Host(url, seaweed.endpoint, tmp_path / "cache-a", ZEROFS_PASSWORD="old")
+    host.run("init", "--encrypt", url, repo=False)
+    host.run("write", "/a.txt", input=b"kept\n")
+    new_file = password_file(tmp_path, "new")
+    proxy.delay_s = 0.2  # every request of the killed commands waits: the kill lands between two of them
+    slow = Host(url, proxy.endpoint, tmp_path / "cache-a", ZEROFS_PASSWORD="old")
+    slots = kill_when_slots_change(slow, s3_settings, "key", "passwd", "--new-password-file", str(new_file))
+    assert len(slots) in (1, 2)
+    time.sleep(1.0)  # a delete the proxy still held reaches the bucket now, or never
+    for cache in ("cache-a", "cache-fresh"):
+        opened = opening(url, seaweed, tmp_path / cache, "old", "new")
+        assert "new" in opened
+        assert len(opened) == len(slot_keys(url, s3_settings))
+    slow = Host(url, proxy.endpoint, tmp_path / "cache-a", ZEROFS_PASSWORD="new")
+    slow.run("key", "add", "--new-password-file", str(password_file(tmp_path, "second")))
+    [second] = [key for key in slot_keys(url, s3_settings) if key not in slots]
+    slots = kill_when_slots_change(slow, s3_settings, "key", "remove", second.removeprefix("keys/"))
+    assert second not in slots
+    time.sleep(1.0)
+    for cache in ("cache-a", "cache-fresh-2"):
+        assert "second" not in opening(url, seaweed, tmp_path / cache, "second")
+        assert opening(url, seaweed, tmp_path / cache, "new") == {"new"}
