@@ -193,6 +193,19 @@ def _fsck_findings(zerofs: Any, args: tuple[str, ...]) -> set[tuple[str, str, st
     return found
 
 
+def test_push_and_pull_between_two_encrypted_repositories_with_the_password_in_the_variable(
+    zerofs: Any, encrypted: Path, tmp_path: Path
+) -> None:
+    """``ZEROFS_PASSWORD`` opens both ends, as a password file does, though it is dropped once read."""
+    other = tmp_path / "other"
+    zerofs("init", "--encrypt", "-q", repo=other, input=b"", env=WITH_PASSWORD)
+    zerofs("push", str(other), input=b"", env=WITH_PASSWORD)
+    assert zerofs("cat", "/d/a.txt", repo=other, input=b"", env=WITH_PASSWORD).stdout == b"hello\n"
+    zerofs("write", "/d/back.txt", repo=other, input=b"from the other end", env=WITH_PASSWORD)
+    zerofs("pull", str(other), input=b"", env=WITH_PASSWORD)
+    assert zerofs("cat", "/d/back.txt", input=b"", env=WITH_PASSWORD).stdout == b"from the other end"
+
+
 def _slots(zerofs: Any, password: str) -> list[dict[str, Any]]:
     proc = zerofs("key", "list", "--json", input=b"", env={"ZEROFS_PASSWORD": password})
     slots: list[dict[str, Any]] = json.loads(proc.stdout)
