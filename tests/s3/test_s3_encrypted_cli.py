@@ -66,7 +66,7 @@ def bucket_contents(url: str, settings: S3Settings) -> dict[str, bytes]:
 
 
 def holds_marker(url: str, settings: S3Settings) -> bool:
-    """True if an object of the repository holds ``MARKER`` (or its first half) in the clear."""
+    """True if an object of the repository holds the first 24 bytes of ``MARKER`` in the clear."""
     return any(MARKER[:24] in data for data in bucket_contents(url, settings).values())
 
 
@@ -358,7 +358,7 @@ def messages(host: Host, repo: str) -> list[str]:
 
 
 def local_holds_marker(repo: Path) -> bool:
-    """True if a file of the local repository ``repo`` holds ``MARKER`` (or its first half) in the clear."""
+    """True if a file of the local repository ``repo`` holds the first 24 bytes of ``MARKER`` in the clear."""
     return any(MARKER[:24] in path.read_bytes() for path in repo.rglob("*") if path.is_file())
 
 
