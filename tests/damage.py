@@ -33,22 +33,22 @@ HEADER_FIELDS = {"id": 0, "kind": 32, "codec": 33, "stored_length": 34, "raw_len
 """Offsets of a blob header's fields (packfile.BLOB_HEADER)."""
 
 
-def chunk_ids_of(repo_path: Path, store_path: str) -> list[ObjectId]:
-    """The chunk ids of the file at ``store_path`` in HEAD, in order."""
-    with Repository.open(repo_path, readonly=True) as repo:
+def chunk_ids_of(repo_path: Path, store_path: str, password: bytes | None = None) -> list[ObjectId]:
+    """The chunk ids of the file at ``store_path`` in HEAD, in order (``password``: an encrypted repository's)."""
+    with Repository.open(repo_path, readonly=True, password=password) as repo:
         entry = lookup(repo, head(repo)[1].root_id, StorePath.parse(store_path))
         return [chunk for chunk, _ in iter_chunk_ids(repo, repo.get_typed(entry.id, FileNode))]
 
 
-def node_id_of(repo_path: Path, store_path: str) -> ObjectId:
-    """The id of the node at ``store_path`` in HEAD."""
-    with Repository.open(repo_path, readonly=True) as repo:
+def node_id_of(repo_path: Path, store_path: str, password: bytes | None = None) -> ObjectId:
+    """The id of the node at ``store_path`` in HEAD (``password``: an encrypted repository's)."""
+    with Repository.open(repo_path, readonly=True, password=password) as repo:
         return lookup(repo, head(repo)[1].root_id, StorePath.parse(store_path)).id
 
 
-def place_of(repo_path: Path, object_id: ObjectId) -> tuple[str, int, int]:
+def place_of(repo_path: Path, object_id: ObjectId, password: bytes | None = None) -> tuple[str, int, int]:
     """(pack file, offset of the blob's header, header and payload length) of a stored object."""
-    with Repository.open(repo_path, readonly=True) as repo:
+    with Repository.open(repo_path, readonly=True, password=password) as repo:
         place = repo.locate(object_id)
     assert place is not None, f"no object {object_id.hex()} to damage"
     return place
@@ -65,9 +65,9 @@ def flip_bit(path: Path | str, offset: int, bit: int = 0) -> None:
         handle.write(bytes([byte[0] ^ (1 << bit)]))
 
 
-def flip_byte(repo_path: Path, object_id: ObjectId, offset: int = -1) -> None:
+def flip_byte(repo_path: Path, object_id: ObjectId, offset: int = -1, password: bytes | None = None) -> None:
     """Flip the low bit of one byte of an object's stored payload (default: its last byte)."""
-    pack, start, length = place_of(repo_path, object_id)
+    pack, start, length = place_of(repo_path, object_id, password)
     payload_bytes = length - BLOB_HEADER.size
     position = offset if offset >= 0 else payload_bytes + offset
     assert 0 <= position < payload_bytes, "no such payload byte"

@@ -80,14 +80,20 @@ def reaped(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait(timeout=60)
 
 
-def run_and_kill(repo: Path, args: list[str], delay: float, stdin_path: Path | None = None) -> bool:
+def run_and_kill(
+    repo: Path, args: list[str], delay: float, stdin_path: Path | None = None, env: dict[str, str] | None = None
+) -> bool:
     """Start ``zerofs ARGS``, SIGKILL it ``delay`` seconds after it started; True if it was still running.
 
-    A command that exits before its kill must have succeeded.
+    A command that exits before its kill must have succeeded. ``env``: variables added to its environment.
     """
     with tempfile.TemporaryFile() as err, open(stdin_path or os.devnull, "rb") as stdin:
         proc = subprocess.Popen(
-            zerofs_command(repo, *args), stdin=stdin, stdout=subprocess.DEVNULL, stderr=err, env=cli_env()
+            zerofs_command(repo, *args),
+            stdin=stdin,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env={**cli_env(), **(env or {})},
         )
         with reaped(proc):
             time.sleep(delay)
@@ -104,12 +110,19 @@ def run_and_kill(repo: Path, args: list[str], delay: float, stdin_path: Path | N
     return True
 
 
-def timed(repo: Path, *args: str, stdin_path: Path | None = None) -> tuple[float, bytes]:
+def timed(
+    repo: Path, *args: str, stdin_path: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[float, bytes]:
     """Run ``zerofs ARGS`` to completion as a child process, as ``run_and_kill`` does; its wall time and output."""
     with open(stdin_path or os.devnull, "rb") as stdin:
         start = time.monotonic()
         proc = subprocess.run(
-            zerofs_command(repo, *args), stdin=stdin, capture_output=True, env=cli_env(), check=False, timeout=120
+            zerofs_command(repo, *args),
+            stdin=stdin,
+            capture_output=True,
+            env={**cli_env(), **(env or {})},
+            check=False,
+            timeout=120,
         )
         elapsed = time.monotonic() - start
     assert proc.returncode == 0, f"zerofs {' '.join(args)}: exit {proc.returncode}\n{proc.stderr.decode()}"

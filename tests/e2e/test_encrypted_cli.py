@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests import damage
 from tests.conftest import run_zerofs
+from tests.e2e.helpers import assert_one_error_line
 from tests.e2e.mountutil import force_unmount, is_mounted, require_fuse
+from zerofs.errors import CorruptionError
 from zerofs.mount.run import mount_process
 
 PASSWORD = "correct horse battery staple"
@@ -149,6 +152,60 @@ def test_a_mount_asks_once_and_keeps_the_password_out_of_its_process(encrypted: 
     assert not is_mounted(mountpoint)
     read = run_zerofs("cat", "/d/new.txt", repo=encrypted, input=b"", env=WITH_PASSWORD)
     assert read.stdout == b"written through the mount"
+
+
+def test_fsck_names_the_store_paths_a_damaged_sealed_chunk_and_directory_affect(zerofs: Any, encrypted: Path) -> None:
+    """A flipped bit in a sealed chunk and in a sealed directory: fsck names the paths, kind and detail, exit 6."""
+    zerofs("write", "-p", "-q", "/e/f.txt", input=b"below the damaged directory\n", env=WITH_PASSWORD)
+    zerofs("clone", "/d", "/snap", input=b"", env=WITH_PASSWORD)
+    secret = PASSWORD.encode()
+    chunk = damage.chunk_ids_of(encrypted, "/d/sub/b.bin", secret)[0]
+    directory = damage.node_id_of(encrypted, "/e", secret)
+    damage.flip_byte(encrypted, chunk, 40, password=secret)
+    damage.flip_byte(encrypted, directory, 10, password=secret)
+    cat = zerofs("cat", "/d/sub/b.bin", input=b"", env=WITH_PASSWORD, expect=CorruptionError.exit_code)
+    assert "fails authentication" in assert_one_error_line(cat)
+    assert cat.stdout == b""
+    assert _fsck_findings(zerofs, ()) == {("/e", directory.hex(), "dir")}  # chunks: presence only
+    assert _fsck_findings(zerofs, ("--read-data",)) == {
+        ("/e", directory.hex(), "dir"),
+        ("/d/sub/b.bin", chunk.hex(), "chunk"),
+        ("/snap/sub/b.bin", chunk.hex(), "chunk"),
+    }
+    text = zerofs("fsck", "--read-data", input=b"", env=WITH_PASSWORD, expect=CorruptionError.exit_code)
+    errors = [line for line in text.stdout.decode().splitlines() if line.startswith("error:")]
+    assert any(line.startswith("error: hash-mismatch: /d/sub/b.bin (") for line in errors)
+    assert assert_one_error_line(text) == "zerofs: fsck found 3 problems (see above)"
+
+
+def _fsck_findings(zerofs: Any, args: tuple[str, ...]) -> set[tuple[str, str, str]]:
+    """``zerofs fsck --json ARGS`` on the damaged repository: exit 6, every finding an authentication failure.
+
+    Returns (path, object, the kind the detail names) of each finding.
+    """
+    proc = zerofs("fsck", "--json", *args, input=b"", env=WITH_PASSWORD, expect=CorruptionError.exit_code)
+    findings = json.loads(proc.stdout)["findings"]
+    found = set()
+    for finding in findings:
+        assert (finding["kind"], finding["severity"]) == ("hash-mismatch", "error")
+        detail = finding["detail"]
+        assert "fails authentication as a " in detail, detail
+        found.add((finding["path"], finding["object"], detail.split("fails authentication as a ")[1].split(":")[0]))
+    assert len(found) == len(findings)
+    return found
+
+
+def test_push_and_pull_between_two_encrypted_repositories_with_the_password_in_the_variable(
+    zerofs: Any, encrypted: Path, tmp_path: Path
+) -> None:
+    """``ZEROFS_PASSWORD`` opens both ends, as a password file does, though it is dropped once read."""
+    other = tmp_path / "other"
+    zerofs("init", "--encrypt", "-q", repo=other, input=b"", env=WITH_PASSWORD)
+    zerofs("push", str(other), input=b"", env=WITH_PASSWORD)
+    assert zerofs("cat", "/d/a.txt", repo=other, input=b"", env=WITH_PASSWORD).stdout == b"hello\n"
+    zerofs("write", "/d/back.txt", repo=other, input=b"from the other end", env=WITH_PASSWORD)
+    zerofs("pull", str(other), input=b"", env=WITH_PASSWORD)
+    assert zerofs("cat", "/d/back.txt", input=b"", env=WITH_PASSWORD).stdout == b"from the other end"
 
 
 def _slots(zerofs: Any, password: str) -> list[dict[str, Any]]:

@@ -294,13 +294,16 @@ T = TypeVar("T")
 _passwords: dict[str, bytes] = {}
 """The passwords read in this process, by repository path: a command that opens a repository twice
 (``mount`` checks it, then its forked process opens it) asks once. Never written anywhere."""
+_dropped: dict[str, str] = {}
+"""``ZEROFS_PASSWORD`` as it was before it was dropped: push and pull read it for their second repository too."""
 
 
 def repository_password(found: Settings) -> bytes:
     """The password of the encrypted repository ``found`` names, read once a process (see ``cli/password.py``).
 
     ``ZEROFS_PASSWORD`` is dropped from the environment once read, so no
-    process started later (a password command, ``fusermount3``) inherits it.
+    process started later (a password command, ``fusermount3``) inherits it;
+    a second repository (push, pull) still reads it, as it would a file.
 
     Raises:
         UsageError: no password source and no terminal, or a source that cannot be read.
@@ -308,10 +311,15 @@ def repository_password(found: Settings) -> bytes:
     path = found.repo_path
     password = _passwords.get(path)
     if password is None:
-        from zerofs.cli.password import drop_password_variable, read_password
+        from zerofs.cli.password import PASSWORD_VARIABLE, drop_password_variable, read_password
 
+        if os.environ.get(PASSWORD_VARIABLE):
+            _dropped[PASSWORD_VARIABLE] = os.environ[PASSWORD_VARIABLE]
         password = read_password(
-            purpose=f"repository {path}", confirm=False, environ=os.environ, stdin_tty=sys.stdin.isatty()
+            purpose=f"repository {path}",
+            confirm=False,
+            environ={**os.environ, **_dropped},
+            stdin_tty=sys.stdin.isatty(),
         )
         drop_password_variable(os.environ)
         _passwords[path] = password
