@@ -313,3 +313,53 @@ def test_init_encrypt_asks_twice_on_a_terminal_without_echo(repo_path: Path) -> 
     assert b"typed-secret" not in output  # never echoed
     read = run_zerofs("ls", "/", repo=repo_path, input=b"", env={"ZEROFS_PASSWORD": "typed-secret"})
     assert read.stdout == b""
+
+
+def test_push_and_pull_between_repositories_of_two_passwords_without_a_terminal(
+    zerofs: Any, encrypted: Path, tmp_path: Path
+) -> None:
+    """ZEROFS_OTHER_PASSWORD* opens push's DESTINATION and pull's SOURCE; this repository keeps its own."""
+    other = tmp_path / "other"
+    zerofs("init", "--encrypt", repo=other, input=b"", env={"ZEROFS_PASSWORD": "other password"})
+    other_file = tmp_path / "other.pw"
+    other_file.write_text("other password\n")
+    # One password for both: the other repository refuses it, and nothing moves.
+    proc = zerofs("push", str(other), input=b"", env=WITH_PASSWORD, expect=12)
+    assert_one_error_line(proc)
+    for source in (
+        {"ZEROFS_OTHER_PASSWORD_FILE": str(other_file)},
+        {"ZEROFS_OTHER_PASSWORD_COMMAND": f"cat {other_file}"},
+        {"ZEROFS_OTHER_PASSWORD": "other password"},
+    ):
+        zerofs("push", str(other), input=b"", env={**WITH_PASSWORD, **source})
+        assert zerofs("cat", "/d/a.txt", repo=other, input=b"", env={"ZEROFS_PASSWORD": "other password"}).stdout == (
+            b"hello\n"
+        )
+    zerofs("write", "/from-other.txt", repo=other, input=b"back\n", env={"ZEROFS_PASSWORD": "other password"})
+    zerofs("pull", str(other), input=b"", env={**WITH_PASSWORD, "ZEROFS_OTHER_PASSWORD_FILE": str(other_file)})
+    assert zerofs("cat", "/from-other.txt", input=b"", env=WITH_PASSWORD).stdout == b"back\n"
+    # The other variables never open this repository, and a file and a command together are refused.
+    proc = zerofs("cat", "/d/a.txt", input=b"", env={"ZEROFS_OTHER_PASSWORD": PASSWORD}, expect=2)
+    assert "ZEROFS_PASSWORD_FILE" in assert_one_error_line(proc)
+    both = {"ZEROFS_OTHER_PASSWORD_FILE": str(other_file), "ZEROFS_OTHER_PASSWORD_COMMAND": "true"}
+    proc = zerofs("push", str(other), input=b"", env={**WITH_PASSWORD, **both}, expect=2)
+    assert "ZEROFS_OTHER_PASSWORD_FILE and ZEROFS_OTHER_PASSWORD_COMMAND" in assert_one_error_line(proc)
+
+
+def test_a_password_command_sees_neither_password_variable(zerofs: Any, encrypted: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    zerofs("init", "--encrypt", repo=other, input=b"", env={"ZEROFS_PASSWORD": "other password"})
+    seen = tmp_path / "seen"
+    script = tmp_path / "pw.sh"
+    script.write_text(f'#!/bin/sh\nenv > "{seen}"\necho "other password"\n')
+    script.chmod(0o755)
+    zerofs(
+        "push",
+        str(other),
+        input=b"",
+        env={**WITH_PASSWORD, "ZEROFS_OTHER_PASSWORD_COMMAND": str(script), "ZEROFS_OTHER_PASSWORD": "unused"},
+    )
+    environment = seen.read_text()
+    assert "ZEROFS_OTHER_PASSWORD_COMMAND=" in environment  # the script did run with the caller's environment
+    assert PASSWORD not in environment
+    assert "unused" not in environment

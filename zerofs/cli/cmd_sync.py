@@ -41,7 +41,9 @@ def push(
     HEAD must be an ancestor of this one, or it must be fresh from init)
     unless --force. An interrupted push can simply be run again: it sends
     only what is still missing. Chunk sizes may differ between the two.
-    Example: zerofs push /mnt/backup/zerofs
+    An encrypted DESTINATION with another password reads it from
+    ZEROFS_OTHER_PASSWORD_FILE, ZEROFS_OTHER_PASSWORD_COMMAND or
+    ZEROFS_OTHER_PASSWORD. Example: zerofs push /mnt/backup/zerofs
     """
     here = shared.settings()
     there = locate(destination, "DESTINATION")
@@ -61,7 +63,9 @@ def pull(
     The reverse of push, with the same guarantees: only what is missing is
     copied, verified, and this repository's HEAD moves last, only forward
     unless --force. A live mount of this repository commits first and then
-    shows the pulled tree. Example: zerofs pull /mnt/backup/zerofs
+    shows the pulled tree. An encrypted SOURCE with another password reads
+    it from ZEROFS_OTHER_PASSWORD_FILE, ZEROFS_OTHER_PASSWORD_COMMAND or
+    ZEROFS_OTHER_PASSWORD. Example: zerofs pull /mnt/backup/zerofs
     """
     here = shared.settings()
     there = locate(source, "SOURCE")

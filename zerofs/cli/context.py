@@ -295,15 +295,18 @@ _passwords: dict[str, bytes] = {}
 """The passwords read in this process, by repository path: a command that opens a repository twice
 (``mount`` checks it, then its forked process opens it) asks once. Never written anywhere."""
 _dropped: dict[str, str] = {}
-"""``ZEROFS_PASSWORD`` as it was before it was dropped: push and pull read it for their second repository too."""
+"""``ZEROFS_PASSWORD`` and ``ZEROFS_OTHER_PASSWORD`` as they were before they were dropped from the
+environment: the second repository of a push or pull reads them too, as it would a file."""
 
 
 def repository_password(found: Settings) -> bytes:
     """The password of the encrypted repository ``found`` names, read once a process (see ``cli/password.py``).
 
-    ``ZEROFS_PASSWORD`` is dropped from the environment once read, so no
-    process started later (a password command, ``fusermount3``) inherits it;
-    a second repository (push, pull) still reads it, as it would a file.
+    The other repository of a push or pull (named by its DESTINATION or
+    SOURCE) reads ``ZEROFS_OTHER_PASSWORD*`` if one is set, else the same
+    variables as the first. ``ZEROFS_PASSWORD`` and ``ZEROFS_OTHER_PASSWORD``
+    are dropped from the environment once read, so no process started
+    later (a password command, ``fusermount3``) inherits them.
 
     Raises:
         UsageError: no password source and no terminal, or a source that cannot be read.
@@ -311,15 +314,17 @@ def repository_password(found: Settings) -> bytes:
     path = found.repo_path
     password = _passwords.get(path)
     if password is None:
-        from zerofs.cli.password import PASSWORD_VARIABLE, drop_password_variable, read_password
+        from zerofs.cli.password import OTHER, OWN, VALUE_VARIABLES, drop_password_variable, read_password
 
-        if os.environ.get(PASSWORD_VARIABLE):
-            _dropped[PASSWORD_VARIABLE] = os.environ[PASSWORD_VARIABLE]
+        _dropped.update((name, os.environ[name]) for name in VALUE_VARIABLES if os.environ.get(name))
+        environ = {**os.environ, **_dropped}
+        is_other = found.source in REPOSITORY_ARGUMENTS and any(environ.get(name) for name in OTHER)
         password = read_password(
             purpose=f"repository {path}",
             confirm=False,
-            environ={**os.environ, **_dropped},
+            environ=environ,
             stdin_tty=sys.stdin.isatty(),
+            sources=OTHER if is_other else OWN,
         )
         drop_password_variable(os.environ)
         _passwords[path] = password

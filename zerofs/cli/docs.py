@@ -109,6 +109,10 @@ ENVIRONMENT = [
         "XDG_RUNTIME_DIR",
         "Where the key cache keeps an encrypted repository's unlocked key (else /run/user/UID); must be mode 0700.",
     ),
+    (
+        "ZEROFS_OTHER_PASSWORD_FILE, ZEROFS_OTHER_PASSWORD_COMMAND, ZEROFS_OTHER_PASSWORD",
+        "The password of push's DESTINATION or pull's SOURCE when it differs; if none is set, as the first's.",
+    ),
     ("NO_COLOR", "When set, no colours on a terminal."),
     ("ZEROFS_DEBUG", "When 1, internal errors show a Python traceback (as --debug does)."),
 ]

@@ -18,12 +18,18 @@ must never change, or existing passwords stop opening). An empty password
 is refused from every source, and so is one longer than
 ``MAX_PASSWORD_BYTES``.
 
+The other repository of a push or pull (its DESTINATION or SOURCE) reads the
+same way from ``ZEROFS_OTHER_PASSWORD_FILE``, ``ZEROFS_OTHER_PASSWORD_COMMAND``
+and ``ZEROFS_OTHER_PASSWORD`` (restic's ``--from-password-*`` of ``copy``)
+when one of them is set, and from the variables above when none is
+(``OTHER``, ``OWN``; the CLI chooses).
+
 Nothing here puts a password into a message, a repr, a log record, a
 core dump or a process title: before a password is read, the process gives
 up core dumps (``keep_out_of_core_dumps``), and it never changes its title;
 a failed command is named by its program alone (its arguments may hold a
-secret) and its output is never shown. The password
-command gets the caller's environment without ``ZEROFS_PASSWORD``, and
+secret) and its output is never shown. The password command gets the
+caller's environment without ``ZEROFS_PASSWORD`` and ``ZEROFS_OTHER_PASSWORD``, and
 ``/dev/null`` as its standard input (restic's choice: standard input may
 carry data for ``zerofs write``); its standard error is the user's. The CLI
 calls ``drop_password_variable`` once it has the password, so that no later
@@ -40,16 +46,36 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping, MutableMapping
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from zerofs.errors import UsageError
 
 if TYPE_CHECKING:
     import subprocess
 
-FILE_VARIABLE: Final = "ZEROFS_PASSWORD_FILE"
-COMMAND_VARIABLE: Final = "ZEROFS_PASSWORD_COMMAND"
-PASSWORD_VARIABLE: Final = "ZEROFS_PASSWORD"
+
+class Sources(NamedTuple):
+    """The names of the environment variables a password is read from: a file, a command, the password itself."""
+
+    file: str
+    command: str
+    value: str
+
+    @property
+    def no_password(self) -> str:
+        """The error when none of them is set and there is no terminal."""
+        return f"no password: set {self.file}, {self.command} or {self.value}, or run on a terminal"
+
+
+OWN: Final = Sources("ZEROFS_PASSWORD_FILE", "ZEROFS_PASSWORD_COMMAND", "ZEROFS_PASSWORD")
+"""Where a repository's password comes from."""
+OTHER: Final = Sources("ZEROFS_OTHER_PASSWORD_FILE", "ZEROFS_OTHER_PASSWORD_COMMAND", "ZEROFS_OTHER_PASSWORD")
+"""Where the other repository of a push or pull (its DESTINATION or SOURCE) takes its password, if one is set."""
+FILE_VARIABLE: Final = OWN.file
+COMMAND_VARIABLE: Final = OWN.command
+PASSWORD_VARIABLE: Final = OWN.value
+VALUE_VARIABLES: Final = (OWN.value, OTHER.value)
+"""The variables that hold a password itself: no password command and no child process gets them."""
 
 MAX_PASSWORD_BYTES: Final = 64 * 1024
 """Longer than any password or key file; a longer source is a mistake (a whole document, ``/dev/zero``, ``yes``)."""
@@ -59,12 +85,12 @@ COMMAND_TIMEOUT_SECONDS: Final = 120.0
 """How long a password command may run: long enough to type a passphrase into a pinentry, short enough for cron."""
 TERMINAL: Final = "/dev/tty"
 
-NO_PASSWORD: Final = (
-    f"no password: set {FILE_VARIABLE}, {COMMAND_VARIABLE} or {PASSWORD_VARIABLE}, or run on a terminal"
-)
+NO_PASSWORD: Final = OWN.no_password
 
 
-def read_password(*, purpose: str, confirm: bool, environ: Mapping[str, str], stdin_tty: bool) -> bytes:
+def read_password(
+    *, purpose: str, confirm: bool, environ: Mapping[str, str], stdin_tty: bool, sources: Sources = OWN
+) -> bytes:
     """Return the password from the first source that is set (see the module's docstring for the order).
 
     Args:
@@ -72,9 +98,10 @@ def read_password(*, purpose: str, confirm: bool, environ: Mapping[str, str], st
         confirm: ask twice and compare, when the password is typed (``init``, a new key); other
             sources are read once, as in restic.
         environ: the environment to read the variables from (``os.environ``); the password command
-            runs with it, less ``ZEROFS_PASSWORD``.
+            runs with it, less ``ZEROFS_PASSWORD`` and ``ZEROFS_OTHER_PASSWORD``.
         stdin_tty: whether standard input is a terminal; without one zerofs never prompts, so a
             script or a pipeline fails at once instead of waiting for a password nobody types.
+        sources: which variables to read (``OWN``; ``OTHER`` for the other repository of a push or pull).
 
     Returns:
         The password's bytes: what the terminal sent, the file's bytes or the command's output (less
@@ -85,20 +112,20 @@ def read_password(*, purpose: str, confirm: bool, environ: Mapping[str, str], st
             over-long password, the two typed passwords differ, or there is no source and no terminal.
     """
     keep_out_of_core_dumps()
-    file_path = environ.get(FILE_VARIABLE, "")
-    command = environ.get(COMMAND_VARIABLE, "")
+    file_path = environ.get(sources.file, "")
+    command = environ.get(sources.command, "")
     if file_path and command:
-        raise UsageError(f"{FILE_VARIABLE} and {COMMAND_VARIABLE} are both set: unset one of them")
+        raise UsageError(f"{sources.file} and {sources.command} are both set: unset one of them")
     if command:
-        return _from_command(command, environ)
+        return _from_command(command, environ, sources)
     if file_path:
-        return _from_file(file_path)
-    value = environ.get(PASSWORD_VARIABLE, "")
+        return _from_file(file_path, sources)
+    value = environ.get(sources.value, "")
     if value:
-        return _from_variable(value)
+        return _from_variable(value, sources)
     if not stdin_tty:
-        raise UsageError(NO_PASSWORD)
-    return _from_terminal(purpose, confirm=confirm)
+        raise UsageError(sources.no_password)
+    return _from_terminal(purpose, confirm=confirm, no_password=sources.no_password)
 
 
 _PR_SET_DUMPABLE: Final = 4
@@ -123,7 +150,7 @@ def keep_out_of_core_dumps() -> None:
 
 
 def drop_password_variable(environ: MutableMapping[str, str]) -> None:
-    """Remove ``ZEROFS_PASSWORD`` from ``environ`` (``os.environ``: the process's own, via unsetenv).
+    """Remove ``ZEROFS_PASSWORD`` and ``ZEROFS_OTHER_PASSWORD`` from ``environ`` (``os.environ``: via unsetenv).
 
     The CLI calls this once it holds the password, so no process it starts
     or forks afterwards (a mount's process, ``fusermount3``) inherits it.
@@ -131,9 +158,10 @@ def drop_password_variable(environ: MutableMapping[str, str]) -> None:
     shows, which a forked mount process copies and keeps for its whole life:
     the value is overwritten there first (``_erase_from_start_environment``).
     """
-    if environ is os.environ and environ.get(PASSWORD_VARIABLE):
-        _erase_from_start_environment(PASSWORD_VARIABLE)
-    environ.pop(PASSWORD_VARIABLE, None)
+    for name in VALUE_VARIABLES:
+        if environ is os.environ and environ.get(name):
+            _erase_from_start_environment(name)
+        environ.pop(name, None)
 
 
 def _erase_from_start_environment(name: str) -> None:
@@ -156,16 +184,16 @@ def _erase_from_start_environment(name: str) -> None:
         index += 1
 
 
-def _from_variable(value: str) -> bytes:
-    """The bytes of ``ZEROFS_PASSWORD`` as the process received them."""
+def _from_variable(value: str, sources: Sources) -> bytes:
+    """The bytes of ``ZEROFS_PASSWORD`` (``sources.value``) as the process received them."""
     try:
         password = os.fsencode(value)
     except UnicodeEncodeError:
         # Not from a real environment (os.environ decodes with surrogateescape). The
         # exception would quote a character of the password: drop it, do not chain it.
-        raise UsageError(f"{PASSWORD_VARIABLE} cannot be encoded as bytes") from None
+        raise UsageError(f"{sources.value} cannot be encoded as bytes") from None
     return _checked(
-        password, too_long=f"{PASSWORD_VARIABLE} is longer than {MAX_PASSWORD_BYTES} bytes", empty=NO_PASSWORD
+        password, too_long=f"{sources.value} is longer than {MAX_PASSWORD_BYTES} bytes", empty=sources.no_password
     )
 
 
@@ -187,9 +215,9 @@ def _without_newline(data: bytes) -> bytes:
 # ZEROFS_PASSWORD_FILE
 
 
-def _from_file(path: str) -> bytes:
+def _from_file(path: str, sources: Sources) -> bytes:
     """The bytes of the password file, less one trailing newline."""
-    where = f"password file {path!r} ({FILE_VARIABLE})"
+    where = f"password file {path!r} ({sources.file})"
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as exc:
@@ -224,19 +252,19 @@ def _read_at_most(fd: int, limit: int) -> bytes:
 # ZEROFS_PASSWORD_COMMAND
 
 
-def _from_command(command: str, environ: Mapping[str, str]) -> bytes:
+def _from_command(command: str, environ: Mapping[str, str], sources: Sources) -> bytes:
     """The standard output of the password command, less one trailing newline."""
     import shlex
 
     try:
         argv = shlex.split(command)
     except ValueError as exc:  # "No closing quotation": it quotes nothing of the command
-        raise UsageError(f"{COMMAND_VARIABLE} cannot be split into words: {exc}") from None
+        raise UsageError(f"{sources.command} cannot be split into words: {exc}") from None
     if not argv:
-        raise UsageError(f"{COMMAND_VARIABLE} names no program")
+        raise UsageError(f"{sources.command} names no program")
     # Named by its program alone: its arguments may hold a secret ("echo hunter2").
-    where = f"password command {argv[0]!r} ({COMMAND_VARIABLE})"
-    env = {name: value for name, value in environ.items() if name != PASSWORD_VARIABLE}
+    where = f"password command {argv[0]!r} ({sources.command})"
+    env = {name: value for name, value in environ.items() if name not in VALUE_VARIABLES}
     output = _run_command(argv, env, where)
     return _checked(  # too_long is unreachable: _run_command already refused a longer output
         _without_newline(output),
@@ -340,14 +368,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 # The terminal
 
 
-def _from_terminal(purpose: str, *, confirm: bool) -> bytes:
-    """Ask on the controlling terminal with echo off; twice and compared if ``confirm``."""
+def _from_terminal(purpose: str, *, confirm: bool, no_password: str) -> bytes:
+    """Ask on the controlling terminal with echo off; twice and compared if ``confirm``.
+
+    Raises:
+        UsageError: ``no_password`` when there is no controlling terminal; an empty or over-long password.
+    """
     import hmac
 
     try:
         fd = os.open(TERMINAL, os.O_RDWR | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError:  # ENXIO: no controlling terminal (cron, a detached process)
-        raise UsageError(NO_PASSWORD) from None
+        raise UsageError(no_password) from None
     try:
         shown = "".join(char if char.isprintable() else "?" for char in purpose)
         password = _prompt(fd, f"Password for {shown}: ")
