@@ -123,7 +123,6 @@ def test_sigkill_during_key_passwd_leaves_the_old_or_the_new_password(
     template: Path, new_password_file: Path, tmp_path: Path
 ) -> None:
     seed = 1501
-    rng = random.Random(seed)
     args = ["key", "passwd", "--new-password-file", str(new_password_file)]
     env = {"ZEROFS_PASSWORD": OLD}
     undisturbed = tmp_path / "undisturbed"
@@ -131,20 +130,7 @@ def test_sigkill_during_key_passwd_leaves_the_old_or_the_new_password(
     duration, _ = timed(undisturbed, *args, env=env)
     assert check_after(undisturbed, "undisturbed", finished=True, must_open=NEW, gone=OLD) == {NEW}
 
-    seen: list[frozenset[str]] = []
-    killed = 0
-    for k, fraction in enumerate(kill_fractions(rng), start=1):
-        delay = fraction * duration
-        context = (
-            f"key passwd, seed {seed}, round {k}, SIGKILL after {delay:.3f} s ({fraction:.2f} of {duration:.2f} s)"
-        )
-        repo = tmp_path / f"repo{k}"
-        shutil.copytree(template, repo)
-        was_killed = run_and_kill(repo, args, delay, env=env)
-        killed += was_killed
-        seen.append(frozenset(check_after(repo, context, finished=not was_killed, must_open=None, gone=OLD)))
-        shutil.rmtree(repo)
-    assert killed >= KILLS // 2, f"only {killed} of {KILLS} key passwd were still running when killed"
+    seen = _kill_rounds(template, tmp_path, args, env, seed, duration, must_open=None, gone=OLD)
     assert frozenset({OLD}) in seen, f"no kill came before the new slot was written: {seen}"
 
     stopped: list[set[str]] = []
@@ -161,6 +147,37 @@ def test_sigkill_during_key_passwd_leaves_the_old_or_the_new_password(
     assert {OLD, NEW} in stopped, f"key passwd was never stopped between its two steps: {stopped}"
 
 
+def _kill_rounds(
+    template: Path,
+    tmp_path: Path,
+    args: list[str],
+    env: dict[str, str],
+    seed: int,
+    duration: float,
+    *,
+    must_open: str | None,
+    gone: str,
+) -> list[frozenset[str]]:
+    """Run ``args`` on fresh copies of ``template``, SIGKILLed at ``kill_fractions`` of ``duration``; check each.
+
+    Returns the set of passwords that opened each copy afterwards.
+    """
+    what = " ".join(args[:2])
+    seen: list[frozenset[str]] = []
+    killed = 0
+    for k, fraction in enumerate(kill_fractions(random.Random(seed)), start=1):
+        delay = fraction * duration
+        context = f"{what}, seed {seed}, round {k}, SIGKILL after {delay:.3f} s ({fraction:.2f} of {duration:.2f} s)"
+        repo = tmp_path / f"repo{k}"
+        shutil.copytree(template, repo)
+        was_killed = run_and_kill(repo, args, delay, env=env)
+        killed += was_killed
+        seen.append(frozenset(check_after(repo, context, finished=not was_killed, must_open=must_open, gone=gone)))
+        shutil.rmtree(repo)
+    assert killed >= KILLS // 2, f"only {killed} of {KILLS} {what} were still running when killed"
+    return seen
+
+
 # -- key remove -----------------------------------------------------------------------------------------
 
 
@@ -170,7 +187,6 @@ def test_sigkill_during_key_remove_never_leaves_neither_and_a_removed_password_n
 ) -> None:
     """Two slots (``OLD``, ``NEW``); ``OLD`` removes the slot of ``removed`` (``--force`` if it is its own)."""
     seed = 1502 if removed == NEW else 1503
-    rng = random.Random(seed)
     env = {"ZEROFS_PASSWORD": OLD}
     [old_slot] = slot_ids(template, OLD)
     added = run_zerofs(
@@ -184,20 +200,7 @@ def test_sigkill_during_key_remove_never_leaves_neither_and_a_removed_password_n
     duration, _ = timed(undisturbed, *args, env=env)
     assert check_after(undisturbed, "undisturbed", finished=True, must_open=kept, gone=removed) == {kept}
 
-    seen: list[frozenset[str]] = []
-    killed = 0
-    for k, fraction in enumerate(kill_fractions(rng), start=1):
-        delay = fraction * duration
-        context = (
-            f"key remove, seed {seed}, round {k}, SIGKILL after {delay:.3f} s ({fraction:.2f} of {duration:.2f} s)"
-        )
-        repo = tmp_path / f"repo{k}"
-        shutil.copytree(template, repo)
-        was_killed = run_and_kill(repo, args, delay, env=env)
-        killed += was_killed
-        seen.append(frozenset(check_after(repo, context, finished=not was_killed, must_open=kept, gone=removed)))
-        shutil.rmtree(repo)
-    assert killed >= KILLS // 2, f"only {killed} of {KILLS} key remove were still running when killed"
+    seen = _kill_rounds(template, tmp_path, args, env, seed, duration, must_open=kept, gone=removed)
     assert frozenset({OLD, NEW}) in seen, f"no kill came before the slot was removed: {seen}"
 
     repo = tmp_path / "stopped"
