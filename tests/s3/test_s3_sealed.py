@@ -29,7 +29,7 @@ from zerofs.store.s3cache import META_SUFFIX, index_key
 from zerofs.store.s3collect import SharedCollection, rebuild_index
 from zerofs.store.s3config import S3Location, S3Settings
 from zerofs.store.s3store import S3Store, _NewPack, create_config
-from zerofs.store.sealer import SEALED_RECORD_OVERHEAD_BYTES, Sealer
+from zerofs.store.sealer import Sealer, sealed_record_bytes
 
 KEYS = Keys.derive(bytes(range(32)))
 TAG = plain.TAG
@@ -39,7 +39,8 @@ MARKER = b"zerofs-plaintext-marker-" + os.urandom(8).hex().encode()
 class TestSealedS3Store(plain.TestS3Store):
     """The plain S3 store's suite, every pack, index object and ref sealed."""
 
-    STORED_OVERHEAD_BYTES = SEALED_RECORD_OVERHEAD_BYTES
+    def stored_bytes(self, payload_bytes: int) -> int:
+        return sealed_record_bytes(payload_bytes)
 
     def sealer(self) -> Any:
         return Sealer(KEYS)

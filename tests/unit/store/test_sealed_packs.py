@@ -15,6 +15,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
@@ -30,7 +31,7 @@ from zerofs.store.local import PackStore
 from zerofs.store.maintenance import check_storage, rebuild_index
 from zerofs.store.packfile import BLOB_HEADER, FLAG_ENCRYPTED, PACK_HEADER, SEALED_KIND, SEALED_TAIL, pack_header
 from zerofs.store.results import StorageProblemKind
-from zerofs.store.sealer import SEALED_RECORD_OVERHEAD_BYTES, Sealer
+from zerofs.store.sealer import Sealer, sealed_record_bytes
 
 KEYS = Keys.derive(bytes(range(32)))
 OTHER_KEYS = Keys.derive(bytes(range(1, 33)))
@@ -50,7 +51,8 @@ def keyed_id(kind: Kind, body: bytes) -> bytes:
 
 
 class TestSealedPackStore(StoreConformance):
-    STORED_OVERHEAD_BYTES = SEALED_RECORD_OVERHEAD_BYTES
+    def stored_bytes(self, payload_bytes: int) -> int:
+        return sealed_record_bytes(payload_bytes)
 
     def make_store(self, tmp_path: Path) -> Any:
         return new_store(tmp_path / "repo")
@@ -463,19 +465,23 @@ def test_a_sealed_record_is_the_documented_layout_under_the_library_primitives()
     object_id = keyed_id(Kind.DIR, body)
     record = encode_record(Kind.DIR, body, 3)
     sealed = sealer().seal_record(object_id, record)
-    assert len(sealed) == len(record.payload) + SEALED_RECORD_OVERHEAD_BYTES
+    payload_bytes = len(record.payload)
+    assert payload_bytes == 31  # zstd of the repeated text: 10 + 31 = 41 bytes, padded to a multiple of 4
+    assert len(sealed) == 44 + 45 == sealed_record_bytes(payload_bytes)
     version, salt, nonce = sealed[0], sealed[1:17], sealed[17:29]
     assert version == 1
     cipher = AESGCM(session_key(KEYS.meta.key_bytes, salt))  # nodes: the metadata key
     plain = cipher.decrypt(nonce, sealed[29:], sealed[:29] + node_ad(Kind.DIR, object_id))
-    assert plain == struct.pack("<BBI", Kind.DIR, record.codec, len(body)) + bytes(record.payload)
-    chunk = b"chunk body"
+    head = struct.pack("<BBII", Kind.DIR, record.codec, len(body), payload_bytes)
+    assert plain == head + bytes(record.payload) + bytes(3)
+    chunk = blake3.blake3(b"chunk body").digest(length=1000)  # does not compress: stored raw
     chunk_sealed = sealer().seal_record(keyed_id(Kind.CHUNK, chunk), encode_record(Kind.CHUNK, chunk, 3))
     cipher = AESGCM(session_key(KEYS.data.key_bytes, chunk_sealed[1:17]))  # chunks: the data key
     plain = cipher.decrypt(
         chunk_sealed[17:29], chunk_sealed[29:], chunk_sealed[:29] + chunk_ad(keyed_id(Kind.CHUNK, chunk))
     )
-    assert plain == struct.pack("<BBI", Kind.CHUNK, 0, len(chunk)) + chunk
+    assert len(plain) == 1024  # 10 + 1000 bytes: bit 9 is the highest, so a multiple of 2 ** (9 - 4)
+    assert plain == struct.pack("<BBII", Kind.CHUNK, 0, len(chunk), len(chunk)) + chunk + bytes(14)
 
 
 @given(st.sampled_from(list(Kind)), st.binary(max_size=3000), st.data())
