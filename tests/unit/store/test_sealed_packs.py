@@ -9,6 +9,7 @@ replaced), then asks the store (``get``), the data scan (``scan``, what
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import struct
@@ -507,5 +508,120 @@ def test_blobs_not_indexed_yet_are_read_back_opened(tmp_path: Path) -> None:
             batch.put(object_id, encode_record(Kind.CHUNK, body, 3))
         assert store.index.locate(object_id) is None
         assert read_body(store, object_id) == body
+    finally:
+        store.close()
+
+
+# -- the order of blobs in a pack (issue #15) ----------------------------------------
+
+
+def ascending_steps(offsets: list[int]) -> int:
+    """How many neighbours in the write order also lie in that order in the pack."""
+    return sum(b > a for a, b in itertools.pairwise(offsets))
+
+
+def put_chunks(store: PackStore, bodies: list[bytes]) -> list[bytes]:
+    ids = [keyed_id(Kind.CHUNK, body) for body in bodies]
+    with store.batch() as batch:
+        for object_id, body in zip(ids, bodies, strict=True):
+            batch.put(object_id, encode_record(Kind.CHUNK, body, 3))
+    return ids
+
+
+def test_a_packs_blobs_are_not_in_the_order_they_were_stored(tmp_path: Path) -> None:
+    bodies = [os.urandom(100 + 13 * i) for i in range(300)]
+    store = new_store(tmp_path / "repo")
+    ids = put_chunks(store, bodies)
+    store.close()
+    store = PackStore(tmp_path / "repo", sealer=sealer())
+    try:
+        assert len(pack_files(store)) == 1
+        offsets = [store.locate(object_id)[1] for object_id in ids]
+        assert len(set(offsets)) == len(ids)
+        # A random order has about 150 of 299 steps ascending (sd 5); the write order has all 299.
+        assert 100 < ascending_steps(offsets) < 200
+        for object_id, body in zip(ids, bodies, strict=True):
+            assert read_body(store, object_id) == body
+        assert list(check_storage(store)) == []
+        store, problems = rebuilt(store)  # the trailer lists the blobs in pack order
+        assert problems == ("no HEAD the ref log records is in the packs: HEAD is not set",)
+        assert [store.locate(object_id)[1] for object_id in ids] == offsets
+    finally:
+        store.close()
+    (tmp_path / "plain").mkdir()
+    plain = PackStore.create(tmp_path / "plain", b"{}")
+    try:
+        with plain.batch() as batch:
+            for index, body in enumerate(bodies):
+                batch.put(some_id(index), rec(body))
+        offsets = [plain.locate(some_id(index))[1] for index in range(len(bodies))]
+        assert offsets == sorted(offsets)  # a plain pack keeps the order it was written in
+    finally:
+        plain.close()
+
+
+def test_blobs_held_back_are_read_before_they_reach_the_pack(tmp_path: Path) -> None:
+    store = new_store(tmp_path / "repo")
+    try:
+        body = os.urandom(5000)
+        object_id = keyed_id(Kind.CHUNK, body)
+        with store.batch() as batch:
+            batch.put(object_id, encode_record(Kind.CHUNK, body, 3))
+            assert batch.has(object_id)
+            assert store.has(object_id)
+            with store.has_checker() as has:
+                assert has(object_id)
+            assert store.info(object_id).stored_bytes == sealed_record_bytes(5000)
+            assert read_body(store, object_id) == body
+            assert not pack_files(store), "written before the batch indexes it"
+        assert len(pack_files(store)) == 1
+        assert read_body(store, object_id) == body
+    finally:
+        store.close()
+
+
+def failing_batch(store: PackStore, object_id: bytes, body: bytes) -> None:
+    with store.batch() as batch:
+        batch.put(object_id, encode_record(Kind.CHUNK, body, 3))
+        raise RuntimeError("the change failed")
+
+
+def test_a_failed_batch_leaves_nothing_held(tmp_path: Path) -> None:
+    store = new_store(tmp_path / "repo")
+    try:
+        kept = put_chunks(store, [b"kept " * 100])
+        body = os.urandom(5000)
+        object_id = keyed_id(Kind.CHUNK, body)
+        with pytest.raises(RuntimeError, match="the change failed"):
+            failing_batch(store, object_id, body)
+        assert not store.has(object_id)
+        assert store.get(object_id) is None
+        put_chunks(store, [b"after " * 100])
+        assert read_body(store, kept[0]) == b"kept " * 100
+    finally:
+        store.close()
+    store = PackStore(tmp_path / "repo", sealer=sealer())
+    try:
+        assert store.get(object_id) is None
+        assert list(check_storage(store)) == []
+    finally:
+        store.close()
+
+
+def test_full_packs_are_each_written_in_a_random_order(tmp_path: Path) -> None:
+    bodies = [os.urandom((1 << 20) + i) for i in range(40)]  # 40 MiB: a full pack (32 MiB) and the rest
+    store = new_store(tmp_path / "repo")
+    ids = put_chunks(store, bodies)
+    store.close()
+    store = PackStore(tmp_path / "repo", sealer=sealer())
+    try:
+        assert len(pack_files(store)) == 2
+        places = [store.locate(object_id)[:2] for object_id in ids]
+        first_pack = [offset for path, offset in places if path == places[0][0]]
+        assert 20 < len(first_pack) < 40
+        assert first_pack != sorted(first_pack)
+        for object_id, body in zip(ids, bodies, strict=True):
+            assert read_body(store, object_id) == body
+        assert list(check_storage(store)) == []
     finally:
         store.close()
