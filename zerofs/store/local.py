@@ -23,7 +23,7 @@ repository): a flipped byte anywhere, in a pack or in the index, is
 reported, never returned.
 
 An encrypted repository's store is given a ``Sealer`` (``store/sealer.py``):
-it writes encrypted packs of sealed blobs, each pack's in a random order
+it writes encrypted packs of sealed blobs, in runs of a random order
 (``PackStore.hold``: issue #15), and a read opens the blob with
 the key and associated data of the kind the index gives, then checks the
 kind and raw length inside against the index. The same sealer seals the
@@ -72,6 +72,15 @@ MAX_LAG_COMMITS: Final = 1000
 """How far back from the index's HEAD opening looks for the ref log's last HEAD."""
 PACK_TARGET_BYTES: Final = 32 << 20
 """A pack is closed once it holds this much (chosen by benchmarks/pack_size.py; see ARCHITECTURE.md)."""
+SHUFFLE_BYTES: Final = 2 << 20
+"""An encrypted store writes the sealed blobs it holds back, in a random order, once this many have gathered.
+
+About 25 default chunks or a few hundred small files per shuffled run. Not
+a whole pack: held data leaves the CPU's caches before it is written, and
+that costs. ``benchmarks/shuffle_window.py`` (CPU seconds to seal and store
+1 GiB of 80 KB chunks, medians of 3 on 2 shared cores): each blob written as
+it comes 1.09, windows of 1 MiB 1.07, 2 MiB 1.07, 4 MiB 1.13, a whole pack
+(32 MiB) 1.29."""
 FLUSH_BYTES: Final = 1 << 30
 FLUSH_BLOBS: Final = 250_000
 FLUSH_SECONDS: Final = 30.0
@@ -345,14 +354,14 @@ class PackStore:
                 self._batch_lock.release()
 
     def hold(self, object_id: ObjectId, header: bytes, stored: bytes | bytearray | memoryview, info: BlobInfo) -> None:
-        """Keep a sealed blob back; once the held blobs fill the open pack, write them, in a random order, and close it.
+        """Keep a sealed blob back; write the held blobs, in a random order, once ``SHUFFLE_BYTES`` have gathered.
 
         Why (issue #15): blobs appended as they come would lie in a pack in
         the order of the files and chunks they hold, so whoever reads the
-        pack would see each file's chunk sizes in sequence. Held back until a
-        pack's worth has gathered (``PACK_TARGET_BYTES``, memory of that
-        size at most) or the batch indexes what it wrote (``write_held``), a
-        pack's blobs are written in an order that says nothing of theirs.
+        pack would see each file's chunk sizes in sequence. Held back until
+        ``SHUFFLE_BYTES`` have gathered, the open pack is full (it is then
+        closed) or the batch indexes what it wrote (``write_held``), each run
+        of blobs is written in an order that says nothing of theirs.
         """
         self._held[object_id] = (header, stored, info)
         self._held_bytes += len(header) + len(stored)
@@ -360,6 +369,8 @@ class PackStore:
         if open_size + self._held_bytes >= PACK_TARGET_BYTES:
             self.write_held()
             self.finish_writer()
+        elif self._held_bytes >= SHUFFLE_BYTES:
+            self.write_held()
 
     def write_held(self) -> None:
         """Append the held blobs to the open pack in a random order (before anything indexes them).

@@ -41,10 +41,12 @@ headers still let anyone walk the blobs, as a reader of a pack without a
 trailer must.
 
 The blobs of an encrypted pack are not in the order they were stored in
-(issue #15): a writer holds the sealed blobs of a pack back and appends
-them in a random order (``shuffled``) when the pack is full or a batch
-indexes what it wrote, so neighbours in a pack are not neighbours in a file.
-Readers never depend on the order: the index and the trailer give offsets.
+(issue #15): a writer holds sealed blobs back and appends them in a random
+order (``shuffled``), a run at a time (a local pack: runs of at most
+``local.SHUFFLE_BYTES``, or up to the end of the pack or of a batch; an S3
+pack, built in memory: the whole pack), so neighbours in a pack are not
+neighbours in a file. Readers never depend on the order: the index and the
+trailer give offsets.
 
 Functions that take a ``sealer`` read and write the encrypted form with
 it, and the plain form when it is None.

@@ -28,7 +28,7 @@ from zerofs.crypto.sealing import AuthenticationError, chunk_ad, node_ad, sessio
 from zerofs.errors import CorruptionError, DamagedObjectError
 from zerofs.objects import Kind
 from zerofs.store.codec import CODEC_SEALED, decode_record, encode_record
-from zerofs.store.local import PackStore
+from zerofs.store.local import SHUFFLE_BYTES, PackStore
 from zerofs.store.maintenance import check_storage, rebuild_index
 from zerofs.store.packfile import BLOB_HEADER, FLAG_ENCRYPTED, PACK_HEADER, SEALED_KIND, SEALED_TAIL, pack_header
 from zerofs.store.results import StorageProblemKind
@@ -608,8 +608,21 @@ def test_a_failed_batch_leaves_nothing_held(tmp_path: Path) -> None:
         store.close()
 
 
-def test_full_packs_are_each_written_in_a_random_order(tmp_path: Path) -> None:
-    bodies = [os.urandom((1 << 20) + i) for i in range(40)]  # 40 MiB: a full pack (32 MiB) and the rest
+def shuffled_runs(raw_lengths: list[int]) -> list[list[int]]:
+    """The runs ``PackStore.hold`` writes blobs of these (incompressible) lengths in: lists of their indexes."""
+    runs: list[list[int]] = [[]]
+    held = 0
+    for index, length in enumerate(raw_lengths):
+        runs[-1].append(index)
+        held += BLOB_HEADER.size + sealed_record_bytes(length)
+        if held >= SHUFFLE_BYTES:
+            runs.append([])
+            held = 0
+    return [run for run in runs if run]
+
+
+def test_runs_of_blobs_are_shuffled_up_to_a_full_pack(tmp_path: Path) -> None:
+    bodies = [os.urandom(100_000 + i) for i in range(400)]  # 40 MB: a full pack (32 MiB) and the rest
     store = new_store(tmp_path / "repo")
     ids = put_chunks(store, bodies)
     store.close()
@@ -618,8 +631,14 @@ def test_full_packs_are_each_written_in_a_random_order(tmp_path: Path) -> None:
         assert len(pack_files(store)) == 2
         places = [store.locate(object_id)[:2] for object_id in ids]
         first_pack = [offset for path, offset in places if path == places[0][0]]
-        assert 20 < len(first_pack) < 40
-        assert first_pack != sorted(first_pack)
+        assert 300 < len(first_pack) < 400
+        assert places[len(first_pack)][0] != places[0][0], "a pack holds a run of the stream, not a mix of two"
+        runs = shuffled_runs([len(body) for body in bodies[: len(first_pack)]])
+        assert len(runs) > 10
+        for run, after in itertools.pairwise(runs):
+            offsets = [first_pack[index] for index in run]
+            assert offsets != sorted(offsets), "a run is not shuffled"
+            assert max(offsets) < min(first_pack[index] for index in after), "runs follow each other"
         for object_id, body in zip(ids, bodies, strict=True):
             assert read_body(store, object_id) == body
         assert list(check_storage(store)) == []
