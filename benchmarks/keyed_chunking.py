@@ -28,6 +28,8 @@ shuffled packs), ``pack_attacks``:
   - the layout before #15, simulated (sealed length = chunk + 51, blobs in
     stream order): the attack above, run on every run of consecutive blobs
     of a pack, finds the XOR value;
+  - exact lengths (padding defeated), shuffled in runs as a local pack's
+    are: the same attack finds nothing;
   - a real encrypted ``PackStore`` holding the known file between other
     data: the same attack on every run of consecutive blobs of its pack
     (each length taken as sealed length - 55, the best guess padding
@@ -77,8 +79,8 @@ from zerofs import chunking
 from zerofs.crypto.keys import Keys
 from zerofs.objects import Kind
 from zerofs.store.codec import encode_record
-from zerofs.store.local import PackStore
-from zerofs.store.packfile import BLOB_HEADER, PACK_HEADER, parse_sealed_blob_header
+from zerofs.store.local import SHUFFLE_BYTES, PackStore
+from zerofs.store.packfile import BLOB_HEADER, PACK_HEADER, parse_sealed_blob_header, shuffled
 from zerofs.store.sealer import Sealer, padded_length, sealed_record_bytes
 
 MIB = 1 << 20
@@ -243,6 +245,18 @@ def pack_lengths(chunks: list[bytes], keys: Keys) -> list[int]:
     return lengths
 
 
+def shuffled_in_runs(lengths: list[int]) -> list[int]:
+    """``lengths`` shuffled within runs of ``SHUFFLE_BYTES``, as ``PackStore.hold`` writes blobs."""
+    result: list[int] = []
+    run: list[int] = []
+    for length in lengths:
+        run.append(length)
+        if sum(run) >= SHUFFLE_BYTES:
+            result += shuffled(run)
+            run = []
+    return result + shuffled(run)
+
+
 def attack_every_run(known: bytes, guessed: list[int], params: chunking.ChunkParams, seed: bytes) -> str:
     """Run ``recover_gear_xor`` on every run of consecutive blobs about as long as the known file."""
     true_xor = chunking.gear_xor(seed) & ((1 << GEAR_BITS) - 1)
@@ -321,6 +335,8 @@ def pack_attacks(params: chunking.ChunkParams, known_mib: int, window_limit: int
     print(f"\npack attacks: a known file of {known_mib} MiB ({len(known_chunks)} chunks) among {len(chunks)} chunks")
     before = [len(c) for c in chunks]  # sealed - 51, in stream order: what a pack showed before #15
     print(f"  before #15 (exact lengths, stream order): {attack_every_run(known, before, params, seed)}")
+    exact_shuffled = attack_every_run(known, shuffled_in_runs(before), params, seed)
+    print(f"  exact lengths, shuffled in runs (padding defeated): {exact_shuffled}")
     now = [stored - SEALED_OVERHEAD_NOW for stored in pack_lengths(chunks, keys)]
     print(f"  now, a real encrypted pack (padded, shuffled): {attack_every_run(known, now, params, seed)}")
     padded_in_order = [sealed_record_bytes(len(c)) - SEALED_OVERHEAD_NOW for c in chunks]

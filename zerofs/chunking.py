@@ -64,11 +64,17 @@ nothing from a real encrypted pack. Even given the chunks in order and
 where each one starts (more than a pack shows), padding leaves each cut
 somewhere in a 2 KiB window, and the bit-by-bit search then drops a guess
 only once 11 mask bits lie at or below the bit it guesses (bit 33 of the
-small mask, 40 of the large): about 2^33 guesses to carry instead of a few.
+small mask, 40 of the large): about 2^33 guesses to carry instead of a few,
+within reach of compiled code. Shuffling alone would not do either: with
+exact lengths, a file's first chunk is one of the ~25 blobs of its run,
+the next one of the rest, and a search over those orders prunes as it
+goes. Each measure multiplies the other's cost, and we rely on both.
 What is left after shuffling is each pack's multiset of padded sizes; a
 guess of all 48 bits can be checked against it (cut the known file, pad,
-compare) in about 0.3 ms, so 2^48 of them cost thousands of CPU-years. We
-know of no faster way, and none of this is proven. Still visible: the
+compare) in about 0.3 ms, so 2^48 of them cost thousands of CPU-years. A
+search that guesses orders within a run and cuts within their windows at
+once may well do better; we have not built one, and none of this is
+proven. Still visible: the
 number and padded sizes of a pack's blobs, hence roughly how much data of
 what size arrived when; a large set of known small files can still be
 looked for statistically by their padded sizes (about 7 bits each, single-

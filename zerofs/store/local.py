@@ -78,9 +78,9 @@ SHUFFLE_BYTES: Final = 2 << 20
 About 25 default chunks or a few hundred small files per shuffled run. Not
 a whole pack: held data leaves the CPU's caches before it is written, and
 that costs. ``benchmarks/shuffle_window.py`` (CPU seconds to seal and store
-1 GiB of 80 KB chunks, medians of 3 on 2 shared cores): each blob written as
-it comes 1.09, windows of 1 MiB 1.07, 2 MiB 1.07, 4 MiB 1.13, a whole pack
-(32 MiB) 1.29."""
+1 GiB of 80 KB chunks, medians of 5 on 2 shared cores): each blob written as
+it comes 1.07, windows of 1 MiB 1.07, 2 MiB 1.06, 4 MiB 1.07 (1.13 in an
+earlier run), a whole pack (32 MiB) 1.27."""
 FLUSH_BYTES: Final = 1 << 30
 FLUSH_BLOBS: Final = 250_000
 FLUSH_SECONDS: Final = 30.0
