@@ -21,11 +21,36 @@ this measures, for the default ChunkParams:
     --known-mib, and the time it took (it succeeds against the gear XOR; the
     same search finds nothing that reproduces the permuted chunker's cuts).
 
+Then (and alone with --attack-only) what an attacker holding the pack
+bytes of an encrypted repository can still do (issue #15: padded records,
+shuffled packs), ``pack_attacks``:
+
+  - the layout before #15, simulated (sealed length = chunk + 51, blobs in
+    stream order): the attack above, run on every run of consecutive blobs
+    of a pack, finds the XOR value;
+  - exact lengths (padding defeated), shuffled in runs as a local pack's
+    are: the same attack finds nothing;
+  - a real encrypted ``PackStore`` holding the known file between other
+    data: the same attack on every run of consecutive blobs of its pack
+    (each length taken as sealed length - 55, the best guess padding
+    leaves) finds nothing;
+  - an attacker who somehow still had the chunks in order and knew where
+    each one starts (more than the pack shows), against padded lengths:
+    each cut is then only known to lie in a window of 2 KiB, so a guess of
+    bit j survives unless no position of the window clears the mask bits
+    up to j; the benchmark reports how fast the guesses multiply (the
+    search gives up past --window-limit) and at which bit the masks first
+    filter at all;
+  - after shuffling, what is left is the multiset of padded lengths of a
+    pack: a guess of the whole 48-bit value can be checked against it (cut
+    the known file, pad, compare), and the benchmark times one such check
+    to price 2^48 of them.
+
 Not part of the test suite.
 
 Usage:
   python benchmarks/keyed_chunking.py [--size-mib 1024] [--runs 5] [--base /tmp/base/zerofs/chunking.py]
-                                      [--known-mib 1]
+                                      [--known-mib 1] [--attack-only] [--window-limit 4096]
 """
 
 from __future__ import annotations
@@ -33,8 +58,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import io
+import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,6 +76,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from chunk_params import NEW_BYTES, make_files
 
 from zerofs import chunking
+from zerofs.crypto.keys import Keys
+from zerofs.objects import Kind
+from zerofs.store.codec import encode_record
+from zerofs.store.local import SHUFFLE_BYTES, PackStore
+from zerofs.store.packfile import BLOB_HEADER, PACK_HEADER, parse_sealed_blob_header, shuffled
+from zerofs.store.sealer import Sealer, padded_length, sealed_record_bytes
 
 MIB = 1 << 20
 SEED = bytes(range(32))
@@ -171,6 +204,152 @@ def attack(cut: Cutter, params: chunking.ChunkParams, known_mib: int) -> str:
     return f"not recovered ({len(candidates)} candidates, {elapsed:.2f} s)"
 
 
+# -- what the pack bytes give an attacker (issue #15) ----------------------------------
+
+SEALED_OVERHEAD_BEFORE = 51
+"""Sealed length minus chunk length before #15 (raw chunk, no padding): head 6 + AEAD 45."""
+SEALED_OVERHEAD_NOW = 55
+"""The smallest sealed length minus chunk length now (raw chunk, no padding needed): head 10 + AEAD 45."""
+
+
+def known_file(known_mib: int) -> bytes:
+    return blake3.blake3(b"a file the attacker knows").digest(length=known_mib * MIB)
+
+
+def cut(data: bytes, params: chunking.ChunkParams, seed: bytes) -> list[bytes]:
+    return [bytes(c) for c in chunking.chunk_stream(io.BytesIO(data), params, seed=seed)]  # type: ignore[arg-type]
+
+
+def stream_of_chunks(params: chunking.ChunkParams, seed: bytes, known: bytes) -> list[bytes]:
+    """The chunks an import writes: 2 MiB of other data, the known file, 2 MiB more (each file cut on its own)."""
+    return [*cut(os.urandom(2 * MIB), params, seed), *cut(known, params, seed), *cut(os.urandom(2 * MIB), params, seed)]
+
+
+def pack_lengths(chunks: list[bytes], keys: Keys) -> list[int]:
+    """Store ``chunks`` in a real encrypted PackStore; the sealed lengths of its blobs, in the pack's order."""
+    with tempfile.TemporaryDirectory(prefix="zerofs-pack-attack-") as root:
+        store = PackStore.create(root, b"{}", sealer=Sealer(keys))
+        with store.batch() as batch:
+            for chunk in chunks:
+                batch.put(keys.object_id(Kind.CHUNK, chunk), encode_record(Kind.CHUNK, chunk, 3))
+        store.close()
+        (group,) = os.listdir(os.path.join(root, "packs"))
+        (name,) = os.listdir(os.path.join(root, "packs", group))
+        with open(os.path.join(root, "packs", group, name), "rb") as handle:
+            data = handle.read()
+    lengths, offset = [], PACK_HEADER.size
+    while (parsed := parse_sealed_blob_header(data, offset)) is not None:
+        _, stored = parsed
+        lengths.append(stored)
+        offset += BLOB_HEADER.size + stored
+    return lengths
+
+
+def shuffled_in_runs(lengths: list[int]) -> list[int]:
+    """``lengths`` shuffled within runs of ``SHUFFLE_BYTES``, as ``PackStore.hold`` writes blobs."""
+    result: list[int] = []
+    run: list[int] = []
+    for length in lengths:
+        run.append(length)
+        if sum(run) >= SHUFFLE_BYTES:
+            result += shuffled(run)
+            run = []
+    return result + shuffled(run)
+
+
+def attack_every_run(known: bytes, guessed: list[int], params: chunking.ChunkParams, seed: bytes) -> str:
+    """Run ``recover_gear_xor`` on every run of consecutive blobs about as long as the known file."""
+    true_xor = chunking.gear_xor(seed) & ((1 << GEAR_BITS) - 1)
+    started, tried = time.perf_counter(), 0
+    for start in range(len(guessed)):
+        total, end = 0, start
+        while end < len(guessed) and total < len(known):
+            total += guessed[end]
+            end += 1
+        if total < len(known) - 4096 or total > len(known) + (end - start) * 4096:
+            continue
+        run = guessed[start:end]
+        run[-1] -= total - len(known)  # the attacker knows the file's size: the last chunk ends it
+        tried += 1
+        candidates = recover_gear_xor(known, run, params)
+        if any(c & ((1 << GEAR_BITS) - 1) == true_xor for c in candidates):
+            return f"recovered from blobs {start}-{end - 1} ({tried} runs tried, {time.perf_counter() - started:.2f} s)"
+    return f"not recovered ({tried} runs of consecutive blobs tried, {time.perf_counter() - started:.2f} s)"
+
+
+def windowed_growth(known: bytes, chunks: list[bytes], params: chunking.ChunkParams, limit: int) -> str:
+    """The bit-by-bit search when each cut is only known to lie in its padding window (chunk starts given)."""
+    bits = params.avg_bytes.bit_length() - 1
+    mask_small, mask_large = MASKS[bits + params.normalization], MASKS[bits - params.normalization]
+    windows, start = [], 0
+    for chunk in chunks[:-1]:
+        low = padded_length(10 + len(chunk))  # every length that pads to what the pack shows
+        lengths = [n for n in range(max(params.min_bytes, len(chunk) - 8192), len(chunk) + 8192)]
+        lengths = [n for n in lengths if padded_length(10 + n) == low and n < params.max_bytes]
+        mask = mask_small if len(chunk) < params.avg_bytes else mask_large
+        windows.append((mask, [[GEAR[known[start + n - k]] for k in range(GEAR_BITS)] for n in lengths]))
+        start += len(chunk)
+    width = int(statistics.median(len(w) for _, w in windows))
+    first_filter = [
+        next(j for j in range(GEAR_BITS) if bin(mask & ((2 << j) - 1)).count("1") >= width.bit_length() - 1)
+        for mask in (mask_small, mask_large)
+    ]
+    candidates, started = [0], time.perf_counter()
+    for j in range(GEAR_BITS):
+        bit, low_bits = 1 << j, (2 << j) - 1
+        candidates = [
+            value
+            for candidate in candidates
+            for value in (candidate, candidate | bit)
+            if all(
+                not (mask & bit)
+                or any(not (sum((e[k] ^ value) << k for k in range(j + 1)) & mask & low_bits) for e in positions)
+                for mask, positions in windows
+            )
+        ]
+        if len(candidates) > limit:
+            return (
+                f"{len(candidates)} guesses alive at bit {j}, stopped (windows of {width} positions): a guess "
+                f"is dropped only once about log2({width}) mask bits lie at or below bit j, from bit "
+                f"{first_filter[0]} (small mask) / {first_filter[1]} (large), so about 2^{first_filter[0]} "
+                "guesses to carry"
+            )
+    return f"{len(candidates)} guesses left after 48 bits ({time.perf_counter() - started:.1f} s)"
+
+
+def multiset_check_seconds(known: bytes, params: chunking.ChunkParams, guesses: int = 20) -> float:
+    """Seconds to check one full guess against a pack's multiset of padded lengths (cut, pad, count)."""
+    started = time.perf_counter()
+    for value in range(1, guesses + 1):
+        chunker = FastCDC(params.avg_bytes, min_size=params.min_bytes, max_size=params.max_bytes, seed=value)
+        sorted(sealed_record_bytes(c.length) for c in chunker.cut_buf(known))
+    return (time.perf_counter() - started) / guesses
+
+
+def pack_attacks(params: chunking.ChunkParams, known_mib: int, window_limit: int) -> None:
+    keys = Keys.derive(os.urandom(32))
+    seed = keys.chunker_seed
+    known = known_file(known_mib)
+    chunks = stream_of_chunks(params, seed, known)
+    known_chunks = cut(known, params, seed)
+    print(f"\npack attacks: a known file of {known_mib} MiB ({len(known_chunks)} chunks) among {len(chunks)} chunks")
+    before = [len(c) for c in chunks]  # sealed - 51, in stream order: what a pack showed before #15
+    print(f"  before #15 (exact lengths, stream order): {attack_every_run(known, before, params, seed)}")
+    exact_shuffled = attack_every_run(known, shuffled_in_runs(before), params, seed)
+    print(f"  exact lengths, shuffled in runs (padding defeated): {exact_shuffled}")
+    now = [stored - SEALED_OVERHEAD_NOW for stored in pack_lengths(chunks, keys)]
+    print(f"  now, a real encrypted pack (padded, shuffled): {attack_every_run(known, now, params, seed)}")
+    padded_in_order = [sealed_record_bytes(len(c)) - SEALED_OVERHEAD_NOW for c in chunks]
+    in_order = attack_every_run(known, padded_in_order, params, seed)
+    print(f"  padded but in stream order (shuffling defeated): {in_order}")
+    print(f"  padded, chunk starts known: {windowed_growth(known, known_chunks, params, window_limit)}")
+    check = multiset_check_seconds(known, params)
+    print(
+        f"  shuffled: one full guess checked against a pack's padded lengths in {check * 1e3:.2f} ms; "
+        f"2^48 guesses: {check * 2**48 / 86400 / 365:,.0f} CPU-years"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size-mib", type=int, default=1024, help="size of file (a) in MiB (default 1024)")
@@ -179,7 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", help="another worktree's zerofs/chunking.py, timed as the unchanged code")
     p.add_argument("--import-mbs", type=float, default=401.0, help="import (a) MB/s for the estimate")
     p.add_argument("--known-mib", type=int, default=1, help="size of the file the attacker knows (default 1)")
+    p.add_argument("--attack-only", action="store_true", help="only the attacks on pack bytes (issue #15)")
+    p.add_argument("--window-limit", type=int, default=4096, help="guesses after which the windowed search stops")
     args = p.parse_args(argv)
+    if args.attack_only:
+        pack_attacks(chunking.ChunkParams(), args.known_mib, args.window_limit)
+        return 0
     a, d, _, _ = make_files(Path(args.dir), args.size_mib)
     params = chunking.ChunkParams()
     cutters = variants(params, load_base(args.base) if args.base else None)
@@ -204,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{unshared / MIB:8.2f} MiB {unshared / NEW_BYTES:4.2f}x {estimate:10.2f}x  "
             f"{attack(cut, params, args.known_mib)}"
         )
+    pack_attacks(params, args.known_mib, args.window_limit)
     return 0
 
 

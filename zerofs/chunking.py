@@ -47,8 +47,41 @@ recover borg's XOR-seeded buzhash key too.) The same search finds nothing
 against the byte permutation or a fully keyed table (tried on the patched
 build), whose entries' low bits are all unknown at once; neither is proven
 secure. No table hides the sizes themselves, nor which blobs make
-one file: only padding and shuffling blobs in packs can, and they also take
-away what the attack needs.
+one file.
+
+**What the store does about chunk sizes (issue #15).** Two things, both in
+the store of an encrypted repository only. Every sealed record is padded
+to a Padmé length (``store/sealer.py``): a chunk's sealed size tells its
+length only to within 2 KiB at 64-128 KiB (4 KiB above), so the 245,761
+possible lengths of a default chunk (16-256 KiB) show as 97 sealed sizes,
+at about 1.3% more bytes. And blobs are written to a pack in a random
+order, a run at a time (``PackStore.hold``: runs of up to 2 MiB, about 25
+chunks, locally; ``s3store._NewPack``: the whole pack on S3), so
+consecutive blobs are no longer consecutive chunks. Against the attack above
+(``benchmarks/keyed_chunking.py``): it finds the XOR value from the
+simulated old layout of a pack (exact lengths in stream order) and finds
+nothing from a real encrypted pack. Even given the chunks in order and
+where each one starts (more than a pack shows), padding leaves each cut
+somewhere in a 2 KiB window, and the bit-by-bit search then drops a guess
+only once 11 mask bits lie at or below the bit it guesses (bit 33 of the
+small mask, 40 of the large): about 2^33 guesses to carry instead of a few,
+within reach of compiled code. Shuffling alone would not do either: with
+exact lengths, a file's first chunk is one of the ~25 blobs of its run,
+the next one of the rest, and a search over those orders prunes as it
+goes. Each measure multiplies the other's cost, and we rely on both.
+What is left after shuffling is each pack's multiset of padded sizes; a
+guess of all 48 bits can be checked against it (cut the known file, pad,
+compare) in about 0.3 ms, so 2^48 of them cost thousands of CPU-years. A
+search that guesses orders within a run and cuts within their windows at
+once may well do better; we have not built one, and none of this is
+proven. Still visible: the
+number and padded sizes of a pack's blobs, hence roughly how much data of
+what size arrived when; a large set of known small files can still be
+looked for statistically by their padded sizes (about 7 bits each, single-
+chunk files need no key to predict); and a pack's blobs were stored by one
+writer within one batch, so they tend to belong together; locally, a
+large file's chunks stay within a few MiB of their place in the stream,
+in a random order there.
 """
 
 from __future__ import annotations

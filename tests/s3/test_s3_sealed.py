@@ -10,6 +10,7 @@ asks a host with a fresh cache (``get``), the data scan (``scan``, what
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,8 @@ from zerofs.store.results import StorageProblemKind
 from zerofs.store.s3cache import META_SUFFIX, index_key
 from zerofs.store.s3collect import SharedCollection, rebuild_index
 from zerofs.store.s3config import S3Location, S3Settings
-from zerofs.store.s3store import S3Store, _NewPack, create_config
-from zerofs.store.sealer import SEALED_RECORD_OVERHEAD_BYTES, Sealer
+from zerofs.store.s3store import HELD, S3Store, _NewPack, create_config
+from zerofs.store.sealer import Sealer, sealed_record_bytes
 
 KEYS = Keys.derive(bytes(range(32)))
 TAG = plain.TAG
@@ -39,7 +40,8 @@ MARKER = b"zerofs-plaintext-marker-" + os.urandom(8).hex().encode()
 class TestSealedS3Store(plain.TestS3Store):
     """The plain S3 store's suite, every pack, index object and ref sealed."""
 
-    STORED_OVERHEAD_BYTES = SEALED_RECORD_OVERHEAD_BYTES
+    def stored_bytes(self, payload_bytes: int) -> int:
+        return sealed_record_bytes(payload_bytes)
 
     def sealer(self) -> Any:
         return Sealer(KEYS)
@@ -336,3 +338,58 @@ def test_a_pack_uploaded_again_under_a_new_name_has_its_trailer_sealed_again() -
     parsed = parse_pack(bytes(pack.data), pack.name, sealer)
     assert (parsed.has_trailer, parsed.problems, len(parsed.blobs)) == (True, [], 1)
     assert parse_pack(bytes(pack.data), first, sealer).has_trailer is False  # bound to the new name only
+
+
+# -- the order of blobs in a pack (issue #15) ----------------------------------------
+
+
+def ascending_steps(positions: list[int]) -> int:
+    """How many neighbours in the write order also lie in that order in the pack."""
+    return sum(b > a for a, b in itertools.pairwise(positions))
+
+
+def test_a_packs_blobs_are_not_in_the_order_they_were_stored(repo: Bucket) -> None:
+    bodies = [os.urandom(100 + 13 * i) for i in range(300)]
+    ids = [keyed(Kind.CHUNK, body) for body in bodies]
+    store = repo.host()
+    with store.batch() as batch:
+        for object_id, body in zip(ids, bodies, strict=True):
+            batch.put(object_id, encode_record(Kind.CHUNK, body, 3))
+        assert read_body(store, ids[7]) == bodies[7]  # held back, not in a pack yet: read all the same
+    store.close()
+    key = one_pack(repo)
+    parsed = parse_pack(repo.get(key), bytes.fromhex(key.rsplit("/", 1)[1].removesuffix(".pack")), Sealer(KEYS))
+    assert (parsed.has_trailer, parsed.problems) == (True, [])
+    in_pack = [blob.header.object_id for blob in parsed.blobs]
+    assert sorted(in_pack) == sorted(ids)
+    position = {object_id: index for index, object_id in enumerate(in_pack)}
+    # A random order has about 150 of 299 steps ascending (sd 5); the write order has all 299.
+    assert 100 < ascending_steps([position[object_id] for object_id in ids]) < 200
+    reader = repo.host()
+    for object_id, body in zip(ids, bodies, strict=True):
+        assert read_body(reader, object_id) == body
+    assert list(reader.check_storage()) == []
+    reader.close()
+
+
+def read_new(pack: _NewPack, object_id: bytes, stored_bytes: int) -> bytes:
+    """A blob of a pack not uploaded yet, as the store reads it (no request: the store is not needed)."""
+    return pack.read(None, object_id, HELD, stored_bytes)  # type: ignore[arg-type]
+
+
+def test_a_new_pack_lays_its_held_blobs_out_at_finish_and_reads_them_throughout() -> None:
+    sealer = Sealer(KEYS)
+    pack = _NewPack(sealer)
+    bodies = [os.urandom(200 + i) for i in range(64)]
+    ids = [keyed(Kind.CHUNK, body) for body in bodies]
+    stored = [pack.append(i, encode_record(Kind.CHUNK, b, 3)) for i, b in zip(ids, bodies, strict=True)]
+    assert {offset for offset, _ in stored} == {HELD}
+    assert pack.size == PACK_HEADER.size + sum(BLOB_HEADER.size + length for _, length in stored)
+    lengths = [length for _, length in stored]
+    before = [read_new(pack, object_id, length) for object_id, length in zip(ids, lengths, strict=True)]
+    pack.finish()
+    after = [read_new(pack, object_id, length) for object_id, length in zip(ids, lengths, strict=True)]
+    assert before == after
+    parsed = parse_pack(bytes(pack.data), pack.name, sealer)
+    assert [blob.offset for blob in parsed.blobs] == [pack.placed[blob.header.object_id] for blob in parsed.blobs]
+    assert [blob.header.object_id for blob in parsed.blobs] != ids

@@ -40,15 +40,24 @@ name fails (``Sealer.open_trailer``). It hides little: the plain blob
 headers still let anyone walk the blobs, as a reader of a pack without a
 trailer must.
 
+The blobs of an encrypted pack are not in the order they were stored in
+(issue #15): a writer holds sealed blobs back and appends them in a random
+order (``shuffled``), a run at a time (a local pack: runs of at most
+``local.SHUFFLE_BYTES``, or up to the end of the pack or of a batch; an S3
+pack, built in memory: the whole pack), so neighbours in a pack are not
+neighbours in a file. Readers never depend on the order: the index and the
+trailer give offsets.
+
 Functions that take a ``sealer`` read and write the encrypted form with
 it, and the plain form when it is None.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeVar
 
 import blake3
 
@@ -75,6 +84,8 @@ OFFSET: Final = struct.Struct("<I")
 MAX_PACK_BYTES: Final = (1 << 32) - 1
 """Offsets are u32: a pack is rotated long before this."""
 CODEC_MASK: Final = 0x0F
+_SHUFFLE_KEY_BYTES: Final = 8
+T = TypeVar("T")
 
 
 class BlobHeader(NamedTuple):
@@ -333,6 +344,17 @@ def _scan_sealed(sealer: Sealer, view: memoryview, offset: int, stop: int) -> It
             return
         yield blob
         offset = blob_end(offset, blob.header.stored_bytes)
+
+
+def shuffled(items: list[T]) -> list[T]:
+    """``items`` in a random order: sorted by a random 64-bit key each (one ``os.urandom`` call for them all).
+
+    Not ``random.shuffle``: the order of an encrypted pack's blobs must not
+    be predictable from earlier packs, and the Mersenne Twister's can be.
+    """
+    keys = os.urandom(_SHUFFLE_KEY_BYTES * len(items))
+    order = sorted(range(len(items)), key=lambda i: keys[_SHUFFLE_KEY_BYTES * i : _SHUFFLE_KEY_BYTES * (i + 1)])
+    return [items[i] for i in order]
 
 
 def blob_end(offset: int, stored_bytes: int) -> int:

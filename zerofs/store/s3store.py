@@ -72,7 +72,15 @@ from zerofs.store.codec import decode_record as decode_body
 from zerofs.store.index import Location
 from zerofs.store.local import PACK_TARGET_BYTES, blob_record, decode_config_file, encode_config_file
 from zerofs.store.objects_s3 import ObjectStore
-from zerofs.store.packfile import BLOB_HEADER, blob_header, pack_header, pack_trailer, scan_blobs, stored_blob
+from zerofs.store.packfile import (
+    BLOB_HEADER,
+    blob_header,
+    pack_header,
+    pack_trailer,
+    scan_blobs,
+    shuffled,
+    stored_blob,
+)
 from zerofs.store.packs import NAME_BYTES, pack_hex
 from zerofs.store.reflog import NONCE_BYTES, RefMove, decode_record, encode_record, record_nonce
 from zerofs.store.results import (
@@ -218,7 +226,7 @@ class S3Store:
         pending = self._pending.get(object_id)
         if pending is not None:
             pack, offset, info = pending
-            data = pack.read(self, offset, info.stored_bytes)
+            data = pack.read(self, object_id, offset, info.stored_bytes)
             return blob_record(object_id, data, info, pack_hex(pack.name), self.sealer)
         with self._keep_lock:
             record = self._to_keep.get(object_id)
@@ -867,6 +875,10 @@ def _log_key(name: bytes, generation: int) -> str:
     return f"{REFLOG_PREFIX}/{name.decode()}/{generation:016x}"
 
 
+HELD: Final = -1
+"""The offset of a sealed blob in a ``_NewPack`` until ``finish`` places it."""
+
+
 class _NewPack:
     """A pack of this process: built in memory (the pack format of ``packfile.py``), then uploaded.
 
@@ -874,6 +886,10 @@ class _NewPack:
     not a file: the bytes go to the network once, nothing needs them
     durable here (a crash loses only what no index object names yet), and
     ``UPLOADS_IN_FLIGHT`` bounds how many are held.
+
+    An encrypted pack's sealed blobs are held apart until ``finish`` and
+    laid out then in a random order (issue #15, as ``PackStore.hold``
+    does locally), so neighbours in the pack are not neighbours in a file.
     """
 
     def __init__(self, sealer: Sealer | None) -> None:
@@ -888,28 +904,51 @@ class _NewPack:
         """When its upload began (``s3gc.clock``): its index object must follow within G/4."""
         self.is_uploaded = False
         self.entries: list[IndexEntry] = []
-        """The blobs appended to it, for its index object."""
+        """The blobs appended to it, for its index object (a sealed one's offset is ``HELD`` until ``finish``)."""
+        self.held: dict[ObjectId, tuple[bytes, bytes | bytearray | memoryview]] = {}
+        """Sealed blobs not laid out yet: header and payload."""
+        self.held_bytes = 0
+        self.placed: dict[ObjectId, int] = {}
+        """Where ``finish`` laid each held blob out."""
 
     @property
     def size(self) -> int:
-        return len(self.data)
+        return len(self.data) + self.held_bytes
 
     def append(self, object_id: ObjectId, record: Record) -> tuple[int, int]:
-        """Append a blob (sealed, in an encrypted repository); its offset and stored length."""
-        offset = len(self.data)
-        self.offsets.append(offset)
+        """Append a blob (hold it, sealed, in an encrypted repository); its offset (or ``HELD``) and stored length."""
         if self.sealer is None:  # the plain path as it always was: no tuple, no call more per blob
+            offset = len(self.data)
+            self.offsets.append(offset)
             self.data += blob_header(object_id, record)
             self.data += record.payload
             return offset, len(record.payload)
         header, stored = stored_blob(object_id, record, self.sealer)
-        self.data += header
-        self.data += stored
-        return offset, len(stored)
+        self.held[object_id] = (header, stored)
+        self.held_bytes += len(header) + len(stored)
+        return HELD, len(stored)
 
     def finish(self) -> None:
+        self._place_held()
         self.data_end = len(self.data)
         self.data += pack_trailer(self.offsets, self.data_end, self.name, self.sealer)
+
+    def _place_held(self) -> None:
+        """Lay the held blobs out in a random order and give their index entries the offsets.
+
+        A reader finds each blob in ``held`` or, once that is emptied, in ``placed``.
+        """
+        if not self.held:
+            return
+        for object_id, (header, stored) in shuffled(list(self.held.items())):
+            offset = len(self.data)
+            self.offsets.append(offset)
+            self.data += header
+            self.data += stored
+            self.placed[object_id] = offset
+        self.entries = [e._replace(offset=self.placed[e.object_id]) if e.offset == HELD else e for e in self.entries]
+        self.held = {}
+        self.held_bytes = 0
 
     def rename(self) -> None:
         """Give the pack a new name (to upload it again: a gc may take the first upload for a dead writer's).
@@ -922,7 +961,12 @@ class _NewPack:
             del self.data[self.data_end :]
             self.finish()
 
-    def read(self, store: S3Store, offset: int, stored_bytes: int) -> bytes:
+    def read(self, store: S3Store, object_id: ObjectId, offset: int, stored_bytes: int) -> bytes:
+        if offset == HELD:
+            held = self.held.get(object_id)
+            if held is not None:
+                return held[0] + bytes(held[1])
+            offset = self.placed[object_id]
         length = BLOB_HEADER.size + stored_bytes
         if not self.is_uploaded:
             return bytes(self.data[offset : offset + length])
@@ -1138,6 +1182,7 @@ class S3Batch:
     @staticmethod
     def _drop(pack: _NewPack) -> None:
         pack.data = bytearray()
+        pack.held = {}
 
     def get_ref(self, name: bytes) -> bytes | None:
         """The ref as this batch will leave it."""

@@ -9,12 +9,14 @@ replaced), then asks the store (``get``), the data scan (``scan``, what
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import struct
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
@@ -26,11 +28,11 @@ from zerofs.crypto.sealing import AuthenticationError, chunk_ad, node_ad, sessio
 from zerofs.errors import CorruptionError, DamagedObjectError
 from zerofs.objects import Kind
 from zerofs.store.codec import CODEC_SEALED, decode_record, encode_record
-from zerofs.store.local import PackStore
+from zerofs.store.local import SHUFFLE_BYTES, PackStore
 from zerofs.store.maintenance import check_storage, rebuild_index
 from zerofs.store.packfile import BLOB_HEADER, FLAG_ENCRYPTED, PACK_HEADER, SEALED_KIND, SEALED_TAIL, pack_header
 from zerofs.store.results import StorageProblemKind
-from zerofs.store.sealer import SEALED_RECORD_OVERHEAD_BYTES, Sealer
+from zerofs.store.sealer import Sealer, sealed_record_bytes
 
 KEYS = Keys.derive(bytes(range(32)))
 OTHER_KEYS = Keys.derive(bytes(range(1, 33)))
@@ -50,7 +52,8 @@ def keyed_id(kind: Kind, body: bytes) -> bytes:
 
 
 class TestSealedPackStore(StoreConformance):
-    STORED_OVERHEAD_BYTES = SEALED_RECORD_OVERHEAD_BYTES
+    def stored_bytes(self, payload_bytes: int) -> int:
+        return sealed_record_bytes(payload_bytes)
 
     def make_store(self, tmp_path: Path) -> Any:
         return new_store(tmp_path / "repo")
@@ -463,19 +466,23 @@ def test_a_sealed_record_is_the_documented_layout_under_the_library_primitives()
     object_id = keyed_id(Kind.DIR, body)
     record = encode_record(Kind.DIR, body, 3)
     sealed = sealer().seal_record(object_id, record)
-    assert len(sealed) == len(record.payload) + SEALED_RECORD_OVERHEAD_BYTES
+    payload_bytes = len(record.payload)
+    assert payload_bytes == 31  # zstd of the repeated text: 10 + 31 = 41 bytes, padded to a multiple of 4
+    assert len(sealed) == 44 + 45 == sealed_record_bytes(payload_bytes)
     version, salt, nonce = sealed[0], sealed[1:17], sealed[17:29]
     assert version == 1
     cipher = AESGCM(session_key(KEYS.meta.key_bytes, salt))  # nodes: the metadata key
     plain = cipher.decrypt(nonce, sealed[29:], sealed[:29] + node_ad(Kind.DIR, object_id))
-    assert plain == struct.pack("<BBI", Kind.DIR, record.codec, len(body)) + bytes(record.payload)
-    chunk = b"chunk body"
+    head = struct.pack("<BBII", Kind.DIR, record.codec, len(body), payload_bytes)
+    assert plain == head + bytes(record.payload) + bytes(3)
+    chunk = blake3.blake3(b"chunk body").digest(length=1000)  # does not compress: stored raw
     chunk_sealed = sealer().seal_record(keyed_id(Kind.CHUNK, chunk), encode_record(Kind.CHUNK, chunk, 3))
     cipher = AESGCM(session_key(KEYS.data.key_bytes, chunk_sealed[1:17]))  # chunks: the data key
     plain = cipher.decrypt(
         chunk_sealed[17:29], chunk_sealed[29:], chunk_sealed[:29] + chunk_ad(keyed_id(Kind.CHUNK, chunk))
     )
-    assert plain == struct.pack("<BBI", Kind.CHUNK, 0, len(chunk)) + chunk
+    assert len(plain) == 1024  # 10 + 1000 bytes: bit 9 is the highest, so a multiple of 2 ** (9 - 4)
+    assert plain == struct.pack("<BBII", Kind.CHUNK, 0, len(chunk), len(chunk)) + chunk + bytes(14)
 
 
 @given(st.sampled_from(list(Kind)), st.binary(max_size=3000), st.data())
@@ -501,5 +508,139 @@ def test_blobs_not_indexed_yet_are_read_back_opened(tmp_path: Path) -> None:
             batch.put(object_id, encode_record(Kind.CHUNK, body, 3))
         assert store.index.locate(object_id) is None
         assert read_body(store, object_id) == body
+    finally:
+        store.close()
+
+
+# -- the order of blobs in a pack (issue #15) ----------------------------------------
+
+
+def ascending_steps(offsets: list[int]) -> int:
+    """How many neighbours in the write order also lie in that order in the pack."""
+    return sum(b > a for a, b in itertools.pairwise(offsets))
+
+
+def put_chunks(store: PackStore, bodies: list[bytes]) -> list[bytes]:
+    ids = [keyed_id(Kind.CHUNK, body) for body in bodies]
+    with store.batch() as batch:
+        for object_id, body in zip(ids, bodies, strict=True):
+            batch.put(object_id, encode_record(Kind.CHUNK, body, 3))
+    return ids
+
+
+def test_a_packs_blobs_are_not_in_the_order_they_were_stored(tmp_path: Path) -> None:
+    bodies = [os.urandom(100 + 13 * i) for i in range(300)]
+    store = new_store(tmp_path / "repo")
+    ids = put_chunks(store, bodies)
+    store.close()
+    store = PackStore(tmp_path / "repo", sealer=sealer())
+    try:
+        assert len(pack_files(store)) == 1
+        offsets = [store.locate(object_id)[1] for object_id in ids]
+        assert len(set(offsets)) == len(ids)
+        # A random order has about 150 of 299 steps ascending (sd 5); the write order has all 299.
+        assert 100 < ascending_steps(offsets) < 200
+        for object_id, body in zip(ids, bodies, strict=True):
+            assert read_body(store, object_id) == body
+        assert list(check_storage(store)) == []
+        store, problems = rebuilt(store)  # the trailer lists the blobs in pack order
+        assert problems == ("no HEAD the ref log records is in the packs: HEAD is not set",)
+        assert [store.locate(object_id)[1] for object_id in ids] == offsets
+    finally:
+        store.close()
+    (tmp_path / "plain").mkdir()
+    plain = PackStore.create(tmp_path / "plain", b"{}")
+    try:
+        with plain.batch() as batch:
+            for index, body in enumerate(bodies):
+                batch.put(some_id(index), rec(body))
+        offsets = [plain.locate(some_id(index))[1] for index in range(len(bodies))]
+        assert offsets == sorted(offsets)  # a plain pack keeps the order it was written in
+    finally:
+        plain.close()
+
+
+def test_blobs_held_back_are_read_before_they_reach_the_pack(tmp_path: Path) -> None:
+    store = new_store(tmp_path / "repo")
+    try:
+        body = os.urandom(5000)
+        object_id = keyed_id(Kind.CHUNK, body)
+        with store.batch() as batch:
+            batch.put(object_id, encode_record(Kind.CHUNK, body, 3))
+            assert batch.has(object_id)
+            assert store.has(object_id)
+            with store.has_checker() as has:
+                assert has(object_id)
+            assert store.info(object_id).stored_bytes == sealed_record_bytes(5000)
+            assert read_body(store, object_id) == body
+            assert not pack_files(store), "written before the batch indexes it"
+        assert len(pack_files(store)) == 1
+        assert read_body(store, object_id) == body
+    finally:
+        store.close()
+
+
+def failing_batch(store: PackStore, object_id: bytes, body: bytes) -> None:
+    with store.batch() as batch:
+        batch.put(object_id, encode_record(Kind.CHUNK, body, 3))
+        raise RuntimeError("the change failed")
+
+
+def test_a_failed_batch_leaves_nothing_held(tmp_path: Path) -> None:
+    store = new_store(tmp_path / "repo")
+    try:
+        kept = put_chunks(store, [b"kept " * 100])
+        body = os.urandom(5000)
+        object_id = keyed_id(Kind.CHUNK, body)
+        with pytest.raises(RuntimeError, match="the change failed"):
+            failing_batch(store, object_id, body)
+        assert not store.has(object_id)
+        assert store.get(object_id) is None
+        put_chunks(store, [b"after " * 100])
+        assert read_body(store, kept[0]) == b"kept " * 100
+    finally:
+        store.close()
+    store = PackStore(tmp_path / "repo", sealer=sealer())
+    try:
+        assert store.get(object_id) is None
+        assert list(check_storage(store)) == []
+    finally:
+        store.close()
+
+
+def shuffled_runs(raw_lengths: list[int]) -> list[list[int]]:
+    """The runs ``PackStore.hold`` writes blobs of these (incompressible) lengths in: lists of their indexes."""
+    runs: list[list[int]] = [[]]
+    held = 0
+    for index, length in enumerate(raw_lengths):
+        runs[-1].append(index)
+        held += BLOB_HEADER.size + sealed_record_bytes(length)
+        if held >= SHUFFLE_BYTES:
+            runs.append([])
+            held = 0
+    return [run for run in runs if run]
+
+
+def test_runs_of_blobs_are_shuffled_up_to_a_full_pack(tmp_path: Path) -> None:
+    bodies = [os.urandom(100_000 + i) for i in range(400)]  # 40 MB: a full pack (32 MiB) and the rest
+    store = new_store(tmp_path / "repo")
+    ids = put_chunks(store, bodies)
+    store.close()
+    store = PackStore(tmp_path / "repo", sealer=sealer())
+    try:
+        assert len(pack_files(store)) == 2
+        places = [store.locate(object_id)[:2] for object_id in ids]
+        first_pack = [offset for path, offset in places if path == places[0][0]]
+        assert 300 < len(first_pack) < 400
+        assert places[len(first_pack)][0] != places[0][0], "a pack holds a run of the stream, not a mix of two"
+        runs = shuffled_runs([len(body) for body in bodies[: len(first_pack)]])
+        assert len(runs) > 10
+        for run, after in itertools.pairwise(runs):
+            offsets = [first_pack[index] for index in run]
+            assert offsets != sorted(offsets), "a run is not shuffled"
+            assert max(offsets) < min(first_pack[index] for index in after), "runs follow each other"
+        for object_id, body in zip(ids, bodies, strict=True):
+            assert read_body(store, object_id) == body
+        assert list(check_storage(store)) == []
     finally:
         store.close()
