@@ -207,8 +207,14 @@ def _ad(label: bytes, *parts: bytes) -> bytes:
     return _AD_PREFIX + label + b"".join(_PART.pack(len(part)) + part for part in parts)
 
 
+_CHUNK_AD_HEAD: Final = _AD_PREFIX + b"chunk" + _PART.pack(32)
+_LOCATION_AD_HEAD: Final = _AD_PREFIX + b"location" + _PART.pack(32)
+
+
 def chunk_ad(chunk_id: bytes) -> bytes:
     """Associated data of a chunk's payload: its (keyed) id."""
+    if len(chunk_id) == 32:  # every id: ``_ad``'s bytes, built once a chunk in the hot path of an import
+        return _CHUNK_AD_HEAD + chunk_id
     return _ad(b"chunk", chunk_id)
 
 
@@ -224,6 +230,8 @@ def ref_ad(name: str, sequence: int) -> bytes:
 
 def location_ad(object_id: bytes) -> bytes:
     """Associated data of a local index entry (a blob's location, kind and lengths): the blob's id."""
+    if len(object_id) == 32:  # as ``chunk_ad``
+        return _LOCATION_AD_HEAD + object_id
     return _ad(b"location", object_id)
 
 

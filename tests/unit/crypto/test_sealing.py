@@ -23,6 +23,7 @@ from zerofs.crypto.sealing import (
     AuthenticationError,
     chunk_ad,
     index_ad,
+    location_ad,
     node_ad,
     open_sealed,
     pack_trailer_ad,
@@ -249,3 +250,9 @@ def test_keys_never_show_in_a_repr() -> None:
 def test_a_key_of_another_length_is_a_bug() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         AeadKey(b"short")
+
+
+@given(st.binary(min_size=0, max_size=64))
+def test_the_fast_ad_of_a_chunk_or_location_is_the_general_one(object_id: bytes) -> None:
+    assert chunk_ad(object_id) == sealing._ad(b"chunk", object_id)
+    assert location_ad(object_id) == sealing._ad(b"location", object_id)
