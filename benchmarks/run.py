@@ -1393,7 +1393,7 @@ class Bench:
         row.baseline_raw = times[plain.name]
         row.targets = [Target(encrypted / unencrypted, "<", 1.5, "< 1.5x plain", ratio_fmt("plain"))]
         row.comment = (
-            "password from a file; the first cat of the encrypted repository (which runs the KDF) was its import"
+            "password from a file; the import made the key cache entry, as a first command does"
         )
         for competitor in COMPETITORS:
             row.notes[competitor] = "n/a"
