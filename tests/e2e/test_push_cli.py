@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AUTHOR, Zerofs, cli_env, run_zerofs, zerofs_command
+from tests.conftest import AUTHOR, Zerofs, cli_env, repo_password, run_zerofs, zerofs_command
 from tests.damage import chunk_ids_of, drop, flip_byte, node_id_of
 from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json
 from tests.e2e.test_output_conventions import _run_with_tty_stderr
@@ -190,7 +190,9 @@ def test_a_destination_behind_its_source_is_not_rewound_without_force(source: Pa
 
 def test_pushing_into_a_repository_with_other_chunk_parameters(source: Path, tmp_path: Path) -> None:
     other = tmp_path / "small-chunks"
-    Repository.init(other, author=AUTHOR, chunk_params=ChunkParams(16384, 4096, 65536)).close()
+    Repository.init(
+        other, author=AUTHOR, chunk_params=ChunkParams(16384, 4096, 65536), password=repo_password()
+    ).close()
     push_json(source, other)
     assert_complete(other)
     assert run_zerofs("cat", "/data/big", repo=other).stdout == run_zerofs("cat", "/data/big", repo=source).stdout

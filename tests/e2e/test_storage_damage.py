@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from tests import damage
-from tests.conftest import cli_env, run_zerofs
+from tests.conftest import cli_env, repo_password, run_zerofs
 from tests.e2e.helpers import fsck_warnings
 from zerofs.errors import ConflictError, CorruptionError, RepositoryError
 from zerofs.history import GRAFTS
@@ -206,7 +206,7 @@ def assert_clean(commands: Commands, repo: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def history_template(tmp_path_factory: pytest.TempPathFactory, repo_mode: str) -> Path:
     """Commits of every kind, each written by a process of its own, a graft table, several packs."""
     base = tmp_path_factory.mktemp("history")
     host = base / "host"
@@ -229,7 +229,7 @@ def history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     z("write", "/docs/after-gc.txt", input=b"written after gc\n")
     z("clone", "/docs", "/snap/tuesday")
     z("mv", "/data/small-2.txt", "/data/renamed.txt")
-    with Repository.open(repo, readonly=True) as opened:
+    with Repository.open(repo, readonly=True, password=repo_password()) as opened:
         assert opened.get_ref(GRAFTS) is not None, "gc --keep-last left no graft table"
     assert len(damage.chunk_ids_of(repo, "/data/random.bin")) >= 3
     assert len(pack_files(repo)) >= 4
@@ -244,7 +244,7 @@ def history_before(commands: Commands, history_template: Path) -> History:
 
 
 @pytest.fixture(scope="module")
-def big_index_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def big_index_template(tmp_path_factory: pytest.TempPathFactory, repo_mode: str) -> Path:
     """Thousands of small files: an index of a few hundred KB, so that 100 KB of it is a real cut."""
     base = tmp_path_factory.mktemp("big-index")
     tree = base / "tree"
@@ -329,7 +329,7 @@ def test_rebuild_needs_the_repository_to_itself(commands: Commands, history_temp
             sys.executable,
             "-c",
             "import pathlib, time; from zerofs.repo import Repository; "
-            f"r = Repository.open(pathlib.Path({str(repo)!r}), readonly=True); "
+            f"r = Repository.open(pathlib.Path({str(repo)!r}), readonly=True, password={repo_password()!r}); "
             "print('open', flush=True); time.sleep(60)",
         ],
         cwd=ROOT,
@@ -583,7 +583,7 @@ def test_rebuild_keeps_the_commit_whose_ref_log_record_is_damaged(
 
 
 @pytest.fixture(scope="module")
-def sweep_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sweep_template(tmp_path_factory: pytest.TempPathFactory, repo_mode: str) -> Path:
     """A small repository: a few commits, a graft table, small files, one multi-chunk file, three packs."""
     base = tmp_path_factory.mktemp("sweep")
     (base / "big.bin").write_bytes(RANDOM[:260_000])
