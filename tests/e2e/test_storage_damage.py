@@ -530,6 +530,12 @@ def test_flipped_bits_in_the_index_meta_pages(
     assert not problems, "\n".join(problems)
 
 
+PLAIN_REF_LOG = (
+    "reads or flips the records of a plain refs.log (reflog.RECORD); an encrypted repository's"
+    " refs.log has sealed records of another layout (reflog.SEALED_RECORD)"
+)
+
+
 def write_and_damage_its_ref_log_record(commands: Commands, template: Path, repo: Path) -> tuple[bytes, History]:
     """Copy the repository, keep its index aside, commit, then flip a bit of that commit's ref log record.
 
@@ -547,6 +553,7 @@ def write_and_damage_its_ref_log_record(commands: Commands, template: Path, repo
     return old_index, after
 
 
+@pytest.mark.plain_only(PLAIN_REF_LOG)
 def test_damaged_last_ref_log_record_does_not_let_a_rolled_back_index_pass(
     commands: Commands, history_template: Path, tmp_path: Path
 ) -> None:
@@ -563,6 +570,7 @@ def test_damaged_last_ref_log_record_does_not_let_a_rolled_back_index_pass(
     )
 
 
+@pytest.mark.plain_only(PLAIN_REF_LOG)
 def test_rebuild_keeps_the_commit_whose_ref_log_record_is_damaged(
     commands: Commands, history_template: Path, tmp_path: Path
 ) -> None:
@@ -680,6 +688,7 @@ def sweep_cases(repo: Path) -> list[Flip]:
     return cases
 
 
+@pytest.mark.plain_only(PLAIN_REF_LOG)
 def test_every_file_flipped_bit_by_bit(commands: Commands, sweep_template: Path, tmp_path: Path) -> None:
     """Each flip is harmless (everything as before, fsck clean) or reported (fsck, or the command, exits 5/6).
 
@@ -844,6 +853,7 @@ def test_config_gone_from_both_places_is_one_line(commands: Commands, sweep_temp
         assert outcome.rc != 0, str(outcome)
 
 
+@pytest.mark.plain_only(PLAIN_REF_LOG)
 def test_a_log_a_dead_writer_left_behind_is_completed_by_the_next_writable_open(cli_repo: Path) -> None:
     """A writer killed between its index transaction and its log append: readers warn, the next writer completes it."""
     zerofs = zerofs_in(cli_repo)
