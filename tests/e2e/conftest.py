@@ -15,13 +15,15 @@ One mechanism, in two parts:
   ($ZEROFS_PASSWORD_FILE), every ``init`` gets ``--encrypt``, and a test that
   opens a repository in-process passes ``password=repo_password()``.
 
-A fixture of module scope that makes or opens a repository must request
-``repo_mode``, so that pytest makes it again for the other mode.
+A fixture here of a scope wider than a function (a repository built once per
+module, a command server) must request ``repo_mode``, directly or through
+another fixture, so that pytest makes it again for the other mode;
+``pytest_collection_modifyitems`` refuses one that does not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 
@@ -44,3 +46,25 @@ def repo_mode(request: pytest.FixtureRequest) -> Iterator[str]:
     mode: str = request.param
     with repository_mode(mode):
         yield mode
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a shared fixture of the e2e tests that would outlive a change of mode (see the module's docstring)."""
+    for item in items:
+        definitions: Mapping[str, Sequence[pytest.FixtureDef[object]]] = item._fixtureinfo.name2fixturedefs  # type: ignore[attr-defined]
+        for name, fixturedefs in definitions.items():
+            fixturedef = fixturedefs[-1]
+            is_ours = fixturedef.baseid.startswith("tests/e2e")
+            if is_ours and fixturedef.scope != "function" and not _follows_mode(name, definitions):
+                raise pytest.UsageError(
+                    f"fixture {name!r} ({fixturedef.scope} scope) must request repo_mode: "
+                    "it would be shared by the plain and the encrypted tests"
+                )
+
+
+def _follows_mode(name: str, definitions: Mapping[str, Sequence[pytest.FixtureDef[object]]]) -> bool:
+    """True if the fixture ``name`` is ``repo_mode`` or requests it, directly or through other fixtures."""
+    if name == "repo_mode":
+        return True
+    fixturedefs = definitions.get(name)
+    return bool(fixturedefs) and any(_follows_mode(arg, definitions) for arg in fixturedefs[-1].argnames)

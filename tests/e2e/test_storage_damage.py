@@ -121,7 +121,8 @@ class Commands:
 
 
 @pytest.fixture(scope="module")
-def commands() -> Iterator[Commands]:
+def commands(repo_mode: str) -> Iterator[Commands]:
+    """A command server started in this mode (its environment names the password file or not)."""
     server = Commands()
     try:
         yield server
