@@ -1,4 +1,9 @@
-"""Shared fixtures: a fresh LMDB repository, the ``zerofs`` subprocess runner, hypothesis profiles."""
+"""Shared fixtures: a fresh LMDB repository, the ``zerofs`` subprocess runner, hypothesis profiles.
+
+Also the repository mode of the end-to-end tests (plain or encrypted, issue #15): the
+``repo_mode`` fixture of ``tests/e2e/conftest.py`` sets it, and everything here that
+starts zerofs or opens a repository follows it (see ``repository_mode``).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Final
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -37,6 +44,10 @@ AUTHOR = "test@host"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_log_warnings: the test expects zerofs to log warnings")
+    config.addinivalue_line(
+        "markers",
+        "plain_only(reason): an e2e test that cannot apply to an encrypted repository; it runs in the plain mode only",
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -51,8 +62,8 @@ def _no_unexpected_log_warnings(request: pytest.FixtureRequest, caplog: pytest.L
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Iterator[Repository]:
-    """A fresh LMDB repository in ``tmp_path / "repo"``."""
-    repository = Repository.init(tmp_path / "repo", author=AUTHOR)
+    """A fresh LMDB repository in ``tmp_path / "repo"`` (encrypted in the encrypted mode)."""
+    repository = Repository.init(tmp_path / "repo", author=AUTHOR, **repo_secrets())
     try:
         yield repository
     finally:
@@ -67,21 +78,111 @@ RUNTIME_DIR = tempfile.mkdtemp(prefix="zerofs-tests-run-")
 atexit.register(shutil.rmtree, RUNTIME_DIR, True)
 
 
-def cli_env() -> dict[str, str]:
-    """The environment every zerofs subprocess runs in."""
+PASSWORD: Final = b"e2e test password"
+"""The password of every repository the e2e tests make in the encrypted mode."""
+PASSWORD_FILE: Final = Path(tempfile.mkdtemp(prefix="zerofs-tests-password-")) / "password"
+"""Where the encrypted mode's zerofs subprocesses read ``PASSWORD`` from ($ZEROFS_PASSWORD_FILE)."""
+PASSWORD_FILE.write_bytes(PASSWORD)
+atexit.register(shutil.rmtree, PASSWORD_FILE.parent, True)
+PASSWORD_VARIABLES: Final = (
+    "ZEROFS_PASSWORD_FILE",
+    "ZEROFS_PASSWORD_COMMAND",
+    "ZEROFS_PASSWORD",
+    "ZEROFS_OTHER_PASSWORD_FILE",
+    "ZEROFS_OTHER_PASSWORD_COMMAND",
+    "ZEROFS_OTHER_PASSWORD",
+)
+MODES: Final = ("plain", "encrypted")
+
+
+class _Mode:
+    """The repository mode in force; ``repository_mode`` changes it (pytest-xdist workers are processes)."""
+
+    encrypted = False
+
+
+@contextmanager
+def repository_mode(mode: str) -> Iterator[None]:
+    """Make every repository the tests create plain or encrypted (``mode`` in ``MODES``) for the block.
+
+    In the encrypted mode ``cli_env`` gives every zerofs subprocess ``PASSWORD_FILE``
+    as $ZEROFS_PASSWORD_FILE, ``zerofs_argv`` adds ``--encrypt`` to ``init``, and
+    ``repo_secrets()`` the password (and key cache) to pass to ``Repository.init/open``.
+    """
+    assert mode in MODES, mode
+    before = _Mode.encrypted
+    _Mode.encrypted = mode == "encrypted"
+    try:
+        yield
+    finally:
+        _Mode.encrypted = before
+
+
+def repo_password() -> bytes | None:
+    """The password of the repositories the tests make in the current mode (None: plain)."""
+    return PASSWORD if _Mode.encrypted else None
+
+
+def repo_secrets(password: bytes | None = None) -> dict[str, Any]:
+    """``password=`` and ``key_cache=`` for an in-process ``Repository.init`` or ``open`` in the current mode.
+
+    ``password``: the repository's own, for one a test made with another; else the mode's.
+    The key cache is the zerofs subprocesses' (``RUNTIME_DIR``), so an open after the
+    CLI's ``init`` runs no KDF, as a user's command after theirs.
+    """
+    chosen = password if password is not None else repo_password()
+    if chosen is None:
+        return {"password": None}
+    from zerofs.keycache import KeyCache
+
+    return {"password": chosen, "key_cache": KeyCache.open(RUNTIME_DIR)}
+
+
+def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every zerofs subprocess runs in, updated with ``extra``.
+
+    In the encrypted mode it names the password file; a password variable in
+    ``extra`` replaces that source (a test of passwords gives its own).
+    """
     env = dict(os.environ)
     env.pop("ZEROFS_REPO", None)
     env.pop("ZEROFS_DEBUG", None)
+    for name in PASSWORD_VARIABLES:
+        env.pop(name, None)
     env["NO_COLOR"] = "1"
     env["XDG_CACHE_HOME"] = CACHE_HOME
     env["XDG_RUNTIME_DIR"] = RUNTIME_DIR
     env.pop("ZEROFS_KEY_CACHE", None)
-    return env
+    extra = extra or {}
+    if _Mode.encrypted and not any(name in extra for name in PASSWORD_VARIABLES):
+        env["ZEROFS_PASSWORD_FILE"] = str(PASSWORD_FILE)
+    return {**env, **extra}
+
+
+_ROOT_OPTIONS_WITH_VALUE: Final = frozenset({"--repo", "-c", "--config"})
+
+
+def zerofs_argv(*args: str) -> list[str]:
+    """The argv that runs ``zerofs ARGS...`` with this interpreter; ``init --encrypt`` in the encrypted mode."""
+    return [sys.executable, "-m", "zerofs", *_with_mode(args)]
+
+
+def _with_mode(args: Sequence[str]) -> list[str]:
+    """``args``, with ``--encrypt`` after the command word when it is ``init`` and the mode is encrypted."""
+    words = list(args)
+    if not _Mode.encrypted or "--encrypt" in words:
+        return words
+    index = 0
+    while index < len(words) and words[index].startswith("-"):
+        index += 2 if words[index] in _ROOT_OPTIONS_WITH_VALUE else 1
+    if index < len(words) and words[index] == "init":
+        words.insert(index + 1, "--encrypt")
+    return words
 
 
 def zerofs_command(repo_path: Path, *args: str) -> list[str]:
-    """The argv that runs ``zerofs --repo REPO ARGS...`` with this interpreter."""
-    return [sys.executable, "-m", "zerofs", "--repo", str(repo_path), *args]
+    """The argv that runs ``zerofs --repo REPO ARGS...`` with this interpreter (see ``zerofs_argv``)."""
+    return zerofs_argv("--repo", str(repo_path), *args)
 
 
 def run_zerofs(
@@ -100,7 +201,7 @@ def run_zerofs(
         zerofs_command(repo, *[str(a) for a in args]),
         input=input,
         capture_output=True,
-        env={**cli_env(), **(env or {})},
+        env=cli_env(env),
         timeout=timeout,
         check=False,
     )
@@ -141,6 +242,6 @@ def zerofs(repo_path: Path) -> Zerofs:
 
 @pytest.fixture
 def cli_repo(zerofs: Zerofs, repo_path: Path) -> Path:
-    """A repository created with ``zerofs init``; returns its path."""
+    """A repository created with ``zerofs init`` (``--encrypt`` in the encrypted mode); returns its path."""
     zerofs("init")
     return repo_path

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.conftest import repo_secrets
 from zerofs.content import iter_chunk_ids
 from zerofs.history import head
 from zerofs.objects import FileNode, ObjectId
@@ -35,20 +36,20 @@ HEADER_FIELDS = {"id": 0, "kind": 32, "codec": 33, "stored_length": 34, "raw_len
 
 def chunk_ids_of(repo_path: Path, store_path: str, password: bytes | None = None) -> list[ObjectId]:
     """The chunk ids of the file at ``store_path`` in HEAD, in order (``password``: an encrypted repository's)."""
-    with Repository.open(repo_path, readonly=True, password=password) as repo:
+    with Repository.open(repo_path, readonly=True, **repo_secrets(password)) as repo:
         entry = lookup(repo, head(repo)[1].root_id, StorePath.parse(store_path))
         return [chunk for chunk, _ in iter_chunk_ids(repo, repo.get_typed(entry.id, FileNode))]
 
 
 def node_id_of(repo_path: Path, store_path: str, password: bytes | None = None) -> ObjectId:
     """The id of the node at ``store_path`` in HEAD (``password``: an encrypted repository's)."""
-    with Repository.open(repo_path, readonly=True, password=password) as repo:
+    with Repository.open(repo_path, readonly=True, **repo_secrets(password)) as repo:
         return lookup(repo, head(repo)[1].root_id, StorePath.parse(store_path)).id
 
 
 def place_of(repo_path: Path, object_id: ObjectId, password: bytes | None = None) -> tuple[str, int, int]:
     """(pack file, offset of the blob's header, header and payload length) of a stored object."""
-    with Repository.open(repo_path, readonly=True, password=password) as repo:
+    with Repository.open(repo_path, readonly=True, **repo_secrets(password)) as repo:
         place = repo.locate(object_id)
     assert place is not None, f"no object {object_id.hex()} to damage"
     return place
@@ -92,7 +93,7 @@ def truncate(repo_path: Path, object_id: ObjectId, keep: int | None = None) -> N
 
 def drop(repo_path: Path, object_id: ObjectId) -> None:
     """Make a stored object missing, as a lost index entry would, while things still reference it."""
-    with Repository.open(repo_path, writer_lease=False) as repo, repo.batch() as batch:
+    with Repository.open(repo_path, writer_lease=False, **repo_secrets()) as repo, repo.batch() as batch:
         assert batch.delete(object_id), f"no object {object_id.hex()} to drop"
 
 
@@ -245,7 +246,7 @@ def index_value_offset(repo_path: Path | str, db: bytes, key: bytes) -> int:
 def live_blob_regions(repo_path: Path | str) -> dict[str, list[tuple[int, int]]]:
     """For each pack file, the (start, end) byte ranges of the blobs the index places in it (header and payload)."""
     regions: dict[str, list[tuple[int, int]]] = {}
-    with Repository.open(repo_path, readonly=True) as repo:
+    with Repository.open(repo_path, readonly=True, **repo_secrets()) as repo:
         for object_id, _ in repo.iter_blobs():
             place = repo.locate(object_id)
             assert place is not None

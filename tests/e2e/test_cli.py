@@ -88,9 +88,10 @@ def test_init_twice_is_a_conflict(zerofs: Any, cli_repo: Path) -> None:
     assert "already exists" in line
 
 
-def test_init_json(zerofs: Any, repo_path: Path) -> None:
+def test_init_json(zerofs: Any, repo_path: Path, repo_mode: str) -> None:
     info = json.loads(zerofs("init", "--json").stdout)
-    assert info["format_version"] == 3
+    assert info["format_version"] == {"plain": 3, "encrypted": 4}[repo_mode]
+    assert info["encrypted"] is (repo_mode == "encrypted")
     assert info["repository"] == str(repo_path)
 
 
@@ -535,7 +536,7 @@ BAD_INPUT = [
 
 
 @pytest.fixture(scope="module")
-def shared_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+def shared_repo(tmp_path_factory: pytest.TempPathFactory, repo_mode: str) -> tuple[Path, list[dict[str, Any]]]:
     """One repository (/file, /dir) for the bad-input table: every row must leave it unchanged."""
     from tests.conftest import run_zerofs
 
@@ -597,6 +598,7 @@ def test_newer_format_version(zerofs: Any, cli_repo: Path) -> None:
         assert "99" in line
 
 
+@pytest.mark.plain_only("format 2 came before encryption: no encrypted repository of format 2 can exist")
 def test_a_development_format_is_refused_and_left_as_it_is(zerofs: Any, cli_repo: Path) -> None:
     # Format 2 was written only by development builds, before zstd payloads carried their CRC:
     # its compressed objects would all read as damaged, so every command refuses it, upgrade too.

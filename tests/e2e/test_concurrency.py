@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import shlex
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import cli_env
+from tests.conftest import cli_env, repo_password, repo_secrets, zerofs_command
 from tests.e2e.helpers import log_json
 
 WRITERS = 4
@@ -18,7 +19,7 @@ COMMITS_EACH = 15
 
 def writer_script(repo: Path, i: int) -> str:
     """A shell loop: one `mkdir -p` and then `write`s, each its own zerofs process and commit."""
-    zerofs = f"{sys.executable} -m zerofs --repo {repo}"
+    zerofs = shlex.join(zerofs_command(repo))
     lines = ["set -e", f"{zerofs} mkdir -p /p{i}/sub"]
     for j in range(COMMITS_EACH - 1):
         lines.append(f"printf 'writer {i} file {j}' | {zerofs} write /p{i}/f{j}")
@@ -58,7 +59,7 @@ def test_concurrent_python_writers_in_one_directory(tmp_path: Path) -> None:
     from zerofs.repo import Repository
 
     path = tmp_path / "repo"
-    Repository.init(path, author="test@host").close()
+    Repository.init(path, author="test@host", **repo_secrets()).close()
     code = textwrap.dedent(f"""
         import io, sys
         from pathlib import Path
@@ -66,7 +67,7 @@ def test_concurrent_python_writers_in_one_directory(tmp_path: Path) -> None:
         from zerofs.paths import StorePath
         from zerofs.services import edit
         i = int(sys.argv[1])
-        with Repository.open(Path({str(path)!r})) as repo:
+        with Repository.open(Path({str(path)!r}), password={repo_password()!r}) as repo:
             for j in range(25):
                 edit.write_file(repo, StorePath.parse(f"/shared/w{{i}}-{{j}}"), io.BytesIO(b"%d-%d" % (i, j)),
                                 parents=True)
@@ -84,7 +85,7 @@ def test_concurrent_python_writers_in_one_directory(tmp_path: Path) -> None:
     from zerofs.services import browse
     from zerofs.tree import lookup
 
-    with Repository.open(path) as repo:
+    with Repository.open(path, **repo_secrets()) as repo:
         assert len(list(iter_log(repo))) == 1 + WRITERS * 25
         shared = lookup(repo, head(repo)[1].root_id, StorePath.parse("/shared"))
         assert len(list_dir(repo, shared.id)) == WRITERS * 25

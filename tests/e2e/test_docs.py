@@ -64,6 +64,12 @@ def test_bash_completion_entry_point_offers_subcommands() -> None:
     assert "cat" not in proc.stdout.split()
 
 
+COMPLETION_OPENS_NO_ENCRYPTED_REPOSITORY = (
+    "completion never reads a password: on an encrypted repository it completes nothing"
+    " (test_encrypted_cli checks that)"
+)
+
+
 def _complete(repo: Path, words: str) -> list[str]:
     env = {
         **os.environ,
@@ -78,6 +84,7 @@ def _complete(repo: Path, words: str) -> list[str]:
     return proc.stdout.split()
 
 
+@pytest.mark.plain_only(COMPLETION_OPENS_NO_ENCRYPTED_REPOSITORY)
 def test_completion_offers_store_paths_from_the_repository(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     base = [sys.executable, "-m", "zerofs", "--repo", str(repo)]
@@ -98,6 +105,7 @@ def test_completion_without_a_repository_is_silent(tmp_path: Path) -> None:
     assert _complete(tmp_path / "absent", "zerofs cat /d") == []
 
 
+@pytest.mark.plain_only(COMPLETION_OPENS_NO_ENCRYPTED_REPOSITORY)
 def test_completion_offers_revisions_where_one_is_expected(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     base = [sys.executable, "-m", "zerofs", "--repo", str(repo)]

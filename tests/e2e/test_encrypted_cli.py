@@ -22,6 +22,8 @@ PASSWORD = "correct horse battery staple"
 WITH_PASSWORD = {"ZEROFS_PASSWORD": PASSWORD}
 LOCK_FILES = {"index.mdb-lock", "open.lock", "refs.log.lock", "writers.lock"}
 
+pytestmark = pytest.mark.plain_only("it makes its own encrypted and plain repositories, with passwords of its own")
+
 
 @pytest.fixture
 def encrypted(zerofs: Any, repo_path: Path, tmp_path: Path) -> Path:

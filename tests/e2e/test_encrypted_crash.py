@@ -31,6 +31,8 @@ import pytest
 from tests.conftest import cli_env, run_zerofs, zerofs_command
 from tests.e2e.test_crash_kill import KILLS, kill_fractions, reaped, run_and_kill, timed
 
+pytestmark = pytest.mark.plain_only("it makes its own encrypted repositories, with passwords of its own")
+
 OLD = "the old password"
 NEW = "the new password"
 CONTENT = b"kept through every change of key\n"

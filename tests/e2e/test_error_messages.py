@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests import damage
-from tests.conftest import Zerofs, cli_env, run_zerofs, zerofs_command
+from tests.conftest import Zerofs, cli_env, repo_secrets, run_zerofs, zerofs_argv, zerofs_command
 from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json
 from tests.e2e.helpers import unreadable_file as unreadable
 from zerofs.errors import ConflictError, CorruptionError, HostIOError, NotFoundError, RepositoryError, UsageError
@@ -42,10 +41,10 @@ def stocked(zerofs: Zerofs, cli_repo: Path) -> Path:
 def run_without_repo_option(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run zerofs without --repo, so that $ZEROFS_REPO, the config or the default location decides."""
     return subprocess.run(
-        [sys.executable, "-m", "zerofs", *args],
+        zerofs_argv(*args),
         capture_output=True,
         text=True,
-        env={**cli_env(), **env},
+        env=cli_env(env),
         cwd=cwd,
         timeout=120,
         check=False,
@@ -327,7 +326,7 @@ def test_errors_naming_a_store_path_with_a_newline_or_not_utf8_are_one_line(stoc
 
 def test_write_with_standard_input_closed(stocked: Path) -> None:
     before = log_json(stocked)
-    command = [sys.executable, "-m", "zerofs", "--repo", str(stocked), "write", "/new"]
+    command = zerofs_command(stocked, "write", "/new")
     proc = subprocess.run(
         ["sh", "-c", 'exec "$@" <&-', "sh", *command],
         capture_output=True,
@@ -511,7 +510,9 @@ def test_damage_points_at_fsck_read_data(stocked: Path, zerofs: Zerofs) -> None:
     chunk = damage.chunk_ids_of(stocked, "/data/a.txt")[0]
     damage.flip_byte(stocked, chunk)
     line = assert_fails(stocked, "cat", "/data/a.txt", expect=CorruptionError.exit_code)
-    assert line.endswith("damaged on disk (run zerofs fsck --read-data to see which paths it affects)"), line
+    assert line.startswith(f"zerofs: object {chunk.hex()[:16]} "), line
+    # "damaged on disk" in a plain repository, "fails authentication" in an encrypted one
+    assert line.endswith("(run zerofs fsck --read-data to see which paths it affects)"), line
     proc = zerofs("fsck", "--read-data", expect=CorruptionError.exit_code)
     assert "/data/a.txt" in proc.stdout.decode()
     assert "fsck found" in assert_one_error_line(proc)
@@ -527,7 +528,7 @@ def test_a_full_standard_output_is_one_line_and_exit_8(stocked: Path, words: tup
     before = log_json(stocked)
     with open("/dev/full", "wb") as full:
         proc = subprocess.run(
-            [sys.executable, "-m", "zerofs", "--repo", str(stocked), *words],
+            zerofs_command(stocked, *words),
             stdout=full,
             stderr=subprocess.PIPE,
             text=True,
@@ -587,7 +588,7 @@ def test_log_shows_a_message_with_a_newline_on_one_line(zerofs: Zerofs, cli_repo
     def change(staging: Staging, root_id: ObjectId, now_ns: int) -> ObjectId:
         return ensure_dirs(staging, root_id, StorePath.parse("/a\nb"), now_ns, 0o40755, 0, 0)
 
-    with Repository.open(cli_repo) as repo:
+    with Repository.open(cli_repo, **repo_secrets()) as repo:
         apply_change(repo, change, message="write /a\nb (1 bytes)", operation={})
     lines = zerofs("log").stdout.decode().splitlines()
     assert len(lines) == len(log_json(cli_repo))
@@ -608,12 +609,10 @@ def test_log_shows_a_message_with_a_newline_on_one_line(zerofs: Zerofs, cli_repo
 def test_an_empty_repo_or_config_is_refused_not_replaced(stocked: Path, words: tuple[str, ...]) -> None:
     """``--repo "$UNSET"`` in a script used to fall back to $ZEROFS_REPO, the config or the default repository."""
     for fast_path in (True, False):
-        env = {**cli_env(), "ZEROFS_REPO": str(stocked)}
+        env = cli_env({"ZEROFS_REPO": str(stocked)})
         if not fast_path:
             env["ZEROFS_NO_FAST_PATH"] = "1"
-        proc = subprocess.run(
-            [sys.executable, "-m", "zerofs", *words], capture_output=True, text=True, env=env, timeout=60, check=False
-        )
+        proc = subprocess.run(zerofs_argv(*words), capture_output=True, text=True, env=env, timeout=60, check=False)
         assert proc.returncode == UsageError.exit_code, proc
         assert proc.stdout == ""
         option = "--config" if "-c" in words or "--config" in words else "--repo"
@@ -628,12 +627,12 @@ def _run_with_closed(
     fd_redirect: str, *words: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run zerofs through sh with a standard stream closed (``>&-``, ``<&-``)."""
-    command = [sys.executable, "-m", "zerofs", *words]
+    command = zerofs_argv(*words)
     return subprocess.run(
         ["sh", "-c", f'exec "$@" {fd_redirect}', "sh", *command],
         capture_output=True,
         text=True,
-        env={**cli_env(), **(env or {})},
+        env=cli_env(env),
         timeout=120,
         check=False,
     )

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CACHE_HOME, cli_env
+from tests.conftest import CACHE_HOME, cli_env, zerofs_argv
 from zerofs.cli import fast, spec
 
 FAST = True
@@ -45,12 +45,12 @@ class Run:
 
 
 def run_cli(argv: list[str], *, fast_path: bool, input: bytes | None = None, env: dict[str, str] | None = None) -> Run:
-    environment = {**cli_env(), **(env or {})}
+    environment = cli_env(env)
     environment.pop("ZEROFS_NO_FAST_PATH", None)
     if not fast_path:
         environment["ZEROFS_NO_FAST_PATH"] = "1"
     proc = subprocess.run(
-        [sys.executable, "-m", "zerofs", *argv],
+        zerofs_argv(*argv),
         input=input,
         capture_output=True,
         env=environment,
@@ -100,7 +100,7 @@ def build_repo(place: Place) -> None:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Place:
+def template(tmp_path_factory: pytest.TempPathFactory, repo_mode: str) -> Place:
     """A built repository and the host files around it, shared by the module."""
     base = tmp_path_factory.mktemp("fast_path")
     place = Place(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import cli_env, repo_password, repo_secrets, zerofs_command
 from tests.e2e.helpers import assert_fails, log_json
 from tests.e2e.mountutil import mounted
 from zerofs.content import iter_file_bytes
@@ -38,7 +39,7 @@ def _write_through(mountpoint: Path, round_no: int, written: dict[str, bytes]) -
 
 def verify_history(repo_path: Path) -> int:
     """Every commit in the log reads back completely: every node decodes, every chunk hashes."""
-    repo = Repository.open(repo_path, readonly=True)
+    repo = Repository.open(repo_path, readonly=True, **repo_secrets())
     try:
         commits = 0
         for commit_id, _ in iter_log(repo):
@@ -134,7 +135,8 @@ def test_compact_shrinks_the_index_and_needs_the_repository_alone(zerofs: Any, c
             sys.executable,
             "-c",
             "import sys, time; from zerofs.repo import Repository; "
-            f"r = Repository.open(__import__('pathlib').Path({str(cli_repo)!r}), readonly=True); "
+            f"r = Repository.open(__import__('pathlib').Path({str(cli_repo)!r}), readonly=True, "
+            f"password={repo_password()!r}); "
             "print('open', flush=True); time.sleep(30)",
         ],
         stdout=subprocess.PIPE,
@@ -163,8 +165,8 @@ def test_compact_shrinks_the_index_and_needs_the_repository_alone(zerofs: Any, c
 def test_gc_races_imports_and_a_mount_without_losing_anything(zerofs: Any, cli_repo: Path, tmp_path: Path) -> None:
     """Real processes: imports, clones and removals keep committing, and a live mount keeps writing,
     while gc cuts history, forgets objects and rewrites packs; fsck after each round."""
-    env = {k: v for k, v in os.environ.items() if k != "ZEROFS_REPO"}
-    base = [sys.executable, "-m", "zerofs", "--repo", str(cli_repo)]
+    env = cli_env()
+    base = zerofs_command(cli_repo)
     written: dict[str, bytes] = {}
     with mounted(cli_repo, tmp_path / "mnt", "--commit-interval", "1") as mount:
         for round_no in range(4):

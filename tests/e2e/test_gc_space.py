@@ -90,7 +90,7 @@ def all_files(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def pristine(tmp_path_factory: pytest.TempPathFactory, repo_mode: str) -> tuple[Path, Path]:
     """(host tree, repository with the tree imported at /t): copy the repository, never change it."""
     base = tmp_path_factory.mktemp("gc-space")
     tree = base / "tree"
@@ -195,7 +195,7 @@ class SplitRepo:
 
 
 @pytest.fixture(scope="module")
-def split_pristine(tmp_path_factory: pytest.TempPathFactory) -> SplitRepo:
+def split_pristine(tmp_path_factory: pytest.TempPathFactory, repo_mode: str) -> SplitRepo:
     """Random (incompressible) small files, /a imported first, then /b: every pack holds one part only.
 
     The deletion frees half the data in the layout that gives the least back to a threshold t

@@ -14,7 +14,7 @@ import json
 import random
 from pathlib import Path
 
-from tests.conftest import run_zerofs
+from tests.conftest import repo_secrets, run_zerofs
 from tests.damage import chunk_ids_of, node_id_of
 from zerofs.objects import Kind, decode, iter_child_ids
 from zerofs.repo import Repository
@@ -40,7 +40,7 @@ def test_an_import_reusing_a_garbage_file_node_between_two_steps_loses_nothing(c
     assert min(chunks) < file_id
     run_zerofs("rm", "-r", "/a", repo=cli_repo)  # the file node and its chunks are garbage now
     reused: list[bool] = []
-    with Repository.open(cli_repo, writer_lease=False) as repo:
+    with Repository.open(cli_repo, writer_lease=False, **repo_secrets()) as repo:
 
         def between_steps(phase: str, _count: int) -> None:
             if phase == "deleted" and not reused and not all(repo.has(chunk) for chunk in chunks):
@@ -86,7 +86,7 @@ def test_between_any_two_steps_every_indexed_object_references_only_indexed_obje
     for n in range(2):  # garbage shares much with the tree kept
         run_zerofs("rm", "-r", f"/t{n}", repo=cli_repo)
     boundaries: list[list[tuple[str, str]]] = []
-    with Repository.open(cli_repo, writer_lease=False) as repo:
+    with Repository.open(cli_repo, writer_lease=False, **repo_secrets()) as repo:
 
         def between_steps(phase: str, _count: int) -> None:
             if phase == "deleted":

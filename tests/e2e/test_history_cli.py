@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import repo_secrets
 from tests.e2e.helpers import assert_fails, log_json
 from zerofs.objects import Commit
 from zerofs.repo import Repository, Staging
@@ -133,7 +134,7 @@ def test_bad_revisions_and_diffs_fail_cleanly(history: Path, args: tuple[str, ..
 
 def test_ambiguous_prefix_is_a_usage_error(history: Path) -> None:
     """Two stored commits (off the history chain) whose ids share 4 hex digits."""
-    with Repository.open(history) as repository:
+    with Repository.open(history, **repo_secrets()) as repository:
         root_id = repository.resolve_commit(repository.head_id()).root_id
         by_prefix: dict[str, Commit] = {}
         for time_ns in itertools.count():

@@ -14,6 +14,10 @@ from tests.conftest import cli_env
 from tests.e2e.helpers import assert_one_error_line
 from zerofs.keycache import CACHE_DIRECTORY
 
+pytestmark = pytest.mark.plain_only(
+    "it makes its own encrypted repositories, with passwords and runtime directories of its own"
+)
+
 PASSWORD = {"ZEROFS_PASSWORD": "first password"}
 
 

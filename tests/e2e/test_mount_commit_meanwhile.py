@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import run_zerofs
+from tests.conftest import repo_secrets, run_zerofs
 from tests.e2e.mountutil import eventually, mounted
 from zerofs.content import iter_file_bytes
 from zerofs.dirnodes import iter_dir
@@ -141,7 +141,7 @@ def host_tree(top: Path) -> Tree:
 
 def stored_tree(repo_path: Path, top: str) -> Tree:
     """What HEAD holds under the store path ``top``, read as a fresh command would."""
-    with Repository.open(str(repo_path), readonly=True) as repo:
+    with Repository.open(str(repo_path), readonly=True, **repo_secrets()) as repo:
         root = repo.get_typed(repo.head_id(), Commit).root_id
         tree: Tree = {}
         _walk(repo, lookup(repo, root, StorePath.parse(top)).id, "", tree)

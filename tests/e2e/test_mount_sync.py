@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import cli_env, run_zerofs, zerofs_command
+from tests.conftest import cli_env, repo_secrets, run_zerofs, zerofs_command
 from tests.e2e.helpers import tmpfs
 from tests.e2e.mountutil import foreground_mount, mounted
 from zerofs.content import iter_file_bytes
@@ -38,7 +38,7 @@ from zerofs.tree import lookup
 
 def _stored(repo_path: Path, path: str) -> bytes:
     """The bytes of the file at ``path`` in HEAD, read as a fresh process's command would."""
-    with Repository.open(str(repo_path), readonly=True) as repo:
+    with Repository.open(str(repo_path), readonly=True, **repo_secrets()) as repo:
         root = repo.get_typed(repo.head_id(), Commit).root_id
         entry = lookup(repo, root, StorePath.parse(path))
         return b"".join(iter_file_bytes(repo, entry.id))
@@ -198,7 +198,7 @@ def test_a_failed_commit_is_an_error_for_a_writing_command(tmp_path: Path) -> No
 
 
 def _head(repo_path: Path) -> bytes | None:
-    with Repository.open(str(repo_path), readonly=True) as repo:
+    with Repository.open(str(repo_path), readonly=True, **repo_secrets()) as repo:
         return repo.get_ref(HEAD)
 
 

@@ -20,7 +20,7 @@ def _run_with_tty_stderr(repo: Path, *args: str) -> tuple[int, bytes, bytes]:
     """Run zerofs with stderr on a pseudo-terminal; return (exit code, stdout, what the terminal showed)."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        zerofs_command(repo, *args), stdout=subprocess.PIPE, stderr=slave, env={**cli_env(), "COLUMNS": "100"}
+        zerofs_command(repo, *args), stdout=subprocess.PIPE, stderr=slave, env=cli_env({"COLUMNS": "100"})
     )
     os.close(slave)
     shown = b""

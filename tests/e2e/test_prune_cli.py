@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import repo_secrets
 from tests.e2e.helpers import assert_fails, log_json
 from zerofs.dirnodes import dir_put
 from zerofs.errors import NotFoundError, UsageError
@@ -37,7 +38,7 @@ def test_prune_trusts_creation_records_not_names(zerofs: Any, cli_repo: Path) ->
 def test_undated_entries_are_kept_with_a_warning(zerofs: Any, cli_repo: Path) -> None:
     zerofs("mkdir", "-p", "/snapshots")
     zerofs("mkdir", "/snapshots/dated")
-    repo = Repository.open(cli_repo)
+    repo = Repository.open(cli_repo, **repo_secrets())
     try:
 
         def add_undated(staging: Staging, root_id: bytes, now_ns: int) -> bytes:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import AUTHOR, Zerofs, cli_env, run_zerofs, zerofs_command
+from tests.conftest import AUTHOR, Zerofs, cli_env, repo_secrets, run_zerofs, zerofs_command
 from tests.damage import chunk_ids_of, drop, flip_byte, node_id_of
 from tests.e2e.helpers import assert_fails, assert_one_error_line, log_json
 from tests.e2e.test_output_conventions import _run_with_tty_stderr
@@ -24,6 +24,11 @@ from zerofs.repo import Repository
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 KILL_LEFTOVERS = {("pack", "warning"), ("leftover", "warning")}
+COMPARES_IDS_ACROSS_REPOSITORIES = (
+    "compares commit or object ids of the source and the destination: two encrypted repositories"
+    " never share a key, so a push re-makes every object under the destination's ids"
+    " (tests/unit/test_sync_rekey.py covers that)"
+)
 
 
 def head_of(repo: Path) -> str:
@@ -82,6 +87,7 @@ def dest(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.plain_only(COMPARES_IDS_ACROSS_REPOSITORIES)
 def test_push_into_a_fresh_repository_copies_every_commit_and_object(source: Path, dest: Path) -> None:
     result = push_json(source, dest)
     assert result["direction"] == "push"
@@ -99,6 +105,7 @@ def test_push_into_a_fresh_repository_copies_every_commit_and_object(source: Pat
     assert result["objects"] <= stats["objects"]
 
 
+@pytest.mark.plain_only(COMPARES_IDS_ACROSS_REPOSITORIES)
 def test_second_push_is_up_to_date_and_a_small_change_sends_little(source: Path, dest: Path) -> None:
     full = push_json(source, dest)
     again = push_json(source, dest)
@@ -115,6 +122,7 @@ def test_second_push_is_up_to_date_and_a_small_change_sends_little(source: Path,
     assert_complete(dest)
 
 
+@pytest.mark.plain_only(COMPARES_IDS_ACROSS_REPOSITORIES)
 def test_plain_text_output_goes_to_stderr_and_quiet_prints_nothing(source: Path, dest: Path) -> None:
     proc = run_zerofs("push", str(dest), repo=source)
     assert proc.stdout == b""
@@ -141,6 +149,7 @@ def test_dry_run_counts_what_a_push_sends_and_changes_nothing(source: Path, dest
     )
 
 
+@pytest.mark.plain_only(COMPARES_IDS_ACROSS_REPOSITORIES)
 def test_pull_fast_forwards_this_repository(source: Path, dest: Path) -> None:
     result = json.loads(run_zerofs("pull", "--json", str(source), repo=dest).stdout)
     assert result["direction"] == "pull"
@@ -160,6 +169,7 @@ def test_pull_fast_forwards_this_repository(source: Path, dest: Path) -> None:
     assert_complete(dest)
 
 
+@pytest.mark.plain_only(COMPARES_IDS_ACROSS_REPOSITORIES)
 def test_non_fast_forward_is_refused_and_changes_no_ref_until_forced(source: Path, dest: Path) -> None:
     push_json(source, dest)
     run_zerofs("mkdir", "/only-in-dest", repo=dest)
@@ -178,6 +188,7 @@ def test_non_fast_forward_is_refused_and_changes_no_ref_until_forced(source: Pat
     assert_complete(dest)
 
 
+@pytest.mark.plain_only(COMPARES_IDS_ACROSS_REPOSITORIES)
 def test_a_destination_behind_its_source_is_not_rewound_without_force(source: Path, dest: Path) -> None:
     push_json(source, dest)
     run_zerofs("mkdir", "/newer", repo=dest)
@@ -190,7 +201,7 @@ def test_a_destination_behind_its_source_is_not_rewound_without_force(source: Pa
 
 def test_pushing_into_a_repository_with_other_chunk_parameters(source: Path, tmp_path: Path) -> None:
     other = tmp_path / "small-chunks"
-    Repository.init(other, author=AUTHOR, chunk_params=ChunkParams(16384, 4096, 65536)).close()
+    Repository.init(other, author=AUTHOR, chunk_params=ChunkParams(16384, 4096, 65536), **repo_secrets()).close()
     push_json(source, other)
     assert_complete(other)
     assert run_zerofs("cat", "/data/big", repo=other).stdout == run_zerofs("cat", "/data/big", repo=source).stdout
@@ -200,6 +211,7 @@ def test_pushing_into_a_repository_with_other_chunk_parameters(source: Path, tmp
     assert_complete(source)
 
 
+@pytest.mark.plain_only(COMPARES_IDS_ACROSS_REPOSITORIES)
 def test_a_source_whose_history_gc_cut_pushes_the_grafted_history(source: Path, dest: Path) -> None:
     run_zerofs("gc", "-q", "--keep-last", "2", repo=source)
     kept = log_json(source)
@@ -219,7 +231,9 @@ def test_a_damaged_source_object_fails_the_push_and_moves_no_ref(source: Path, d
     before = log_json(dest)
     proc = run_zerofs("push", str(dest), repo=source, expect=6)
     line = assert_one_error_line(proc)
-    assert f"object {damaged.hex()[:16]} does not match its hash: damaged on disk" in line
+    # "does not match its hash: damaged on disk" when plain, "fails authentication" when encrypted
+    assert f"object {damaged.hex()[:16]} " in line
+    assert "(run zerofs fsck --read-data to see which paths it affects)" in line
     assert log_json(dest) == before
     assert_complete(dest)
 
@@ -297,6 +311,7 @@ def large_source(zerofs: Zerofs, cli_repo: Path, tmp_path: Path) -> Path:
     return cli_repo
 
 
+@pytest.mark.plain_only(COMPARES_IDS_ACROSS_REPOSITORIES)
 def test_a_push_killed_at_random_instants_resumes_and_ends_the_same(large_source: Path, dest: Path) -> None:
     total = push_json(large_source, dest, "--dry-run")["objects"]
     remaining = total
@@ -342,6 +357,7 @@ def test_a_writer_committing_into_the_destination_during_a_push_loses_nothing(la
     assert_complete(dest)
 
 
+@pytest.mark.plain_only(COMPARES_IDS_ACROSS_REPOSITORIES)
 def test_gc_in_the_destination_during_pushes_never_breaks_it(large_source: Path, dest: Path) -> None:
     # Garbage in the destination that the push will reference again: a tree pushed, then forced away.
     push_json(large_source, dest)
@@ -361,6 +377,7 @@ def test_gc_in_the_destination_during_pushes_never_breaks_it(large_source: Path,
         json.loads(run_zerofs("pull", "--json", "--force", str(dest.parent / "empty"), repo=dest).stdout)
 
 
+@pytest.mark.plain_only(COMPARES_IDS_ACROSS_REPOSITORIES)
 def test_a_push_waits_until_a_gc_running_in_the_destination_has_finished(large_source: Path, dest: Path) -> None:
     push_json(large_source, dest)
     empty = dest.parent / "empty"
@@ -391,8 +408,16 @@ def test_a_push_waits_until_a_gc_running_in_the_destination_has_finished(large_s
 
 
 def test_a_source_cut_by_gc_after_a_push_still_fast_forwards_and_the_destination_keeps_its_history(
-    source: Path, dest: Path
+    source: Path, dest: Path, repo_mode: str, request: pytest.FixtureRequest
 ) -> None:
+    if repo_mode == "encrypted":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="bug (#15): a re-making push takes the source's grafted parents, so after the source's gc"
+                " cut its history the new commit is no descendant of the destination's HEAD and is refused",
+            )
+        )
     push_json(source, dest)
     pushed = log_json(dest)
     run_zerofs("write", "/later", input=b"1", repo=source)

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from tests import damage
-from tests.conftest import cli_env, run_zerofs
+from tests.conftest import cli_env, repo_password, repo_secrets, run_zerofs
 from tests.e2e.helpers import fsck_warnings
 from zerofs.errors import ConflictError, CorruptionError, RepositoryError
 from zerofs.history import GRAFTS
@@ -121,7 +121,8 @@ class Commands:
 
 
 @pytest.fixture(scope="module")
-def commands() -> Iterator[Commands]:
+def commands(repo_mode: str) -> Iterator[Commands]:
+    """A command server started in this mode (its environment names the password file or not)."""
     server = Commands()
     try:
         yield server
@@ -206,7 +207,7 @@ def assert_clean(commands: Commands, repo: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def history_template(tmp_path_factory: pytest.TempPathFactory, repo_mode: str) -> Path:
     """Commits of every kind, each written by a process of its own, a graft table, several packs."""
     base = tmp_path_factory.mktemp("history")
     host = base / "host"
@@ -229,7 +230,7 @@ def history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     z("write", "/docs/after-gc.txt", input=b"written after gc\n")
     z("clone", "/docs", "/snap/tuesday")
     z("mv", "/data/small-2.txt", "/data/renamed.txt")
-    with Repository.open(repo, readonly=True) as opened:
+    with Repository.open(repo, readonly=True, **repo_secrets()) as opened:
         assert opened.get_ref(GRAFTS) is not None, "gc --keep-last left no graft table"
     assert len(damage.chunk_ids_of(repo, "/data/random.bin")) >= 3
     assert len(pack_files(repo)) >= 4
@@ -244,7 +245,7 @@ def history_before(commands: Commands, history_template: Path) -> History:
 
 
 @pytest.fixture(scope="module")
-def big_index_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def big_index_template(tmp_path_factory: pytest.TempPathFactory, repo_mode: str) -> Path:
     """Thousands of small files: an index of a few hundred KB, so that 100 KB of it is a real cut."""
     base = tmp_path_factory.mktemp("big-index")
     tree = base / "tree"
@@ -329,7 +330,7 @@ def test_rebuild_needs_the_repository_to_itself(commands: Commands, history_temp
             sys.executable,
             "-c",
             "import pathlib, time; from zerofs.repo import Repository; "
-            f"r = Repository.open(pathlib.Path({str(repo)!r}), readonly=True); "
+            f"r = Repository.open(pathlib.Path({str(repo)!r}), readonly=True, password={repo_password()!r}); "
             "print('open', flush=True); time.sleep(60)",
         ],
         cwd=ROOT,
@@ -530,6 +531,12 @@ def test_flipped_bits_in_the_index_meta_pages(
     assert not problems, "\n".join(problems)
 
 
+PLAIN_REF_LOG = (
+    "reads or flips the records of a plain refs.log (reflog.RECORD); an encrypted repository's"
+    " refs.log has sealed records of another layout (reflog.SEALED_RECORD)"
+)
+
+
 def write_and_damage_its_ref_log_record(commands: Commands, template: Path, repo: Path) -> tuple[bytes, History]:
     """Copy the repository, keep its index aside, commit, then flip a bit of that commit's ref log record.
 
@@ -547,6 +554,7 @@ def write_and_damage_its_ref_log_record(commands: Commands, template: Path, repo
     return old_index, after
 
 
+@pytest.mark.plain_only(PLAIN_REF_LOG)
 def test_damaged_last_ref_log_record_does_not_let_a_rolled_back_index_pass(
     commands: Commands, history_template: Path, tmp_path: Path
 ) -> None:
@@ -563,6 +571,7 @@ def test_damaged_last_ref_log_record_does_not_let_a_rolled_back_index_pass(
     )
 
 
+@pytest.mark.plain_only(PLAIN_REF_LOG)
 def test_rebuild_keeps_the_commit_whose_ref_log_record_is_damaged(
     commands: Commands, history_template: Path, tmp_path: Path
 ) -> None:
@@ -583,7 +592,7 @@ def test_rebuild_keeps_the_commit_whose_ref_log_record_is_damaged(
 
 
 @pytest.fixture(scope="module")
-def sweep_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sweep_template(tmp_path_factory: pytest.TempPathFactory, repo_mode: str) -> Path:
     """A small repository: a few commits, a graft table, small files, one multi-chunk file, three packs."""
     base = tmp_path_factory.mktemp("sweep")
     (base / "big.bin").write_bytes(RANDOM[:260_000])
@@ -680,6 +689,7 @@ def sweep_cases(repo: Path) -> list[Flip]:
     return cases
 
 
+@pytest.mark.plain_only(PLAIN_REF_LOG)
 def test_every_file_flipped_bit_by_bit(commands: Commands, sweep_template: Path, tmp_path: Path) -> None:
     """Each flip is harmless (everything as before, fsck clean) or reported (fsck, or the command, exits 5/6).
 
@@ -844,6 +854,7 @@ def test_config_gone_from_both_places_is_one_line(commands: Commands, sweep_temp
         assert outcome.rc != 0, str(outcome)
 
 
+@pytest.mark.plain_only(PLAIN_REF_LOG)
 def test_a_log_a_dead_writer_left_behind_is_completed_by_the_next_writable_open(cli_repo: Path) -> None:
     """A writer killed between its index transaction and its log append: readers warn, the next writer completes it."""
     zerofs = zerofs_in(cli_repo)

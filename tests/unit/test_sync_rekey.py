@@ -159,6 +159,7 @@ def test_a_second_push_sends_only_the_new_objects(tmp_path: Path, direction: str
     second = push(source, source_password, dest, dest_password)
 
     assert (dry.commits, dry.objects) == (second.commits, second.objects) == (1, 4)  # chunk, /data, root, commit
+    assert dry.stored_bytes == second.stored_bytes
     assert second.is_fast_forward
     assert exported(dest, dest_password, tmp_path / "out-dest") == exported(
         source, source_password, tmp_path / "out-source"
@@ -181,7 +182,7 @@ def test_a_dry_run_writes_nothing(tmp_path: Path) -> None:
     assert head_of(dest, DEST_PASSWORD) == head
     assert sorted(path.name for path in dest.rglob("*")) == files
     real = push(source, None, dest, DEST_PASSWORD)
-    assert (real.commits, real.objects) == (dry.commits, dry.objects)
+    assert (real.commits, real.objects, real.stored_bytes) == (dry.commits, dry.objects, dry.stored_bytes)
 
 
 def test_a_diverged_destination_is_refused_unless_forced(tmp_path: Path) -> None:

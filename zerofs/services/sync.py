@@ -276,7 +276,7 @@ def _transfer_remade(
     is_fast_forward = True
     known: dict[ObjectId, ObjectId] = {}
     if dry_run or not is_fresh:
-        plan = _Remaker(source, dest, dest.has, None, on_progress if dry_run else None, {})
+        plan = _Remaker(source, dest, dest.has, None, on_progress if dry_run else None, {}, is_exact=dry_run)
         new_head = plan.remake_history(source_head)
         is_fast_forward = is_fresh or dest_head == new_head or dest_head in plan.new_commits
         _check_fast_forward(source, dest, source_head, dest_head, is_fast_forward=is_fast_forward, force=force)
@@ -553,8 +553,10 @@ class _Remaker(_Sending):
     table would bound it, at the cost of a write per object. ``known`` is a previous pass's map: a subtree
     whose new id the destination has is skipped whole (the destination
     holds all that is below what it holds). Without a batch nothing is
-    written: the pass derives ids and counts what the destination lacks
-    (stored bytes are then the bodies' lengths before compression).
+    written: the pass derives ids and counts what the destination lacks;
+    ``is_exact`` (a dry run) counts the stored bytes of the records the push
+    would write, as compressed, else (the check before a push) the bodies'
+    lengths, which saves compressing everything twice.
     """
 
     def __init__(
@@ -565,8 +567,11 @@ class _Remaker(_Sending):
         batch: RepoBatch | None,
         on_progress: Callable[[TransferProgress], None] | None,
         known: dict[ObjectId, ObjectId],
+        *,
+        is_exact: bool = False,
     ) -> None:
         self._source = source
+        self._is_exact = is_exact
         self._dest = dest
         self._dest_has = dest_has
         self._batch = batch
@@ -655,10 +660,13 @@ class _Remaker(_Sending):
 
     def _write(self, new_id: ObjectId, body: bytes, node: Node | None) -> None:
         """Write a chunk (``node`` None) or a node under its new id, or in a pass without a batch count it."""
-        if self._batch is None:
+        if self._batch is None and not self._is_exact:
             self._count(len(body))
             return
         record = self._dest.chunk_record(body) if node is None else self._dest.encode_node(node)[1]
+        if self._batch is None:  # a dry run: what the push would write, byte for byte (#15)
+            self._count(record.stored_bytes)
+            return
         if not self._batch.put(new_id, record):
             return
         self._count(record.stored_bytes)
