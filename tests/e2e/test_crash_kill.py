@@ -244,19 +244,6 @@ def test_sigkill_during_import(cli_repo: Path, scratch: Path) -> None:
     kill_imports(cli_repo, scratch, 1101)
 
 
-@pytest.fixture
-def encrypted_cli_repo(repo_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A repository created with ``zerofs init --encrypt``; every zerofs child of the test gets its password."""
-    monkeypatch.setenv("ZEROFS_PASSWORD", "crash test password")
-    run_zerofs("init", "--encrypt", repo=repo_path)
-    return repo_path
-
-
-def test_sigkill_during_encrypted_import(encrypted_cli_repo: Path, scratch: Path) -> None:
-    """The same, encrypted: a pack's blobs are held back and written shuffled (issue #15), and nothing is lost."""
-    kill_imports(encrypted_cli_repo, scratch, 1105)
-
-
 def kill_imports(cli_repo: Path, scratch: Path, seed: int) -> None:
     """Import new trees into ``cli_repo``, killing each import at another instant; check the repository each time."""
     rng = random.Random(seed)

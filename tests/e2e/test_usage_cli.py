@@ -48,7 +48,8 @@ def test_du_json(zerofs: Any, stored: Path) -> None:
     assert rows[0]["apparent_bytes"] == 6
     assert rows[1]["type"] == "dir"
     assert rows[1]["apparent_bytes"] == 2 * (len(RANDOM) + 6)
-    assert rows[1]["stored_bytes"] < len(RANDOM) + 2_000  # the clone costs nothing
+    # The clone costs nothing; an encrypted repository pads each blob (Padmé: under 3.2% from 64 KiB).
+    assert rows[1]["stored_bytes"] < len(RANDOM) * 1.032 + 2_000
 
 
 def test_du_help_is_long_only(zerofs: Any, cli_repo: Path) -> None:
