@@ -164,6 +164,14 @@ def cut_constraints(known: bytes, lengths: list[int], params: chunking.ChunkPara
     return constraints
 
 
+def grow(candidates: list[int], j: int, survives: Callable[[int, int, int], bool]) -> list[int]:
+    """Extend each guess of bits 0..j-1 with bit j (0 and 1); keep those ``survives(value, bit, low_bits)`` accepts."""
+    bit, low_bits = 1 << j, (2 << j) - 1
+    return [
+        value for candidate in candidates for value in (candidate, candidate | bit) if survives(value, bit, low_bits)
+    ]
+
+
 def recover_gear_xor(known: bytes, lengths: list[int], params: chunking.ChunkParams) -> list[int]:
     """Every value of the low 48 bits of the XOR that agrees with the cuts, found one bit at a time.
 
@@ -175,16 +183,14 @@ def recover_gear_xor(known: bytes, lengths: list[int], params: chunking.ChunkPar
     constraints = cut_constraints(known, lengths, params)
     candidates = [0]
     for j in range(GEAR_BITS):
-        bit, low_bits = 1 << j, (2 << j) - 1
-        candidates = [
-            value
-            for candidate in candidates
-            for value in (candidate, candidate | bit)
-            if all(
+
+        def survives(value: int, bit: int, low_bits: int, j: int = j) -> bool:
+            return all(
                 not (mask & bit) or not (sum((entries[k] ^ value) << k for k in range(j + 1)) & mask & low_bits)
                 for mask, entries in constraints
             )
-        ]
+
+        candidates = grow(candidates, j, survives)
         if len(candidates) > 1 << 16:
             return []  # the table is not the public one XORed with a value
     return candidates
@@ -296,17 +302,15 @@ def windowed_growth(known: bytes, chunks: list[bytes], params: chunking.ChunkPar
     ]
     candidates, started = [0], time.perf_counter()
     for j in range(GEAR_BITS):
-        bit, low_bits = 1 << j, (2 << j) - 1
-        candidates = [
-            value
-            for candidate in candidates
-            for value in (candidate, candidate | bit)
-            if all(
+
+        def survives_in_windows(value: int, bit: int, low_bits: int, j: int = j) -> bool:
+            return all(
                 not (mask & bit)
                 or any(not (sum((e[k] ^ value) << k for k in range(j + 1)) & mask & low_bits) for e in positions)
                 for mask, positions in windows
             )
-        ]
+
+        candidates = grow(candidates, j, survives_in_windows)
         if len(candidates) > limit:
             return (
                 f"{len(candidates)} guesses alive at bit {j}, stopped (windows of {width} positions): a guess "
