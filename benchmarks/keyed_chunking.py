@@ -291,7 +291,9 @@ def windowed_growth(known: bytes, chunks: list[bytes], params: chunking.ChunkPar
     for chunk in chunks[:-1]:
         low = padded_length(10 + len(chunk))  # every length that pads to what the pack shows
         lengths = [n for n in range(max(params.min_bytes, len(chunk) - 8192), len(chunk) + 8192)]
-        lengths = [n for n in lengths if padded_length(10 + n) == low and n < params.max_bytes]
+        lengths = [
+            n for n in lengths if padded_length(10 + n) == low and n < params.max_bytes and start + n < len(known)
+        ]  # a cut past the file's end cannot be (the last chunk's window may reach it)
         mask = mask_small if len(chunk) < params.avg_bytes else mask_large
         windows.append((mask, [[GEAR[known[start + n - k]] for k in range(GEAR_BITS)] for n in lengths]))
         start += len(chunk)
